@@ -1,0 +1,59 @@
+"""The `MCPTemplateBinding` kind: the servers an agent template gets, flowing down to its agents.
+
+Read by the manifests loader, the operator, the engine and the CRD generator.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from reconciler.api.common import GROUP_VERSION, Model, ObjectMeta, ObjectName, StatusBase, ToolFilter
+
+TemplateId = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+
+
+class BoundServer(Model):
+    """One server given to the template."""
+
+    server_ref: ObjectName
+    """The `MCPServer` (same namespace)."""
+    connection_ref: ObjectName | None = None
+    """Pin this `MCPConnection` instead of resolving by preference."""
+    tools: ToolFilter = Field(default_factory=ToolFilter)
+    """Per-template allow/deny on tool names, applied after the server's own."""
+
+
+class MCPTemplateBindingSpec(Model):
+    """Desired state of one template binding."""
+
+    template: TemplateId
+    """Agent template id."""
+    servers: list[BoundServer] = Field(min_length=1, max_length=512)
+    """Servers the template gets."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> MCPTemplateBindingSpec:
+        seen: set[str] = set()
+        for bound in self.servers:
+            if bound.server_ref in seen:
+                raise ValueError(f"server {bound.server_ref!r} is listed twice")
+            seen.add(bound.server_ref)
+        return self
+
+
+class MCPTemplateBindingStatus(StatusBase):
+    """Observed state of an `MCPTemplateBinding`."""
+
+    model_config = StatusBase.model_config | {"extra": "ignore"}
+
+
+class MCPTemplateBinding(Model):
+    """An agent template and the MCP servers it gets."""
+
+    api_version: Literal["mcp.reconciler.dev/v1alpha1"] = GROUP_VERSION
+    kind: Literal["MCPTemplateBinding"] = "MCPTemplateBinding"
+    metadata: ObjectMeta
+    spec: MCPTemplateBindingSpec
+    status: MCPTemplateBindingStatus | None = None

@@ -1,0 +1,36 @@
+"""Kubernetes/Go duration strings (`30s`, `10m`, `1h30m`), parsed and printed the same way everywhere.
+
+Used by the models (validation), the CLI (printing ages) and the engine (intervals).
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+
+def parse_duration(text: str) -> float:
+    """Return seconds for a Go-style duration; raise ValueError naming the bad text."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"invalid duration {text!r}: use the Kubernetes form, e.g. 30s, 10m, 1h")
+    return sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """Print a duration the way kubectl prints ages: the two largest units, no zeros."""
+    total = int(seconds)
+    if total < 0:
+        total = 0
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h" if hours and days < 10 else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes}m" if minutes and hours < 10 else f"{hours}h"
+    if minutes:
+        return f"{minutes}m{secs}s" if secs and minutes < 10 else f"{minutes}m"
+    return f"{secs}s"

@@ -1,0 +1,364 @@
+"""The `MCPServer` kind: an MCP endpoint a tenant's agents may call, with its auth, policies and status.
+
+Read by the manifests loader and the operator (parsing), the engine (desired rows) and the CRD generator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from reconciler.api.common import (
+    GROUP_VERSION,
+    HeaderName,
+    Model,
+    ObjectMeta,
+    ObjectName,
+    SecretKeyRef,
+    StatusBase,
+    ToolFilter,
+    CredentialValue,
+    Header,
+)
+from reconciler.api.durations import DURATION_PATTERN, parse_duration
+
+URL_PATTERN = r"^https?://\S.*\S$"
+HTTP_URL = Annotated[str, Field(min_length=8, max_length=2048, pattern=URL_PATTERN)]
+Scope = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
+Duration = Annotated[str, Field(max_length=32, pattern=DURATION_PATTERN)]
+SNAPSHOT_HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+Transport = Literal["streamable-http", "sse", "websocket"]
+AUTH_TYPES = ("none", "bearer", "apiKey", "oauthClientCredentials", "oauthAuthorizationCode")
+
+
+class NoAuth(Model):
+    """No credential is sent."""
+
+    type: Literal["none"]
+    """Auth type discriminator."""
+
+
+class BearerAuth(Model):
+    """`Authorization: <scheme> <secret>`; the scheme defaults to `Bearer` (ibl.ai uses `Token`)."""
+
+    type: Literal["bearer"]
+    """Auth type discriminator."""
+    secret_key_ref: SecretKeyRef
+    """Secret key holding the token."""
+    scheme: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~+/-]+$")] = "Bearer"
+    """Authorization scheme written before the token (default `Bearer`)."""
+
+
+class ApiKeyAuth(Model):
+    """The secret sent verbatim in a named header (ThinkWork's tenant API key)."""
+
+    type: Literal["apiKey"]
+    """Auth type discriminator."""
+    secret_key_ref: SecretKeyRef
+    """Secret key holding the API key."""
+    header_name: HeaderName = "X-API-Key"
+    """Header that carries the key (default `X-API-Key`)."""
+
+
+class OAuthClientCredentialsAuth(Model):
+    """OAuth 2.0 client-credentials grant; the reconciler mints and refreshes the access token."""
+
+    type: Literal["oauthClientCredentials"]
+    """Auth type discriminator."""
+    client_id: CredentialValue | None = None
+    """Client id (a literal value or a Secret key); omit with `dynamicRegistration: true`."""
+    client_secret: CredentialValue | None = None
+    """Client secret (use `secretKeyRef`)."""
+    dynamic_registration: bool = False
+    """Register a client with RFC 7591 dynamic registration instead of a preset client id."""
+    token_url: HTTP_URL | None = None
+    """Token endpoint; discovered from the server's metadata when omitted."""
+    scopes: list[Scope] = Field(default_factory=list, max_length=64)
+    """Scopes to request."""
+    resource: HTTP_URL | None = None
+    """RFC 8707 resource indicator; defaults to the discovered protected resource."""
+    audience: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    """`audience` parameter for authorization servers that want one."""
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] | None = None
+    """How the client authenticates at the token endpoint (default: what the server prefers)."""
+
+    @model_validator(mode="after")
+    def _client(self) -> OAuthClientCredentialsAuth:
+        if self.dynamic_registration:
+            if self.client_id is not None or self.client_secret is not None:
+                raise ValueError("dynamicRegistration registers its own client: remove clientId and clientSecret")
+        elif self.client_id is None or self.client_secret is None:
+            raise ValueError("set clientId and clientSecret, or dynamicRegistration: true")
+        if self.client_secret is not None and self.client_secret.secret_key_ref is None:
+            raise ValueError("clientSecret must come from secretKeyRef, not a literal value")
+        return self
+
+
+class OAuthAuthorizationCodeAuth(Model):
+    """OAuth 2.0 authorization code with PKCE; each member authorizes, the reconciler prepares the client."""
+
+    type: Literal["oauthAuthorizationCode"]
+    """Auth type discriminator."""
+    pkce: Literal["public", "confidential"]
+    """`public` (no client secret) or `confidential` (client secret + PKCE)."""
+    client_id: CredentialValue | None = None
+    """Client id; omit to register one dynamically (RFC 7591)."""
+    client_secret: CredentialValue | None = None
+    """Client secret for `pkce: confidential` (use `secretKeyRef`)."""
+    auth_url: HTTP_URL | None = None
+    """Authorization endpoint; discovered when omitted."""
+    token_url: HTTP_URL | None = None
+    """Token endpoint; discovered when omitted."""
+    register_url: HTTP_URL | None = None
+    """Registration endpoint for dynamic registration; discovered when omitted."""
+    scopes: list[Scope] = Field(default_factory=list, max_length=64)
+    """Scopes to request."""
+    resource: HTTP_URL | None = None
+    """RFC 8707 resource indicator."""
+    dynamic_registration: bool | None = None
+    """Register the client dynamically; implied when `clientId` is omitted."""
+
+    @model_validator(mode="after")
+    def _client(self) -> OAuthAuthorizationCodeAuth:
+        if self.client_id is None and self.dynamic_registration is False:
+            raise ValueError("set clientId, or allow dynamicRegistration")
+        if self.client_id is not None and self.dynamic_registration:
+            raise ValueError("dynamicRegistration registers its own client: remove clientId")
+        if self.pkce == "public" and self.client_secret is not None:
+            raise ValueError("pkce: public clients have no clientSecret")
+        if self.pkce == "confidential" and self.client_id is not None and self.client_secret is None:
+            raise ValueError("pkce: confidential with a clientId needs clientSecret")
+        if self.client_secret is not None and self.client_secret.secret_key_ref is None:
+            raise ValueError("clientSecret must come from secretKeyRef, not a literal value")
+        return self
+
+
+ServerAuth = Annotated[
+    NoAuth | BearerAuth | ApiKeyAuth | OAuthClientCredentialsAuth | OAuthAuthorizationCodeAuth,
+    Field(discriminator="type"),
+]
+
+
+class Owner(Model):
+    """A managed app or plugin that owns this registration (ThinkWork's Twenty CRM, Plane)."""
+
+    kind: Literal["App", "Plugin"]
+    """`App` or `Plugin`."""
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the owning app or plugin."""
+
+
+class Discovery(Model):
+    """Auth discovery and tool listing against the live server."""
+
+    enabled: bool = True
+    """Probe the server (discovery, tool snapshot)."""
+    interval: Duration = "1h"
+    """Re-probe when the last snapshot is older than this (Kubernetes duration, e.g. `30m`)."""
+    connection_ref: ObjectName | None = None
+    """`MCPConnection` whose credential is used to list tools (default: the server's own auth)."""
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        if parse_duration(value) < 10:
+            raise ValueError("interval must be at least 10s")
+        return value
+
+
+class ToolPolicy(ToolFilter):
+    """How tool-list changes are handled, plus which tools are exposed."""
+
+    policy: Literal["Track", "Pin"] = "Track"
+    """`Track` reports changes; `Pin` disables the server for runtimes until `approvedHash` matches."""
+    approved_hash: Annotated[str, Field(pattern=SNAPSHOT_HASH_PATTERN)] | None = None
+    """With `Pin`: the approved tool-snapshot hash (`sha256:…`, shown in status)."""
+
+    @model_validator(mode="after")
+    def _pin(self) -> ToolPolicy:
+        if self.approved_hash is not None and self.policy != "Pin":
+            raise ValueError("approvedHash is only used with policy: Pin")
+        return self
+
+
+class Network(Model):
+    """Network safety settings."""
+
+    allow_private: bool = False
+    """Allow loopback/private targets; also needs the reconciler's `--allow-private-networks`."""
+
+
+class MCPServerSpec(Model):
+    """Desired state of one MCP server registration."""
+
+    display_name: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    """Name shown in admin UIs (defaults to the object name)."""
+    description: Annotated[str, Field(max_length=4096)] | None = None
+    """Free text."""
+    url: HTTP_URL
+    """Endpoint URL (http or https); may use `{{ tenant.slug }}` and `{{ tenant.vars.NAME }}`."""
+    transport: Transport = "streamable-http"
+    """`streamable-http`, `sse` or `websocket`; immutable (recreate to switch)."""
+    enabled: bool = True
+    """Disabled servers stay registered but are not offered to agents."""
+    featured: bool = False
+    """Featured servers are offered as a fallback credential source (ibl.ai)."""
+    headers: list[Header] = Field(default_factory=list, max_length=64)
+    """Static headers sent on every request."""
+    auth: ServerAuth = Field(default_factory=lambda: NoAuth(type="none"))
+    """How the reconciler and runtimes authenticate; `auth.type` is immutable."""
+    owner: Owner | None = None
+    """Managed app or plugin owning this row."""
+    discovery: Discovery = Field(default_factory=Discovery)
+    """Auth discovery and tool snapshot settings."""
+    tools: ToolPolicy = Field(default_factory=ToolPolicy)
+    """Tool change policy and allow/deny filters."""
+    network: Network = Field(default_factory=Network)
+    """Network safety settings."""
+    deletion_policy: Literal["Delete", "Orphan"] = "Delete"
+    """`Delete` removes the registry rows with the object; `Orphan` leaves them unmanaged."""
+    management_policy: Literal["Full", "ObserveOnly"] = "Full"
+    """`ObserveOnly` never writes the registry, it only reports drift."""
+
+    @field_validator("headers")
+    @classmethod
+    def _unique_headers(cls, headers: list[Header]) -> list[Header]:
+        _reject_duplicate_headers(headers)
+        return headers
+
+
+def _reject_duplicate_headers(headers: list[Header]) -> None:
+    seen: set[str] = set()
+    for header in headers:
+        if header.name.lower() in seen:
+            raise ValueError(f"header {header.name!r} is listed twice")
+        seen.add(header.name.lower())
+
+
+class DiscoveryStatus(Model):
+    """What auth discovery found (RFC 9728 / RFC 8414)."""
+
+    model_config = Model.model_config | {"extra": "ignore"}
+
+    requires_auth: bool | None = None
+    recommended_auth_mode: str | None = None
+    resource: str | None = None
+    resource_metadata_url: str | None = None
+    authorization_servers: list[str] = Field(default_factory=list)
+    auth_url: str | None = None
+    token_url: str | None = None
+    register_url: str | None = None
+    scopes_supported: list[str] = Field(default_factory=list)
+    token_endpoint_auth_methods_supported: list[str] = Field(default_factory=list)
+    grant_types_supported: list[str] = Field(default_factory=list)
+    filled_fields: list[str] = Field(default_factory=list)
+    """Auth fields the spec left empty and discovery filled."""
+    discovered_at: dt.datetime | None = None
+
+
+class ServerInfo(Model):
+    """The server's self-description from the MCP handshake."""
+
+    model_config = Model.model_config | {"extra": "ignore"}
+
+    name: str | None = None
+    version: str | None = None
+
+
+class ToolChanges(Model):
+    """Difference between the last two tool snapshots."""
+
+    model_config = Model.model_config | {"extra": "ignore"}
+
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+
+
+class ToolSnapshotStatus(Model):
+    """Summary of the last tool snapshot; the full list lives in the registry."""
+
+    model_config = Model.model_config | {"extra": "ignore"}
+
+    count: int | None = None
+    exposed: int | None = None
+    """Tools left after allow/deny filters."""
+    hash: str | None = None
+    names: list[str] = Field(default_factory=list)
+    """The first tool names (at most 20)."""
+    snapshot_at: dt.datetime | None = None
+    server_info: ServerInfo | None = None
+    protocol_version: str | None = None
+    capabilities: list[str] = Field(default_factory=list)
+    changes: ToolChanges | None = None
+    hash_to_approve: str | None = None
+    """With policy Pin: the hash to copy into `spec.tools.approvedHash`."""
+
+
+class LastTest(Model):
+    """Result of the last Test Connection / probe."""
+
+    model_config = Model.model_config | {"extra": "ignore"}
+
+    ok: bool
+    error_class: Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked"] | None = None
+    message: str = ""
+    latency_ms: int | None = None
+    at: dt.datetime | None = None
+
+
+class CredentialStatus(Model):
+    """Facts about the credential in use; never the value."""
+
+    model_config = Model.model_config | {"extra": "ignore"}
+
+    secret_ref: str | None = None
+    fingerprint: str | None = None
+    revision: int | None = None
+    rotated_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    failed_rotation_attempts: int | None = None
+    connected_members: int | None = None
+    authorization_url_template: str | None = None
+
+
+class MCPServerStatus(StatusBase):
+    """Observed state of an `MCPServer`."""
+
+    model_config = StatusBase.model_config | {"extra": "ignore"}
+
+    discovery: DiscoveryStatus | None = None
+    tools: ToolSnapshotStatus | None = None
+    last_test: LastTest | None = None
+    credentials: CredentialStatus | None = None
+
+
+class MCPServer(Model):
+    """An MCP server registration."""
+
+    api_version: Literal["mcp.reconciler.dev/v1alpha1"] = GROUP_VERSION
+    kind: Literal["MCPServer"] = "MCPServer"
+    metadata: ObjectMeta
+    spec: MCPServerSpec
+    status: MCPServerStatus | None = None
+
+
+def auth_secret_refs(spec: MCPServerSpec) -> list[tuple[str, SecretKeyRef]]:
+    """Every Secret key a server spec references, with the field path that references it."""
+    found: list[tuple[str, SecretKeyRef]] = []
+    for index, header in enumerate(spec.headers):
+        if header.value_from is not None:
+            found.append((f"spec.headers[{index}].valueFrom.secretKeyRef", header.value_from.secret_key_ref))
+    auth: Any = spec.auth
+    if isinstance(auth, BearerAuth | ApiKeyAuth):
+        found.append(("spec.auth.secretKeyRef", auth.secret_key_ref))
+    if isinstance(auth, OAuthClientCredentialsAuth | OAuthAuthorizationCodeAuth):
+        for field in ("client_id", "client_secret"):
+            value: CredentialValue | None = getattr(auth, field)
+            if value is not None and value.secret_key_ref is not None:
+                camel = "clientId" if field == "client_id" else "clientSecret"
+                found.append((f"spec.auth.{camel}.secretKeyRef", value.secret_key_ref))
+    return found

@@ -1,0 +1,271 @@
+"""The registry's own record types: what the engine writes and what it reads back.
+
+Deliberately not the CR models, so the database schema and the CRDs evolve apart. The engine builds
+desired records from resources; `Registry.fetch_state` returns observed records of the same types, and
+`content()` is what both sides compare. Secret values never appear here: only references
+(`<namespace>/<secret>#<key>`) and keyed fingerprints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+DEFAULT_MANAGER = "mcp-reconciler"
+
+Table = Literal["servers", "connections", "grants", "bindings"]
+TABLES: tuple[Table, ...] = ("servers", "connections", "grants", "bindings")
+# Kind of the resource that produces rows in each table.
+KIND_OF_TABLE: dict[Table, str] = {
+    "servers": "MCPServer",
+    "connections": "MCPConnection",
+    "grants": "MCPAccessGrant",
+    "bindings": "MCPTemplateBinding",
+}
+TABLE_OF_KIND: dict[str, Table] = {kind: table for table, kind in KIND_OF_TABLE.items()}
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """The object that manages a row."""
+
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who manages a row; `manager is None` means a row somebody created by hand (never touched)."""
+
+    manager: str | None = None
+    source: SourceRef | None = None
+    spec_hash: str | None = None
+    deletion_policy: Literal["Delete", "Orphan"] = "Delete"
+
+
+@dataclass(frozen=True)
+class HeaderRecord:
+    """A header as stored: a literal value or a secret reference + fingerprint."""
+
+    name: str
+    value: str | None = None
+    secret_ref: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordBase:
+    tenant: str
+    name: str
+    ownership: Ownership = field(default=Ownership(), compare=False)
+    row_id: int | None = field(default=None, compare=False)
+
+    def content(self) -> dict[str, Any]:
+        """The spec-derived columns, as plain JSON-able data (what planning compares and hashes)."""
+        data = asdict(self)
+        for key in ("ownership", "row_id"):
+            data.pop(key)
+        return data
+
+    def content_hash(self) -> str:
+        return content_hash(self.content())
+
+
+@dataclass(frozen=True)
+class ServerRecord(RecordBase):
+    display_name: str | None = None
+    description: str | None = None
+    url: str = ""
+    transport: str = "streamable-http"
+    enabled: bool = True
+    featured: bool = False
+    headers: tuple[HeaderRecord, ...] = ()
+    auth_type: str = "none"
+    auth: dict[str, Any] = field(default_factory=dict)
+    """Non-secret auth settings plus `*Ref`/`*Fingerprint` keys for secret parts."""
+    owner_kind: str | None = None
+    owner_name: str | None = None
+    tool_policy: str = "Track"
+    approved_hash: str | None = None
+    tools_allow: tuple[str, ...] = ()
+    tools_deny: tuple[str, ...] = ()
+    allow_private: bool = False
+    discovery_enabled: bool = True
+    discovery_interval_seconds: int = 3600
+    discovery_connection: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionRecord(RecordBase):
+    server: str = ""
+    """Name of the server row (same tenant)."""
+    scope: str = "platform"
+    subject: str | None = None
+    credential_mode: str = "shared"
+    secret_ref: str | None = None
+    fingerprint: str | None = None
+    authorization_scheme: str | None = None
+    headers: tuple[HeaderRecord, ...] = ()
+    active: bool = True
+    use_for_discovery: bool = False
+
+
+@dataclass(frozen=True)
+class GrantSubjectRecord:
+    kind: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class GrantRecord(RecordBase):
+    target_server: str | None = None
+    target_connection: str | None = None
+    subjects: tuple[GrantSubjectRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class BoundServerRecord:
+    server: str
+    connection: str | None = None
+    tools_allow: tuple[str, ...] = ()
+    tools_deny: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BindingRecord(RecordBase):
+    template: str = ""
+    servers: tuple[BoundServerRecord, ...] = ()
+
+
+Record = ServerRecord | ConnectionRecord | GrantRecord | BindingRecord
+RECORD_TYPES: dict[Table, type[RecordBase]] = {
+    "servers": ServerRecord,
+    "connections": ConnectionRecord,
+    "grants": GrantRecord,
+    "bindings": BindingRecord,
+}
+
+
+def table_of(record: RecordBase) -> Table:
+    for table, record_type in RECORD_TYPES.items():
+        if type(record) is record_type:
+            return table
+    raise TypeError(f"not a registry record: {type(record).__name__}")
+
+
+RowKey = tuple[Table, str, str]
+"""(table, tenant slug, name): the natural key of every managed row."""
+
+
+def key_of(record: RecordBase) -> RowKey:
+    return (table_of(record), record.tenant, record.name)
+
+
+def content_hash(data: Any) -> str:
+    """A stable hash of JSON-able data (sorted keys, no whitespace)."""
+    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"), default=list).encode()
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
+
+
+@dataclass(frozen=True)
+class TenantRecord:
+    slug: str
+    namespace: str
+
+
+@dataclass
+class ObservedState:
+    """Rows read from the registry, keyed by their natural key."""
+
+    rows: dict[RowKey, Record] = field(default_factory=dict)
+    tenants: dict[str, TenantRecord] = field(default_factory=dict)
+
+    def get(self, key: RowKey) -> Record | None:
+        return self.rows.get(key)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit-log row. `diff` is already masked by the caller: secret parts appear as references only."""
+
+    action: str
+    table: str
+    tenant: str
+    name: str
+    actor: str
+    diff: dict[str, Any] = field(default_factory=dict)
+    source: SourceRef | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceRecord:
+    """A resource as last applied from a folder (CLI mode): what `get -o yaml` prints."""
+
+    kind: str
+    namespace: str
+    name: str
+    tenant: str
+    generation: int
+    spec_hash: str
+    spec: dict[str, Any]
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+    uid: str | None = None
+    created_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class UserTokenRecord:
+    """A member's own token for a per-member server: written by the runtime, read by the reconciler."""
+
+    tenant: str
+    server: str
+    user_id: str
+    secret_ref: str
+    connection: str | None = None
+    expires_at: dt.datetime | None = None
+    row_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ToolRecord:
+    """One tool as listed by the server: the full definition is kept so changes can be diffed."""
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    input_schema: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class ToolSnapshotRecord:
+    """A server's tool list at one moment, with what the handshake told us."""
+
+    tenant: str
+    server: str
+    hash: str
+    tools: tuple[ToolRecord, ...]
+    taken_at: dt.datetime
+    protocol_version: str | None = None
+    server_info: dict[str, Any] = field(default_factory=dict)
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeStateRecord:
+    """Probe-owned facts about a server row (not part of the spec content, never planned)."""
+
+    tenant: str
+    server: str
+    discovery: dict[str, Any] | None = None
+    last_test: dict[str, Any] | None = None
+    blocked_reason: str | None = None
+    """Set when runtimes must not use the server (e.g. an unapproved pinned tool snapshot)."""
+    probed_at: dt.datetime | None = None
