@@ -6,14 +6,14 @@ Every kind module imports these; the CRD generator reads their docstrings as `ku
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "mcp.reconciler.dev"
 API_VERSION = "v1alpha1"
-GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
+GROUP_VERSION: Final = "mcp.reconciler.dev/v1alpha1"
 CATEGORY = "mcp"
 
 # DNS-1123 subdomain (object names) and label (names used inside URLs / slugs).
@@ -38,6 +38,8 @@ class Model(BaseModel):
         populate_by_name=True,
         use_attribute_docstrings=True,
         validate_default=True,
+        strict=True,
+        hide_input_in_errors=True,
     )
 
 
@@ -97,7 +99,11 @@ class ObjectMeta(Model):
     """The part of Kubernetes object metadata the reconciler reads; other metadata fields are ignored."""
 
     model_config = ConfigDict(
-        extra="ignore", alias_generator=to_camel, populate_by_name=True, use_attribute_docstrings=True
+        extra="ignore",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        hide_input_in_errors=True,
     )
 
     name: ObjectName
@@ -117,6 +123,8 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 class Condition(Model):
     """A Kubernetes `metav1.Condition`."""
 
+    model_config = Model.model_config | {"strict": False}
+
     type: Annotated[str, Field(max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")]
     """Condition type, e.g. `Ready`."""
     status: ConditionStatus
@@ -132,7 +140,9 @@ class Condition(Model):
 
 
 class StatusBase(Model):
-    """Status fields every kind carries."""
+    """Status fields every kind carries; written by the reconciler, so parsed leniently."""
+
+    model_config = Model.model_config | {"strict": False}
 
     observed_generation: int | None = None
     """The `.metadata.generation` last reconciled."""

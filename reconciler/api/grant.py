@@ -51,7 +51,7 @@ class MCPAccessGrantSpec(Model):
 
     target: GrantTarget
     """What access is granted to."""
-    subjects: list[GrantSubject] = Field(min_length=1, max_length=1024)
+    subjects: list[GrantSubject] = Field(min_length=1, max_length=128)
     """Who gets access (at least one)."""
 
     @model_validator(mode="after")

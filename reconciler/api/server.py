@@ -241,58 +241,80 @@ def _reject_duplicate_headers(headers: list[Header]) -> None:
 class DiscoveryStatus(Model):
     """What auth discovery found (RFC 9728 / RFC 8414)."""
 
-    model_config = Model.model_config | {"extra": "ignore"}
+    model_config = Model.model_config | {"extra": "ignore", "strict": False}
 
     requires_auth: bool | None = None
+    """Whether the server refuses requests without a credential."""
     recommended_auth_mode: str | None = None
+    """The auth type discovery recommends for this server."""
     resource: str | None = None
+    """Protected resource identifier from the RFC 9728 metadata."""
     resource_metadata_url: str | None = None
+    """URL of the RFC 9728 protected-resource metadata."""
     authorization_servers: list[str] = Field(default_factory=list)
+    """Authorization servers the protected-resource metadata names."""
     auth_url: str | None = None
+    """Authorization endpoint from the authorization server metadata."""
     token_url: str | None = None
+    """Token endpoint from the authorization server metadata."""
     register_url: str | None = None
+    """Dynamic client registration endpoint (RFC 7591), when offered."""
     scopes_supported: list[str] = Field(default_factory=list)
+    """Scopes the server advertises."""
     token_endpoint_auth_methods_supported: list[str] = Field(default_factory=list)
+    """Client authentication methods the token endpoint accepts."""
     grant_types_supported: list[str] = Field(default_factory=list)
+    """OAuth grant types the authorization server supports."""
     filled_fields: list[str] = Field(default_factory=list)
     """Auth fields the spec left empty and discovery filled."""
     discovered_at: dt.datetime | None = None
+    """When discovery last ran."""
 
 
 class ServerInfo(Model):
     """The server's self-description from the MCP handshake."""
 
-    model_config = Model.model_config | {"extra": "ignore"}
+    model_config = Model.model_config | {"extra": "ignore", "strict": False}
 
     name: str | None = None
+    """Server name from the handshake."""
     version: str | None = None
+    """Server version from the handshake."""
 
 
 class ToolChanges(Model):
     """Difference between the last two tool snapshots."""
 
-    model_config = Model.model_config | {"extra": "ignore"}
+    model_config = Model.model_config | {"extra": "ignore", "strict": False}
 
     added: list[str] = Field(default_factory=list)
+    """Tools new in the last snapshot."""
     removed: list[str] = Field(default_factory=list)
+    """Tools gone since the previous snapshot."""
     changed: list[str] = Field(default_factory=list)
+    """Tools whose definition changed."""
 
 
 class ToolSnapshotStatus(Model):
     """Summary of the last tool snapshot; the full list lives in the registry."""
 
-    model_config = Model.model_config | {"extra": "ignore"}
+    model_config = Model.model_config | {"extra": "ignore", "strict": False}
 
     count: int | None = None
+    """Number of tools the server lists."""
     exposed: int | None = None
     """Tools left after allow/deny filters."""
     hash: str | None = None
+    """Hash of the tool snapshot (`sha256:…`)."""
     names: list[str] = Field(default_factory=list)
     """The first tool names (at most 20)."""
     snapshot_at: dt.datetime | None = None
+    """When the snapshot was taken."""
     server_info: ServerInfo | None = None
     protocol_version: str | None = None
+    """MCP protocol version negotiated in the handshake."""
     capabilities: list[str] = Field(default_factory=list)
+    """Capabilities the server declared in the handshake."""
     changes: ToolChanges | None = None
     hash_to_approve: str | None = None
     """With policy Pin: the hash to copy into `spec.tools.approvedHash`."""
@@ -301,28 +323,41 @@ class ToolSnapshotStatus(Model):
 class LastTest(Model):
     """Result of the last Test Connection / probe."""
 
-    model_config = Model.model_config | {"extra": "ignore"}
+    model_config = Model.model_config | {"extra": "ignore", "strict": False}
 
     ok: bool
+    """Whether the test succeeded."""
     error_class: Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked"] | None = None
+    """What failed: transport, auth, downstream, timeout, protocol, tls or blocked."""
     message: str = ""
+    """Detail of the failure; never contains a credential."""
     latency_ms: int | None = None
+    """Round-trip time of the test in milliseconds."""
     at: dt.datetime | None = None
+    """When the test ran."""
 
 
 class CredentialStatus(Model):
     """Facts about the credential in use; never the value."""
 
-    model_config = Model.model_config | {"extra": "ignore"}
+    model_config = Model.model_config | {"extra": "ignore", "strict": False}
 
     secret_ref: str | None = None
+    """Reference to the credential in use, `<namespace>/<secret>#<key>`."""
     fingerprint: str | None = None
+    """Keyed fingerprint of the credential in use (never the value)."""
     revision: int | None = None
+    """Number of credential rotations applied."""
     rotated_at: dt.datetime | None = None
+    """When the credential was last rotated in place."""
     expires_at: dt.datetime | None = None
+    """When the current token expires."""
     failed_rotation_attempts: int | None = None
+    """Rotations that failed verification; the last good one stays."""
     connected_members: int | None = None
+    """With `perMember`: how many members have authorized their account."""
     authorization_url_template: str | None = None
+    """Authorization URL a member opens to connect their account."""
 
 
 class MCPServerStatus(StatusBase):

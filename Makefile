@@ -1,0 +1,39 @@
+# The two set-up commands the README promises: `make demo` and `make test`.
+# Both create .venv and install the project with its dev tools on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint bench crds clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/mcp-reconciler demo
+
+lint: setup
+	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/ruff format --check reconciler tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/mcp-reconciler crds --check
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/registry_bench.py
+	$(BIN)/python bench/probe_bench.py
+
+crds: setup
+	$(BIN)/mcp-reconciler crds
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mcp-registry.db*

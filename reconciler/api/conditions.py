@@ -1,0 +1,53 @@
+"""Condition types and reasons as enums, so the CLI and the operator say the same thing the same way.
+
+Used by the engine's condition builders and by anything reading status (Argo CD health, `get`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    SYNCED = "Synced"
+    DISCOVERED = "Discovered"
+    CREDENTIALS_VALID = "CredentialsValid"
+    TOOLS_DRIFTED = "ToolsDrifted"
+
+
+class Reason(StrEnum):
+    # Ready
+    AVAILABLE = "Available"
+    UNAVAILABLE = "Unavailable"
+    CREATING = "Creating"
+    DISABLED = "Disabled"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    TRANSPORT_ERROR = "TransportError"
+    AUTH_ERROR = "AuthError"
+    DOWNSTREAM_ERROR = "DownstreamError"
+    TIMEOUT = "Timeout"
+    PROTOCOL_ERROR = "ProtocolError"
+    TLS_ERROR = "TLSError"
+    BLOCKED = "Blocked"
+    TOOLS_NOT_APPROVED = "ToolsNotApproved"
+    # Synced
+    RECONCILE_SUCCESS = "ReconcileSuccess"
+    RECONCILE_ERROR = "ReconcileError"
+    RECONCILE_PAUSED = "ReconcilePaused"
+    INVALID_SPEC = "InvalidSpec"
+    MISSING_REFERENCE = "MissingReference"
+    CONFLICT = "Conflict"
+    OBSERVE_ONLY = "ObserveOnly"
+    DRIFT_DETECTED = "DriftDetected"
+    # Discovered / CredentialsValid / ToolsDrifted
+    DISCOVERY_SUCCEEDED = "DiscoverySucceeded"
+    DISCOVERY_FAILED = "DiscoveryFailed"
+    DISCOVERY_DISABLED = "DiscoveryDisabled"
+    NOT_PROBED = "NotProbed"
+    CREDENTIALS_RESOLVED = "CredentialsResolved"
+    NO_CREDENTIALS = "NoCredentials"
+    ROTATION_FAILED = "RotationFailed"
+    AWAITING_USER_AUTHORIZATION = "AwaitingUserAuthorization"
+    TOOLS_UNCHANGED = "ToolsUnchanged"
+    TOOLS_CHANGED = "ToolsChanged"

@@ -1,0 +1,227 @@
+"""The pure planner: desired rows + observed rows → ordered actions with field-level diffs. No I/O.
+
+Called by the reconcile loop (CLI and operator alike) and by `plan`; everything it needs is passed in, so
+it is tested table-driven: (desired, observed) → expected actions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from reconciler.registry.records import TABLES, ObservedState, Record, RowKey, ServerRecord, SourceRef, key_of
+
+
+class Verb(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPAIR = "repair"
+    ADOPT = "adopt"
+    DELETE = "delete"
+    ORPHAN = "orphan"
+    CONFLICT = "conflict"
+    NOOP = "noop"
+
+
+WRITING_VERBS = frozenset({Verb.CREATE, Verb.UPDATE, Verb.REPAIR, Verb.ADOPT, Verb.DELETE, Verb.ORPHAN})
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: Verb
+    key: RowKey
+    source: SourceRef | None
+    desired: Record | None = None
+    observed: Record | None = None
+    changes: tuple[FieldChange, ...] = ()
+    message: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.verb in WRITING_VERBS
+
+    @property
+    def table(self) -> str:
+        return self.key[0]
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def has_changes(self) -> bool:
+        return any(action.writes for action in self.actions)
+
+    @property
+    def conflicts(self) -> tuple[Action, ...]:
+        return tuple(action for action in self.actions if action.verb is Verb.CONFLICT)
+
+    def counts(self) -> Counter[str]:
+        return Counter(str(action.verb) for action in self.actions)
+
+    def for_source(self, source: SourceRef) -> Action | None:
+        for action in self.actions:
+            if action.source == source:
+                return action
+        return None
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Per-run choices: who we are, what may be pruned, which rows to adopt or only observe."""
+
+    manager: str
+    prune: bool = True
+    adopt: Collection[RowKey] = field(default_factory=frozenset)
+    observe_only: Collection[RowKey] = field(default_factory=frozenset)
+    prune_tenants: Collection[str] | None = None
+    """Limit pruning to these tenants (None: every tenant of this manager)."""
+
+
+def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    """Field-level differences as dotted paths (`headers[0].value`), sorted for stable output."""
+    diff = DeepDiff(before, after, ignore_order=False, view="tree", verbose_level=2)
+    changes: dict[str, FieldChange] = {}
+    for report in diff.values():
+        for level in report:
+            path = _format_path(level.path(output_format="list"))
+            before_value = None if _missing(level.t1) else level.t1
+            after_value = None if _missing(level.t2) else level.t2
+            changes[path] = FieldChange(path, before_value, after_value)
+    return tuple(changes[path] for path in sorted(changes))
+
+
+def _missing(value: Any) -> bool:
+    return type(value).__name__ == "NotPresent"
+
+
+def _format_path(parts: list[Any]) -> str:
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _order(action: Action) -> tuple[int, int, str, str]:
+    table_index = TABLES.index(action.key[0])
+    removing = action.verb in (Verb.DELETE, Verb.ORPHAN)
+    # Removals run after everything else, children before parents; the rest parents before children.
+    return (1 if removing else 0, -table_index if removing else table_index, action.key[1], action.key[2])
+
+
+def plan_changes(
+    desired: Iterable[tuple[Record, SourceRef]],
+    observed: ObservedState,
+    *,
+    options: PlanOptions,
+) -> Plan:
+    """Compare desired rows with observed rows. Only rows this manager owns are ever changed or pruned."""
+    actions: list[Action] = []
+    warnings: list[str] = []
+    wanted: set[RowKey] = set()
+    for record, source in desired:
+        key = key_of(record)
+        wanted.add(key)
+        actions.append(_plan_one(record, source, observed.get(key), key=key, options=options))
+        if isinstance(record, ServerRecord) and record.owner_kind is not None:
+            warnings.extend(_duplicates_of_managed(record, observed))
+    if options.prune:
+        for key, row in observed.rows.items():
+            owned = row.ownership.manager == options.manager
+            in_scope = options.prune_tenants is None or key[1] in options.prune_tenants
+            if key in wanted or not owned or not in_scope:
+                continue
+            verb = Verb.ORPHAN if row.ownership.deletion_policy == "Orphan" else Verb.DELETE
+            message = "object is gone; deletionPolicy Orphan keeps the row unmanaged" if verb is Verb.ORPHAN else ""
+            actions.append(Action(verb, key, row.ownership.source, observed=row, message=message))
+    actions.sort(key=_order)
+    return Plan(actions=tuple(actions), warnings=tuple(warnings))
+
+
+def _plan_one(record: Record, source: SourceRef, row: Record | None, *, key: RowKey, options: PlanOptions) -> Action:
+    observe_only = key in options.observe_only
+    if row is None:
+        if observe_only:
+            return Action(Verb.NOOP, key, source, desired=record, message="ObserveOnly: no registry row to observe")
+        return Action(Verb.CREATE, key, source, desired=record)
+    ownership = row.ownership
+    if ownership.manager is None:
+        if key in options.adopt and not observe_only:
+            changes = field_changes(row.content(), record.content())
+            return Action(Verb.ADOPT, key, source, desired=record, observed=row, changes=changes)
+        return Action(
+            Verb.CONFLICT,
+            key,
+            source,
+            desired=record,
+            observed=row,
+            message=f"a {key[0]} row named {key[2]!r} already exists in tenant {key[1]!r} and is not managed by "
+            f"{options.manager}; set the annotation mcp.reconciler.dev/adopt: \"true\" to take it over",
+        )
+    if ownership.manager != options.manager:
+        return Action(
+            Verb.CONFLICT,
+            key,
+            source,
+            desired=record,
+            observed=row,
+            message=f"the {key[0]} row {key[1]}/{key[2]} is managed by {ownership.manager!r}",
+        )
+    if ownership.source is not None and ownership.source != source:
+        other = ownership.source
+        return Action(
+            Verb.CONFLICT,
+            key,
+            source,
+            desired=record,
+            observed=row,
+            message=f"the {key[0]} row {key[1]}/{key[2]} is managed by {other.kind} {other.namespace}/{other.name}",
+        )
+    desired_hash = record.ownership.spec_hash
+    row_hash = row.content_hash()
+    policy_changed = ownership.deletion_policy != record.ownership.deletion_policy
+    if row_hash == desired_hash and not policy_changed:
+        return Action(Verb.NOOP, key, source, desired=record, observed=row)
+    changes = field_changes(row.content(), record.content())
+    if policy_changed:
+        changes += (FieldChange("deletionPolicy", ownership.deletion_policy, record.ownership.deletion_policy),)
+    verb = Verb.REPAIR if ownership.spec_hash == desired_hash and row_hash != desired_hash else Verb.UPDATE
+    if observe_only:
+        drifted = ", ".join(change.path for change in changes)
+        return Action(
+            Verb.NOOP, key, source, desired=record, observed=row, changes=changes,
+            message=f"ObserveOnly: registry differs in {drifted}; not repaired",
+        )
+    return Action(verb, key, source, desired=record, observed=row, changes=changes)
+
+
+def _duplicates_of_managed(record: ServerRecord, observed: ObservedState) -> list[str]:
+    """Hand-made rows pointing at the same URL as an app-owned server (managed rows are repaired, never duplicated)."""
+    found = []
+    for (table, tenant, name), row in observed.rows.items():
+        if table != "servers" or tenant != record.tenant or name == record.name:
+            continue
+        if row.ownership.manager is None and isinstance(row, ServerRecord) and row.url == record.url:
+            found.append(
+                f"server row {tenant}/{name} duplicates the managed server {record.name} "
+                f"(owned by {record.owner_kind} {record.owner_name}); repair the managed row instead and remove "
+                f"the duplicate"
+            )
+    return found

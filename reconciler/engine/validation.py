@@ -1,0 +1,97 @@
+"""Cross-object checks the models cannot do alone: references resolve, tenants do not collide.
+
+Called by the reconcile loop after loading and before planning; returns problems instead of raising so all
+of them reach the user at once.
+"""
+
+from __future__ import annotations
+
+from reconciler.api import MCPAccessGrant, MCPConnection, MCPServer, MCPTemplateBinding, Resource
+from reconciler.engine.errors import Problem
+from reconciler.engine.inputs import DesiredInput
+
+
+def check_references(desired: DesiredInput) -> list[Problem]:
+    """Every serverRef/connectionRef names an object of the right kind in the same namespace."""
+    servers = {(r.metadata.namespace, r.metadata.name) for r in desired.resources if isinstance(r, MCPServer)}
+    connections = {
+        (r.metadata.namespace, r.metadata.name): r.spec.server_ref
+        for r in desired.resources
+        if isinstance(r, MCPConnection)
+    }
+    problems: list[Problem] = []
+
+    def problem(resource: Resource, field: str, message: str) -> None:
+        location = desired.location_of(resource.kind, resource.metadata.namespace, resource.metadata.name)
+        problems.append(
+            Problem(
+                message,
+                file=location.file,
+                line=location.line,
+                kind=resource.kind,
+                namespace=resource.metadata.namespace,
+                name=resource.metadata.name,
+                field=field,
+            )
+        )
+
+    def need_server(resource: Resource, field: str, name: str) -> None:
+        if (resource.metadata.namespace, name) not in servers:
+            problem(resource, field, f"MCPServer {name!r} does not exist in namespace {resource.metadata.namespace}")
+
+    def need_connection(resource: Resource, field: str, name: str, *, server: str | None = None) -> None:
+        owner = connections.get((resource.metadata.namespace, name))
+        if owner is None:
+            problem(
+                resource, field, f"MCPConnection {name!r} does not exist in namespace {resource.metadata.namespace}"
+            )
+        elif server is not None and owner != server:
+            problem(resource, field, f"MCPConnection {name!r} belongs to server {owner!r}, not {server!r}")
+
+    for resource in desired.resources:
+        if isinstance(resource, MCPServer):
+            ref = resource.spec.discovery.connection_ref
+            if ref is not None:
+                need_connection(resource, "spec.discovery.connectionRef", ref, server=resource.metadata.name)
+        elif isinstance(resource, MCPConnection):
+            need_server(resource, "spec.serverRef", resource.spec.server_ref)
+        elif isinstance(resource, MCPAccessGrant):
+            target = resource.spec.target
+            if target.server_ref is not None:
+                need_server(resource, "spec.target.serverRef", target.server_ref)
+            if target.connection_ref is not None:
+                need_connection(resource, "spec.target.connectionRef", target.connection_ref)
+        elif isinstance(resource, MCPTemplateBinding):
+            for index, bound in enumerate(resource.spec.servers):
+                need_server(resource, f"spec.servers[{index}].serverRef", bound.server_ref)
+                if bound.connection_ref is not None:
+                    need_connection(
+                        resource, f"spec.servers[{index}].connectionRef", bound.connection_ref, server=bound.server_ref
+                    )
+    return problems
+
+
+def check_tenant_collisions(desired: DesiredInput) -> list[Problem]:
+    """Two namespaces may share a tenant slug, but not an object name within one kind."""
+    seen: dict[tuple[str, str, str], str] = {}
+    problems: list[Problem] = []
+    for resource in desired.resources:
+        slug = desired.tenant_for(resource.metadata.namespace).slug
+        key = (resource.kind, slug, resource.metadata.name)
+        other = seen.get(key)
+        if other is not None and other != resource.metadata.namespace:
+            location = desired.location_of(resource.kind, resource.metadata.namespace, resource.metadata.name)
+            problems.append(
+                Problem(
+                    f"namespaces {other} and {resource.metadata.namespace} both map to tenant {slug!r} and both "
+                    f"declare {resource.kind} {resource.metadata.name!r}",
+                    file=location.file,
+                    line=location.line,
+                    kind=resource.kind,
+                    namespace=resource.metadata.namespace,
+                    name=resource.metadata.name,
+                    field="metadata.name",
+                )
+            )
+        seen.setdefault(key, resource.metadata.namespace)
+    return problems

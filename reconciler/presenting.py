@@ -1,0 +1,173 @@
+"""Human and machine renderings of plans, reports and registry objects for the CLI.
+
+Called only by `cli.py`; pure string building so output can be tested without a terminal. Colour is
+added only when the caller says the stream is a TTY.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from reconciler.api import KINDS
+from reconciler.api.common import GROUP_VERSION
+from reconciler.api.printing import PRINTER_COLUMNS, column_value
+from reconciler.engine.planning import Action, Plan, Verb
+from reconciler.registry.records import KIND_OF_TABLE, ResourceRecord
+
+_COLOURS = {
+    Verb.CREATE: "32",
+    Verb.UPDATE: "33",
+    Verb.REPAIR: "33",
+    Verb.ADOPT: "36",
+    Verb.DELETE: "31",
+    Verb.ORPHAN: "35",
+    Verb.CONFLICT: "31;1",
+    Verb.NOOP: "2",
+}
+_SYMBOLS = {
+    Verb.CREATE: "+",
+    Verb.UPDATE: "~",
+    Verb.REPAIR: "~",
+    Verb.ADOPT: "~",
+    Verb.DELETE: "-",
+    Verb.ORPHAN: "-",
+    Verb.CONFLICT: "!",
+    Verb.NOOP: " ",
+}
+
+
+def _paint(text: str, code: str, colour: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+
+def _show(value: Any) -> str:
+    return "<unset>" if value is None else json.dumps(value, sort_keys=True)
+
+
+def describe_action(action: Action) -> str:
+    table, tenant, name = action.key
+    if action.source is not None:
+        return f"{action.source.kind} {action.source.namespace}/{action.source.name}"
+    return f"{KIND_OF_TABLE[table]} row {tenant}/{name}"
+
+
+def plan_text(plan: Plan, *, colour: bool = False, show_noop: bool = False) -> str:
+    lines: list[str] = []
+    for action in plan.actions:
+        if action.verb is Verb.NOOP and not (show_noop or action.changes or action.message):
+            continue
+        head = f"{_SYMBOLS[action.verb]} {describe_action(action)}: {action.verb}"
+        lines.append(_paint(head, _COLOURS[action.verb], colour))
+        if action.message:
+            lines.append(f"    {action.message}")
+        for change in action.changes:
+            lines.append(f"    {change.path}: {_show(change.before)} → {_show(change.after)}")
+    for warning in plan.warnings:
+        lines.append(_paint(f"warning: {warning}", "33", colour))
+    lines.append(plan_summary(plan))
+    return "\n".join(lines)
+
+
+def plan_summary(plan: Plan) -> str:
+    counts = plan.counts()
+    if not plan.has_changes and not counts.get("conflict"):
+        return f"No changes. {counts.get('noop', 0)} objects up to date."
+    order = ("create", "update", "repair", "adopt", "delete", "orphan", "conflict")
+    parts = [f"{counts[verb]} to {verb}" for verb in order if counts.get(verb)]
+    return "Plan: " + ", ".join(parts) + f"; {counts.get('noop', 0)} unchanged."
+
+
+def plan_json(plan: Plan) -> str:
+    actions = []
+    for action in plan.actions:
+        table, tenant, name = action.key
+        actions.append(
+            {
+                "action": str(action.verb),
+                "kind": action.source.kind if action.source else KIND_OF_TABLE[table],
+                "namespace": action.source.namespace if action.source else None,
+                "name": action.source.name if action.source else name,
+                "table": table,
+                "tenant": tenant,
+                "row": name,
+                "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in action.changes],
+                "message": action.message,
+            }
+        )
+    summary = {verb: plan.counts().get(verb, 0) for verb in (str(v) for v in Verb)}
+    return json.dumps(
+        {"changes": plan.has_changes, "summary": summary, "actions": actions, "warnings": list(plan.warnings)},
+        indent=2,
+        sort_keys=False,
+    )
+
+
+def _timestamp(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_object(resource: ResourceRecord) -> dict[str, Any]:
+    """A stored resource as the Kubernetes object `kubectl get -o json` would print."""
+    metadata: dict[str, Any] = {
+        "name": resource.name,
+        "namespace": resource.namespace,
+        "generation": resource.generation,
+    }
+    if resource.created_at is not None:
+        metadata["creationTimestamp"] = _timestamp(resource.created_at)
+    if resource.uid:
+        metadata["uid"] = resource.uid
+    if resource.labels:
+        metadata["labels"] = dict(resource.labels)
+    if resource.annotations:
+        metadata["annotations"] = dict(resource.annotations)
+    return {
+        "apiVersion": GROUP_VERSION,
+        "kind": resource.kind,
+        "metadata": metadata,
+        "spec": resource.spec,
+        "status": resource.status,
+    }
+
+
+def as_list(objects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "items": list(objects), "kind": "List", "metadata": {"resourceVersion": ""}}
+
+
+def dump(document: Any, output: str) -> str:
+    if output == "json":
+        return json.dumps(document, indent=4)
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).rstrip("\n")
+
+
+def table(
+    objects: Iterable[Mapping[str, Any]],
+    kind: str,
+    *,
+    wide: bool,
+    with_namespace: bool,
+    with_kind_prefix: bool,
+    now: dt.datetime,
+) -> str:
+    """A `kubectl get`-style table using the same printer columns as the CRDs."""
+    columns = [c for c in PRINTER_COLUMNS[kind] if wide or c.priority == 0]
+    headers = (["NAMESPACE"] if with_namespace else []) + ["NAME"] + [c.name.upper() for c in columns]
+    plural = next(info.plural for info in KINDS if info.kind == kind)
+    rows = []
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        row = [obj["metadata"]["namespace"]] if with_namespace else []
+        row.append(f"{plural}.mcp.reconciler.dev/{name}" if with_kind_prefix else name)
+        row += [column_value(obj, column, now=now) for column in columns]
+        rows.append(row)
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    render = ["   ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+              for line in [headers, *rows]]
+    return "\n".join(render)

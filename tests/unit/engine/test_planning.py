@@ -1,0 +1,217 @@
+"""Table-driven planner tests: (desired, observed) → expected actions. Pure: no registry, no I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from reconciler.engine.planning import PlanOptions, Verb, field_changes, plan_changes
+from reconciler.registry.records import (
+    BindingRecord,
+    BoundServerRecord,
+    ConnectionRecord,
+    GrantRecord,
+    GrantSubjectRecord,
+    HeaderRecord,
+    ObservedState,
+    Ownership,
+    Record,
+    ServerRecord,
+    SourceRef,
+    key_of,
+)
+
+ME = "mcp-reconciler"
+
+
+def source(kind: str, name: str, namespace: str = "acme") -> SourceRef:
+    return SourceRef(kind, namespace, name)
+
+
+def desired_server(name: str = "crm", **fields: object) -> tuple[Record, SourceRef]:
+    fields.setdefault("url", "https://crm.example/mcp")
+    record = ServerRecord(tenant="acme", name=name, **fields)  # type: ignore[arg-type]
+    src = source("MCPServer", name)
+    owned = Ownership(manager=ME, source=src, spec_hash=record.content_hash())
+    return dataclasses.replace(record, ownership=owned), src
+
+
+def written(record: Record, row_id: int = 1, *, manager: str | None = ME, spec_hash: str | None = None,
+            policy: str = "Delete", src: SourceRef | None = None) -> Record:
+    """A row as the registry would return it after we wrote `record`."""
+    ownership = Ownership(
+        manager=manager,
+        source=src if src is not None else (record.ownership.source if manager else None),
+        spec_hash=spec_hash if spec_hash is not None else (record.ownership.spec_hash if manager else None),
+        deletion_policy=policy,  # type: ignore[arg-type]
+    )
+    return dataclasses.replace(record, ownership=ownership, row_id=row_id)
+
+
+def observed(*rows: Record) -> ObservedState:
+    return ObservedState(rows={key_of(row): row for row in rows})
+
+
+def verbs(plan) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    return [(str(a.verb), a.key[0], a.key[2]) for a in plan.actions]
+
+
+def test_new_object_is_created() -> None:
+    record, src = desired_server()
+    plan = plan_changes([(record, src)], observed(), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("create", "servers", "crm")]
+    assert plan.has_changes
+
+
+def test_unchanged_row_is_noop_without_diff() -> None:
+    record, src = desired_server()
+    plan = plan_changes([(record, src)], observed(written(record)), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("noop", "servers", "crm")]
+    assert not plan.has_changes and plan.actions[0].changes == ()
+
+
+def test_spec_change_is_update_with_field_diff() -> None:
+    old, src = desired_server()
+    new, _ = desired_server(url="https://crm.example/v2/mcp")
+    plan = plan_changes([(new, src)], observed(written(old)), options=PlanOptions(manager=ME))
+    (action,) = plan.actions
+    assert action.verb is Verb.UPDATE
+    assert [(c.path, c.before, c.after) for c in action.changes] == [
+        ("url", "https://crm.example/mcp", "https://crm.example/v2/mcp")
+    ]
+
+
+def test_row_changed_behind_our_back_is_repair() -> None:
+    record, src = desired_server()
+    tampered = dataclasses.replace(written(record), url="https://evil.example/mcp", enabled=False)
+    plan = plan_changes([(record, src)], observed(tampered), options=PlanOptions(manager=ME))
+    (action,) = plan.actions
+    assert action.verb is Verb.REPAIR
+    assert {c.path for c in action.changes} == {"url", "enabled"}
+
+
+def test_spec_and_row_both_changed_is_update() -> None:
+    old, src = desired_server()
+    new, _ = desired_server(featured=True)
+    tampered = dataclasses.replace(written(old), enabled=False)
+    (action,) = plan_changes([(new, src)], observed(tampered), options=PlanOptions(manager=ME)).actions
+    assert action.verb is Verb.UPDATE
+    assert {c.path for c in action.changes} == {"enabled", "featured"}
+
+
+@pytest.mark.parametrize(
+    ("manager", "adopt", "expected", "message_part"),
+    [
+        (None, False, Verb.CONFLICT, "mcp.reconciler.dev/adopt"),
+        (None, True, Verb.ADOPT, ""),
+        ("someone-else", True, Verb.CONFLICT, "managed by 'someone-else'"),
+    ],
+)
+def test_rows_we_do_not_own(manager: str | None, adopt: bool, expected: Verb, message_part: str) -> None:
+    record, src = desired_server()
+    hand_made = dataclasses.replace(written(record, manager=manager), url="https://old.example/mcp")
+    options = PlanOptions(manager=ME, adopt={key_of(record)} if adopt else set())
+    (action,) = plan_changes([(record, src)], observed(hand_made), options=options).actions
+    assert action.verb is expected
+    assert message_part in action.message
+    if expected is Verb.ADOPT:
+        assert [c.path for c in action.changes] == ["url"]
+
+
+def test_row_owned_by_another_object_is_conflict() -> None:
+    record, src = desired_server()
+    other = written(record, src=source("MCPServer", "crm", namespace="other-ns"))
+    (action,) = plan_changes([(record, src)], observed(other), options=PlanOptions(manager=ME)).actions
+    assert action.verb is Verb.CONFLICT and "other-ns/crm" in action.message
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("Delete", Verb.DELETE), ("Orphan", Verb.ORPHAN)])
+def test_gone_objects_are_pruned_by_their_deletion_policy(policy: str, expected: Verb) -> None:
+    record, _ = desired_server()
+    (action,) = plan_changes([], observed(written(record, policy=policy)), options=PlanOptions(manager=ME)).actions
+    assert action.verb is expected
+
+
+def test_pruning_never_touches_rows_of_others_or_other_tenants() -> None:
+    mine, _ = desired_server("mine")
+    manual, _ = desired_server("manual")
+    theirs, _ = desired_server("theirs")
+    other_tenant = dataclasses.replace(desired_server("far")[0], tenant="globex")
+    rows = observed(
+        written(mine, 1), written(manual, 2, manager=None), written(theirs, 3, manager="other"),
+        written(other_tenant, 4),
+    )
+    plan = plan_changes([], rows, options=PlanOptions(manager=ME, prune_tenants={"acme"}))
+    assert verbs(plan) == [("delete", "servers", "mine")]
+    assert verbs(plan_changes([], rows, options=PlanOptions(manager=ME, prune=False))) == []
+
+
+def test_observe_only_never_writes_but_reports_drift() -> None:
+    record, src = desired_server()
+    tampered = dataclasses.replace(written(record), url="https://drifted.example/mcp")
+    options = PlanOptions(manager=ME, observe_only={key_of(record)})
+    (action,) = plan_changes([(record, src)], observed(tampered), options=options).actions
+    assert action.verb is Verb.NOOP and not action.writes
+    assert "url" in action.message and [c.path for c in action.changes] == ["url"]
+    (missing,) = plan_changes([(record, src)], observed(), options=options).actions
+    assert missing.verb is Verb.NOOP and "ObserveOnly" in missing.message
+
+
+def test_deletion_policy_change_is_an_update() -> None:
+    record, src = desired_server()
+    orphaning = dataclasses.replace(
+        record, ownership=dataclasses.replace(record.ownership, deletion_policy="Orphan")
+    )
+    (action,) = plan_changes([(orphaning, src)], observed(written(record)), options=PlanOptions(manager=ME)).actions
+    assert action.verb is Verb.UPDATE
+    assert [(c.path, c.after) for c in action.changes] == [("deletionPolicy", "Orphan")]
+
+
+def test_actions_are_ordered_parents_first_and_removals_children_first() -> None:
+    server, server_src = desired_server("s")
+    conn = ConnectionRecord(tenant="acme", name="c", server="s")
+    conn = dataclasses.replace(conn, ownership=Ownership(ME, source("MCPConnection", "c"), conn.content_hash()))
+    grant = GrantRecord(tenant="acme", name="g", target_server="s", subjects=(GrantSubjectRecord("Organization"),))
+    grant = dataclasses.replace(grant, ownership=Ownership(ME, source("MCPAccessGrant", "g"), grant.content_hash()))
+    binding = BindingRecord(tenant="acme", name="b", template="t", servers=(BoundServerRecord("s"),))
+    old_binding = written(binding, 9)
+    old_server = written(dataclasses.replace(desired_server("old")[0]), 8)
+    plan = plan_changes(
+        [(grant, source("MCPAccessGrant", "g")), (conn, source("MCPConnection", "c")), (server, server_src)],
+        observed(old_binding, old_server),
+        options=PlanOptions(manager=ME),
+    )
+    assert verbs(plan) == [
+        ("create", "servers", "s"),
+        ("create", "connections", "c"),
+        ("create", "grants", "g"),
+        ("delete", "bindings", "b"),
+        ("delete", "servers", "old"),
+    ]
+
+
+def test_hand_made_duplicate_of_an_app_owned_server_is_reported() -> None:
+    record, src = desired_server("plane", owner_kind="Plugin", owner_name="plane")
+    duplicate = written(dataclasses.replace(desired_server("plane-manual")[0]), 5, manager=None)
+    plan = plan_changes([(record, src)], observed(duplicate), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("create", "servers", "plane")]
+    assert len(plan.warnings) == 1 and "acme/plane-manual duplicates the managed server plane" in plan.warnings[0]
+
+
+def test_field_changes_name_nested_paths() -> None:
+    before = {"headers": [{"name": "x", "value": "1"}], "auth": {"scopes": ["a"]}}
+    after = {"headers": [{"name": "x", "value": "2"}], "auth": {"scopes": ["a", "b"]}}
+    assert [(c.path, c.before, c.after) for c in field_changes(before, after)] == [
+        ("auth.scopes[1]", None, "b"),
+        ("headers[0].value", "1", "2"),
+    ]
+
+
+def test_secret_change_shows_only_fingerprints() -> None:
+    old, src = desired_server(headers=(HeaderRecord("x-key", secret_ref="acme/s#k", fingerprint="hmac-sha256:aa"),))
+    new, _ = desired_server(headers=(HeaderRecord("x-key", secret_ref="acme/s#k", fingerprint="hmac-sha256:bb"),))
+    (action,) = plan_changes([(new, src)], observed(written(old)), options=PlanOptions(manager=ME)).actions
+    assert [(c.path, c.before, c.after) for c in action.changes] == [
+        ("headers[0].fingerprint", "hmac-sha256:aa", "hmac-sha256:bb")
+    ]
