@@ -166,5 +166,5 @@ class ToolFilter(Model):
 
 
 def dump_spec(model: BaseModel) -> dict[str, Any]:
-    """Serialise a spec the way it appears in YAML: camelCase, without unset optional fields."""
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """Serialise a spec the way it was written: camelCase, only the fields the author set (no defaults)."""
+    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)

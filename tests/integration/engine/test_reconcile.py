@@ -1,0 +1,212 @@
+"""The reconcile loop against a real registry (SQLite and PostgreSQL): examples, drift, ownership, pruning."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.engine.errors import InvalidInput, MissingReference
+from reconciler.engine.planning import Verb
+from reconciler.engine.reconciling import EngineSettings, reconcile
+from reconciler.manifests import load_folder
+from reconciler.registry import Registry, RegistryTransaction
+from reconciler.registry.records import ServerRecord, UserTokenRecord
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
+EXAMPLE_DIRS = sorted(path for path in EXAMPLES.iterdir() if path.is_dir())
+SETTINGS = EngineSettings()
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def writes(registry: Registry) -> int:
+    return sum(registry.statement_counts.get(verb, 0) for verb in WRITES)
+
+
+def apply(folder: Path, registry: Registry) -> object:
+    return reconcile(load_folder(folder), registry, settings=SETTINGS)
+
+
+def write_folder(root: Path, documents: dict[str, list[dict[str, object]]]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, docs in documents.items():
+        (root / name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return root
+
+
+def server(name: str, namespace: str = "acme", **spec: object) -> dict[str, object]:
+    body: dict[str, object] = {"url": f"https://{name}.example.com/mcp", **spec}
+    return {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPServer",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+@pytest.mark.parametrize("example", EXAMPLE_DIRS, ids=lambda path: path.name)
+def test_every_example_applies_and_a_second_apply_changes_nothing(example: Path, registry: Registry) -> None:
+    first = reconcile(load_folder(example), registry, settings=SETTINGS)
+    assert first.plan.has_changes and not first.plan.conflicts
+    assert all(r.status["conditions"][0]["type"] == "Ready" for r in first.results)
+    registry.reset_statement_counts()
+    second = reconcile(load_folder(example), registry, settings=SETTINGS)
+    assert {str(a.verb) for a in second.plan.actions} == {"noop"}
+    assert writes(registry) == 0, registry.statement_counts
+    assert not any(r.status_changed for r in second.results)
+
+
+def test_all_examples_together_then_tampering_yields_repair(registry: Registry) -> None:
+    apply(EXAMPLES, registry)
+    state = registry.fetch_state()
+    key = ("servers", "acme", "internal-search")
+    row = state.rows[key]
+    assert isinstance(row, ServerRecord)
+    with registry.transaction() as tx:  # somebody edits the row behind our back
+        tx.update([dataclasses.replace(row, url="https://evil.example.com/mcp", enabled=False)])
+    report = reconcile(load_folder(EXAMPLES), registry, settings=SETTINGS, dry_run=True)
+    (action,) = [a for a in report.plan.actions if a.key == key]
+    assert action.verb is Verb.REPAIR
+    assert {(c.path, c.before, c.after) for c in action.changes} == {
+        ("url", "https://evil.example.com/mcp", "https://search.internal.example.com/mcp"),
+        ("enabled", False, True),
+    }
+    assert [str(a.verb) for a in report.plan.actions if a.writes] == ["repair"]
+    apply(EXAMPLES, registry)
+    repaired = registry.fetch_state().rows[key]
+    assert isinstance(repaired, ServerRecord)
+    assert repaired.url == "https://search.internal.example.com/mcp" and repaired.row_id == row.row_id
+    audit = registry.fetch_audit(limit=5)
+    assert any(entry.entry.action == "repair" and entry.entry.name == "internal-search" for entry in audit)
+
+
+def test_hand_made_row_conflicts_until_adopted(tmp_path: Path, registry: Registry) -> None:
+    folder = write_folder(tmp_path / "a", {"s.yaml": [server("crm")]})
+    apply(folder, registry)
+    row = registry.fetch_state().rows[("servers", "acme", "crm")]
+    with registry.transaction() as tx:  # turn it into a row nobody manages
+        tx.release([("servers", "acme", "crm")])
+    report = apply(folder, registry)
+    assert [a.verb for a in report.plan.actions] == [Verb.CONFLICT]  # type: ignore[attr-defined]
+    assert report.results[0].status["conditions"][1]["reason"] == "Conflict"  # type: ignore[attr-defined]
+    untouched = registry.fetch_state().rows[("servers", "acme", "crm")]
+    assert untouched.ownership.manager is None
+    adopting = server("crm")
+    adopting["metadata"]["annotations"] = {"mcp.reconciler.dev/adopt": "true"}  # type: ignore[index]
+    write_folder(folder, {"s.yaml": [adopting]})
+    report = apply(folder, registry)
+    assert [a.verb for a in report.plan.actions] == [Verb.ADOPT]  # type: ignore[attr-defined]
+    adopted = registry.fetch_state().rows[("servers", "acme", "crm")]
+    assert adopted.ownership.manager == "mcp-reconciler" and adopted.row_id == row.row_id
+
+
+def test_objects_gone_from_the_folder_are_pruned_by_deletion_policy(tmp_path: Path, registry: Registry) -> None:
+    folder = write_folder(
+        tmp_path / "f", {"s.yaml": [server("keep"), server("drop"), server("leave", deletionPolicy="Orphan")]}
+    )
+    apply(folder, registry)
+    write_folder(folder, {"s.yaml": [server("keep")]})
+    report = apply(folder, registry)
+    assert sorted((str(a.verb), a.key[2]) for a in report.removals) == [("delete", "drop"), ("orphan", "leave")]  # type: ignore[attr-defined]
+    rows = registry.fetch_state().rows
+    assert ("servers", "acme", "drop") not in rows
+    assert rows[("servers", "acme", "leave")].ownership.manager is None
+    assert {r.name for r in registry.fetch_resources()} == {"keep"}
+
+
+def test_observe_only_never_writes(tmp_path: Path, registry: Registry) -> None:
+    folder = write_folder(tmp_path / "f", {"s.yaml": [server("watched", managementPolicy="ObserveOnly")]})
+    report = apply(folder, registry)
+    assert registry.fetch_state().rows == {}
+    conditions = {c["type"]: c for c in report.results[0].status["conditions"]}  # type: ignore[attr-defined]
+    assert conditions["Synced"]["reason"] == "ObserveOnly" and conditions["Ready"]["status"] == "False"
+
+
+def test_deleting_a_server_removes_its_dependents_and_user_tokens(tmp_path: Path, registry: Registry) -> None:
+    shutil.copytree(EXAMPLES / "05-org-connections", tmp_path / "org")
+    apply(tmp_path / "org", registry)
+    with registry.transaction() as tx:
+        tx.insert_user_token(UserTokenRecord(tenant="openwork-org", server="notion", user_id="jordan",
+                                             secret_ref="openwork/member-jordan#token", connection="notion-per-member"))
+    assert registry.count_user_tokens() == {("openwork-org", "notion"): 1}
+    docs = [d for d in yaml.safe_load_all((tmp_path / "org/connections.yaml").read_text())
+            if d["metadata"]["name"] not in ("notion", "notion-per-member")]
+    (tmp_path / "org/connections.yaml").write_text(yaml.safe_dump_all(docs))
+    grants = [d for d in yaml.safe_load_all((tmp_path / "org/grants.yaml").read_text())
+              if d["metadata"]["name"] != "notion-everyone"]
+    for doc in grants:
+        if doc["kind"] == "MCPTemplateBinding":
+            doc["spec"]["servers"] = [s for s in doc["spec"]["servers"] if s["serverRef"] != "notion"]
+    (tmp_path / "org/grants.yaml").write_text(yaml.safe_dump_all(grants))
+    report = apply(tmp_path / "org", registry)
+    assert sorted((str(a.verb), a.key[0], a.key[2]) for a in report.removals) == [  # type: ignore[attr-defined]
+        ("delete", "connections", "notion-per-member"),
+        ("delete", "grants", "notion-everyone"),
+        ("delete", "servers", "notion"),
+    ]
+    assert registry.count_user_tokens() == {}
+    assert registry.fetch_user_tokens(tenant="openwork-org", server="notion") == []
+
+
+def test_a_crash_half_way_leaves_nothing(tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(self: RegistryTransaction, entries: object) -> None:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(RegistryTransaction, "audit", explode)
+    with pytest.raises(RuntimeError, match="power cut"):
+        apply(EXAMPLES / "02-tenant-servers", registry)
+    assert registry.fetch_state().rows == {} and registry.fetch_resources() == []
+    monkeypatch.undo()
+    apply(EXAMPLES / "02-tenant-servers", registry)
+    assert len(registry.fetch_state().rows) == 8
+
+
+def test_missing_secret_is_reported_not_fatal(tmp_path: Path, registry: Registry) -> None:
+    folder = write_folder(
+        tmp_path / "f",
+        {"s.yaml": [server("needs-key", auth={"type": "bearer", "secretKeyRef": {"name": "absent", "key": "t"}})]},
+    )
+    report = apply(folder, registry)
+    conditions = {c["type"]: c for c in report.results[0].status["conditions"]}  # type: ignore[attr-defined]
+    assert conditions["Ready"]["reason"] == "SecretNotFound"
+    assert conditions["CredentialsValid"]["reason"] == "SecretNotFound"
+    assert "acme/absent#t" in conditions["Ready"]["message"]
+    row = registry.fetch_state().rows[("servers", "acme", "needs-key")]
+    assert isinstance(row, ServerRecord)
+    assert row.auth["secretRef"] == "acme/absent#t" and row.auth["secretFingerprint"] is None
+
+
+def test_invalid_input_writes_nothing(tmp_path: Path, registry: Registry) -> None:
+    good = server("ok")
+    dangling = {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPConnection",
+        "metadata": {"name": "c", "namespace": "acme"},
+        "spec": {"serverRef": "nope", "scope": "platform"},
+    }
+    folder = write_folder(tmp_path / "f", {"a.yaml": [good], "b.yaml": [dangling]})
+    with pytest.raises(MissingReference) as caught:
+        apply(folder, registry)
+    assert "b.yaml:1: MCPConnection acme/c: field spec.serverRef: MCPServer 'nope' does not exist" in str(caught.value)
+    bad_template = server("t", url="https://{{ tenant.vars.missing }}.example.com/mcp")
+    write_folder(folder, {"b.yaml": [bad_template]})
+    with pytest.raises(InvalidInput) as caught:
+        apply(folder, registry)
+    assert "MCPServer acme/t: field spec.url" in str(caught.value) and "missing" in str(caught.value)
+    assert registry.fetch_state().rows == {} and registry.fetch_resources() == []
+
+
+def test_secret_values_never_reach_the_registry(registry: Registry) -> None:
+    desired = load_folder(EXAMPLES)
+    values = [v for data in desired.secrets.values.values() for v in data.values()]
+    assert len(values) >= 8
+    reconcile(desired, registry, settings=SETTINGS)
+    dump = json.dumps(registry.dump(), default=str)
+    for value in values:
+        assert value not in dump
+        assert base64.b64encode(value.encode()).decode() not in dump
