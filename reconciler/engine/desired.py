@@ -29,7 +29,7 @@ from reconciler.api.server import (
     OAuthClientCredentialsAuth,
 )
 from reconciler.credentials import fingerprint
-from reconciler.engine.errors import InvalidInput, Problem
+from reconciler.errors import InvalidInput, Problem
 from reconciler.engine.inputs import ADOPT_ANNOTATION, DesiredInput, Tenant
 from reconciler.engine.rendering import TemplateError, render_template
 from reconciler.registry.records import (

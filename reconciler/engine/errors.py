@@ -1,80 +1,21 @@
-"""The domain error tree. Drivers translate it: the CLI to exit codes, the operator to kopf errors.
+"""Compatibility re-export: the error tree lives in `reconciler.errors`, below every layer that raises it."""
 
-    ReconcilerError
-    ├── PermanentError            retrying will not help until the input changes
-    │   ├── InvalidInput          bad manifests/spec: names file, object and field
-    │   ├── MissingReference      a reference to an object that does not exist
-    │   └── OwnershipConflict     a row exists that the reconciler does not own
-    └── RetryableError(delay)     transient: registry unreachable, network hiccup
+from reconciler.errors import (
+    InvalidInput,
+    MissingReference,
+    OwnershipConflict,
+    PermanentError,
+    Problem,
+    ReconcilerError,
+    RetryableError,
+)
 
-Messages never carry secret values; callers only ever pass references.
-"""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-
-class ReconcilerError(Exception):
-    """Root of every error the engine raises on purpose."""
-
-
-class PermanentError(ReconcilerError):
-    """Fails the same way until the input changes; no retry storm."""
-
-    reason = "ReconcileError"
-
-
-class RetryableError(ReconcilerError):
-    """Transient failure; try again after `delay` seconds."""
-
-    def __init__(self, message: str, *, delay: float = 5.0) -> None:
-        super().__init__(message)
-        self.delay = delay
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the input, located as precisely as we can."""
-
-    message: str
-    file: str | None = None
-    line: int | None = None
-    kind: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-    field: str | None = None
-
-    def render(self) -> str:
-        where = []
-        if self.file:
-            where.append(f"{self.file}:{self.line}" if self.line else self.file)
-        if self.kind:
-            obj = f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
-            where.append(obj)
-        if self.field:
-            where.append(f"field {self.field}")
-        return f"{': '.join(where)}: {self.message}" if where else self.message
-
-
-class InvalidInput(PermanentError):
-    """One or more problems with manifests or specs; nothing was written."""
-
-    reason = "InvalidSpec"
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        lines = [problem.render() for problem in problems]
-        super().__init__(lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines))
-
-
-class MissingReference(InvalidInput):
-    """A reference to an object that does not exist in the same namespace."""
-
-    reason = "MissingReference"
-
-
-class OwnershipConflict(PermanentError):
-    """A desired row collides with a row the reconciler does not own."""
-
-    reason = "Conflict"
+__all__ = [
+    "InvalidInput",
+    "MissingReference",
+    "OwnershipConflict",
+    "PermanentError",
+    "Problem",
+    "ReconcilerError",
+    "RetryableError",
+]

@@ -17,7 +17,7 @@ from reconciler.api.common import dump_spec
 from reconciler.api.server import ApiKeyAuth, BearerAuth
 from reconciler.engine.applying import apply_plan
 from reconciler.engine.desired import DesiredObject, build_desired
-from reconciler.engine.errors import InvalidInput, MissingReference
+from reconciler.errors import InvalidInput, MissingReference
 from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.planning import Action, Plan, PlanOptions, Verb, plan_changes
 from reconciler.engine.status import StatusInputs, build_status
@@ -27,7 +27,6 @@ from reconciler.registry.records import (
     DEFAULT_MANAGER,
     ResourceRecord,
     TenantRecord,
-    content_hash,
 )
 
 
@@ -126,8 +125,8 @@ def reconcile(
         for obj in objects:
             action = actions[obj.source]
             before = previous.get((obj.resource.kind, obj.resource.metadata.namespace, obj.resource.metadata.name))
-            spec = dump_spec(obj.resource.spec)
-            spec_hash = content_hash(spec)
+            # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
+            spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
             generation = 1 if before is None else before.generation + (0 if before.spec_hash == spec_hash else 1)
             status = build_status(
                 StatusInputs(
@@ -141,6 +140,17 @@ def reconcile(
                 )
             )
             meta = obj.resource.metadata
+            status_changed = before is None or before.status != status
+            unchanged = (
+                not status_changed
+                and before is not None
+                and before.generation == generation
+                and before.labels == meta.labels
+                and before.annotations == meta.annotations
+            )
+            report.results.append(ObjectResult(obj, action, generation, status, status_changed))
+            if unchanged:
+                continue
             record = ResourceRecord(
                 kind=obj.resource.kind,
                 namespace=meta.namespace,
@@ -148,23 +158,14 @@ def reconcile(
                 tenant=obj.tenant.slug,
                 generation=generation,
                 spec_hash=spec_hash,
-                spec=spec,
+                spec=dump_spec(obj.resource.spec),
                 labels=dict(meta.labels),
                 annotations=dict(meta.annotations),
                 status=status,
                 uid=before.uid if before else None,
                 created_at=before.created_at if before else now,
             )
-            status_changed = before is None or before.status != status
-            if (
-                status_changed
-                or before is None
-                or before.generation != generation
-                or before.labels != record.labels
-                or before.annotations != record.annotations
-            ):
-                changed_resources.append(record)
-            report.results.append(ObjectResult(obj, action, generation, status, status_changed))
+            changed_resources.append(record)
         if changed_resources:
             tx.put_resources(changed_resources)
         gone = [

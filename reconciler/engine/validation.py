@@ -7,7 +7,7 @@ of them reach the user at once.
 from __future__ import annotations
 
 from reconciler.api import MCPAccessGrant, MCPConnection, MCPServer, MCPTemplateBinding, Resource
-from reconciler.engine.errors import Problem
+from reconciler.errors import Problem
 from reconciler.engine.inputs import DesiredInput
 
 

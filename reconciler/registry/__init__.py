@@ -1,0 +1,37 @@
+"""The registry: the SQL database agent runtimes read, and the only package that speaks SQL.
+
+The engine observes and applies through `open_registry` → `Registry` / `RegistryTransaction`; the record
+types it reads and writes live in `records.py` (the contract) and `rows.py`. The public names below are pinned
+by a test.
+"""
+
+from reconciler.registry.connecting import DEFAULT_REGISTRY_URL, REGISTRY_URL_ENV, resolve_registry_url
+from reconciler.registry.errors import (
+    ConcurrentChange,
+    DuplicateRow,
+    IncompatibleRegistry,
+    InvalidRegistryUrl,
+    RegistryRejected,
+    RegistryUnavailable,
+)
+from reconciler.registry.records import DEFAULT_MANAGER
+from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
+from reconciler.registry.store import Registry, RegistryTransaction, open_registry
+
+__all__ = [
+    "DEFAULT_MANAGER",
+    "DEFAULT_REGISTRY_URL",
+    "REGISTRY_URL_ENV",
+    "AuditLogRow",
+    "ConcurrentChange",
+    "DuplicateRow",
+    "IncompatibleRegistry",
+    "InvalidRegistryUrl",
+    "OAuthClientRecord",
+    "Registry",
+    "RegistryRejected",
+    "RegistryTransaction",
+    "RegistryUnavailable",
+    "open_registry",
+    "resolve_registry_url",
+]

@@ -8,10 +8,12 @@ desired records from resources; `Registry.fetch_state` returns observed records 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 DEFAULT_MANAGER = "mcp-reconciler"
@@ -66,13 +68,38 @@ class RecordBase:
 
     def content(self) -> dict[str, Any]:
         """The spec-derived columns, as plain JSON-able data (what planning compares and hashes)."""
-        data = asdict(self)
-        for key in ("ownership", "row_id"):
-            data.pop(key)
-        return data
+        return {name: _plain(getattr(self, name)) for name in _content_fields(type(self))}
 
     def content_hash(self) -> str:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> str:
+        # Records are immutable, so the hash is computed once per instance (10,000 rows per resync).
         return content_hash(self.content())
+
+
+@functools.cache
+def _content_fields(record_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record_type) if f.name not in ("ownership", "row_id"))
+
+
+@functools.cache
+def _field_names(record_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record_type))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able copy of a value: nested records become dicts, tuples become lists (no deep copies)."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    return value
 
 
 @dataclass(frozen=True)

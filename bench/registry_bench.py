@@ -1,0 +1,303 @@
+"""Registry benchmark: cold apply and no-op re-apply of 10,000 objects across 50 tenants.
+
+Prints, for SQLite and PostgreSQL: cold apply time, no-op re-apply time, statements issued, the ratio of
+cold apply to a raw bulk insert of the same rows measured in the same run, and peak RSS. Targets: cold
+apply ≤ 3× raw bulk insert; no-op re-apply issues zero INSERT/UPDATE/DELETE and takes ≤ 10% of cold
+apply; peak RSS ≤ 300 MB. Each backend runs in a child process so its peak RSS is its own.
+
+    python bench/registry_bench.py [--objects 10000] [--tenants 50] [--backend sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reconciler.api import (  # noqa: E402
+    MCPAccessGrant,
+    MCPConnection,
+    MCPServer,
+    MCPTemplateBinding,
+    ObjectMeta,
+)
+from reconciler.api.binding import BoundServer, MCPTemplateBindingSpec  # noqa: E402
+from reconciler.api.connection import ConnectionAuth, MCPConnectionSpec  # noqa: E402
+from reconciler.api.grant import GrantSubject, GrantTarget, MCPAccessGrantSpec  # noqa: E402
+from reconciler.api.server import BearerAuth, MCPServerSpec  # noqa: E402
+from reconciler.api.common import SecretKeyRef  # noqa: E402
+from reconciler.engine.desired import build_desired  # noqa: E402
+from reconciler.engine.inputs import DesiredInput, StaticSecrets, Tenant  # noqa: E402
+from reconciler.engine.reconciling import EngineSettings, reconcile  # noqa: E402
+from reconciler.registry import conversion, open_registry, schema  # noqa: E402
+from reconciler.registry.connecting import create_registry_engine  # noqa: E402
+from reconciler.registry.records import (  # noqa: E402
+    BindingRecord,
+    ConnectionRecord,
+    GrantRecord,
+    Record,
+    ServerRecord,
+    TenantRecord,
+)
+
+POSTGRES_ADMIN = os.environ.get("MCP_RECONCILER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def build_fleet(objects: int, tenants: int) -> DesiredInput:
+    """A realistic mix per tenant: 40% servers, 30% connections, 20% grants, 10% bindings."""
+    per_tenant = objects // tenants
+    counts = {"servers": per_tenant * 4 // 10, "connections": per_tenant * 3 // 10, "grants": per_tenant * 2 // 10}
+    counts["bindings"] = per_tenant - sum(counts.values())
+    desired = DesiredInput(secrets=StaticSecrets())
+    for t in range(tenants):
+        ns = f"tenant-{t:03d}"
+        desired.tenants[ns] = Tenant(namespace=ns, slug=ns)
+        desired.secrets.values[(ns, "tokens")] = {f"k{i}": f"token-{t}-{i}" for i in range(counts["servers"])}
+        servers = [f"server-{i}" for i in range(counts["servers"])]
+        for i, name in enumerate(servers):
+            spec = MCPServerSpec(
+                url=f"https://mcp-{i}.{ns}.example.com/mcp",
+                auth=BearerAuth(type="bearer", secret_key_ref=SecretKeyRef(name="tokens", key=f"k{i}")),
+            )
+            desired.resources.append(MCPServer(metadata=ObjectMeta(name=name, namespace=ns), spec=spec))
+        for i in range(counts["connections"]):
+            spec_c = MCPConnectionSpec(
+                server_ref=servers[i % len(servers)],
+                scope="user",
+                subject=f"user-{i}",
+                auth=ConnectionAuth(secret_key_ref=SecretKeyRef(name="tokens", key=f"k{i % len(servers)}")),
+            )
+            desired.resources.append(MCPConnection(metadata=ObjectMeta(name=f"conn-{i}", namespace=ns), spec=spec_c))
+        for i in range(counts["grants"]):
+            spec_g = MCPAccessGrantSpec(
+                target=GrantTarget(server_ref=servers[i % len(servers)]),
+                subjects=[GrantSubject(kind="Team", name=f"team-{i % 7}"), GrantSubject(kind="Member", name=f"m-{i}")],
+            )
+            desired.resources.append(MCPAccessGrant(metadata=ObjectMeta(name=f"grant-{i}", namespace=ns), spec=spec_g))
+        for i in range(counts["bindings"]):
+            bound = [BoundServer(server_ref=servers[(i + j) % len(servers)]) for j in range(3)]
+            spec_b = MCPTemplateBindingSpec(template=f"template-{i}", servers=bound)
+            desired.resources.append(
+                MCPTemplateBinding(metadata=ObjectMeta(name=f"binding-{i}", namespace=ns), spec=spec_b)
+            )
+    return desired
+
+
+def insert_raw(connection: sa.Connection, tenants: list[TenantRecord], records: list[Record]) -> None:
+    """The same rows, written the fastest plain way: one executemany per table, ids from RETURNING."""
+    tenant_ids = dict(
+        zip(
+            [t.slug for t in tenants],
+            connection.execute(
+                sa.insert(schema.tenants).returning(schema.tenants.c.id, sort_by_parameter_order=True),
+                [{"slug": t.slug, "namespace": t.namespace} for t in tenants],
+            ).scalars(),
+            strict=True,
+        )
+    )
+
+    def insert_returning(table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
+        return list(
+            connection.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
+        )
+
+    servers = [r for r in records if isinstance(r, ServerRecord)]
+    server_ids = dict(
+        zip(
+            [(r.tenant, r.name) for r in servers],
+            insert_returning(
+                schema.servers, [{**conversion.server_values(r), "tenant_id": tenant_ids[r.tenant]} for r in servers]
+            ),
+            strict=True,
+        )
+    )
+    connections = [r for r in records if isinstance(r, ConnectionRecord)]
+    connection_ids = dict(
+        zip(
+            [(r.tenant, r.name) for r in connections],
+            insert_returning(
+                schema.connections,
+                [
+                    {
+                        **conversion.connection_values(r),
+                        "tenant_id": tenant_ids[r.tenant],
+                        "server_id": server_ids[(r.tenant, r.server)],
+                    }
+                    for r in connections
+                ],
+            ),
+            strict=True,
+        )
+    )
+    grants = [r for r in records if isinstance(r, GrantRecord)]
+    grant_ids = insert_returning(
+        schema.access_grants,
+        [
+            {
+                **conversion.grant_values(r),
+                "tenant_id": tenant_ids[r.tenant],
+                "target_server_id": server_ids[(r.tenant, r.target_server)] if r.target_server else None,
+            }
+            for r in grants
+        ],
+    )
+    connection.execute(
+        sa.insert(schema.access_grant_subjects),
+        [
+            conversion.subject_values(subject, grant_id=grant_id, position=position)
+            for r, grant_id in zip(grants, grant_ids, strict=True)
+            for position, subject in enumerate(r.subjects)
+        ],
+    )
+    bindings = [r for r in records if isinstance(r, BindingRecord)]
+    binding_ids = insert_returning(
+        schema.template_bindings,
+        [{**conversion.binding_values(r), "tenant_id": tenant_ids[r.tenant]} for r in bindings],
+    )
+    connection.execute(
+        sa.insert(schema.template_binding_servers),
+        [
+            conversion.bound_server_values(
+                bound,
+                binding_id=binding_id,
+                position=position,
+                server_id=server_ids[(r.tenant, bound.server)],
+                connection_id=connection_ids[(r.tenant, bound.connection)] if bound.connection else None,
+            )
+            for r, binding_id in zip(bindings, binding_ids, strict=True)
+            for position, bound in enumerate(r.servers)
+        ],
+    )
+
+
+
+def _fresh_postgres() -> tuple[str, Any]:
+    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"mcpr_bench_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(POSTGRES_ADMIN).set(database=name).render_as_string(hide_password=False)
+    return url, (admin, name)
+
+
+def _drop_postgres(handle: Any) -> None:
+    admin, name = handle
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _fresh(backend: str, workdir: Path, label: str) -> tuple[str, Any]:
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / (label + '.db')}", None
+    return _fresh_postgres()
+
+
+def run_backend(backend: str, objects: int, tenants: int) -> dict[str, Any]:
+    desired = build_fleet(objects, tenants)
+    settings = EngineSettings()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        # Baseline: the very same registry rows, inserted raw into an empty database.
+        raw_url, raw_handle = _fresh(backend, workdir, "raw")
+        raw_registry = open_registry(raw_url)
+        records = [obj.record for obj in build_desired(desired, fingerprint_key=raw_registry.fingerprint_key(),
+                                                        manager=settings.manager)]
+        tenant_records = sorted({TenantRecord(slug=t.slug, namespace=t.namespace) for t in desired.tenants.values()},
+                                key=lambda t: t.slug)
+        raw_registry.close()
+        engine = create_registry_engine(raw_url)
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            insert_raw(connection, tenant_records, records)
+        raw_seconds = time.perf_counter() - started
+        engine.dispose()
+        if raw_handle:
+            _drop_postgres(raw_handle)
+
+        url, handle = _fresh(backend, workdir, "engine")
+        registry = open_registry(url)
+        try:
+            registry.reset_statement_counts()
+            started = time.perf_counter()
+            first = reconcile(desired, registry, settings=settings)
+            cold_seconds = time.perf_counter() - started
+            cold_statements = dict(registry.statement_counts)
+            registry.reset_statement_counts()
+            started = time.perf_counter()
+            second = reconcile(desired, registry, settings=settings)
+            noop_seconds = time.perf_counter() - started
+            noop_statements = dict(registry.statement_counts)
+            assert first.plan.counts()["create"] == len(desired.resources)
+            assert not second.plan.has_changes
+        finally:
+            registry.close()
+            if handle:
+                _drop_postgres(handle)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "backend": backend,
+        "objects": len(desired.resources),
+        "tenants": tenants,
+        "raw_insert_s": raw_seconds,
+        "cold_apply_s": cold_seconds,
+        "noop_apply_s": noop_seconds,
+        "cold_statements": cold_statements,
+        "noop_statements": noop_statements,
+        "peak_rss_mb": peak_kib / 1024,
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    ratio = result["cold_apply_s"] / result["raw_insert_s"]
+    noop_share = result["noop_apply_s"] / result["cold_apply_s"]
+    writes = sum(result["noop_statements"].get(verb, 0) for verb in ("INSERT", "UPDATE", "DELETE"))
+    print(f"[{result['backend']}] {result['objects']} objects across {result['tenants']} tenants")
+    print(f"  raw bulk insert (baseline) {result['raw_insert_s']:8.3f} s")
+    print(f"  cold apply                 {result['cold_apply_s']:8.3f} s   ratio {ratio:5.2f}x   (target <= 3x)")
+    print(f"  no-op re-apply             {result['noop_apply_s']:8.3f} s   {noop_share:6.1%} of cold (target <= 10%)")
+    print(f"  statements, cold apply     {result['cold_statements']}")
+    print(f"  statements, no-op apply    {result['noop_statements']}   writes: {writes} (target 0)")
+    print(f"  peak RSS                   {result['peak_rss_mb']:8.1f} MB  (target <= 300 MB)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--tenants", type=int, default=50)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"])
+    parser.add_argument("--json", action="store_true", help="print the raw result as JSON (child mode)")
+    args = parser.parse_args()
+    if args.backend:
+        result = run_backend(args.backend, args.objects, args.tenants)
+        print(json.dumps(result) if args.json else "", end="\n" if args.json else "")
+        if not args.json:
+            report(result)
+        return 0
+    for backend in ("sqlite", "postgresql"):
+        child = subprocess.run(
+            [sys.executable, __file__, "--backend", backend, "--objects", str(args.objects),
+             "--tenants", str(args.tenants), "--json"],
+            capture_output=True, text=True, check=False,
+        )
+        if child.returncode != 0:
+            print(f"[{backend}] failed:\n{child.stderr}", file=sys.stderr)
+            return 1
+        report(json.loads(child.stdout.strip().splitlines()[-1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The registry's tables, as SQLAlchemy Core metadata: the single description of the database schema.
+
+`store.py` builds every statement from these tables; the Alembic migrations in `migrations/versions/` create
+the same schema step by step, and a test compares the migrated database with this module so the two never
+drift. Agent runtimes read these tables directly, which is why names are plain and every lookup they make
+has an index. Rows the reconciler manages carry ownership columns; runtime-owned tables (`user_tokens`) and
+probe-owned tables (snapshots, probe state, OAuth clients) hang off servers with ON DELETE CASCADE.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+NAMING_CONVENTION: dict[str, str] = {
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC timestamps on every backend.
+
+    SQLite has no time zone support, so values are stored as naive UTC and given `tzinfo=UTC` on the way
+    out; PostgreSQL stores `timestamptz` and answers in the session time zone, which is normalised to UTC.
+    Naive values handed in are taken to be UTC already.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def json_type() -> sa.JSON:
+    """JSON stored as text on every backend, with Python None as SQL NULL so "absent" and "empty" stay distinct.
+
+    Deliberately `json`, not `jsonb`, on PostgreSQL: the text comes back verbatim, so a fetched record hashes
+    exactly like the one written (`jsonb` rewrites numbers, e.g. 1e16 as 10000000000000000).
+    """
+    return sa.JSON(none_as_null=True)
+
+
+def _now_default() -> sa.TextClause:
+    return sa.text("CURRENT_TIMESTAMP")
+
+
+def _timestamps() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("created_at", UtcDateTime(), nullable=False, server_default=_now_default()),
+        sa.Column("updated_at", UtcDateTime(), nullable=False, server_default=_now_default()),
+    ]
+
+
+def _ownership_columns() -> list[sa.Column[Any]]:
+    """Who manages a row; `manager IS NULL` marks a row made by hand, which the reconciler never touches."""
+    return [
+        sa.Column("manager", sa.Text(), nullable=True),
+        sa.Column("source_kind", sa.Text(), nullable=True),
+        sa.Column("source_namespace", sa.Text(), nullable=True),
+        sa.Column("source_name", sa.Text(), nullable=True),
+        sa.Column("spec_hash", sa.Text(), nullable=True),
+        sa.Column("deletion_policy", sa.Text(), nullable=False, server_default="Delete"),
+        *_timestamps(),
+    ]
+
+
+def _tenant_fk() -> sa.Column[int]:
+    return sa.Column("tenant_id", sa.Integer(), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+
+
+def _server_fk(*, nullable: bool = False) -> sa.Column[int]:
+    return sa.Column("server_id", sa.Integer(), sa.ForeignKey("servers.id", ondelete="CASCADE"), nullable=nullable)
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("slug", sa.Text(), nullable=False, unique=True),
+    sa.Column("namespace", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, server_default=_now_default()),
+)
+
+servers = sa.Table(
+    "servers",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    _tenant_fk(),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("display_name", sa.Text(), nullable=True),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("transport", sa.Text(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("featured", sa.Boolean(), nullable=False),
+    sa.Column("headers", json_type(), nullable=False),
+    sa.Column("auth_type", sa.Text(), nullable=False),
+    sa.Column("auth", json_type(), nullable=False),
+    sa.Column("owner_kind", sa.Text(), nullable=True),
+    sa.Column("owner_name", sa.Text(), nullable=True),
+    sa.Column("tool_policy", sa.Text(), nullable=False),
+    sa.Column("approved_hash", sa.Text(), nullable=True),
+    sa.Column("tools_allow", json_type(), nullable=False),
+    sa.Column("tools_deny", json_type(), nullable=False),
+    sa.Column("allow_private", sa.Boolean(), nullable=False),
+    sa.Column("discovery_enabled", sa.Boolean(), nullable=False),
+    sa.Column("discovery_interval_seconds", sa.Integer(), nullable=False),
+    # Servers and connections point at each other, so this key is added after both tables exist.
+    sa.Column(
+        "discovery_connection_id",
+        sa.Integer(),
+        sa.ForeignKey("connections.id", ondelete="SET NULL", use_alter=True),
+        nullable=True,
+        index=True,
+    ),
+    *_ownership_columns(),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    _tenant_fk(),
+    sa.Column("name", sa.Text(), nullable=False),
+    _server_fk(),
+    sa.Column("scope", sa.Text(), nullable=False),
+    sa.Column("subject", sa.Text(), nullable=True),
+    sa.Column("credential_mode", sa.Text(), nullable=False),
+    sa.Column("secret_ref", sa.Text(), nullable=True),
+    sa.Column("fingerprint", sa.Text(), nullable=True),
+    sa.Column("authorization_scheme", sa.Text(), nullable=True),
+    sa.Column("headers", json_type(), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("use_for_discovery", sa.Boolean(), nullable=False),
+    *_ownership_columns(),
+    sa.UniqueConstraint("tenant_id", "name"),
+    # Runtimes pick a credential by server, then scope (user > agent > platform), then subject.
+    sa.Index(None, "server_id", "scope", "subject"),
+)
+
+access_grants = sa.Table(
+    "access_grants",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    _tenant_fk(),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column(
+        "target_server_id",
+        sa.Integer(),
+        sa.ForeignKey("servers.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column(
+        "target_connection_id",
+        sa.Integer(),
+        sa.ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    *_ownership_columns(),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+access_grant_subjects = sa.Table(
+    "access_grant_subjects",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column(
+        "grant_id",
+        sa.Integer(),
+        sa.ForeignKey("access_grants.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("kind", sa.Text(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=True),
+    # "Which grants name this member/team?" is the runtime's access check.
+    sa.Index(None, "kind", "name"),
+)
+
+template_bindings = sa.Table(
+    "template_bindings",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    _tenant_fk(),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("template", sa.Text(), nullable=False),
+    *_ownership_columns(),
+    sa.UniqueConstraint("tenant_id", "name"),
+    sa.Index(None, "tenant_id", "template"),
+)
+
+template_binding_servers = sa.Table(
+    "template_binding_servers",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column(
+        "binding_id",
+        sa.Integer(),
+        sa.ForeignKey("template_bindings.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("server_id", sa.Integer(), sa.ForeignKey("servers.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column(
+        "connection_id",
+        sa.Integer(),
+        sa.ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("tools_allow", json_type(), nullable=False),
+    sa.Column("tools_deny", json_type(), nullable=False),
+)
+
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    _server_fk(),
+    sa.Column("issuer", sa.Text(), nullable=False),
+    sa.Column("client_id", sa.Text(), nullable=False),
+    sa.Column("client_secret_ref", sa.Text(), nullable=True),
+    sa.Column("registration_client_uri", sa.Text(), nullable=True),
+    sa.Column("registration_access_token_ref", sa.Text(), nullable=True),
+    sa.Column("token_endpoint_auth_method", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False, server_default=_now_default()),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("server_id", "issuer"),
+)
+
+tool_snapshots = sa.Table(
+    "tool_snapshots",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    _server_fk(),
+    sa.Column("hash", sa.Text(), nullable=False),
+    sa.Column("tools", json_type(), nullable=False),
+    sa.Column("protocol_version", sa.Text(), nullable=True),
+    sa.Column("server_info", json_type(), nullable=False),
+    sa.Column("capabilities", json_type(), nullable=False),
+    sa.Column("taken_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "server_id", "taken_at"),
+)
+
+server_probe_state = sa.Table(
+    "server_probe_state",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    _server_fk(),
+    sa.Column("discovery", json_type(), nullable=True),
+    sa.Column("last_test", json_type(), nullable=True),
+    sa.Column("blocked_reason", sa.Text(), nullable=True),
+    sa.Column("probed_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("server_id"),
+)
+
+resources = sa.Table(
+    "resources",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("kind", sa.Text(), nullable=False),
+    sa.Column("namespace", sa.Text(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("uid", sa.Text(), nullable=True),
+    sa.Column("generation", sa.Integer(), nullable=False),
+    sa.Column("spec_hash", sa.Text(), nullable=False),
+    sa.Column("labels", json_type(), nullable=False),
+    sa.Column("annotations", json_type(), nullable=False),
+    sa.Column("spec", json_type(), nullable=False),
+    sa.Column("status", json_type(), nullable=False),
+    *_timestamps(),
+    sa.UniqueConstraint("kind", "namespace", "name"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("actor", sa.Text(), nullable=False),
+    sa.Column("action", sa.Text(), nullable=False),
+    sa.Column("table_name", sa.Text(), nullable=False),
+    # The tenant slug, not a key: the history outlives the rows and tenants it describes.
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("source_kind", sa.Text(), nullable=True),
+    sa.Column("source_namespace", sa.Text(), nullable=True),
+    sa.Column("source_name", sa.Text(), nullable=True),
+    sa.Column("diff", json_type(), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Index(None, "tenant", "id"),
+)
+
+user_tokens = sa.Table(
+    "user_tokens",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    _tenant_fk(),
+    _server_fk(),
+    sa.Column(
+        "connection_id",
+        sa.Integer(),
+        sa.ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    sa.Column("user_id", sa.Text(), nullable=False),
+    sa.Column("secret_ref", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, server_default=_now_default()),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("server_id", "user_id", "connection_id"),
+    # NULLs never collide in a unique constraint, so one token per member without a connection needs its own index.
+    sa.Index(
+        "uq_user_tokens_server_id_user_id_no_connection",
+        "server_id",
+        "user_id",
+        unique=True,
+        sqlite_where=sa.text("connection_id IS NULL"),
+        postgresql_where=sa.text("connection_id IS NULL"),
+    ),
+    sa.Index(None, "tenant_id"),
+)
+
+registry_meta = sa.Table(
+    "registry_meta",
+    metadata,
+    sa.Column("key", sa.Text(), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+MANAGED_TABLES: dict[str, sa.Table] = {
+    "servers": servers,
+    "connections": connections,
+    "grants": access_grants,
+    "bindings": template_bindings,
+}
+"""Record table name (as in `records.Table`) → the SQL table holding those rows."""

@@ -1,0 +1,129 @@
+"""The `mcp-reconciler` command end to end: exit codes, output shapes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.cli import main
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    old_err = sys.stderr
+    sys.stderr = err
+    try:
+        code = main(list(argv), out=out)
+    finally:
+        sys.stderr = old_err
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_plan_exit_codes_follow_pending_changes(registry_url: str) -> None:
+    folder = str(EXAMPLES / "01-quickstart")
+    code, out, _ = run("plan", "-f", folder, "--registry", registry_url)
+    assert code == 2 and "+ MCPServer demo/everything: create" in out and "Plan: 3 to create" not in out
+    assert "Plan: 5 to create; 0 unchanged." in out
+    assert run("apply", "-f", folder, "--registry", registry_url)[0] == 0
+    code, out, _ = run("plan", "-f", folder, "--registry", registry_url)
+    assert code == 0 and out.strip() == "No changes. 5 objects up to date."
+
+
+def test_plan_json_lists_actions_with_field_diffs(tmp_path: Path, sqlite_url: str) -> None:
+    folder = tmp_path / "f"
+    shutil.copytree(EXAMPLES / "03-connectors", folder)
+    run("apply", "-f", str(folder), "--registry", sqlite_url)
+    text = (folder / "org.yaml").read_text().replace('region: eu-west-1', 'region: us-east-2')
+    (folder / "org.yaml").write_text(text)
+    code, out, _ = run("plan", "-f", str(folder), "-o", "json", "--registry", sqlite_url)
+    assert code == 2
+    plan = json.loads(out)
+    (update,) = [a for a in plan["actions"] if a["action"] != "noop"]
+    assert update["kind"] == "MCPServer" and update["name"] == "warehouse"
+    assert update["changes"] == [
+        {
+            "path": "url",
+            "before": "https://warehouse.eu-west-1.example.com/orgs/4711/mcp",
+            "after": "https://warehouse.us-east-2.example.com/orgs/4711/mcp",
+        }
+    ]
+    assert plan["summary"]["update"] == 1 and plan["changes"] is True
+
+
+def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
+    run("apply", "-f", str(EXAMPLES / "06-oauth"), "--registry", sqlite_url)
+    code, out, _ = run("get", "mcps", "-n", "wacht", "--registry", sqlite_url)
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].split() == ["NAME", "TRANSPORT", "AUTH", "TOOLS", "READY", "SYNCED", "AGE"]
+    assert lines[1].split()[:6] == ["billing-mcp", "<none>", "oauthClientCredentials", "<none>", "True", "True"]
+    code, out, _ = run("get", "mcpserver", "-o", "wide", "--registry", sqlite_url)
+    assert out.splitlines()[0].split() == [
+        "NAMESPACE", "NAME", "TRANSPORT", "AUTH", "TOOLS", "READY", "SYNCED", "AGE", "URL", "REASON"
+    ]
+    code, out, _ = run("get", "mcpgrant", "-o", "json", "--registry", sqlite_url)
+    document = json.loads(out)
+    assert document["kind"] == "List" and document["apiVersion"] == "v1"
+    (item,) = document["items"]
+    assert item["apiVersion"] == "mcp.reconciler.dev/v1alpha1" and item["kind"] == "MCPAccessGrant"
+    assert item["metadata"]["name"] == "ops-team" and item["spec"]["target"] == {"serverRef": "crm-mcp"}
+    assert {c["type"] for c in item["status"]["conditions"]} == {"Ready", "Synced"}
+    code, out, _ = run("get", "mcps", "status-mcp", "-n", "wacht", "-o", "yaml", "--registry", sqlite_url)
+    obj = yaml.safe_load(out)
+    assert obj["kind"] == "MCPServer" and obj["spec"]["auth"]["secretKeyRef"]["key"] == "status-token"
+    assert "example-status-token" not in out
+    code, _, err = run("get", "mcps", "nope", "--registry", sqlite_url)
+    assert code == 1 and "not found" in err
+    code, _, err = run("get", "widgets", "--registry", sqlite_url)
+    assert code == 1 and "unknown resource type 'widgets'" in err
+
+
+def test_bad_input_is_one_clear_error_and_no_traceback(tmp_path: Path, sqlite_url: str) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\nmetadata:\n  name: x\n"
+        "spec:\n  url: https://x.example.com/mcp\n  transport: carrier-pigeon\n"
+    )
+    for command in ("validate", "plan", "apply"):
+        code, out, err = run(command, "-f", str(tmp_path), "--registry", sqlite_url)
+        assert code == 1 and out == ""
+        assert err.startswith("error: bad.yaml:7: MCPServer default/x: field spec.transport:")
+        assert "Traceback" not in err
+    assert run("get", "--registry", sqlite_url)[2].startswith("No resources found")
+
+
+def test_unreachable_registry_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    code, _, err = run(
+        "plan", "-f", str(EXAMPLES / "01-quickstart"), "--registry", "postgresql+psycopg://u:hunter2@127.0.0.1:1/db"
+    )
+    assert code == 1 and err.startswith("error: ") and "hunter2" not in err
+
+
+def test_crds_check_detects_drift(tmp_path: Path) -> None:
+    assert run("crds", "--dir", str(tmp_path))[0] == 0
+    assert run("crds", "--check", "--dir", str(tmp_path))[0] == 0
+    target = next(tmp_path.glob("*mcpservers.yaml"))
+    target.write_text(target.read_text() + "# edited\n")
+    code, out, _ = run("crds", "--check", "--dir", str(tmp_path))
+    assert code == 1 and target.name in out and "mcp-reconciler crds" in out
+
+
+def test_console_script_is_installed_and_runs() -> None:
+    script = Path(sys.executable).parent / "mcp-reconciler"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and "validate" in result.stdout and "plan" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["plan"], ["get", "-o", "xml"], []])
+def test_usage_errors_exit_two_like_argparse(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
