@@ -2,7 +2,7 @@
 
 Prints, for SQLite and PostgreSQL: cold apply time, no-op re-apply time, statements issued, the ratio of
 cold apply to a raw bulk insert of the same rows measured in the same run, and peak RSS. Targets: cold
-apply ≤ 3× raw bulk insert; no-op re-apply issues zero INSERT/UPDATE/DELETE and takes ≤ 10% of cold
+apply ≤ 3x raw bulk insert; no-op re-apply issues zero INSERT/UPDATE/DELETE and takes ≤ 10% of cold
 apply; peak RSS ≤ 300 MB. Each backend runs in a child process so its peak RSS is its own.
 
     python bench/registry_bench.py [--objects 10000] [--tenants 50] [--backend sqlite|postgresql]
@@ -26,24 +26,24 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.api import (  # noqa: E402
+from reconciler.api import (
     MCPAccessGrant,
     MCPConnection,
     MCPServer,
     MCPTemplateBinding,
     ObjectMeta,
 )
-from reconciler.api.binding import BoundServer, MCPTemplateBindingSpec  # noqa: E402
-from reconciler.api.connection import ConnectionAuth, MCPConnectionSpec  # noqa: E402
-from reconciler.api.grant import GrantSubject, GrantTarget, MCPAccessGrantSpec  # noqa: E402
-from reconciler.api.server import BearerAuth, MCPServerSpec  # noqa: E402
-from reconciler.api.common import SecretKeyRef  # noqa: E402
-from reconciler.engine.desired import build_desired  # noqa: E402
-from reconciler.engine.inputs import DesiredInput, StaticSecrets, Tenant  # noqa: E402
-from reconciler.engine.reconciling import EngineSettings, reconcile  # noqa: E402
-from reconciler.registry import conversion, open_registry, schema  # noqa: E402
-from reconciler.registry.connecting import create_registry_engine  # noqa: E402
-from reconciler.registry.records import (  # noqa: E402
+from reconciler.api.binding import BoundServer, MCPTemplateBindingSpec
+from reconciler.api.common import SecretKeyRef
+from reconciler.api.connection import ConnectionAuth, MCPConnectionSpec
+from reconciler.api.grant import GrantSubject, GrantTarget, MCPAccessGrantSpec
+from reconciler.api.server import BearerAuth, MCPServerSpec
+from reconciler.engine.desired import build_desired
+from reconciler.engine.inputs import DesiredInput, StaticSecrets, Tenant
+from reconciler.engine.reconciling import EngineSettings, reconcile
+from reconciler.registry import conversion, open_registry, schema
+from reconciler.registry.connecting import create_registry_engine
+from reconciler.registry.records import (
     BindingRecord,
     ConnectionRecord,
     GrantRecord,
@@ -182,7 +182,6 @@ def insert_raw(connection: sa.Connection, tenants: list[TenantRecord], records: 
     )
 
 
-
 def _fresh_postgres() -> tuple[str, Any]:
     admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
     name = f"mcpr_bench_{secrets.token_hex(4)}"
@@ -213,10 +212,13 @@ def run_backend(backend: str, objects: int, tenants: int) -> dict[str, Any]:
         # Baseline: the very same registry rows, inserted raw into an empty database.
         raw_url, raw_handle = _fresh(backend, workdir, "raw")
         raw_registry = open_registry(raw_url)
-        records = [obj.record for obj in build_desired(desired, fingerprint_key=raw_registry.fingerprint_key(),
-                                                        manager=settings.manager)]
-        tenant_records = sorted({TenantRecord(slug=t.slug, namespace=t.namespace) for t in desired.tenants.values()},
-                                key=lambda t: t.slug)
+        records = [
+            obj.record
+            for obj in build_desired(desired, fingerprint_key=raw_registry.fingerprint_key(), manager=settings.manager)
+        ]
+        tenant_records = sorted(
+            {TenantRecord(slug=t.slug, namespace=t.namespace) for t in desired.tenants.values()}, key=lambda t: t.slug
+        )
         raw_registry.close()
         engine = create_registry_engine(raw_url)
         started = time.perf_counter()
@@ -288,9 +290,20 @@ def main() -> int:
         return 0
     for backend in ("sqlite", "postgresql"):
         child = subprocess.run(
-            [sys.executable, __file__, "--backend", backend, "--objects", str(args.objects),
-             "--tenants", str(args.tenants), "--json"],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                __file__,
+                "--backend",
+                backend,
+                "--objects",
+                str(args.objects),
+                "--tenants",
+                str(args.tenants),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if child.returncode != 0:
             print(f"[{backend}] failed:\n{child.stderr}", file=sys.stderr)

@@ -18,8 +18,8 @@ from typing import TextIO
 from reconciler import presenting
 from reconciler.api import KINDS, kind_for
 from reconciler.api.crds import render_crds
-from reconciler.engine.errors import PermanentError, ReconcilerError
 from reconciler.engine.reconciling import EngineSettings, reconcile
+from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.manifests import load_folder
 from reconciler.registry import open_registry
 from reconciler.registry.records import DEFAULT_MANAGER
@@ -173,7 +173,9 @@ def _kind(spelling: str) -> str:
 
 
 def _not_found(args: argparse.Namespace) -> PermanentError:
-    return PermanentError(f"{args.kind} {args.name!r} not found" + (f" in namespace {args.namespace}" if args.namespace else ""))
+    return PermanentError(
+        f"{args.kind} {args.name!r} not found" + (f" in namespace {args.namespace}" if args.namespace else "")
+    )
 
 
 def cmd_crds(args: argparse.Namespace, out: TextIO) -> int:

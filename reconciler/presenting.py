@@ -168,6 +168,8 @@ def table(
         row += [column_value(obj, column, now=now) for column in columns]
         rows.append(row)
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
-    render = ["   ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
-              for line in [headers, *rows]]
+    render = [
+        "   ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+        for line in [headers, *rows]
+    ]
     return "\n".join(render)

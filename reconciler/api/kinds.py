@@ -39,16 +39,31 @@ class KindInfo:
 KINDS: tuple[KindInfo, ...] = (
     KindInfo("MCPServer", "mcpservers", "mcpserver", ("mcps",), MCPServer, MCPServerSpec, MCPServerStatus),
     KindInfo(
-        "MCPConnection", "mcpconnections", "mcpconnection", ("mcpconn",), MCPConnection, MCPConnectionSpec,
+        "MCPConnection",
+        "mcpconnections",
+        "mcpconnection",
+        ("mcpconn",),
+        MCPConnection,
+        MCPConnectionSpec,
         MCPConnectionStatus,
     ),
     KindInfo(
-        "MCPAccessGrant", "mcpaccessgrants", "mcpaccessgrant", ("mcpgrant",), MCPAccessGrant, MCPAccessGrantSpec,
+        "MCPAccessGrant",
+        "mcpaccessgrants",
+        "mcpaccessgrant",
+        ("mcpgrant",),
+        MCPAccessGrant,
+        MCPAccessGrantSpec,
         MCPAccessGrantStatus,
     ),
     KindInfo(
-        "MCPTemplateBinding", "mcptemplatebindings", "mcptemplatebinding", ("mcpbinding",), MCPTemplateBinding,
-        MCPTemplateBindingSpec, MCPTemplateBindingStatus,
+        "MCPTemplateBinding",
+        "mcptemplatebindings",
+        "mcptemplatebinding",
+        ("mcpbinding",),
+        MCPTemplateBinding,
+        MCPTemplateBindingSpec,
+        MCPTemplateBindingStatus,
     ),
 )
 _BY_KIND = {info.kind: info for info in KINDS}

@@ -12,6 +12,8 @@ from pydantic import Field, field_validator, model_validator
 
 from reconciler.api.common import (
     GROUP_VERSION,
+    CredentialValue,
+    Header,
     HeaderName,
     Model,
     ObjectMeta,
@@ -19,8 +21,6 @@ from reconciler.api.common import (
     SecretKeyRef,
     StatusBase,
     ToolFilter,
-    CredentialValue,
-    Header,
 )
 from reconciler.api.durations import DURATION_PATTERN, parse_duration
 

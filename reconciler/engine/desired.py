@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from reconciler.api import (
@@ -29,9 +29,9 @@ from reconciler.api.server import (
     OAuthClientCredentialsAuth,
 )
 from reconciler.credentials import fingerprint
-from reconciler.errors import InvalidInput, Problem
 from reconciler.engine.inputs import ADOPT_ANNOTATION, DesiredInput, Tenant
 from reconciler.engine.rendering import TemplateError, render_template
+from reconciler.errors import InvalidInput, Problem
 from reconciler.registry.records import (
     BindingRecord,
     BoundServerRecord,
@@ -128,9 +128,7 @@ class _Builder:
         built = []
         for index, header in enumerate(headers):
             if header.value_from is not None:
-                ref, print_ = self.secret(
-                    header.value_from.secret_key_ref, f"{prefix}[{index}].valueFrom.secretKeyRef"
-                )
+                ref, print_ = self.secret(header.value_from.secret_key_ref, f"{prefix}[{index}].valueFrom.secretKeyRef")
                 built.append(HeaderRecord(name=header.name, secret_ref=ref, fingerprint=print_))
             else:
                 value = self.render(header.value or "", f"{prefix}[{index}].value")
@@ -139,7 +137,7 @@ class _Builder:
 
     def ownership(self, record_hash: str, *, deletion_policy: str = "Delete", manager: str) -> Ownership:
         source = SourceRef(self.resource.kind, self.namespace, self.resource.metadata.name)
-        policy = "Orphan" if deletion_policy == "Orphan" else "Delete"
+        policy: Literal["Delete", "Orphan"] = "Orphan" if deletion_policy == "Orphan" else "Delete"
         return Ownership(manager=manager, source=source, spec_hash=record_hash, deletion_policy=policy)
 
 
@@ -275,7 +273,9 @@ def build_desired(desired: DesiredInput, *, fingerprint_key: bytes, manager: str
         )
         problems.extend(builder.problems)
         objects.append(
-            DesiredObject(resource=resource, tenant=builder.tenant, record=record, missing_secrets=tuple(builder.missing))
+            DesiredObject(
+                resource=resource, tenant=builder.tenant, record=record, missing_secrets=tuple(builder.missing)
+            )
         )
     if problems:
         raise InvalidInput(problems)

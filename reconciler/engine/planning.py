@@ -173,7 +173,7 @@ def _plan_one(record: Record, source: SourceRef, row: Record | None, *, key: Row
             desired=record,
             observed=row,
             message=f"a {key[0]} row named {key[2]!r} already exists in tenant {key[1]!r} and is not managed by "
-            f"{options.manager}; set the annotation mcp.reconciler.dev/adopt: \"true\" to take it over",
+            f'{options.manager}; set the annotation mcp.reconciler.dev/adopt: "true" to take it over',
         )
     if ownership.manager != options.manager:
         return Action(
@@ -209,7 +209,12 @@ def _plan_one(record: Record, source: SourceRef, row: Record | None, *, key: Row
     if observe_only:
         drifted = ", ".join(change.path for change in changes)
         return Action(
-            Verb.NOOP, key, source, desired=record, observed=row, changes=changes,
+            Verb.NOOP,
+            key,
+            source,
+            desired=record,
+            observed=row,
+            changes=changes,
             message=f"ObserveOnly: registry differs in {drifted}; not repaired",
         )
     return Action(verb, key, source, desired=record, observed=row, changes=changes)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.api import MCPConnection, MCPServer
-from reconciler.api.conditions import Reason
+from reconciler.api.conditions import ConditionType, Reason
 from reconciler.api.server import OAuthAuthorizationCodeAuth
 from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject, MissingSecret
@@ -84,7 +84,7 @@ def _credentials_condition(obj: DesiredObject) -> cond.ConditionDict | None:
                 Reason.AWAITING_USER_AUTHORIZATION, "each member authorizes their own account"
             )
         if resource.spec.auth.type == "none" and not any(h.value_from for h in resource.spec.headers):
-            return cond.condition(cond.ConditionType.CREDENTIALS_VALID, "True", Reason.NO_CREDENTIALS, "none needed")
+            return cond.condition(ConditionType.CREDENTIALS_VALID, "True", Reason.NO_CREDENTIALS, "none needed")
         return cond.credentials_valid("every referenced Secret key resolved")
     if isinstance(resource, MCPConnection):
         if resource.spec.credential_mode == "perMember":

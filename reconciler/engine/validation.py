@@ -7,8 +7,8 @@ of them reach the user at once.
 from __future__ import annotations
 
 from reconciler.api import MCPAccessGrant, MCPConnection, MCPServer, MCPTemplateBinding, Resource
-from reconciler.errors import Problem
 from reconciler.engine.inputs import DesiredInput
+from reconciler.errors import Problem
 
 
 def check_references(desired: DesiredInput) -> list[Problem]:

@@ -68,7 +68,7 @@ class RecordBase:
 
     def content(self) -> dict[str, Any]:
         """The spec-derived columns, as plain JSON-able data (what planning compares and hashes)."""
-        return {name: _plain(getattr(self, name)) for name in _content_fields(type(self))}
+        return {name: _plain(getattr(self, name)) for name in _content_fields(self.__class__.__name__, type(self))}
 
     def content_hash(self) -> str:
         return self._hash
@@ -79,8 +79,17 @@ class RecordBase:
         return content_hash(self.content())
 
 
-@functools.cache
-def _content_fields(record_type: type) -> tuple[str, ...]:
+_CONTENT_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def _content_fields(name: str, record_type: type) -> tuple[str, ...]:
+    found = _CONTENT_FIELDS.get(name)
+    if found is None:
+        found = _CONTENT_FIELDS[name] = _compute_content_fields(record_type)
+    return found
+
+
+def _compute_content_fields(record_type: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(record_type) if f.name not in ("ownership", "row_id"))
 
 

@@ -42,7 +42,7 @@ def test_plan_json_lists_actions_with_field_diffs(tmp_path: Path, sqlite_url: st
     folder = tmp_path / "f"
     shutil.copytree(EXAMPLES / "03-connectors", folder)
     run("apply", "-f", str(folder), "--registry", sqlite_url)
-    text = (folder / "org.yaml").read_text().replace('region: eu-west-1', 'region: us-east-2')
+    text = (folder / "org.yaml").read_text().replace("region: eu-west-1", "region: us-east-2")
     (folder / "org.yaml").write_text(text)
     code, out, _ = run("plan", "-f", str(folder), "-o", "json", "--registry", sqlite_url)
     assert code == 2
@@ -68,7 +68,16 @@ def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
     assert lines[1].split()[:6] == ["billing-mcp", "<none>", "oauthClientCredentials", "<none>", "True", "True"]
     code, out, _ = run("get", "mcpserver", "-o", "wide", "--registry", sqlite_url)
     assert out.splitlines()[0].split() == [
-        "NAMESPACE", "NAME", "TRANSPORT", "AUTH", "TOOLS", "READY", "SYNCED", "AGE", "URL", "REASON"
+        "NAMESPACE",
+        "NAME",
+        "TRANSPORT",
+        "AUTH",
+        "TOOLS",
+        "READY",
+        "SYNCED",
+        "AGE",
+        "URL",
+        "REASON",
     ]
     code, out, _ = run("get", "mcpgrant", "-o", "json", "--registry", sqlite_url)
     document = json.loads(out)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.engine.errors import InvalidInput, MissingReference
 from reconciler.engine.planning import Verb
 from reconciler.engine.reconciling import EngineSettings, reconcile
+from reconciler.errors import InvalidInput, MissingReference
 from reconciler.manifests import load_folder
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.records import ServerRecord, UserTokenRecord
@@ -131,14 +131,27 @@ def test_deleting_a_server_removes_its_dependents_and_user_tokens(tmp_path: Path
     shutil.copytree(EXAMPLES / "05-org-connections", tmp_path / "org")
     apply(tmp_path / "org", registry)
     with registry.transaction() as tx:
-        tx.insert_user_token(UserTokenRecord(tenant="openwork-org", server="notion", user_id="jordan",
-                                             secret_ref="openwork/member-jordan#token", connection="notion-per-member"))
+        tx.insert_user_token(
+            UserTokenRecord(
+                tenant="openwork-org",
+                server="notion",
+                user_id="jordan",
+                secret_ref="openwork/member-jordan#token",
+                connection="notion-per-member",
+            )
+        )
     assert registry.count_user_tokens() == {("openwork-org", "notion"): 1}
-    docs = [d for d in yaml.safe_load_all((tmp_path / "org/connections.yaml").read_text())
-            if d["metadata"]["name"] not in ("notion", "notion-per-member")]
+    docs = [
+        d
+        for d in yaml.safe_load_all((tmp_path / "org/connections.yaml").read_text())
+        if d["metadata"]["name"] not in ("notion", "notion-per-member")
+    ]
     (tmp_path / "org/connections.yaml").write_text(yaml.safe_dump_all(docs))
-    grants = [d for d in yaml.safe_load_all((tmp_path / "org/grants.yaml").read_text())
-              if d["metadata"]["name"] != "notion-everyone"]
+    grants = [
+        d
+        for d in yaml.safe_load_all((tmp_path / "org/grants.yaml").read_text())
+        if d["metadata"]["name"] != "notion-everyone"
+    ]
     for doc in grants:
         if doc["kind"] == "MCPTemplateBinding":
             doc["spec"]["servers"] = [s for s in doc["spec"]["servers"] if s["serverRef"] != "notion"]

@@ -37,8 +37,15 @@ def desired_server(name: str = "crm", **fields: object) -> tuple[Record, SourceR
     return dataclasses.replace(record, ownership=owned), src
 
 
-def written(record: Record, row_id: int = 1, *, manager: str | None = ME, spec_hash: str | None = None,
-            policy: str = "Delete", src: SourceRef | None = None) -> Record:
+def written(
+    record: Record,
+    row_id: int = 1,
+    *,
+    manager: str | None = ME,
+    spec_hash: str | None = None,
+    policy: str = "Delete",
+    src: SourceRef | None = None,
+) -> Record:
     """A row as the registry would return it after we wrote `record`."""
     ownership = Ownership(
         manager=manager,
@@ -139,7 +146,9 @@ def test_pruning_never_touches_rows_of_others_or_other_tenants() -> None:
     theirs, _ = desired_server("theirs")
     other_tenant = dataclasses.replace(desired_server("far")[0], tenant="globex")
     rows = observed(
-        written(mine, 1), written(manual, 2, manager=None), written(theirs, 3, manager="other"),
+        written(mine, 1),
+        written(manual, 2, manager=None),
+        written(theirs, 3, manager="other"),
         written(other_tenant, 4),
     )
     plan = plan_changes([], rows, options=PlanOptions(manager=ME, prune_tenants={"acme"}))
@@ -160,9 +169,7 @@ def test_observe_only_never_writes_but_reports_drift() -> None:
 
 def test_deletion_policy_change_is_an_update() -> None:
     record, src = desired_server()
-    orphaning = dataclasses.replace(
-        record, ownership=dataclasses.replace(record.ownership, deletion_policy="Orphan")
-    )
+    orphaning = dataclasses.replace(record, ownership=dataclasses.replace(record.ownership, deletion_policy="Orphan"))
     (action,) = plan_changes([(orphaning, src)], observed(written(record)), options=PlanOptions(manager=ME)).actions
     assert action.verb is Verb.UPDATE
     assert [(c.path, c.after) for c in action.changes] == [("deletionPolicy", "Orphan")]
