@@ -1,0 +1,41 @@
+"""The MCP client side of the reconciler: auth discovery, tool snapshots across all pages, error classification,
+the SSRF guard and the websocket transport.
+
+The engine and the CLI import from here only; the submodules are the probe's own layout. This package never
+touches the registry database or the cluster: it takes `ProbeTarget`s (with already-resolved headers) and returns
+`ProbeResult`s, and its pure helpers (`snapshot_hash`, `diff_tools`, `filter_tool_names`, `fill_auth_fields`)
+serve planning and status building.
+"""
+
+from __future__ import annotations
+
+from reconciler.probe.classification import HINTS, ErrorClass
+from reconciler.probe.discovery import AuthDiscovery, fill_auth_fields
+from reconciler.probe.listing import diff_tools, filter_tool_names, snapshot_hash, tool_fingerprint
+from reconciler.probe.probing import ProbeResult, probe_many, probe_many_sync, probe_server
+from reconciler.probe.settings import ProbeSettings, ProbeTarget, Transport
+from reconciler.probe.ssrf import BlockedDestination, Resolver, address_problem, system_resolver
+from reconciler.probe.transports import ProbeHttp
+
+__all__ = [
+    "HINTS",
+    "AuthDiscovery",
+    "BlockedDestination",
+    "ErrorClass",
+    "ProbeHttp",
+    "ProbeResult",
+    "ProbeSettings",
+    "ProbeTarget",
+    "Resolver",
+    "Transport",
+    "address_problem",
+    "diff_tools",
+    "fill_auth_fields",
+    "filter_tool_names",
+    "probe_many",
+    "probe_many_sync",
+    "probe_server",
+    "snapshot_hash",
+    "system_resolver",
+    "tool_fingerprint",
+]

@@ -1,0 +1,106 @@
+"""Tool snapshots: walking every `tools/list` page within bounds, and the pure helpers that fingerprint, hash,
+diff and filter tool lists.
+
+`probing.py` calls `fetch_all_tools` during a probe; the engine calls the pure helpers (`snapshot_hash`,
+`diff_tools`, `filter_tool_names`) when it records snapshots, applies tool policies and reports what changed.
+A changed description or input schema counts as a change: that is how tool poisoning shows up.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+import mcp_types
+
+from reconciler.api.server import ToolChanges
+from reconciler.probe.classification import ProbeFailure
+from reconciler.registry.records import ToolRecord
+
+PageFetcher = Callable[[str | None], Awaitable[mcp_types.ListToolsResult]]
+
+
+def _canonical_json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _sha256(data: Any) -> str:
+    return "sha256:" + hashlib.sha256(_canonical_json(data)).hexdigest()
+
+
+def tool_fingerprint(name: str, title: str | None, description: str | None, input_schema: Any) -> str:
+    """`sha256:<hex>` over the parts of a tool definition an agent acts on."""
+    return _sha256({"name": name, "title": title, "description": description, "inputSchema": input_schema})
+
+
+def _fingerprint_of(tool: ToolRecord) -> str:
+    return tool.fingerprint or tool_fingerprint(tool.name, tool.title, tool.description, tool.input_schema)
+
+
+def snapshot_hash(tools: Iterable[ToolRecord]) -> str:
+    """`sha256:<hex>` of a tool list, independent of the order the server listed it in."""
+    entries = sorted((tool.name, _fingerprint_of(tool)) for tool in tools)
+    return _sha256([[name, fingerprint] for name, fingerprint in entries])
+
+
+def diff_tools(old: Sequence[ToolRecord], new: Sequence[ToolRecord]) -> ToolChanges:
+    """Names added, removed and changed (any change to title, description or schema), each sorted."""
+    before = {tool.name: _fingerprint_of(tool) for tool in old}
+    after = {tool.name: _fingerprint_of(tool) for tool in new}
+    return ToolChanges(
+        added=sorted(after.keys() - before.keys()),
+        removed=sorted(before.keys() - after.keys()),
+        changed=sorted(name for name in before.keys() & after.keys() if before[name] != after[name]),
+    )
+
+
+def filter_tool_names(names: Iterable[str], *, allow: Sequence[str], deny: Sequence[str]) -> list[str]:
+    """Names an agent may see, in input order: matching an allow glob (all, when none are given) and no deny glob."""
+    return [
+        name
+        for name in names
+        if (not allow or any(fnmatch.fnmatchcase(name, pattern) for pattern in allow))
+        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in deny)
+    ]
+
+
+def tool_record(tool: mcp_types.Tool) -> ToolRecord:
+    """The registry's view of one listed tool, with its fingerprint."""
+    title = tool.title if tool.title is not None else (tool.annotations.title if tool.annotations else None)
+    schema = dict(tool.input_schema)
+    return ToolRecord(
+        name=tool.name,
+        title=title,
+        description=tool.description,
+        input_schema=schema,
+        fingerprint=tool_fingerprint(tool.name, title, tool.description, schema),
+    )
+
+
+async def fetch_all_tools(
+    fetch_page: PageFetcher, *, max_pages: int, max_tools: int, on_page: Callable[[int], None] | None = None
+) -> tuple[list[ToolRecord], int]:
+    """Every tool across every page, and the number of pages; a server past either bound fails the probe.
+
+    Exceeding a bound is a protocol-class failure rather than a silent truncation: a partial snapshot would make
+    every later diff report tools as removed.
+    """
+    tools: list[ToolRecord] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        if on_page is not None:
+            on_page(pages + 1)
+        page = await fetch_page(cursor)
+        pages += 1
+        tools.extend(tool_record(tool) for tool in page.tools)
+        if len(tools) > max_tools:
+            raise ProbeFailure("protocol", f"server lists more than {max_tools} tools (max_tools)")
+        cursor = page.next_cursor
+        if not cursor:
+            return tools, pages
+        if pages >= max_pages:
+            raise ProbeFailure("protocol", f"server returned more than {max_pages} pages of tools (max_pages)")
