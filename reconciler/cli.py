@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from reconciler import presenting
 from reconciler.api import KINDS, kind_for
 from reconciler.api.crds import render_crds
-from reconciler.engine.reconciling import EngineSettings, reconcile
+from reconciler.engine.probing import ProbeOptions
+from reconciler.engine.reconciling import EngineSettings, reconcile, test_server
 from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.manifests import load_folder
+from reconciler.probe import ProbeSettings
 from reconciler.registry import open_registry
-from reconciler.registry.records import DEFAULT_MANAGER
+from reconciler.registry.records import DEFAULT_MANAGER, SourceRef
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 log = logging.getLogger("mcp_reconciler")
@@ -35,6 +39,28 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
         help="registry database URL (default: $MCP_RECONCILER_REGISTRY, else sqlite:///mcp-registry.db)",
     )
     parser.add_argument("--manager", default=DEFAULT_MANAGER, help="manager id recorded on owned rows")
+
+
+ALLOW_PRIVATE_ENV = "MCP_RECONCILER_ALLOW_PRIVATE_NETWORKS"
+
+
+def _add_probe(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        default=os.environ.get(ALLOW_PRIVATE_ENV) == "1",
+        help=f"let servers with spec.network.allowPrivate reach loopback/private addresses (or ${ALLOW_PRIVATE_ENV}=1)",
+    )
+    parser.add_argument("--probe-concurrency", type=int, default=16, metavar="N", help="servers probed at once")
+    parser.add_argument("--probe-timeout", type=float, default=30.0, metavar="SECONDS", help="bound on one probe")
+
+
+def _probe_settings(args: argparse.Namespace) -> ProbeSettings:
+    return ProbeSettings(
+        allow_private_networks=args.allow_private_networks,
+        max_concurrency=max(1, args.probe_concurrency),
+        total_timeout=max(1.0, args.probe_timeout),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,9 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
     _add_registry(plan)
 
-    apply = commands.add_parser("apply", help="make the registry match a folder of manifests")
+    apply = commands.add_parser("apply", help="make the registry match a folder of manifests, then probe servers")
     apply.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR")
+    apply.add_argument("--no-probe", action="store_true", help="write the registry only; do not contact servers")
+    _add_probe(apply)
     _add_registry(apply)
+
+    test = commands.add_parser("test", help="Test Connection: probe one server now and record the result")
+    test.add_argument("name")
+    test.add_argument("-n", "--namespace", default=None, help="namespace of the MCPServer (default: unique match)")
+    test.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR", help="the manifests folder")
+    test.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    _add_probe(test)
+    _add_registry(test)
+
+    demo = commands.add_parser("demo", help="start local MCP servers, apply the quickstart example, show the result")
+    demo.add_argument("-f", "--filename", type=Path, default=None, metavar="DIR", help="example folder to apply")
+    demo.add_argument("--serve", action="store_true", help="keep the demo servers running until interrupted")
+    _add_registry(demo)
 
     get = commands.add_parser("get", help="list objects as last applied, with their status")
     get.add_argument("kind", nargs="?", default="mcp", help="kind, plural, singular or short name (default: all)")
@@ -111,16 +152,114 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     desired = load_folder(args.filename)
     registry = open_registry(args.registry, manager=args.manager)
+    probe = None if args.no_probe else ProbeOptions(_probe_settings(args), on_result=_progress(sys.stderr))
     try:
-        report = reconcile(desired, registry, settings=EngineSettings(manager=args.manager))
+        report = reconcile(desired, registry, settings=EngineSettings(manager=args.manager), probe=probe)
     finally:
         registry.close()
     _print_warnings(desired.warnings)
     print(presenting.plan_text(report.plan, colour=_colour(out)).replace("Plan: ", "Applied: "), file=out)
+    if report.probed:
+        print("", file=out)
+        print(presenting.probe_table([(obj.source, result) for obj, result in report.probed]), file=out)
     if report.plan.conflicts:
         print(f"error: {len(report.plan.conflicts)} conflicts left unresolved (see above)", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _progress(stream: TextIO) -> Callable[[int, int], None] | None:
+    """A one-line progress counter on a terminal; nothing when output is redirected."""
+    if not stream.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        stream.write(f"\rprobing servers: {done}/{total}{end}")
+        stream.flush()
+
+    return show
+
+
+def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
+    desired = load_folder(args.filename)
+    matches = [
+        r
+        for r in desired.resources
+        if r.kind == "MCPServer"
+        and r.metadata.name == args.name
+        and (args.namespace is None or r.metadata.namespace == args.namespace)
+    ]
+    if not matches:
+        where = f" in namespace {args.namespace}" if args.namespace else ""
+        raise PermanentError(f"MCPServer {args.name!r} not found in {args.filename}{where}")
+    if len(matches) > 1:
+        spaces = ", ".join(sorted(r.metadata.namespace for r in matches))
+        raise PermanentError(f"MCPServer {args.name!r} exists in several namespaces ({spaces}): pass -n")
+    source = SourceRef("MCPServer", matches[0].metadata.namespace, args.name)
+    registry = open_registry(args.registry, manager=args.manager)
+    try:
+        outcome = test_server(
+            desired,
+            registry,
+            source=source,
+            settings=EngineSettings(manager=args.manager),
+            probe=ProbeOptions(_probe_settings(args)),
+        )
+    finally:
+        registry.close()
+    result = outcome.result
+    if args.output == "json":
+        print(json.dumps(presenting.test_json(result), indent=2), file=out)
+    else:
+        print(presenting.test_text(result, colour=_colour(out)), file=out)
+        if not outcome.recorded:
+            print("note: not recorded — the server has no registry row yet (run apply first)", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.demo import DEMO_PORTS, start_demo_servers
+
+    folder = args.filename or Path(__file__).resolve().parents[1] / "examples" / "01-quickstart"
+    if not folder.is_dir():
+        raise PermanentError(f"example folder {folder} not found: pass -f DIR")
+    try:
+        servers = start_demo_servers(ports=DEMO_PORTS)
+        running = servers.__enter__()
+    except OSError as err:
+        raise PermanentError(f"{err}; is another demo running?") from err
+    try:
+        print(
+            f"demo MCP servers listening: {running.tools_url}  {running.events_url}  {running.protected_url}", file=out
+        )
+        print(f"$ mcp-reconciler apply -f {folder} --allow-private-networks", file=out)
+        apply_args = build_parser().parse_args(
+            ["apply", "-f", str(folder), "--allow-private-networks", "--manager", args.manager]
+            + (["--registry", args.registry] if args.registry else [])
+        )
+        code = cmd_apply(apply_args, out)
+        print("\n$ mcp-reconciler get mcps -n demo -o wide", file=out)
+        get_args = build_parser().parse_args(
+            ["get", "mcps", "-n", "demo", "-o", "wide", "--manager", args.manager]
+            + (["--registry", args.registry] if args.registry else [])
+        )
+        cmd_get(get_args, out)
+        if args.serve:
+            print("\ndemo servers keep running; press Ctrl-C to stop", file=out)
+            _wait_forever()
+        return code
+    finally:
+        servers.__exit__(None, None, None)
+
+
+def _wait_forever() -> None:
+    import threading
+
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        return
 
 
 def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
@@ -204,6 +343,8 @@ COMMANDS = {
     "apply": cmd_apply,
     "get": cmd_get,
     "crds": cmd_crds,
+    "test": cmd_test,
+    "demo": cmd_demo,
 }
 
 

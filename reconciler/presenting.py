@@ -17,7 +17,8 @@ from reconciler.api import KINDS
 from reconciler.api.common import GROUP_VERSION
 from reconciler.api.printing import PRINTER_COLUMNS, column_value
 from reconciler.engine.planning import Action, Plan, Verb
-from reconciler.registry.records import KIND_OF_TABLE, ResourceRecord
+from reconciler.probe import HINTS, ProbeResult
+from reconciler.registry.records import KIND_OF_TABLE, ResourceRecord, SourceRef
 
 _COLOURS = {
     Verb.CREATE: "32",
@@ -173,3 +174,52 @@ def table(
         for line in [headers, *rows]
     ]
     return "\n".join(render)
+
+
+def probe_line(result: ProbeResult) -> str:
+    if result.ok:
+        count = len(result.tools) if result.tools is not None else 0
+        return (
+            f"Connected · {count} tools"
+            if result.tools is not None
+            else "Reachable (tools not listed: no usable credential)"
+        )
+    return f"{result.error_class} error: {result.message}"
+
+
+def probe_table(rows: Sequence[tuple[SourceRef, ProbeResult]]) -> str:
+    """The summary after apply: one line per probed server."""
+    headers = ["NAMESPACE", "SERVER", "RESULT", "DISCOVERED AUTH", "LATENCY"]
+    lines = []
+    for source, result in rows:
+        auth = "-"
+        if result.discovery is not None:
+            auth = result.discovery.recommended_auth_mode or "-"
+        lines.append([source.namespace, source.name, probe_line(result), auth, f"{result.latency_ms}ms"])
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *lines, strict=False)]
+    return "\n".join(
+        "   ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+        for line in [headers, *lines]
+    )
+
+
+def test_text(result: ProbeResult, *, colour: bool) -> str:
+    if result.ok:
+        text = _paint(probe_line(result), "32", colour) + f"  ({result.latency_ms} ms)"
+        if result.tools:
+            names = ", ".join(sorted(tool.name for tool in result.tools)[:20])
+            text += f"\ntools: {names}"
+        return text
+    hint = result.hint or HINTS.get(result.error_class or "", "")
+    text = _paint(f"Failed · {result.error_class}: {result.message}", "31", colour)
+    return text + (f"\nhint: {hint}" if hint else "")
+
+
+def test_json(result: ProbeResult) -> dict[str, Any]:
+    """ThinkWork's Test Connection shape: `{ok, tools, error}`, plus the class and latency."""
+    tools = [
+        {"name": tool.name, "title": tool.title, "description": tool.description}
+        for tool in sorted(result.tools or (), key=lambda tool: tool.name)
+    ]
+    error = None if result.ok else {"class": result.error_class, "message": result.message, "hint": result.hint}
+    return {"ok": result.ok, "tools": tools, "error": error, "latencyMs": result.latency_ms}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from reconciler.demo.servers import (
     DEMO_BEARER_TOKEN,
+    DEMO_PORTS,
     DEMO_SCOPE,
     DemoServers,
     authorization_server_metadata_app,
@@ -21,6 +22,7 @@ from reconciler.demo.serving import ServerLoop, bind_local_socket
 
 __all__ = [
     "DEMO_BEARER_TOKEN",
+    "DEMO_PORTS",
     "DEMO_SCOPE",
     "DemoServers",
     "ServerLoop",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -164,15 +165,42 @@ def authorization_server_metadata_app(
     return Starlette(routes=[Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"])])
 
 
-def host_demo_servers(loop: ServerLoop) -> DemoServers:
-    """Start the three demo servers and the authorization-server metadata on a running `ServerLoop`."""
-    tools_base = loop.serve_asgi(lambda url: build_tools_server().streamable_http_app(host="127.0.0.1"))
-    events_base = loop.serve_asgi(lambda url: build_events_server().sse_app(host="127.0.0.1"))
-    issuer = loop.serve_asgi(lambda url: authorization_server_metadata_app(url))
+DEMO_PORTS = (18180, 18181, 18182, 18183)
+"""Where `mcp-reconciler demo` serves (tools, events, protected, authorization server): the quickstart
+example folder points at these, so it can be applied by hand while the demo servers run."""
+
+
+def _socket_for(port: int | None) -> socket.socket | None:
+    if port is None:
+        return None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as err:
+        sock.close()
+        raise OSError(f"cannot serve the demo on 127.0.0.1:{port}: {err.strerror}") from err
+    return sock
+
+
+def host_demo_servers(loop: ServerLoop, *, ports: Sequence[int] | None = None) -> DemoServers:
+    """Start the three demo servers and the authorization-server metadata on a running `ServerLoop`.
+
+    `ports` pins (tools, events, protected, authorization server); by default each takes an ephemeral port.
+    """
+    tools_port, events_port, protected_port, issuer_port = ports if ports is not None else (None,) * 4
+    tools_base = loop.serve_asgi(
+        lambda url: build_tools_server().streamable_http_app(host="127.0.0.1"), sock=_socket_for(tools_port)
+    )
+    events_base = loop.serve_asgi(
+        lambda url: build_events_server().sse_app(host="127.0.0.1"), sock=_socket_for(events_port)
+    )
+    issuer = loop.serve_asgi(lambda url: authorization_server_metadata_app(url), sock=_socket_for(issuer_port))
     protected_base = loop.serve_asgi(
         lambda url: build_secure_server(resource_url=url + MCP_PATH, issuer_url=issuer).streamable_http_app(
             host="127.0.0.1"
-        )
+        ),
+        sock=_socket_for(protected_port),
     )
     return DemoServers(
         tools_url=tools_base + MCP_PATH,
@@ -183,7 +211,7 @@ def host_demo_servers(loop: ServerLoop) -> DemoServers:
 
 
 @contextmanager
-def start_demo_servers() -> Iterator[DemoServers]:
-    """Run the demo servers on 127.0.0.1 ephemeral ports until the block exits."""
+def start_demo_servers(*, ports: Sequence[int] | None = None) -> Iterator[DemoServers]:
+    """Run the demo servers on 127.0.0.1 (ephemeral ports unless `ports` is given) until the block exits."""
     with ServerLoop() as loop:
-        yield host_demo_servers(loop)
+        yield host_demo_servers(loop, ports=ports)

@@ -20,9 +20,21 @@ from reconciler.engine.applying import apply_plan
 from reconciler.engine.desired import DesiredObject, build_desired
 from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.planning import Action, Plan, PlanOptions, Verb, plan_changes
+from reconciler.engine.probing import (
+    ProbeJob,
+    ProbeOptions,
+    RecordedProbe,
+    build_target,
+    connection_records,
+    needs_probe,
+    probe_servers,
+    probe_status,
+    record_probe,
+)
 from reconciler.engine.status import StatusInputs, build_status
 from reconciler.engine.validation import check_references, check_tenant_collisions
 from reconciler.errors import InvalidInput, MissingReference
+from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
@@ -53,6 +65,7 @@ class ReconcileReport:
     results: list[ObjectResult] = field(default_factory=list)
     applied: bool = False
     warnings: list[str] = field(default_factory=list)
+    probed: list[tuple[DesiredObject, ProbeResult]] = field(default_factory=list)
 
     @property
     def removals(self) -> list[Action]:
@@ -123,6 +136,7 @@ def reconcile(
     dry_run: bool = False,
     now: dt.datetime | None = None,
     scope: ObjectScope | None = None,
+    probe: ProbeOptions | None = None,
 ) -> ReconcileReport:
     """Make the registry match `desired`; with `dry_run` only plan. Raises PermanentError on bad input.
 
@@ -145,6 +159,44 @@ def reconcile(
     with registry.transaction() as tx:
         ordered_tenants = sorted(tenants, key=lambda t: (t.slug, t.namespace))
         row_ids = apply_plan(tx, plan, tenants=ordered_tenants, actor=settings.manager)
+    probe_states = registry.fetch_probe_states()
+    snapshots = (
+        {
+            key: registry.fetch_tool_snapshots(*key)
+            for key in probe_states
+            if any(obj.key == ("servers", *key) for obj in objects)
+        }
+        if probe_states
+        else {}
+    )
+    recorded: list[RecordedProbe] = []
+    if probe is not None:
+        jobs = [
+            ProbeJob(obj, build_target(obj, connections=connection_records(objects), secrets=desired.secrets))
+            for obj in objects
+            if needs_probe(obj, actions[obj.source], probe_states.get(obj.key[1:]), now=now, force=probe.force)
+        ]
+        results = probe_servers(jobs, options=probe)
+        for job, result in zip(jobs, results, strict=True):
+            server_key = job.obj.key[1:]
+            item = record_probe(job.obj, result, previous=snapshots.get(server_key, []), actor=settings.manager)
+            recorded.append(item)
+            probe_states[server_key] = item.state
+            if item.snapshot is not None and (
+                not snapshots.get(server_key) or snapshots[server_key][0].hash != item.snapshot.hash
+            ):
+                snapshots[server_key] = [item.snapshot, *snapshots.get(server_key, [])][:2]
+            elif item.snapshot is not None:
+                snapshots[server_key] = [item.snapshot, *snapshots[server_key][1:]]
+            report.probed.append((job.obj, result))
+    with registry.transaction() as tx:
+        for item in recorded:
+            if item.snapshot is not None:
+                tx.put_tool_snapshot(item.snapshot)
+            tx.put_probe_state(item.state)
+        audits = [item.audit for item in recorded if item.audit is not None]
+        if audits:
+            tx.audit(audits)
         changed_resources: list[ResourceRecord] = []
         for obj in objects:
             action = actions[obj.source]
@@ -158,6 +210,11 @@ def reconcile(
             else:
                 generation = 1 if before is None else before.generation + (0 if before.spec_hash == spec_hash else 1)
                 previous_status = before.status if before else None
+            extra = dict(_credential_facts(obj) or {})
+            probe_extra, probe_conditions = probe_status(
+                obj, probe_states.get(obj.key[1:]), snapshots.get(obj.key[1:], [])
+            )
+            extra.update(probe_extra)
             status = build_status(
                 StatusInputs(
                     obj=obj,
@@ -166,7 +223,8 @@ def reconcile(
                     registry_id=row_ids.get(obj.key),
                     previous=previous_status,
                     now=now,
-                    extra=_credential_facts(obj),
+                    extra=extra,
+                    extra_conditions=probe_conditions,
                 )
             )
             status_changed = previous_status is None or dict(previous_status) != status
@@ -237,3 +295,68 @@ def remove_object(
     with registry.transaction() as tx:
         apply_plan(tx, plan, tenants=(), actor=settings.manager)
     return actions
+
+
+@dataclass
+class ServerTest:
+    """Outcome of Test Connection for one server."""
+
+    obj: DesiredObject
+    result: ProbeResult
+    recorded: bool
+    """False when the server has no registry row of ours yet (apply first): nothing was written."""
+
+
+def test_server(
+    desired: DesiredInput,
+    registry: Registry,
+    *,
+    source: SourceRef,
+    settings: EngineSettings,
+    probe: ProbeOptions,
+    now: dt.datetime | None = None,
+) -> ServerTest:
+    """Probe one server now and record the result as its last test; registry rows are not changed."""
+    from reconciler.errors import PermanentError
+
+    now = now or dt.datetime.now(dt.UTC)
+    objects = prepare(desired, registry, settings=settings)
+    obj = next((candidate for candidate in objects if candidate.source == source), None)
+    if obj is None or not isinstance(obj.resource, MCPServer):
+        raise PermanentError(f"MCPServer {source.namespace}/{source.name} is not in the manifests")
+    target = build_target(obj, connections=connection_records(objects), secrets=desired.secrets)
+    (result,) = probe_servers([ProbeJob(obj, target)], options=dataclasses.replace(probe, force=True))
+    row = registry.fetch_state(tenants=[obj.tenant.slug]).rows.get(obj.key)
+    owned = row is not None and row.ownership.manager == settings.manager and row.ownership.source == source
+    if not owned or row is None:
+        return ServerTest(obj, result, recorded=False)
+    server_key = obj.key[1:]
+    snapshots = registry.fetch_tool_snapshots(*server_key)
+    item = record_probe(obj, result, previous=snapshots, actor=settings.manager)
+    if item.snapshot is not None:
+        snapshots = [item.snapshot, *(s for s in snapshots if s.hash != item.snapshot.hash)][:2]
+    stored = registry.fetch_resources(kind="MCPServer", namespace=source.namespace, name=source.name)
+    with registry.transaction() as tx:
+        if item.snapshot is not None:
+            tx.put_tool_snapshot(item.snapshot)
+        tx.put_probe_state(item.state)
+        if item.audit is not None:
+            tx.audit([item.audit])
+        if stored:
+            extra = dict(_credential_facts(obj) or {})
+            probe_extra, probe_conditions = probe_status(obj, item.state, snapshots)
+            extra.update(probe_extra)
+            status = build_status(
+                StatusInputs(
+                    obj=obj,
+                    action=Action(Verb.NOOP, obj.key, source, desired=obj.record, observed=row),
+                    generation=stored[0].generation,
+                    registry_id=row.row_id,
+                    previous=stored[0].status,
+                    now=now,
+                    extra=extra,
+                    extra_conditions=probe_conditions,
+                )
+            )
+            tx.put_status(source.kind, source.namespace, source.name, status)
+    return ServerTest(obj, result, recorded=True)

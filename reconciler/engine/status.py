@@ -95,10 +95,22 @@ def _credentials_condition(obj: DesiredObject) -> cond.ConditionDict | None:
     return None
 
 
+def _combine(base: list[cond.ConditionDict], extra: Sequence[cond.ConditionDict]) -> list[cond.ConditionDict]:
+    """Kind-specific conditions join the base ones; a probe's Ready only refines a Ready that is True
+    (a Conflict or a missing Secret stays the reason an object is not ready)."""
+    combined = {item["type"]: item for item in base}
+    for item in extra:
+        current = combined.get(item["type"])
+        if current is not None and item["type"] == "Ready" and current["status"] != "True":
+            continue
+        combined[item["type"]] = item
+    return list(combined.values())
+
+
 def build_status(inputs: StatusInputs) -> dict[str, Any]:
     """The full status dict (camelCase), keeping transition and sync times when nothing really changed."""
     previous = dict(inputs.previous or {})
-    current = base_conditions(inputs.obj, inputs.action) + list(inputs.extra_conditions)
+    current = _combine(base_conditions(inputs.obj, inputs.action), inputs.extra_conditions)
     status: dict[str, Any] = {
         "observedGeneration": inputs.generation,
         "conditions": cond.merge_conditions(

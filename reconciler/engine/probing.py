@@ -1,0 +1,318 @@
+"""The probe step of the reconcile loop: choose servers to probe, probe them, record and report results.
+
+Called by `reconciling.reconcile` after rows are written. Selection and status building are pure;
+`probe_servers` does the network I/O through `reconciler.probe`. A server is probed when its row changed,
+when it was never probed, when its last probe is older than `spec.discovery.interval`, or when forced;
+otherwise the stored results are reported again unchanged, so an idle resync writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.api import MCPConnection, MCPServer
+from reconciler.api.conditions import ConditionType, Reason
+from reconciler.credentials import (
+    ResolvedHeaders,
+    add_connection_credential,
+    add_server_credential,
+    add_stored_headers,
+)
+from reconciler.engine import conditions as cond
+from reconciler.engine.desired import DesiredObject
+from reconciler.engine.inputs import SecretSource
+from reconciler.engine.planning import Action, Verb
+from reconciler.probe import (
+    HINTS,
+    ProbeResult,
+    ProbeSettings,
+    ProbeTarget,
+    diff_tools,
+    fill_auth_fields,
+    filter_tool_names,
+    probe_many_sync,
+)
+from reconciler.registry.records import (
+    AuditEntry,
+    ConnectionRecord,
+    ProbeStateRecord,
+    ServerRecord,
+    ToolSnapshotRecord,
+)
+
+READY_REASONS = {
+    "transport": Reason.TRANSPORT_ERROR,
+    "auth": Reason.AUTH_ERROR,
+    "downstream": Reason.DOWNSTREAM_ERROR,
+    "timeout": Reason.TIMEOUT,
+    "protocol": Reason.PROTOCOL_ERROR,
+    "tls": Reason.TLS_ERROR,
+    "blocked": Reason.BLOCKED,
+}
+NAMES_IN_STATUS = 20
+OAUTH_TYPES = ("oauthClientCredentials", "oauthAuthorizationCode")
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How the reconcile loop probes: the probe's own settings, and whether to ignore freshness."""
+
+    settings: ProbeSettings
+    force: bool = False
+    on_result: Callable[[int, int], None] | None = None
+    """Progress callback: (servers done, servers to probe)."""
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    obj: DesiredObject
+    target: ProbeTarget
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: Any) -> dt.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def needs_probe(
+    obj: DesiredObject,
+    action: Action,
+    state: ProbeStateRecord | None,
+    *,
+    now: dt.datetime,
+    force: bool,
+) -> bool:
+    """Pure: is a fresh probe due for this server?"""
+    resource = obj.resource
+    if not isinstance(resource, MCPServer) or not isinstance(obj.record, ServerRecord):
+        return False
+    if action.verb is Verb.CONFLICT or obj.observe_only:
+        return False  # rows we may not write carry no probe state of ours
+    if action.verb is Verb.NOOP and action.observed is None:
+        return False
+    if force:
+        return True
+    if not resource.spec.discovery.enabled:
+        return False
+    if state is None or state.probed_at is None or action.writes:
+        return True
+    age = (now - state.probed_at).total_seconds()
+    return age >= obj.record.discovery_interval_seconds
+
+
+def build_target(
+    obj: DesiredObject,
+    *,
+    connections: Mapping[tuple[str, str], ConnectionRecord],
+    secrets: SecretSource,
+) -> ProbeTarget:
+    """The probe request for one server, with its credential headers resolved from the secret source."""
+    record = obj.record
+    assert isinstance(record, ServerRecord)
+    resolved = ResolvedHeaders()
+    add_stored_headers(resolved, record.headers, secrets)
+    has_credential = record.auth_type in ("none", "bearer", "apiKey")
+    add_server_credential(resolved, record.auth_type, record.auth, secrets)
+    if record.discovery_connection is not None:
+        connection = connections.get((record.tenant, record.discovery_connection))
+        if connection is not None:
+            add_stored_headers(resolved, connection.headers, secrets)
+            add_connection_credential(resolved, connection.secret_ref, connection.authorization_scheme, secrets)
+            has_credential = connection.secret_ref is not None or has_credential
+    # Without a usable credential (missing Secret, or OAuth the reconciler cannot complete) only discover.
+    can_list = has_credential and not resolved.missing
+    return ProbeTarget(
+        tenant=record.tenant,
+        server=record.name,
+        url=record.url,
+        transport=record.transport,  # type: ignore[arg-type]
+        headers=resolved.headers,
+        allow_private=record.allow_private,
+        discover_auth=True,
+        list_tools=can_list,
+    )
+
+
+def probe_servers(jobs: Sequence[ProbeJob], *, options: ProbeOptions) -> list[ProbeResult]:
+    if not jobs:
+        return []
+    done = 0
+    report = options.on_result
+
+    def progress(target: ProbeTarget, result: ProbeResult) -> None:
+        nonlocal done
+        done += 1
+        if report is not None:
+            report(done, len(jobs))
+
+    return probe_many_sync([job.target for job in jobs], settings=options.settings, on_result=progress)
+
+
+@dataclass(frozen=True)
+class RecordedProbe:
+    """What one probe adds to the registry."""
+
+    state: ProbeStateRecord
+    snapshot: ToolSnapshotRecord | None
+    audit: AuditEntry | None
+
+
+def record_probe(
+    obj: DesiredObject,
+    result: ProbeResult,
+    *,
+    previous: Sequence[ToolSnapshotRecord],
+    actor: str,
+) -> RecordedProbe:
+    """Pure: the snapshot, probe state and audit entry a probe result turns into."""
+    record = obj.record
+    assert isinstance(record, ServerRecord) and isinstance(obj.resource, MCPServer)
+    snapshot = None
+    changes: dict[str, list[str]] = {}
+    if result.ok and result.tools is not None and result.snapshot_hash is not None:
+        snapshot = ToolSnapshotRecord(
+            tenant=record.tenant,
+            server=record.name,
+            hash=result.snapshot_hash,
+            tools=tuple(result.tools),
+            taken_at=result.at,
+            protocol_version=result.protocol_version,
+            server_info=dict(result.server_info),
+            capabilities=tuple(result.capabilities),
+        )
+        if previous and previous[0].hash != result.snapshot_hash:
+            diff = diff_tools(previous[0].tools, result.tools)
+            changes = {"added": diff.added, "removed": diff.removed, "changed": diff.changed}
+    discovery: dict[str, Any] | None = None
+    if result.discovery is not None:
+        discovery = dict(result.discovery.as_status())
+        auth_spec = obj.resource.spec.auth.model_dump(mode="json", by_alias=True, exclude_none=True)
+        _, filled = fill_auth_fields(auth_spec, result.discovery)
+        discovery["filledFields"] = filled
+        discovery["discoveredAt"] = _iso(result.at)
+    last_test: dict[str, Any] = {
+        "ok": result.ok,
+        "errorClass": result.error_class,
+        "message": result.message,
+        "latencyMs": result.latency_ms,
+        "at": _iso(result.at),
+        "toolChanges": changes,
+    }
+    latest_hash = snapshot.hash if snapshot else (previous[0].hash if previous else None)
+    blocked = None
+    if record.tool_policy == "Pin" and latest_hash is not None and latest_hash != record.approved_hash:
+        blocked = f"tool snapshot {latest_hash} is not approved: set spec.tools.approvedHash to it"
+    state = ProbeStateRecord(
+        tenant=record.tenant,
+        server=record.name,
+        discovery=discovery,
+        last_test=last_test,
+        blocked_reason=blocked,
+        probed_at=result.at,
+    )
+    audit = None
+    if changes and any(changes.values()):
+        audit = AuditEntry(
+            action="tools-changed",
+            table="servers",
+            tenant=record.tenant,
+            name=record.name,
+            actor=actor,
+            diff={"tools": changes, "hash": {"before": previous[0].hash, "after": result.snapshot_hash}},
+            source=obj.source,
+            message=_changes_text(changes),
+        )
+    return RecordedProbe(state=state, snapshot=snapshot, audit=audit)
+
+
+def _changes_text(changes: Mapping[str, Sequence[str]]) -> str:
+    parts = [f"{kind}: {', '.join(names)}" for kind, names in changes.items() if names]
+    return "; ".join(parts)
+
+
+def probe_status(
+    obj: DesiredObject,
+    state: ProbeStateRecord | None,
+    snapshots: Sequence[ToolSnapshotRecord],
+) -> tuple[dict[str, Any], list[cond.ConditionDict]]:
+    """Pure: status sections and conditions for a server from its stored probe state and snapshots."""
+    resource = obj.resource
+    if not isinstance(resource, MCPServer) or not isinstance(obj.record, ServerRecord):
+        return {}, []
+    record = obj.record
+    extra: dict[str, Any] = {}
+    found: list[cond.ConditionDict] = []
+    if state is None:
+        reason = Reason.NOT_PROBED if resource.spec.discovery.enabled else Reason.DISCOVERY_DISABLED
+        message = "not probed yet" if resource.spec.discovery.enabled else "spec.discovery.enabled is false"
+        found.append(cond.condition(ConditionType.DISCOVERED, "Unknown", reason, message))
+        found.append(cond.condition(ConditionType.TOOLS_DRIFTED, "Unknown", reason, message))
+        return extra, found
+    last = dict(state.last_test or {})
+    changes = last.pop("toolChanges", {}) or {}
+    if state.discovery is not None:
+        extra["discovery"] = state.discovery
+        mode = state.discovery.get("recommendedAuthMode")
+        requires = state.discovery.get("requiresAuth")
+        message = f"requiresAuth={str(requires).lower()}, recommendedAuthMode={mode}"
+        found.append(cond.condition(ConditionType.DISCOVERED, "True", Reason.DISCOVERY_SUCCEEDED, message))
+    else:
+        found.append(
+            cond.condition(
+                ConditionType.DISCOVERED, "False", Reason.DISCOVERY_FAILED, str(last.get("message") or "no answer")
+            )
+        )
+    extra["lastTest"] = last
+    latest = snapshots[0] if snapshots else None
+    if latest is not None:
+        names = sorted(tool.name for tool in latest.tools)
+        exposed = filter_tool_names(names, allow=record.tools_allow, deny=record.tools_deny)
+        tools: dict[str, Any] = {
+            "count": len(names),
+            "exposed": len(exposed),
+            "hash": latest.hash,
+            "names": names[:NAMES_IN_STATUS],
+            "snapshotAt": _iso(latest.taken_at),
+            "serverInfo": latest.server_info or None,
+            "protocolVersion": latest.protocol_version,
+            "capabilities": list(latest.capabilities),
+        }
+        if changes:
+            tools["changes"] = changes
+        if record.tool_policy == "Pin" and latest.hash != record.approved_hash:
+            tools["hashToApprove"] = latest.hash
+        extra["tools"] = {key: value for key, value in tools.items() if value is not None}
+    drifted = any(changes.values()) if changes else False
+    if drifted:
+        found.append(cond.condition(ConditionType.TOOLS_DRIFTED, "True", Reason.TOOLS_CHANGED, _changes_text(changes)))
+    else:
+        found.append(cond.condition(ConditionType.TOOLS_DRIFTED, "False", Reason.TOOLS_UNCHANGED, ""))
+    if not last.get("ok", False):
+        error_class = str(last.get("errorClass") or "transport")
+        hint = HINTS.get(error_class, "")
+        message = f"{error_class} error: {last.get('message', '')}" + (f" ({hint})" if hint else "")
+        found.append(cond.not_ready(READY_REASONS.get(error_class, Reason.UNAVAILABLE), message))
+    elif state.blocked_reason:
+        found.append(cond.not_ready(Reason.TOOLS_NOT_APPROVED, state.blocked_reason))
+    elif latest is not None:
+        found.append(cond.ready(f"Connected · {len(latest.tools)} tools"))
+    return extra, found
+
+
+def connection_records(objects: Iterable[DesiredObject]) -> dict[tuple[str, str], ConnectionRecord]:
+    return {
+        (obj.record.tenant, obj.record.name): obj.record
+        for obj in objects
+        if isinstance(obj.resource, MCPConnection) and isinstance(obj.record, ConnectionRecord)
+    }
