@@ -33,7 +33,7 @@ def test_plan_exit_codes_follow_pending_changes(registry_url: str) -> None:
     code, out, _ = run("plan", "-f", folder, "--registry", registry_url)
     assert code == 2 and "+ MCPServer demo/everything: create" in out and "Plan: 3 to create" not in out
     assert "Plan: 5 to create; 0 unchanged." in out
-    assert run("apply", "-f", folder, "--registry", registry_url)[0] == 0
+    assert run("apply", "-f", folder, "--no-probe", "--registry", registry_url)[0] == 0
     code, out, _ = run("plan", "-f", folder, "--registry", registry_url)
     assert code == 0 and out.strip() == "No changes. 5 objects up to date."
 
@@ -41,7 +41,7 @@ def test_plan_exit_codes_follow_pending_changes(registry_url: str) -> None:
 def test_plan_json_lists_actions_with_field_diffs(tmp_path: Path, sqlite_url: str) -> None:
     folder = tmp_path / "f"
     shutil.copytree(EXAMPLES / "03-connectors", folder)
-    run("apply", "-f", str(folder), "--registry", sqlite_url)
+    run("apply", "-f", str(folder), "--no-probe", "--registry", sqlite_url)
     text = (folder / "org.yaml").read_text().replace("region: eu-west-1", "region: us-east-2")
     (folder / "org.yaml").write_text(text)
     code, out, _ = run("plan", "-f", str(folder), "-o", "json", "--registry", sqlite_url)
@@ -60,7 +60,7 @@ def test_plan_json_lists_actions_with_field_diffs(tmp_path: Path, sqlite_url: st
 
 
 def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
-    run("apply", "-f", str(EXAMPLES / "06-oauth"), "--registry", sqlite_url)
+    run("apply", "-f", str(EXAMPLES / "06-oauth"), "--no-probe", "--registry", sqlite_url)
     code, out, _ = run("get", "mcps", "-n", "wacht", "--registry", sqlite_url)
     lines = out.splitlines()
     assert code == 0
