@@ -322,6 +322,42 @@ class Registry:
         with translated_errors(self._url), self._engine.connect() as connection:
             return reader(connection)
 
+    # -- the runtime's read path (reconciler.runtime); the queries live in lookups.py -----------------------
+    # Imported here (the annotations need it at class level) so appending these methods leaves the rest of the
+    # module untouched.
+    from reconciler.registry import lookups as _lookups
+
+    def find_tenant(self, slug_or_namespace: str) -> TenantRecord | None:
+        """The tenant with this slug, else the one whose namespace this is."""
+        from reconciler.registry import lookups
+
+        found = self._read(lambda connection: lookups.read_tenant(connection, slug_or_namespace))
+        return None if found is None else found[1]
+
+    def fetch_resolution_inputs(
+        self,
+        slug_or_namespace: str,
+        *,
+        template: str | None,
+        user: str | None = None,
+        teams: Collection[str] = (),
+    ) -> _lookups.ResolutionInputs | None:
+        """What one runtime resolution decides from, in a fixed number of queries; None for an unknown tenant."""
+        from reconciler.registry import lookups
+
+        return self._read(
+            lambda connection: lookups.read_resolution_inputs(
+                connection, slug_or_namespace, template=template, user=user, teams=teams
+            )
+        )
+
+    def stored_fingerprint_key(self) -> bytes | None:
+        """The fingerprint key if one was ever stored; unlike `fingerprint_key()` it never writes (dry runs)."""
+        if self._fingerprint_key is not None:
+            return self._fingerprint_key
+        stored = self._read(_read_fingerprint_key)
+        return None if stored is None else bytes.fromhex(stored)
+
 
 class RegistryTransaction:
     """Writes inside one `Registry.transaction()`; every method issues a fixed number of statements."""

@@ -1,0 +1,117 @@
+"""The operator's own settings, and the explicit kopf settings built from them at startup.
+
+`run_operator` (called by `mcp-reconciler run`) builds an `OperatorConfig`; the kopf startup handler copies
+`build_kopf_settings` into kopf's settings object; the reconcile loop reads intervals and limits from it.
+Everything kopf would otherwise default is set here on purpose: finalizer and annotation prefixes under our
+API group, a server-side label selector on Secrets, worker limits, error delays, watch timeouts, the
+posting level and peering (one active instance per namespace set).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import kopf
+
+from reconciler.api import API_GROUP
+from reconciler.operator.annotations import CREDENTIAL_LABEL, FINALIZER
+from reconciler.registry import DEFAULT_MANAGER
+
+DEFAULT_PEERING_NAME = "mcp-reconciler"
+REPORTING_COMPONENT = "mcp-reconciler"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """What one operator process serves and how; immutable, passed to everything that needs a setting."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespace patterns as kopf accepts them (`team-*`, `a,b,!c`); empty serves the whole cluster."""
+    registry_url: str | None = None
+    """Registry database URL; None: `$MCP_RECONCILER_REGISTRY`, else the default SQLite file."""
+    allow_private_networks: bool = False
+    """Let probes reach loopback/private addresses (servers must also opt in with `spec.network.allowPrivate`)."""
+    manager: str = DEFAULT_MANAGER
+    """Recorded on every registry row this operator owns."""
+    listen_host: str = "0.0.0.0"
+    """Address of the `/metrics` and `/healthz` server."""
+    port: int | None = 8080
+    """Port of the `/metrics` and `/healthz` server; 0 picks a free port; None disables the server."""
+    standalone: bool = False
+    """Run without peering. Otherwise the kopf peering object `peering_name` must exist (the chart ships it)."""
+    peering_name: str = DEFAULT_PEERING_NAME
+    priority: int = 0
+    """Peering priority: a lower-priority instance pauses while a higher one is alive."""
+    resync_interval: float = 300.0
+    """Seconds between drift checks of one object, unless its poll-interval annotation says otherwise."""
+    min_poll_interval: float = 10.0
+    """Floor for the poll-interval annotation, so one object cannot hammer the registry."""
+    jitter: float = 0.2
+    """Resync intervals vary by ±this fraction."""
+    retry_base_delay: float = 2.0
+    """First back-off after a transient error; doubles per retry up to `retry_max_delay`."""
+    retry_max_delay: float = 300.0
+    worker_limit: int | None = 64
+    """Objects handled concurrently by kopf (each waits for the registry in a thread)."""
+    error_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300)
+    """kopf's back-off for unexpected handler exceptions (our own errors set their delay explicitly)."""
+    watch_server_timeout: float = 300.0
+    """Seconds the API server keeps one watch request open before kopf reconnects."""
+    watch_client_timeout: float = 330.0
+    request_timeout: float = 60.0
+    """Bound on every non-watch API request."""
+    health_cache_seconds: float = 5.0
+    """`/healthz` pings the registry at most this often."""
+    kubeconfig: Path | None = None
+    """Explicit kubeconfig; None: `$KUBECONFIG` or `~/.kube/config`, else the in-cluster service account."""
+    kube_context: str | None = None
+    log_level: int = logging.INFO
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def build_kopf_settings(config: OperatorConfig, settings: kopf.OperatorSettings | None = None) -> kopf.OperatorSettings:
+    """Fill kopf's settings (a fresh object, or the one kopf passes to the startup handler) from `config`.
+
+    Storage: progress and the diff base live in annotations under our group, never in `status` (the CRD's
+    structural schema would prune `status.kopf`), and kopf writes them only when a change handler runs, so
+    an idle object is never patched by kopf; our resync loop is a daemon, which kopf does not persist.
+    """
+    settings = settings if settings is not None else kopf.OperatorSettings()
+    persistence = settings.persistence
+    persistence.finalizer = FINALIZER
+    persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=API_GROUP, key="last-handled-configuration")
+
+    settings.posting.enabled = True
+    settings.posting.level = logging.WARNING
+    settings.posting.loggers = False
+    settings.posting.reporting_component = REPORTING_COMPONENT
+
+    settings.queueing.worker_limit = config.worker_limit
+    settings.queueing.error_delays = config.error_delays
+
+    settings.watching.server_timeout = config.watch_server_timeout
+    settings.watching.client_timeout = config.watch_client_timeout
+    settings.watching.connect_timeout = 30.0
+    settings.watching.inactivity_timeout = max(70.0, config.watch_server_timeout + 30.0)
+    settings.watching.chunk_size = 500
+    # Server-side: only labelled Secrets are streamed to us, never the namespace's other Secrets.
+    settings.watching.label_selectors["v1", "secrets"] = CREDENTIAL_LABEL
+
+    settings.networking.request_timeout = config.request_timeout
+    settings.networking.connect_timeout = 30.0
+
+    settings.peering.standalone = config.standalone
+    settings.peering.mandatory = not config.standalone
+    settings.peering.name = config.peering_name
+    settings.peering.priority = config.priority
+    settings.peering.clusterwide = config.clusterwide
+    settings.peering.stealth = True
+
+    settings.background.instant_exit_timeout = 0.5
+    return settings

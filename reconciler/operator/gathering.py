@@ -1,0 +1,157 @@
+"""Turn cluster objects into the engine's `DesiredInput` for the objects one pass reconciles.
+
+Called by the operator's reconcile loop. The engine validates everything it is given, so a pass hands it the
+targets plus only what they reference (transitively, same namespace): one broken object elsewhere in the
+namespace cannot fail its neighbours, and a pass costs the same however big the namespace is. Pure: bodies
+come from the kopf index, tenants and Secret values from `cluster.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from pydantic import ValidationError
+
+from reconciler.api import (
+    KINDS,
+    MCPAccessGrant,
+    MCPConnection,
+    MCPServer,
+    MCPTemplateBinding,
+    Resource,
+    kind_for,
+)
+from reconciler.api.connection import connection_secret_refs
+from reconciler.api.server import auth_secret_refs
+from reconciler.engine.inputs import DesiredInput, StaticSecrets, Tenant
+from reconciler.errors import InvalidInput, Problem
+from reconciler.registry.records import SourceRef
+
+KIND_NAMES = frozenset(info.kind for info in KINDS)
+_KEPT_METADATA = ("name", "namespace", "labels", "annotations", "generation", "uid", "resourceVersion")
+
+
+def slim_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an object a pass reads (what the kopf index keeps per object; managedFields are dropped)."""
+    metadata = body.get("metadata") or {}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {key: metadata[key] for key in _KEPT_METADATA if key in metadata},
+        "spec": body.get("spec") or {},
+    }
+
+
+def source_of(body: Mapping[str, Any]) -> SourceRef:
+    metadata = body.get("metadata") or {}
+    return SourceRef(str(body.get("kind")), str(metadata.get("namespace")), str(metadata.get("name")))
+
+
+def parse_resource(body: Mapping[str, Any]) -> Resource:
+    """The strict model of one object; InvalidInput naming each bad field (never echoing values)."""
+    source = source_of(body)
+    try:
+        info = kind_for(source.kind)
+    except KeyError:
+        raise InvalidInput([Problem(f"unknown kind {source.kind}", namespace=source.namespace)]) from None
+    data = {key: value for key, value in slim_body(body).items() if key != "status"}
+    try:
+        return cast(Resource, info.model.model_validate(data))
+    except ValidationError as error:
+        problems = [
+            Problem(
+                detail["msg"],
+                kind=source.kind,
+                namespace=source.namespace,
+                name=source.name,
+                field=".".join(str(part) for part in detail["loc"]),
+            )
+            for detail in error.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidInput(problems) from None
+
+
+def references_of(resource: Resource) -> list[tuple[str, str]]:
+    """(kind, name) of every object `resource` refers to; all in its own namespace by construction."""
+    found: list[tuple[str, str]] = []
+    if isinstance(resource, MCPServer):
+        if resource.spec.discovery.connection_ref is not None:
+            found.append(("MCPConnection", resource.spec.discovery.connection_ref))
+    elif isinstance(resource, MCPConnection):
+        found.append(("MCPServer", resource.spec.server_ref))
+    elif isinstance(resource, MCPAccessGrant):
+        if resource.spec.target.server_ref is not None:
+            found.append(("MCPServer", resource.spec.target.server_ref))
+        if resource.spec.target.connection_ref is not None:
+            found.append(("MCPConnection", resource.spec.target.connection_ref))
+    elif isinstance(resource, MCPTemplateBinding):
+        for bound in resource.spec.servers:
+            found.append(("MCPServer", bound.server_ref))
+            if bound.connection_ref is not None:
+                found.append(("MCPConnection", bound.connection_ref))
+    return found
+
+
+def secret_names(resources: Iterable[Resource]) -> set[str]:
+    """Names of the Secrets (same namespace) the resources read."""
+    names: set[str] = set()
+    for resource in resources:
+        if isinstance(resource, MCPServer):
+            names.update(ref.name for _, ref in auth_secret_refs(resource.spec))
+        elif isinstance(resource, MCPConnection):
+            names.update(ref.name for _, ref in connection_secret_refs(resource.spec))
+    return names
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The resources one pass hands the engine: its targets and everything they reference."""
+
+    targets: tuple[Resource, ...]
+    resources: tuple[Resource, ...]
+
+
+def select(targets: Iterable[Resource], peers: Iterable[Mapping[str, Any]]) -> Selection:
+    """Targets plus the transitive closure of their references among `peers` (bodies of the same namespace).
+
+    A referenced object that is missing, or whose spec does not parse, is left out: the engine then reports
+    the reference as missing, which is what the target's author needs to fix or wait for.
+    """
+    chosen = tuple(targets)
+    by_key: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+    for body in peers:
+        source = source_of(body)
+        by_key[(source.kind, source.namespace, source.name)] = body
+    included: dict[tuple[str, str, str], Resource] = {
+        (r.kind, r.metadata.namespace, r.metadata.name): r for r in chosen
+    }
+    queue = list(chosen)
+    while queue:
+        resource = queue.pop()
+        for kind, name in references_of(resource):
+            key = (kind, resource.metadata.namespace, name)
+            if key in included or key not in by_key:
+                continue
+            try:
+                referenced = parse_resource(by_key[key])
+            except InvalidInput:
+                continue
+            included[key] = referenced
+            queue.append(referenced)
+    return Selection(targets=chosen, resources=tuple(included.values()))
+
+
+def build_input(
+    resources: Iterable[Resource],
+    *,
+    tenant: Tenant,
+    secrets: Mapping[str, Mapping[str, str]],
+) -> DesiredInput:
+    """The engine's input for one namespace: resources, their tenant, and the Secret values they read."""
+    return DesiredInput(
+        resources=list(resources),
+        tenants={tenant.namespace: tenant},
+        secrets=StaticSecrets(values={(tenant.namespace, name): dict(data) for name, data in secrets.items()}),
+    )
