@@ -38,7 +38,19 @@ def _add_registry(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="registry database URL (default: $MCP_RECONCILER_REGISTRY, else sqlite:///mcp-registry.db)",
     )
-    parser.add_argument("--manager", default=DEFAULT_MANAGER, help="manager id recorded on owned rows")
+    parser.add_argument(
+        "--manager",
+        default=DEFAULT_MANAGER,
+        help="manager id recorded on owned rows; a folder is the complete desired state of its manager",
+    )
+
+
+def _add_prune(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-prune",
+        action="store_true",
+        help="keep rows of objects that are not in the folder (default: delete or orphan them)",
+    )
 
 
 ALLOW_PRIVATE_ENV = "MCP_RECONCILER_ALLOW_PRIVATE_NETWORKS"
@@ -78,12 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="show what apply would change (exit 0: none, 2: changes, 1: error)")
     plan.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR")
     plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    _add_prune(plan)
     _add_registry(plan)
 
     apply = commands.add_parser("apply", help="make the registry match a folder of manifests, then probe servers")
     apply.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR")
     apply.add_argument("--no-probe", action="store_true", help="write the registry only; do not contact servers")
     _add_probe(apply)
+    _add_prune(apply)
     _add_registry(apply)
 
     test = commands.add_parser("test", help="Test Connection: probe one server now and record the result")
@@ -131,7 +145,8 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     desired = load_folder(args.filename)
     registry = open_registry(args.registry, manager=args.manager)
     try:
-        report = reconcile(desired, registry, settings=EngineSettings(manager=args.manager), dry_run=True)
+        settings = EngineSettings(manager=args.manager, prune=not args.no_prune)
+        report = reconcile(desired, registry, settings=settings, dry_run=True)
     finally:
         registry.close()
     _print_warnings(desired.warnings)
@@ -154,7 +169,8 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     registry = open_registry(args.registry, manager=args.manager)
     probe = None if args.no_probe else ProbeOptions(_probe_settings(args), on_result=_progress(sys.stderr))
     try:
-        report = reconcile(desired, registry, settings=EngineSettings(manager=args.manager), probe=probe)
+        settings = EngineSettings(manager=args.manager, prune=not args.no_prune)
+        report = reconcile(desired, registry, settings=settings, probe=probe)
     finally:
         registry.close()
     _print_warnings(desired.warnings)
@@ -235,7 +251,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         )
         print(f"$ mcp-reconciler apply -f {folder} --allow-private-networks", file=out)
         apply_args = build_parser().parse_args(
-            ["apply", "-f", str(folder), "--allow-private-networks", "--manager", args.manager]
+            ["apply", "-f", str(folder), "--allow-private-networks", "--no-prune", "--manager", args.manager]
             + (["--registry", args.registry] if args.registry else [])
         )
         code = cmd_apply(apply_args, out)

@@ -136,3 +136,14 @@ def test_usage_errors_exit_two_like_argparse(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == 2
+
+
+def test_no_prune_keeps_rows_of_other_folders(sqlite_url: str) -> None:
+    run("apply", "-f", str(EXAMPLES / "01-quickstart"), "--no-probe", "--registry", sqlite_url)
+    code, out, _ = run("plan", "-f", str(EXAMPLES / "06-oauth"), "--registry", sqlite_url)
+    assert code == 2 and "- MCPServer demo/everything: delete" in out
+    code, out, _ = run("plan", "-f", str(EXAMPLES / "06-oauth"), "--no-prune", "--registry", sqlite_url)
+    assert code == 2 and "delete" not in out
+    run("apply", "-f", str(EXAMPLES / "06-oauth"), "--no-probe", "--no-prune", "--registry", sqlite_url)
+    code, out, _ = run("get", "mcps", "-n", "demo", "--registry", sqlite_url)
+    assert "everything" in out
