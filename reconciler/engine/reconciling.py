@@ -128,6 +128,33 @@ class ObjectScope:
     statuses: Mapping[SourceRef, Mapping[str, Any] | None] = field(default_factory=dict)
 
 
+def _resource_record(
+    obj: DesiredObject,
+    before: ResourceRecord | None,
+    spec_hash: str,
+    status: dict[str, Any],
+    *,
+    now: dt.datetime,
+    generation: int | None = None,
+) -> ResourceRecord:
+    """The CLI-mode copy of an applied object, as `get -o yaml` prints it."""
+    meta = obj.resource.metadata
+    return ResourceRecord(
+        kind=obj.resource.kind,
+        namespace=meta.namespace,
+        name=meta.name,
+        tenant=obj.tenant.slug,
+        generation=generation if generation is not None else (before.generation if before else 1),
+        spec_hash=spec_hash,
+        spec=dump_spec(obj.resource.spec),
+        labels=dict(meta.labels),
+        annotations=dict(meta.annotations),
+        status=status,
+        uid=before.uid if before else None,
+        created_at=before.created_at if before else now,
+    )
+
+
 def reconcile(
     desired: DesiredInput,
     registry: Registry,
@@ -198,6 +225,7 @@ def reconcile(
         if audits:
             tx.audit(audits)
         changed_resources: list[ResourceRecord] = []
+        probed_now = {obj.key for obj, _ in report.probed}
         for obj in objects:
             action = actions[obj.source]
             meta = obj.resource.metadata
@@ -210,6 +238,20 @@ def reconcile(
             else:
                 generation = 1 if before is None else before.generation + (0 if before.spec_hash == spec_hash else 1)
                 previous_status = before.status if before else None
+            if (
+                before is not None
+                and before.status
+                and before.spec_hash == spec_hash
+                and action.verb is Verb.NOOP
+                and not action.changes
+                and not action.message
+                and obj.key not in probed_now
+            ):
+                # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
+                report.results.append(ObjectResult(obj, action, before.generation, before.status, False))
+                if before.labels != meta.labels or before.annotations != meta.annotations:
+                    changed_resources.append(_resource_record(obj, before, spec_hash, before.status, now=now))
+                continue
             extra = dict(_credential_facts(obj) or {})
             probe_extra, probe_conditions = probe_status(
                 obj, probe_states.get(obj.key[1:]), snapshots.get(obj.key[1:], [])
@@ -240,22 +282,7 @@ def reconcile(
             )
             if unchanged:
                 continue
-            changed_resources.append(
-                ResourceRecord(
-                    kind=obj.resource.kind,
-                    namespace=meta.namespace,
-                    name=meta.name,
-                    tenant=obj.tenant.slug,
-                    generation=generation,
-                    spec_hash=spec_hash,
-                    spec=dump_spec(obj.resource.spec),
-                    labels=dict(meta.labels),
-                    annotations=dict(meta.annotations),
-                    status=status,
-                    uid=before.uid if before else None,
-                    created_at=before.created_at if before else now,
-                )
-            )
+            changed_resources.append(_resource_record(obj, before, spec_hash, status, now=now, generation=generation))
         if changed_resources:
             tx.put_resources(changed_resources)
         gone = [

@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 DEFAULT_MANAGER = "mcp-reconciler"
 
 Table = Literal["servers", "connections", "grants", "bindings"]
@@ -202,8 +204,15 @@ def key_of(record: RecordBase) -> RowKey:
 
 
 def content_hash(data: Any) -> str:
-    """A stable hash of JSON-able data (sorted keys, no whitespace)."""
-    encoded = json.dumps(data, sort_keys=True, separators=(",", ":"), default=list).encode()
+    """A stable hash of JSON-able data (canonical JSON: sorted keys, no whitespace).
+
+    orjson and the stdlib agree on canonical output for the values records hold; the stdlib serialises
+    what orjson refuses (integers beyond 64 bits), so the hash never depends on which one ran.
+    """
+    try:
+        encoded = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        encoded = json.dumps(data, sort_keys=True, separators=(",", ":"), default=list, ensure_ascii=False).encode()
     return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
