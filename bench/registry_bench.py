@@ -241,6 +241,8 @@ def run_backend(backend: str, objects: int, tenants: int) -> dict[str, Any]:
             noop_statements = dict(registry.statement_counts)
             assert first.plan.counts()["create"] == len(desired.resources)
             assert not second.plan.has_changes
+            # The engine's own high-water mark, before the baseline below copies rows around.
+            peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             records = [
                 obj.record
                 for obj in build_desired(desired, fingerprint_key=registry.fingerprint_key(), manager=settings.manager)
