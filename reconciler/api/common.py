@@ -95,6 +95,16 @@ class Header(Model):
         return self
 
 
+def reject_duplicate_headers(headers: list[Header]) -> list[Header]:
+    """Header names are case-insensitive on the wire, so `X-Key` and `x-key` are the same header twice."""
+    seen: set[str] = set()
+    for header in headers:
+        if header.name.lower() in seen:
+            raise ValueError(f"header {header.name!r} is listed twice")
+        seen.add(header.name.lower())
+    return headers
+
+
 class ObjectMeta(Model):
     """The part of Kubernetes object metadata the reconciler reads; other metadata fields are ignored."""
 

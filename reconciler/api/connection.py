@@ -9,7 +9,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reconciler.api.common import GROUP_VERSION, Header, Model, ObjectMeta, ObjectName, SecretKeyRef, StatusBase
+from reconciler.api.common import (
+    GROUP_VERSION,
+    Header,
+    Model,
+    ObjectMeta,
+    ObjectName,
+    SecretKeyRef,
+    StatusBase,
+    reject_duplicate_headers,
+)
 
 Subject = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")]
 
@@ -61,12 +70,7 @@ class MCPConnectionSpec(Model):
     @field_validator("headers")
     @classmethod
     def _unique_headers(cls, headers: list[Header]) -> list[Header]:
-        seen: set[str] = set()
-        for header in headers:
-            if header.name.lower() in seen:
-                raise ValueError(f"header {header.name!r} is listed twice")
-            seen.add(header.name.lower())
-        return headers
+        return reject_duplicate_headers(headers)
 
 
 class MCPConnectionStatus(StatusBase):

@@ -21,6 +21,7 @@ from reconciler.api.common import (
     SecretKeyRef,
     StatusBase,
     ToolFilter,
+    reject_duplicate_headers,
 )
 from reconciler.api.durations import DURATION_PATTERN, parse_duration
 
@@ -226,16 +227,7 @@ class MCPServerSpec(Model):
     @field_validator("headers")
     @classmethod
     def _unique_headers(cls, headers: list[Header]) -> list[Header]:
-        _reject_duplicate_headers(headers)
-        return headers
-
-
-def _reject_duplicate_headers(headers: list[Header]) -> None:
-    seen: set[str] = set()
-    for header in headers:
-        if header.name.lower() in seen:
-            raise ValueError(f"header {header.name!r} is listed twice")
-        seen.add(header.name.lower())
+        return reject_duplicate_headers(headers)
 
 
 class DiscoveryStatus(Model):
