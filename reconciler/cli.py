@@ -120,6 +120,42 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("-o", "--output", choices=["wide", "yaml", "json"])
     _add_registry(get)
 
+    resolve = commands.add_parser("resolve", help="the MCP servers one agent invocation gets, with credentials")
+    resolve.add_argument("-n", "--namespace", required=True, help="namespace (or tenant slug)")
+    resolve.add_argument("--template", help="agent template id")
+    resolve.add_argument("--agent", help="agent id (agent-scoped connections)")
+    resolve.add_argument("--user", help="member id (grants and user-scoped connections)")
+    resolve.add_argument("--team", action="append", default=[], metavar="TEAM", help="a team of the member")
+    resolve.add_argument("-o", "--output", choices=["json", "mcp-config", "text"], default="text")
+    resolve.add_argument("--explain", action="store_true", help="show every decision, including forbidden servers")
+    resolve.add_argument("--show-secrets", action="store_true", help="print header values instead of masks")
+    resolve.add_argument("--namespace-tools", action="store_true", help="name tools mcp:<server>:<tool>")
+    resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
+    _add_registry(resolve)
+
+    operator = commands.add_parser("run", help="run the Kubernetes operator")
+    operator.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="namespaces to serve (globs, `a,b,!c`); repeatable; default: all",
+    )
+    operator.add_argument("--registry", metavar="URL", help="registry database URL (default: $MCP_RECONCILER_REGISTRY)")
+    operator.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        default=os.environ.get(ALLOW_PRIVATE_ENV) == "1",
+        help="let servers with spec.network.allowPrivate reach private addresses",
+    )
+    operator.add_argument("--metrics-port", type=int, default=8080, help="port for /metrics and /healthz")
+    operator.add_argument("--standalone", action="store_true", help="no peering: this instance is always active")
+    operator.add_argument("--peering", default="mcp-reconciler", metavar="NAME", help="kopf peering object name")
+    operator.add_argument("--priority", type=int, default=0, help="peering priority")
+    operator.add_argument("--resync-interval", default="5m", metavar="DURATION", help="default resync period")
+    operator.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")
     crds.add_argument("--dir", type=Path, default=Path("crds"), help="output folder (default: crds)")
     crds.add_argument("--check", action="store_true", help="fail if the files differ from what would be written")
@@ -333,6 +369,50 @@ def _not_found(args: argparse.Namespace) -> PermanentError:
     )
 
 
+def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.runtime import resolve_command
+
+    secrets = load_folder(args.filename).secrets if args.filename else None
+    code, text = resolve_command(
+        registry_url=args.registry,
+        namespace_or_tenant=args.namespace,
+        template=args.template,
+        agent=args.agent,
+        user=args.user,
+        teams=args.team,
+        output=args.output,
+        explain=args.explain,
+        show_secrets=args.show_secrets,
+        namespace_tools=args.namespace_tools,
+        secrets=secrets,
+        manager=args.manager,
+    )
+    print(text, file=out)
+    return code
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.api.durations import parse_duration
+    from reconciler.operator import run_operator
+
+    try:
+        resync = parse_duration(args.resync_interval)
+    except ValueError as err:
+        raise PermanentError(f"--resync-interval: {err}") from None
+    run_operator(
+        args.namespace,
+        registry_url=args.registry,
+        allow_private_networks=args.allow_private_networks,
+        port=args.metrics_port,
+        standalone=args.standalone,
+        peering_name=args.peering,
+        priority=args.priority,
+        resync_interval=resync,
+        kubeconfig=args.kubeconfig,
+    )
+    return EXIT_OK
+
+
 def cmd_crds(args: argparse.Namespace, out: TextIO) -> int:
     rendered = render_crds()
     if args.check:
@@ -361,6 +441,8 @@ COMMANDS = {
     "crds": cmd_crds,
     "test": cmd_test,
     "demo": cmd_demo,
+    "resolve": cmd_resolve,
+    "run": cmd_run,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -27,6 +28,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from reconciler.registry.errors import DuplicateRow, InvalidRegistryUrl, RegistryRejected, RegistryUnavailable
 
 REGISTRY_URL_ENV = "MCP_RECONCILER_REGISTRY"
+_LONG_DIGITS = re.compile(r"\d{19}")
 DEFAULT_REGISTRY_URL = "sqlite:///mcp-registry.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
@@ -85,7 +87,10 @@ def create_registry_engine(url: str | URL) -> Engine:
 
 def load_json(text: str | bytes) -> Any:
     """JSON columns are the hot path of every resync (tens of thousands of values): orjson decodes them
-    several times faster; the stdlib decoder takes what orjson refuses (integers beyond 64 bits)."""
+    several times faster. It reads integers beyond 64 bits as floats, silently losing precision, so any
+    text with a long run of digits goes to the stdlib decoder, as does whatever orjson refuses."""
+    if _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
