@@ -342,7 +342,7 @@ user_tokens = sa.Table(
         sqlite_where=sa.text("connection_id IS NULL"),
         postgresql_where=sa.text("connection_id IS NULL"),
     ),
-    sa.Index(None, "tenant_id"),
+    sa.Index(None, "tenant_id", "user_id"),
 )
 
 registry_meta = sa.Table(
@@ -359,3 +359,22 @@ MANAGED_TABLES: dict[str, sa.Table] = {
     "bindings": template_bindings,
 }
 """Record table name (as in `records.Table`) → the SQL table holding those rows."""
+
+local_secrets = sa.Table(
+    "local_secrets",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    # Slugs and names, not keys: a minted value may outlive its server row until the credentials package cleans
+    # up, and deregistering a client (RFC 7592) needs its registration token after the server row is gone.
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("purpose", sa.Text(), nullable=False),
+    sa.Column("ciphertext", sa.Text(), nullable=False),
+    sa.Column("key_id", sa.Text(), nullable=False),
+    sa.Column("meta", json_type(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
+    *_timestamps(),
+    sa.UniqueConstraint("tenant", "name", "purpose"),
+)
+"""Values the reconciler mints itself (OAuth tokens, DCR client secrets), encrypted by `reconciler.credentials`;
+only ciphertext and non-secret facts (`meta`, `expires_at`) are stored. Written through `secret_store.py`."""

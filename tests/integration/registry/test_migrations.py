@@ -11,6 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import main as alembic_main
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from reconciler.registry import IncompatibleRegistry, RegistryUnavailable, open_registry
 from reconciler.registry.connecting import create_registry_engine
@@ -25,6 +26,12 @@ from reconciler.registry.records import ServerRecord, TenantRecord
 from reconciler.registry.schema import metadata
 
 THREAD_JOIN_SECONDS = 60
+
+
+def all_revisions() -> tuple[str, ...]:
+    """Every packaged revision, oldest first: what a fresh database applies."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return tuple(reversed([revision.revision for revision in script.walk_revisions("base", "heads")]))
 
 
 def differences(url: str, target: sa.MetaData) -> list[object]:
@@ -67,7 +74,7 @@ def test_the_comparison_does_notice_a_drift(registry_url: str) -> None:
 
 def test_reopening_an_up_to_date_registry_runs_no_migration(registry_url: str) -> None:
     with open_registry(registry_url) as first:
-        assert first.applied_migrations == (head_revision(),)
+        assert first.applied_migrations == all_revisions()
         with first.transaction() as transaction:
             transaction.ensure_tenants([TenantRecord("t", "ns-t")])
             transaction.insert([ServerRecord(tenant="t", name="kept")])
@@ -86,7 +93,7 @@ def test_migrations_are_found_from_any_working_directory(
     monkeypatch.chdir(elsewhere)
 
     with open_registry(registry_url) as registry:
-        assert registry.applied_migrations == (head_revision(),)
+        assert registry.applied_migrations == all_revisions()
 
     assert MIGRATIONS_PATH.is_absolute()
     assert (MIGRATIONS_PATH / "versions" / "0001_initial.py").is_file()
@@ -105,8 +112,26 @@ def test_an_older_database_is_upgraded_on_open(registry_url: str) -> None:
     assert current_revision(registry_url) is None
 
     with open_registry(registry_url) as registry:
-        assert registry.applied_migrations == (head_revision(),)
+        assert registry.applied_migrations == all_revisions()
 
+    assert differences(registry_url, metadata) == []
+
+
+def test_a_database_at_the_first_revision_is_upgraded_with_its_rows_kept(registry_url: str) -> None:
+    first = all_revisions()[0]
+    engine = create_registry_engine(registry_url)
+    try:
+        with engine.connect() as connection:
+            command.upgrade(alembic_config(connection), first)
+            connection.commit()
+    finally:
+        engine.dispose()
+    assert current_revision(registry_url) == first
+    with open_registry(registry_url) as registry:
+        assert registry.applied_migrations == all_revisions()[1:]
+        with registry.transaction() as transaction:
+            transaction.ensure_tenants([TenantRecord(slug="t", namespace="t")])
+            transaction.insert([ServerRecord(tenant="t", name="s", url="https://s.example.com/mcp")])
     assert differences(registry_url, metadata) == []
 
 
@@ -153,7 +178,7 @@ def test_processes_opening_a_fresh_database_together_migrate_it_once(registry_ur
         thread.join(THREAD_JOIN_SECONDS)
 
     assert failures == []
-    assert sorted(applied) == [(), (), (head_revision(),)]
+    assert sorted(applied) == [(), (), all_revisions()]
     assert differences(registry_url, metadata) == []
 
 
@@ -169,7 +194,7 @@ def test_a_migration_held_up_by_a_peer_gives_up_as_retryable(postgres_schema_url
                 upgrade_registry(engine, lock_wait_seconds=0.5)
 
             connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID})
-        assert upgrade_registry(engine) == (head_revision(),)
+        assert upgrade_registry(engine) == all_revisions()
     finally:
         engine.dispose()
         holder.dispose()
