@@ -133,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
     _add_registry(resolve)
 
+    serve = commands.add_parser("serve-mcp", help="serve the registry read-only to agents as an MCP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument(
+        "--token-env",
+        default="MCP_RECONCILER_SERVE_TOKEN",
+        metavar="VAR",
+        help="environment variable holding the bearer token clients must send (never a flag: it would leak)",
+    )
+    _add_registry(serve)
+
     operator = commands.add_parser("run", help="run the Kubernetes operator")
     operator.add_argument(
         "-n",
@@ -391,6 +402,32 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
     return code
 
 
+def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
+    import tempfile
+
+    from reconciler.engine.inputs import DesiredInput
+    from reconciler.runtime import serve_mcp
+
+    token = os.environ.get(args.token_env, "")
+    if len(token) < 16:
+        raise PermanentError(f"set ${args.token_env} to a bearer token of at least 16 characters")
+
+    def load_manifests(text: str) -> DesiredInput:
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "proposed.yaml").write_text(text)
+            return load_folder(folder)
+
+    serve_mcp(
+        registry_url=args.registry,
+        token=token,
+        host=args.host,
+        port=args.port,
+        load_manifests=load_manifests,
+        manager=args.manager,
+    )
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.api.durations import parse_duration
     from reconciler.operator import run_operator
@@ -443,6 +480,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "resolve": cmd_resolve,
     "run": cmd_run,
+    "serve-mcp": cmd_serve_mcp,
 }
 
 

@@ -6,12 +6,14 @@ every invocation, so the cost here must not grow with the size of the registry o
 for the tenant, one for the bound servers (with probe state and the latest tool snapshot joined in), one for
 their connections, one for the grants naming the caller, and one for the caller's own tokens. The queries
 select by the template's server ids through a subquery rather than an id list, so the statement text and
-count stay the same whatever the template holds. Only what the decision needs is returned; choosing, never.
+count stay the same whatever the template holds, and they are built once and reused with bind parameters.
+Only what the decision needs is returned; choosing is `reconciler.runtime`'s job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import functools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,13 +46,13 @@ class BoundServerRow:
     """
 
     server: ServerRecord
+    """Content columns and row id; ownership is not read (who manages a row does not change a resolution)."""
     binding: str | None = None
     pinned_connection: str | None = None
     pinned_connection_server: str | None = None
     tools_allow: tuple[str, ...] = ()
     tools_deny: tuple[str, ...] = ()
     blocked_reason: str | None = None
-    discovery: Mapping[str, Any] | None = None
     snapshot_hash: str | None = None
     tool_names: tuple[str, ...] = ()
 
@@ -69,7 +71,7 @@ class GrantMatch:
 class ResolutionInputs:
     """The rows one resolution decides from: bound servers in binding order, and only the grants and tokens
     that concern the caller. `connections` holds every connection of those servers, active or not, so the
-    decision can say what it skipped."""
+    decision can say what it skipped (content columns and row id, like the servers)."""
 
     tenant: TenantRecord
     bound: tuple[BoundServerRow, ...] = ()
@@ -82,14 +84,7 @@ class ResolutionInputs:
 
 def read_tenant(connection: sa.Connection, slug_or_namespace: str) -> tuple[int, TenantRecord] | None:
     """The tenant with this slug, else the one living in this namespace: (row id, record)."""
-    table = schema.tenants
-    query = (
-        sa.select(table.c.id, table.c.slug, table.c.namespace)
-        .where(sa.or_(table.c.slug == slug_or_namespace, table.c.namespace == slug_or_namespace))
-        .order_by(sa.case((table.c.slug == slug_or_namespace, 0), else_=1), table.c.id)
-        .limit(1)
-    )
-    row = connection.execute(query).first()
+    row = connection.execute(_statements(with_template=False).tenant, {"tenant": slug_or_namespace}).first()
     if row is None:
         return None
     return int(row.id), TenantRecord(slug=row.slug, namespace=row.namespace)
@@ -111,30 +106,194 @@ def read_resolution_inputs(
     if found is None:
         return None
     tenant_id, tenant = found
-    offered = _offered_server_ids(tenant_id, template)
-    bound, bindings = _read_bound(connection, tenant_id, tenant.slug, template)
-    server_names = {row.server.row_id: row.server.name for row in bound}
-    connection_rows = _read_connections(connection, offered, tenant.slug)
-    connection_names = {record.row_id: record.name for record in connection_rows}
-    grants = _read_grants(
-        connection, tenant_id, offered, user=user, teams=teams, server_names=server_names, connections=connection_names
+    statements = _statements(with_template=template is not None)
+    params: dict[str, Any] = {"tenant_id": tenant_id, "template": template}
+    bound = tuple(
+        _bound_row(row, tenant=tenant.slug, with_template=template is not None)
+        for row in connection.execute(statements.bound, params)
     )
-    tokens = (
-        _read_tokens(connection, offered, tenant.slug, user, server_names=server_names, connections=connection_names)
-        if user is not None
-        else ()
+    server_names: dict[int | None, str] = {row.server.row_id: row.server.name for row in bound}
+    connection_rows = tuple(
+        _offered_connection(row, tenant=tenant.slug) for row in connection.execute(statements.connections, params)
     )
+    connection_names: dict[int | None, str] = {record.row_id: record.name for record in connection_rows}
+    grant_rows = connection.execute(statements.grants, {**params, "user": user, "teams": sorted(set(teams))})
+    grants = tuple(
+        GrantMatch(
+            grant=row["name"],
+            subject=GrantSubjectRecord(kind=row["subject_kind"], name=row["subject_name"]),
+            target_server=server_names.get(row["target_server_id"]),
+            target_connection=connection_names.get(row["target_connection_id"]),
+        )
+        for row in grant_rows.mappings()
+    )
+    tokens: tuple[UserTokenRecord, ...] = ()
+    if user is not None:
+        tokens = tuple(
+            conversion.user_token_of(
+                row,
+                tenant=tenant.slug,
+                server=server_names[row["server_id"]],
+                connection=None if row["connection_id"] is None else connection_names.get(row["connection_id"]),
+            )
+            for row in connection.execute(statements.tokens, {**params, "user": user}).mappings()
+            if row["server_id"] in server_names
+        )
     return ResolutionInputs(
         tenant=tenant,
         bound=bound,
         connections=connection_rows,
         grants=grants,
         tokens=tokens,
-        bindings=bindings,
+        bindings=tuple(dict.fromkeys(row.binding for row in bound if row.binding is not None)),
     )
 
 
-def _offered_server_ids(tenant_id: int, template: str | None) -> sa.Select[tuple[int]]:
+def _bound_row(row: sa.Row[Any], *, tenant: str, with_template: bool) -> BoundServerRow:
+    server = ServerRecord(
+        tenant=tenant,
+        name=row.name,
+        row_id=row.id,
+        display_name=row.display_name,
+        description=row.description,
+        url=row.url,
+        transport=row.transport,
+        enabled=row.enabled,
+        featured=row.featured,
+        headers=conversion.headers_of(row.headers),
+        auth_type=row.auth_type,
+        auth=row.auth if row.auth is not None else {},
+        owner_kind=row.owner_kind,
+        owner_name=row.owner_name,
+        tool_policy=row.tool_policy,
+        approved_hash=row.approved_hash,
+        tools_allow=conversion.strings_of(row.tools_allow),
+        tools_deny=conversion.strings_of(row.tools_deny),
+        allow_private=row.allow_private,
+        discovery_enabled=row.discovery_enabled,
+        discovery_interval_seconds=row.discovery_interval_seconds,
+        discovery_connection=row.discovery_connection_name,
+    )
+    # Only the names: full tool records (schemas and all) are for `fetch_tool_snapshots`, not for every resolve.
+    tool_names = tuple(item["name"] for item in row.snapshot_tools or ())
+    if not with_template:
+        return BoundServerRow(
+            server=server,
+            blocked_reason=row.probe_blocked_reason,
+            snapshot_hash=row.snapshot_hash,
+            tool_names=tool_names,
+        )
+    return BoundServerRow(
+        server=server,
+        binding=row.binding_name,
+        pinned_connection=row.pinned_connection_name,
+        pinned_connection_server=row.pinned_connection_server,
+        tools_allow=conversion.strings_of(row.bound_tools_allow),
+        tools_deny=conversion.strings_of(row.bound_tools_deny),
+        blocked_reason=row.probe_blocked_reason,
+        snapshot_hash=row.snapshot_hash,
+        tool_names=tool_names,
+    )
+
+
+def _offered_connection(row: sa.Row[Any], *, tenant: str) -> ConnectionRecord:
+    return ConnectionRecord(
+        tenant=tenant,
+        name=row.name,
+        row_id=row.id,
+        server=row.server_name,
+        scope=row.scope,
+        subject=row.subject,
+        credential_mode=row.credential_mode,
+        secret_ref=row.secret_ref,
+        fingerprint=row.fingerprint,
+        authorization_scheme=row.authorization_scheme,
+        headers=conversion.headers_of(row.headers),
+        active=row.active,
+        use_for_discovery=row.use_for_discovery,
+    )
+
+
+_SERVER_COLUMNS = (
+    "id",
+    "name",
+    "display_name",
+    "description",
+    "url",
+    "transport",
+    "enabled",
+    "featured",
+    "headers",
+    "auth_type",
+    "auth",
+    "owner_kind",
+    "owner_name",
+    "tool_policy",
+    "approved_hash",
+    "tools_allow",
+    "tools_deny",
+    "allow_private",
+    "discovery_enabled",
+    "discovery_interval_seconds",
+)
+"""Content columns: ownership and timestamps are left out, as nothing in a resolution depends on them."""
+_CONNECTION_COLUMNS = (
+    "id",
+    "name",
+    "scope",
+    "subject",
+    "credential_mode",
+    "secret_ref",
+    "fingerprint",
+    "authorization_scheme",
+    "headers",
+    "active",
+    "use_for_discovery",
+)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    tenant: sa.Select[Any]
+    bound: sa.Select[Any]
+    connections: sa.Select[Any]
+    grants: sa.Select[Any]
+    tokens: sa.Select[Any]
+
+
+@functools.cache
+def _statements(*, with_template: bool) -> _Statements:
+    """The resolution queries, built once with bind parameters.
+
+    Building a Core statement (aliases, column proxies) costs milliseconds, far more than running these on
+    indexed tables; built once, each execution is a compiled-cache hit. Parameters: `tenant`, `tenant_id`,
+    `template`, `user`, `teams` (expanding; an empty list matches nothing).
+    """
+    tenants = schema.tenants
+    tenant_param = sa.bindparam("tenant", type_=sa.Text())
+    tenant = (
+        sa.select(tenants.c.id, tenants.c.slug, tenants.c.namespace)
+        .where(sa.or_(tenants.c.slug == tenant_param, tenants.c.namespace == tenant_param))
+        .order_by(sa.case((tenants.c.slug == tenant_param, 0), else_=1), tenants.c.id)
+        .limit(1)
+    )
+    tenant_id = sa.bindparam("tenant_id", type_=sa.Integer())
+    template = sa.bindparam("template", type_=sa.Text())
+    user = sa.bindparam("user", type_=sa.Text())
+    teams = sa.bindparam("teams", type_=sa.Text(), expanding=True)
+    offered = _offered_server_ids(tenant_id, template if with_template else None)
+    return _Statements(
+        tenant=tenant,
+        bound=_bound_query(tenant_id, template if with_template else None),
+        connections=_connections_query(offered),
+        grants=_grants_query(tenant_id, offered, user=user, teams=teams),
+        tokens=_tokens_query(offered, user=user),
+    )
+
+
+def _offered_server_ids(
+    tenant_id: sa.BindParameter[int], template: sa.BindParameter[str] | None
+) -> sa.Select[tuple[int]]:
     """Ids of the servers a template offers (every server of the tenant without a template), as a subquery."""
     if template is None:
         return sa.select(schema.servers.c.id).where(schema.servers.c.tenant_id == tenant_id)
@@ -147,9 +306,8 @@ def _offered_server_ids(tenant_id: int, template: str | None) -> sa.Select[tuple
     )
 
 
-def _read_bound(
-    connection: sa.Connection, tenant_id: int, tenant: str, template: str | None
-) -> tuple[tuple[BoundServerRow, ...], tuple[str, ...]]:
+def _bound_query(tenant_id: sa.BindParameter[int], template: sa.BindParameter[str] | None) -> sa.Select[Any]:
+    """Offered servers in binding order, each with its probe state, latest snapshot and pinned connection."""
     servers = schema.servers
     probe_state = schema.server_probe_state
     snapshots = schema.tool_snapshots
@@ -164,8 +322,8 @@ def _read_bound(
         .scalar_subquery()
     )
     facts: list[sa.ColumnElement[Any]] = [
+        *(servers.c[name] for name in _SERVER_COLUMNS),
         probe_state.c.blocked_reason.label("probe_blocked_reason"),
-        probe_state.c.discovery.label("probe_discovery"),
         latest.c.hash.label("snapshot_hash"),
         latest.c.tools.label("snapshot_tools"),
         discovery_connection.c.name.label("discovery_connection_name"),
@@ -179,90 +337,54 @@ def _read_bound(
         )
 
     if template is None:
-        query = with_facts(sa.select(servers, *facts).where(servers.c.tenant_id == tenant_id)).order_by(servers.c.name)
-    else:
-        bound = schema.template_binding_servers
-        bindings = schema.template_bindings
-        pinned = schema.connections.alias("pinned_connection")
-        pinned_server = servers.alias("pinned_server")
-        query = with_facts(
-            sa.select(
-                servers,
-                *facts,
-                bindings.c.name.label("binding_name"),
-                bound.c.tools_allow.label("bound_tools_allow"),
-                bound.c.tools_deny.label("bound_tools_deny"),
-                pinned.c.name.label("pinned_connection_name"),
-                pinned_server.c.name.label("pinned_connection_server"),
-            )
-            .select_from(bound)
-            .join(bindings, bindings.c.id == bound.c.binding_id)
-            .join(servers, servers.c.id == bound.c.server_id)
-            .outerjoin(pinned, pinned.c.id == bound.c.connection_id)
-            .outerjoin(pinned_server, pinned_server.c.id == pinned.c.server_id)
-            .where(bindings.c.tenant_id == tenant_id, bindings.c.template == template)
-        ).order_by(bindings.c.name, bound.c.position, bound.c.id)
-    rows = connection.execute(query).mappings().all()
-    result = tuple(_bound_row(row, tenant=tenant, template=template) for row in rows)
-    binding_names = tuple(dict.fromkeys(row.binding for row in result if row.binding is not None))
-    return result, binding_names
+        return with_facts(sa.select(*facts).where(servers.c.tenant_id == tenant_id)).order_by(servers.c.name)
+    bound = schema.template_binding_servers
+    bindings = schema.template_bindings
+    pinned = schema.connections.alias("pinned_connection")
+    pinned_server = servers.alias("pinned_server")
+    return with_facts(
+        sa.select(
+            *facts,
+            bindings.c.name.label("binding_name"),
+            bound.c.tools_allow.label("bound_tools_allow"),
+            bound.c.tools_deny.label("bound_tools_deny"),
+            pinned.c.name.label("pinned_connection_name"),
+            pinned_server.c.name.label("pinned_connection_server"),
+        )
+        .select_from(bound)
+        .join(bindings, bindings.c.id == bound.c.binding_id)
+        .join(servers, servers.c.id == bound.c.server_id)
+        .outerjoin(pinned, pinned.c.id == bound.c.connection_id)
+        .outerjoin(pinned_server, pinned_server.c.id == pinned.c.server_id)
+        .where(bindings.c.tenant_id == tenant_id, bindings.c.template == template)
+    ).order_by(bindings.c.name, bound.c.position, bound.c.id)
 
 
-def _bound_row(row: sa.RowMapping, *, tenant: str, template: str | None) -> BoundServerRow:
-    server = conversion.server_of(row, tenant=tenant, discovery_connection=row["discovery_connection_name"])
-    tools = conversion.tools_of(row["snapshot_tools"]) if row["snapshot_tools"] is not None else ()
-    common: dict[str, Any] = {
-        "server": server,
-        "blocked_reason": row["probe_blocked_reason"],
-        "discovery": row["probe_discovery"],
-        "snapshot_hash": row["snapshot_hash"],
-        "tool_names": tuple(tool.name for tool in tools),
-    }
-    if template is None:
-        return BoundServerRow(**common)
-    return BoundServerRow(
-        **common,
-        binding=row["binding_name"],
-        pinned_connection=row["pinned_connection_name"],
-        pinned_connection_server=row["pinned_connection_server"],
-        tools_allow=conversion.strings_of(row["bound_tools_allow"]),
-        tools_deny=conversion.strings_of(row["bound_tools_deny"]),
-    )
-
-
-def _read_connections(
-    connection: sa.Connection, offered: sa.Select[tuple[int]], tenant: str
-) -> tuple[ConnectionRecord, ...]:
+def _connections_query(offered: sa.Select[tuple[int]]) -> sa.Select[Any]:
     connections = schema.connections
-    query = (
-        sa.select(connections, schema.servers.c.name.label("server_name"))
+    return (
+        sa.select(*(connections.c[name] for name in _CONNECTION_COLUMNS), schema.servers.c.name.label("server_name"))
         .join(schema.servers, schema.servers.c.id == connections.c.server_id)
         .where(connections.c.server_id.in_(offered))
         .order_by(connections.c.id)
     )
-    return tuple(
-        conversion.connection_of(row, tenant=tenant, server=row["server_name"])
-        for row in connection.execute(query).mappings()
-    )
 
 
-def _read_grants(
-    connection: sa.Connection,
-    tenant_id: int,
+def _grants_query(
+    tenant_id: sa.BindParameter[int],
     offered: sa.Select[tuple[int]],
     *,
-    user: str | None,
-    teams: Collection[str],
-    server_names: Mapping[int | None, str],
-    connections: Mapping[int | None, str],
-) -> tuple[GrantMatch, ...]:
+    user: sa.BindParameter[str],
+    teams: sa.BindParameter[str],
+) -> sa.Select[Any]:
+    """Subjects naming the caller, of grants on an offered server or on one of its connections."""
     grants = schema.access_grants
     subjects = schema.access_grant_subjects
-    names_caller: list[sa.ColumnElement[bool]] = [subjects.c.kind == "Organization"]
-    if user is not None:
-        names_caller.append(sa.and_(subjects.c.kind == "Member", subjects.c.name == user))
-    if teams:
-        names_caller.append(sa.and_(subjects.c.kind == "Team", subjects.c.name.in_(sorted(set(teams)))))
+    names_caller = sa.or_(
+        subjects.c.kind == "Organization",
+        sa.and_(subjects.c.kind == "Member", subjects.c.name == user),
+        sa.and_(subjects.c.kind == "Team", subjects.c.name.in_(teams)),
+    )
     columns = (
         grants.c.name,
         grants.c.target_server_id,
@@ -276,50 +398,23 @@ def _read_grants(
         return (
             sa.select(*columns)
             .join(subjects, subjects.c.grant_id == grants.c.id)
-            .where(grants.c.tenant_id == tenant_id, target, sa.or_(*names_caller))
+            .where(grants.c.tenant_id == tenant_id, target, names_caller)
         )
 
     offered_connections = sa.select(schema.connections.c.id).where(schema.connections.c.server_id.in_(offered))
     # Two arms rather than one OR, so each is answered from its own target index.
-    query = sa.union_all(
+    both = sa.union_all(
         naming_caller(grants.c.target_server_id.in_(offered)),
         naming_caller(grants.c.target_connection_id.in_(offered_connections)),
-    )
-    ordered = sa.select(query.subquery()).order_by(sa.text("name"), sa.text("position"))
-    return tuple(
-        GrantMatch(
-            grant=row["name"],
-            subject=GrantSubjectRecord(kind=row["subject_kind"], name=row["subject_name"]),
-            target_server=server_names.get(row["target_server_id"]),
-            target_connection=connections.get(row["target_connection_id"]),
-        )
-        for row in connection.execute(ordered).mappings()
-    )
+    ).subquery()
+    return sa.select(both).order_by(both.c.name, both.c.position)
 
 
-def _read_tokens(
-    connection: sa.Connection,
-    offered: sa.Select[tuple[int]],
-    tenant: str,
-    user: str,
-    *,
-    server_names: Mapping[int | None, str],
-    connections: Mapping[int | None, str],
-) -> tuple[UserTokenRecord, ...]:
+def _tokens_query(offered: sa.Select[tuple[int]], *, user: sa.BindParameter[str]) -> sa.Select[Any]:
     tokens = schema.user_tokens
-    query = sa.select(tokens).where(tokens.c.user_id == user, tokens.c.server_id.in_(offered)).order_by(tokens.c.id)
-    found: list[UserTokenRecord] = []
-    for row in connection.execute(query).mappings():
-        server = server_names.get(row["server_id"])
-        if server is None:
-            continue
-        found.append(
-            conversion.user_token_of(
-                row, tenant=tenant, server=server, connection=_name_or_none(connections, row["connection_id"])
-            )
-        )
-    return tuple(found)
-
-
-def _name_or_none(names: Mapping[int | None, str], row_id: int | None) -> str | None:
-    return None if row_id is None else names.get(row_id)
+    columns = (tokens.c.id, tokens.c.server_id, tokens.c.connection_id, tokens.c.user_id, tokens.c.secret_ref)
+    return (
+        sa.select(*columns, tokens.c.expires_at)
+        .where(tokens.c.user_id == user, tokens.c.server_id.in_(offered))
+        .order_by(tokens.c.id)
+    )

@@ -345,11 +345,16 @@ class Registry:
         """What one runtime resolution decides from, in a fixed number of queries; None for an unknown tenant."""
         from reconciler.registry import lookups
 
-        return self._read(
-            lambda connection: lookups.read_resolution_inputs(
+        def read(connection: sa.Connection) -> lookups.ResolutionInputs | None:
+            inputs = lookups.read_resolution_inputs(
                 connection, slug_or_namespace, template=template, user=user, teams=teams
             )
-        )
+            # End the read with COMMIT, not the pool's ROLLBACK: psycopg forgets its prepared statements on
+            # rollback, and without them PostgreSQL plans every resolution query again (most of its cost).
+            connection.commit()
+            return inputs
+
+        return self._read(read)
 
     def stored_fingerprint_key(self) -> bytes | None:
         """The fingerprint key if one was ever stored; unlike `fingerprint_key()` it never writes (dry runs)."""
@@ -357,6 +362,30 @@ class Registry:
             return self._fingerprint_key
         stored = self._read(_read_fingerprint_key)
         return None if stored is None else bytes.fromhex(stored)
+
+    # -- the local encrypted secret store (reconciler.credentials); the SQL lives in secret_store.py --------------
+    from reconciler.registry import secret_store as _secret_store
+
+    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> _secret_store.SealedSecret | None:
+        """One sealed value of the local secret store, or None."""
+        from reconciler.registry import secret_store
+
+        return self._read(
+            lambda connection: secret_store.read_sealed(connection, tenant=tenant, name=name, purpose=purpose)
+        )
+
+    def fetch_local_secrets(self, tenant: str, name: str | None = None) -> list[_secret_store.SealedSecret]:
+        """Every sealed value one owner (or a whole tenant) has in the local secret store."""
+        from reconciler.registry import secret_store
+
+        return self._read(lambda connection: secret_store.read_sealed_of(connection, tenant=tenant, name=name))
+
+    def database_path(self) -> str | None:
+        """The SQLite file this registry lives in (absolute); None for PostgreSQL and in-memory databases."""
+        database = self._url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return os.path.abspath(database)
 
 
 class RegistryTransaction:
@@ -885,6 +914,33 @@ class RegistryTransaction:
         ]
         if rows:
             self._live().execute(sa.insert(schema.template_binding_servers), rows)
+
+    # -- the local encrypted secret store and OAuth-client clean-up (reconciler.credentials) ---------------------
+    from reconciler.registry import secret_store as _secret_store
+
+    def put_local_secrets(self, secrets: Sequence[_secret_store.SealedSecret]) -> None:
+        """Create or replace sealed values by (tenant, name, purpose)."""
+        from reconciler.registry import secret_store
+
+        secret_store.write_sealed(self._live(), secrets, now=_now())
+
+    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> _secret_store.SealedSecret | None:
+        """`Registry.fetch_local_secret`, seeing this transaction's own writes."""
+        from reconciler.registry import secret_store
+
+        return secret_store.read_sealed(self._live(), tenant=tenant, name=name, purpose=purpose)
+
+    def delete_local_secrets(self, tenant: str, name: str, purposes: Collection[str] | None = None) -> int:
+        """Delete an owner's sealed values (all, or only `purposes`); returns how many were deleted."""
+        from reconciler.registry import secret_store
+
+        return secret_store.delete_sealed(self._live(), tenant=tenant, name=name, purposes=purposes)
+
+    def delete_oauth_client(self, tenant: str, server: str, issuer: str) -> bool:
+        """Forget the client a server registered with `issuer`; False when there was none."""
+        from reconciler.registry import secret_store
+
+        return secret_store.delete_oauth_client(self._live(), tenant=tenant, server=server, issuer=issuer)
 
 
 # -- reading -------------------------------------------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""The runtime side of the registry: which MCP servers, with which URL, headers and tools, an agent gets.
+
+Agent runtimes call `resolve` (Python); the CLI calls `resolve_command` and `serve_mcp`; tests build the
+agent-facing MCP endpoint with `build_mcp_app`. Everything here reads the registry and never writes it. The
+public names below are pinned by a test.
+"""
+
+from reconciler.runtime.commands import resolve_command
+from reconciler.runtime.endpoint import (
+    DEFAULT_PORT,
+    BearerTokenGate,
+    ManifestLoader,
+    build_mcp_app,
+    build_mcp_server,
+    dry_run_plan,
+    serve_mcp,
+)
+from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
+from reconciler.runtime.resolution import MASK, CredentialScope, Resolution, ResolvedServer, ServerState
+from reconciler.runtime.resolving import UnknownTenant, resolve
+
+__all__ = [
+    "DEFAULT_PORT",
+    "MASK",
+    "BearerTokenGate",
+    "CredentialScope",
+    "ManifestLoader",
+    "Resolution",
+    "ResolvedServer",
+    "ServerState",
+    "UnknownTenant",
+    "build_mcp_app",
+    "build_mcp_server",
+    "dry_run_plan",
+    "render_mcp_config",
+    "resolution_json",
+    "resolution_text",
+    "resolve",
+    "resolve_command",
+    "serve_mcp",
+]

@@ -1,0 +1,346 @@
+"""Resolution benchmark: p50/p99 latency of `reconciler.runtime.resolve` and statements per resolve.
+
+A registry with 10,000 servers across 100 tenants, 1,000 templates and 50,000 grants (plus connections at
+every scope, per-member tokens, tool snapshots and probe state) is populated directly through
+`RegistryTransaction.insert` (records built in memory, no YAML), then random invocations are resolved. Prints,
+for SQLite and PostgreSQL: latency percentiles (target p99 <= 5 ms) and statements per resolve, which must not
+depend on how many servers a resolution considers (a 12-server template and a whole 100-server tenant issue
+the same statements). Prints numbers, asserts nothing.
+
+    python bench/resolve_bench.py [--tenants 100] [--servers 10000] [--resolves 2000] [--backend sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reconciler.registry import Registry, open_registry, schema
+from reconciler.registry.connecting import create_registry_engine
+from reconciler.registry.records import (
+    BindingRecord,
+    BoundServerRecord,
+    ConnectionRecord,
+    GrantRecord,
+    GrantSubjectRecord,
+    HeaderRecord,
+    Record,
+    ServerRecord,
+    TenantRecord,
+)
+from reconciler.runtime import resolve
+
+POSTGRES_ADMIN = os.environ.get("MCP_RECONCILER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEMPLATES_PER_TENANT = 10
+SERVERS_PER_TEMPLATE = 12
+GRANTS_TOTAL = 50_000
+MEMBERS_PER_TENANT = 40
+TEAMS_PER_TENANT = 8
+AGENTS_PER_TENANT = 5
+TOOLS_PER_SERVER = 10
+APPROVED = "sha256:" + "a" * 64
+
+
+def build_records(tenants: int, servers_total: int, rng: random.Random) -> tuple[list[TenantRecord], list[Record]]:
+    """Per tenant: servers (some featured, some pinned, some with their own key), connections at every scope
+    (shared and per member, a few inactive), grants to members, teams and the organization on servers and
+    connections, and template bindings (some pinning a connection)."""
+    per_tenant = servers_total // tenants
+    grants_per_tenant = GRANTS_TOTAL // tenants
+    tenant_records: list[TenantRecord] = []
+    records: list[Record] = []
+    for t in range(tenants):
+        slug, namespace = f"tenant-{t:03d}", f"ns-{t:03d}"
+        tenant_records.append(TenantRecord(slug=slug, namespace=namespace))
+        servers = [f"server-{i:03d}" for i in range(per_tenant)]
+        connections_of: dict[str, list[str]] = {}
+        for i, name in enumerate(servers):
+            auth_type, auth = "none", {}
+            if i % 3 == 0:
+                auth_type, auth = "bearer", {"secretRef": f"{namespace}/keys#{name}", "scheme": "Bearer"}
+            records.append(
+                ServerRecord(
+                    tenant=slug,
+                    name=name,
+                    url=f"https://{name}.{slug}.example.com/mcp",
+                    featured=i % 10 == 0,
+                    headers=(HeaderRecord("x-tenant", value=slug),),
+                    auth_type=auth_type,
+                    auth=auth,
+                    tool_policy="Pin" if i % 7 == 0 else "Track",
+                    approved_hash=APPROVED if i % 7 == 0 else None,
+                    tools_deny=("delete_*",),
+                )
+            )
+            own: list[str] = []
+            if i % 3 != 0:
+                own.append(f"{name}-platform")
+                records.append(
+                    ConnectionRecord(
+                        tenant=slug,
+                        name=own[-1],
+                        server=name,
+                        scope="platform",
+                        secret_ref=f"{namespace}/conn#{name}",
+                        authorization_scheme="Token",
+                        headers=(HeaderRecord("x-client", value="bench"),),
+                    )
+                )
+            if i % 4 == 0:
+                own.append(f"{name}-members")
+                records.append(
+                    ConnectionRecord(
+                        tenant=slug, name=own[-1], server=name, scope="platform", credential_mode="perMember"
+                    )
+                )
+            own.append(f"{name}-user")
+            records.append(
+                ConnectionRecord(
+                    tenant=slug,
+                    name=own[-1],
+                    server=name,
+                    scope="user",
+                    subject=f"member-{i % MEMBERS_PER_TENANT}",
+                    secret_ref=f"{namespace}/users#{name}",
+                    active=i % 9 != 0,
+                )
+            )
+            if i % 2 == 0:
+                own.append(f"{name}-agent")
+                records.append(
+                    ConnectionRecord(
+                        tenant=slug,
+                        name=own[-1],
+                        server=name,
+                        scope="agent",
+                        subject=f"agent-{i % AGENTS_PER_TENANT}",
+                        secret_ref=f"{namespace}/agents#{name}",
+                    )
+                )
+            connections_of[name] = own
+        for g in range(grants_per_tenant):
+            target = servers[g % per_tenant]
+            on_connection = g % 5 == 4
+            roll = rng.random()
+            if roll < 0.1:
+                subjects: tuple[GrantSubjectRecord, ...] = (GrantSubjectRecord("Organization"),)
+            elif roll < 0.5:
+                subjects = (GrantSubjectRecord("Team", f"team-{rng.randrange(TEAMS_PER_TENANT)}"),)
+            else:
+                subjects = (GrantSubjectRecord("Member", f"member-{rng.randrange(MEMBERS_PER_TENANT)}"),)
+            records.append(
+                GrantRecord(
+                    tenant=slug,
+                    name=f"grant-{g:04d}",
+                    target_server=None if on_connection else target,
+                    target_connection=connections_of[target][0] if on_connection else None,
+                    subjects=subjects,
+                )
+            )
+        for b in range(TEMPLATES_PER_TENANT):
+            chosen = rng.sample(servers, SERVERS_PER_TEMPLATE)
+            bound = tuple(
+                BoundServerRecord(
+                    server=name,
+                    connection=connections_of[name][0] if k == 0 else None,
+                    tools_allow=("list_*", "get_*") if k % 2 else (),
+                )
+                for k, name in enumerate(chosen)
+            )
+            records.append(BindingRecord(tenant=slug, name=f"binding-{b}", template=f"template-{b}", servers=bound))
+    return tenant_records, records
+
+
+def populate(registry: Registry, url: str, tenants: int, servers_total: int, rng: random.Random) -> Counter[str]:
+    tenant_records, records = build_records(tenants, servers_total, rng)
+    with registry.transaction() as tx:
+        tx.ensure_tenants(tenant_records)
+        tx.insert(records)
+    engine = create_registry_engine(url)
+    try:
+        add_runtime_rows(engine, rng)
+        with engine.connect() as connection:  # fresh planner statistics, as autovacuum / a DBA would give
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
+    finally:
+        engine.dispose()
+    return Counter(type(record).__name__ for record in records)
+
+
+def add_runtime_rows(engine: sa.Engine, rng: random.Random) -> None:
+    """Tool snapshots, probe state and members' tokens, bulk-loaded raw: the probe and the runtime write these one
+    at a time, which would make populating slow without changing what a resolve reads."""
+    taken_at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    tools = [
+        {
+            "name": name,
+            "title": None,
+            "description": f"{name} tool",
+            "input_schema": {"type": "object"},
+            "fingerprint": name,
+        }
+        for name in [f"list_{i}" for i in range(4)]
+        + [f"get_{i}" for i in range(3)]
+        + ["delete_all", "create", "update"]
+    ][:TOOLS_PER_SERVER]
+    with engine.begin() as connection:
+        servers = connection.execute(sa.select(schema.servers.c.id, schema.servers.c.tenant_id, schema.servers.c.name,
+                                               schema.servers.c.tool_policy)).all()  # fmt: skip
+        connection.execute(
+            sa.insert(schema.tool_snapshots),
+            [
+                {
+                    "server_id": row.id,
+                    "hash": APPROVED if row.tool_policy == "Pin" and rng.random() < 0.7 else f"sha256:{row.id:064x}",
+                    "tools": tools,
+                    "protocol_version": "2025-11-25",
+                    "server_info": {"name": row.name},
+                    "capabilities": ["tools"],
+                    "taken_at": taken_at,
+                }
+                for row in servers
+            ],
+        )
+        connection.execute(
+            sa.insert(schema.server_probe_state),
+            [
+                {
+                    "server_id": row.id,
+                    "discovery": None,
+                    "last_test": {"ok": True},
+                    "blocked_reason": "quarantined" if row.id % 97 == 0 else None,
+                    "probed_at": taken_at,
+                }
+                for row in servers
+            ],
+        )
+        members = connection.execute(
+            sa.select(schema.connections.c.id, schema.connections.c.server_id, schema.connections.c.tenant_id).where(
+                schema.connections.c.credential_mode == "perMember"
+            )
+        ).all()
+        connection.execute(
+            sa.insert(schema.user_tokens),
+            [
+                {
+                    "tenant_id": row.tenant_id,
+                    "server_id": row.server_id,
+                    "connection_id": row.id,
+                    "user_id": f"member-{m}",
+                    "secret_ref": f"ns/tokens#{row.id}-{m}",
+                }
+                for row in members
+                for m in range(0, MEMBERS_PER_TENANT, 3)
+            ],
+        )
+
+
+def invocation(rng: random.Random, tenants: int, *, template: bool = True) -> dict[str, Any]:
+    t = rng.randrange(tenants)
+    return {
+        "tenant": f"ns-{t:03d}" if rng.random() < 0.5 else f"tenant-{t:03d}",
+        "template": f"template-{rng.randrange(TEMPLATES_PER_TENANT)}" if template else None,
+        "agent": f"agent-{rng.randrange(AGENTS_PER_TENANT)}" if rng.random() < 0.5 else None,
+        "user": f"member-{rng.randrange(MEMBERS_PER_TENANT)}",
+        "teams": [f"team-{rng.randrange(TEAMS_PER_TENANT)}" for _ in range(rng.randrange(3))],
+    }
+
+
+def measure(registry: Registry, calls: list[dict[str, Any]]) -> tuple[list[float], list[int], Counter[str]]:
+    latencies: list[float] = []
+    statements: list[int] = []
+    states: Counter[str] = Counter()
+    for call in calls:
+        tenant = call.pop("tenant")
+        registry.reset_statement_counts()
+        started = time.perf_counter()
+        resolution = resolve(registry, tenant, **call)
+        latencies.append((time.perf_counter() - started) * 1000)
+        statements.append(sum(registry.statement_counts.values()))
+        states.update(str(server.state) for server in resolution.servers)
+    return latencies, statements, states
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def run_backend(backend: str, *, tenants: int, servers: int, resolves: int) -> None:
+    rng = random.Random(20260101)
+    with tempfile.TemporaryDirectory() as tmp:
+        admin = None
+        database = ""
+        if backend == "sqlite":
+            url = f"sqlite:///{Path(tmp) / 'resolve.db'}"
+        else:
+            admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+            database = f"mcpr_resolve_{secrets.token_hex(4)}"
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+            url = sa.make_url(POSTGRES_ADMIN).set(database=database).render_as_string(hide_password=False)
+        registry = open_registry(url)
+        try:
+            started = time.perf_counter()
+            counts = populate(registry, url, tenants, servers, rng)
+            populate_seconds = time.perf_counter() - started
+            measure(registry, [invocation(rng, tenants) for _ in range(200)])  # warm-up: pools, caches
+            latencies, statements, states = measure(registry, [invocation(rng, tenants) for _ in range(resolves)])
+            whole, whole_statements, _ = measure(
+                registry, [invocation(rng, tenants, template=False) for _ in range(max(100, resolves // 10))]
+            )
+        finally:
+            registry.close()
+            if admin is not None:
+                with admin.connect() as connection:
+                    connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+                admin.dispose()
+    print(f"[{backend}] {tenants} tenants, {counts['ServerRecord']} servers, {counts['ConnectionRecord']} connections,")
+    print(
+        f"  {counts['GrantRecord']} grants, {counts['BindingRecord']} templates x {SERVERS_PER_TEMPLATE} servers;"
+        f" populated in {populate_seconds:.1f} s"
+    )
+    print(
+        f"  resolve (template, {SERVERS_PER_TEMPLATE} servers)  p50 {percentile(latencies, 0.5):6.2f} ms   "
+        f"p99 {percentile(latencies, 0.99):6.2f} ms   mean {statistics.fmean(latencies):6.2f} ms   "
+        f"(n={len(latencies)}, target p99 <= 5 ms)"
+    )
+    print(
+        f"  resolve (no template, {servers // tenants} servers) p50 {percentile(whole, 0.5):6.2f} ms   "
+        f"p99 {percentile(whole, 0.99):6.2f} ms   (n={len(whole)})"
+    )
+    print(
+        f"  statements per resolve: template {sorted(set(statements))}, whole tenant {sorted(set(whole_statements))}"
+        " (target: constant)"
+    )
+    print(f"  server states seen: {dict(sorted(states.items()))}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=100)
+    parser.add_argument("--servers", type=int, default=10_000)
+    parser.add_argument("--resolves", type=int, default=2_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    for backend in [args.backend] if args.backend else ["sqlite", "postgresql"]:
+        run_backend(backend, tenants=args.tenants, servers=args.servers, resolves=args.resolves)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

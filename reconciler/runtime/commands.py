@@ -1,0 +1,65 @@
+"""What the CLI's `resolve` and `serve-mcp` commands call: open the registry, do the work, hand back text.
+
+`reconciler.cli` stays a thin leaf: it parses arguments, builds the `SecretSource` (from a folder's Secret
+manifests; this package may not import the manifests loader) and the YAML loader for `plan`, then prints what
+these functions return. Domain errors (`UnknownTenant`, registry errors) propagate for the CLI to map to exit
+codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from reconciler.engine.inputs import SecretSource
+from reconciler.registry import open_registry
+from reconciler.registry.records import DEFAULT_MANAGER
+from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
+from reconciler.runtime.resolving import resolve
+
+ResolveOutput = Literal["json", "mcp-config", "text"]
+EXIT_OK = 0
+
+
+def resolve_command(
+    *,
+    registry_url: str | None,
+    namespace_or_tenant: str,
+    template: str | None = None,
+    agent: str | None = None,
+    user: str | None = None,
+    teams: Sequence[str] = (),
+    output: ResolveOutput = "json",
+    explain: bool = False,
+    show_secrets: bool = False,
+    namespace_tools: bool = False,
+    secrets: SecretSource | None = None,
+    manager: str = DEFAULT_MANAGER,
+) -> tuple[int, str]:
+    """`mcp-reconciler resolve`: (exit code, text to print). Values are masked unless `show_secrets`.
+
+    `namespace_or_tenant` is the `-n` namespace (or a tenant slug). `secrets` is needed for `show_secrets`;
+    when given without it, secrets are still read so a missing one shows as a blocked server.
+    `-o mcp-config` lists only ready servers and ignores `explain`.
+    """
+    registry = open_registry(registry_url, manager=manager)
+    try:
+        resolution = resolve(
+            registry,
+            namespace_or_tenant,
+            template=template,
+            agent=agent,
+            user=user,
+            teams=teams,
+            secrets=secrets,
+            show_secrets=show_secrets,
+            namespace_tools=namespace_tools,
+            explain=explain and output != "mcp-config",
+        )
+    finally:
+        registry.close()
+    if output == "mcp-config":
+        return EXIT_OK, render_mcp_config(resolution)
+    if output == "text":
+        return EXIT_OK, resolution_text(resolution)
+    return EXIT_OK, resolution_json(resolution)

@@ -1,0 +1,350 @@
+"""The agent-facing MCP endpoint: the registry, read-only, as an MCP server over streamable HTTP.
+
+Built by `build_mcp_app` (tests serve it with uvicorn on 127.0.0.1) and run by `serve_mcp` (the CLI's
+`serve-mcp`). Agents get four tools — list servers with their health, show one server's tool snapshot and
+discovery result, resolve a template for a member, and plan proposed manifests — and nothing that writes:
+`plan` is a dry run built from the engine's pure steps, so it issues no INSERT/UPDATE/DELETE even on a
+registry that has no fingerprint key yet. Every HTTP request must carry `Authorization: Bearer <token>`
+(compared in constant time); anything else gets 401 with `WWW-Authenticate`. Parsing YAML is the manifests
+loader's job, which this package may not import: the caller injects `load_manifests(text) -> DesiredInput`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from mcp.server import MCPServer
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from reconciler.engine.desired import build_desired
+from reconciler.engine.inputs import DesiredInput
+from reconciler.engine.planning import Action, Plan, Verb
+from reconciler.engine.reconciling import EngineSettings, plan_for, validate
+from reconciler.probe import diff_tools, filter_tool_names
+from reconciler.registry import Registry, open_registry
+from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
+from reconciler.runtime.resolving import UnknownTenant, resolve
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+MCP_PATH = "/mcp"
+MAX_MANIFEST_BYTES = 1024 * 1024
+"""Largest YAML text `plan` accepts: a proposal, not a fleet."""
+FINGERPRINT_KEY_BYTES = 32
+REALM = "mcp-reconciler"
+
+ManifestLoader = Callable[[str], DesiredInput]
+"""Parses YAML text (one or more documents) into what the engine plans from; injected by the driver."""
+
+log = logging.getLogger("mcp_reconciler.runtime")
+
+
+class BearerTokenGate:
+    """ASGI middleware: HTTP requests without the right bearer token get 401 and never reach the MCP app.
+
+    A static token rather than the SDK's OAuth resource-server settings: there is no authorization server to
+    advertise, so the 401 names the realm (RFC 6750) instead of pointing at protected-resource metadata.
+    """
+
+    def __init__(self, app: ASGIApp, *, token: str) -> None:
+        if not token:
+            raise ValueError("the MCP endpoint needs a non-empty bearer token")
+        self._app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        scheme, _, presented = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), self._token):
+            await self._app(scope, receive, send)
+            return
+        challenge = f'Bearer realm="{REALM}"'
+        description = "a bearer token is required"
+        if presented:
+            challenge += ', error="invalid_token"'
+            description = "the bearer token is not valid"
+        response = JSONResponse(
+            {"error": "invalid_token" if presented else "unauthorized", "error_description": description},
+            status_code=401,
+            headers={"WWW-Authenticate": challenge},
+        )
+        await response(scope, receive, send)
+
+
+def build_mcp_server(
+    registry: Registry,
+    *,
+    load_manifests: ManifestLoader | None = None,
+    manager: str = DEFAULT_MANAGER,
+) -> MCPServer:
+    """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`)."""
+    with _host_logging_kept():
+        server = MCPServer(
+            "mcp-reconciler-registry",
+            version="1.0.0",
+            instructions=(
+                "Read-only view of the MCP server registry: which servers exist and how healthy they are, their "
+                "tool snapshots, what a template resolves to for a member, and what a proposed manifest would "
+                "change. Nothing here writes."
+            ),
+        )
+
+    @server.tool(title="List MCP servers")
+    def list_servers(tenant: str | None = None) -> dict[str, Any]:
+        """Registered MCP servers with their health (last test, blocked reason, Ready condition).
+
+        `tenant`: a tenant slug or namespace; every tenant when omitted.
+        """
+        return list_server_health(registry, tenant=tenant)
+
+    @server.tool(title="Show an MCP server")
+    def show_server(tenant: str, server: str) -> dict[str, Any]:
+        """One server's latest tool snapshot (with what changed since the previous one) and discovery result."""
+        return describe_server(registry, tenant=tenant, server=server)
+
+    @server.tool(title="Resolve a template")
+    def resolve_template(
+        tenant: str,
+        template: str | None = None,
+        agent: str | None = None,
+        user: str | None = None,
+        teams: list[str] | None = None,
+        namespace_tools: bool = False,
+        explain: bool = False,
+    ) -> dict[str, Any]:
+        """The effective MCP servers a template gets for an agent and member (header values always masked)."""
+        resolution = resolve(
+            registry,
+            tenant,
+            template=template,
+            agent=agent,
+            user=user,
+            teams=tuple(teams or ()),
+            namespace_tools=namespace_tools,
+            explain=explain,
+        )
+        return resolution.to_json()
+
+    if load_manifests is not None:
+        loader = load_manifests
+
+        @server.tool(title="Plan manifests (dry run)")
+        def plan(manifests: str, prune: bool = False) -> dict[str, Any]:
+            """What applying these YAML manifests would change in the registry; writes nothing.
+
+            `prune`: also show deletions of rows, in the manifests' tenants, that the manifests no longer declare.
+            """
+            if len(manifests.encode()) > MAX_MANIFEST_BYTES:
+                raise ValueError(f"manifests are limited to {MAX_MANIFEST_BYTES} bytes")
+            desired = loader(manifests)
+            return plan_json(dry_run_plan(registry, desired, manager=manager, prune=prune), desired.warnings)
+
+    return server
+
+
+def build_mcp_app(
+    registry: Registry,
+    *,
+    token: str,
+    load_manifests: ManifestLoader | None = None,
+    manager: str = DEFAULT_MANAGER,
+    host: str = DEFAULT_HOST,
+) -> ASGIApp:
+    """The bearer-protected streamable-HTTP app (served at `/mcp`); the caller keeps `registry` open meanwhile.
+
+    `host` is where it will listen: on 127.0.0.1/localhost the SDK also rejects foreign Host/Origin headers.
+    """
+    server = build_mcp_server(registry, load_manifests=load_manifests, manager=manager)
+    app = server.streamable_http_app(streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host)
+    return BearerTokenGate(app, token=token)
+
+
+def serve_mcp(
+    *,
+    registry_url: str | None,
+    token: str,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    load_manifests: ManifestLoader | None = None,
+    manager: str = DEFAULT_MANAGER,
+    log_level: str = "info",
+) -> None:
+    """Serve the endpoint until interrupted (blocking); the registry is opened here and closed on the way out."""
+    registry = open_registry(registry_url, manager=manager)
+    try:
+        app = build_mcp_app(registry, token=token, load_manifests=load_manifests, manager=manager, host=host)
+        log.info("serving the registry %s read-only at http://%s:%d%s", registry.url, host, port, MCP_PATH)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        registry.close()
+
+
+# -- the tools' answers (plain functions, so the CLI and tests can call them without MCP) -----------------------
+
+
+def list_server_health(registry: Registry, *, tenant: str | None = None) -> dict[str, Any]:
+    """Servers with health from probe state and, where the CLI stored it, the object's Ready condition."""
+    slugs = None if tenant is None else [_tenant_slug(registry, tenant)]
+    state = registry.fetch_state(tenants=slugs)
+    probes = registry.fetch_probe_states(tenants=slugs)
+    namespaces = {slug: record.namespace for slug, record in state.tenants.items()}
+    statuses = {(r.namespace, r.name): r.status for r in registry.fetch_resources(kind="MCPServer")}
+    servers = []
+    for key, record in sorted(state.rows.items()):
+        if not isinstance(record, ServerRecord):
+            continue
+        _table, slug, name = key
+        namespace = namespaces.get(slug, slug)
+        probe = probes.get((slug, name))
+        last_test = dict(probe.last_test or {}) if probe else {}
+        servers.append(
+            {
+                "tenant": slug,
+                "namespace": namespace,
+                "name": name,
+                "url": record.url,
+                "transport": record.transport,
+                "enabled": record.enabled,
+                "featured": record.featured,
+                "auth": record.auth_type,
+                "toolPolicy": record.tool_policy,
+                "managedBy": record.ownership.manager,
+                "health": {
+                    "ready": _condition(statuses.get((namespace, name)), "Ready"),
+                    "lastTest": {k: last_test.get(k) for k in ("ok", "errorClass", "message", "latencyMs", "at")}
+                    if last_test
+                    else None,
+                    "blockedReason": probe.blocked_reason if probe else None,
+                    "probedAt": probe.probed_at.isoformat() if probe and probe.probed_at else None,
+                },
+            }
+        )
+    return {"servers": servers}
+
+
+def describe_server(registry: Registry, *, tenant: str, server: str) -> dict[str, Any]:
+    """A server's latest tool snapshot (each tool marked exposed or filtered), its changes and discovery."""
+    slug = _tenant_slug(registry, tenant)
+    record = registry.fetch_state(tenants=[slug]).get(("servers", slug, server))
+    if not isinstance(record, ServerRecord):
+        raise ValueError(f"server {server!r} does not exist in tenant {slug!r}")
+    snapshots = registry.fetch_tool_snapshots(slug, server)
+    probe = registry.fetch_probe_states(tenants=[slug]).get((slug, server))
+    latest = snapshots[0] if snapshots else None
+    previous = snapshots[1] if len(snapshots) > 1 else None
+    exposed = set(
+        filter_tool_names(
+            [tool.name for tool in latest.tools] if latest else [], allow=record.tools_allow, deny=record.tools_deny
+        )
+    )
+    changes = None
+    if latest is not None and previous is not None:
+        diff = diff_tools(previous.tools, latest.tools)
+        changes = {"added": diff.added, "removed": diff.removed, "changed": diff.changed}
+    return {
+        "tenant": slug,
+        "name": server,
+        "url": record.url,
+        "transport": record.transport,
+        "toolPolicy": record.tool_policy,
+        "approvedHash": record.approved_hash,
+        "toolFilters": {"allow": list(record.tools_allow), "deny": list(record.tools_deny)},
+        "snapshot": _snapshot_json(latest, exposed=exposed),
+        "previousSnapshot": None
+        if previous is None
+        else {"hash": previous.hash, "takenAt": previous.taken_at.isoformat(), "count": len(previous.tools)},
+        "changes": changes,
+        "discovery": probe.discovery if probe else None,
+        "lastTest": probe.last_test if probe else None,
+        "blockedReason": probe.blocked_reason if probe else None,
+    }
+
+
+def dry_run_plan(registry: Registry, desired: DesiredInput, *, manager: str, prune: bool) -> Plan:
+    """`reconcile(..., dry_run=True)` without its one possible write: a missing fingerprint key is not created.
+
+    With no key stored, no stored row carries a fingerprint, so a throwaway key plans exactly the same.
+    """
+    validate(desired)
+    key = registry.stored_fingerprint_key() or os.urandom(FINGERPRINT_KEY_BYTES)
+    objects = build_desired(desired, fingerprint_key=key, manager=manager)
+    tenants = {obj.tenant.slug for obj in objects}
+    settings = EngineSettings(manager=manager, prune=prune)
+    return plan_for(objects, registry, settings=settings, prune_tenants=tenants if prune else None)
+
+
+def plan_json(plan: Plan, warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """Every action but no-ops, with field-level diffs (values are references and fingerprints, never secrets)."""
+    return {
+        "changes": plan.has_changes,
+        "counts": dict(sorted(plan.counts().items())),
+        "actions": [_action_json(action) for action in plan.actions if action.verb is not Verb.NOOP],
+        "warnings": [*warnings, *plan.warnings],
+    }
+
+
+def _action_json(action: Action) -> dict[str, Any]:
+    table, tenant, name = action.key
+    source = action.source
+    return {
+        "verb": str(action.verb),
+        "table": table,
+        "tenant": tenant,
+        "name": name,
+        "object": None if source is None else f"{source.kind} {source.namespace}/{source.name}",
+        "message": action.message,
+        "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in action.changes],
+    }
+
+
+def _snapshot_json(snapshot: ToolSnapshotRecord | None, *, exposed: set[str]) -> dict[str, Any] | None:
+    if snapshot is None:
+        return None
+    return {
+        "hash": snapshot.hash,
+        "takenAt": snapshot.taken_at.isoformat(),
+        "protocolVersion": snapshot.protocol_version,
+        "serverInfo": snapshot.server_info,
+        "capabilities": list(snapshot.capabilities),
+        "count": len(snapshot.tools),
+        "tools": [
+            {"name": tool.name, "title": tool.title, "description": tool.description, "exposed": tool.name in exposed}
+            for tool in snapshot.tools
+        ],
+    }
+
+
+def _condition(status: Mapping[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    for condition in (status or {}).get("conditions", []):
+        if isinstance(condition, Mapping) and condition.get("type") == kind:
+            return {key: condition.get(key) for key in ("status", "reason", "message")}
+    return None
+
+
+def _tenant_slug(registry: Registry, tenant: str) -> str:
+    found = registry.find_tenant(tenant)
+    if found is None:
+        raise UnknownTenant(f"no tenant has slug or namespace {tenant!r}")
+    return found.slug
+
+
+@contextmanager
+def _host_logging_kept() -> Iterator[None]:
+    """`MCPServer()` calls `logging.basicConfig`; the program hosting the endpoint keeps the logging it set up."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
