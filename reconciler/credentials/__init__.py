@@ -1,5 +1,39 @@
-"""Credential handling: keyed fingerprints and request-header resolution from secret references."""
+"""Credentials: secret stores, OAuth token minting and dynamic client registration, and in-place rotation.
 
+The engine imports from here only (the submodules are the package's own layout):
+
+- references and headers: `parse_reference`, `read_reference`, `require_reference`, `local_reference`,
+  `ResolvedHeaders` and the `add_*` helpers (header precedence: server headers < connection headers < the
+  credential header), `fingerprint`;
+- stores: `SecretStore` (read / aread), `LocalSecretStore` (CLI: folder Secrets + minted values),
+  `KubernetesSecretStore` (operator), `MintedSecretStore` (values the reconciler mints, encrypted in the
+  registry), `load_store_key`;
+- the credentials step: `prepare_server_credentials` / `prepare_many` (DCR + minting, after apply and before
+  probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
+  (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
+- rotation: `plan_rotation` (pure), `verify_credential`, `verdict`;
+- errors: see `errors.py` for the tree.
+"""
+
+from reconciler.credentials.authorization import (
+    authorization_url_template,
+    connected_members,
+    fill_authorization_url,
+    new_pkce,
+)
+from reconciler.credentials.authserver import AuthServerAccess
+from reconciler.credentials.errors import (
+    AuthServerBlocked,
+    AuthServerUnavailable,
+    CrossNamespaceReference,
+    IncompleteAuthSpec,
+    InvalidClient,
+    OAuthRejected,
+    RegistrationRefused,
+    SecretKeyProblem,
+    SecretNotFound,
+    SecretStoreUnavailable,
+)
 from reconciler.credentials.fingerprints import fingerprint
 from reconciler.credentials.headers import (
     ResolvedHeaders,
@@ -10,14 +44,144 @@ from reconciler.credentials.headers import (
     parse_reference,
     read_reference,
 )
+from reconciler.credentials.keys import KEY_ENV, KEY_FILE_ENV, default_key_path, load_store_key
+from reconciler.credentials.kubernetes_store import KubernetesSecretStore, NamespacedSecrets, SecretNotLoaded
+from reconciler.credentials.local_store import (
+    LocalSecret,
+    LocalSecretStore,
+    MemoryMintedSecrets,
+    MintedSecrets,
+    MintedSecretStore,
+    NewSecret,
+)
+from reconciler.credentials.preparing import (
+    CredentialContext,
+    CredentialFailure,
+    CredentialSettings,
+    PreparedCredentials,
+    ReleasedCredentials,
+    ServerClientRotation,
+    discover_server,
+    discovery_from_status,
+    prepare_many,
+    prepare_server_credentials,
+    release_server_credentials,
+    rotate_server_client,
+)
+from reconciler.credentials.registration import (
+    ClientRegistration,
+    ClientRotation,
+    CredentialStores,
+    RegisteredClient,
+    choose_auth_method,
+    client_rotation_due,
+    ensure_client,
+    forget_clients,
+    register_client,
+    rotate_client,
+)
+from reconciler.credentials.rotation import (
+    RotationAction,
+    RotationDecision,
+    RotationPolicy,
+    plan_rotation,
+    verdict,
+    verify_credential,
+)
+from reconciler.credentials.stores import (
+    SecretStore,
+    arequire_reference,
+    is_local_reference,
+    local_reference,
+    require_reference,
+)
+from reconciler.credentials.tokens import (
+    MemoryTokenCache,
+    MintedToken,
+    StoredTokenCache,
+    TokenCache,
+    TokenClient,
+    client_credentials_token,
+    exchange_authorization_code,
+    refresh_access_token,
+)
 
 __all__ = [
+    "KEY_ENV",
+    "KEY_FILE_ENV",
+    "AuthServerAccess",
+    "AuthServerBlocked",
+    "AuthServerUnavailable",
+    "ClientRegistration",
+    "ClientRotation",
+    "CredentialContext",
+    "CredentialFailure",
+    "CredentialSettings",
+    "CredentialStores",
+    "CrossNamespaceReference",
+    "IncompleteAuthSpec",
+    "InvalidClient",
+    "KubernetesSecretStore",
+    "LocalSecret",
+    "LocalSecretStore",
+    "MemoryMintedSecrets",
+    "MemoryTokenCache",
+    "MintedSecretStore",
+    "MintedSecrets",
+    "MintedToken",
+    "NamespacedSecrets",
+    "NewSecret",
+    "OAuthRejected",
+    "PreparedCredentials",
+    "RegisteredClient",
+    "RegistrationRefused",
+    "ReleasedCredentials",
     "ResolvedHeaders",
+    "RotationAction",
+    "RotationDecision",
+    "RotationPolicy",
+    "SecretKeyProblem",
+    "SecretNotFound",
+    "SecretNotLoaded",
     "SecretReader",
+    "SecretStore",
+    "SecretStoreUnavailable",
+    "ServerClientRotation",
+    "StoredTokenCache",
+    "TokenCache",
+    "TokenClient",
     "add_connection_credential",
     "add_server_credential",
     "add_stored_headers",
+    "arequire_reference",
+    "authorization_url_template",
+    "choose_auth_method",
+    "client_credentials_token",
+    "client_rotation_due",
+    "connected_members",
+    "default_key_path",
+    "discover_server",
+    "discovery_from_status",
+    "ensure_client",
+    "exchange_authorization_code",
+    "fill_authorization_url",
     "fingerprint",
+    "forget_clients",
+    "is_local_reference",
+    "load_store_key",
+    "local_reference",
+    "new_pkce",
     "parse_reference",
+    "plan_rotation",
+    "prepare_many",
+    "prepare_server_credentials",
     "read_reference",
+    "refresh_access_token",
+    "register_client",
+    "release_server_credentials",
+    "require_reference",
+    "rotate_client",
+    "rotate_server_client",
+    "verdict",
+    "verify_credential",
 ]

@@ -61,6 +61,8 @@ class Action:
 class Plan:
     actions: tuple[Action, ...]
     warnings: tuple[str, ...] = ()
+    unchanged: int = 0
+    """Objects known to be up to date without planning them one by one (the resync fast path)."""
 
     @property
     def has_changes(self) -> bool:
@@ -71,7 +73,18 @@ class Plan:
         return tuple(action for action in self.actions if action.verb is Verb.CONFLICT)
 
     def counts(self) -> Counter[str]:
-        return Counter(str(action.verb) for action in self.actions)
+        counts = Counter(str(action.verb) for action in self.actions)
+        if self.unchanged:
+            counts["noop"] += self.unchanged
+        return counts
+
+    @property
+    def clean(self) -> bool:
+        """After applying it, would a rerun plan nothing to report: no conflicts, no unrepaired drift, no warnings?"""
+        return not self.warnings and not any(
+            action.verb is Verb.CONFLICT or (action.verb is Verb.NOOP and (action.changes or action.message))
+            for action in self.actions
+        )
 
     def for_source(self, source: SourceRef) -> Action | None:
         for action in self.actions:

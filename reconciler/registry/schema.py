@@ -378,3 +378,12 @@ local_secrets = sa.Table(
 )
 """Values the reconciler mints itself (OAuth tokens, DCR client secrets), encrypted by `reconciler.credentials`;
 only ciphertext and non-secret facts (`meta`, `expires_at`) are stored. Written through `secret_store.py`."""
+
+registry_changes = sa.Table(
+    "registry_changes",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("stamp", sa.BigInteger(), nullable=False),
+)
+"""One row whose `stamp` database triggers bump on every write to the managed tables (migration 0004): the
+witness that lets a resync skip reading rows when nothing changed."""

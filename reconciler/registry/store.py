@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
 from reconciler.errors import MissingReference, Problem
-from reconciler.registry import conversion, schema
+from reconciler.registry import conversion, schema, stamps
 from reconciler.registry.connecting import (
     DEFAULT_REGISTRY_URL,
     REGISTRY_URL_ENV,
@@ -317,6 +317,14 @@ class Registry:
             }
 
         return self._read(read_all)
+
+    def fetch_applied_marker(self, manager: str) -> tuple[int | None, tuple[int, str] | None]:
+        """The current change stamp and `manager`'s last recorded (stamp, input digest), if any."""
+
+        def read(connection: sa.Connection) -> tuple[int | None, tuple[int, str] | None]:
+            return stamps.read_stamp(connection), stamps.read_marker(connection, manager)
+
+        return self._read(read)
 
     def _read(self, reader: Callable[[sa.Connection], _T]) -> _T:
         with translated_errors(self._url), self._engine.connect() as connection:
@@ -804,6 +812,17 @@ class RegistryTransaction:
         return stored
 
     # -- helpers -------------------------------------------------------------------------------------------
+
+    def lock_change_stamp(self) -> int | None:
+        """The change stamp, held so no other writer can move it before this transaction commits."""
+        return stamps.read_stamp(self._live(), lock=True)
+
+    def record_applied(self, manager: str, *, stamp: int, digest: str) -> None:
+        """Remember that `manager`'s input with `digest` was fully reconciled at `stamp` (no write if unchanged)."""
+        stamps.write_marker(self._live(), manager, stamp=stamp, digest=digest)
+
+    def forget_applied(self, manager: str) -> None:
+        stamps.forget_marker(self._live(), manager)
 
     def _live(self) -> sa.Connection:
         if self.closed:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from reconciler.engine.planning import Verb
@@ -56,7 +57,7 @@ def test_every_example_applies_and_a_second_apply_changes_nothing(example: Path,
     assert all(r.status["conditions"][0]["type"] == "Ready" for r in first.results)
     registry.reset_statement_counts()
     second = reconcile(load_folder(example), registry, settings=SETTINGS)
-    assert {str(a.verb) for a in second.plan.actions} == {"noop"}
+    assert second.plan.counts() == {"noop": len(first.results)} and not second.plan.has_changes
     assert writes(registry) == 0, registry.statement_counts
     assert not any(r.status_changed for r in second.results)
 
@@ -223,3 +224,64 @@ def test_secret_values_never_reach_the_registry(registry: Registry) -> None:
     for value in values:
         assert value not in dump
         assert base64.b64encode(value.encode()).decode() not in dump
+
+
+def test_an_unchanged_resync_takes_a_few_reads_and_hand_edits_are_still_repaired(
+    tmp_path: Path, registry: Registry, registry_url: str
+) -> None:
+    shutil.copytree(EXAMPLES / "02-tenant-servers", tmp_path / "f")
+    apply(tmp_path / "f", registry)
+    registry.reset_statement_counts()
+    quiet = reconcile(load_folder(tmp_path / "f"), registry, settings=SETTINGS)
+    assert quiet.plan.actions == () and quiet.plan.unchanged == 8
+    assert registry.statement_counts == {"SELECT": registry.statement_counts["SELECT"]}
+    assert registry.statement_counts["SELECT"] <= 3
+    engine = sa.create_engine(registry_url)
+    try:
+        with engine.begin() as connection:  # a hand edit, outside the reconciler entirely
+            connection.execute(sa.text("UPDATE servers SET url = 'https://evil.example.com/mcp' WHERE name = 'plane'"))
+    finally:
+        engine.dispose()
+    report = apply(tmp_path / "f", registry)
+    assert [(str(a.verb), a.key[2]) for a in report.plan.actions if a.writes] == [("repair", "plane")]  # type: ignore[attr-defined]
+    assert registry.fetch_state().rows[("servers", "acme", "plane")].url == "https://plane.example.com/mcp"  # type: ignore[union-attr]
+
+
+def test_a_changed_secret_value_is_never_skipped(tmp_path: Path, registry: Registry) -> None:
+    shutil.copytree(EXAMPLES / "02-tenant-servers", tmp_path / "f")
+    apply(tmp_path / "f", registry)
+    before = registry.fetch_state().rows[("servers", "acme", "internal-search")]
+    tenant = tmp_path / "f" / "tenant.yaml"
+    tenant.write_text(tenant.read_text().replace("example-tenant-api-key-123", "example-tenant-api-key-456"))
+    report = apply(tmp_path / "f", registry)
+    (action,) = [a for a in report.plan.actions if a.writes]  # type: ignore[attr-defined]
+    assert action.verb is Verb.UPDATE and [c.path for c in action.changes] == ["auth.secretFingerprint"]
+    after = registry.fetch_state().rows[("servers", "acme", "internal-search")]
+    assert after.row_id == before.row_id
+
+
+def test_a_write_racing_a_run_keeps_the_next_run_on_the_full_path(
+    tmp_path: Path, registry: Registry, registry_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(EXAMPLES / "02-tenant-servers", tmp_path / "f")
+    original = Registry.fetch_state
+    engine = sa.create_engine(registry_url)
+
+    def fetch_then_someone_writes(self: Registry, **kwargs: object) -> object:
+        state = original(self, **kwargs)  # type: ignore[arg-type]
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE servers SET enabled = NOT enabled WHERE name = 'plane'"))
+        return state
+
+    try:
+        apply(tmp_path / "f", registry)
+        servers = tmp_path / "f" / "servers.yaml"
+        servers.write_text(servers.read_text().replace("displayName: Internal Search", "displayName: Search"))
+        monkeypatch.setattr(Registry, "fetch_state", fetch_then_someone_writes)
+        raced = apply(tmp_path / "f", registry)  # a full run that plans against the state before the racing write
+        monkeypatch.undo()
+        assert [(str(a.verb), a.key[2]) for a in raced.plan.actions if a.writes] == [("update", "internal-search")]  # type: ignore[attr-defined]
+        report = apply(tmp_path / "f", registry)
+        assert [(str(a.verb), a.key[2]) for a in report.plan.actions if a.writes] == [("repair", "plane")]  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()

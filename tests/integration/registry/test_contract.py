@@ -512,7 +512,10 @@ def test_an_exception_rolls_back_everything(registry: Registry) -> None:
         transaction.put_resources([ResourceRecord("MCPServer", "ns", "n", "acme", 1, "h", {})])
         raise Crash
 
-    assert {table: rows for table, rows in registry.dump().items() if rows} == {}
+    # The change stamp row exists from migration 0004 on; it proves the rollback too: it never moved.
+    assert {table: rows for table, rows in registry.dump().items() if rows} == {
+        "registry_changes": [{"id": 1, "stamp": 0}]
+    }
 
 
 def test_a_failed_write_rolls_back_earlier_writes_of_the_transaction(registry: Registry) -> None:
@@ -818,6 +821,8 @@ def test_dump_covers_every_table(registry: Registry) -> None:
         "audit_log",
         "user_tokens",
         "registry_meta",
+        "local_secrets",
+        "registry_changes",
     }
     assert len(dump["servers"]) == 2 and len(dump["user_tokens"]) == 2
     assert dump["servers"][0]["headers"][1] == {

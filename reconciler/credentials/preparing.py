@@ -1,0 +1,518 @@
+"""The credentials step of the reconcile loop: what one server's OAuth auth needs before it is probed, and what
+its deletion must clean up. This is the module the engine calls; the others are its parts.
+
+    after apply, before probe   prepare_server_credentials(record, context=..., discovery=...)  (or prepare_many)
+                                  oauthClientCredentials: (register the client when dynamicRegistration) and mint
+                                    or reuse a token → `headers` to merge into the probe target (they win)
+                                  oauthAuthorizationCode: register the client when no clientId (RFC 7591),
+                                    → `authorization_url_template`, `connected_members`; nothing to list with
+                                  other auth types: nothing (their headers come from `headers.py`)
+    client rotation due         rotate_server_client(record, context=..., discovery=..., target=...)
+    before deleting a server    release_server_credentials(tenant, server, context=...)
+
+Failures raise the errors of `errors.py` (`prepare_many` returns them as `CredentialFailure`s instead), each with
+an `error_class` and a `reason` for status. `discovery` is the server's last `AuthDiscovery` (see
+`discovery_from_status` for the stored form); when an endpoint the spec omits is needed and none is known, the
+server is discovered here, through the same SSRF-guarded HTTP as probes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx2
+
+from reconciler.credentials.authorization import authorization_url_template, connected_members
+from reconciler.credentials.authserver import AuthServerAccess, guarded
+from reconciler.credentials.errors import IncompleteAuthSpec, RegistrationRefused
+from reconciler.credentials.headers import SecretReader
+from reconciler.credentials.registration import (
+    AUTHORIZATION_CODE_GRANTS,
+    CLIENT_CREDENTIALS_GRANTS,
+    ClientRegistration,
+    ClientRotation,
+    CredentialStores,
+    DeregistrationResult,
+    RegisteredClient,
+    client_rotation_due,
+    client_still_registered,
+    ensure_client,
+    forget_clients,
+    rotate_client,
+)
+from reconciler.credentials.rotation import verdict, verify_credential
+from reconciler.credentials.stores import require_reference
+from reconciler.credentials.tokens import (
+    DEFAULT_REFRESH_AT,
+    MemoryTokenCache,
+    MintedToken,
+    StoredTokenCache,
+    TokenAuthMethod,
+    TokenClient,
+    client_credentials_token,
+)
+from reconciler.errors import PermanentError, ReconcilerError, RetryableError
+from reconciler.probe import AuthDiscovery, ErrorClass, ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget
+from reconciler.probe.discovery import discover_auth, fetch_challenge
+from reconciler.registry.records import ServerRecord
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REDIRECT_URIS = ("http://127.0.0.1/oauth/callback",)
+
+
+@dataclass(frozen=True)
+class CredentialSettings:
+    """The reconciler's credential policy (flags or Helm values)."""
+
+    refresh_at: float = DEFAULT_REFRESH_AT
+    """Renew a minted token once this fraction of its lifetime has passed."""
+    redirect_uris: tuple[str, ...] = DEFAULT_REDIRECT_URIS
+    """The runtime's OAuth callback(s), registered with every dynamically registered authorization-code client."""
+    client_name: str = "mcp-reconciler"
+    client_max_age: dt.timedelta | None = None
+    """Re-register dynamically registered clients older than this (None: only when their secret expires)."""
+    renew_client_before: dt.timedelta = dt.timedelta(hours=1)
+    """Re-register a client this long before its `client_secret_expires_at`."""
+
+
+@dataclass(frozen=True)
+class CredentialContext:
+    """What the credentials step works with; built once per reconcile run by the driver."""
+
+    stores: CredentialStores
+    secrets: SecretReader
+    """User Secrets and minted values (`LocalSecretStore`, or the operator's scoped Kubernetes store)."""
+    http: ProbeHttp
+    probe_settings: ProbeSettings
+    fingerprint_key: bytes
+    settings: CredentialSettings = CredentialSettings()
+
+    def access(self, *, allow_private: bool) -> AuthServerAccess:
+        return AuthServerAccess(http=self.http, settings=self.probe_settings, allow_private=allow_private)
+
+
+@dataclass(frozen=True)
+class PreparedCredentials:
+    """What the credentials step produced for one server. Header values never appear in the repr."""
+
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Merge over the probe target's headers (these win): the minted `Authorization`."""
+    list_tools: bool | None = None
+    """True: the reconciler holds a credential to list tools with; False: it cannot (members authorize);
+    None: not an OAuth server, keep the engine's own decision."""
+    fingerprint: str | None = None
+    expires_at: dt.datetime | None = None
+    token_reference: str | None = None
+    """`local:<tenant>/<server>#oauth-access-token`: where runtimes read the shared minted token."""
+    minted: bool = False
+    """A token was minted by this call (False: reused from the cache)."""
+    client: RegisteredClient | None = None
+    client_rotation_due: str | None = None
+    authorization_url_template: str | None = None
+    connected_members: int | None = None
+    discovery: AuthDiscovery | None = None
+    """Set when this step had to discover the server itself."""
+
+    def credential_status(self) -> dict[str, Any]:
+        """camelCase facts for `status.credentials` (`reconciler.api.server.CredentialStatus`); no values."""
+        facts: dict[str, Any] = {
+            "secretRef": self.token_reference,
+            "fingerprint": self.fingerprint,
+            "expiresAt": self.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if self.expires_at else None,
+            "authorizationUrlTemplate": self.authorization_url_template,
+            "connectedMembers": self.connected_members,
+        }
+        return {key: value for key, value in facts.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class CredentialFailure:
+    """A failed credentials step, ready for status: class and reason as for a failed probe."""
+
+    error_class: ErrorClass
+    reason: str
+    message: str
+    retry_after: float | None = None
+    """Seconds, for retryable failures."""
+
+    @classmethod
+    def of(cls, error: ReconcilerError) -> CredentialFailure:
+        error_class: ErrorClass = getattr(error, "error_class", "auth")
+        retry = error.delay if isinstance(error, RetryableError) else None
+        return cls(error_class, str(getattr(error, "reason", "AuthError")), str(error), retry)
+
+
+# -- preparing -----------------------------------------------------------------------------------------------
+
+
+async def prepare_server_credentials(
+    record: ServerRecord,
+    *,
+    context: CredentialContext,
+    discovery: AuthDiscovery | None = None,
+    now: dt.datetime | None = None,
+) -> PreparedCredentials:
+    """Register, mint or reuse what the server's auth needs; see the module docstring. Call after apply."""
+    now = now or dt.datetime.now(dt.UTC)
+    if record.auth_type == "oauthClientCredentials":
+        return await _prepare_client_credentials(record, context=context, discovery=discovery, now=now)
+    if record.auth_type == "oauthAuthorizationCode":
+        return await _prepare_authorization_code(record, context=context, discovery=discovery, now=now)
+    return PreparedCredentials()
+
+
+async def prepare_many(
+    records: Sequence[ServerRecord],
+    *,
+    context: CredentialContext,
+    discoveries: Mapping[tuple[str, str], AuthDiscovery] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[tuple[str, str], PreparedCredentials | CredentialFailure]:
+    """`prepare_server_credentials` for many servers, at most `max_concurrency` at once; by (tenant, server)."""
+    results: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = {}
+    limiter = anyio.Semaphore(context.probe_settings.max_concurrency)
+
+    async def one(record: ServerRecord) -> None:
+        key = (record.tenant, record.name)
+        async with limiter:
+            try:
+                results[key] = await prepare_server_credentials(
+                    record, context=context, discovery=(discoveries or {}).get(key), now=now
+                )
+            except (PermanentError, RetryableError) as err:
+                logger.info("credentials for %s/%s: %s", record.tenant, record.name, err)
+                results[key] = CredentialFailure.of(err)
+
+    async with anyio.create_task_group() as tasks:
+        for record in records:
+            tasks.start_soon(one, record)
+    return results
+
+
+async def _prepare_client_credentials(
+    record: ServerRecord, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
+) -> PreparedCredentials:
+    auth = record.auth
+    access = context.access(allow_private=record.allow_private)
+    discovered = None
+    # Dynamic registration needs the registration endpoint, which only discovery knows for this auth type.
+    if discovery is None and (not auth.get("tokenUrl") or auth.get("dynamicRegistration")):
+        discovery = discovered = await discover_server(record, access=access)
+    client, token_client = await _token_client(record, context=context, discovery=discovery, now=now)
+    token = await client_credentials_token(
+        client=token_client,
+        scopes=_scopes(auth) or (discovery.scopes_supported if discovery else ()),
+        resource=auth.get("resource") or (discovery.resource if discovery else None),
+        audience=auth.get("audience"),
+        access=access,
+        cache=StoredTokenCache(context.stores.minted, tenant=record.tenant, server=record.name),
+        fingerprint_key=context.fingerprint_key,
+        now=now,
+        refresh_at=context.settings.refresh_at,
+    )
+    return _with_token(
+        PreparedCredentials(
+            list_tools=True,
+            client=client,
+            client_rotation_due=_rotation_due(client, context=context, now=now),
+            discovery=discovered,
+        ),
+        token,
+    )
+
+
+def _with_token(prepared: PreparedCredentials, token: MintedToken) -> PreparedCredentials:
+    return dataclasses.replace(
+        prepared,
+        headers=token.headers(),
+        fingerprint=token.fingerprint,
+        expires_at=token.expires_at,
+        token_reference=token.reference,
+        minted=token.fresh,
+    )
+
+
+async def _token_client(
+    record: ServerRecord, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
+) -> tuple[RegisteredClient | None, TokenClient]:
+    """The client that asks for tokens: registered dynamically, or the spec's client id and secret."""
+    auth = record.auth
+    token_url = auth.get("tokenUrl") or (discovery.token_url if discovery else None)
+    if not token_url:
+        raise IncompleteAuthSpec(
+            f"server {record.tenant}/{record.name}: no token endpoint; set spec.auth.tokenUrl (discovery found none)"
+        )
+    if auth.get("dynamicRegistration"):
+        registration = _registration(record, context=context, discovery=discovery, confidential=True)
+        client = await ensure_client(
+            registration,
+            stores=context.stores,
+            access=context.access(allow_private=record.allow_private),
+            now=now,
+        )
+        return client, _client_for(client, token_url=token_url)
+    client_id = _client_id(record, context=context)
+    if client_id is None:
+        raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientId")
+    secret_ref = auth.get("clientSecretRef")
+    if not isinstance(secret_ref, str):
+        raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientSecret.secretKeyRef")
+    secret = require_reference(context.secrets, secret_ref, purpose="spec.auth.clientSecret")
+    method = auth.get("tokenEndpointAuthMethod") or _preferred_secret_method(discovery)
+    return None, TokenClient(token_url=token_url, client_id=client_id, client_secret=secret, method=method)
+
+
+def _client_for(client: RegisteredClient, *, token_url: str) -> TokenClient:
+    methods: dict[str, TokenAuthMethod] = {"client_secret_post": "client_secret_post", "none": "none"}
+    method = methods.get(client.token_endpoint_auth_method, "client_secret_basic")
+    return TokenClient(
+        token_url=token_url, client_id=client.client_id, client_secret=client.client_secret, method=method
+    )
+
+
+def _preferred_secret_method(discovery: AuthDiscovery | None) -> TokenAuthMethod:
+    advertised = discovery.token_endpoint_auth_methods_supported if discovery else ()
+    if advertised and "client_secret_basic" not in advertised and "client_secret_post" in advertised:
+        return "client_secret_post"
+    return "client_secret_basic"
+
+
+def _client_id(record: ServerRecord, *, context: CredentialContext) -> str | None:
+    auth = record.auth
+    if isinstance(auth.get("clientId"), str):
+        return str(auth["clientId"])
+    if isinstance(auth.get("clientIdRef"), str):
+        return require_reference(context.secrets, auth["clientIdRef"], purpose="spec.auth.clientId")
+    return None
+
+
+def _scopes(auth: Mapping[str, Any]) -> tuple[str, ...]:
+    scopes = auth.get("scopes")
+    return tuple(str(scope) for scope in scopes) if isinstance(scopes, list) else ()
+
+
+def _registration(
+    record: ServerRecord,
+    *,
+    context: CredentialContext,
+    discovery: AuthDiscovery | None,
+    confidential: bool,
+) -> ClientRegistration:
+    auth = record.auth
+    registration_url = auth.get("registerUrl") or (discovery.register_url if discovery else None)
+    if not registration_url:
+        raise RegistrationRefused(
+            f"server {record.tenant}/{record.name}: the authorization server offers no registration endpoint "
+            "(RFC 7591); set spec.auth.clientId (and clientSecret)"
+        )
+    issuer = discovery.authorization_servers[0] if discovery and discovery.authorization_servers else None
+    if issuer is None:
+        parsed = httpx2.URL(registration_url)
+        issuer = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+    code_flow = record.auth_type == "oauthAuthorizationCode"
+    return ClientRegistration(
+        tenant=record.tenant,
+        server=record.name,
+        issuer=issuer,
+        registration_url=registration_url,
+        confidential=confidential,
+        advertised_methods=discovery.token_endpoint_auth_methods_supported if discovery else (),
+        grant_types=AUTHORIZATION_CODE_GRANTS if code_flow else CLIENT_CREDENTIALS_GRANTS,
+        redirect_uris=context.settings.redirect_uris if code_flow else (),
+        scopes=_scopes(auth) or (discovery.scopes_supported if discovery else ()),
+        client_name=context.settings.client_name,
+    )
+
+
+def _rotation_due(client: RegisteredClient | None, *, context: CredentialContext, now: dt.datetime) -> str | None:
+    if client is None:
+        return None
+    return client_rotation_due(
+        client, now=now, max_age=context.settings.client_max_age, renew_before=context.settings.renew_client_before
+    )
+
+
+async def _prepare_authorization_code(
+    record: ServerRecord, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
+) -> PreparedCredentials:
+    auth = record.auth
+    access = context.access(allow_private=record.allow_private)
+    client_id = _client_id(record, context=context)
+    discovered = None
+    needs_registration = client_id is None and not auth.get("registerUrl")
+    if discovery is None and (not auth.get("authUrl") or needs_registration):
+        discovery = discovered = await discover_server(record, access=access)
+    client = None
+    if client_id is None:
+        registration = _registration(
+            record, context=context, discovery=discovery, confidential=auth.get("pkce") == "confidential"
+        )
+        client = await ensure_client(registration, stores=context.stores, access=access, now=now)
+        client_id = client.client_id
+    auth_url = auth.get("authUrl") or (discovery.auth_url if discovery else None)
+    template = None
+    if auth_url:
+        template = authorization_url_template(
+            auth_url=auth_url,
+            client_id=client_id,
+            scopes=_scopes(auth) or (discovery.scopes_supported if discovery else ()),
+            resource=auth.get("resource") or (discovery.resource if discovery else None),
+        )
+    return PreparedCredentials(
+        list_tools=False,
+        client=client,
+        client_rotation_due=_rotation_due(client, context=context, now=now),
+        authorization_url_template=template,
+        connected_members=connected_members(context.stores.registry, record.tenant, record.name),
+        discovery=discovered,
+    )
+
+
+# -- discovery -----------------------------------------------------------------------------------------------
+
+
+async def discover_server(record: ServerRecord, *, access: AuthServerAccess) -> AuthDiscovery:
+    """The probe's auth discovery for one server (challenge, RFC 9728, RFC 8414), errors as credential errors."""
+
+    async def discover(client: httpx2.AsyncClient) -> AuthDiscovery:
+        challenge = await fetch_challenge(client, url=record.url, transport=record.transport)  # type: ignore[arg-type]
+        return await discover_auth(
+            challenge, server_url=record.url, client=client, max_bytes=access.settings.max_response_bytes
+        )
+
+    return await guarded(access, record.url, purpose="auth discovery", action=discover)
+
+
+def discovery_from_status(status: Mapping[str, Any] | None) -> AuthDiscovery | None:
+    """The `AuthDiscovery` a probe stored (`AuthDiscovery.as_status()`, e.g. `ProbeStateRecord.discovery`)."""
+    if not status or status.get("requiresAuth") is None:
+        return None
+
+    def texts(key: str) -> tuple[str, ...]:
+        value = status.get(key)
+        return tuple(str(item) for item in value) if isinstance(value, list) else ()
+
+    def text(key: str) -> str | None:
+        value = status.get(key)
+        return value if isinstance(value, str) else None
+
+    return AuthDiscovery(
+        requires_auth=bool(status["requiresAuth"]),
+        recommended_auth_mode=text("recommendedAuthMode"),
+        resource=text("resource"),
+        resource_metadata_url=text("resourceMetadataUrl"),
+        authorization_servers=texts("authorizationServers"),
+        auth_url=text("authUrl"),
+        token_url=text("tokenUrl"),
+        register_url=text("registerUrl"),
+        scopes_supported=texts("scopesSupported"),
+        token_endpoint_auth_methods_supported=texts("tokenEndpointAuthMethodsSupported"),
+        grant_types_supported=texts("grantTypesSupported"),
+    )
+
+
+# -- rotating a registered client ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerClientRotation:
+    """`rotate_server_client`'s outcome; `probe` is the verification probe (client credentials), if one ran."""
+
+    rotation: ClientRotation
+    probe: ProbeResult | None = None
+
+
+async def rotate_server_client(
+    record: ServerRecord,
+    *,
+    context: CredentialContext,
+    previous: RegisteredClient,
+    target: ProbeTarget | None = None,
+    discovery: AuthDiscovery | None = None,
+    now: dt.datetime | None = None,
+) -> ServerClientRotation:
+    """Re-register a server's dynamically registered client and keep the old one until the new one is verified.
+
+    Client credentials: a token is minted with the new client and `target` (the server's probe target) is probed
+    with it; authorization code: the new registration is read back (RFC 7592). Without `target`, a client
+    credentials rotation verifies by minting only.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    access = context.access(allow_private=record.allow_private)
+    code_flow = record.auth_type == "oauthAuthorizationCode"
+    if discovery is None:
+        discovery = await discover_server(record, access=access)  # rotations are rare: ask for fresh endpoints
+    registration = _registration(
+        record,
+        context=context,
+        discovery=discovery,
+        confidential=(record.auth.get("pkce") == "confidential") if code_flow else True,
+    )
+    probes: list[ProbeResult] = []
+
+    async def verify(candidate: RegisteredClient) -> bool:
+        if code_flow:
+            return await client_still_registered(candidate, access=access)
+        token_url = record.auth.get("tokenUrl") or (discovery.token_url if discovery else None)
+        if not token_url:
+            raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: no token endpoint to verify with")
+        try:
+            token = await client_credentials_token(
+                client=_client_for(candidate, token_url=token_url),
+                scopes=_scopes(record.auth) or (discovery.scopes_supported if discovery else ()),
+                resource=record.auth.get("resource") or (discovery.resource if discovery else None),
+                audience=record.auth.get("audience"),
+                access=access,
+                cache=MemoryTokenCache(),
+                fingerprint_key=context.fingerprint_key,
+                now=now,
+            )
+        except PermanentError as err:
+            logger.info("the new client for %s/%s cannot mint a token: %s", record.tenant, record.name, err)
+            return False
+        if target is None:
+            return True
+        probed = await verify_credential(
+            dataclasses.replace(target, headers={**target.headers, **token.headers()}),
+            settings=context.probe_settings,
+            http=context.http,
+        )
+        probes.append(probed)
+        return verdict(probed) != "rejected"
+
+    rotation = await rotate_client(
+        registration, previous=previous, verify=verify, stores=context.stores, access=access, now=now
+    )
+    return ServerClientRotation(rotation=rotation, probe=probes[-1] if probes else None)
+
+
+# -- deleting ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleasedCredentials:
+    """What deleting a server's credentials did: each client's deregistration and how many values went."""
+
+    clients: Mapping[str, DeregistrationResult]
+    deleted_values: int
+
+
+async def release_server_credentials(
+    tenant: str, server: str, *, context: CredentialContext, allow_private: bool = False
+) -> ReleasedCredentials:
+    """Before a server's rows are deleted: deregister its dynamically registered clients (RFC 7592, where the
+    server gave a registration URI and token), forget them, and delete every value minted for it. Deregistration
+    failures are reported, not raised, so deletion always proceeds. Members' tokens (`user_tokens`) are the
+    runtime's and are left to the row's cascade."""
+    clients = await forget_clients(
+        tenant=tenant, server=server, stores=context.stores, access=context.access(allow_private=allow_private)
+    )
+    deleted = context.stores.minted.delete(tenant, server)
+    return ReleasedCredentials(clients=clients, deleted_values=deleted)

@@ -1,0 +1,362 @@
+"""OAuth token requests: the client-credentials grant the reconciler mints with (cached, refreshed before expiry),
+plus the refresh-token and authorization-code grants a runtime completes for a member.
+
+The engine calls `client_credentials_token` (through `preparing.prepare_server_credentials`) before it probes an
+`oauthClientCredentials` server; tests and runtimes call `exchange_authorization_code` / `refresh_access_token`
+after a member's consent. Tokens are cached in a `TokenCache`: `StoredTokenCache` keeps them in the local
+encrypted store under `local:<tenant>/<server>#oauth-access-token`, keyed by a fingerprint of everything the
+request depends on (so a rotated client secret or new scopes mint afresh), and a token is renewed once
+`refresh_at` (default 0.8) of its lifetime has passed. Access and refresh tokens never appear in a repr, a log
+line or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
+
+from reconciler.credentials.authserver import AuthServerAccess, AuthServerAnswer, rejection, send
+from reconciler.credentials.errors import OAuthRejected
+from reconciler.credentials.fingerprints import fingerprint
+from reconciler.credentials.local_store import MintedSecrets, NewSecret
+from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference
+from reconciler.probe.tracing import display_url
+
+logger = logging.getLogger(__name__)
+
+TokenAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
+TOKEN_AUTH_METHODS: tuple[TokenAuthMethod, ...] = ("client_secret_basic", "client_secret_post", "none")
+DEFAULT_REFRESH_AT = 0.8
+FORM_CONTENT = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    """An access token and its facts. `fresh` is False when it came from the cache."""
+
+    access_token: str = field(repr=False)
+    issued_at: dt.datetime
+    expires_at: dt.datetime | None
+    fingerprint: str
+    token_type: str = "Bearer"
+    scope: str | None = None
+    refresh_token: str | None = field(default=None, repr=False)
+    reference: str | None = None
+    """`local:<tenant>/<server>#oauth-access-token` once stored in the local encrypted store."""
+    fresh: bool = True
+
+    def headers(self) -> dict[str, str]:
+        """The request header that carries the token."""
+        return {"Authorization": f"{self.token_type} {self.access_token}"}
+
+    def renewal_due(self, now: dt.datetime, *, refresh_at: float = DEFAULT_REFRESH_AT) -> bool:
+        """True once `refresh_at` of the lifetime has passed (never for a token without expiry)."""
+        if self.expires_at is None:
+            return False
+        lifetime = self.expires_at - self.issued_at
+        return now >= self.issued_at + lifetime * refresh_at or now >= self.expires_at
+
+
+class TokenCache(Protocol):
+    """Where a server's minted token lives between runs. `inputs` identifies the request that minted it."""
+
+    def load(self, inputs: str) -> MintedToken | None: ...
+
+    def save(self, token: MintedToken, *, inputs: str) -> MintedToken: ...
+
+    def clear(self) -> None: ...
+
+
+class MemoryTokenCache:
+    """A cache for one server in memory (tests, dry runs)."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[str, MintedToken] | None = None
+        self.saves = 0
+
+    def load(self, inputs: str) -> MintedToken | None:
+        if self._entry is None or self._entry[0] != inputs:
+            return None
+        return replace(self._entry[1], fresh=False)
+
+    def save(self, token: MintedToken, *, inputs: str) -> MintedToken:
+        self._entry = (inputs, token)
+        self.saves += 1
+        return token
+
+    def clear(self) -> None:
+        self._entry = None
+
+
+class StoredTokenCache:
+    """A server's token in the local encrypted store: the access token (and a refresh token, if any) sealed,
+    issue time, scope and the inputs fingerprint as clear metadata."""
+
+    def __init__(self, minted: MintedSecrets, *, tenant: str, server: str) -> None:
+        self._minted = minted
+        self._tenant = tenant
+        self._server = server
+
+    def __repr__(self) -> str:
+        return f"StoredTokenCache({self._tenant}/{self._server})"
+
+    def load(self, inputs: str) -> MintedToken | None:
+        stored = self._minted.get(self._tenant, self._server, ACCESS_TOKEN)
+        if stored is None or stored.meta.get("inputs") != inputs:
+            return None
+        refresh = self._minted.get(self._tenant, self._server, REFRESH_TOKEN)
+        issued_at = _parse_time(stored.meta.get("issuedAt")) or stored.updated_at or dt.datetime.now(dt.UTC)
+        return MintedToken(
+            access_token=stored.value,
+            issued_at=issued_at,
+            expires_at=stored.expires_at,
+            fingerprint=str(stored.meta.get("fingerprint", "")),
+            token_type=str(stored.meta.get("tokenType", "Bearer")),
+            scope=stored.meta.get("scope"),
+            refresh_token=refresh.value if refresh is not None else None,
+            reference=stored.reference,
+            fresh=False,
+        )
+
+    def save(self, token: MintedToken, *, inputs: str) -> MintedToken:
+        meta = {
+            "inputs": inputs,
+            "issuedAt": token.issued_at.isoformat(),
+            "fingerprint": token.fingerprint,
+            "tokenType": token.token_type,
+            "scope": token.scope,
+        }
+        secrets = [NewSecret(self._tenant, self._server, ACCESS_TOKEN, token.access_token, meta, token.expires_at)]
+        if token.refresh_token:
+            secrets.append(
+                NewSecret(self._tenant, self._server, REFRESH_TOKEN, token.refresh_token, {"inputs": inputs})
+            )
+        self._minted.put_all(secrets)
+        if not token.refresh_token:
+            self._minted.delete(self._tenant, self._server, [REFRESH_TOKEN])
+        return replace(token, reference=local_reference(self._tenant, self._server, ACCESS_TOKEN))
+
+    def clear(self) -> None:
+        self._minted.delete(self._tenant, self._server, [ACCESS_TOKEN, REFRESH_TOKEN])
+
+
+@dataclass(frozen=True)
+class TokenClient:
+    """Who asks the token endpoint: the client and how it authenticates there (RFC 6749 section 2.3)."""
+
+    token_url: str
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    method: TokenAuthMethod = "client_secret_basic"
+
+    def authentication(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(headers, form fields) that authenticate the client with its method."""
+        if self.method == "client_secret_basic":
+            # RFC 6749 section 2.3.1: both parts form-urlencoded before base64.
+            pair = f"{quote(self.client_id, safe='')}:{quote(self.client_secret or '', safe='')}"
+            return {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}, {}
+        if self.method == "client_secret_post":
+            return {}, {"client_id": self.client_id, "client_secret": self.client_secret or ""}
+        return {}, {"client_id": self.client_id}
+
+
+def request_inputs(
+    fingerprint_key: bytes, *, client: TokenClient, scopes: Sequence[str], resource: str | None, audience: str | None
+) -> str:
+    """A keyed fingerprint of everything a token request depends on, secret included: the cache key."""
+    canonical = json.dumps(
+        [client.token_url, client.client_id, client.client_secret, client.method, sorted(scopes), resource, audience]
+    )
+    return fingerprint(fingerprint_key, canonical)
+
+
+async def client_credentials_token(
+    *,
+    client: TokenClient,
+    scopes: Sequence[str] = (),
+    resource: str | None = None,
+    audience: str | None = None,
+    access: AuthServerAccess,
+    cache: TokenCache,
+    fingerprint_key: bytes,
+    now: dt.datetime | None = None,
+    refresh_at: float = DEFAULT_REFRESH_AT,
+) -> MintedToken:
+    """A usable access token from the client-credentials grant: the cached one while less than `refresh_at` of
+    its lifetime has passed, else a refreshed (refresh token, when the server gave one) or newly minted one.
+
+    Raises `InvalidClient` (an `auth`-class error naming the client, never its secret) for `invalid_client`,
+    `OAuthRejected` for other OAuth errors, `AuthServerUnavailable` / `AuthServerBlocked` for the network.
+    """
+    if not 0 < refresh_at <= 1:
+        raise ValueError("refresh_at must be a fraction of the token lifetime in (0, 1]")
+    now = now or dt.datetime.now(dt.UTC)
+    inputs = request_inputs(fingerprint_key, client=client, scopes=scopes, resource=resource, audience=audience)
+    cached = cache.load(inputs)
+    if cached is not None and not cached.renewal_due(now, refresh_at=refresh_at):
+        return cached
+    token: MintedToken | None = None
+    if cached is not None and cached.refresh_token:
+        try:
+            token = await refresh_access_token(
+                client=client,
+                refresh_token=cached.refresh_token,
+                scopes=scopes,
+                resource=resource,
+                access=access,
+                fingerprint_key=fingerprint_key,
+                now=now,
+            )
+        except OAuthRejected as err:
+            logger.debug("refresh at %s refused (%s); minting a new token", display_url(client.token_url), err)
+    if token is None:
+        form: dict[str, str | Sequence[str]] = {"grant_type": "client_credentials"}
+        if scopes:
+            form["scope"] = " ".join(scopes)
+        if resource:
+            form["resource"] = resource
+        if audience:
+            form["audience"] = audience
+        token = await _token_request(
+            client, form, access=access, fingerprint_key=fingerprint_key, now=now, purpose="the token request"
+        )
+    logger.debug("minted an access token at %s", display_url(client.token_url))
+    return cache.save(token, inputs=inputs)
+
+
+async def refresh_access_token(
+    *,
+    client: TokenClient,
+    refresh_token: str,
+    scopes: Sequence[str] = (),
+    resource: str | None = None,
+    access: AuthServerAccess,
+    fingerprint_key: bytes,
+    now: dt.datetime | None = None,
+) -> MintedToken:
+    """The refresh-token grant (RFC 6749 section 6); a server that rotates refresh tokens returns a new one."""
+    form: dict[str, str | Sequence[str]] = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if scopes:
+        form["scope"] = " ".join(scopes)
+    if resource:
+        form["resource"] = resource
+    token = await _token_request(
+        client,
+        form,
+        access=access,
+        fingerprint_key=fingerprint_key,
+        now=now or dt.datetime.now(dt.UTC),
+        purpose="the refresh request",
+        extra_secrets=(refresh_token,),
+    )
+    return token if token.refresh_token else replace(token, refresh_token=refresh_token)
+
+
+async def exchange_authorization_code(
+    *,
+    client: TokenClient,
+    code: str,
+    code_verifier: str,
+    redirect_uri: str,
+    resource: str | None = None,
+    access: AuthServerAccess,
+    fingerprint_key: bytes,
+    now: dt.datetime | None = None,
+) -> MintedToken:
+    """The authorization-code grant with PKCE (RFC 7636): what a runtime does after a member's consent."""
+    form: dict[str, str | Sequence[str]] = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": code_verifier,
+        "redirect_uri": redirect_uri,
+    }
+    if resource:
+        form["resource"] = resource
+    return await _token_request(
+        client,
+        form,
+        access=access,
+        fingerprint_key=fingerprint_key,
+        now=now or dt.datetime.now(dt.UTC),
+        purpose="the authorization code exchange",
+        extra_secrets=(code, code_verifier),
+    )
+
+
+async def _token_request(
+    client: TokenClient,
+    form: Mapping[str, str | Sequence[str]],
+    *,
+    access: AuthServerAccess,
+    fingerprint_key: bytes,
+    now: dt.datetime,
+    purpose: str,
+    extra_secrets: Sequence[str] = (),
+) -> MintedToken:
+    headers, client_fields = client.authentication()
+    secrets = (client.client_secret, *extra_secrets)
+    answer = await send(
+        access,
+        "POST",
+        client.token_url,
+        purpose=purpose,
+        form={**form, **client_fields},
+        headers={**headers, "content-type": FORM_CONTENT},
+        secrets=secrets,
+    )
+    if not answer.ok:
+        raise rejection(
+            answer,
+            url=client.token_url,
+            purpose=purpose,
+            client_id=client.client_id,
+            method=client.method,
+            secrets=secrets,
+        )
+    return _token_of(answer, url=client.token_url, fingerprint_key=fingerprint_key, now=now)
+
+
+def _token_of(answer: AuthServerAnswer, *, url: str, fingerprint_key: bytes, now: dt.datetime) -> MintedToken:
+    document: Mapping[str, Any] = answer.document or {}
+    access_token = document.get("access_token")
+    token_type = document.get("token_type")
+    where = display_url(url)
+    if not isinstance(access_token, str) or not access_token:
+        raise OAuthRejected(f"{where} answered without an access_token", endpoint=where)
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise OAuthRejected(
+            f"{where} issued a token of type {str(token_type)[:32]!r}; only Bearer tokens are supported",
+            endpoint=where,
+        )
+    expires_in: Any = document.get("expires_in")
+    seconds: float | None = None
+    numeric = isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+    if numeric or (isinstance(expires_in, str) and expires_in.isdigit()):
+        seconds = float(expires_in)
+    refresh = document.get("refresh_token")
+    scope = document.get("scope")
+    return MintedToken(
+        access_token=access_token,
+        issued_at=now,
+        expires_at=now + dt.timedelta(seconds=seconds) if seconds is not None and seconds > 0 else None,
+        fingerprint=fingerprint(fingerprint_key, access_token),
+        token_type="Bearer",
+        scope=scope if isinstance(scope, str) else None,
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+    )
+
+
+def _parse_time(text: Any) -> dt.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

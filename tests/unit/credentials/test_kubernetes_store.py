@@ -1,0 +1,178 @@
+"""The operator's Secret store at our own seam (a fake `read_namespaced_secret`): base64 decoding, the namespace
+rule, resourceVersion invalidation and bounded calls. The real API server is exercised by the operator's e2e
+suite (tests/e2e/)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from kubernetes.aio.client import V1ObjectMeta, V1Secret
+from kubernetes.aio.client.exceptions import ApiException
+
+from reconciler.credentials import (
+    CrossNamespaceReference,
+    KubernetesSecretStore,
+    MemoryMintedSecrets,
+    NewSecret,
+    SecretNotLoaded,
+    SecretStoreUnavailable,
+)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class FakeSecretsApi:
+    """Answers like CoreV1Api.read_namespaced_secret: V1Secret models, ApiException(404) when absent."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], V1Secret] = {}
+        self.calls: list[tuple[str, str, Any]] = []
+        self.delay = 0.0
+        self.failure: Exception | None = None
+
+    def put(self, namespace: str, name: str, data: dict[str, str], version: str) -> None:
+        self.secrets[(namespace, name)] = V1Secret(
+            data={key: b64(value) for key, value in data.items()},
+            metadata=V1ObjectMeta(name=name, namespace=namespace, resource_version=version),
+        )
+
+    async def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> V1Secret:
+        self.calls.append((namespace, name, options.get("_request_timeout")))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.failure is not None:
+            raise self.failure
+        found = self.secrets.get((namespace, name))
+        if found is None:
+            raise ApiException(status=404, reason="Not Found")
+        return found
+
+
+def test_reads_and_decodes_base64() -> None:
+    api = FakeSecretsApi()
+    api.put("acme", "crm", {"token": "t0ken-ü", "other": "x"}, "1")
+    store = KubernetesSecretStore(api)
+
+    async def scenario() -> None:
+        assert await store.aread("acme", "crm", "token") == "t0ken-ü"
+        assert await store.aread("acme", "crm", "absent-key") is None
+        assert await store.aread("acme", "missing", "token") is None
+
+    anyio.run(scenario)
+    assert api.calls[0][2] == 10.0  # every call carries the request timeout
+    assert store.api_reads == 2  # one per Secret, the second key came from the cache
+
+
+def test_sync_read_serves_prefetched_secrets_only() -> None:
+    api = FakeSecretsApi()
+    api.put("acme", "crm", {"token": "abc"}, "1")
+    store = KubernetesSecretStore(api)
+    with pytest.raises(SecretNotLoaded):
+        store.read("acme", "crm", "token")
+    anyio.run(store.prefetch, ["acme/crm#token", "acme/crm#other", "acme/gone#key"])
+    assert store.read("acme", "crm", "token") == "abc"
+    assert store.read("acme", "gone", "key") is None
+    assert store.api_reads == 2
+
+
+def test_resource_version_invalidates() -> None:
+    api = FakeSecretsApi()
+    api.put("acme", "crm", {"token": "old"}, "1")
+    store = KubernetesSecretStore(api)
+    anyio.run(store.prefetch, ["acme/crm#token"])
+    assert not store.observe("acme", "crm", "1")  # the version we hold
+    api.put("acme", "crm", {"token": "new"}, "2")
+    assert store.read("acme", "crm", "token") == "old"
+    assert store.observe("acme", "crm", "2")
+    anyio.run(store.prefetch, ["acme/crm#token"])
+    assert store.read("acme", "crm", "token") == "new"
+
+
+def test_watched_body_updates_without_an_api_read() -> None:
+    api = FakeSecretsApi()
+    store = KubernetesSecretStore(api)
+    store.observe_secret(
+        {"metadata": {"namespace": "acme", "name": "crm", "resourceVersion": "7"}, "data": {"k": b64("v")}}
+    )
+    assert store.read("acme", "crm", "k") == "v"
+    store.observe_secret({"metadata": {"namespace": "acme", "name": "crm"}}, deleted=True)
+    assert store.read("acme", "crm", "k") is None
+    assert store.api_reads == 0
+
+
+def test_stale_entries_are_reread_after_max_age() -> None:
+    api = FakeSecretsApi()
+    api.put("acme", "crm", {"token": "v1"}, "1")
+    now = [0.0]
+    store = KubernetesSecretStore(api, max_age=60, clock=lambda: now[0])
+    anyio.run(store.prefetch, ["acme/crm#token"])
+    now[0] = 61
+    api.put("acme", "crm", {"token": "v2"}, "2")
+    anyio.run(store.prefetch, ["acme/crm#token"])
+    assert store.read("acme", "crm", "token") == "v2"
+
+
+def test_namespace_rule() -> None:
+    api = FakeSecretsApi()
+    api.put("acme", "crm", {"token": "a"}, "1")
+    api.put("globex", "crm", {"token": "g"}, "1")
+    store = KubernetesSecretStore(api, namespaces=["acme"])
+    acme = store.scoped("acme")
+
+    async def scenario() -> None:
+        assert await acme.aread("acme", "crm", "token") == "a"
+        with pytest.raises(CrossNamespaceReference, match="globex/crm#token"):
+            await acme.aread("globex", "crm", "token")
+        with pytest.raises(CrossNamespaceReference, match="not served"):
+            await store.aread("globex", "crm", "token")
+
+    anyio.run(scenario)
+    with pytest.raises(CrossNamespaceReference):
+        acme.read("globex", "crm", "token")
+    assert ("globex", "crm") not in {(ns, name) for ns, name, _ in api.calls}
+
+
+def test_minted_values_come_from_the_minted_store() -> None:
+    minted = MemoryMintedSecrets()
+    minted.put_all([NewSecret("acme", "crm", "oauth-access-token", "at-1")])
+    store = KubernetesSecretStore(FakeSecretsApi(), minted=minted)
+    assert store.scoped("acme").read("local:acme", "crm", "oauth-access-token") == "at-1"
+
+
+def test_api_failures_are_retryable_and_quote_nothing() -> None:
+    api = FakeSecretsApi()
+    api.failure = ApiException(status=403, reason="Forbidden")
+    api.failure.body = '{"data": {"token": "c2VjcmV0"}}'
+    store = KubernetesSecretStore(api)
+    with pytest.raises(SecretStoreUnavailable, match="HTTP 403 Forbidden") as caught:
+        anyio.run(store.aread, "acme", "crm", "token")
+    assert "c2VjcmV0" not in str(caught.value) and caught.value.__cause__ is None
+
+
+def test_a_hanging_api_call_is_bounded() -> None:
+    api = FakeSecretsApi()
+    api.delay = 5
+    store = KubernetesSecretStore(api, request_timeout=0.1)
+    with pytest.raises(SecretStoreUnavailable, match="timed out"):
+        anyio.run(store.aread, "acme", "crm", "token")
+
+
+def test_undecodable_values_are_left_out_by_key_name(caplog: pytest.LogCaptureFixture) -> None:
+    store = KubernetesSecretStore(FakeSecretsApi())
+    store.observe_secret({"metadata": {"namespace": "acme", "name": "crm"}, "data": {"bad": "%%%", "ok": b64("v")}})
+    assert store.read("acme", "crm", "bad") is None and store.read("acme", "crm", "ok") == "v"
+    assert "bad" in caplog.text and "%%%" not in caplog.text
+
+
+def test_an_unreachable_api_server_is_retryable() -> None:
+    api = FakeSecretsApi()
+    api.failure = aiohttp.ServerDisconnectedError()
+    with pytest.raises(SecretStoreUnavailable, match="ServerDisconnectedError"):
+        anyio.run(KubernetesSecretStore(api).aread, "acme", "crm", "token")
