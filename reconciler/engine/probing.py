@@ -144,9 +144,8 @@ def build_target(
     )
 
 
-def probe_servers(jobs: Sequence[ProbeJob], *, options: ProbeOptions) -> list[ProbeResult]:
-    if not jobs:
-        return []
+def progress_reporter(options: ProbeOptions, total: int) -> Callable[[ProbeTarget, ProbeResult], None]:
+    """Turn the caller's (done, total) progress callback into the probe's per-result callback."""
     done = 0
     report = options.on_result
 
@@ -154,9 +153,17 @@ def probe_servers(jobs: Sequence[ProbeJob], *, options: ProbeOptions) -> list[Pr
         nonlocal done
         done += 1
         if report is not None:
-            report(done, len(jobs))
+            report(done, total)
 
-    return probe_many_sync([job.target for job in jobs], settings=options.settings, on_result=progress)
+    return progress
+
+
+def probe_servers(jobs: Sequence[ProbeJob], *, options: ProbeOptions) -> list[ProbeResult]:
+    if not jobs:
+        return []
+    return probe_many_sync(
+        [job.target for job in jobs], settings=options.settings, on_result=progress_reporter(options, len(jobs))
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,7 @@ def record_probe(
     *,
     previous: Sequence[ToolSnapshotRecord],
     actor: str,
+    credentials: tuple[Mapping[str, Any] | None, Any] = (None, None),
 ) -> RecordedProbe:
     """Pure: the snapshot, probe state and audit entry a probe result turns into."""
     record = obj.record
@@ -209,6 +217,11 @@ def record_probe(
         "at": _iso(result.at),
         "toolChanges": changes,
     }
+    facts, failure = credentials
+    if facts:
+        last_test["credentials"] = dict(facts)
+    if failure is not None:
+        last_test["credentialFailure"] = {"reason": failure.reason, "message": failure.message}
     latest_hash = snapshot.hash if snapshot else (previous[0].hash if previous else None)
     blocked = None
     if record.tool_policy == "Pin" and latest_hash is not None and latest_hash != record.approved_hash:
@@ -261,6 +274,20 @@ def probe_status(
         return extra, found
     last = dict(state.last_test or {})
     changes = last.pop("toolChanges", {}) or {}
+    minted = last.pop("credentials", None)
+    failure = last.pop("credentialFailure", None)
+    if minted:
+        extra["credentials"] = minted
+    if failure:
+        # The credentials step names its own reasons (SecretNotFound, InvalidClient, ...): report them as they are.
+        found.append(
+            {
+                "type": str(ConditionType.CREDENTIALS_VALID),
+                "status": "False",
+                "reason": str(failure.get("reason") or Reason.AUTH_ERROR),
+                "message": str(failure.get("message", "")),
+            }
+        )
     if state.discovery is not None:
         extra["discovery"] = state.discovery
         mode = state.discovery.get("recommendedAuthMode")
@@ -307,6 +334,9 @@ def probe_status(
         found.append(cond.not_ready(Reason.TOOLS_NOT_APPROVED, state.blocked_reason))
     elif latest is not None:
         found.append(cond.ready(f"Connected · {len(latest.tools)} tools"))
+    if failure:
+        # Without its credential the server is of no use to runtimes, whatever the unauthenticated probe saw.
+        found.append(cond.not_ready(Reason.AUTH_ERROR, f"credentials: {failure.get('message', '')}"))
     return extra, found
 
 

@@ -17,6 +17,13 @@ from reconciler.api import MCPConnection, MCPServer
 from reconciler.api.common import dump_spec
 from reconciler.api.server import ApiKeyAuth, BearerAuth
 from reconciler.engine.applying import apply_plan
+from reconciler.engine.crediting import (
+    CredentialStep,
+    before_apply,
+    credential_facts,
+    prepare_and_probe,
+    rotation_status,
+)
 from reconciler.engine.desired import DesiredObject, build_desired
 from reconciler.engine.fastpath import input_digest, probes_due
 from reconciler.engine.inputs import DesiredInput
@@ -30,6 +37,7 @@ from reconciler.engine.probing import (
     needs_probe,
     probe_servers,
     probe_status,
+    progress_reporter,
     record_probe,
 )
 from reconciler.engine.status import StatusInputs, build_status
@@ -129,6 +137,11 @@ class ObjectScope:
     statuses: Mapping[SourceRef, Mapping[str, Any] | None] = field(default_factory=dict)
 
 
+def _rotation_failed(status: Mapping[str, Any]) -> bool:
+    """A held-back rotation is the one status fact that depends on the last run rather than on the rows."""
+    return any(condition.get("reason") == "RotationFailed" for condition in status.get("conditions", ()) or ())
+
+
 def _resource_record(
     obj: DesiredObject,
     before: ResourceRecord | None,
@@ -174,9 +187,11 @@ def reconcile(
     """
     now = now or dt.datetime.now(dt.UTC)
     digest = stamp_before = None
+    had_marker = False
     if scope is None:
         digest = input_digest(desired, key=registry.fingerprint_key(), manager=settings.manager, prune=settings.prune)
         stamp_before, marker = registry.fetch_applied_marker(settings.manager)
+        had_marker = marker is not None
         unchanged = marker is not None and stamp_before is not None and marker == (stamp_before, digest)
         if unchanged and (
             probe is None or (not probe.force and not probes_due(desired, registry.fetch_probe_states(), now=now))
@@ -191,6 +206,13 @@ def reconcile(
     report = ReconcileReport(plan=plan, warnings=list(desired.warnings) + list(plan.warnings))
     if dry_run:
         return report
+    credential_step = CredentialStep()
+    if probe is not None:
+        # A changed Secret is proven against the live server before any row points at its new fingerprint.
+        plan, credential_step = before_apply(
+            plan, objects=objects, registry=registry, secrets=desired.secrets, settings=probe.settings
+        )
+        report.plan = plan
     previous = {} if scope is not None else {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources()}
     actions = {action.source: action for action in plan.actions if action.source is not None}
     tenants = {TenantRecord(slug=obj.tenant.slug, namespace=obj.tenant.namespace) for obj in objects}
@@ -216,10 +238,23 @@ def reconcile(
             for obj in objects
             if needs_probe(obj, actions[obj.source], probe_states.get(obj.key[1:]), now=now, force=probe.force)
         ]
-        results = probe_servers(jobs, options=probe)
+        results, prepared = prepare_and_probe(
+            jobs,
+            options=probe,
+            registry=registry,
+            secrets=desired.secrets,
+            states=probe_states,
+            on_result=progress_reporter(probe, len(jobs)),
+        )
         for job, result in zip(jobs, results, strict=True):
             server_key = job.obj.key[1:]
-            item = record_probe(job.obj, result, previous=snapshots.get(server_key, []), actor=settings.manager)
+            item = record_probe(
+                job.obj,
+                result,
+                previous=snapshots.get(server_key, []),
+                actor=settings.manager,
+                credentials=credential_facts(prepared.get(server_key)),
+            )
             recorded.append(item)
             probe_states[server_key] = item.state
             if item.snapshot is not None and (
@@ -260,6 +295,7 @@ def reconcile(
                 and not action.changes
                 and not action.message
                 and obj.key not in probed_now
+                and not _rotation_failed(before.status)
             ):
                 # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
                 report.results.append(ObjectResult(obj, action, before.generation, before.status, False))
@@ -270,7 +306,14 @@ def reconcile(
             probe_extra, probe_conditions = probe_status(
                 obj, probe_states.get(obj.key[1:]), snapshots.get(obj.key[1:], [])
             )
+            if "credentials" in probe_extra and "credentials" in extra:
+                probe_extra["credentials"] = {**extra["credentials"], **probe_extra["credentials"]}
             extra.update(probe_extra)
+            rotation_extra, rotation_conditions = rotation_status(
+                obj, credential_step, previous_status, extra.get("credentials"), now=now
+            )
+            extra.update(rotation_extra)
+            probe_conditions = [*probe_conditions, *rotation_conditions]
             status = build_status(
                 StatusInputs(
                     obj=obj,
@@ -317,6 +360,9 @@ def reconcile(
             and plan.clean
         ):
             tx.record_applied(settings.manager, stamp=stamp_reporting, digest=digest)
+        elif had_marker:
+            # This run's outcome (statuses included) is not what the old marker vouches for.
+            tx.forget_applied(settings.manager)
     report.applied = True
     return report
 

@@ -1,6 +1,7 @@
-"""Engine integration tests run against SQLite and PostgreSQL, and real MCP servers on 127.0.0.1."""
+"""Engine integration tests run against SQLite and PostgreSQL, real MCP servers and a real authorization server."""
 
+from tests.fixtures.authorization_server import oauth_servers, oauth_servers_session
 from tests.fixtures.mcp_servers import mcp_servers, server_loop, tool_catalog
 from tests.fixtures.postgres import *  # noqa: F403
 
-__all__ = ["mcp_servers", "server_loop", "tool_catalog"]
+__all__ = ["mcp_servers", "oauth_servers", "oauth_servers_session", "server_loop", "tool_catalog"]

@@ -1,0 +1,302 @@
+"""The credentials step of the reconcile loop, around apply and probe. All network I/O goes through one
+SSRF-guarded `ProbeHttp` per step.
+
+    before apply    verify_rotations: a changed Secret behind a server's or connection's credential is probed
+                    against the live server first; only a verified value is written (same row, in place), a
+                    rejected or unverifiable one is held back and reported as RotationFailed.
+                    release_deleted: deregister dynamically registered clients and drop minted values of
+                    servers about to be deleted (their rows cascade afterwards).
+    after apply     prepare_and_probe: mint or reuse OAuth client-credentials tokens, register clients
+                    dynamically (RFC 7591), then probe with those headers.
+
+Called by `reconciling.reconcile`; the decisions (which actions are rotations, how status reads) are pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from reconciler.api.conditions import Reason
+from reconciler.credentials import (
+    CredentialContext,
+    CredentialFailure,
+    CredentialStores,
+    MintedSecretStore,
+    PreparedCredentials,
+    ResolvedHeaders,
+    SecretReader,
+    add_connection_credential,
+    add_stored_headers,
+    discovery_from_status,
+    load_store_key,
+    prepare_many,
+    release_server_credentials,
+    verdict,
+    verify_credential,
+)
+from reconciler.engine import conditions as cond
+from reconciler.engine.desired import DesiredObject
+from reconciler.engine.planning import Action, Plan, Verb
+from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target
+from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_many
+from reconciler.registry import Registry
+from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord
+
+OAUTH_TYPES = ("oauthClientCredentials", "oauthAuthorizationCode")
+FINGERPRINT_FIELDS = ("fingerprint", "secretFingerprint", "clientIdFingerprint", "clientSecretFingerprint")
+
+
+def is_rotation(action: Action) -> bool:
+    """Pure: an update whose only changes are credential fingerprints is a Secret rotation."""
+    return (
+        action.verb is Verb.UPDATE
+        and bool(action.changes)
+        and all(change.path.rsplit(".", 1)[-1] in FINGERPRINT_FIELDS for change in action.changes)
+        and action.key[0] in ("servers", "connections")
+    )
+
+
+@dataclass(frozen=True)
+class RotationCheck:
+    action: Action
+    outcome: str
+    """`verified`, `rejected` or `inconclusive` (server unreachable: no evidence either way)."""
+    message: str
+
+
+@dataclass
+class CredentialStep:
+    """What the credentials step found, for status and audit."""
+
+    rotations: dict[RowKey, RotationCheck] = field(default_factory=dict)
+    prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = field(default_factory=dict)
+
+
+def _context(registry: Registry, secrets: SecretReader, http: ProbeHttp, settings: ProbeSettings) -> CredentialContext:
+    key = load_store_key(environ=os.environ, database_path=registry.database_path())
+    minted = MintedSecretStore(registry, key)
+    return CredentialContext(
+        stores=CredentialStores(registry, minted),
+        secrets=secrets,
+        http=http,
+        probe_settings=settings,
+        fingerprint_key=registry.fingerprint_key(),
+    )
+
+
+def _rotation_target(
+    action: Action,
+    *,
+    objects: Mapping[RowKey, DesiredObject],
+    connections: Mapping[tuple[str, str], ConnectionRecord],
+    secrets: SecretReader,
+) -> ProbeTarget | None:
+    """The probe that proves the new credential: the server itself, or the server through the connection."""
+    if action.key[0] == "servers":
+        obj = objects.get(action.key)
+        return None if obj is None else build_target(obj, connections=connections, secrets=secrets)
+    connection = action.desired
+    if not isinstance(connection, ConnectionRecord):
+        return None
+    server = objects.get(("servers", connection.tenant, connection.server))
+    if server is None:
+        return None
+    base = build_target(server, connections=connections, secrets=secrets)
+    resolved = ResolvedHeaders(headers=dict(base.headers))
+    add_stored_headers(resolved, connection.headers, secrets)
+    add_connection_credential(resolved, connection.secret_ref, connection.authorization_scheme, secrets)
+    return dataclasses.replace(base, headers=resolved.headers, list_tools=not resolved.missing)
+
+
+def before_apply(
+    plan: Plan,
+    *,
+    objects: Sequence[DesiredObject],
+    registry: Registry,
+    secrets: SecretReader,
+    settings: ProbeSettings,
+) -> tuple[Plan, CredentialStep]:
+    """Verify rotations and release deleted servers' credentials; returns the plan with unverified rotations
+    held back (their rows keep the last good fingerprint)."""
+    step = CredentialStep()
+    rotations = [action for action in plan.actions if is_rotation(action)]
+    deleted = [
+        action
+        for action in plan.actions
+        if action.verb is Verb.DELETE
+        and isinstance(action.observed, ServerRecord)
+        and action.observed.auth_type in OAUTH_TYPES
+    ]
+    if not rotations and not deleted:
+        return plan, step
+    by_key = {obj.key: obj for obj in objects}
+    connections = {
+        (obj.record.tenant, obj.record.name): obj.record for obj in objects if isinstance(obj.record, ConnectionRecord)
+    }
+
+    async def run() -> None:
+        async with ProbeHttp() as http:
+            for action in rotations:
+                target = _rotation_target(action, objects=by_key, connections=connections, secrets=secrets)
+                if target is None:
+                    continue
+                result = await verify_credential(target, settings=settings, http=http)
+                outcome = verdict(result)
+                step.rotations[action.key] = RotationCheck(action, outcome, _rotation_message(action, result))
+            if deleted:
+                context = _context(registry, secrets, http, settings)
+                for action in deleted:
+                    row = action.observed
+                    assert isinstance(row, ServerRecord)
+                    await release_server_credentials(
+                        row.tenant, row.name, context=context, allow_private=row.allow_private
+                    )
+
+    anyio.run(run)
+    if not step.rotations:
+        return plan, step
+    actions = []
+    for action in plan.actions:
+        check = step.rotations.get(action.key)
+        if check is None:
+            actions.append(action)
+        elif check.outcome == "verified":
+            actions.append(dataclasses.replace(action, message=check.message))
+        else:
+            actions.append(
+                Action(
+                    Verb.NOOP,
+                    action.key,
+                    action.source,
+                    desired=action.desired,
+                    observed=action.observed,
+                    message=check.message,
+                )
+            )
+    return dataclasses.replace(plan, actions=tuple(actions)), step
+
+
+def _references(action: Action) -> list[str]:
+    refs: list[str] = []
+    desired = action.desired
+    if isinstance(desired, ServerRecord):
+        refs += [ref for ref in (desired.auth.get("secretRef"),) if isinstance(ref, str)]
+        refs += [h.secret_ref for h in desired.headers if h.secret_ref]
+    elif isinstance(desired, ConnectionRecord):
+        refs += [ref for ref in (desired.secret_ref,) if ref]
+        refs += [h.secret_ref for h in desired.headers if h.secret_ref]
+    return refs
+
+
+def _rotation_message(action: Action, result: ProbeResult) -> str:
+    refs = ", ".join(_references(action)) or "the credential"
+    outcome = verdict(result)
+    if outcome == "verified":
+        return f"rotated in place: the new value of {refs} was verified against the live server"
+    if outcome == "rejected":
+        return (
+            f"RotationFailed: the server rejected the new value of {refs} ({result.error_class}: {result.message}); "
+            "the last verified fingerprint stays on the row"
+        )
+    return (
+        f"RotationFailed: the new value of {refs} could not be verified ({result.error_class}: {result.message}); "
+        "the last verified fingerprint stays on the row until the server can confirm it"
+    )
+
+
+def prepare_and_probe(
+    jobs: Sequence[ProbeJob],
+    *,
+    options: ProbeOptions,
+    registry: Registry,
+    secrets: SecretReader,
+    states: Mapping[tuple[str, str], ProbeStateRecord],
+    on_result: Callable[[ProbeTarget, ProbeResult], None] | None = None,
+) -> tuple[list[ProbeResult], dict[tuple[str, str], PreparedCredentials | CredentialFailure]]:
+    """OAuth preparation (mint, register) for the servers about to be probed, then the probes themselves."""
+
+    async def run() -> tuple[list[ProbeResult], dict[tuple[str, str], PreparedCredentials | CredentialFailure]]:
+        async with ProbeHttp() as http:
+            oauth = [
+                job.obj.record
+                for job in jobs
+                if isinstance(job.obj.record, ServerRecord) and job.obj.record.auth_type in OAUTH_TYPES
+            ]
+            prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = {}
+            if oauth:
+                context = _context(registry, secrets, http, options.settings)
+                discoveries = {
+                    (record.tenant, record.name): discovery
+                    for record in oauth
+                    if (discovery := discovery_from_status(_discovery_of(states, record))) is not None
+                }
+                prepared = dict(await prepare_many(oauth, context=context, discoveries=discoveries))
+            targets = [_with_credentials(job.target, prepared.get(job.obj.key[1:])) for job in jobs]
+            results = await probe_many(targets, settings=options.settings, http=http, on_result=on_result)
+            return results, prepared
+
+    return anyio.run(run)
+
+
+def _discovery_of(states: Mapping[tuple[str, str], ProbeStateRecord], record: ServerRecord) -> dict[str, object] | None:
+    state = states.get((record.tenant, record.name))
+    return None if state is None else state.discovery
+
+
+def _with_credentials(target: ProbeTarget, prepared: PreparedCredentials | CredentialFailure | None) -> ProbeTarget:
+    if isinstance(prepared, PreparedCredentials):
+        headers = {**target.headers, **prepared.headers}
+        list_tools = prepared.list_tools if prepared.list_tools is not None else target.list_tools
+        return dataclasses.replace(target, headers=headers, list_tools=list_tools)
+    return target
+
+
+def credential_facts(
+    prepared: PreparedCredentials | CredentialFailure | None,
+) -> tuple[dict[str, object] | None, CredentialFailure | None]:
+    if isinstance(prepared, PreparedCredentials):
+        return prepared.credential_status(), None
+    if isinstance(prepared, CredentialFailure):
+        return None, prepared
+    return None, None
+
+
+def rotated_now(step: CredentialStep) -> Iterable[RowKey]:
+    return (key for key, check in step.rotations.items() if check.outcome == "verified")
+
+
+def utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rotation_status(
+    obj: DesiredObject,
+    step: CredentialStep,
+    previous: Mapping[str, object] | None,
+    credentials: object,
+    *,
+    now: dt.datetime,
+) -> tuple[dict[str, object], list[cond.ConditionDict]]:
+    """Pure: what a rotation this run did to an object's status (`credentials.rotatedAt`/`revision`, or
+    CredentialsValid=False/RotationFailed with the Secret named), carrying earlier facts forward."""
+    before = previous.get("credentials") if previous else None
+    carried = dict(before) if isinstance(before, Mapping) else {}
+    facts: dict[str, object] = {**carried, **(dict(credentials) if isinstance(credentials, Mapping) else {})}
+    check = step.rotations.get(obj.key)
+    conditions: list[cond.ConditionDict] = []
+    if check is not None and check.outcome == "verified":
+        facts["rotatedAt"] = utc(now)
+        facts["revision"] = int(str(carried.get("revision", 0) or 0)) + 1
+        facts.pop("failedRotationAttempts", None)
+    elif check is not None:
+        facts["failedRotationAttempts"] = int(str(carried.get("failedRotationAttempts", 0) or 0)) + 1
+        conditions.append(cond.credentials_invalid(Reason.ROTATION_FAILED, check.message))
+    if not facts:
+        return {}, conditions
+    return {"credentials": facts}, conditions

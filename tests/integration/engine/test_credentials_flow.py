@@ -1,0 +1,159 @@
+"""Credentials through the reconcile loop: OAuth minting and registration before probing, cleanup on delete,
+and Secret rotation verified against the live server before any row changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.engine.probing import ProbeOptions
+from reconciler.engine.reconciling import EngineSettings, ReconcileReport, reconcile
+from reconciler.manifests import load_folder
+from reconciler.probe import ProbeSettings
+from reconciler.registry import Registry
+from reconciler.registry.records import ServerRecord
+from tests.fixtures.authorization_server import OAuthServers
+from tests.fixtures.mcp_servers import LocalServers
+
+SETTINGS = EngineSettings()
+PROBE = ProbeOptions(ProbeSettings(allow_private_networks=True, total_timeout=15))
+CLIENT_SECRET = "client-secret-value-for-leak-check"
+
+
+@pytest.fixture(autouse=True)
+def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_RECONCILER_KEY_FILE", str(tmp_path / "store.key"))
+
+
+def server(name: str, url: str, auth: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPServer",
+        "metadata": {"name": name, "namespace": "acme"},
+        "spec": {"url": url, "auth": auth, "network": {"allowPrivate": True}},
+    }
+
+
+def secret(**data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "acme"},
+        "stringData": data,
+    }
+
+
+def apply(folder: Path, registry: Registry, docs: list[dict[str, Any]], **kwargs: Any) -> ReconcileReport:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "objects.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    kwargs.setdefault("probe", PROBE)
+    return reconcile(load_folder(folder), registry, settings=SETTINGS, **kwargs)
+
+
+def status_of(registry: Registry, name: str) -> dict[str, Any]:
+    (stored,) = registry.fetch_resources(kind="MCPServer", name=name)
+    return stored.status
+
+
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def test_client_credentials_token_is_minted_used_and_never_stored_in_clear(
+    tmp_path: Path, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    oauth_servers.main.add_client("reconciler", CLIENT_SECRET)
+    auth = {
+        "type": "oauthClientCredentials",
+        "clientId": {"value": "reconciler"},
+        "clientSecret": {"secretKeyRef": {"name": "creds", "key": "client-secret"}},
+        "scopes": ["mcp:tools"],
+    }
+    docs = [server("crm", oauth_servers.protected, auth), secret(**{"client-secret": CLIENT_SECRET})]
+    apply(tmp_path / "f", registry, docs)
+    status = status_of(registry, "crm")
+    assert conditions(status)["Ready"]["status"] == "True", status
+    assert status["tools"]["count"] == 2 and status["credentials"]["expiresAt"]
+    assert oauth_servers.main.grant_counts["client_credentials"] == 1
+    apply(tmp_path / "f", registry, docs, probe=ProbeOptions(PROBE.settings, force=True))
+    assert oauth_servers.main.grant_counts["client_credentials"] == 1  # the cached token was reused
+    everything = json.dumps(registry.dump(), default=str) + json.dumps(status)
+    for value in [CLIENT_SECRET, *oauth_servers.issued_values()]:
+        assert value not in everything
+
+
+def test_a_rejected_client_secret_is_a_clear_credentials_failure(
+    tmp_path: Path, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    oauth_servers.main.add_client("reconciler", "the-right-secret")
+    auth = {
+        "type": "oauthClientCredentials",
+        "clientId": {"value": "reconciler"},
+        "clientSecret": {"secretKeyRef": {"name": "creds", "key": "client-secret"}},
+    }
+    apply(tmp_path / "f", registry, [server("crm", oauth_servers.protected, auth), secret(**{"client-secret": "nope"})])
+    found = conditions(status_of(registry, "crm"))
+    assert found["CredentialsValid"]["status"] == "False" and "invalid_client" in found["CredentialsValid"]["message"]
+    assert found["Ready"]["status"] == "False"
+    assert "nope" not in json.dumps(found)
+
+
+def test_dynamic_registration_prepares_the_runtime_and_is_cleaned_up_on_delete(
+    tmp_path: Path, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    auth = {"type": "oauthAuthorizationCode", "pkce": "public", "scopes": ["mcp:tools"]}
+    apply(tmp_path / "f", registry, [server("notion", oauth_servers.protected, auth)])
+    status = status_of(registry, "notion")
+    (client,) = registry.fetch_oauth_clients(tenant="acme", server="notion")
+    assert oauth_servers.main.registrations == 1
+    assert f"client_id={client.client_id}" in status["credentials"]["authorizationUrlTemplate"]
+    assert conditions(status)["CredentialsValid"]["reason"] == "AwaitingUserAuthorization"
+    apply(
+        tmp_path / "f",
+        registry,
+        [server("notion", oauth_servers.protected, auth)],
+        probe=ProbeOptions(PROBE.settings, force=True),
+    )
+    assert oauth_servers.main.registrations == 1  # the registered client is reused
+    apply(tmp_path / "f", registry, [])
+    assert oauth_servers.main.deregistered == [client.client_id]
+    assert registry.fetch_oauth_clients(tenant="acme", server="notion") == []
+
+
+def test_a_rotated_secret_is_verified_before_the_row_changes(
+    tmp_path: Path, registry: Registry, mcp_servers: LocalServers
+) -> None:
+    auth = {"type": "bearer", "secretKeyRef": {"name": "creds", "key": "token"}}
+    folder = tmp_path / "f"
+    apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token="stale-token-value")])
+    assert conditions(status_of(registry, "p"))["Ready"]["reason"] == "AuthError"
+    row = registry.fetch_state().rows[("servers", "acme", "p")]
+    assert isinstance(row, ServerRecord)
+
+    good = apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token=mcp_servers.bearer_token)])
+    (rotated,) = [a for a in good.plan.actions if a.writes]
+    assert str(rotated.verb) == "update" and "verified against the live server" in rotated.message
+    status = status_of(registry, "p")
+    assert status["credentials"]["revision"] == 1 and status["credentials"]["rotatedAt"]
+    assert conditions(status)["Ready"]["status"] == "True"
+    verified = registry.fetch_state().rows[("servers", "acme", "p")]
+    assert isinstance(verified, ServerRecord) and verified.row_id == row.row_id
+
+    bad = apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token="a-wrong-new-token")])
+    assert not [a for a in bad.plan.actions if a.writes]
+    status = status_of(registry, "p")
+    failed = conditions(status)["CredentialsValid"]
+    assert (failed["status"], failed["reason"]) == ("False", "RotationFailed") and "acme/creds#token" in failed[
+        "message"
+    ]
+    assert status["credentials"]["failedRotationAttempts"] == 1
+    assert registry.fetch_state().rows[("servers", "acme", "p")] == verified  # last good fingerprint kept
+    assert "a-wrong-new-token" not in json.dumps(status)
+
+    fixed = apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token=mcp_servers.bearer_token)])
+    assert not [a for a in fixed.plan.actions if a.writes]
+    assert conditions(status_of(registry, "p"))["CredentialsValid"]["status"] == "True"
