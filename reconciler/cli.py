@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply = commands.add_parser("apply", help="make the registry match a folder of manifests, then probe servers")
     apply.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR")
     apply.add_argument("--no-probe", action="store_true", help="write the registry only; do not contact servers")
+    apply.add_argument(
+        "--client-max-age",
+        metavar="DURATION",
+        help="re-register dynamically registered OAuth clients older than this (e.g. 720h); default: on expiry",
+    )
     _add_probe(apply)
     _add_prune(apply)
     _add_registry(apply)
@@ -214,7 +219,19 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     desired = load_folder(args.filename)
     registry = open_registry(args.registry, manager=args.manager)
-    probe = None if args.no_probe else ProbeOptions(_probe_settings(args), on_result=_progress(sys.stderr))
+    max_age = None
+    if args.client_max_age:
+        from reconciler.api.durations import parse_duration
+
+        try:
+            max_age = dt.timedelta(seconds=parse_duration(args.client_max_age))
+        except ValueError as err:
+            raise PermanentError(f"--client-max-age: {err}") from None
+    probe = (
+        None
+        if args.no_probe
+        else ProbeOptions(_probe_settings(args), on_result=_progress(sys.stderr), client_max_age=max_age)
+    )
     try:
         settings = EngineSettings(manager=args.manager, prune=not args.no_prune)
         report = reconcile(desired, registry, settings=settings, probe=probe)

@@ -26,6 +26,7 @@ from reconciler.api.conditions import Reason
 from reconciler.credentials import (
     CredentialContext,
     CredentialFailure,
+    CredentialSettings,
     CredentialStores,
     MintedSecretStore,
     PreparedCredentials,
@@ -37,6 +38,7 @@ from reconciler.credentials import (
     load_store_key,
     prepare_many,
     release_server_credentials,
+    rotate_server_client,
     verdict,
     verify_credential,
 )
@@ -75,10 +77,18 @@ class CredentialStep:
     """What the credentials step found, for status and audit."""
 
     rotations: dict[RowKey, RotationCheck] = field(default_factory=dict)
-    prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = field(default_factory=dict)
+    client_rotations: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Dynamically registered clients replaced this run: (tenant, server) → what happened."""
 
 
-def _context(registry: Registry, secrets: SecretReader, http: ProbeHttp, settings: ProbeSettings) -> CredentialContext:
+def _context(
+    registry: Registry,
+    secrets: SecretReader,
+    http: ProbeHttp,
+    settings: ProbeSettings,
+    *,
+    client_max_age: dt.timedelta | None = None,
+) -> CredentialContext:
     key = load_store_key(environ=os.environ, database_path=registry.database_path())
     minted = MintedSecretStore(registry, key)
     return CredentialContext(
@@ -87,7 +97,30 @@ def _context(registry: Registry, secrets: SecretReader, http: ProbeHttp, setting
         http=http,
         probe_settings=settings,
         fingerprint_key=registry.fingerprint_key(),
+        settings=CredentialSettings(client_max_age=client_max_age),
     )
+
+
+async def _rotate_due_clients(
+    records: Sequence[ServerRecord],
+    prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure],
+    *,
+    jobs: Sequence[ProbeJob],
+    context: CredentialContext,
+    step: CredentialStep,
+) -> None:
+    """Re-register clients whose secret expires soon (or is older than the configured age); the old client
+    stays in use until the new one is verified, and the outcome shows as a credential rotation in status."""
+    targets = {job.obj.key[1:]: job.target for job in jobs}
+    for record in records:
+        key = (record.tenant, record.name)
+        current = prepared.get(key)
+        if not isinstance(current, PreparedCredentials) or not current.client_rotation_due or current.client is None:
+            continue
+        outcome = await rotate_server_client(record, context=context, previous=current.client, target=targets.get(key))
+        prepared[key] = dataclasses.replace(current, client=outcome.rotation.current, client_rotation_due=None)
+        if outcome.rotation.promoted:
+            step.client_rotations[key] = outcome.rotation.message or "client re-registered and verified"
 
 
 def _rotation_target(
@@ -217,6 +250,7 @@ def prepare_and_probe(
     registry: Registry,
     secrets: SecretReader,
     states: Mapping[tuple[str, str], ProbeStateRecord],
+    step: CredentialStep,
     on_result: Callable[[ProbeTarget, ProbeResult], None] | None = None,
 ) -> tuple[list[ProbeResult], dict[tuple[str, str], PreparedCredentials | CredentialFailure]]:
     """OAuth preparation (mint, register) for the servers about to be probed, then the probes themselves."""
@@ -230,13 +264,14 @@ def prepare_and_probe(
             ]
             prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = {}
             if oauth:
-                context = _context(registry, secrets, http, options.settings)
+                context = _context(registry, secrets, http, options.settings, client_max_age=options.client_max_age)
                 discoveries = {
                     (record.tenant, record.name): discovery
                     for record in oauth
                     if (discovery := discovery_from_status(_discovery_of(states, record))) is not None
                 }
                 prepared = dict(await prepare_many(oauth, context=context, discoveries=discoveries))
+                await _rotate_due_clients(oauth, prepared, jobs=jobs, context=context, step=step)
             targets = [_with_credentials(job.target, prepared.get(job.obj.key[1:])) for job in jobs]
             results = await probe_many(targets, settings=options.settings, http=http, on_result=on_result)
             return results, prepared
@@ -290,7 +325,7 @@ def rotation_status(
     facts: dict[str, object] = {**carried, **(dict(credentials) if isinstance(credentials, Mapping) else {})}
     check = step.rotations.get(obj.key)
     conditions: list[cond.ConditionDict] = []
-    if check is not None and check.outcome == "verified":
+    if obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified"):
         facts["rotatedAt"] = utc(now)
         facts["revision"] = int(str(carried.get("revision", 0) or 0)) + 1
         facts.pop("failedRotationAttempts", None)

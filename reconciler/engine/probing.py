@@ -64,6 +64,8 @@ class ProbeOptions:
     force: bool = False
     on_result: Callable[[int, int], None] | None = None
     """Progress callback: (servers done, servers to probe)."""
+    client_max_age: dt.timedelta | None = None
+    """Re-register dynamically registered clients older than this (besides when their secret expires)."""
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,7 @@ def reconcile(
             registry=registry,
             secrets=desired.secrets,
             states=probe_states,
+            step=credential_step,
             on_result=progress_reporter(probe, len(jobs)),
         )
         for job, result in zip(jobs, results, strict=True):

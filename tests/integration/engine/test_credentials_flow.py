@@ -157,3 +157,25 @@ def test_a_rotated_secret_is_verified_before_the_row_changes(
     fixed = apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token=mcp_servers.bearer_token)])
     assert not [a for a in fixed.plan.actions if a.writes]
     assert conditions(status_of(registry, "p"))["CredentialsValid"]["status"] == "True"
+
+
+def test_an_expiring_registered_client_is_replaced_and_the_old_one_deregistered(
+    tmp_path: Path, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    oauth_servers.main.secret_lifetime = 600  # the client secret expires within the renewal window
+    auth = {"type": "oauthClientCredentials", "dynamicRegistration": True, "scopes": ["mcp:tools"]}
+    apply(tmp_path / "f", registry, [server("billing", oauth_servers.protected, auth)])
+    (client,) = registry.fetch_oauth_clients(tenant="acme", server="billing")
+    assert oauth_servers.main.registrations >= 1
+    oauth_servers.main.secret_lifetime = 0  # the replacement does not expire
+    apply(
+        tmp_path / "f",
+        registry,
+        [server("billing", oauth_servers.protected, auth)],
+        probe=ProbeOptions(PROBE.settings, force=True),
+    )
+    (replacement,) = registry.fetch_oauth_clients(tenant="acme", server="billing")
+    assert replacement.client_id != client.client_id
+    assert client.client_id in oauth_servers.main.deregistered
+    status = status_of(registry, "billing")
+    assert status["credentials"]["rotatedAt"] and conditions(status)["Ready"]["status"] == "True"
