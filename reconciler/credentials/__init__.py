@@ -46,6 +46,7 @@ from reconciler.credentials.headers import (
 )
 from reconciler.credentials.keys import KEY_ENV, KEY_FILE_ENV, default_key_path, load_store_key
 from reconciler.credentials.kubernetes_store import KubernetesSecretStore, NamespacedSecrets, SecretNotLoaded
+from reconciler.credentials.last_good import VerifiedValue, last_good_value, pin_verified
 from reconciler.credentials.local_store import (
     LocalSecret,
     LocalSecretStore,
@@ -150,6 +151,7 @@ __all__ = [
     "StoredTokenCache",
     "TokenCache",
     "TokenClient",
+    "VerifiedValue",
     "add_connection_credential",
     "add_server_credential",
     "add_stored_headers",
@@ -168,10 +170,12 @@ __all__ = [
     "fingerprint",
     "forget_clients",
     "is_local_reference",
+    "last_good_value",
     "load_store_key",
     "local_reference",
     "new_pkce",
     "parse_reference",
+    "pin_verified",
     "plan_rotation",
     "prepare_many",
     "prepare_server_credentials",

@@ -32,11 +32,14 @@ from reconciler.credentials import (
     PreparedCredentials,
     ResolvedHeaders,
     SecretReader,
+    VerifiedValue,
     add_connection_credential,
     add_stored_headers,
     discovery_from_status,
     load_store_key,
+    pin_verified,
     prepare_many,
+    read_reference,
     release_server_credentials,
     rotate_server_client,
     verdict,
@@ -47,7 +50,7 @@ from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target
 from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_many
-from reconciler.registry import Registry
+from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord
 
 OAUTH_TYPES = ("oauthClientCredentials", "oauthAuthorizationCode")
@@ -335,3 +338,39 @@ def rotation_status(
     if not facts:
         return {}, conditions
     return {"credentials": facts}, conditions
+
+
+def accepted_values(record: ServerRecord | ConnectionRecord, secrets: SecretReader) -> list[VerifiedValue]:
+    """The secret values a row references, paired with the fingerprints the row records: what to pin once the
+    live server has accepted them. Connection values are kept under their server's name, as runtimes look them
+    up by server."""
+    server = record.name if isinstance(record, ServerRecord) else record.server
+    pairs: list[tuple[str, str | None]] = [(h.secret_ref, h.fingerprint) for h in record.headers if h.secret_ref]
+    if isinstance(record, ServerRecord):
+        reference = record.auth.get("secretRef")
+        if isinstance(reference, str):
+            fingerprint_ = record.auth.get("secretFingerprint")
+            pairs.append((reference, fingerprint_ if isinstance(fingerprint_, str) else None))
+    elif record.secret_ref is not None:
+        pairs.append((record.secret_ref, record.fingerprint))
+    values = []
+    for reference, print_ in pairs:
+        if print_ is None:
+            continue
+        value = read_reference(secrets, reference)
+        if value is not None:
+            values.append(VerifiedValue(record.tenant, server, reference, print_, value))
+    return values
+
+
+def pin_accepted(
+    registry: Registry,
+    values: Sequence[VerifiedValue],
+    *,
+    transaction: RegistryTransaction,
+) -> None:
+    """Keep encrypted last-good copies of values the live server accepted (see `credentials.last_good`)."""
+    if not values:
+        return
+    key = load_store_key(environ=os.environ, database_path=registry.database_path())
+    pin_verified(MintedSecretStore(registry, key), values, transaction=transaction)

@@ -19,8 +19,10 @@ from reconciler.api.server import ApiKeyAuth, BearerAuth
 from reconciler.engine.applying import apply_plan
 from reconciler.engine.crediting import (
     CredentialStep,
+    accepted_values,
     before_apply,
     credential_facts,
+    pin_accepted,
     prepare_and_probe,
     rotation_status,
 )
@@ -271,6 +273,19 @@ def reconcile(
             if item.snapshot is not None:
                 tx.put_tool_snapshot(item.snapshot)
             tx.put_probe_state(item.state)
+        accepted = [
+            value
+            for obj, result in report.probed
+            if result.ok and result.tools is not None
+            for value in accepted_values(obj.record, desired.secrets)  # type: ignore[arg-type]
+        ]
+        accepted += [
+            value
+            for key, check in credential_step.rotations.items()
+            if check.outcome == "verified" and check.action.desired is not None
+            for value in accepted_values(check.action.desired, desired.secrets)  # type: ignore[arg-type]
+        ]
+        pin_accepted(registry, accepted, transaction=tx)
         audits = [item.audit for item in recorded if item.audit is not None]
         if audits:
             tx.audit(audits)

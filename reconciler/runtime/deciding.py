@@ -61,6 +61,8 @@ class HeaderSource:
     value: str | None = None
     secret_ref: str | None = None
     prefix: str | None = None
+    fingerprint: str | None = None
+    """Fingerprint of the value last verified against the server (rows record it; runtime tokens have none)."""
 
     def describe(self) -> str:
         what = f"secret {self.secret_ref}" if self.secret_ref is not None else "literal value"
@@ -452,7 +454,11 @@ def _use(
     shared = None
     if connection.secret_ref is not None:
         shared = HeaderSource(
-            "Authorization", origin=f"connection {connection.name}", secret_ref=connection.secret_ref, prefix=scheme
+            "Authorization",
+            origin=f"connection {connection.name}",
+            secret_ref=connection.secret_ref,
+            prefix=scheme,
+            fingerprint=connection.fingerprint,
         )
     return _Credential(lines=tuple(lines), scope=scope, connection=connection, header=shared)
 
@@ -496,7 +502,11 @@ def _server_credential(
     if server.auth_type == "bearer" and isinstance(reference, str):
         scheme = str(server.auth.get("scheme") or DEFAULT_SCHEME)
         header = HeaderSource(
-            "Authorization", origin=f"server {server.name}'s auth", secret_ref=reference, prefix=scheme
+            "Authorization",
+            origin=f"server {server.name}'s auth",
+            secret_ref=reference,
+            prefix=scheme,
+            fingerprint=_fingerprint(server.auth.get("secretFingerprint")),
         )
         return _Credential(lines=lines, scope=scope, header=header)
     if server.auth_type == "apiKey" and isinstance(reference, str):
@@ -504,7 +514,12 @@ def _server_credential(
         return _Credential(
             lines=lines,
             scope=scope,
-            header=HeaderSource(name, origin=f"server {server.name}'s auth", secret_ref=reference),
+            header=HeaderSource(
+                name,
+                origin=f"server {server.name}'s auth",
+                secret_ref=reference,
+                fingerprint=_fingerprint(server.auth.get("secretFingerprint")),
+            ),
         )
     if server.auth_type == "oauthAuthorizationCode":
         return _needs_own_account(server, caller=caller, lines=lines, connection=None, scope=CredentialScope.USER)
@@ -544,4 +559,10 @@ def _headers(
 
 
 def _stored_header(header: HeaderRecord, *, origin: str) -> HeaderSource:
-    return HeaderSource(header.name, origin=origin, value=header.value, secret_ref=header.secret_ref)
+    return HeaderSource(
+        header.name, origin=origin, value=header.value, secret_ref=header.secret_ref, fingerprint=header.fingerprint
+    )
+
+
+def _fingerprint(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -9,11 +9,12 @@ A secret that cannot be read blocks its server and is named by reference; values
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
-from reconciler.credentials import parse_reference
+from reconciler.credentials import MintedSecretStore, fingerprint, last_good_value, load_store_key, parse_reference
 from reconciler.engine.inputs import SecretSource
-from reconciler.errors import PermanentError
+from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry import Registry
 from reconciler.runtime.deciding import Caller, HeaderSource, ServerDecision, decide
 from reconciler.runtime.resolution import MASK, Resolution, ResolvedServer, ServerState
@@ -51,10 +52,11 @@ def resolve(
     inputs = registry.fetch_resolution_inputs(tenant, template=template, user=user, teams=team_names)
     if inputs is None:
         raise UnknownTenant(f"no tenant has slug or namespace {tenant!r} in registry {registry.url}")
+    verified = VerifiedValues(registry, inputs.tenant.slug) if secrets is not None else None
     caller = Caller(agent=agent, user=user, teams=team_names)
     decisions = decide(inputs, caller=caller, template=template, namespace_tools=namespace_tools)
     servers = tuple(
-        _resolved(decision, secrets=secrets, show_secrets=show_secrets)
+        _resolved(decision, secrets=secrets, show_secrets=show_secrets, verified=verified)
         for decision in decisions.servers
         if explain or decision.state is not ServerState.FORBIDDEN
     )
@@ -72,9 +74,63 @@ def resolve(
     )
 
 
-def _resolved(decision: ServerDecision, *, secrets: SecretSource | None, show_secrets: bool) -> ResolvedServer:
+class VerifiedValues:
+    """Hands out only values the live server accepted: the Secret's current value when its fingerprint is the
+    one the row recorded, else the pinned last-good copy, else nothing (a rotation not yet verified)."""
+
+    def __init__(self, registry: Registry, tenant: str) -> None:
+        self._registry = registry
+        self._tenant = tenant
+        self._key = registry.stored_fingerprint_key()
+        self._store: MintedSecretStore | None = None
+        self._store_loaded = False
+
+    def check(self, server: str, source: HeaderSource, value: str) -> str | None:
+        if source.fingerprint is None or source.secret_ref is None or self._key is None:
+            return value
+        if fingerprint(self._key, value) == source.fingerprint:
+            return value
+        store = self._minted()
+        if store is None:
+            return None
+        return last_good_value(
+            store, tenant=self._tenant, server=server, reference=source.secret_ref, fingerprint=source.fingerprint
+        )
+
+    def _minted(self) -> MintedSecretStore | None:
+        if not self._store_loaded:
+            self._store_loaded = True
+            try:
+                key = load_store_key(environ=os.environ, database_path=self._registry.database_path(), create=False)
+            except ReconcilerError:
+                return None
+            self._store = MintedSecretStore(self._registry, key)
+        return self._store
+
+
+def _resolved(
+    decision: ServerDecision, *, secrets: SecretSource | None, show_secrets: bool, verified: VerifiedValues | None
+) -> ResolvedServer:
     server = decision.server
-    headers, unreadable = _header_values(decision.headers, secrets=secrets, show_secrets=show_secrets)
+    headers, unreadable, unverified = _header_values(
+        decision.headers, secrets=secrets, show_secrets=show_secrets, verified=verified, server=server.name
+    )
+    if unverified:
+        reason = (
+            f"the current value of {', '.join(unverified)} has not been verified against the server and no "
+            "last good value is available"
+        )
+        return ResolvedServer(
+            name=server.name,
+            url=server.url,
+            transport=server.transport,
+            state=ServerState.BLOCKED,
+            connection=decision.connection,
+            scope=decision.scope,
+            reason=reason,
+            action="fix the Secret (see the server's CredentialsValid condition), then reconcile",
+            explain=(*decision.explain[:-1], f"headers: {reason}", "state: blocked"),
+        )
     if unreadable:
         reason = f"secret {', '.join(unreadable)} could not be read"
         return ResolvedServer(
@@ -104,11 +160,18 @@ def _resolved(decision: ServerDecision, *, secrets: SecretSource | None, show_se
 
 
 def _header_values(
-    sources: Sequence[HeaderSource], *, secrets: SecretSource | None, show_secrets: bool
-) -> tuple[dict[str, str], list[str]]:
-    """Header values (masked unless `show_secrets`) and the references that could not be read."""
+    sources: Sequence[HeaderSource],
+    *,
+    secrets: SecretSource | None,
+    show_secrets: bool,
+    verified: VerifiedValues | None = None,
+    server: str = "",
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Header values (masked unless `show_secrets`), the references that could not be read, and those whose
+    current value was never verified (with no last good copy to use instead)."""
     headers: dict[str, str] = {}
     unreadable: list[str] = []
+    unverified: list[str] = []
     for source in sources:
         if source.secret_ref is None:
             value = source.value or ""
@@ -117,9 +180,15 @@ def _header_values(
             if secret is None:
                 unreadable.append(source.secret_ref)
                 continue
+            if verified is not None and secrets is not None:
+                checked = verified.check(server, source, secret)
+                if checked is None:
+                    unverified.append(source.secret_ref)
+                    continue
+                secret = checked
             value = secret if show_secrets else MASK
         headers[source.name] = f"{source.prefix} {value}" if source.prefix else value
-    return headers, unreadable
+    return headers, unreadable, unverified
 
 
 def _read(secrets: SecretSource, reference: str) -> str | None:

@@ -16,6 +16,7 @@ from reconciler.manifests import load_folder
 from reconciler.probe import ProbeSettings
 from reconciler.registry import Registry
 from reconciler.registry.records import ServerRecord
+from reconciler.runtime import resolve
 from tests.fixtures.authorization_server import OAuthServers
 from tests.fixtures.mcp_servers import LocalServers
 
@@ -129,12 +130,20 @@ def test_a_rotated_secret_is_verified_before_the_row_changes(
 ) -> None:
     auth = {"type": "bearer", "secretKeyRef": {"name": "creds", "key": "token"}}
     folder = tmp_path / "f"
-    apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token="stale-token-value")])
+    grant = {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPAccessGrant",
+        "metadata": {"name": "everyone", "namespace": "acme"},
+        "spec": {"target": {"serverRef": "p"}, "subjects": [{"kind": "Organization"}]},
+    }
+    apply(folder, registry, [server("p", mcp_servers.protected, auth), grant, secret(token="stale-token-value")])
     assert conditions(status_of(registry, "p"))["Ready"]["reason"] == "AuthError"
     row = registry.fetch_state().rows[("servers", "acme", "p")]
     assert isinstance(row, ServerRecord)
 
-    good = apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token=mcp_servers.bearer_token)])
+    good = apply(
+        folder, registry, [server("p", mcp_servers.protected, auth), grant, secret(token=mcp_servers.bearer_token)]
+    )
     (rotated,) = [a for a in good.plan.actions if a.writes]
     assert str(rotated.verb) == "update" and "verified against the live server" in rotated.message
     status = status_of(registry, "p")
@@ -143,7 +152,7 @@ def test_a_rotated_secret_is_verified_before_the_row_changes(
     verified = registry.fetch_state().rows[("servers", "acme", "p")]
     assert isinstance(verified, ServerRecord) and verified.row_id == row.row_id
 
-    bad = apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token="a-wrong-new-token")])
+    bad = apply(folder, registry, [server("p", mcp_servers.protected, auth), grant, secret(token="a-wrong-new-token")])
     assert not [a for a in bad.plan.actions if a.writes]
     status = status_of(registry, "p")
     failed = conditions(status)["CredentialsValid"]
@@ -153,8 +162,13 @@ def test_a_rotated_secret_is_verified_before_the_row_changes(
     assert status["credentials"]["failedRotationAttempts"] == 1
     assert registry.fetch_state().rows[("servers", "acme", "p")] == verified  # last good fingerprint kept
     assert "a-wrong-new-token" not in json.dumps(status)
+    # Runtimes keep getting the last verified value, never the rejected one.
+    (resolved,) = resolve(registry, "acme", secrets=load_folder(folder).secrets, show_secrets=True).servers
+    assert resolved.state == "ready" and resolved.headers["Authorization"] == f"Bearer {mcp_servers.bearer_token}"
 
-    fixed = apply(folder, registry, [server("p", mcp_servers.protected, auth), secret(token=mcp_servers.bearer_token)])
+    fixed = apply(
+        folder, registry, [server("p", mcp_servers.protected, auth), grant, secret(token=mcp_servers.bearer_token)]
+    )
     assert not [a for a in fixed.plan.actions if a.writes]
     assert conditions(status_of(registry, "p"))["CredentialsValid"]["status"] == "True"
 
