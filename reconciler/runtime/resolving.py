@@ -120,30 +120,12 @@ def _resolved(
             f"the current value of {', '.join(unverified)} has not been verified against the server and no "
             "last good value is available"
         )
-        return ResolvedServer(
-            name=server.name,
-            url=server.url,
-            transport=server.transport,
-            state=ServerState.BLOCKED,
-            connection=decision.connection,
-            scope=decision.scope,
-            reason=reason,
-            action="fix the Secret (see the server's CredentialsValid condition), then reconcile",
-            explain=(*decision.explain[:-1], f"headers: {reason}", "state: blocked"),
+        return _blocked(
+            decision, reason, "fix the Secret (see the server's CredentialsValid condition), then reconcile"
         )
     if unreadable:
         reason = f"secret {', '.join(unreadable)} could not be read"
-        return ResolvedServer(
-            name=server.name,
-            url=server.url,
-            transport=server.transport,
-            state=ServerState.BLOCKED,
-            connection=decision.connection,
-            scope=decision.scope,
-            reason=reason,
-            action="an administrator must restore the referenced Secret key",
-            explain=(*decision.explain[:-1], f"headers: {reason}", "state: blocked"),
-        )
+        return _blocked(decision, reason, "an administrator must restore the referenced Secret key")
     return ResolvedServer(
         name=server.name,
         url=server.url,
@@ -156,6 +138,22 @@ def _resolved(
         reason=decision.reason,
         action=decision.action,
         explain=decision.explain,
+    )
+
+
+def _blocked(decision: ServerDecision, reason: str, action: str) -> ResolvedServer:
+    """A server whose headers cannot be rendered safely: offered to nobody, with the reason and the fix."""
+    server = decision.server
+    return ResolvedServer(
+        name=server.name,
+        url=server.url,
+        transport=server.transport,
+        state=ServerState.BLOCKED,
+        connection=decision.connection,
+        scope=decision.scope,
+        reason=reason,
+        action=action,
+        explain=(*decision.explain[:-1], f"headers: {reason}", "state: blocked"),
     )
 
 
