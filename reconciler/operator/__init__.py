@@ -1,0 +1,13 @@
+"""The Kopf operator: the cluster driver of the engine, and the only package that imports kopf.
+
+`mcp-reconciler run` calls `run_operator`; tests and benchmarks embed `Operator`. Modules, by activity:
+`handlers` (every kopf decorator, thin shells), `reconciling` (one pass per object around the engine),
+`gathering` (cluster objects → engine input), `statuses` and `events` (what a pass reports), `cluster`
+(the operator's own API calls), `annotations` (the knobs users set on objects), `config` (settings and the
+kopf settings built from them), `metrics` and `serving` (`/metrics`, `/healthz`), `running` (start/stop).
+"""
+
+from reconciler.operator.config import OperatorConfig
+from reconciler.operator.running import Operator, run_operator
+
+__all__ = ["Operator", "OperatorConfig", "run_operator"]

@@ -20,6 +20,10 @@ from reconciler.operator.annotations import CREDENTIAL_LABEL, FINALIZER
 from reconciler.registry import DEFAULT_MANAGER
 
 DEFAULT_PEERING_NAME = "mcp-reconciler"
+KOPF_PREFIX = f"kopf.{API_GROUP}"
+"""kopf's bookkeeping annotations live under a sub-domain of our group, not the group itself: kopf leaves
+every annotation under its storage prefix out of change detection, and users' own annotations
+(`mcp.reconciler.dev/paused`, `.../reconcile-requested-at`, `.../poll-interval`) must trigger a pass."""
 REPORTING_COMPONENT = "mcp-reconciler"
 
 
@@ -53,13 +57,19 @@ class OperatorConfig:
     retry_base_delay: float = 2.0
     """First back-off after a transient error; doubles per retry up to `retry_max_delay`."""
     retry_max_delay: float = 300.0
-    worker_limit: int | None = 64
-    """Objects handled concurrently by kopf (each waits for the registry in a thread)."""
+    worker_limit: int | None = None
+    """kopf's cap on concurrent per-object workers. Keep None: with indexes, kopf holds every worker until all
+    existing objects are indexed, so a cap below the object count deadlocks the start-up (seen with 120
+    objects and a cap of 64). Registry load is bounded anyway: passes are batched per namespace."""
+    max_concurrent_passes: int = 32
+    """Passes in flight at once (each holds API connections and parsed objects while it waits for the engine)."""
+    api_connections: int = 8
+    """Connection pool of the operator's own API client (status writes, tenant and Secret reads)."""
     error_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300)
     """kopf's back-off for unexpected handler exceptions (our own errors set their delay explicitly)."""
-    watch_server_timeout: float = 300.0
+    watch_server_timeout: int = 300
     """Seconds the API server keeps one watch request open before kopf reconnects."""
-    watch_client_timeout: float = 330.0
+    watch_client_timeout: int = 330
     request_timeout: float = 60.0
     """Bound on every non-watch API request."""
     health_cache_seconds: float = 5.0
@@ -77,15 +87,15 @@ class OperatorConfig:
 def build_kopf_settings(config: OperatorConfig, settings: kopf.OperatorSettings | None = None) -> kopf.OperatorSettings:
     """Fill kopf's settings (a fresh object, or the one kopf passes to the startup handler) from `config`.
 
-    Storage: progress and the diff base live in annotations under our group, never in `status` (the CRD's
+    Storage: progress and the diff base live in annotations under `kopf.<our group>`, never in `status` (the CRD's
     structural schema would prune `status.kopf`), and kopf writes them only when a change handler runs, so
     an idle object is never patched by kopf; our resync loop is a daemon, which kopf does not persist.
     """
     settings = settings if settings is not None else kopf.OperatorSettings()
     persistence = settings.persistence
     persistence.finalizer = FINALIZER
-    persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=API_GROUP, key="last-handled-configuration")
+    persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX, key="last-handled-configuration")
 
     settings.posting.enabled = True
     settings.posting.level = logging.WARNING

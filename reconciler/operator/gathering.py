@@ -155,3 +155,23 @@ def build_input(
         tenants={tenant.namespace: tenant},
         secrets=StaticSecrets(values={(tenant.namespace, name): dict(data) for name, data in secrets.items()}),
     )
+
+
+def index_entry(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator's object index keeps per object: the slim body plus its status (for Secret-triggered
+    passes, which start from the index rather than from a watch event)."""
+    entry = slim_body(body)
+    status = body.get("status")
+    if isinstance(status, Mapping) and status:
+        entry["status"] = dict(status)
+    return entry
+
+
+def secret_users(body: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(namespace, Secret name) → (kind, name) for each Secret the object reads; empty when it does not parse."""
+    try:
+        resource = parse_resource(body)
+    except InvalidInput:
+        return {}
+    namespace = resource.metadata.namespace
+    return {(namespace, name): (resource.kind, resource.metadata.name) for name in secret_names([resource])}

@@ -1,0 +1,196 @@
+"""The operator's own API-server client (kubernetes.aio): tenants, Secret values, status writes, and login.
+
+Kopf watches and patches through its private client; everything the reconcile loop reads or writes itself
+goes through `Cluster`, created once per process by `running.py` and handed to the reconcile loop. Secret
+values are decoded here and handed to the engine only; they are never logged, and error messages name
+Secrets, never their contents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import os
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from kubernetes.aio import client as aclient
+from kubernetes.aio import config as aconfig
+
+from reconciler.api import API_GROUP, API_VERSION, kind_for
+from reconciler.engine.inputs import TENANT_CONFIGMAP, TENANT_LABEL, Tenant
+from reconciler.errors import RetryableError
+from reconciler.operator.annotations import CREDENTIAL_LABEL
+from reconciler.registry.records import SourceRef
+
+MERGE_PATCH = "application/merge-patch+json"
+_NOT_FOUND = 404
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
+class ClusterUnavailable(RetryableError):
+    """The API server refused or failed a request the pass needs; try again later."""
+
+
+@dataclass(frozen=True)
+class SecretsRead:
+    """Decoded values of the Secrets a pass needs, by name, and which of them are not watched (unlabelled)."""
+
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    unlabelled: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class KubeAccess:
+    """Where the API server is and how to authenticate, in the shape both clients (kubernetes, kopf) need."""
+
+    server: str
+    token: str | None = None
+    ca_path: str | None = None
+    insecure: bool = False
+    certificate_path: str | None = None
+    private_key_path: str | None = None
+    in_cluster: bool = False
+
+
+async def load_client_configuration(
+    *,
+    kubeconfig: Path | None,
+    context: str | None,
+    environ: Mapping[str, str],
+) -> tuple[aclient.Configuration, bool]:
+    """A client configuration from `kubeconfig`, else `$KUBECONFIG`/`~/.kube/config`, else the service account.
+
+    Returns the configuration and whether it is the in-cluster one (kopf then logs in with the service
+    account itself, re-reading the rotating token).
+    """
+    configuration = aclient.Configuration()
+    candidates = [kubeconfig] if kubeconfig else [Path(p) for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if not candidates:
+        default = Path("~/.kube/config").expanduser()
+        candidates = [default] if default.exists() else []
+    if candidates:
+        await aconfig.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(candidates[0]), context=context, client_configuration=configuration, persist_config=False
+        )
+        return configuration, False
+    aconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return configuration, True
+
+
+def access_of(configuration: aclient.Configuration, *, in_cluster: bool) -> KubeAccess:
+    """The connection facts kopf's login handler returns, taken from the kubernetes client configuration."""
+    authorization = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get(
+        "BearerToken"
+    )
+    token = None
+    if authorization:
+        token = authorization.split(" ", 1)[1] if authorization.lower().startswith("bearer ") else authorization
+    return KubeAccess(
+        server=str(configuration.host),
+        token=token,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        in_cluster=in_cluster,
+    )
+
+
+def _decode(data: Mapping[str, bytes | str] | None) -> dict[str, str]:
+    """Secret `data` as text; keys holding binary (non-UTF-8) values are left out and count as missing."""
+    decoded: dict[str, str] = {}
+    for key, text in (data or {}).items():
+        try:
+            decoded[key] = base64.b64decode(text, validate=True).decode("utf-8")  # the API sends base64 text
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            continue
+    return decoded
+
+
+class _NotFound(Exception):
+    """Internal: the object asked for does not exist."""
+
+
+@asynccontextmanager
+async def _request(what: str) -> AsyncIterator[None]:
+    """API errors as the domain's retryable error (404 aside); the message names the object, not its content."""
+    try:
+        yield
+    except aclient.ApiException as error:
+        if error.status == _NOT_FOUND:
+            raise _NotFound(what) from error
+        raise ClusterUnavailable(f"cannot {what}: HTTP {error.status} {error.reason or ''}".rstrip()) from error
+    except _TRANSPORT_ERRORS as error:
+        raise ClusterUnavailable(f"cannot {what}: {type(error).__name__}") from error
+
+
+class Cluster:
+    """Reads and writes the operator does itself. One per process; the API client is closed by `close`."""
+
+    def __init__(self, api_client: aclient.ApiClient) -> None:
+        self._api_client = api_client
+        self._core = aclient.CoreV1Api(api_client)
+        self._custom = aclient.CustomObjectsApi(api_client)
+
+    async def close(self) -> None:
+        await self._api_client.close()  # type: ignore[no-untyped-call]
+
+    async def fetch_tenant(self, namespace: str) -> Tenant:
+        """The namespace as a tenant: slug from its label (else its name), vars from ConfigMap `mcp-tenant`."""
+        labels: dict[str, str] = {}
+        try:
+            async with _request(f"read namespace {namespace}"):
+                found = await self._core.read_namespace(namespace)
+                labels = dict((found.metadata.labels if found.metadata else None) or {})
+        except _NotFound:
+            pass
+        variables: dict[str, str] = {}
+        try:
+            async with _request(f"read ConfigMap {namespace}/{TENANT_CONFIGMAP}"):
+                config_map = await self._core.read_namespaced_config_map(TENANT_CONFIGMAP, namespace)
+                variables = {str(key): str(value) for key, value in (config_map.data or {}).items()}
+        except _NotFound:
+            pass
+        return Tenant(namespace=namespace, slug=labels.get(TENANT_LABEL) or namespace, vars=variables)
+
+    async def fetch_secrets(self, namespace: str, names: Collection[str]) -> SecretsRead:
+        """Decoded values of the named Secrets; a missing Secret is simply absent (the engine reports it)."""
+        values: dict[str, dict[str, str]] = {}
+        unlabelled: set[str] = set()
+        for name in sorted(names):
+            try:
+                async with _request(f"read Secret {namespace}/{name}"):
+                    secret = await self._core.read_namespaced_secret(name, namespace)
+            except _NotFound:
+                continue
+            labels = (secret.metadata.labels if secret.metadata else None) or {}
+            if CREDENTIAL_LABEL not in labels:
+                unlabelled.add(name)
+            values[name] = _decode(secret.data)
+        return SecretsRead(values=values, unlabelled=frozenset(unlabelled))
+
+    async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None:
+        """Merge-patch the status subresource; returns the new resourceVersion (None when the object is gone)."""
+        plural = kind_for(source.kind).plural
+        try:
+            async with _request(f"write the status of {source.kind} {source.namespace}/{source.name}"):
+                result = await self._custom.patch_namespaced_custom_object_status(
+                    API_GROUP,
+                    API_VERSION,
+                    source.namespace,
+                    plural,
+                    source.name,
+                    dict(patch),
+                    _content_type=MERGE_PATCH,
+                )
+        except _NotFound:
+            return None
+        metadata = result.get("metadata", {}) if isinstance(result, dict) else {}
+        version = metadata.get("resourceVersion")
+        return str(version) if version is not None else None

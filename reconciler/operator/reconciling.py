@@ -1,0 +1,473 @@
+"""The operator's reconcile loop around the engine: one pass per object, batched per namespace, status by patch.
+
+Called by the kopf handlers in `handlers.py` (create/update/resume, the per-object resync daemon, the Secret
+watch, and the finalizer). A pass reads what the engine needs (the object, what it references, its tenant
+and Secret values), runs the engine in a thread, then writes the status subresource only when it changed,
+and posts Events only for real changes. Domain errors are recorded in status and re-raised as domain errors;
+`handlers.py` turns them into kopf's.
+
+Passes of one namespace that arrive while the engine is busy are handed to it together (one registry
+transaction for many objects), which keeps a burst of thousands of new objects cheap; a permanent error in
+such a batch is retried object by object, so one bad object never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconciler.api import MCPServer, Resource
+from reconciler.api.conditions import ConditionType, Reason
+from reconciler.engine import conditions as cond
+from reconciler.engine.inputs import Tenant
+from reconciler.engine.planning import Action, Verb
+from reconciler.engine.reconciling import EngineSettings, ObjectResult, ObjectScope, reconcile, remove_object
+from reconciler.errors import PermanentError, ReconcilerError, RetryableError
+from reconciler.operator import statuses
+from reconciler.operator.annotations import (
+    is_paused,
+    jittered,
+    poll_interval,
+    reconcile_request,
+)
+from reconciler.operator.cluster import SecretsRead
+from reconciler.operator.config import OperatorConfig
+from reconciler.operator.events import EventSink, involved_object, is_credential_field, plan_events
+from reconciler.operator.gathering import build_input, parse_resource, secret_names, select, source_of
+from reconciler.operator.metrics import OperatorMetrics
+from reconciler.registry import Registry
+from reconciler.registry.records import SourceRef
+
+log = logging.getLogger("mcp_reconciler.operator")
+
+
+class ClusterPort(Protocol):
+    """What a pass needs from the API server (implemented by `cluster.Cluster`)."""
+
+    async def fetch_tenant(self, namespace: str) -> Tenant: ...
+
+    async def fetch_secrets(self, namespace: str, names: Collection[str]) -> SecretsRead: ...
+
+    async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None: ...
+
+
+class StopSignal(Protocol):
+    """A daemon's stop flag (kopf's `stopped`): `wait()` completes when the object or the operator goes away.
+
+    Only the untimed wait is used: kopf's timed wait leaves a finished task holding a TimeoutError behind,
+    which kopf re-raises if it happens to finish while the operator shuts down.
+    """
+
+    def is_set(self) -> bool: ...
+
+    def wait(self) -> Awaitable[object]: ...
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """The facts of one object a pass reads, taken from its body at the start of the pass."""
+
+    source: SourceRef
+    uid: str | None
+    generation: int | None
+    annotations: Mapping[str, str]
+    status: Mapping[str, Any] | None
+    body: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ObjectView:
+        metadata = body.get("metadata") or {}
+        status = body.get("status")
+        return cls(
+            source=source_of(body),
+            uid=metadata.get("uid"),
+            generation=metadata.get("generation"),
+            annotations=dict(metadata.get("annotations") or {}),
+            status=dict(status) if isinstance(status, Mapping) and status else None,
+            body=body,
+        )
+
+    @property
+    def key(self) -> str:
+        return self.uid or f"{self.source.kind}/{self.source.namespace}/{self.source.name}"
+
+    def involved(self) -> dict[str, Any]:
+        return involved_object(
+            kind=self.source.kind, namespace=self.source.namespace, name=self.source.name, uid=self.uid
+        )
+
+
+@dataclass
+class _Request:
+    """One object's pass waiting for its namespace's engine run."""
+
+    view: ObjectView
+    target: Resource
+    resources: tuple[Resource, ...]
+    tenant: Tenant
+    secrets: SecretsRead
+    previous: Mapping[str, Any] | None
+    done: asyncio.Future[ObjectResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass
+class _Batch:
+    pending: list[_Request] = field(default_factory=list)
+    worker: asyncio.Task[None] | None = None
+
+
+class ObjectReconciler:
+    """Runs passes for the objects of the namespaces this operator serves. One per operator process."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        cluster: ClusterPort,
+        events: EventSink,
+        metrics: OperatorMetrics,
+        config: OperatorConfig,
+        rng: random.Random | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._registry = registry
+        self._cluster = cluster
+        self._events = events
+        self._metrics = metrics
+        self._config = config
+        self._engine_settings = EngineSettings(manager=config.manager, prune=False)
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._written: dict[str, dict[str, Any]] = {}
+        """Status we last wrote per object: fresher than a body the watch has not caught up with yet."""
+        self._batches: dict[str, _Batch] = {}
+        self._passes = asyncio.Semaphore(config.max_concurrent_passes)
+        """Bounds memory and API connections when thousands of objects arrive at once; passes queued meanwhile
+        still share engine runs."""
+
+    # -- passes -------------------------------------------------------------------------------------------
+
+    async def reconcile(self, body: Mapping[str, Any], *, peers: Iterable[Mapping[str, Any]]) -> None:
+        """One pass over one object; `peers` are the bodies of its namespace (for what it references).
+
+        Raises PermanentError (recorded in status; retrying will not help until the spec changes) or
+        RetryableError (recorded in status; back off and try again).
+        """
+        view = ObjectView.of(body)
+        async with self._lock(view), self._passes:
+            previous = self._previous(view)
+            now = self._clock()
+            if is_paused(view.annotations):
+                await self._record(view, previous, statuses.paused(previous, generation=view.generation, now=now))
+                self._metrics.reconciles.labels(view.source.kind, "paused").inc()
+                return
+            if not statuses.has_conditions(previous):
+                first = statuses.first_sight(generation=view.generation, now=now)
+                await self._record(view, previous, first)
+                previous = first
+            started = asyncio.get_running_loop().time()
+            try:
+                result, unlabelled = await self._engine_pass(view, previous, peers=peers)
+            except ReconcilerError as error:
+                await self._record_failure(view, previous, error)
+                raise
+            finally:
+                elapsed = asyncio.get_running_loop().time() - started
+                self._metrics.reconcile_seconds.labels(view.source.kind).observe(elapsed)
+            status = statuses.with_reconcile_request(result.status, reconcile_request(view.annotations))
+            status = statuses.with_unlabelled_secrets(status, unlabelled)
+            await self._record(view, previous, status, action=result.action)
+            outcome = "changed" if result.action.writes else "noop"
+            self._metrics.reconciles.labels(view.source.kind, outcome).inc()
+
+    async def remove(self, body: Mapping[str, Any]) -> None:
+        """The finalizer's work: delete or orphan the object's rows (per deletionPolicy); gone rows are fine.
+
+        Works for paused objects too. A registry that cannot be reached is recorded in status and raised
+        as RetryableError, so the finalizer stays until the rows are really gone.
+        """
+        view = ObjectView.of(body)
+        async with self._lock(view):
+            policy = _deletion_policy(view.body)
+            try:
+                actions = await asyncio.to_thread(
+                    remove_object,
+                    view.source,
+                    self._registry,
+                    settings=self._engine_settings,
+                    deletion_policy=policy,
+                )
+            except RetryableError as error:
+                previous = self._previous(view)
+                message = f"deletion waits for the registry: {error}"
+                status = statuses.failed(
+                    previous,
+                    reason=str(Reason.RECONCILE_ERROR),
+                    message=message,
+                    generation=view.generation,
+                    now=self._clock(),
+                )
+                await self._record(view, previous, status)
+                self._metrics.errors.labels(view.source.kind, str(Reason.RECONCILE_ERROR)).inc()
+                raise
+            verbs = ", ".join(sorted({str(action.verb) for action in actions})) or "nothing to remove"
+            log.info("%s %s/%s finalized: %s", view.source.kind, view.source.namespace, view.source.name, verbs)
+            self._forget(view)
+
+    async def resync_forever(
+        self,
+        body: Mapping[str, Any],
+        *,
+        peers: Callable[[], Iterable[Mapping[str, Any]]],
+        stopped: StopSignal,
+    ) -> None:
+        """Periodic passes for one object until `stopped`: drift repair, unwatched Secrets, expiring state.
+
+        `body` is kopf's live view, so annotation changes (interval, pause) apply from the next pass. The
+        first pass comes at a random point of the first interval, so a restart does not resync every object
+        at once (the resume handler has just reconciled them anyway). When `stopped` comes, a pass in flight
+        is abandoned at once (kopf force-cancels lingering daemons, and the finalizer waits for them); the
+        next pass redoes whatever it did not finish.
+        """
+        stop = asyncio.ensure_future(stopped.wait())
+        try:
+            delay = self._rng.uniform(0, self._interval(body))
+            retry = 0
+            while not stopped.is_set():
+                await asyncio.wait({stop}, timeout=delay)
+                if stop.done() or stopped.is_set():
+                    return
+                work = asyncio.ensure_future(self.reconcile(body, peers=peers()))
+                await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await work
+                    return
+                try:
+                    work.result()
+                except RetryableError:
+                    delay = self.retry_delay(retry)
+                    retry += 1
+                    continue
+                except PermanentError:
+                    pass  # recorded in status; the spec must change, so only look again at the normal pace
+                except Exception:  # a bug must not end drift repair for this object: log it, keep the pace
+                    source = source_of(body)
+                    log.exception("resync of %s %s/%s failed", source.kind, source.namespace, source.name)
+                retry = 0
+                delay = jittered(self._interval(body), fraction=self._config.jitter, rng=self._rng)
+        finally:
+            stop.cancel()
+
+    async def reconcile_users(
+        self,
+        users: Iterable[tuple[str, str]],
+        *,
+        namespace: str,
+        peers: Iterable[Mapping[str, Any]],
+    ) -> None:
+        """Reconcile the objects (kind, name) of `namespace` that read a Secret that just changed.
+
+        Failures are recorded in each object's status by its pass and logged here; the Secret watch itself
+        never fails.
+        """
+        bodies = list(peers)
+        wanted = set(users)
+        chosen = [body for body in bodies if (source_of(body).kind, source_of(body).name) in wanted]
+
+        async def one(body: Mapping[str, Any]) -> None:
+            try:
+                await self.reconcile(body, peers=bodies)
+            except ReconcilerError as error:
+                source = source_of(body)
+                log.warning("%s %s/%s: %s", source.kind, source.namespace, source.name, error)
+
+        await asyncio.gather(*(one(body) for body in chosen))
+
+    def retry_delay(self, retry: int) -> float:
+        """Exponential back-off for transient errors: base · 2^retry, capped."""
+        return float(min(self._config.retry_max_delay, self._config.retry_base_delay * (2 ** min(retry, 30))))
+
+    async def close(self) -> None:
+        """Wait for engine runs in flight (they hold registry connections)."""
+        workers = [batch.worker for batch in self._batches.values() if batch.worker is not None]
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _lock(self, view: ObjectView) -> asyncio.Lock:
+        lock = self._locks.get(view.key)
+        if lock is None:
+            lock = self._locks[view.key] = asyncio.Lock()
+        return lock
+
+    def _previous(self, view: ObjectView) -> Mapping[str, Any] | None:
+        return self._written.get(view.key, view.status)
+
+    def _forget(self, view: ObjectView) -> None:
+        self._written.pop(view.key, None)
+        self._locks.pop(view.key, None)
+        if view.source.kind == "MCPServer":
+            self._metrics.forget(namespace=view.source.namespace, name=view.source.name)
+
+    def _interval(self, body: Mapping[str, Any]) -> float:
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        return poll_interval(annotations, default=self._config.resync_interval, minimum=self._config.min_poll_interval)
+
+    async def _record_failure(
+        self, view: ObjectView, previous: Mapping[str, Any] | None, error: ReconcilerError
+    ) -> None:
+        reason = getattr(error, "reason", None) if isinstance(error, PermanentError) else None
+        reason = reason or str(Reason.RECONCILE_ERROR)
+        status = statuses.failed(
+            previous, reason=reason, message=str(error), generation=view.generation, now=self._clock()
+        )
+        await self._record(view, previous, status)
+        self._metrics.reconciles.labels(view.source.kind, "error").inc()
+        self._metrics.errors.labels(view.source.kind, reason).inc()
+
+    async def _record(
+        self,
+        view: ObjectView,
+        previous: Mapping[str, Any] | None,
+        status: dict[str, Any],
+        *,
+        action: Action | None = None,
+    ) -> None:
+        """Write `status` if it differs from what the object has; post Events and count what happened."""
+        status = statuses.compact(status)
+        for event in plan_events(action, before=previous, after=status):
+            self._events.post(view.involved(), event)
+        self._count(view, action=action, previous=previous, status=status)
+        if previous is not None and dict(previous) == status:
+            return
+        written = await self._cluster.patch_status(view.source, statuses.merge_patch(previous, status))
+        self._metrics.status_writes.labels(view.source.kind).inc()
+        if written is not None:
+            self._written[view.key] = status
+
+    def _count(
+        self,
+        view: ObjectView,
+        *,
+        action: Action | None,
+        previous: Mapping[str, Any] | None,
+        status: Mapping[str, Any],
+    ) -> None:
+        kind = view.source.kind
+        if action is not None and action.verb is Verb.REPAIR:
+            self._metrics.drift_repairs.labels(kind).inc()
+        if (
+            action is not None
+            and action.verb is Verb.UPDATE
+            and any(is_credential_field(c.path) for c in action.changes)
+        ):
+            self._metrics.rotations.labels(kind, "rotated").inc()
+        failed_now = cond.find(status.get("conditions"), ConditionType.CREDENTIALS_VALID) or {}
+        failed_before = cond.find((previous or {}).get("conditions"), ConditionType.CREDENTIALS_VALID) or {}
+        if failed_now.get("reason") == str(Reason.ROTATION_FAILED) and failed_before.get("reason") != str(
+            Reason.ROTATION_FAILED
+        ):
+            self._metrics.rotations.labels(kind, "failed").inc()
+        if kind == "MCPServer" and (previous is None or dict(previous) != status):
+            self._metrics.observe_status(
+                namespace=view.source.namespace, name=view.source.name, before=previous, after=status
+            )
+
+    async def _engine_pass(
+        self,
+        view: ObjectView,
+        previous: Mapping[str, Any] | None,
+        *,
+        peers: Iterable[Mapping[str, Any]],
+    ) -> tuple[ObjectResult, frozenset[str]]:
+        """Gather the engine's input for one object and queue it for its namespace's next engine run."""
+        target = parse_resource(view.body)
+        selection = select([target], peers)
+        namespace = view.source.namespace
+        tenant = await self._cluster.fetch_tenant(namespace)
+        secrets = await self._cluster.fetch_secrets(namespace, secret_names(selection.resources))
+        request = _Request(
+            view=view,
+            target=target,
+            resources=selection.resources,
+            tenant=tenant,
+            secrets=secrets,
+            previous=previous,
+        )
+        batch = self._batches.setdefault(namespace, _Batch())
+        batch.pending.append(request)
+        if batch.worker is None or batch.worker.done():
+            batch.worker = asyncio.create_task(self._drain(batch), name=f"engine:{namespace}")
+        result = await asyncio.shield(request.done)
+        return result, frozenset(secret_names([target]) & secrets.unlabelled)
+
+    async def _drain(self, batch: _Batch) -> None:
+        """Run the engine for everything queued in one namespace, again and again until nothing is left."""
+        while batch.pending:
+            requests, batch.pending = batch.pending, []
+            try:
+                outcomes = await asyncio.to_thread(self._run_batch, requests)
+            except BaseException as error:  # the thread itself failed to run: fail every waiter, never hang one
+                outcomes = [error] * len(requests)
+            for request, outcome in zip(requests, outcomes, strict=True):
+                if request.done.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    request.done.set_exception(outcome)
+                else:
+                    request.done.set_result(outcome)
+
+    def _run_batch(self, requests: list[_Request]) -> list[ObjectResult | BaseException]:
+        """In a thread: one engine run for the whole batch; on a permanent error, one run per object."""
+        if len(requests) > 1:
+            try:
+                return list(self._run_engine(requests))
+            except PermanentError:
+                pass
+        outcomes: list[ObjectResult | BaseException] = []
+        for request in requests:
+            try:
+                outcomes.extend(self._run_engine([request]))
+            except ReconcilerError as error:
+                outcomes.append(error)
+        return outcomes
+
+    def _run_engine(self, requests: list[_Request]) -> list[ObjectResult]:
+        """The one call site of the engine's `reconcile` (probing options will be passed here)."""
+        resources: dict[tuple[str, str], Resource] = {}
+        secrets: dict[str, dict[str, str]] = {}
+        for request in requests:
+            for resource in request.resources:
+                resources[(resource.kind, resource.metadata.name)] = resource
+            secrets.update(request.secrets.values)
+        tenant = requests[-1].tenant
+        desired = build_input(resources.values(), tenant=tenant, secrets=secrets)
+        scope = ObjectScope(
+            targets=frozenset(request.view.source for request in requests),
+            generations={request.view.source: request.view.generation for request in requests},
+            statuses={request.view.source: request.previous for request in requests},
+        )
+        report = reconcile(desired, self._registry, settings=self._engine_settings, scope=scope, now=self._clock())
+        by_source = {result.obj.source: result for result in report.results}
+        missing = [request.view.source for request in requests if request.view.source not in by_source]
+        if missing:
+            raise RetryableError(f"the engine returned no result for {missing[0].kind} {missing[0].name}")
+        return [by_source[request.view.source] for request in requests]
+
+
+def _deletion_policy(body: Mapping[str, Any]) -> str | None:
+    """The server's current `spec.deletionPolicy` (other kinds' rows follow their server through cascades)."""
+    if body.get("kind") != MCPServer.model_fields["kind"].default:
+        return None
+    policy = (body.get("spec") or {}).get("deletionPolicy")
+    return policy if policy in ("Delete", "Orphan") else None

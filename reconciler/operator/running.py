@@ -1,0 +1,131 @@
+"""Start and stop one operator: open the registry, connect to the API server, serve metrics, run kopf.
+
+`run_operator` is the blocking entry point `mcp-reconciler run` calls. `Operator` is the embeddable form
+(tests, benchmarks): `await Operator(config).run(stop_flag=..., ready_flag=...)` runs kopf in the current
+event loop with its own handler registry and settings, so several operators can share one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import kopf
+from kubernetes.aio import client as aclient
+
+from reconciler.operator.cluster import Cluster, access_of, load_client_configuration
+from reconciler.operator.config import DEFAULT_PEERING_NAME, OperatorConfig, build_kopf_settings
+from reconciler.operator.events import EventSink, KopfEventSink
+from reconciler.operator.handlers import build_handlers
+from reconciler.operator.metrics import OperatorMetrics
+from reconciler.operator.reconciling import ObjectReconciler
+from reconciler.operator.serving import RegistryHealth, build_app, start_server
+from reconciler.registry import open_registry
+
+log = logging.getLogger("mcp_reconciler.operator")
+
+
+class Operator:
+    """One operator process's worth of collaborators, built when `run` starts and closed when it ends."""
+
+    def __init__(
+        self,
+        config: OperatorConfig,
+        *,
+        environ: Mapping[str, str] | None = None,
+        events: EventSink | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = OperatorMetrics()
+        self.port: int | None = None
+        """The bound `/metrics` + `/healthz` port once serving (useful with `config.port = 0`)."""
+        self._environ = environ if environ is not None else dict(os.environ)
+        self._events = events or KopfEventSink()
+        self._rng = rng
+
+    async def run(
+        self,
+        *,
+        stop_flag: asyncio.Event | None = None,
+        ready_flag: asyncio.Event | None = None,
+    ) -> None:
+        """Run until `stop_flag` is set (or, without one, until SIGINT/SIGTERM, which kopf handles)."""
+        config = self.config
+        registry = await asyncio.to_thread(open_registry, config.registry_url, manager=config.manager)
+        log.info("registry %s open; serving %s", registry.url, ", ".join(config.namespaces) or "all namespaces")
+        runner = None
+        cluster: Cluster | None = None
+        reconciler: ObjectReconciler | None = None
+        try:
+            configuration, in_cluster = await load_client_configuration(
+                kubeconfig=config.kubeconfig, context=config.kube_context, environ=self._environ
+            )
+            configuration.connection_pool_maxsize = config.api_connections
+            cluster = Cluster(aclient.ApiClient(configuration))
+            reconciler = ObjectReconciler(
+                registry=registry,
+                cluster=cluster,
+                events=self._events,
+                metrics=self.metrics,
+                config=config,
+                rng=self._rng,
+            )
+            if config.port is not None:
+                health = RegistryHealth(registry.ping, cache_seconds=config.health_cache_seconds)
+                app = build_app(metrics=self.metrics, health=health)
+                runner, self.port = await start_server(app, host=config.listen_host, port=config.port)
+            await kopf.operator(
+                registry=build_handlers(reconciler=reconciler, access=access_of(configuration, in_cluster=in_cluster)),
+                settings=build_kopf_settings(config),
+                namespaces=list(config.namespaces),
+                clusterwide=config.clusterwide,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+                memo=kopf.Memo(),
+            )
+        finally:
+            if reconciler is not None:
+                await reconciler.close()
+            if runner is not None:
+                await runner.cleanup()
+            if cluster is not None:
+                await cluster.close()
+            await asyncio.to_thread(registry.close)
+
+
+def run_operator(
+    namespaces: Sequence[str] = (),
+    *,
+    registry_url: str | None = None,
+    allow_private_networks: bool = False,
+    port: int | None = 8080,
+    standalone: bool = False,
+    peering_name: str = DEFAULT_PEERING_NAME,
+    priority: int = 0,
+    resync_interval: float = 300.0,
+    kubeconfig: Path | None = None,
+) -> None:
+    """Run the operator until SIGINT/SIGTERM (blocking; `mcp-reconciler run` calls this).
+
+    `namespaces`: kopf namespace patterns (`team-*`, `a,b,!c`); empty serves every namespace. `registry_url`:
+    None resolves `$MCP_RECONCILER_REGISTRY`, else the default SQLite file. `port`: `/metrics` and `/healthz`
+    (None: no server). Without `standalone`, the kopf peering object `peering_name` must exist in each
+    served namespace (the chart creates it) so that only one instance is active.
+    """
+    config = OperatorConfig(
+        namespaces=tuple(namespaces),
+        registry_url=registry_url,
+        allow_private_networks=allow_private_networks,
+        port=port,
+        standalone=standalone,
+        peering_name=peering_name,
+        priority=priority,
+        resync_interval=resync_interval,
+        kubeconfig=kubeconfig,
+    )
+    asyncio.run(Operator(config).run())

@@ -1,0 +1,123 @@
+"""What one pass hands the engine: the target plus exactly what it references, parsed strictly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reconciler.api import MCPServer
+from reconciler.engine.inputs import Tenant
+from reconciler.errors import InvalidInput
+from reconciler.operator.gathering import (
+    build_input,
+    index_entry,
+    parse_resource,
+    secret_names,
+    secret_users,
+    select,
+    slim_body,
+)
+
+V = "mcp.reconciler.dev/v1alpha1"
+
+
+def body(kind: str, name: str, spec: dict[str, Any], *, namespace: str = "ns") -> dict[str, Any]:
+    return {
+        "apiVersion": V,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "generation": 2, "uid": f"uid-{name}", "managedFields": []},
+        "spec": spec,
+        "status": {"observedGeneration": 1},
+    }
+
+
+SERVER = body(
+    "MCPServer",
+    "crm",
+    {
+        "url": "https://crm.example.com/mcp",
+        "auth": {"type": "bearer", "secretKeyRef": {"name": "crm-token", "key": "token"}},
+        "headers": [{"name": "x-key", "valueFrom": {"secretKeyRef": {"name": "crm-headers", "key": "k"}}}],
+        "discovery": {"connectionRef": "crm-platform"},
+    },
+)
+CONNECTION = body(
+    "MCPConnection",
+    "crm-platform",
+    {"serverRef": "crm", "scope": "platform", "auth": {"secretKeyRef": {"name": "conn-token", "key": "t"}}},
+)
+GRANT = body(
+    "MCPAccessGrant", "everyone", {"target": {"connectionRef": "crm-platform"}, "subjects": [{"kind": "Organization"}]}
+)
+BINDING = body("MCPTemplateBinding", "assistant", {"template": "assistant", "servers": [{"serverRef": "docs"}]})
+OTHER = body("MCPServer", "unrelated", {"url": "https://other.example.com/mcp"})
+BROKEN = body("MCPServer", "docs", {"url": "not a url"})
+
+
+def names(resources: tuple[Any, ...]) -> set[tuple[str, str]]:
+    return {(r.kind, r.metadata.name) for r in resources}
+
+
+def test_the_closure_is_transitive_and_nothing_more() -> None:
+    peers = [SERVER, CONNECTION, GRANT, BINDING, OTHER]
+    selection = select([parse_resource(GRANT)], peers)
+    assert names(selection.resources) == {
+        ("MCPAccessGrant", "everyone"),
+        ("MCPConnection", "crm-platform"),
+        ("MCPServer", "crm"),
+    }
+    assert names(selection.targets) == {("MCPAccessGrant", "everyone")}
+
+
+def test_missing_or_unparsable_references_are_left_for_the_engine_to_report() -> None:
+    selection = select([parse_resource(BINDING)], [BINDING, BROKEN, OTHER])
+    assert names(selection.resources) == {("MCPTemplateBinding", "assistant")}
+
+
+def test_references_never_leave_the_namespace() -> None:
+    elsewhere = body("MCPServer", "crm", {"url": "https://crm.example.com/mcp"}, namespace="other")
+    connection = body("MCPConnection", "c", {"serverRef": "crm", "scope": "platform"})
+    selection = select([parse_resource(connection)], [connection, elsewhere])
+    assert names(selection.resources) == {("MCPConnection", "c")}
+
+
+def test_secret_names_cover_auth_headers_and_connections() -> None:
+    resources = [parse_resource(SERVER), parse_resource(CONNECTION), parse_resource(GRANT)]
+    assert secret_names(resources) == {"crm-token", "crm-headers", "conn-token"}
+
+
+def test_parse_errors_name_fields_not_values() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_resource(body("MCPServer", "bad", {"url": "ftp://secret-host/", "transport": "carrier-pigeon"}))
+    text = str(caught.value)
+    assert "MCPServer ns/bad" in text and "field spec.url" in text and "field spec.transport" in text
+    assert "secret-host" not in text and "carrier-pigeon" not in text
+
+
+def test_parsing_ignores_status_and_system_metadata() -> None:
+    resource = parse_resource(SERVER)
+    assert isinstance(resource, MCPServer)
+    assert resource.status is None and resource.metadata.generation == 2
+
+
+def test_index_entries_are_slim() -> None:
+    entry = index_entry(SERVER)
+    assert "managedFields" not in entry["metadata"] and entry["status"] == {"observedGeneration": 1}
+    assert "status" not in slim_body(SERVER)
+
+
+def test_secret_users() -> None:
+    assert secret_users(SERVER) == {
+        ("ns", "crm-token"): ("MCPServer", "crm"),
+        ("ns", "crm-headers"): ("MCPServer", "crm"),
+    }
+    assert secret_users(BROKEN) == {}
+
+
+def test_build_input() -> None:
+    tenant = Tenant(namespace="ns", slug="acme", vars={"region": "eu"})
+    desired = build_input([parse_resource(SERVER)], tenant=tenant, secrets={"crm-token": {"token": "v"}})
+    assert desired.tenant_for("ns").slug == "acme"
+    assert desired.secrets.read("ns", "crm-token", "token") == "v"
+    assert desired.secrets.read("other", "crm-token", "token") is None

@@ -1,0 +1,373 @@
+"""The operator's pass around the engine, with the API server faked at our own seam (`ClusterPort`) and a real
+SQLite registry: which statuses get written (and how often), Events, pause, errors, batching, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import random
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.engine.inputs import Tenant
+from reconciler.errors import MissingReference, RetryableError
+from reconciler.operator.cluster import SecretsRead
+from reconciler.operator.config import OperatorConfig
+from reconciler.operator.events import PlannedEvent
+from reconciler.operator.metrics import OperatorMetrics
+from reconciler.operator.reconciling import ObjectReconciler
+from reconciler.registry import Registry, RegistryUnavailable, open_registry
+from reconciler.registry.records import SourceRef
+
+V = "mcp.reconciler.dev/v1alpha1"
+NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+
+
+class FakeCluster:
+    """Statuses by object, Secrets by name; records every status patch."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+        self.secrets: dict[str, tuple[dict[str, str], bool]] = {}
+        self.tenant_label: str | None = None
+        self.unavailable = False
+
+    async def fetch_tenant(self, namespace: str) -> Tenant:
+        return Tenant(namespace=namespace, slug=self.tenant_label or namespace)
+
+    async def fetch_secrets(self, namespace: str, names: Collection[str]) -> SecretsRead:
+        if self.unavailable:
+            raise RetryableError("cannot read Secrets: HTTP 503")
+        values = {name: self.secrets[name][0] for name in names if name in self.secrets}
+        unlabelled = frozenset(name for name in names if name in self.secrets and not self.secrets[name][1])
+        return SecretsRead(values=values, unlabelled=unlabelled)
+
+    async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None:
+        self.patches.append((source.kind, source.name, dict(patch)))
+        current = self.statuses.setdefault((source.kind, source.namespace, source.name), {})
+        for key, value in patch["status"].items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        return str(len(self.patches))
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, PlannedEvent]] = []
+
+    def post(self, involved: Mapping[str, Any], event: PlannedEvent) -> None:
+        self.posted.append((involved["metadata"]["name"], event))
+
+    def reasons(self, name: str) -> list[str]:
+        return [event.reason for posted, event in self.posted if posted == name]
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    opened = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def cluster() -> FakeCluster:
+    return FakeCluster()
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+def reconciler(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
+    config = OperatorConfig(retry_base_delay=2.0, retry_max_delay=60.0)
+    return ObjectReconciler(
+        registry=registry,
+        cluster=cluster,
+        events=sink,
+        metrics=OperatorMetrics(),
+        config=config,
+        rng=random.Random(0),
+        clock=lambda: NOW,
+    )
+
+
+def obj(
+    kind: str, name: str, spec: dict[str, Any], *, status: dict[str, Any] | None = None, **annotations: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": V,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def server(name: str = "crm", **spec: Any) -> dict[str, Any]:
+    return obj("MCPServer", name, {"url": f"https://{name}.example.com/mcp", **spec})
+
+
+def conditions(status: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    return {item["type"]: (item["status"], item["reason"]) for item in status["conditions"]}
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_first_pass_writes_unknown_then_the_result_and_a_second_pass_writes_nothing(
+    reconciler: ObjectReconciler, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    body = server()
+    run(reconciler.reconcile(body, peers=[body]))
+    first, second = (patch["status"] for _, _, patch in cluster.patches)
+    assert conditions(first) == {"Ready": ("Unknown", "Creating"), "Synced": ("Unknown", "Creating")}
+    assert conditions(second)["Ready"] == ("True", "Available") and conditions(second)["Synced"][0] == "True"
+    assert sink.reasons("crm") == ["Created"]
+
+    body["status"] = cluster.statuses[("MCPServer", "ns", "crm")]
+    run(reconciler.reconcile(body, peers=[body]))
+    assert len(cluster.patches) == 2, "nothing changed: nothing written"
+    assert sink.reasons("crm") == ["Created"]
+
+
+def test_a_restarted_operator_writes_nothing_for_a_converged_object(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink, reconciler: ObjectReconciler
+) -> None:
+    body = server()
+    run(reconciler.reconcile(body, peers=[body]))
+    body["status"] = cluster.statuses[("MCPServer", "ns", "crm")]
+    fresh = ObjectReconciler(
+        registry=registry,
+        cluster=cluster,
+        events=sink,
+        metrics=OperatorMetrics(),
+        config=OperatorConfig(),
+        clock=lambda: NOW + dt.timedelta(hours=1),
+    )
+    run(fresh.reconcile(body, peers=[body]))
+    assert len(cluster.patches) == 2
+
+
+def test_pause_writes_the_paused_condition_once_and_leaves_the_registry_alone(
+    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry
+) -> None:
+    body = server(**{})
+    body["metadata"]["annotations"]["mcp.reconciler.dev/paused"] = "true"
+    run(reconciler.reconcile(body, peers=[body]))
+    run(reconciler.reconcile(body, peers=[body]))
+    assert len(cluster.patches) == 1
+    assert conditions(cluster.statuses[("MCPServer", "ns", "crm")])["Synced"] == ("False", "ReconcilePaused")
+    assert registry.fetch_state().rows == {}
+
+
+def test_terminal_errors_are_recorded_and_raised(
+    reconciler: ObjectReconciler, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    connection = obj("MCPConnection", "orphan", {"serverRef": "missing", "scope": "platform"})
+    with pytest.raises(MissingReference):
+        run(reconciler.reconcile(connection, peers=[connection]))
+    status = cluster.statuses[("MCPConnection", "ns", "orphan")]
+    assert conditions(status)["Synced"] == ("False", "MissingReference")
+    assert sink.reasons("orphan") == ["MissingReference"]
+    connection["status"] = status
+    with pytest.raises(MissingReference):
+        run(reconciler.reconcile(connection, peers=[connection]))
+    assert len(cluster.patches) == 2 and sink.reasons("orphan") == ["MissingReference"], "reported once"
+
+
+def test_transient_errors_are_recorded_and_raised(reconciler: ObjectReconciler, cluster: FakeCluster) -> None:
+    cluster.unavailable = True
+    body = server(auth={"type": "bearer", "secretKeyRef": {"name": "token", "key": "t"}})
+    with pytest.raises(RetryableError):
+        run(reconciler.reconcile(body, peers=[body]))
+    status = cluster.statuses[("MCPServer", "ns", "crm")]
+    assert conditions(status)["Synced"] == ("False", "ReconcileError")
+    assert "HTTP 503" in next(c["message"] for c in status["conditions"] if c["type"] == "Synced")
+
+
+def test_retry_delays_grow_exponentially_to_a_cap(reconciler: ObjectReconciler) -> None:
+    assert [reconciler.retry_delay(n) for n in range(7)] == [2, 4, 8, 16, 32, 60, 60]
+    assert reconciler.retry_delay(10_000) == 60
+
+
+def test_a_batch_with_one_broken_object_still_reconciles_the_others(
+    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry
+) -> None:
+    good = [server(f"s{i}") for i in range(5)]
+    broken = obj("MCPConnection", "broken", {"serverRef": "nope", "scope": "platform"})
+    peers = [*good, broken]
+
+    async def all_at_once() -> list[Any]:
+        return await asyncio.gather(*(reconciler.reconcile(b, peers=peers) for b in peers), return_exceptions=True)
+
+    outcomes = run(all_at_once())
+    assert [type(o).__name__ for o in outcomes] == ["NoneType"] * 5 + ["MissingReference"]
+    assert len(registry.fetch_state().rows) == 5
+
+
+def test_secrets_are_fingerprinted_and_unlabelled_ones_noted(
+    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry, sink: RecordingSink
+) -> None:
+    cluster.secrets["token"] = ({"t": "canary-one"}, False)
+    body = server(auth={"type": "bearer", "secretKeyRef": {"name": "token", "key": "t"}})
+    run(reconciler.reconcile(body, peers=[body]))
+    status = cluster.statuses[("MCPServer", "ns", "crm")]
+    credentials = next(c for c in status["conditions"] if c["type"] == "CredentialsValid")
+    assert "Secret token lacks the label mcp.reconciler.dev/credential" in credentials["message"]
+    fingerprint = status["credentials"]["fingerprint"]
+
+    cluster.secrets["token"] = ({"t": "canary-two"}, True)
+    body["status"] = status
+    run(reconciler.reconcile(body, peers=[body]))
+    status = cluster.statuses[("MCPServer", "ns", "crm")]
+    assert status["credentials"]["fingerprint"] != fingerprint
+    assert "lacks the label" not in next(c for c in status["conditions"] if c["type"] == "CredentialsValid")["message"]
+    assert sink.reasons("crm") == ["Created", "Rotated"]
+    assert "canary" not in str(cluster.patches) + str(sink.posted)
+
+
+def test_reconcile_requests_are_echoed(reconciler: ObjectReconciler, cluster: FakeCluster) -> None:
+    body = server()
+    body["metadata"]["annotations"]["mcp.reconciler.dev/reconcile-requested-at"] = "now-please"
+    run(reconciler.reconcile(body, peers=[body]))
+    assert cluster.statuses[("MCPServer", "ns", "crm")]["lastHandledReconcileAt"] == "now-please"
+
+
+def test_remove_honours_the_policy_and_tolerates_missing_rows(reconciler: ObjectReconciler, registry: Registry) -> None:
+    keep = server("keep", deletionPolicy="Orphan")
+    drop = server("drop")
+    run(reconciler.reconcile(keep, peers=[keep]))
+    run(reconciler.reconcile(drop, peers=[drop]))
+    run(reconciler.remove(keep))
+    run(reconciler.remove(drop))
+    run(reconciler.remove(drop))  # already gone: still fine
+    rows = registry.fetch_state().rows
+    assert list(rows) == [("servers", "ns", "keep")] and rows[("servers", "ns", "keep")].ownership.manager is None
+
+
+def test_remove_with_an_unreachable_registry_says_so(
+    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = server()
+    run(reconciler.reconcile(body, peers=[body]))
+
+    def unavailable(**_: Any) -> None:
+        raise RegistryUnavailable("registry sqlite:///x is unavailable: disk on fire")
+
+    monkeypatch.setattr(registry, "fetch_state", unavailable)
+    with pytest.raises(RegistryUnavailable):
+        run(reconciler.remove(body))
+    synced = next(c for c in cluster.statuses[("MCPServer", "ns", "crm")]["conditions"] if c["type"] == "Synced")
+    assert synced["status"] == "False" and synced["message"].startswith("deletion waits for the registry")
+
+
+class EventStop:
+    """kopf's `stopped` in miniature."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self) -> Any:
+        return self.event.wait()
+
+
+def fast(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
+    """A reconciler whose resync and back-off run in milliseconds."""
+    config = OperatorConfig(
+        resync_interval=0.05, min_poll_interval=0.01, jitter=0.1, retry_base_delay=0.02, retry_max_delay=0.16
+    )
+    return ObjectReconciler(
+        registry=registry, cluster=cluster, events=sink, metrics=OperatorMetrics(), config=config, clock=lambda: NOW
+    )
+
+
+def run_daemon(reconciler: ObjectReconciler, body: dict[str, Any], *, seconds: float) -> None:
+    async def scenario() -> None:
+        stop = EventStop()
+        daemon = asyncio.create_task(reconciler.resync_forever(body, peers=lambda: [body], stopped=stop))
+        await asyncio.sleep(seconds)
+        stop.event.set()
+        await asyncio.wait_for(daemon, timeout=2)
+
+    run(scenario())
+
+
+def test_resync_passes_repeat_without_writing(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> None:
+    passes: list[float] = []
+    original = cluster.fetch_tenant
+
+    async def counting(namespace: str) -> Tenant:
+        passes.append(asyncio.get_running_loop().time())
+        return await original(namespace)
+
+    cluster.fetch_tenant = counting  # type: ignore[method-assign]
+    run_daemon(fast(registry, cluster, sink), server(), seconds=0.6)
+    assert len(passes) >= 4
+    assert len(cluster.patches) == 2, "first sight and the result; every later pass wrote nothing"
+
+
+def test_resync_backs_off_on_transient_errors(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> None:
+    attempts: list[float] = []
+    cluster.unavailable = True
+    original = cluster.fetch_secrets
+
+    async def counting(namespace: str, names: Collection[str]) -> SecretsRead:
+        attempts.append(asyncio.get_running_loop().time())
+        return await original(namespace, names)
+
+    cluster.fetch_secrets = counting  # type: ignore[method-assign]
+    body = server(auth={"type": "bearer", "secretKeyRef": {"name": "token", "key": "t"}})
+    run_daemon(fast(registry, cluster, sink), body, seconds=0.8)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert len(gaps) >= 4
+    assert gaps[3] > 2.5 * gaps[0], f"back-off grows: {gaps}"
+
+
+def test_a_stopping_daemon_abandons_its_pass_at_once(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    never = asyncio.Event()
+    original = cluster.fetch_tenant
+
+    async def hanging(namespace: str) -> Tenant:
+        await never.wait()
+        return await original(namespace)
+
+    cluster.fetch_tenant = hanging  # type: ignore[method-assign]
+    run_daemon(fast(registry, cluster, sink), server(), seconds=0.3)
+    assert len(cluster.patches) == 1, "only the first-sight status; the abandoned pass wrote nothing else"
+
+
+def test_secret_users_are_reconciled(reconciler: ObjectReconciler, cluster: FakeCluster, sink: RecordingSink) -> None:
+    cluster.secrets["token"] = ({"t": "one"}, True)
+    auth = {"type": "bearer", "secretKeyRef": {"name": "token", "key": "t"}}
+    user, bystander = server("user", auth=auth), server("bystander")
+    run(reconciler.reconcile(user, peers=[user, bystander]))
+    run(reconciler.reconcile(bystander, peers=[user, bystander]))
+    user["status"] = cluster.statuses[("MCPServer", "ns", "user")]
+    cluster.secrets["token"] = ({"t": "two"}, True)
+    before = len(cluster.patches)
+    run(reconciler.reconcile_users([("MCPServer", "user")], namespace="ns", peers=[user, bystander]))
+    assert [name for _, name, _ in cluster.patches[before:]] == ["user"]
+    assert sink.reasons("user")[-1] == "Rotated"
