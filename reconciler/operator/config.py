@@ -63,6 +63,8 @@ class OperatorConfig:
     objects and a cap of 64). Registry load is bounded anyway: passes are batched per namespace."""
     max_concurrent_passes: int = 32
     """Passes in flight at once (each holds API connections and parsed objects while it waits for the engine)."""
+    registry_threads: int = 2
+    """Threads running registry transactions: a global bound on concurrent database work."""
     api_connections: int = 8
     """Connection pool of the operator's own API client (status writes, tenant and Secret reads)."""
     error_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300)

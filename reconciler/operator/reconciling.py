@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from reconciler.api import MCPServer, Resource
 from reconciler.api.conditions import ConditionType, Reason
@@ -45,6 +47,7 @@ from reconciler.registry import Registry
 from reconciler.registry.records import SourceRef
 
 log = logging.getLogger("mcp_reconciler.operator")
+_T = TypeVar("_T")
 
 
 class ClusterPort(Protocol):
@@ -133,6 +136,7 @@ class ObjectReconciler:
         events: EventSink,
         metrics: OperatorMetrics,
         config: OperatorConfig,
+        registry_threads: Executor | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -142,6 +146,9 @@ class ObjectReconciler:
         self._metrics = metrics
         self._config = config
         self._engine_settings = EngineSettings(manager=config.manager, prune=False)
+        self._registry_threads = registry_threads
+        """None: the loop's default executor. The operator passes a small pool, which bounds concurrent registry
+        transactions (a global rate limit on the database) and the memory each worker thread holds."""
         self._rng = rng or random.Random()
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
@@ -197,12 +204,14 @@ class ObjectReconciler:
         async with self._lock(view):
             policy = _deletion_policy(view.body)
             try:
-                actions = await asyncio.to_thread(
-                    remove_object,
-                    view.source,
-                    self._registry,
-                    settings=self._engine_settings,
-                    deletion_policy=policy,
+                actions = await self._in_registry_thread(
+                    functools.partial(
+                        remove_object,
+                        view.source,
+                        self._registry,
+                        settings=self._engine_settings,
+                        deletion_policy=policy,
+                    )
                 )
             except RetryableError as error:
                 previous = self._previous(view)
@@ -303,6 +312,10 @@ class ObjectReconciler:
             await asyncio.gather(*workers, return_exceptions=True)
 
     # -- internals ----------------------------------------------------------------------------------------
+
+    async def _in_registry_thread(self, call: Callable[[], _T]) -> _T:
+        """Registry work is synchronous SQLAlchemy: run it on the registry threads, never on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._registry_threads, call)
 
     def _lock(self, view: ObjectView) -> asyncio.Lock:
         lock = self._locks.get(view.key)
@@ -416,7 +429,7 @@ class ObjectReconciler:
         while batch.pending:
             requests, batch.pending = batch.pending, []
             try:
-                outcomes = await asyncio.to_thread(self._run_batch, requests)
+                outcomes = await self._in_registry_thread(functools.partial(self._run_batch, requests))
             except BaseException as error:  # the thread itself failed to run: fail every waiter, never hang one
                 outcomes = [error] * len(requests)
             for request, outcome in zip(requests, outcomes, strict=True):

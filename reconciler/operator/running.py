@@ -8,10 +8,12 @@ event loop with its own handler registry and settings, so several operators can 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import kopf
@@ -56,7 +58,11 @@ class Operator:
     ) -> None:
         """Run until `stop_flag` is set (or, without one, until SIGINT/SIGTERM, which kopf handles)."""
         config = self.config
-        registry = await asyncio.to_thread(open_registry, config.registry_url, manager=config.manager)
+        threads = ThreadPoolExecutor(max_workers=config.registry_threads, thread_name_prefix="registry")
+        loop = asyncio.get_running_loop()
+        registry = await loop.run_in_executor(
+            threads, functools.partial(open_registry, config.registry_url, manager=config.manager)
+        )
         log.info("registry %s open; serving %s", registry.url, ", ".join(config.namespaces) or "all namespaces")
         runner = None
         cluster: Cluster | None = None
@@ -73,10 +79,11 @@ class Operator:
                 events=self._events,
                 metrics=self.metrics,
                 config=config,
+                registry_threads=threads,
                 rng=self._rng,
             )
             if config.port is not None:
-                health = RegistryHealth(registry.ping, cache_seconds=config.health_cache_seconds)
+                health = RegistryHealth(registry.ping, cache_seconds=config.health_cache_seconds, executor=threads)
                 app = build_app(metrics=self.metrics, health=health)
                 runner, self.port = await start_server(app, host=config.listen_host, port=config.port)
             await kopf.operator(
@@ -95,7 +102,8 @@ class Operator:
                 await runner.cleanup()
             if cluster is not None:
                 await cluster.close()
-            await asyncio.to_thread(registry.close)
+            await loop.run_in_executor(threads, registry.close)
+            threads.shutdown(wait=False)
 
 
 def run_operator(

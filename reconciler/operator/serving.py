@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -31,9 +32,15 @@ class RegistryHealth:
     """Answers "can we reach the registry?", at most once per `cache_seconds`."""
 
     def __init__(
-        self, ping: Callable[[], None], *, cache_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        ping: Callable[[], None],
+        *,
+        cache_seconds: float,
+        executor: Executor | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ping = ping
+        self._executor = executor
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._last: HealthReport | None = None
@@ -45,7 +52,8 @@ class RegistryHealth:
             if self._last is not None and now - self._last.checked_at < self._cache_seconds:
                 return self._last
             try:
-                await asyncio.wait_for(asyncio.to_thread(self._ping), timeout=PING_TIMEOUT_SECONDS)
+                ping = asyncio.get_running_loop().run_in_executor(self._executor, self._ping)
+                await asyncio.wait_for(ping, timeout=PING_TIMEOUT_SECONDS)
                 report = HealthReport(True, "registry reachable", now)
             except TimeoutError:
                 report = HealthReport(False, "registry ping timed out", now)

@@ -9,10 +9,12 @@ kubeconfig, and installs the CRDs from `crds/`. `KubeHttp` is the suite's small 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -34,6 +36,7 @@ BUILD_TIMEOUT_SECONDS = 45 * 60
 START_TIMEOUT_SECONDS = 60
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 GROUP, VERSION = "mcp.reconciler.dev", "v1alpha1"
+PR_SET_PDEATHSIG = 1
 
 _T = TypeVar("_T")
 
@@ -229,6 +232,15 @@ class ControlPlane:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the test process dies, so no control plane outlives it."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 
@@ -259,6 +271,7 @@ def start_control_plane(binaries: Path, workdir: Path) -> ControlPlane:
         ],
         stdout=etcd_log,
         stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
     )
     etcd_log.close()  # the child has its own descriptor
     processes.append(etcd)
@@ -284,6 +297,7 @@ def start_control_plane(binaries: Path, workdir: Path) -> ControlPlane:
         ],
         stdout=apiserver_log,
         stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
     )
     apiserver_log.close()
     processes.append(apiserver)
