@@ -28,8 +28,8 @@ from reconciler.api import KINDS, Resource
 from reconciler.api.common import API_GROUP, DNS1123_LABEL, DNS1123_SUBDOMAIN, GROUP_VERSION, SECRET_KEY_PATTERN
 from reconciler.api.durations import DURATION_PATTERN
 from reconciler.api.server import AUTH_TYPES, URL_PATTERN
-from reconciler.engine.errors import InvalidInput, Problem
 from reconciler.engine.inputs import TENANT_CONFIGMAP, TENANT_LABEL, DesiredInput, SourceLocation, StaticSecrets, Tenant
+from reconciler.errors import InvalidInput, Problem
 
 try:
     from yaml import CSafeLoader as _SafeLoader

@@ -12,8 +12,8 @@ import pytest
 
 import reconciler.manifests
 from reconciler.api import MCPAccessGrant, MCPConnection, MCPServer, MCPTemplateBinding
-from reconciler.engine.errors import InvalidInput
 from reconciler.engine.inputs import SourceLocation, Tenant
+from reconciler.errors import InvalidInput
 from reconciler.manifests import load_folder, loading
 from tests.unit.manifests.samples import (
     ALL,

@@ -14,8 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.engine.errors import InvalidInput
 from reconciler.engine.inputs import DesiredInput
+from reconciler.errors import InvalidInput
 from reconciler.manifests import load_folder
 from reconciler.manifests.loading import UNEXPECTED_FAILURE
 from tests.unit.manifests.samples import ALL, write_files
