@@ -1,7 +1,7 @@
 """The probe step of the reconcile loop: choose servers to probe, probe them, record and report results.
 
 Called by `reconciling.reconcile` after rows are written. Selection and status building are pure;
-`probe_servers` does the network I/O through `reconciler.probe`. A server is probed when its row changed,
+the network I/O happens in `crediting.prepare_and_probe`. A server is probed when its row changed,
 when it was never probed, when its last probe is older than `spec.discovery.interval`, or when forced;
 otherwise the stored results are reported again unchanged, so an idle resync writes nothing.
 """
@@ -33,7 +33,6 @@ from reconciler.probe import (
     diff_tools,
     fill_auth_fields,
     filter_tool_names,
-    probe_many_sync,
 )
 from reconciler.registry.records import (
     AuditEntry,
@@ -158,14 +157,6 @@ def progress_reporter(options: ProbeOptions, total: int) -> Callable[[ProbeTarge
             report(done, total)
 
     return progress
-
-
-def probe_servers(jobs: Sequence[ProbeJob], *, options: ProbeOptions) -> list[ProbeResult]:
-    if not jobs:
-        return []
-    return probe_many_sync(
-        [job.target for job in jobs], settings=options.settings, on_result=progress_reporter(options, len(jobs))
-    )
 
 
 @dataclass(frozen=True)

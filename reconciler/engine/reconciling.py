@@ -37,7 +37,6 @@ from reconciler.engine.probing import (
     build_target,
     connection_records,
     needs_probe,
-    probe_servers,
     probe_status,
     progress_reporter,
     record_probe,
@@ -439,14 +438,29 @@ def test_server(
     if obj is None or not isinstance(obj.resource, MCPServer):
         raise PermanentError(f"MCPServer {source.namespace}/{source.name} is not in the manifests")
     target = build_target(obj, connections=connection_records(objects), secrets=desired.secrets)
-    (result,) = probe_servers([ProbeJob(obj, target)], options=dataclasses.replace(probe, force=True))
+    server_key = obj.key[1:]
+    states = registry.fetch_probe_states(tenants=[obj.tenant.slug])
+    # The same step `apply` uses, so OAuth servers are tested with a minted token, not anonymously.
+    (result,), prepared = prepare_and_probe(
+        [ProbeJob(obj, target)],
+        options=dataclasses.replace(probe, force=True),
+        registry=registry,
+        secrets=desired.secrets,
+        states=states,
+        step=CredentialStep(),
+    )
     row = registry.fetch_state(tenants=[obj.tenant.slug]).rows.get(obj.key)
     owned = row is not None and row.ownership.manager == settings.manager and row.ownership.source == source
     if not owned or row is None:
         return ServerTest(obj, result, recorded=False)
-    server_key = obj.key[1:]
     snapshots = registry.fetch_tool_snapshots(*server_key)
-    item = record_probe(obj, result, previous=snapshots, actor=settings.manager)
+    item = record_probe(
+        obj,
+        result,
+        previous=snapshots,
+        actor=settings.manager,
+        credentials=credential_facts(prepared.get(server_key)),
+    )
     if item.snapshot is not None:
         snapshots = [item.snapshot, *(s for s in snapshots if s.hash != item.snapshot.hash)][:2]
     stored = registry.fetch_resources(kind="MCPServer", namespace=source.namespace, name=source.name)

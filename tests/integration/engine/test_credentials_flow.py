@@ -193,3 +193,27 @@ def test_an_expiring_registered_client_is_replaced_and_the_old_one_deregistered(
     assert client.client_id in oauth_servers.main.deregistered
     status = status_of(registry, "billing")
     assert status["credentials"]["rotatedAt"] and conditions(status)["Ready"]["status"] == "True"
+
+
+def test_test_connection_mints_the_token_like_apply(
+    tmp_path: Path, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    from reconciler.engine.reconciling import test_server
+    from reconciler.registry.records import SourceRef
+
+    oauth_servers.main.add_client("reconciler", CLIENT_SECRET)
+    auth = {
+        "type": "oauthClientCredentials",
+        "clientId": {"value": "reconciler"},
+        "clientSecret": {"secretKeyRef": {"name": "creds", "key": "client-secret"}},
+        "scopes": ["mcp:tools"],
+    }
+    folder = tmp_path / "f"
+    docs = [server("crm", oauth_servers.protected, auth), secret(**{"client-secret": CLIENT_SECRET})]
+    apply(folder, registry, docs, probe=None)
+    outcome = test_server(
+        load_folder(folder), registry, source=SourceRef("MCPServer", "acme", "crm"), settings=SETTINGS, probe=PROBE
+    )
+    assert outcome.result.ok and outcome.result.tools is not None and len(outcome.result.tools) == 2
+    assert outcome.recorded and oauth_servers.main.grant_counts["client_credentials"] == 1
+    assert status_of(registry, "crm")["credentials"]["expiresAt"]
