@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get(ALLOW_PRIVATE_ENV) == "1",
         help="let servers with spec.network.allowPrivate reach private addresses",
     )
+    operator.add_argument(
+        "--no-probe",
+        dest="probe",
+        action="store_false",
+        help="do not contact MCP servers (no discovery, tool snapshots or verification of rotated Secrets)",
+    )
     operator.add_argument("--metrics-port", type=int, default=8080, help="port for /metrics and /healthz")
     operator.add_argument("--standalone", action="store_true", help="no peering: this instance is always active")
     operator.add_argument("--peering", default="mcp-reconciler", metavar="NAME", help="kopf peering object name")
@@ -457,6 +463,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         args.namespace,
         registry_url=args.registry,
         allow_private_networks=args.allow_private_networks,
+        probe=args.probe,
         port=args.metrics_port,
         standalone=args.standalone,
         peering_name=args.peering,

@@ -7,6 +7,7 @@ the operator to kopf errors.
     │   ├── MissingReference      a reference to an object that does not exist
     │   └── OwnershipConflict     a row exists that the reconciler does not own
     └── RetryableError(delay)     transient: registry unreachable, network hiccup
+        └── DependencyPending     a referenced object exists but its row is not registered yet
 
 Messages never carry secret values; callers only ever pass references.
 """
@@ -73,6 +74,13 @@ class MissingReference(InvalidInput):
     """A reference to an object that does not exist in the same namespace."""
 
     reason = "MissingReference"
+
+
+class DependencyPending(RetryableError):
+    """The object references one that exists (in the same folder or namespace) whose registry row has not
+    been written yet: its own pass will write it, so try again shortly instead of failing for good."""
+
+    reason = "DependencyPending"
 
 
 class OwnershipConflict(PermanentError):

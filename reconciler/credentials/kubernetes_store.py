@@ -37,7 +37,9 @@ NOT_FOUND = 404
 class SecretsApi(Protocol):
     """The part of `kubernetes.aio.client.CoreV1Api` this store uses."""
 
-    async def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> Any: ...
+    async def read_namespaced_secret(
+        self, name: str, namespace: str, *, _request_timeout: float | tuple[float, float] | None = ...
+    ) -> Any: ...
 
 
 class SecretNotLoaded(RuntimeError):
@@ -50,6 +52,17 @@ class _Entry:
     data: dict[str, str] | None = field(repr=False)
     """Decoded values by key; None when the Secret does not exist."""
     fetched_at: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    watched: bool = False
+    """A watch reports this Secret's changes (`observe_secret`), so the copy stays valid until `max_age`."""
+
+
+@dataclass(frozen=True)
+class SecretCopy:
+    """One Secret as a pass sees it: decoded values and labels (never logged)."""
+
+    data: dict[str, str] = field(repr=False)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def decode_secret_data(data: Mapping[str, str] | None, *, namespace: str, name: str) -> dict[str, str]:
@@ -120,6 +133,27 @@ class KubernetesSecretStore:
             for namespace, name in sorted(wanted):
                 tasks.start_soon(self._entry, namespace, name)
 
+    async def read_secrets(self, namespace: str, names: Collection[str]) -> dict[str, SecretCopy]:
+        """The named Secrets of one namespace that exist, read concurrently.
+
+        A copy kept fresh by the watch is served from the cache; any other Secret (one the watch's label
+        selector does not cover) is read from the API server every time, so a change to it is seen at the
+        next pass rather than after `max_age`.
+        """
+        entries: dict[str, _Entry] = {}
+
+        async def one(name: str) -> None:
+            entries[name] = await self._entry(namespace, name, cached_only_if_watched=True)
+
+        async with anyio.create_task_group() as tasks:
+            for name in sorted(set(names)):
+                tasks.start_soon(one, name)
+        return {
+            name: SecretCopy(data=dict(entry.data), labels=dict(entry.labels))
+            for name, entry in sorted(entries.items())
+            if entry.data is not None
+        }
+
     def scoped(self, namespace: str) -> NamespacedSecrets:
         """A reader for one object's references: same namespace (or its own minted values) only."""
         return NamespacedSecrets(self, namespace)
@@ -142,10 +176,12 @@ class KubernetesSecretStore:
         if not namespace or not name:
             return
         if deleted:
-            self._remember(namespace, name, _Entry(None, None, self._clock()))
+            self._remember(namespace, name, _Entry(None, None, self._clock(), watched=True))
             return
         data = decode_secret_data(body.get("data"), namespace=namespace, name=name)
-        self._remember(namespace, name, _Entry(metadata.get("resourceVersion"), data, self._clock()))
+        labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
+        entry = _Entry(metadata.get("resourceVersion"), data, self._clock(), labels=labels, watched=True)
+        self._remember(namespace, name, entry)
 
     # -- internals -----------------------------------------------------------------------------------------
 
@@ -155,10 +191,11 @@ class KubernetesSecretStore:
                 reference, namespace=namespace, why=f"namespace {namespace!r} is not served by this operator"
             )
 
-    async def _entry(self, namespace: str, name: str) -> _Entry:
+    async def _entry(self, namespace: str, name: str, *, cached_only_if_watched: bool = False) -> _Entry:
         self._check_namespace(namespace, f"{namespace}/{name}")
         cached = self._cache.get((namespace, name))
-        if cached is not None and self._clock() - cached.fetched_at < self._max_age:
+        usable = cached is not None and (cached.watched or not cached_only_if_watched)
+        if cached is not None and usable and self._clock() - cached.fetched_at < self._max_age:
             self._cache.move_to_end((namespace, name))
             return cached
         entry = await self._fetch(namespace, name, previous=cached)
@@ -188,10 +225,12 @@ class KubernetesSecretStore:
             raise SecretStoreUnavailable(f"reading Secret {namespace}/{name} failed: {type(err).__name__}") from None
         metadata = getattr(secret, "metadata", None)
         version = getattr(metadata, "resource_version", None)
+        labels = {str(k): str(v) for k, v in (getattr(metadata, "labels", None) or {}).items()}
+        watched = previous.watched if previous is not None else False
         if previous is not None and previous.data is not None and version and previous.resource_version == version:
-            return _Entry(version, previous.data, self._clock())  # unchanged: keep the decoded copy
+            return _Entry(version, previous.data, self._clock(), labels=labels, watched=watched)  # unchanged
         data = decode_secret_data(getattr(secret, "data", None), namespace=namespace, name=name)
-        return _Entry(version, data, self._clock())
+        return _Entry(version, data, self._clock(), labels=labels, watched=watched)
 
     def _remember(self, namespace: str, name: str, entry: _Entry) -> None:
         self._cache[(namespace, name)] = entry

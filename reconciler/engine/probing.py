@@ -39,6 +39,7 @@ from reconciler.registry.records import (
     ConnectionRecord,
     ProbeStateRecord,
     ServerRecord,
+    SourceRef,
     ToolSnapshotRecord,
 )
 
@@ -61,6 +62,8 @@ class ProbeOptions:
 
     settings: ProbeSettings
     force: bool = False
+    forced: frozenset[SourceRef] = frozenset()
+    """Objects to probe whatever their snapshot's age (the operator's `reconcile-requested-at`)."""
     on_result: Callable[[int, int], None] | None = None
     """Progress callback: (servers done, servers to probe)."""
     client_max_age: dt.timedelta | None = None

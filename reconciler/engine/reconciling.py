@@ -43,7 +43,7 @@ from reconciler.engine.probing import (
 )
 from reconciler.engine.status import StatusInputs, build_status
 from reconciler.engine.validation import check_references, check_tenant_collisions
-from reconciler.errors import InvalidInput, MissingReference
+from reconciler.errors import DependencyPending, InvalidInput, MissingReference
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
 from reconciler.registry.records import (
@@ -103,8 +103,10 @@ def plan_for(
     *,
     settings: EngineSettings,
     prune_tenants: Collection[str] | None = None,
+    tenants: Collection[str] | None = None,
 ) -> Plan:
-    observed = registry.fetch_state()
+    """Plan against the registry's rows; `tenants` limits what is read (and so what can be pruned) to those."""
+    observed = registry.fetch_state(tenants=tenants)
     options = PlanOptions(
         manager=settings.manager,
         prune=settings.prune,
@@ -200,10 +202,13 @@ def reconcile(
             plan = Plan(actions=(), unchanged=len(desired.resources))
             return ReconcileReport(plan=plan, applied=not dry_run, warnings=list(desired.warnings))
     objects = prepare(desired, registry, settings=settings)
+    read_tenants: frozenset[str] | None = None
     if scope is not None:
         objects = [obj for obj in objects if obj.source in scope.targets]
         settings = dataclasses.replace(settings, prune=False)
-    plan = plan_for(objects, registry, settings=settings)
+        # Nothing is pruned in scope mode, so rows of other tenants cannot matter: do not read them.
+        read_tenants = frozenset(obj.tenant.slug for obj in objects)
+    plan = plan_for(objects, registry, settings=settings, tenants=read_tenants)
     report = ReconcileReport(plan=plan, warnings=list(desired.warnings) + list(plan.warnings))
     if dry_run:
         return report
@@ -217,27 +222,33 @@ def reconcile(
     previous = {} if scope is not None else {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources()}
     actions = {action.source: action for action in plan.actions if action.source is not None}
     tenants = {TenantRecord(slug=obj.tenant.slug, namespace=obj.tenant.namespace) for obj in objects}
-    with registry.transaction() as tx:
-        stamp_locked = tx.lock_change_stamp()
-        ordered_tenants = sorted(tenants, key=lambda t: (t.slug, t.namespace))
-        row_ids = apply_plan(tx, plan, tenants=ordered_tenants, actor=settings.manager)
-        stamp_applied = tx.lock_change_stamp()
-    probe_states = registry.fetch_probe_states()
-    snapshots = (
-        {
-            key: registry.fetch_tool_snapshots(*key)
-            for key in probe_states
-            if any(obj.key == ("servers", *key) for obj in objects)
-        }
-        if probe_states
-        else {}
-    )
+    try:
+        with registry.transaction() as tx:
+            stamp_locked = tx.lock_change_stamp()
+            ordered_tenants = sorted(tenants, key=lambda t: (t.slug, t.namespace))
+            row_ids = apply_plan(tx, plan, tenants=ordered_tenants, actor=settings.manager)
+            stamp_applied = tx.lock_change_stamp()
+    except MissingReference as error:
+        if scope is None:
+            raise
+        # Validation found every referenced object in the namespace; only its row is missing: its pass is
+        # still to come (or failed on its own account, which its status says).
+        raise DependencyPending(f"waiting for referenced objects to be registered: {error}", delay=2.0) from error
+    probe_states = registry.fetch_probe_states(tenants=read_tenants)
+    server_keys = {obj.key[1:] for obj in objects if obj.key[0] == "servers"}
+    snapshots = {key: registry.fetch_tool_snapshots(*key) for key in probe_states if key in server_keys}
     recorded: list[RecordedProbe] = []
     if probe is not None:
         jobs = [
             ProbeJob(obj, build_target(obj, connections=connection_records(objects), secrets=desired.secrets))
             for obj in objects
-            if needs_probe(obj, actions[obj.source], probe_states.get(obj.key[1:]), now=now, force=probe.force)
+            if needs_probe(
+                obj,
+                actions[obj.source],
+                probe_states.get(obj.key[1:]),
+                now=now,
+                force=probe.force or obj.source in probe.forced,
+            )
         ]
         results, prepared = prepare_and_probe(
             jobs,

@@ -2,15 +2,14 @@
 
 Kopf watches and patches through its private client; everything the reconcile loop reads or writes itself
 goes through `Cluster`, created once per process by `running.py` and handed to the reconcile loop. Secret
-values are decoded here and handed to the engine only; they are never logged, and error messages name
-Secrets, never their contents.
+values are read through the credentials package's `KubernetesSecretStore` (cached while the credential watch
+keeps them current) and handed to the engine only; they are never logged, and error messages name Secrets,
+never their contents.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import os
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
@@ -23,6 +22,8 @@ from kubernetes.aio import client as aclient
 from kubernetes.aio import config as aconfig
 
 from reconciler.api import API_GROUP, API_VERSION, kind_for
+from reconciler.credentials.errors import SecretStoreUnavailable
+from reconciler.credentials.kubernetes_store import KubernetesSecretStore
 from reconciler.engine.inputs import TENANT_CONFIGMAP, TENANT_LABEL, Tenant
 from reconciler.errors import RetryableError
 from reconciler.operator.annotations import CREDENTIAL_LABEL
@@ -102,17 +103,6 @@ def access_of(configuration: aclient.Configuration, *, in_cluster: bool) -> Kube
     )
 
 
-def _decode(data: Mapping[str, bytes | str] | None) -> dict[str, str]:
-    """Secret `data` as text; keys holding binary (non-UTF-8) values are left out and count as missing."""
-    decoded: dict[str, str] = {}
-    for key, text in (data or {}).items():
-        try:
-            decoded[key] = base64.b64decode(text, validate=True).decode("utf-8")  # the API sends base64 text
-        except (binascii.Error, ValueError, UnicodeDecodeError):
-            continue
-    return decoded
-
-
 class _NotFound(Exception):
     """Internal: the object asked for does not exist."""
 
@@ -133,10 +123,12 @@ async def _request(what: str) -> AsyncIterator[None]:
 class Cluster:
     """Reads and writes the operator does itself. One per process; the API client is closed by `close`."""
 
-    def __init__(self, api_client: aclient.ApiClient) -> None:
+    def __init__(self, api_client: aclient.ApiClient, *, request_timeout: float = 30.0) -> None:
         self._api_client = api_client
         self._core = aclient.CoreV1Api(api_client)
         self._custom = aclient.CustomObjectsApi(api_client)
+        self.secrets = KubernetesSecretStore(self._core, request_timeout=request_timeout)
+        """Secret values, cached while the credential watch keeps them current (`observe_secret`)."""
 
     async def close(self) -> None:
         await self._api_client.close()  # type: ignore[no-untyped-call]
@@ -161,19 +153,24 @@ class Cluster:
 
     async def fetch_secrets(self, namespace: str, names: Collection[str]) -> SecretsRead:
         """Decoded values of the named Secrets; a missing Secret is simply absent (the engine reports it)."""
-        values: dict[str, dict[str, str]] = {}
-        unlabelled: set[str] = set()
-        for name in sorted(names):
-            try:
-                async with _request(f"read Secret {namespace}/{name}"):
-                    secret = await self._core.read_namespaced_secret(name, namespace)
-            except _NotFound:
-                continue
-            labels = (secret.metadata.labels if secret.metadata else None) or {}
-            if CREDENTIAL_LABEL not in labels:
-                unlabelled.add(name)
-            values[name] = _decode(secret.data)
-        return SecretsRead(values=values, unlabelled=frozenset(unlabelled))
+        try:
+            copies = await self.secrets.read_secrets(namespace, names)
+        except SecretStoreUnavailable as error:
+            raise ClusterUnavailable(str(error)) from None
+        return SecretsRead(
+            values={name: copy.data for name, copy in copies.items()},
+            unlabelled=frozenset(name for name, copy in copies.items() if CREDENTIAL_LABEL not in copy.labels),
+        )
+
+    def observe_secret(self, body: Mapping[str, Any], *, gone: bool) -> None:
+        """The credential watch saw a labelled Secret change. `gone`: deleted, or no longer labelled (a label
+        selector watch reports both as DELETED), so the cached copy is dropped and the next pass reads it."""
+        metadata = body.get("metadata") or {}
+        namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+        if gone:
+            self.secrets.observe(namespace, name, None)
+        else:
+            self.secrets.observe_secret(body)
 
     async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None:
         """Merge-patch the status subresource; returns the new resourceVersion (None when the object is gone)."""

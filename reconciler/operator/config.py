@@ -37,6 +37,9 @@ class OperatorConfig:
     """Registry database URL; None: `$MCP_RECONCILER_REGISTRY`, else the default SQLite file."""
     allow_private_networks: bool = False
     """Let probes reach loopback/private addresses (servers must also opt in with `spec.network.allowPrivate`)."""
+    probe: bool = True
+    """Discover auth, snapshot tools and verify rotated Secrets against the live servers. Off: rows and status
+    only, and a changed Secret is applied without a check (for clusters that cannot reach their servers)."""
     manager: str = DEFAULT_MANAGER
     """Recorded on every registry row this operator owns."""
     listen_host: str = "0.0.0.0"

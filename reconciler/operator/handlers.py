@@ -103,8 +103,13 @@ def build_handlers(*, reconciler: ObjectReconciler, access: KubeAccess) -> kopf.
             await _translated(reconciler.remove(body), reconciler=reconciler, retry=retry)
 
     @kopf.on.event("v1", "secrets", labels={CREDENTIAL_LABEL: kopf.PRESENT}, id="credential", registry=registry)
-    async def credential_changed(*, type: str, name: str, namespace: str | None, **kwargs: Any) -> None:
-        if type not in SECRET_EVENTS or namespace is None:
+    async def credential_changed(
+        *, type: str | None, body: kopf.Body, name: str, namespace: str | None, **kwargs: Any
+    ) -> None:
+        if namespace is None:
+            return
+        reconciler.secret_observed(body, gone=type == "DELETED")
+        if type not in SECRET_EVENTS:
             return
         users = list(cast(UsersIndex, kwargs[SECRET_USERS_INDEX]).get((namespace, name), ()))
         if users:

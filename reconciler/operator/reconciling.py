@@ -29,8 +29,9 @@ from reconciler.api.conditions import ConditionType, Reason
 from reconciler.engine import conditions as cond
 from reconciler.engine.inputs import Tenant
 from reconciler.engine.planning import Action, Verb
+from reconciler.engine.probing import ProbeOptions
 from reconciler.engine.reconciling import EngineSettings, ObjectResult, ObjectScope, reconcile, remove_object
-from reconciler.errors import PermanentError, ReconcilerError, RetryableError
+from reconciler.errors import DependencyPending, PermanentError, ReconcilerError, RetryableError
 from reconciler.operator import statuses
 from reconciler.operator.annotations import (
     is_paused,
@@ -43,6 +44,7 @@ from reconciler.operator.config import OperatorConfig
 from reconciler.operator.events import EventSink, involved_object, is_credential_field, plan_events
 from reconciler.operator.gathering import build_input, parse_resource, secret_names, select, source_of
 from reconciler.operator.metrics import OperatorMetrics
+from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import Registry
 from reconciler.registry.records import SourceRef
 
@@ -58,6 +60,8 @@ class ClusterPort(Protocol):
     async def fetch_secrets(self, namespace: str, names: Collection[str]) -> SecretsRead: ...
 
     async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None: ...
+
+    def observe_secret(self, body: Mapping[str, Any], *, gone: bool) -> None: ...
 
 
 class StopSignal(Protocol):
@@ -116,6 +120,8 @@ class _Request:
     tenant: Tenant
     secrets: SecretsRead
     previous: Mapping[str, Any] | None
+    forced: bool
+    """A new `reconcile-requested-at` token: probe now, whatever the snapshot's age."""
     done: asyncio.Future[ObjectResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -146,6 +152,9 @@ class ObjectReconciler:
         self._metrics = metrics
         self._config = config
         self._engine_settings = EngineSettings(manager=config.manager, prune=False)
+        self._probe_settings = (
+            ProbeSettings(allow_private_networks=config.allow_private_networks) if config.probe else None
+        )
         self._registry_threads = registry_threads
         """None: the loop's default executor. The operator passes a small pool, which bounds concurrent registry
         transactions (a global rate limit on the database) and the memory each worker thread holds."""
@@ -155,6 +164,8 @@ class ObjectReconciler:
         self._written: dict[str, dict[str, Any]] = {}
         """Status we last wrote per object: fresher than a body the watch has not caught up with yet."""
         self._batches: dict[str, _Batch] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        """Per object: wakes its resync daemon early (a rotation was held back outside the daemon's own pass)."""
         self._passes = asyncio.Semaphore(config.max_concurrent_passes)
         """Bounds memory and API connections when thousands of objects arrive at once; passes queued meanwhile
         still share engine runs."""
@@ -191,8 +202,16 @@ class ObjectReconciler:
             status = statuses.with_reconcile_request(result.status, reconcile_request(view.annotations))
             status = statuses.with_unlabelled_secrets(status, unlabelled)
             await self._record(view, previous, status, action=result.action)
+            if statuses.rotation_held_back(status) and not statuses.rotation_held_back(previous):
+                wakeup = self._wakeups.get(view.key)
+                if wakeup is not None:
+                    wakeup.set()  # the resync daemon takes over the re-checks, with back-off
             outcome = "changed" if result.action.writes else "noop"
             self._metrics.reconciles.labels(view.source.kind, outcome).inc()
+
+    def secret_observed(self, body: Mapping[str, Any], *, gone: bool) -> None:
+        """The credential watch saw a Secret (listing, change, deletion): keep the cached copy current."""
+        self._cluster.observe_secret(body, gone=gone)
 
     async def remove(self, body: Mapping[str, Any]) -> None:
         """The finalizer's work: delete or orphan the object's rows (per deletionPolicy); gone rows are fine.
@@ -246,13 +265,26 @@ class ObjectReconciler:
         next pass redoes whatever it did not finish.
         """
         stop = asyncio.ensure_future(stopped.wait())
+        key = ObjectView.of(body).key
+        wakeup = self._wakeups.setdefault(key, asyncio.Event())
         try:
             delay = self._rng.uniform(0, self._interval(body))
             retry = 0
             while not stopped.is_set():
-                await asyncio.wait({stop}, timeout=delay)
+                woken = asyncio.ensure_future(wakeup.wait())
+                try:
+                    await asyncio.wait({stop, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
                 if stop.done() or stopped.is_set():
                     return
+                if wakeup.is_set():
+                    # Another pass (the Secret watch's) held a rotation back: re-check soon, then back off.
+                    wakeup.clear()
+                    retry = 0
+                    delay = min(self._interval(body), self.retry_delay(retry))
+                    retry += 1
+                    continue
                 work = asyncio.ensure_future(self.reconcile(body, peers=peers()))
                 await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not work.done():
@@ -271,10 +303,18 @@ class ObjectReconciler:
                 except Exception:  # a bug must not end drift repair for this object: log it, keep the pace
                     source = source_of(body)
                     log.exception("resync of %s %s/%s failed", source.kind, source.namespace, source.name)
+                interval = self._interval(body)
+                if statuses.rotation_held_back(self._previous(ObjectView.of(body))):
+                    # The next check of the new Secret comes sooner, backing off while it keeps failing.
+                    delay = min(interval, self.retry_delay(retry))
+                    retry += 1
+                    continue
                 retry = 0
-                delay = jittered(self._interval(body), fraction=self._config.jitter, rng=self._rng)
+                delay = jittered(interval, fraction=self._config.jitter, rng=self._rng)
         finally:
             stop.cancel()
+            if self._wakeups.get(key) is wakeup:
+                del self._wakeups[key]
 
     async def reconcile_users(
         self,
@@ -339,8 +379,7 @@ class ObjectReconciler:
     async def _record_failure(
         self, view: ObjectView, previous: Mapping[str, Any] | None, error: ReconcilerError
     ) -> None:
-        reason = getattr(error, "reason", None) if isinstance(error, PermanentError) else None
-        reason = reason or str(Reason.RECONCILE_ERROR)
+        reason = getattr(error, "reason", None) or str(Reason.RECONCILE_ERROR)
         status = statuses.failed(
             previous, reason=reason, message=str(error), generation=view.generation, now=self._clock()
         )
@@ -409,6 +448,7 @@ class ObjectReconciler:
         namespace = view.source.namespace
         tenant = await self._cluster.fetch_tenant(namespace)
         secrets = await self._cluster.fetch_secrets(namespace, secret_names(selection.resources))
+        token = reconcile_request(view.annotations)
         request = _Request(
             view=view,
             target=target,
@@ -416,6 +456,7 @@ class ObjectReconciler:
             tenant=tenant,
             secrets=secrets,
             previous=previous,
+            forced=token is not None and token != (previous or {}).get("lastHandledReconcileAt"),
         )
         batch = self._batches.setdefault(namespace, _Batch())
         batch.pending.append(request)
@@ -441,12 +482,12 @@ class ObjectReconciler:
                     request.done.set_result(outcome)
 
     def _run_batch(self, requests: list[_Request]) -> list[ObjectResult | BaseException]:
-        """In a thread: one engine run for the whole batch; on a permanent error, one run per object."""
+        """In a thread: one engine run for the whole batch; on an error of one object, one run per object."""
         if len(requests) > 1:
             try:
                 return list(self._run_engine(requests))
-            except PermanentError:
-                pass
+            except (PermanentError, DependencyPending):
+                pass  # one object's problem: find out whose, and let the others through
         outcomes: list[ObjectResult | BaseException] = []
         for request in requests:
             try:
@@ -456,7 +497,8 @@ class ObjectReconciler:
         return outcomes
 
     def _run_engine(self, requests: list[_Request]) -> list[ObjectResult]:
-        """The one call site of the engine's `reconcile` (probing options will be passed here)."""
+        """The one call site of the engine's `reconcile`: plan, apply, then the credentials-and-probe step
+        (rotations verified against the live server first, tool snapshots refreshed when due)."""
         resources: dict[tuple[str, str], Resource] = {}
         secrets: dict[str, dict[str, str]] = {}
         for request in requests:
@@ -470,7 +512,13 @@ class ObjectReconciler:
             generations={request.view.source: request.view.generation for request in requests},
             statuses={request.view.source: request.previous for request in requests},
         )
-        report = reconcile(desired, self._registry, settings=self._engine_settings, scope=scope, now=self._clock())
+        probe = None
+        if self._probe_settings is not None:
+            forced = frozenset(request.view.source for request in requests if request.forced)
+            probe = ProbeOptions(self._probe_settings, forced=forced)
+        report = reconcile(
+            desired, self._registry, settings=self._engine_settings, scope=scope, now=self._clock(), probe=probe
+        )
         by_source = {result.obj.source: result for result in report.results}
         missing = [request.view.source for request in requests if request.view.source not in by_source]
         if missing:

@@ -72,7 +72,7 @@ class Operator:
                 kubeconfig=config.kubeconfig, context=config.kube_context, environ=self._environ
             )
             configuration.connection_pool_maxsize = config.api_connections
-            cluster = Cluster(aclient.ApiClient(configuration))
+            cluster = Cluster(aclient.ApiClient(configuration), request_timeout=config.request_timeout)
             reconciler = ObjectReconciler(
                 registry=registry,
                 cluster=cluster,
@@ -111,6 +111,7 @@ def run_operator(
     *,
     registry_url: str | None = None,
     allow_private_networks: bool = False,
+    probe: bool = True,
     port: int | None = 8080,
     standalone: bool = False,
     peering_name: str = DEFAULT_PEERING_NAME,
@@ -122,13 +123,15 @@ def run_operator(
 
     `namespaces`: kopf namespace patterns (`team-*`, `a,b,!c`); empty serves every namespace. `registry_url`:
     None resolves `$MCP_RECONCILER_REGISTRY`, else the default SQLite file. `port`: `/metrics` and `/healthz`
-    (None: no server). Without `standalone`, the kopf peering object `peering_name` must exist in each
+    (None: no server). `probe`: contact the MCP servers (discovery, tool snapshots, rotation checks). Without
+    `standalone`, the kopf peering object `peering_name` must exist in each
     served namespace (the chart creates it) so that only one instance is active.
     """
     config = OperatorConfig(
         namespaces=tuple(namespaces),
         registry_url=registry_url,
         allow_private_networks=allow_private_networks,
+        probe=probe,
         port=port,
         standalone=standalone,
         peering_name=peering_name,

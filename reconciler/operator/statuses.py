@@ -89,6 +89,13 @@ def failed(
     return _with_conditions(previous, replacements, generation=generation, now=now)
 
 
+def rotation_held_back(status: Mapping[str, Any] | None) -> bool:
+    """A changed Secret failed (or could not be given) its check against the live server and the last good
+    credential is still in use: the check is retried with back-off, not at the normal resync pace."""
+    found = cond.find((status or {}).get("conditions"), ConditionType.CREDENTIALS_VALID) or {}
+    return found.get("status") == "False" and found.get("reason") == str(Reason.ROTATION_FAILED)
+
+
 def with_reconcile_request(status: Status, token: str | None) -> Status:
     """Echo the handled `reconcile-requested-at` token, as GitOps tools expect."""
     if token is None:

@@ -78,8 +78,12 @@ def new_namespace(kube: KubeHttp) -> Callable[..., str]:
 
 @pytest.fixture
 def operator_config(control_plane: ControlPlane) -> OperatorConfig:
-    """Fast intervals for tests: resync every 2 s (±10 %), back-off from 0.5 s, metrics on a free port."""
+    """Fast intervals for tests: resync every 2 s (±10 %), back-off from 0.5 s, metrics on a free port.
+
+    Probing is off unless a test turns it on: most tests register servers on hosts nobody may contact; those
+    that probe (`test_probing.py`) point at live local MCP servers."""
     return OperatorConfig(
+        probe=False,
         standalone=True,
         port=0,
         listen_host="127.0.0.1",

@@ -65,6 +65,10 @@ app.kubernetes.io/part-of: mcp-reconciler
 {{- default (printf "%s-registry" (include "mcp-reconciler.fullname" .)) .Values.registry.existingSecret.name }}
 {{- end }}
 
+{{- define "mcp-reconciler.storeKeySecretName" -}}
+{{- default (include "mcp-reconciler.registrySecretName" .) .Values.secretStore.existingSecret.name }}
+{{- end }}
+
 {{- define "mcp-reconciler.peeringName" -}}
 {{- default (include "mcp-reconciler.fullname" .) .Values.peering.name }}
 {{- end }}

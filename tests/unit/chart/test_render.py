@@ -192,6 +192,26 @@ def test_registry_url_comes_only_from_a_secret(render: Render) -> None:
     assert all("postgres" not in str(env.get("value", "")) for env in container(render())["env"])
 
 
+def test_store_key_comes_from_a_secret_the_registry_one_by_default(render: Render) -> None:
+    def key_env(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+        (found,) = [env for env in container(manifests)["env"] if env["name"] == "MCP_RECONCILER_KEY"]
+        return dict(found["valueFrom"]["secretKeyRef"])
+
+    assert key_env(render()) == {"name": "mcp-mcp-reconciler-registry", "key": "store-key"}
+    custom = render({"secretStore": {"existingSecret": {"name": "store", "key": "aes"}}})
+    assert key_env(custom) == {"name": "store", "key": "aes"}
+
+
+def test_probing_can_be_turned_off(render: Render) -> None:
+    assert "--no-probe" not in container(render())["args"]
+    assert container(render({"probe": {"enabled": False}}))["args"] == [
+        "run",
+        "--peering",
+        "mcp-mcp-reconciler",
+        "--no-probe",
+    ]
+
+
 def test_extra_env_is_appended(render: Render) -> None:
     env = container(render(EVERYTHING_ON))["env"]
     assert env[-1] == {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"}

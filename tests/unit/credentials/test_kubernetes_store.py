@@ -176,3 +176,33 @@ def test_an_unreachable_api_server_is_retryable() -> None:
     api.failure = aiohttp.ServerDisconnectedError()
     with pytest.raises(SecretStoreUnavailable, match="ServerDisconnectedError"):
         anyio.run(KubernetesSecretStore(api).aread, "acme", "crm", "token")
+
+
+def _watched_body(namespace: str, name: str, data: dict[str, str], version: str) -> dict[str, Any]:
+    labels = {"mcp.reconciler.dev/credential": "true"}
+    metadata = {"namespace": namespace, "name": name, "resourceVersion": version, "labels": labels}
+    return {"metadata": metadata, "data": {key: b64(value) for key, value in data.items()}}
+
+
+def test_read_secrets_serves_watched_copies_and_rereads_the_others() -> None:
+    api = FakeSecretsApi()
+    api.put("acme", "plain", {"key": "one"}, "1")
+    store = KubernetesSecretStore(api)
+    store.observe_secret(_watched_body("acme", "watched", {"token": "w1"}, "7"))
+
+    first = anyio.run(store.read_secrets, "acme", ["watched", "plain", "gone"])
+    assert {name: copy.data for name, copy in first.items()} == {"plain": {"key": "one"}, "watched": {"token": "w1"}}
+    assert first["watched"].labels == {"mcp.reconciler.dev/credential": "true"} and first["plain"].labels == {}
+    assert sorted(name for _, name, _ in api.calls) == ["gone", "plain"], "the watched copy needs no API call"
+
+    # An unwatched Secret changes without any event: the next pass sees it anyway.
+    api.put("acme", "plain", {"key": "two"}, "2")
+    second = anyio.run(store.read_secrets, "acme", ["watched", "plain"])
+    assert second["plain"].data == {"key": "two"} and second["watched"].data == {"token": "w1"}
+    assert [name for _, name, _ in api.calls].count("watched") == 0
+
+    # The watch reports the watched one as gone (deleted, or its label removed): it is read again.
+    store.observe("acme", "watched", None)
+    api.put("acme", "watched", {"token": "w2"}, "8")
+    assert anyio.run(store.read_secrets, "acme", ["watched"])["watched"].data == {"token": "w2"}
+    assert "w1" not in repr(first) and "w2" not in repr(store)

@@ -17,56 +17,13 @@ from reconciler.engine.inputs import Tenant
 from reconciler.errors import MissingReference, RetryableError
 from reconciler.operator.cluster import SecretsRead
 from reconciler.operator.config import OperatorConfig
-from reconciler.operator.events import PlannedEvent
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.reconciling import ObjectReconciler
 from reconciler.registry import Registry, RegistryUnavailable, open_registry
-from reconciler.registry.records import SourceRef
+from tests.fixtures.operator_seams import FakeCluster, RecordingSink
 
 V = "mcp.reconciler.dev/v1alpha1"
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
-
-
-class FakeCluster:
-    """Statuses by object, Secrets by name; records every status patch."""
-
-    def __init__(self) -> None:
-        self.statuses: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self.patches: list[tuple[str, str, dict[str, Any]]] = []
-        self.secrets: dict[str, tuple[dict[str, str], bool]] = {}
-        self.tenant_label: str | None = None
-        self.unavailable = False
-
-    async def fetch_tenant(self, namespace: str) -> Tenant:
-        return Tenant(namespace=namespace, slug=self.tenant_label or namespace)
-
-    async def fetch_secrets(self, namespace: str, names: Collection[str]) -> SecretsRead:
-        if self.unavailable:
-            raise RetryableError("cannot read Secrets: HTTP 503")
-        values = {name: self.secrets[name][0] for name in names if name in self.secrets}
-        unlabelled = frozenset(name for name in names if name in self.secrets and not self.secrets[name][1])
-        return SecretsRead(values=values, unlabelled=unlabelled)
-
-    async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None:
-        self.patches.append((source.kind, source.name, dict(patch)))
-        current = self.statuses.setdefault((source.kind, source.namespace, source.name), {})
-        for key, value in patch["status"].items():
-            if value is None:
-                current.pop(key, None)
-            else:
-                current[key] = value
-        return str(len(self.patches))
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.posted: list[tuple[str, PlannedEvent]] = []
-
-    def post(self, involved: Mapping[str, Any], event: PlannedEvent) -> None:
-        self.posted.append((involved["metadata"]["name"], event))
-
-    def reasons(self, name: str) -> list[str]:
-        return [event.reason for posted, event in self.posted if posted == name]
 
 
 @pytest.fixture
@@ -88,7 +45,7 @@ def sink() -> RecordingSink:
 
 @pytest.fixture
 def reconciler(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
-    config = OperatorConfig(retry_base_delay=2.0, retry_max_delay=60.0)
+    config = OperatorConfig(retry_base_delay=2.0, retry_max_delay=60.0, probe=False)
     return ObjectReconciler(
         registry=registry,
         cluster=cluster,
@@ -159,7 +116,7 @@ def test_a_restarted_operator_writes_nothing_for_a_converged_object(
         cluster=cluster,
         events=sink,
         metrics=OperatorMetrics(),
-        config=OperatorConfig(),
+        config=OperatorConfig(probe=False),
         clock=lambda: NOW + dt.timedelta(hours=1),
     )
     run(fresh.reconcile(body, peers=[body]))
