@@ -7,11 +7,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from reconciler.api.common import GROUP_VERSION, Model, ObjectMeta, ObjectName, StatusBase, ToolFilter
+from reconciler.api.common import (
+    GROUP_VERSION,
+    SECRET_KEY_PATTERN,
+    Model,
+    ObjectMeta,
+    ObjectName,
+    StatusBase,
+    ToolFilter,
+)
 
 TemplateId = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+# Kubernetes validates ConfigMap keys exactly like Secret keys.
+ConfigMapKey = Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
+DEFAULT_EXPORT_KEY = "mcp-config.json"
 
 
 class BoundServer(Model):
@@ -25,6 +36,33 @@ class BoundServer(Model):
     """Per-template allow/deny on tool names, applied after the server's own."""
 
 
+class ConfigMapExport(Model):
+    """A ConfigMap (same namespace, owned by the binding) a runtime mounts instead of calling the registry."""
+
+    name: ObjectName | None = None
+    """ConfigMap name; default `<binding name>-mcp-config`."""
+    key: ConfigMapKey = DEFAULT_EXPORT_KEY
+    """Data key holding the document; default `mcp-config.json`."""
+
+    @field_validator("key")
+    @classmethod
+    def _not_a_path_segment(cls, key: str) -> str:
+        # Kubernetes mounts each key as a file, so it refuses `.`, `..` and names starting with `..`.
+        if key == "." or key.startswith(".."):
+            raise ValueError("key must not be '.' or start with '..'")
+        return key
+
+
+class BindingExport(Model):
+    """Publish the template's MCP client configuration for runtimes that mount a file rather than call `resolve`.
+
+    The document holds `${secret:<namespace>/<secret>#<key>}` placeholders, never a secret value.
+    """
+
+    config_map: ConfigMapExport
+    """Write it to this ConfigMap (`configMap: {}` takes both defaults)."""
+
+
 class MCPTemplateBindingSpec(Model):
     """Desired state of one template binding."""
 
@@ -32,6 +70,8 @@ class MCPTemplateBindingSpec(Model):
     """Agent template id."""
     servers: list[BoundServer] = Field(min_length=1, max_length=512)
     """Servers the template gets."""
+    export: BindingExport | None = None
+    """Also write the template's MCP client configuration to a ConfigMap; the operator does, the CLI does not."""
 
     @model_validator(mode="after")
     def _unique(self) -> MCPTemplateBindingSpec:

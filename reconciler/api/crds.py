@@ -138,6 +138,9 @@ _OBJECT_RULES: dict[str, tuple[Rule, ...]] = {
 # Rules on one property of a model, keyed by (model name, property name on the wire).
 _PROPERTY_RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
     ("Discovery", "interval"): (Rule("duration(self) >= duration('10s')", "interval must be at least 10s"),),
+    ("ConfigMapExport", "key"): (
+        Rule("self != '.' && !self.startsWith('..')", "key must not be '.' or start with '..'"),
+    ),
 }
 
 # Lists whose items are unique by key: list-type map (the API server rejects duplicates and server-side

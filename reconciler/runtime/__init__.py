@@ -1,8 +1,9 @@
 """The runtime side of the registry: which MCP servers, with which URL, headers and tools, an agent gets.
 
 Agent runtimes call `resolve` (Python); the CLI calls `resolve_command` and `serve_mcp`; tests build the
-agent-facing MCP endpoint with `build_mcp_app`. Everything here reads the registry and never writes it. The
-public names below are pinned by a test.
+agent-facing MCP endpoint with `build_mcp_app`; the operator renders a binding's `spec.export` ConfigMap with
+`export_target`, `export_document` and `build_config_map`. Everything here reads the registry and never writes
+it. The public names below are pinned by a test.
 """
 
 from reconciler.runtime.commands import resolve_command
@@ -15,6 +16,13 @@ from reconciler.runtime.endpoint import (
     dry_run_plan,
     serve_mcp,
 )
+from reconciler.runtime.exporting import (
+    ExportTarget,
+    build_config_map,
+    export_document,
+    export_target,
+    secret_placeholder,
+)
 from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
 from reconciler.runtime.resolution import MASK, CredentialScope, Resolution, ResolvedServer, ServerState
 from reconciler.runtime.resolving import UnknownTenant, resolve
@@ -24,18 +32,23 @@ __all__ = [
     "MASK",
     "BearerTokenGate",
     "CredentialScope",
+    "ExportTarget",
     "ManifestLoader",
     "Resolution",
     "ResolvedServer",
     "ServerState",
     "UnknownTenant",
+    "build_config_map",
     "build_mcp_app",
     "build_mcp_server",
     "dry_run_plan",
+    "export_document",
+    "export_target",
     "render_mcp_config",
     "resolution_json",
     "resolution_text",
     "resolve",
     "resolve_command",
+    "secret_placeholder",
     "serve_mcp",
 ]

@@ -16,7 +16,8 @@ from reconciler.credentials import MintedSecretStore, fingerprint, last_good_val
 from reconciler.engine.inputs import SecretSource
 from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry import Registry
-from reconciler.runtime.deciding import Caller, HeaderSource, ServerDecision, decide
+from reconciler.registry.lookups import ResolutionInputs
+from reconciler.runtime.deciding import Caller, Decisions, HeaderSource, ServerDecision, decide
 from reconciler.runtime.resolution import MASK, Resolution, ResolvedServer, ServerState
 
 
@@ -49,12 +50,11 @@ def resolve(
     if show_secrets and secrets is None:
         raise ValueError("show_secrets needs a secret source to read header values from")
     team_names = tuple(dict.fromkeys(teams))
-    inputs = registry.fetch_resolution_inputs(tenant, template=template, user=user, teams=team_names)
-    if inputs is None:
-        raise UnknownTenant(f"no tenant has slug or namespace {tenant!r} in registry {registry.url}")
-    verified = VerifiedValues(registry, inputs.tenant.slug) if secrets is not None else None
     caller = Caller(agent=agent, user=user, teams=team_names)
-    decisions = decide(inputs, caller=caller, template=template, namespace_tools=namespace_tools)
+    inputs, decisions = fetch_decisions(
+        registry, tenant, template=template, caller=caller, namespace_tools=namespace_tools
+    )
+    verified = VerifiedValues(registry, inputs.tenant.slug) if secrets is not None else None
     servers = tuple(
         _resolved(decision, secrets=secrets, show_secrets=show_secrets, verified=verified)
         for decision in decisions.servers
@@ -72,6 +72,19 @@ def resolve(
         secrets_shown=show_secrets,
         notes=decisions.notes if explain else (),
     )
+
+
+def fetch_decisions(
+    registry: Registry, tenant: str, *, template: str | None, caller: Caller, namespace_tools: bool = False
+) -> tuple[ResolutionInputs, Decisions]:
+    """The rows and the per-server decisions for one caller, before any secret value is read.
+
+    `resolve` goes on to read header values; `exporting` turns the secret references into placeholders.
+    """
+    inputs = registry.fetch_resolution_inputs(tenant, template=template, user=caller.user, teams=caller.teams)
+    if inputs is None:
+        raise UnknownTenant(f"no tenant has slug or namespace {tenant!r} in registry {registry.url}")
+    return inputs, decide(inputs, caller=caller, template=template, namespace_tools=namespace_tools)
 
 
 class VerifiedValues:

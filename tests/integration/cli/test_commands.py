@@ -109,6 +109,27 @@ def test_bad_input_is_one_clear_error_and_no_traceback(tmp_path: Path, sqlite_ur
     assert run("get", "--registry", sqlite_url)[2].startswith("No resources found")
 
 
+def test_a_bad_binding_export_names_file_line_object_and_field(tmp_path: Path) -> None:
+    (tmp_path / "binding.yaml").write_text(
+        "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPTemplateBinding\nmetadata:\n  name: support\n"
+        "spec:\n  template: support-agent\n  servers: [{serverRef: crm}]\n  export:\n    configMap:\n"
+        "      name: Support_Agent\n      key: mcp/config.json\n      mountPath: /etc/mcp\n"
+    )
+    code, out, err = run("validate", "-f", str(tmp_path))
+    assert code == 1 and out == ""
+    where = "MCPTemplateBinding default/support: field spec.export.configMap"
+    assert f"binding.yaml:10: {where}.name: must be a DNS-1123 name" in err
+    assert f"binding.yaml:11: {where}.key: must match the pattern" in err
+    assert f"binding.yaml:12: {where}.mountPath: unknown field" in err
+    (tmp_path / "binding.yaml").write_text(
+        "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPTemplateBinding\nmetadata:\n  name: support\n"
+        "spec:\n  template: support-agent\n  servers: [{serverRef: crm}]\n  export:\n    configMap: {}\n"
+        "---\napiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\nmetadata:\n  name: crm\n"
+        "spec:\n  url: https://crm.example.com/mcp\n"
+    )
+    assert run("validate", "-f", str(tmp_path))[0] == 0
+
+
 def test_unreachable_registry_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     code, _, err = run(
         "plan", "-f", str(EXAMPLES / "01-quickstart"), "--registry", "postgresql+psycopg://u:hunter2@127.0.0.1:1/db"

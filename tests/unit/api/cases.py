@@ -501,6 +501,11 @@ GRANT_CASES = [
     ),
 ]
 
+
+def binding(**fields: Any) -> dict[str, Any]:
+    return {"template": "support-agent", "servers": [{"serverRef": "crm"}], **fields}
+
+
 BINDING_CASES = [
     SpecCase(
         "binding",
@@ -519,6 +524,51 @@ BINDING_CASES = [
         {"template": "support-agent", "servers": [{"serverRef": "crm"}, {"serverRef": "crm"}]},
         "server 'crm' is listed twice",
         None,  # list-type map keyed by serverRef: the API server rejects the duplicate key itself
+    ),
+    SpecCase("export with defaults", "MCPTemplateBinding", binding(export={"configMap": {}})),
+    SpecCase(
+        "export to a named key",
+        "MCPTemplateBinding",
+        binding(export={"configMap": {"name": "support.mcp-config", "key": ".mcp_config-v1.json"}}),
+    ),
+    SpecCase(
+        "export without a target",
+        "MCPTemplateBinding",
+        binding(export={}),
+        "Field required",
+        None,  # configMap is required by the schema
+    ),
+    SpecCase(
+        "export to a ConfigMap name that is not DNS-1123",
+        "MCPTemplateBinding",
+        binding(export={"configMap": {"name": "Support_Agent"}}),
+        "String should match pattern",
+        None,
+    ),
+    SpecCase(
+        "export to a key with a slash",
+        "MCPTemplateBinding",
+        binding(export={"configMap": {"key": "config/mcp.json"}}),
+        "String should match pattern",
+        None,
+    ),
+    SpecCase(
+        "export to the key ..",
+        "MCPTemplateBinding",
+        binding(export={"configMap": {"key": ".."}}),
+        "key must not be '.' or start with '..'",
+    ),
+    SpecCase(
+        "export to a key starting with ..",
+        "MCPTemplateBinding",
+        binding(export={"configMap": {"key": "..data"}}),
+        "key must not be '.' or start with '..'",
+    ),
+    SpecCase(
+        "export to the key .",
+        "MCPTemplateBinding",
+        binding(export={"configMap": {"key": "."}}),
+        "key must not be '.' or start with '..'",
     ),
 ]
 

@@ -5,12 +5,15 @@ The same table drives the CRD rule tests (test_crd_rules.py), which check the cl
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
-from reconciler.api import MCPServer, MCPServerSpec
+from reconciler.api import MCPServer, MCPServerSpec, MCPTemplateBindingSpec
+from reconciler.api.common import dump_spec
 from reconciler.api.kinds import kind_for
-from tests.unit.api.cases import ALL_CASES, SpecCase, case_params, server
+from tests.unit.api.cases import ALL_CASES, SpecCase, binding, case_params, server
 
 
 @pytest.mark.parametrize("case", case_params([case for case in ALL_CASES if case.valid]))
@@ -50,3 +53,33 @@ def test_authorization_code_dynamic_registration_is_implied_when_unset() -> None
 def test_defaults_the_crd_rules_rely_on() -> None:
     spec = MCPServerSpec.model_validate(server())
     assert (spec.transport, spec.auth.type, spec.tools.policy) == ("streamable-http", "none", "Track")
+
+
+def test_binding_export_is_off_unless_asked_and_defaults_the_key() -> None:
+    assert MCPTemplateBindingSpec.model_validate(binding()).export is None
+    export = MCPTemplateBindingSpec.model_validate(binding(export={"configMap": {}})).export
+    assert export is not None
+    assert (export.config_map.name, export.config_map.key) == (None, "mcp-config.json")
+
+
+@pytest.mark.parametrize(
+    ("export", "location"),
+    [
+        ({"configMap": {"name": "x", "mountPath": "/etc/mcp"}}, ("export", "configMap", "mountPath")),
+        ({"configMap": {}, "secret": {"name": "x"}}, ("export", "secret")),
+        ({"configMap": {"name": "Bad_Name"}}, ("export", "configMap", "name")),
+        ({"configMap": {"key": "a/b"}}, ("export", "configMap", "key")),
+        ({"configMap": {"key": ".."}}, ("export", "configMap", "key")),
+        ({"configMap": {"name": "a" * 254}}, ("export", "configMap", "name")),
+    ],
+)
+def test_binding_export_errors_name_the_field(export: dict[str, Any], location: tuple[str, ...]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        MCPTemplateBindingSpec.model_validate(binding(export=export))
+    (error,) = caught.value.errors()
+    assert error["loc"] == location
+
+
+def test_binding_export_is_written_back_as_authored() -> None:
+    spec = MCPTemplateBindingSpec.model_validate(binding(export={"configMap": {}}))
+    assert dump_spec(spec)["export"] == {"configMap": {}}
