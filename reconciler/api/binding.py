@@ -83,10 +83,31 @@ class MCPTemplateBindingSpec(Model):
         return self
 
 
+class ExportStatus(Model):
+    """Where the operator wrote the binding's `spec.export` document, and whether it could."""
+
+    model_config = Model.model_config | {"extra": "ignore", "strict": False}
+
+    config_map: str
+    """ConfigMap name."""
+    key: str
+    """Data key holding the document."""
+    state: Literal["Written", "Conflict", "Failed"]
+    """`Written`; `Conflict`: a ConfigMap of that name exists that this binding does not own (left alone);
+    `Failed`: the API refused or could not be reached (see message)."""
+    servers: int | None = None
+    """Servers in the exported document."""
+    message: str = ""
+    """Why it is not written; never a secret value."""
+
+
 class MCPTemplateBindingStatus(StatusBase):
     """Observed state of an `MCPTemplateBinding`."""
 
     model_config = StatusBase.model_config | {"extra": "ignore"}
+
+    export: ExportStatus | None = None
+    """The `spec.export` ConfigMap, when the binding asks for one (operator only)."""
 
 
 class MCPTemplateBinding(Model):

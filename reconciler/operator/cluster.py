@@ -172,6 +172,43 @@ class Cluster:
         else:
             self.secrets.observe_secret(body)
 
+    async def write_config_map(self, body: Mapping[str, Any], *, owner_uid: str) -> str:
+        """Create or update an exported ConfigMap: `created`, `updated`, `unchanged`, or `conflict` when one of
+        that name exists that `owner_uid` does not control (it is left as it is)."""
+        metadata = body["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        try:
+            async with _request(f"read ConfigMap {namespace}/{name}"):
+                current = await self._core.read_namespaced_config_map(name, namespace)
+        except _NotFound:
+            async with _request(f"create ConfigMap {namespace}/{name}"):
+                await self._core.create_namespaced_config_map(namespace, dict(body))  # type: ignore[arg-type]
+            return "created"
+        if not _controlled_by(current.metadata, owner_uid):
+            return "conflict"
+        labels = dict((current.metadata.labels if current.metadata else None) or {})
+        if dict(current.data or {}) == body.get("data") and all(
+            labels.get(key) == value for key, value in metadata.get("labels", {}).items()
+        ):
+            return "unchanged"
+        patch = {"metadata": {"labels": metadata.get("labels", {})}, "data": body.get("data")}
+        async with _request(f"update ConfigMap {namespace}/{name}"):
+            await self._core.patch_namespaced_config_map(name, namespace, patch)
+        return "updated"
+
+    async def delete_config_map(self, namespace: str, name: str, *, owner_uid: str) -> bool:
+        """Delete an exported ConfigMap if `owner_uid` controls it; False when it is gone or someone else's."""
+        try:
+            async with _request(f"read ConfigMap {namespace}/{name}"):
+                current = await self._core.read_namespaced_config_map(name, namespace)
+            if not _controlled_by(current.metadata, owner_uid):
+                return False
+            async with _request(f"delete ConfigMap {namespace}/{name}"):
+                await self._core.delete_namespaced_config_map(name, namespace)
+        except _NotFound:
+            return False
+        return True
+
     async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None:
         """Merge-patch the status subresource; returns the new resourceVersion (None when the object is gone)."""
         plural = kind_for(source.kind).plural
@@ -191,3 +228,8 @@ class Cluster:
         metadata = result.get("metadata", {}) if isinstance(result, dict) else {}
         version = metadata.get("resourceVersion")
         return str(version) if version is not None else None
+
+
+def _controlled_by(metadata: Any, owner_uid: str) -> bool:
+    references = (metadata.owner_references if metadata is not None else None) or ()
+    return any(reference.uid == owner_uid and reference.controller for reference in references)

@@ -77,6 +77,8 @@ class OperatorConfig:
     watch_client_timeout: int = 330
     request_timeout: float = 60.0
     """Bound on every non-watch API request."""
+    export_debounce: float = 0.5
+    """Seconds a namespace's exported ConfigMaps wait after a change they depend on (one refresh per burst)."""
     health_cache_seconds: float = 5.0
     """`/healthz` pings the registry at most this often."""
     kubeconfig: Path | None = None

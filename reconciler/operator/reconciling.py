@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -24,7 +25,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from reconciler.api import MCPServer, Resource
+from reconciler.api import MCPServer, MCPTemplateBinding, Resource
 from reconciler.api.conditions import ConditionType, Reason
 from reconciler.engine import conditions as cond
 from reconciler.engine.inputs import Tenant
@@ -41,14 +42,16 @@ from reconciler.operator.annotations import (
 )
 from reconciler.operator.cluster import SecretsRead
 from reconciler.operator.config import OperatorConfig
-from reconciler.operator.events import EventSink, involved_object, is_credential_field, plan_events
+from reconciler.operator.events import EventSink, PlannedEvent, involved_object, is_credential_field, plan_events
 from reconciler.operator.gathering import build_input, parse_resource, secret_names, select, source_of
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import Registry
 from reconciler.registry.records import SourceRef
+from reconciler.runtime import build_config_map, export_document, export_target
 
 log = logging.getLogger("mcp_reconciler.operator")
+BINDING_KIND = MCPTemplateBinding.model_fields["kind"].default
 _T = TypeVar("_T")
 
 
@@ -62,6 +65,10 @@ class ClusterPort(Protocol):
     async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None: ...
 
     def observe_secret(self, body: Mapping[str, Any], *, gone: bool) -> None: ...
+
+    async def write_config_map(self, body: Mapping[str, Any], *, owner_uid: str) -> str: ...
+
+    async def delete_config_map(self, namespace: str, name: str, *, owner_uid: str) -> bool: ...
 
 
 class StopSignal(Protocol):
@@ -164,6 +171,9 @@ class ObjectReconciler:
         self._written: dict[str, dict[str, Any]] = {}
         """Status we last wrote per object: fresher than a body the watch has not caught up with yet."""
         self._batches: dict[str, _Batch] = {}
+        self._export_tasks: dict[str, asyncio.Task[None]] = {}
+        self._export_peers: dict[str, list[Mapping[str, Any]]] = {}
+        """Per namespace: the pending refresh of exported ConfigMaps, and the objects it will read."""
         self._wakeups: dict[str, asyncio.Event] = {}
         """Per object: wakes its resync daemon early (a rotation was held back outside the daemon's own pass)."""
         self._passes = asyncio.Semaphore(config.max_concurrent_passes)
@@ -201,7 +211,11 @@ class ObjectReconciler:
                 self._metrics.reconcile_seconds.labels(view.source.kind).observe(elapsed)
             status = statuses.with_reconcile_request(result.status, reconcile_request(view.annotations))
             status = statuses.with_unlabelled_secrets(status, unlabelled)
+            if isinstance(result.obj.resource, MCPTemplateBinding):
+                status = await self._with_export(view, result.obj.resource, status, previous)
             await self._record(view, previous, status, action=result.action)
+            if view.source.kind != BINDING_KIND and (result.action.writes or previous != self._previous(view)):
+                self._schedule_exports(view.source.namespace, peers)
             if statuses.rotation_held_back(status) and not statuses.rotation_held_back(previous):
                 wakeup = self._wakeups.get(view.key)
                 if wakeup is not None:
@@ -245,6 +259,7 @@ class ObjectReconciler:
                 await self._record(view, previous, status)
                 self._metrics.errors.labels(view.source.kind, str(Reason.RECONCILE_ERROR)).inc()
                 raise
+            await self._remove_export(view, body=view.body, status=self._previous(view))
             verbs = ", ".join(sorted({str(action.verb) for action in actions})) or "nothing to remove"
             log.info("%s %s/%s finalized: %s", view.source.kind, view.source.namespace, view.source.name, verbs)
             self._forget(view)
@@ -341,12 +356,113 @@ class ObjectReconciler:
 
         await asyncio.gather(*(one(body) for body in chosen))
 
+    # -- spec.export of bindings ----------------------------------------------------------------------------
+
+    async def _with_export(
+        self,
+        view: ObjectView,
+        binding: MCPTemplateBinding,
+        status: dict[str, Any],
+        previous: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Write the binding's exported ConfigMap (when it asks for one) and say in `status.export` how it went.
+
+        A ConfigMap of that name that the binding does not control is never overwritten (state `Conflict`); an
+        API failure is `Failed` and retried at the next pass. Only a created or updated document is an Event.
+        """
+        target = export_target(binding)
+        before = (previous or {}).get("export") or {}
+        if before.get("configMap") and (target is None or before["configMap"] != target.name):
+            await self._remove_export(view, body=None, status=previous)
+        status = {key: value for key, value in status.items() if key != "export"}
+        if target is None:
+            return status
+        export: dict[str, Any] = {"configMap": target.name, "key": target.key}
+        namespace = view.source.namespace
+        try:
+            if view.uid is None:
+                raise PermanentError("the binding has no uid to own the ConfigMap")
+            document = await self._in_registry_thread(
+                functools.partial(export_document, self._registry, namespace, target.template)
+            )
+            body = build_config_map(
+                namespace=namespace,
+                binding_name=view.source.name,
+                binding_uid=view.uid,
+                target=target,
+                document=document,
+            )
+            outcome = await self._cluster.write_config_map(body, owner_uid=view.uid)
+        except ReconcilerError as error:
+            export.update(state="Failed", message=statuses.short(str(error)))
+            return {**status, "export": export}
+        servers = len(json.loads(document).get("mcpServers") or {})
+        if outcome == "conflict":
+            message = f"ConfigMap {namespace}/{target.name} exists and is not controlled by this binding; left as is"
+            export.update(state="Conflict", message=message)
+            if before.get("state") != "Conflict":
+                self._events.post(view.involved(), PlannedEvent("Warning", "Conflict", message))
+            return {**status, "export": export}
+        export.update(state="Written", servers=servers)
+        if outcome in ("created", "updated"):
+            message = f"ConfigMap {namespace}/{target.name} {outcome} ({servers} servers)"
+            self._events.post(view.involved(), PlannedEvent("Normal", "Exported", message))
+        return {**status, "export": export}
+
+    async def _remove_export(
+        self, view: ObjectView, *, body: Mapping[str, Any] | None, status: Mapping[str, Any] | None
+    ) -> None:
+        """Delete the ConfigMap a binding exported (the one its status names, else the one its spec asks for).
+
+        The owner reference makes the cluster's garbage collector do the same; doing it here keeps deletion
+        immediate and covers a binding that stops exporting or renames its ConfigMap."""
+        if view.source.kind != BINDING_KIND or view.uid is None:
+            return
+        names = {str((status or {}).get("export", {}).get("configMap") or "")}
+        if body is not None:
+            with contextlib.suppress(PermanentError):
+                binding = parse_resource(body)
+                if isinstance(binding, MCPTemplateBinding) and (target := export_target(binding)) is not None:
+                    names.add(target.name)
+        for name in sorted(names - {""}):
+            try:
+                await self._cluster.delete_config_map(view.source.namespace, name, owner_uid=view.uid)
+            except RetryableError as error:
+                log.warning("cannot delete ConfigMap %s/%s yet: %s", view.source.namespace, name, error)
+
+    def _schedule_exports(self, namespace: str, peers: Iterable[Mapping[str, Any]]) -> None:
+        """Something a binding's document depends on changed: refresh the namespace's exports shortly (one run
+        for a burst of changes)."""
+        bodies = list(peers)
+        if not any(body.get("kind") == BINDING_KIND and (body.get("spec") or {}).get("export") for body in bodies):
+            return
+        self._export_peers[namespace] = bodies
+        running = self._export_tasks.get(namespace)
+        if running is None or running.done():
+            self._export_tasks[namespace] = asyncio.create_task(
+                self._refresh_exports(namespace), name=f"export:{namespace}"
+            )
+
+    async def _refresh_exports(self, namespace: str) -> None:
+        await asyncio.sleep(self._config.export_debounce)
+        bodies = self._export_peers.pop(namespace, [])
+        for body in bodies:
+            if body.get("kind") != BINDING_KIND or not (body.get("spec") or {}).get("export"):
+                continue
+            try:
+                await self.reconcile(body, peers=bodies)
+            except ReconcilerError as error:
+                source = source_of(body)
+                log.warning("%s %s/%s: %s", source.kind, source.namespace, source.name, error)
+
     def retry_delay(self, retry: int) -> float:
         """Exponential back-off for transient errors: base · 2^retry, capped."""
         return float(min(self._config.retry_max_delay, self._config.retry_base_delay * (2 ** min(retry, 30))))
 
     async def close(self) -> None:
         """Wait for engine runs in flight (they hold registry connections)."""
+        for task in self._export_tasks.values():
+            task.cancel()
         workers = [batch.worker for batch in self._batches.values() if batch.worker is not None]
         if workers:
             await asyncio.gather(*workers, return_exceptions=True)

@@ -20,7 +20,7 @@ MAX_MESSAGE_LENGTH = 4096
 """Condition messages are cut here: the CRD allows 32 KiB, but a status should stay readable in `kubectl get`."""
 
 
-def _short(message: str) -> str:
+def short(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE_LENGTH else message[: MAX_MESSAGE_LENGTH - 1] + "…"
 
 
@@ -78,12 +78,12 @@ def failed(
     now: dt.datetime,
 ) -> Status:
     """Synced=False with the error's reason; Ready is kept when known (the registry row may still serve)."""
-    sync = cond.condition(ConditionType.SYNCED, "False", Reason.RECONCILE_ERROR, _short(message))
+    sync = cond.condition(ConditionType.SYNCED, "False", Reason.RECONCILE_ERROR, short(message))
     sync["reason"] = reason
     replacements = [sync]
     ready = cond.find((previous or {}).get("conditions"), ConditionType.READY)
     if ready is None or ready.get("status") == "Unknown":
-        not_ready = cond.condition(ConditionType.READY, "False", Reason.UNAVAILABLE, _short(message))
+        not_ready = cond.condition(ConditionType.READY, "False", Reason.UNAVAILABLE, short(message))
         not_ready["reason"] = reason
         replacements.append(not_ready)
     return _with_conditions(previous, replacements, generation=generation, now=now)
@@ -115,7 +115,7 @@ def with_unlabelled_secrets(status: Status, names: Collection[str]) -> Status:
     for item in status.get("conditions") or ():
         if item.get("type") == str(ConditionType.CREDENTIALS_VALID) and not noted:
             text = item.get("message") or ""
-            item = {**item, "message": _short(f"{text}; {note}" if text else note)}
+            item = {**item, "message": short(f"{text}; {note}" if text else note)}
             noted = True
         conditions.append(item)
     return {**status, "conditions": conditions}

@@ -107,11 +107,12 @@ the Role in each watched namespace (Namespaced mode), so both modes grant exactl
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
-# Tenant variables (the mcp-tenant ConfigMap); written only when the ConfigMap export is on.
+# Tenant variables (the mcp-tenant ConfigMap) are read; bindings' spec.export ConfigMaps are written (and
+# removed with their binding) only when the export is turned on.
 - apiGroups: [""]
   resources: ["configmaps"]
   {{- if .Values.export.configMaps }}
-  verbs: ["get", "list", "watch", "create", "update", "patch"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
   {{- else }}
   verbs: ["get", "list", "watch"]
   {{- end }}

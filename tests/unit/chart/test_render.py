@@ -329,7 +329,10 @@ def test_no_wildcards_no_secret_writes_no_deletes(render: Render, overrides: dic
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
         granted = rule_set(role)
         assert not {verb for _, resource, verb in granted if resource == "secrets"} - {"get", "list", "watch"}
-        assert not {triple for triple in granted if triple[2] in ("delete", "deletecollection", "escalate", "bind")}
+        dangerous = {triple for triple in granted if triple[2] in ("delete", "deletecollection", "escalate", "bind")}
+        # The one delete: ConfigMaps a binding exported, when the export is on (removed with the binding).
+        exported = {("", "configmaps", "delete")} if overrides.get("export", {}).get("configMaps") else set()
+        assert dangerous <= exported
 
 
 def test_configmap_writes_only_with_the_export_feature(render: Render) -> None:
@@ -339,7 +342,15 @@ def test_configmap_writes_only_with_the_export_feature(render: Render) -> None:
         }
 
     assert configmap_verbs({}) == {"get", "list", "watch"}
-    assert configmap_verbs({"export": {"configMaps": True}}) == {"get", "list", "watch", "create", "update", "patch"}
+    assert configmap_verbs({"export": {"configMaps": True}}) == {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+    }
 
 
 def test_namespaced_mode_uses_a_role_per_watched_namespace(render: Render) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import itertools
 import random
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -259,11 +259,21 @@ def fast(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> Objec
     )
 
 
-def run_daemon(reconciler: ObjectReconciler, body: dict[str, Any], *, seconds: float) -> None:
+def run_daemon(
+    reconciler: ObjectReconciler,
+    body: dict[str, Any],
+    *,
+    seconds: float,
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """Run the resync daemon for `seconds`, or until `until()` holds (checked every 10 ms, `seconds` at most)."""
+
     async def scenario() -> None:
         stop = EventStop()
         daemon = asyncio.create_task(reconciler.resync_forever(body, peers=lambda: [body], stopped=stop))
-        await asyncio.sleep(seconds)
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline and not (until is not None and until()):
+            await asyncio.sleep(0.01)
         stop.event.set()
         await asyncio.wait_for(daemon, timeout=2)
 
@@ -279,8 +289,8 @@ def test_resync_passes_repeat_without_writing(registry: Registry, cluster: FakeC
         return await original(namespace)
 
     cluster.fetch_tenant = counting  # type: ignore[method-assign]
-    run_daemon(fast(registry, cluster, sink), server(), seconds=0.6)
-    assert len(passes) >= 4
+    run_daemon(fast(registry, cluster, sink), server(), seconds=10, until=lambda: len(passes) >= 5)
+    assert len(passes) >= 5
     assert len(cluster.patches) == 2, "first sight and the result; every later pass wrote nothing"
 
 
