@@ -1,0 +1,62 @@
+"""Kopf peering as the chart deploys it (`--peering`, a KopfPeering object per namespace, the peering CRDs from
+the chart's `crds/`), against a real API server: of two operators on the same namespace only the one with the
+higher priority works; when it stops, the other takes over."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.registry.records import ServerRecord
+from tests.e2e.kube import REPO, KubeHttp, wait_for
+from tests.e2e.running import RunningOperator
+from tests.e2e.support import create, registry_at, server, sleep_through, wait_ready
+
+Start = Callable[..., RunningOperator]
+NewNamespace = Callable[..., str]
+PEERING_CRDS = REPO / "charts" / "mcp-reconciler" / "crds" / "kopf.dev_peerings.yaml"
+PEERING = "mcp-reconciler"
+
+
+def _install_peering(kube: KubeHttp, namespace: str) -> None:
+    for manifest in yaml.safe_load_all(PEERING_CRDS.read_text()):
+        if manifest:
+            kube.apply(manifest)
+    wait_for(
+        lambda: kube.maybe_get("/apis/kopf.dev/v1/namespaces/default/kopfpeerings") is not None,
+        timeout=30,
+        what="the KopfPeering CRD to be served",
+    )
+    peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
+    kube.post(f"/apis/kopf.dev/v1/namespaces/{namespace}/kopfpeerings", peering)
+
+
+def _servers(url: str) -> set[str]:
+    with registry_at(url) as registry:
+        rows = registry.fetch_state().rows
+    return {name for (table, _, name), row in rows.items() if table == "servers" and isinstance(row, ServerRecord)}
+
+
+@pytest.mark.timeout(180)
+def test_only_the_higher_priority_peer_works_and_the_other_takes_over(
+    kube: KubeHttp, new_namespace: NewNamespace, tmp_path: Path, start_operator: Start
+) -> None:
+    namespace = new_namespace("peers")
+    _install_peering(kube, namespace)
+    first_url, second_url = f"sqlite:///{tmp_path / 'first.db'}", f"sqlite:///{tmp_path / 'second.db'}"
+    first = start_operator([namespace], first_url, standalone=False, peering_name=PEERING, priority=10)
+    sleep_through(2)  # the first peer announces itself before the second starts
+    start_operator([namespace], second_url, standalone=False, peering_name=PEERING, priority=0)
+
+    wait_ready(kube, create(kube, server(namespace, "alpha")), timeout=60)
+    sleep_through(3)
+    assert _servers(first_url) == {"alpha"}
+    assert _servers(second_url) == set(), "the lower-priority peer stays paused"
+
+    first.stop()
+    wait_ready(kube, create(kube, server(namespace, "beta")), timeout=90)
+    wait_for(lambda: "beta" in _servers(second_url), timeout=30, what="the second peer to take over")
+    assert "beta" not in _servers(first_url)
