@@ -145,6 +145,17 @@ def _rotation_failed(status: Mapping[str, Any]) -> bool:
     return any(condition.get("reason") == "RotationFailed" for condition in status.get("conditions", ()) or ())
 
 
+def _copy_outdated(before: ResourceRecord, obj: DesiredObject) -> bool:
+    """The stored copy `get -o yaml` prints differs from the manifest: labels, annotations, or a spec field that
+    renders to no row (a binding's `export`), which the row hash cannot see."""
+    meta = obj.resource.metadata
+    return (
+        before.labels != meta.labels
+        or before.annotations != meta.annotations
+        or before.spec != dump_spec(obj.resource.spec)
+    )
+
+
 def _resource_record(
     obj: DesiredObject,
     before: ResourceRecord | None,
@@ -325,7 +336,7 @@ def reconcile(
             ):
                 # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
                 report.results.append(ObjectResult(obj, action, before.generation, before.status, False))
-                if before.labels != meta.labels or before.annotations != meta.annotations:
+                if _copy_outdated(before, obj):
                     changed_resources.append(_resource_record(obj, before, spec_hash, before.status, now=now))
                 continue
             extra = dict(_credential_facts(obj) or {})
@@ -360,8 +371,7 @@ def reconcile(
                 not status_changed
                 and before is not None
                 and before.generation == generation
-                and before.labels == meta.labels
-                and before.annotations == meta.annotations
+                and not _copy_outdated(before, obj)
             )
             if unchanged:
                 continue

@@ -130,6 +130,20 @@ def test_a_bad_binding_export_names_file_line_object_and_field(tmp_path: Path) -
     assert run("validate", "-f", str(tmp_path))[0] == 0
 
 
+def test_a_spec_change_that_renders_to_no_row_still_updates_the_stored_copy(tmp_path: Path, sqlite_url: str) -> None:
+    binding = (
+        "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPTemplateBinding\nmetadata:\n  name: support\n"
+        "spec:\n  template: support-agent\n  servers: [{serverRef: crm}]\n"
+    )
+    crm = "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\nmetadata:\n  name: crm\nspec:\n  url: https://crm.example.com/mcp\n"
+    (tmp_path / "objects.yaml").write_text(binding + "---\n" + crm)
+    assert run("apply", "-f", str(tmp_path), "--no-probe", "--registry", sqlite_url)[0] == 0
+    (tmp_path / "objects.yaml").write_text(binding + "  export:\n    configMap: {}\n---\n" + crm)
+    assert run("apply", "-f", str(tmp_path), "--no-probe", "--registry", sqlite_url)[0] == 0
+    code, out, _ = run("get", "mcpbinding", "support", "-o", "yaml", "--registry", sqlite_url)
+    assert code == 0 and "export:" in out and "configMap: {}" in out
+
+
 def test_unreachable_registry_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     code, _, err = run(
         "plan", "-f", str(EXAMPLES / "01-quickstart"), "--registry", "postgresql+psycopg://u:hunter2@127.0.0.1:1/db"
