@@ -20,7 +20,10 @@ import pytest
 from reconciler.operator import OperatorConfig
 from tests.e2e.kube import BinariesUnavailable, ControlPlane, KubeHttp, find_binaries, start_control_plane
 from tests.e2e.running import RunningOperator
+from tests.fixtures.mcp_servers import mcp_servers, server_loop, tool_catalog
 from tests.fixtures.postgres import *  # noqa: F403
+
+__all__ = ["mcp_servers", "server_loop", "tool_catalog"]
 
 _BINARIES = pytest.StashKey[Path | BinariesUnavailable]()
 E2E_DIR = Path(__file__).parent

@@ -7,6 +7,7 @@ a rejected value keeps the last good one in use, is retried with back-off, and c
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,6 +35,7 @@ from tests.e2e.support import (
     wait_gone,
     wait_ready,
 )
+from tests.fixtures.mcp_servers import LocalServers, ToolCatalog
 
 Start = Callable[..., RunningOperator]
 NewNamespace = Callable[..., str]
@@ -163,3 +165,37 @@ def test_a_changed_secret_is_verified_against_the_live_server_before_it_is_used(
     assert _row(sqlite_url, namespace, "guarded") == verified
     text = json.dumps(get(kube, ref)) + json.dumps(events(kube, namespace))
     assert "canary" not in text and DEMO_BEARER_TOKEN not in text, "secret values never reach status or events"
+
+
+@pytest.mark.timeout(120)
+def test_a_changed_tool_list_is_reported_once_and_measured(
+    kube: KubeHttp,
+    tool_catalog: ToolCatalog,
+    mcp_servers: LocalServers,
+    new_namespace: NewNamespace,
+    sqlite_url: str,
+    start_operator: Start,
+) -> None:
+    namespace = new_namespace()
+    operator = start_operator([namespace], sqlite_url, resync_interval=300.0, **PROBING)
+    spec = {"url": mcp_servers.changing, "network": {"allowPrivate": True}, "discovery": {"enabled": True}}
+    ref = create(kube, server(namespace, "weather", **spec))
+    first = wait_ready(kube, ref)
+    assert first["status"]["tools"]["count"] == 2
+    assert condition(first, "ToolsDrifted")["status"] == "False"
+
+    tool_catalog.tools = [*tool_catalog.tools[:1], tool_catalog.tools[0].model_copy(update={"name": "get_alerts"})]
+    annotate(kube, ref, {"mcp.reconciler.dev/reconcile-requested-at": "drift-1"})
+    drifted = wait_condition(kube, ref, type_="ToolsDrifted", status="True", reason="ToolsChanged")
+    message = condition(drifted, "ToolsDrifted")["message"]
+    assert "get_alerts" in message and "get_forecast" in message
+    wait_event(kube, namespace, name="weather", reason="ToolsDrifted")
+    sleep_through(2)
+    assert len(events(kube, namespace, name="weather", reason="ToolsDrifted")) == 1, "one Event per change"
+
+    assert operator.operator.port is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.operator.port}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    labels = f'name="weather",namespace="{namespace}"'
+    assert f"mcp_reconciler_server_tools{{{labels}}} 2.0" in metrics, "the tool-count gauge follows the snapshot"
+    assert "mcp_reconciler_probe_latency_seconds_count" in metrics
