@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from reconciler.api import MCPServer
 from reconciler.api.durations import parse_duration
 from reconciler.engine.inputs import DesiredInput
+from reconciler.engine.probing import token_refresh_due
 from reconciler.registry.records import ProbeStateRecord
 
 DIGEST_VERSION = b"mcp-reconciler input digest v1"
@@ -53,5 +54,7 @@ def probes_due(
         if state is None or state.probed_at is None:
             return True
         if (now - state.probed_at).total_seconds() >= parse_duration(resource.spec.discovery.interval):
+            return True
+        if token_refresh_due(state, now=now):
             return True
     return False

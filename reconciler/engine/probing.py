@@ -21,6 +21,7 @@ from reconciler.credentials import (
     add_server_credential,
     add_stored_headers,
 )
+from reconciler.credentials.tokens import DEFAULT_REFRESH_AT
 from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.inputs import SecretSource
@@ -112,7 +113,23 @@ def needs_probe(
     if state is None or state.probed_at is None or action.writes:
         return True
     age = (now - state.probed_at).total_seconds()
-    return age >= obj.record.discovery_interval_seconds
+    return age >= obj.record.discovery_interval_seconds or token_refresh_due(state, now=now)
+
+
+def token_refresh_due(
+    state: ProbeStateRecord | None, *, now: dt.datetime, refresh_at: float = DEFAULT_REFRESH_AT
+) -> bool:
+    """Pure: the shared token the reconciler minted for this server has reached its refresh point (a fraction of
+    its lifetime, counted from the probe that last used it). Runtimes read that token from the store, so it is
+    minted again before it expires, whether or not the tool snapshot is due."""
+    if state is None or state.probed_at is None or not state.last_test:
+        return False
+    credentials = state.last_test.get("credentials")
+    expires = _parse_time(credentials.get("expiresAt")) if isinstance(credentials, Mapping) else None
+    if expires is None:
+        return False
+    lifetime = max(0.0, (expires - state.probed_at).total_seconds())
+    return now >= state.probed_at + dt.timedelta(seconds=lifetime * refresh_at)
 
 
 def build_target(

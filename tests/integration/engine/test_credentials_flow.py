@@ -4,6 +4,7 @@ and Secret rotation verified against the live server before any row changes."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,31 @@ def test_client_credentials_token_is_minted_used_and_never_stored_in_clear(
     everything = json.dumps(registry.dump(), default=str) + json.dumps(status)
     for value in [CLIENT_SECRET, *oauth_servers.issued_values()]:
         assert value not in everything
+
+
+def test_a_minted_token_is_renewed_at_its_refresh_point_before_the_snapshot_is_due(
+    tmp_path: Path, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    oauth_servers.main.add_client("reconciler", CLIENT_SECRET)
+    oauth_servers.main.token_lifetime = 3  # the snapshot (interval 1h) is far from due; the token is not
+    auth = {
+        "type": "oauthClientCredentials",
+        "clientId": {"value": "reconciler"},
+        "clientSecret": {"secretKeyRef": {"name": "creds", "key": "client-secret"}},
+        "scopes": ["mcp:tools"],
+    }
+    docs = [server("crm", oauth_servers.protected, auth), secret(**{"client-secret": CLIENT_SECRET})]
+    apply(tmp_path / "f", registry, docs)
+    first = status_of(registry, "crm")["credentials"]["expiresAt"]
+    assert oauth_servers.main.grant_counts["client_credentials"] == 1
+    apply(tmp_path / "f", registry, docs)
+    assert oauth_servers.main.grant_counts["client_credentials"] == 1, "before the refresh point: nothing to do"
+
+    time.sleep(3 * 0.8 + 0.3)
+    apply(tmp_path / "f", registry, docs)
+    assert oauth_servers.main.grant_counts["client_credentials"] == 2, "renewed without forcing a probe"
+    status = status_of(registry, "crm")
+    assert status["credentials"]["expiresAt"] >= first and conditions(status)["Ready"]["status"] == "True"
 
 
 def test_a_rejected_client_secret_is_a_clear_credentials_failure(
