@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -28,7 +27,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from reconciler.registry.errors import DuplicateRow, InvalidRegistryUrl, RegistryRejected, RegistryUnavailable
 
 REGISTRY_URL_ENV = "MCP_RECONCILER_REGISTRY"
-_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGIT_RUN = b"0" * 19
+_DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x2E for byte in range(256))
+"""Maps every ASCII digit to `0` and every other byte to `.`, so a run of 19 digits becomes `_LONG_DIGIT_RUN`."""
 DEFAULT_REGISTRY_URL = "sqlite:///mcp-registry.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
@@ -86,15 +87,32 @@ def create_registry_engine(url: str | URL) -> Engine:
 
 
 def load_json(text: str | bytes) -> Any:
-    """JSON columns are the hot path of every resync (tens of thousands of values): orjson decodes them
-    several times faster. It reads integers beyond 64 bits as floats, silently losing precision, so any
-    text with a long run of digits goes to the stdlib decoder, as does whatever orjson refuses."""
-    if _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+    """JSON columns are the hot path of every resync (tens of thousands of values) and of every resolution
+    (tool snapshots): orjson decodes them several times faster. It reads integers beyond 64 bits as floats,
+    silently losing precision, so any text with a run of 19 digits goes to the stdlib decoder, as does
+    whatever orjson refuses. JSON numbers are ASCII, so the run is looked for in the UTF-8 bytes with
+    `bytes.translate`, which costs a fraction of the decoding (a regular expression cost four times it)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_TO_ZERO):
         return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def single_statement_reads(dialect: sa.Dialect) -> dict[str, str]:
+    """Execution options for a connection that only reads, where a transaction around the reads buys nothing.
+
+    Under PostgreSQL's READ COMMITTED (its default) every statement takes its own snapshot, inside a
+    transaction or not, so wrapping reads in one only adds two round trips (BEGIN, COMMIT): a quarter of a
+    resolution's, and each one a wait for the server process on a loaded host. Autocommit also never rolls
+    back, which would make psycopg forget its prepared statements. SQLite keeps its transaction: there it
+    costs no round trip and gives the reads one snapshot; so does PostgreSQL set to a stricter isolation.
+    """
+    if dialect.name == "postgresql" and dialect.default_isolation_level == "READ COMMITTED":
+        return {"isolation_level": "AUTOCOMMIT"}
+    return {}
 
 
 def _configure_sqlite(engine: Engine) -> None:

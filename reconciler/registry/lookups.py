@@ -7,7 +7,9 @@ for the tenant, one for the bound servers (with probe state and the latest tool 
 their connections, one for the grants naming the caller, and one for the caller's own tokens. The queries
 select by the template's server ids through a subquery rather than an id list, so the statement text and
 count stay the same whatever the template holds, and they are built once and reused with bind parameters.
-Only what the decision needs is returned; choosing is `reconciler.runtime`'s job.
+Each is also shaped so that PostgreSQL answers it by index lookups from the offered servers, never by
+scanning a whole table (`bench/resolve_bench.py` measures it; EXPLAIN findings are noted where they shaped a
+query). Only what the decision needs is returned; choosing is `reconciler.runtime`'s job.
 """
 
 from __future__ import annotations
@@ -113,8 +115,13 @@ def read_resolution_inputs(
         for row in connection.execute(statements.bound, params)
     )
     server_names: dict[int | None, str] = {row.server.row_id: row.server.name for row in bound}
+    # Server names come from the bound rows rather than a join: the same servers, and no join for the planner
+    # to answer by scanning every server. A row whose server is not among them can only be one committed
+    # between the two statements, and is skipped like such a token below.
     connection_rows = tuple(
-        _offered_connection(row, tenant=tenant.slug) for row in connection.execute(statements.connections, params)
+        _offered_connection(row, tenant=tenant.slug, server=server_names[row.server_id])
+        for row in connection.execute(statements.connections, params)
+        if row.server_id in server_names
     )
     connection_names: dict[int | None, str] = {record.row_id: record.name for record in connection_rows}
     grant_rows = connection.execute(statements.grants, {**params, "user": user, "teams": sorted(set(teams))})
@@ -196,12 +203,12 @@ def _bound_row(row: sa.Row[Any], *, tenant: str, with_template: bool) -> BoundSe
     )
 
 
-def _offered_connection(row: sa.Row[Any], *, tenant: str) -> ConnectionRecord:
+def _offered_connection(row: sa.Row[Any], *, tenant: str, server: str) -> ConnectionRecord:
     return ConnectionRecord(
         tenant=tenant,
         name=row.name,
         row_id=row.id,
-        server=row.server_name,
+        server=server,
         scope=row.scope,
         subject=row.subject,
         credential_mode=row.credential_mode,
@@ -240,6 +247,7 @@ _SERVER_COLUMNS = (
 _CONNECTION_COLUMNS = (
     "id",
     "name",
+    "server_id",
     "scope",
     "subject",
     "credential_mode",
@@ -285,9 +293,9 @@ def _statements(*, with_template: bool) -> _Statements:
     return _Statements(
         tenant=tenant,
         bound=_bound_query(tenant_id, template if with_template else None),
-        connections=_connections_query(offered),
+        connections=_connections_query(tenant_id, offered),
         grants=_grants_query(tenant_id, offered, user=user, teams=teams),
-        tokens=_tokens_query(offered, user=user),
+        tokens=_tokens_query(tenant_id, offered, user=user),
     )
 
 
@@ -321,23 +329,31 @@ def _bound_query(tenant_id: sa.BindParameter[int], template: sa.BindParameter[st
         .correlate(servers)
         .scalar_subquery()
     )
+    # A correlated lookup (server_id is unique there), not an outer join: joined, PostgreSQL hashes the whole
+    # probe-state table once more than a few dozen servers are offered.
+    blocked_reason = (
+        sa.select(probe_state.c.blocked_reason)
+        .where(probe_state.c.server_id == servers.c.id)
+        .correlate(servers)
+        .scalar_subquery()
+    )
     facts: list[sa.ColumnElement[Any]] = [
         *(servers.c[name] for name in _SERVER_COLUMNS),
-        probe_state.c.blocked_reason.label("probe_blocked_reason"),
+        blocked_reason.label("probe_blocked_reason"),
         latest.c.hash.label("snapshot_hash"),
         latest.c.tools.label("snapshot_tools"),
         discovery_connection.c.name.label("discovery_connection_name"),
     ]
 
     def with_facts(query: sa.Select[Any]) -> sa.Select[Any]:
-        return (
-            query.outerjoin(probe_state, probe_state.c.server_id == servers.c.id)
-            .outerjoin(latest, latest.c.id == latest_id)
-            .outerjoin(discovery_connection, discovery_connection.c.id == servers.c.discovery_connection_id)
+        return query.outerjoin(latest, latest.c.id == latest_id).outerjoin(
+            discovery_connection, discovery_connection.c.id == servers.c.discovery_connection_id
         )
 
     if template is None:
-        return with_facts(sa.select(*facts).where(servers.c.tenant_id == tenant_id)).order_by(servers.c.name)
+        return with_facts(sa.select(*facts).select_from(servers).where(servers.c.tenant_id == tenant_id)).order_by(
+            servers.c.name
+        )
     bound = schema.template_binding_servers
     bindings = schema.template_bindings
     pinned = schema.connections.alias("pinned_connection")
@@ -360,12 +376,13 @@ def _bound_query(tenant_id: sa.BindParameter[int], template: sa.BindParameter[st
     ).order_by(bindings.c.name, bound.c.position, bound.c.id)
 
 
-def _connections_query(offered: sa.Select[tuple[int]]) -> sa.Select[Any]:
+def _connections_query(tenant_id: sa.BindParameter[int], offered: sa.Select[tuple[int]]) -> sa.Select[Any]:
+    """Every connection of the offered servers. The tenant condition removes nothing (a connection lives in its
+    server's tenant) but bounds the plan: by server alone, PostgreSQL hashes every connection of the registry."""
     connections = schema.connections
     return (
-        sa.select(*(connections.c[name] for name in _CONNECTION_COLUMNS), schema.servers.c.name.label("server_name"))
-        .join(schema.servers, schema.servers.c.id == connections.c.server_id)
-        .where(connections.c.server_id.in_(offered))
+        sa.select(*(connections.c[name] for name in _CONNECTION_COLUMNS))
+        .where(connections.c.tenant_id == tenant_id, connections.c.server_id.in_(offered))
         .order_by(connections.c.id)
     )
 
@@ -394,27 +411,37 @@ def _grants_query(
         subjects.c.position,
     )
 
-    def naming_caller(target: sa.ColumnElement[bool]) -> sa.Select[Any]:
-        return (
-            sa.select(*columns)
-            .join(subjects, subjects.c.grant_id == grants.c.id)
-            .where(grants.c.tenant_id == tenant_id, target, names_caller)
+    def naming_caller(query: sa.Select[Any], target: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        return query.join(subjects, subjects.c.grant_id == grants.c.id).where(
+            grants.c.tenant_id == tenant_id, target, names_caller
         )
 
-    offered_connections = sa.select(schema.connections.c.id).where(schema.connections.c.server_id.in_(offered))
-    # Two arms rather than one OR, so each is answered from its own target index.
+    target_connection = schema.connections.alias("target_connection")
+    # Two arms rather than one OR, so each is answered from its own target index. The connection arm joins the
+    # target connection (one row per grant) within the tenant instead of testing `IN (connections of offered
+    # servers)`: that nested semi-join made PostgreSQL hash every connection of the registry.
     both = sa.union_all(
-        naming_caller(grants.c.target_server_id.in_(offered)),
-        naming_caller(grants.c.target_connection_id.in_(offered_connections)),
+        naming_caller(sa.select(*columns), grants.c.target_server_id.in_(offered)),
+        naming_caller(
+            sa.select(*columns).join(target_connection, target_connection.c.id == grants.c.target_connection_id),
+            sa.and_(target_connection.c.tenant_id == tenant_id, target_connection.c.server_id.in_(offered)),
+        ),
     ).subquery()
     return sa.select(both).order_by(both.c.name, both.c.position)
 
 
-def _tokens_query(offered: sa.Select[tuple[int]], *, user: sa.BindParameter[str]) -> sa.Select[Any]:
+def _tokens_query(
+    tenant_id: sa.BindParameter[int], offered: sa.Select[tuple[int]], *, user: sa.BindParameter[str]
+) -> sa.Select[Any]:
+    """The caller's tokens for offered servers, by (tenant, member): the index migration 0002 made for this.
+
+    A token's tenant is its server's (`RegistryTransaction.insert_user_token` takes both from one tenant), so
+    the tenant condition removes nothing; without it PostgreSQL walked that whole index for the member.
+    """
     tokens = schema.user_tokens
     columns = (tokens.c.id, tokens.c.server_id, tokens.c.connection_id, tokens.c.user_id, tokens.c.secret_ref)
     return (
         sa.select(*columns, tokens.c.expires_at)
-        .where(tokens.c.user_id == user, tokens.c.server_id.in_(offered))
+        .where(tokens.c.tenant_id == tenant_id, tokens.c.user_id == user, tokens.c.server_id.in_(offered))
         .order_by(tokens.c.id)
     )

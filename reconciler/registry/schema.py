@@ -97,6 +97,8 @@ tenants = sa.Table(
     sa.Column("slug", sa.Text(), nullable=False, unique=True),
     sa.Column("namespace", sa.Text(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False, server_default=_now_default()),
+    # Runtimes name their tenant by slug or by namespace (migration 0005).
+    sa.Index(None, "namespace"),
 )
 
 servers = sa.Table(

@@ -32,6 +32,7 @@ from reconciler.registry.connecting import (
     masked_url,
     parse_registry_url,
     resolve_registry_url,
+    single_statement_reads,
     translated_errors,
 )
 from reconciler.registry.errors import ConcurrentChange, DuplicateRow
@@ -354,11 +355,14 @@ class Registry:
         from reconciler.registry import lookups
 
         def read(connection: sa.Connection) -> lookups.ResolutionInputs | None:
+            # Every round trip waits on the server process (longest on a loaded host): no BEGIN/COMMIT for nothing.
+            connection.execution_options(**single_statement_reads(connection.dialect))
             inputs = lookups.read_resolution_inputs(
                 connection, slug_or_namespace, template=template, user=user, teams=teams
             )
             # End the read with COMMIT, not the pool's ROLLBACK: psycopg forgets its prepared statements on
             # rollback, and without them PostgreSQL plans every resolution query again (most of its cost).
+            # (In autocommit there is nothing to end, and this sends nothing.)
             connection.commit()
             return inputs
 
