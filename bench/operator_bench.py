@@ -1,21 +1,42 @@
 """Operator benchmark against a real kube-apiserver + etcd: 1,000 MCPServer objects from creation to Ready.
 
 Starts the control plane the e2e suite uses (building it once if needed, see `.ci/kube-assets.sh`), runs the
-operator as a child process through `run_operator` (so its peak RSS is its own), creates the objects with
-discovery disabled, and prints: time until all are Ready/Synced, status writes per object (and all writes,
-kopf's bookkeeping included) until convergence and then during three idle resync periods, counted from a
-watch, and the operator's peak RSS. Targets: ≤ 2 status writes per object to converge, none while idle,
-peak RSS ≤ 250 MB. Prints numbers; asserts nothing.
+operator as a child process through `run_operator` (so its peak RSS is its own), creates the objects and prints:
+time until all are Ready/Synced, status writes per object (and all writes, kopf's bookkeeping included) until
+convergence and then during three idle resync periods, counted from a watch, and the operator's peak RSS and
+open sockets. Targets: ≤ 2 status writes per object to converge, none while idle, peak RSS ≤ 250 MB. Prints
+numbers; asserts nothing.
 
-    python bench/operator_bench.py [--objects 1000] [--resync 10] [--backend sqlite|postgresql]
+Two modes, printed as `mode`: by default the servers have example.com URLs and discovery disabled, so nothing is
+contacted (the operator still runs with probing on, as shipped). `--probe` serves the shipped demo MCP servers
+on 127.0.0.1 in this process and points every object at the demo tools server, discovery on and private
+addresses allowed, so every object is discovered and its tools listed.
+
+Baselines, measured in the same run on the same control plane and printed as ratios (`--no-baselines` skips
+them): the RSS of a bare `import kopf, kubernetes.aio.client` and of `import reconciler.operator`; a bare kopf
+operator with one no-op handler on the same number of new objects (its peak RSS and time until kopf has handled
+all of them); and the cheapest possible controller, the bench itself writing one Ready status per object right
+after creating it (its time until all are Ready).
+
+Diagnostics, for finding where memory goes (they inflate the peak; never compare such a run's numbers):
+`MCPR_BENCH_DIAGNOSTICS=1` makes the operator dump RSS, glibc malloc and pymalloc totals, the largest object
+types and the deep sizes of kopf's and our per-object structures at start, at convergence and after the idle
+window (path printed as `diagnostics`); add `MCPR_BENCH_TRACEMALLOC=<frames>` for the top allocations made
+since start, `MCPR_BENCH_TRIM=1` to see what `gc.collect()` and `malloc_trim` give back, and
+`MCPR_BENCH_PRELUDE=<python>` to run an experiment (a monkeypatch, a setting) in the operator before it starts.
+Environment variables such as `MALLOC_ARENA_MAX` reach the operator unchanged.
+
+    python bench/operator_bench.py [--objects 1000] [--resync 10] [--backend sqlite|postgresql] [--probe]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
+import signal
 import ssl
 import subprocess
 import sys
@@ -23,7 +44,8 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,6 +53,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from reconciler.demo import DemoServers, start_demo_servers  # noqa: E402
 from tests.e2e.kube import ControlPlane, KubeHttp, custom_path, find_binaries, start_control_plane  # noqa: E402
 
 NAMESPACE = "bench"
@@ -95,37 +118,55 @@ def _ready(obj: dict[str, Any]) -> bool:
 
 
 class RssSampler(threading.Thread):
-    """Samples the operator's resident memory, to show when the peak happens (burst or steady growth)."""
+    """Samples a process's resident memory and open sockets, to show when the peak happens (burst or steady
+    growth) and how many API connections it holds meanwhile (each TLS connection holds its own read buffer)."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True, name="rss-sampler")
         self._pid = pid
-        self.samples: list[tuple[float, float]] = []
+        self.samples: list[tuple[float, float, int]] = []
         self._stop = threading.Event()
 
     def run(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(1.0):
             try:
-                for line in Path(f"/proc/{self._pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        self.samples.append((round(time.monotonic() - started), int(line.split()[1]) / 1024))
+                rss = _status_mb(self._pid, "VmRSS")
+                sockets = _open_sockets(self._pid)
             except OSError:
                 return
+            self.samples.append((round(time.monotonic() - started), rss, sockets))
 
     def stop(self) -> None:
         self._stop.set()
 
     def timeline(self, points: int = 12) -> list[tuple[float, int]]:
         step = max(1, len(self.samples) // points)
-        return [(at, round(mb)) for at, mb in self.samples[::step]]
+        return [(at, round(mb)) for at, mb, _ in self.samples[::step]]
+
+    def peak_sockets(self) -> int:
+        return max((sockets for _, _, sockets in self.samples), default=0)
+
+
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _open_sockets(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except OSError:
+            continue
+    return count
 
 
 def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mb(pid, "VmHWM")
 
 
 def _registry_url(backend: str, workdir: Path) -> tuple[str, Any]:
@@ -149,42 +190,465 @@ def _registry_url(backend: str, workdir: Path) -> tuple[str, Any]:
     return str(sa.engine.make_url(POSTGRES_ADMIN).set(database=database).render_as_string(hide_password=False)), drop
 
 
+_DIAGNOSTICS = r"""
+import collections, ctypes, gc, os, signal, sys, time
+
+_DUMP = os.environ["MCPR_BENCH_DUMP"]
+_FRAMES = int(os.environ.get("MCPR_BENCH_TRACEMALLOC") or 0)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _deep(roots, seen, *, into_tasks=False):
+    # Bytes reachable from `roots` (sys.getsizeof), not counting `seen`, code, classes, modules or loops, and
+    # unless `into_tasks`, not following futures, tasks, coroutines and frames either.
+    import asyncio, threading, types
+
+    stop = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+            types.CodeType, asyncio.AbstractEventLoop, threading.Thread)
+    if not into_tasks:
+        stop += (asyncio.Future, types.FrameType, types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType)
+    total = 0
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, stop):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def _holders(objects):
+    # Deep sizes of the per-object structures that grow with the object count (kopf's and ours).
+    by_type = collections.defaultdict(list)
+    wanted = {"ResourceMemories", "OperatorIndexers", "ObjectReconciler", "OperatorMetrics", "ApiClient"}
+    for obj in objects:
+        if type(obj).__name__ in wanted:
+            by_type[type(obj).__name__].append(obj)
+    seen = set()
+    mb = 1 << 20
+    lines = ["deep sizes (MB, each counted once, in this order):"]
+    for reconciler in by_type["ObjectReconciler"]:
+        for name in ("_written", "_locks", "_wakeups", "_batches"):
+            value = getattr(reconciler, name, None)
+            if value is not None:
+                lines.append(f"  ObjectReconciler.{name}: {_deep([value], seen) / mb:.2f} in {len(value)}")
+    for metrics in by_type["OperatorMetrics"]:
+        lines.append(f"  OperatorMetrics: {_deep([metrics.registry], seen) / mb:.2f}")
+    for indexers in by_type["OperatorIndexers"]:
+        for key, indexer in indexers.items():
+            lines.append(f"  kopf index {key}: {_deep([indexer.index], seen) / mb:.2f}")
+    import asyncio
+
+    tasks = [obj for obj in objects if isinstance(obj, asyncio.Task) and not obj.done()]
+    for memories in by_type["ResourceMemories"]:
+        items = list(memories._items.values())
+        bodies = [m.daemons_memory.live_fresh_body for m in items if m.daemons_memory.live_fresh_body is not None]
+        raw = [getattr(body, "_src", body) for body in bodies]
+        lines.append(f"  kopf live bodies (daemons' view): {_deep(raw, seen) / mb:.2f} in {len(raw)}")
+        lines.append(f"  kopf resource memories (rest, tasks excluded): {_deep(items, seen) / mb:.2f} in {len(items)}")
+    lines.append(
+        f"  pending tasks (coroutines, frames and what only they reach): {_deep(tasks, seen, into_tasks=True) / mb:.2f}"
+        f" in {len(tasks)}"
+    )
+    lines.append(f"  everything else gc-tracked: {_deep(objects, seen, into_tasks=True) / mb:.2f}")
+    return lines
+
+
+def _dump(signum, frame):
+    try:
+        _write_dump()
+    except BaseException:  # never let a diagnostics bug raise into the operator's event loop
+        import traceback
+
+        with open(_DUMP, "a") as out:
+            out.write("dump failed:\n" + traceback.format_exc())
+
+
+def _write_dump():
+    started = time.monotonic()
+    lines = [f"== dump at {time.strftime('%H:%M:%S')}"]
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    lines.append("VmRSS %s VmHWM %s RssAnon %s RssFile %s Threads %s" % tuple(
+        status[k].strip() for k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads")))
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        mb = 1 << 20
+        lines.append(
+            f"malloc: arena(non-mmap) {info.arena / mb:.1f} MB, in use {info.uordblks / mb:.1f} MB, "
+            f"free in arenas {info.fordblks / mb:.1f} MB, mmapped {info.hblkhd / mb:.1f} MB ({info.hblks} blocks), "
+            f"releasable top {info.keepcost / mb:.1f} MB"
+        )
+        libc.malloc_stats()  # per-arena breakdown, to the operator log (stderr)
+    except (OSError, AttributeError):
+        libc = None
+        lines.append("malloc: not glibc")
+    sys._debugmallocstats()  # pymalloc arenas and pools, to the operator log (stderr)
+    sockets = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            continue
+    lines.append(f"open sockets: {sockets}")
+    if os.environ.get("MCPR_BENCH_TRIM"):  # how much is garbage in cycles, and how much is free but not returned
+        def rss():
+            return next(line for line in open("/proc/self/status").read().splitlines() if line.startswith("VmRSS"))
+
+        collected = gc.collect()
+        lines.append(f"after gc.collect() ({collected} unreachable): {rss()}")
+        if libc is not None:
+            libc.malloc_trim(0)
+            lines.append(f"after malloc_trim(0): {rss()}")
+    objects = gc.get_objects()
+    counts = collections.Counter()
+    sizes = collections.Counter()
+    for obj in objects:
+        kind = type(obj)
+        module = kind.__module__ if isinstance(kind.__module__, str) else "builtins"
+        name = f"{module}.{kind.__qualname__}"
+        counts[name] += 1
+        sizes[name] += sys.getsizeof(obj)
+    lines.append(f"gc-tracked objects: {len(objects)} (gc.freeze count {gc.get_freeze_count()})")
+    if not _FRAMES:  # the deep walk is too slow with every allocation traced
+        lines.extend(_holders(objects))
+    for name, size in sizes.most_common(30):
+        lines.append(f"  {size / (1 << 20):7.1f} MB {counts[name]:8d}  {name}")
+    del objects
+    if _FRAMES:
+        import tracemalloc
+
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(_FRAMES)  # from the first dump on: what is traced is what grew since then
+            lines.append(f"tracemalloc started ({_FRAMES} frames)")
+        else:
+            snapshot = tracemalloc.take_snapshot()  # (filter_traces would take minutes on a million traces)
+            total = sum(stat.size for stat in snapshot.statistics("filename"))
+            lines.append(f"alive allocations made since the first dump: {total / (1 << 20):.1f} MB; top by line:")
+            for stat in snapshot.statistics("lineno")[:40]:
+                lines.append(f"  {stat.size / (1 << 20):7.2f} MB {stat.count:8d}  {stat.traceback[0]}")
+            lines.append("top by traceback:")
+            for stat in snapshot.statistics("traceback")[:25]:
+                lines.append(f"  {stat.size / (1 << 20):7.2f} MB {stat.count:8d}")
+                lines.extend("      " + str(frame) for frame in reversed(stat.traceback))
+    lines.append(f"(dump took {time.monotonic() - started:.1f} s)")
+    with open(_DUMP, "a") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+signal.signal(signal.SIGUSR1, _dump)
+"""
+"""Run in the operator child when `MCPR_BENCH_DUMP` is set: SIGUSR1 appends RSS, glibc malloc totals, the largest
+gc-tracked object types and (with `MCPR_BENCH_TRACEMALLOC=<frames>`) the top allocations to that file."""
+
+
 def _start_operator(
-    plane: ControlPlane, *, registry_url: str, resync: float, log_path: Path
+    plane: ControlPlane, *, registry_url: str, resync: float, probe: bool, log_path: Path, dump_path: Path | None
 ) -> subprocess.Popen[bytes]:
     code = (
         "import sys; from pathlib import Path; "
         f"sys.path.insert(0, {str(REPO)!r}); "
         "from reconciler.operator import run_operator; "
         f"run_operator([{NAMESPACE!r}], registry_url={registry_url!r}, standalone=True, port=None, "
-        f"resync_interval={resync!r}, kubeconfig=Path({str(plane.kubeconfig)!r}))"
+        f"resync_interval={resync!r}, kubeconfig=Path({str(plane.kubeconfig)!r}), "
+        f"allow_private_networks={probe!r})"
     )
+    env = dict(os.environ)
+    prelude = os.environ.get("MCPR_BENCH_PRELUDE")
+    if prelude:  # an experiment (a monkeypatch, a malloc setting) run in the child before the operator starts
+        code = prelude + "\n" + code
+    if dump_path is not None:
+        code = _DIAGNOSTICS + "\n" + code
+        env["MCPR_BENCH_DUMP"] = str(dump_path)
+    return _spawn(code, log_path=log_path, env=env)
+
+
+def _spawn(code: str, *, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     log = log_path.open("wb")
     try:
-        return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env=env)
     finally:
         log.close()
 
 
-def _server(index: int) -> dict[str, Any]:
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _dump(operator: subprocess.Popen[bytes], dump_path: Path | None) -> None:
+    """Ask the child for a diagnostics dump and wait (bounded) until it has been written."""
+    if dump_path is None:
+        return
+    before = dump_path.stat().st_size if dump_path.exists() else 0
+    operator.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if dump_path.exists() and dump_path.stat().st_size > before:
+            time.sleep(1)
+            return
+        time.sleep(0.5)
+
+
+def _wait_started(process: subprocess.Popen[bytes], *, watches: int = 3, timeout: float = 60.0) -> None:
+    """Until the process holds its watch connections (kopf is running), bounded; then a second more."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if _open_sockets(process.pid) >= watches:
+            break
+        time.sleep(0.2)
+    time.sleep(1)
+
+
+def _spec(index: int, demo: DemoServers | None) -> dict[str, Any]:
+    """Without demo servers: unreachable URLs and discovery off, so nothing is contacted. With them: every server
+    is the demo tools server on 127.0.0.1, discovered and probed (private addresses allowed on both sides)."""
+    if demo is None:
+        return {"url": f"https://server-{index:05d}.example.com/mcp", "discovery": {"enabled": False}}
+    return {"url": demo.tools_url, "network": {"allowPrivate": True}}
+
+
+def _server(index: int, *, namespace: str = NAMESPACE, demo: DemoServers | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "mcp.reconciler.dev/v1alpha1",
         "kind": "MCPServer",
-        "metadata": {"name": f"server-{index:05d}", "namespace": NAMESPACE},
-        "spec": {"url": f"https://server-{index:05d}.example.com/mcp", "discovery": {"enabled": False}},
+        "metadata": {"name": f"server-{index:05d}", "namespace": namespace},
+        "spec": _spec(index, demo),
     }
 
 
-def run(objects: int, resync: float, backend: str) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
-    plane = start_control_plane(find_binaries(build=True), workdir / "control-plane")
-    http = KubeHttp(plane.server, plane.token)
-    registry_url, drop = _registry_url(backend, workdir)
-    operator = None
+def _create_namespace(http: KubeHttp, name: str) -> None:
+    http.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def _create_all(
+    http: KubeHttp, namespace: str, objects: int, *, demo: DemoServers | None, then: Callable[[str], Any] | None = None
+) -> None:
+    """Create the objects from 8 threads (as a client applying a folder would); `then(name)` after each one."""
+    collection = custom_path(namespace, "mcpservers")
+
+    def one(index: int) -> None:
+        body = _server(index, namespace=namespace, demo=demo)
+        http.post(collection, body)
+        if then is not None:
+            then(body["metadata"]["name"])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(objects)))
+
+
+def _wait_all(
+    http: KubeHttp, namespace: str, objects: int, done: Callable[[dict[str, Any]], bool], *, started: float
+) -> tuple[float, int]:
+    """Poll the collection once a second until `done` holds for every object: (seconds since `started`, count)."""
+    collection = custom_path(namespace, "mcpservers")
+    count = 0
+    while time.monotonic() - started < CONVERGE_TIMEOUT_SECONDS:
+        items = http.get(collection, timeout=120)["items"]
+        count = sum(1 for item in items if done(item))
+        if count == objects:
+            break
+        time.sleep(1)
+    return time.monotonic() - started, count
+
+
+def _delete_all(http: KubeHttp, namespace: str) -> None:
+    """Drop a baseline's objects (nothing holds a finalizer on them), so the operator's run starts from the same
+    etcd size whatever the baselines did."""
+    http.request("DELETE", custom_path(namespace, "mcpservers"), timeout=120)
+
+
+def _ready_status(generation: int = 1) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "observedGeneration": generation,
+        "conditions": [
+            {
+                "type": kind,
+                "status": "True",
+                "reason": "Bench",
+                "message": "set directly by the benchmark",
+                "lastTransitionTime": now,
+                "observedGeneration": generation,
+            }
+            for kind in ("Ready", "Synced")
+        ],
+    }
+
+
+def _direct_baseline(http: KubeHttp, objects: int, *, demo: DemoServers | None) -> dict[str, Any]:
+    """The cheapest possible controller: the bench itself writes one Ready status per object right after creating
+    it (same objects, same 8 client threads, same once-a-second readiness poll as the operator's measurement)."""
+    namespace = f"{NAMESPACE}-direct"
+    _create_namespace(http, namespace)
+    started = time.monotonic()
+
+    def patch_status(name: str) -> None:
+        http.patch(custom_path(namespace, "mcpservers", name) + "/status", {"status": _ready_status()})
+
+    _create_all(http, namespace, objects, demo=demo, then=patch_status)
+    elapsed, ready = _wait_all(http, namespace, objects, _ready, started=started)
+    _delete_all(http, namespace)
+    return {"all_ready_s": round(elapsed, 1) if ready == objects else None, "ready": ready}
+
+
+_KOPF_NOOP = """
+import asyncio, sys
+import kopf
+import kubernetes.aio.client  # noqa: F401  (what the operator's own client costs at import)
+
+registry = kopf.OperatorRegistry()
+
+
+@kopf.on.login(registry=registry)
+def login(**kwargs):
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.resume("mcp.reconciler.dev", "v1alpha1", "mcpservers", registry=registry)
+@kopf.on.create("mcp.reconciler.dev", "v1alpha1", "mcpservers", registry=registry)
+def noop(**_):
+    pass
+
+
+settings = kopf.OperatorSettings()
+settings.peering.standalone = True
+settings.posting.enabled = False
+asyncio.run(kopf.operator(registry=registry, settings=settings, namespaces=[sys.argv[1]], clusterwide=False))
+"""
+"""A bare kopf operator: imports kopf and kubernetes.aio, one no-op create/resume handler (kopf still patches its
+last-handled-configuration annotation once per object). Its peak RSS is the floor for any kopf operator."""
+
+
+def _kopf_noop_baseline(plane: ControlPlane, http: KubeHttp, objects: int, *, workdir: Path) -> dict[str, Any]:
+    namespace = f"{NAMESPACE}-kopf"
+    _create_namespace(http, namespace)
+    log = (workdir / "kopf-noop.log").open("wb")
     try:
-        http.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        operator = _start_operator(plane, registry_url=registry_url, resync=resync, log_path=workdir / "operator.log")
-        time.sleep(3)  # operator start-up (registry migration, kopf discovery) is not part of the measurement
+        process = subprocess.Popen(
+            [sys.executable, "-c", _KOPF_NOOP, namespace],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
+        )
+    finally:
+        log.close()
+    try:
+        _wait_started(process, watches=1)
+        started = time.monotonic()
+        _create_all(http, namespace, objects, demo=None)
+
+        def handled(obj: dict[str, Any]) -> bool:
+            annotations = obj["metadata"].get("annotations") or {}
+            return "kopf.zalando.org/last-handled-configuration" in annotations
+
+        elapsed, count = _wait_all(http, namespace, objects, handled, started=started)
+        time.sleep(5)  # let it settle as the operator's run does, so both peaks cover the same phases
+        rss = _peak_rss_mb(process.pid)
+    finally:
+        _stop(process)
+    _delete_all(http, namespace)
+    return {"peak_rss_mb": round(rss, 1), "all_handled_s": round(elapsed, 1) if count == objects else None}
+
+
+def _import_rss_mb(statement: str) -> float:
+    """Peak RSS of a fresh interpreter that only runs `statement` (what the imports cost before any work)."""
+    code = f"{statement}\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO, timeout=120
+    )
+    return round(int(output.stdout.split()[-1]) / 1024, 1)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 2)
+
+
+def run(objects: int, resync: float, backend: str, *, probe: bool, baselines: bool) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
+    with contextlib.ExitStack() as stack:
+        demo = stack.enter_context(start_demo_servers()) if probe else None
+        plane = start_control_plane(find_binaries(build=True), workdir / "control-plane")
+        stack.callback(plane.stop)
+        http = KubeHttp(plane.server, plane.token)
+        measured: dict[str, Any] = {}
+        if baselines:
+            measured = {
+                "bare_import_rss_mb": _import_rss_mb("import kopf, kubernetes.aio.client"),
+                "operator_import_rss_mb": _import_rss_mb("import reconciler.operator"),
+                "direct_status_writes": _direct_baseline(http, objects, demo=demo),
+                "kopf_noop_operator": _kopf_noop_baseline(plane, http, objects, workdir=workdir),
+            }
+        registry_url, drop = _registry_url(backend, workdir)
+        if drop is not None:
+            stack.callback(drop)
+        result = _measure_operator(
+            plane, http, objects, resync=resync, registry_url=registry_url, demo=demo, workdir=workdir
+        )
+        result = {
+            "mode": (
+                f"probe: every server is the demo tools server {demo.tools_url}, discovered and probed"
+                if demo is not None
+                else "no probe: example.com URLs with discovery disabled, nothing is contacted"
+            ),
+            "backend": backend,
+            **result,
+        }
+        if baselines:
+            result["baselines"] = measured
+            result["ratios"] = {
+                "operator_peak_rss / kopf_noop_peak_rss": _ratio(
+                    result["operator_peak_rss_mb"], measured["kopf_noop_operator"]["peak_rss_mb"]
+                ),
+                "operator_peak_rss / bare_import_rss": _ratio(
+                    result["operator_peak_rss_mb"], measured["bare_import_rss_mb"]
+                ),
+                "all_ready_s / direct_status_writes_all_ready_s": _ratio(
+                    result["all_ready_s"], measured["direct_status_writes"]["all_ready_s"]
+                ),
+                "all_ready_s / kopf_noop_all_handled_s": _ratio(
+                    result["all_ready_s"], measured["kopf_noop_operator"]["all_handled_s"]
+                ),
+            }
+        return result
+
+
+def _measure_operator(
+    plane: ControlPlane,
+    http: KubeHttp,
+    objects: int,
+    *,
+    resync: float,
+    registry_url: str,
+    demo: DemoServers | None,
+    workdir: Path,
+) -> dict[str, Any]:
+    _create_namespace(http, NAMESPACE)
+    dump_path = workdir / "diagnostics.txt" if os.environ.get("MCPR_BENCH_DIAGNOSTICS") else None
+    operator = _start_operator(
+        plane,
+        registry_url=registry_url,
+        resync=resync,
+        probe=demo is not None,
+        log_path=workdir / "operator.log",
+        dump_path=dump_path,
+    )
+    try:
+        _wait_started(operator)  # start-up (imports, registry migration, kopf discovery) is not measured
+        _dump(operator, dump_path)
         sampler = RssSampler(operator.pid)
         sampler.start()
         idle_window = 3 * resync * 1.2 + 5
@@ -193,19 +657,9 @@ def run(objects: int, resync: float, backend: str) -> dict[str, Any]:
         time.sleep(0.5)
 
         started = time.monotonic()
-        collection = custom_path(NAMESPACE, "mcpservers")
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: http.post(collection, _server(i)), range(objects)))
+        _create_all(http, NAMESPACE, objects, demo=demo)
         created = time.monotonic() - started
-
-        ready = 0
-        while time.monotonic() - started < CONVERGE_TIMEOUT_SECONDS:
-            items = http.get(collection, timeout=120)["items"]
-            ready = sum(1 for item in items if _ready(item))
-            if ready == objects:
-                break
-            time.sleep(1)
-        converged = time.monotonic() - started
+        converged, ready = _wait_all(http, NAMESPACE, objects, _ready, started=started)
         # kopf's own bookkeeping patch (last-handled-configuration) may land after the status: wait until the
         # stream has been quiet for a few seconds, so the idle window measures only idle resyncs.
         settle_deadline = time.monotonic() + 120
@@ -218,13 +672,14 @@ def run(objects: int, resync: float, backend: str) -> dict[str, Any]:
                 last, quiet_since = current, time.monotonic()
         writes_at_convergence, status_writes_at_convergence = watcher.snapshot()
         per_object_writes, per_object_status = watcher.per_object()
+        _dump(operator, dump_path)
 
         time.sleep(idle_window)
+        _dump(operator, dump_path)
         writes_after_idle, status_writes_after_idle = watcher.snapshot()
         rss = _peak_rss_mb(operator.pid)
         sampler.stop()
         return {
-            "backend": backend,
             "objects": objects,
             "resync_interval_s": resync,
             "create_s": round(created, 1),
@@ -243,19 +698,12 @@ def run(objects: int, resync: float, backend: str) -> dict[str, Any]:
             "status_writes_during_idle_resyncs": status_writes_after_idle - status_writes_at_convergence,
             "all_writes_during_idle_resyncs": writes_after_idle - writes_at_convergence,
             "operator_peak_rss_mb": round(rss, 1),
+            "operator_peak_open_sockets": sampler.peak_sockets(),
             "operator_rss_timeline_s_mb": sampler.timeline(),
+            "diagnostics": str(dump_path) if dump_path is not None else None,
         }
     finally:
-        if operator is not None:
-            operator.terminate()
-            try:
-                operator.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait(timeout=10)
-        plane.stop()
-        if drop is not None:
-            drop()
+        _stop(operator)
 
 
 def main() -> None:
@@ -263,14 +711,23 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--resync", type=float, default=10.0, help="resync interval in seconds (minimum 10)")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="serve the demo MCP servers on 127.0.0.1 and have every object discovered and probed against them",
+    )
+    parser.add_argument(
+        "--no-baselines", dest="baselines", action="store_false", help="skip the same-run baselines (no ratios)"
+    )
     args = parser.parse_args()
-    result = run(args.objects, args.resync, args.backend)
+    result = run(args.objects, args.resync, args.backend, probe=args.probe, baselines=args.baselines)
     timeline = result.pop("operator_rss_timeline_s_mb")
     print(json.dumps(result, indent=2))
     print("operator RSS over time (s, MB):", " ".join(f"{at}:{mb}" for at, mb in timeline))
     if result["all_ready_s"] is not None:
-        rate = defaultdict(float, {"objects_per_s": round(args.objects / result["all_ready_s"], 1)})
-        print(f"throughput: {rate['objects_per_s']} objects/s to Ready")
+        print(f"throughput: {round(args.objects / result['all_ready_s'], 1)} objects/s to Ready")
+    for name, value in result.get("ratios", {}).items():
+        print(f"{name}: {value if value is not None else 'n/a'}x")
 
 
 if __name__ == "__main__":
