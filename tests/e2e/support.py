@@ -175,3 +175,19 @@ def example_folders() -> list[Path]:
 def sleep_through(seconds: float) -> None:
     """Let the operator run for a while (used where the point is that nothing happens)."""
     time.sleep(seconds)
+
+
+def settled_versions(kube: KubeHttp, refs: list[Ref], *, quiet: float = 2.0, timeout: float = 30.0) -> dict[Ref, str]:
+    """The objects' resourceVersions once none has moved for `quiet` seconds (kopf's own bookkeeping patch,
+    after a retried handler succeeds, can land after the status already reads Ready)."""
+    deadline = time.monotonic() + timeout
+    last = {ref: resource_version(kube, ref) for ref in refs}
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"objects still being written after {timeout:.0f}s")
+        time.sleep(0.3)
+        current = {ref: resource_version(kube, ref) for ref in refs}
+        if current != last:
+            last, quiet_since = current, time.monotonic()
+    return last

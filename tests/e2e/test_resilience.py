@@ -23,6 +23,7 @@ from tests.e2e.support import (
     registry_at,
     resource_version,
     server,
+    settled_versions,
     sleep_through,
     wait_condition,
     wait_gone,
@@ -88,7 +89,8 @@ def test_a_restarted_operator_converges_without_duplicates_or_writes(
     created = _create_all(kube, namespace)
     rows = _owned_rows(postgres_schema_url)
     assert len(rows) == len(created)
-    versions = {key: resource_version(kube, Ref(kind, namespace, name)) for key in created for kind, name in [key]}
+    settled = settled_versions(kube, [Ref(kind, namespace, name) for kind, name in created])
+    versions = {(ref.kind, ref.name): version for ref, version in settled.items()}
     first.stop()
 
     second = start_operator([namespace], postgres_schema_url)
@@ -113,11 +115,12 @@ def test_two_operators_on_disjoint_namespaces_share_one_database(
     assert len(rows) == len(created_east) + len(created_west)
     assert {tenant for _, tenant, _ in rows} == {east, west}
 
-    versions = {
-        (namespace, kind, name): resource_version(kube, Ref(kind, namespace, name))
+    refs = [
+        Ref(kind, namespace, name)
         for namespace, created in ((east, created_east), (west, created_west))
         for kind, name in created
-    }
+    ]
+    versions = {(ref.namespace, ref.kind, ref.name): version for ref, version in settled_versions(kube, refs).items()}
     sleep_through(3 * RESYNC * 1.1 + 1)
     for (namespace, kind, name), version in versions.items():
         assert resource_version(kube, Ref(kind, namespace, name)) == version, "operators do not fight over rows"
