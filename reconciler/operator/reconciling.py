@@ -173,6 +173,7 @@ class ObjectReconciler:
         self._batches: dict[str, _Batch] = {}
         self._export_tasks: dict[str, asyncio.Task[None]] = {}
         self._export_peers: dict[str, list[Mapping[str, Any]]] = {}
+        self._export_conflicts: set[str] = set()
         """Per namespace: the pending refresh of exported ConfigMaps, and the objects it will read."""
         self._wakeups: dict[str, asyncio.Event] = {}
         """Per object: wakes its resync daemon early (a rotation was held back outside the daemon's own pass)."""
@@ -400,9 +401,13 @@ class ObjectReconciler:
         if outcome == "conflict":
             message = f"ConfigMap {namespace}/{target.name} exists and is not controlled by this binding; left as is"
             export.update(state="Conflict", message=message)
-            if before.get("state") != "Conflict":
+            # One Event per conflict, even when the status that records it could not be written (the next
+            # pass would otherwise see no conflict in `previous` and post it again).
+            if before.get("state") != "Conflict" and view.key not in self._export_conflicts:
                 self._events.post(view.involved(), PlannedEvent("Warning", "Conflict", message))
+            self._export_conflicts.add(view.key)
             return {**status, "export": export}
+        self._export_conflicts.discard(view.key)
         export.update(state="Written", servers=servers)
         if outcome in ("created", "updated"):
             message = f"ConfigMap {namespace}/{target.name} {outcome} ({servers} servers)"
@@ -484,6 +489,7 @@ class ObjectReconciler:
 
     def _forget(self, view: ObjectView) -> None:
         self._written.pop(view.key, None)
+        self._export_conflicts.discard(view.key)
         self._locks.pop(view.key, None)
         if view.source.kind == "MCPServer":
             self._metrics.forget(namespace=view.source.namespace, name=view.source.name)
