@@ -10,6 +10,7 @@ never their contents.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from reconciler.credentials.kubernetes_store import KubernetesSecretStore
 from reconciler.engine.inputs import TENANT_CONFIGMAP, TENANT_LABEL, Tenant
 from reconciler.errors import RetryableError
 from reconciler.operator.annotations import CREDENTIAL_LABEL
+from reconciler.operator.peering import CLUSTER_PEERINGS, NAMESPACED_PEERINGS, PEERING_GROUP, PEERING_VERSION
 from reconciler.registry.records import SourceRef
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -209,6 +211,29 @@ class Cluster:
             return False
         return True
 
+    async def read_peering(self, namespace: str | None, name: str) -> Mapping[str, Any] | None:
+        """The status of kopf's peering object (namespaced, or cluster-wide when `namespace` is None); None when
+        the object does not exist. ClusterUnavailable when it cannot be read, a missing CRD included."""
+        where = f"{namespace}/{name}" if namespace is not None else name
+        async with _request(f"read the peering object {where}"):
+            try:
+                if namespace is None:
+                    found = await self._custom.get_cluster_custom_object(
+                        PEERING_GROUP, PEERING_VERSION, CLUSTER_PEERINGS, name
+                    )
+                else:
+                    found = await self._custom.get_namespaced_custom_object(
+                        PEERING_GROUP, PEERING_VERSION, namespace, NAMESPACED_PEERINGS, name
+                    )
+            except aclient.ApiException as error:
+                if error.status != _NOT_FOUND:
+                    raise
+                if _names_object(error, name):
+                    return None
+                raise ClusterUnavailable(f"cannot read the peering object {where}: its CRD is not installed") from None
+        status = found.get("status") if isinstance(found, dict) else None
+        return status if isinstance(status, dict) else {}
+
     async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None:
         """Merge-patch the status subresource; returns the new resourceVersion (None when the object is gone)."""
         plural = kind_for(source.kind).plural
@@ -228,6 +253,15 @@ class Cluster:
         metadata = result.get("metadata", {}) if isinstance(result, dict) else {}
         version = metadata.get("resourceVersion")
         return str(version) if version is not None else None
+
+
+def _names_object(error: Any, name: str) -> bool:
+    """A 404 about the object itself (its details name it), not about its resource type (a missing CRD)."""
+    try:
+        details = json.loads(error.body or "{}").get("details") or {}
+    except (TypeError, ValueError):
+        return False
+    return isinstance(details, dict) and details.get("name") == name
 
 
 def _controlled_by(metadata: Any, owner_uid: str) -> bool:

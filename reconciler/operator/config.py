@@ -96,7 +96,7 @@ def build_kopf_settings(config: OperatorConfig, settings: kopf.OperatorSettings 
 
     Storage: progress and the diff base live in annotations under `kopf.<our group>`, never in `status` (the CRD's
     structural schema would prune `status.kopf`), and kopf writes them only when a change handler runs, so
-    an idle object is never patched by kopf; our resync loop is a daemon, which kopf does not persist.
+    an idle object is never patched by kopf; the periodic passes are our own loop, which kopf does not persist.
     """
     settings = settings if settings is not None else kopf.OperatorSettings()
     persistence = settings.persistence

@@ -158,9 +158,12 @@ def build_input(
 
 
 def index_entry(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the operator's object index keeps per object: the slim body plus its status (for Secret-triggered
-    passes, which start from the index rather than from a watch event)."""
+    """What the operator's object index keeps per object: the slim body plus its status and deletion mark (for
+    Secret-triggered and periodic passes, which start from the index rather than from a watch event)."""
     entry = slim_body(body)
+    deleting = (body.get("metadata") or {}).get("deletionTimestamp")
+    if deleting:
+        entry["metadata"]["deletionTimestamp"] = deleting
     status = body.get("status")
     if isinstance(status, Mapping) and status:
         entry["status"] = dict(status)

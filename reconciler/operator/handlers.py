@@ -1,18 +1,21 @@
 """Every kopf decorator of the operator, in one place: thin shells over `ObjectReconciler`.
 
 `running.py` calls `build_handlers` once per operator with its collaborators; nothing registers into kopf's
-global registry, so two operators can run in one process (tests do). Per kind: two indexes (the namespace's
-objects, and which objects read which Secret), create/update/resume → one pass, a daemon → periodic resync,
-delete → the finalizer. One more watch, on Secrets labelled `mcp.reconciler.dev/credential` (filtered
-server-side through `settings.watching.label_selectors`, see `config.py`), reconciles exactly the objects
-that read a changed Secret. Handlers return None (status is written by the pass itself) and translate the
+global registry, so two operators can run in one process (tests do). Per kind: two indexes (the objects, by
+namespace and by uid, and which objects read which Secret), create/update/resume → one pass, delete → the
+finalizer. Periodic passes are not kopf daemons (one per object would cost ~40 KB each): indexing an object
+schedules it in the reconciler's one resync loop, which the first indexed object starts.
+One more watch, on Secrets labelled `mcp.reconciler.dev/credential` (filtered server-side through
+`settings.watching.label_selectors`, see `config.py`), reconciles exactly the objects that read a changed
+Secret. Index handlers are async too: kopf runs sync handlers in threads, and the scheduling indexing does
+belongs on the event loop. Handlers return None (status is written by the pass itself) and translate the
 domain's two error roots into kopf's: PermanentError → kopf.PermanentError (no retries until the spec
 changes), RetryableError → kopf.TemporaryError with exponential back-off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Hashable, Iterable, Mapping
 from typing import Any, cast
 
 import kopf
@@ -25,17 +28,32 @@ from reconciler.operator.gathering import index_entry, secret_users
 from reconciler.operator.reconciling import ObjectReconciler
 
 OBJECTS_INDEX = "mcp_objects"
-"""namespace → index entries of our objects there (kwarg name in handlers)."""
+"""namespace → index entries of our objects there, and ("uid", uid) → that object's entry (kwarg name in
+handlers). One index, one entry object per object under both keys."""
 SECRET_USERS_INDEX = "mcp_secret_users"
 """(namespace, Secret name) → (kind, name) of the objects reading it (kwarg name in handlers)."""
 SECRET_EVENTS = ("ADDED", "MODIFIED", "DELETED")
 """Watch event types that mean a Secret changed (None marks the initial listing, covered by resume)."""
-DAEMON_CANCELLATION_BACKOFF = 5.0
-"""Grace kopf gives a stopping resync daemon before cancelling it (it normally exits at once)."""
-DAEMON_CANCELLATION_TIMEOUT = 30.0
 
-ObjectsIndex = Mapping[str, Iterable[Mapping[str, Any]]]
+ObjectsIndex = Mapping[Hashable, Iterable[Mapping[str, Any]]]
 UsersIndex = Mapping[tuple[str, str], Iterable[tuple[str, str]]]
+
+
+class KopfIndexedObjects:
+    """kopf's live indexes in the shape the periodic passes read (`reconciling.IndexedObjects`)."""
+
+    def __init__(self, index: ObjectsIndex) -> None:
+        self._index = index
+
+    def body(self, key: str) -> Mapping[str, Any] | None:
+        return next(iter(self._index.get(_uid_key(key), ())), None)
+
+    def peers(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return list(self._index.get(namespace, ()))
+
+
+def _uid_key(uid: str) -> Hashable:
+    return ("uid", uid)
 
 
 async def _translated(work: Awaitable[None], *, reconciler: ObjectReconciler, retry: int) -> None:
@@ -72,11 +90,20 @@ def build_handlers(*, reconciler: ObjectReconciler, access: KubeAccess) -> kopf.
         resource = (API_GROUP, API_VERSION, info.plural)
 
         @kopf.index(*resource, id=OBJECTS_INDEX, registry=registry)
-        def index_object(*, body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Any]:
-            return {namespace or "": index_entry(body)}
+        async def index_object(
+            *, body: kopf.Body, namespace: str | None, uid: str | None, **kwargs: Any
+        ) -> dict[Hashable, Any]:
+            entry = index_entry(body)
+            if not reconciler.resyncing:
+                # Started from inside kopf's event processing, so that the loop's passes inherit kopf's context:
+                # kopf.event finds its queue through context variables set there.
+                reconciler.start_resyncs(KopfIndexedObjects(cast(ObjectsIndex, kwargs[OBJECTS_INDEX])))
+            reconciler.track(entry)  # its periodic passes (idempotent: a known object keeps its schedule)
+            keys: list[Hashable] = [namespace or ""] + ([_uid_key(uid)] if uid else [])
+            return dict.fromkeys(keys, entry)
 
         @kopf.index(*resource, id=SECRET_USERS_INDEX, registry=registry)
-        def index_secret_users(*, body: kopf.Body, **_: Any) -> dict[tuple[str, str], tuple[str, str]]:
+        async def index_secret_users(*, body: kopf.Body, **_: Any) -> dict[tuple[str, str], tuple[str, str]]:
             return secret_users(body)
 
         @kopf.on.resume(*resource, id="reconcile", registry=registry)
@@ -85,18 +112,6 @@ def build_handlers(*, reconciler: ObjectReconciler, access: KubeAccess) -> kopf.
         async def reconcile_object(*, body: kopf.Body, namespace: str | None, retry: int, **kwargs: Any) -> None:
             work = reconciler.reconcile(body, peers=objects_of(kwargs, namespace))
             await _translated(work, reconciler=reconciler, retry=retry)
-
-        @kopf.daemon(
-            *resource,
-            id="resync",
-            cancellation_backoff=DAEMON_CANCELLATION_BACKOFF,
-            cancellation_timeout=DAEMON_CANCELLATION_TIMEOUT,
-            registry=registry,
-        )
-        async def resync_object(
-            *, body: kopf.Body, namespace: str | None, stopped: kopf.DaemonStopped, **kwargs: Any
-        ) -> None:
-            await reconciler.resync_forever(body, peers=lambda: objects_of(kwargs, namespace), stopped=stopped)
 
         @kopf.on.delete(*resource, id="finalize", registry=registry)
         async def finalize_object(*, body: kopf.Body, retry: int, **_: Any) -> None:

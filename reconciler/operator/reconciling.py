@@ -1,7 +1,8 @@
 """The operator's reconcile loop around the engine: one pass per object, batched per namespace, status by patch.
 
-Called by the kopf handlers in `handlers.py` (create/update/resume, the per-object resync daemon, the Secret
-watch, and the finalizer). A pass reads what the engine needs (the object, what it references, its tenant
+Called by the kopf handlers in `handlers.py` (create/update/resume, the Secret watch, and the finalizer) and by
+its own periodic passes (`resyncing.ResyncScheduler`, one loop for all objects, gated by `peering.py` so that a
+paused instance stays idle). A pass reads what the engine needs (the object, what it references, its tenant
 and Secret values), runs the engine in a thread, then writes the status subresource only when it changed,
 and posts Events only for real changes. Domain errors are recorded in status and re-raised as domain errors;
 `handlers.py` turns them into kopf's.
@@ -20,7 +21,7 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -45,6 +46,8 @@ from reconciler.operator.config import OperatorConfig
 from reconciler.operator.events import EventSink, PlannedEvent, involved_object, is_credential_field, plan_events
 from reconciler.operator.gathering import build_input, parse_resource, secret_names, select, source_of
 from reconciler.operator.metrics import OperatorMetrics
+from reconciler.operator.peering import AlwaysOpen, ResyncGate
+from reconciler.operator.resyncing import ResyncScheduler
 from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import Registry
 from reconciler.registry.records import SourceRef
@@ -71,16 +74,16 @@ class ClusterPort(Protocol):
     async def delete_config_map(self, namespace: str, name: str, *, owner_uid: str) -> bool: ...
 
 
-class StopSignal(Protocol):
-    """A daemon's stop flag (kopf's `stopped`): `wait()` completes when the object or the operator goes away.
+class IndexedObjects(Protocol):
+    """kopf's indexes as the periodic passes read them (`handlers.py` adapts kopf's `Index` objects)."""
 
-    Only the untimed wait is used: kopf's timed wait leaves a finished task holding a TimeoutError behind,
-    which kopf re-raises if it happens to finish while the operator shuts down.
-    """
+    def body(self, key: str) -> Mapping[str, Any] | None:
+        """The object with this uid as last seen by the watch (its index entry); None once it is gone."""
+        ...
 
-    def is_set(self) -> bool: ...
-
-    def wait(self) -> Awaitable[object]: ...
+    def peers(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        """Every object of the namespace (index entries), for what a pass references."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class ObjectReconciler:
         registry_threads: Executor | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        gate: ResyncGate | None = None,
     ) -> None:
         self._registry = registry
         self._cluster = cluster
@@ -175,22 +179,34 @@ class ObjectReconciler:
         self._export_peers: dict[str, list[Mapping[str, Any]]] = {}
         self._export_conflicts: set[str] = set()
         """Per namespace: the pending refresh of exported ConfigMaps, and the objects it will read."""
-        self._wakeups: dict[str, asyncio.Event] = {}
-        """Per object: wakes its resync daemon early (a rotation was held back outside the daemon's own pass)."""
+        self._resyncs = ResyncScheduler(self.resync_pass, concurrency=config.max_concurrent_passes)
+        self._resync_retries: dict[str, int] = {}
+        """Per object backing off (transient errors, a rotation held back): how many periodic passes in a row."""
+        self._objects: IndexedObjects | None = None
+        self._gate: ResyncGate = gate or AlwaysOpen()
         self._passes = asyncio.Semaphore(config.max_concurrent_passes)
         """Bounds memory and API connections when thousands of objects arrive at once; passes queued meanwhile
         still share engine runs."""
 
     # -- passes -------------------------------------------------------------------------------------------
 
-    async def reconcile(self, body: Mapping[str, Any], *, peers: Iterable[Mapping[str, Any]]) -> None:
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        *,
+        peers: Iterable[Mapping[str, Any]],
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> None:
         """One pass over one object; `peers` are the bodies of its namespace (for what it references).
 
-        Raises PermanentError (recorded in status; retrying will not help until the spec changes) or
-        RetryableError (recorded in status; back off and try again).
+        `still_wanted` is asked once the object's lock is held: a periodic pass that waited behind the finalizer
+        must not recreate the rows it just removed. Raises PermanentError (recorded in status; retrying will not
+        help until the spec changes) or RetryableError (recorded in status; back off and try again).
         """
         view = ObjectView.of(body)
         async with self._lock(view), self._passes:
+            if still_wanted is not None and not still_wanted():
+                return
             previous = self._previous(view)
             now = self._clock()
             if is_paused(view.annotations):
@@ -218,9 +234,9 @@ class ObjectReconciler:
             if view.source.kind != BINDING_KIND and (result.action.writes or previous != self._previous(view)):
                 self._schedule_exports(view.source.namespace, peers)
             if statuses.rotation_held_back(status) and not statuses.rotation_held_back(previous):
-                wakeup = self._wakeups.get(view.key)
-                if wakeup is not None:
-                    wakeup.set()  # the resync daemon takes over the re-checks, with back-off
+                # The periodic passes take over the re-checks, soon and then backing off.
+                self._resync_retries[view.key] = 1
+                self._resyncs.hurry(view.key, min(self._interval(view.body), self.retry_delay(0)))
             outcome = "changed" if result.action.writes else "noop"
             self._metrics.reconciles.labels(view.source.kind, outcome).inc()
 
@@ -265,72 +281,55 @@ class ObjectReconciler:
             log.info("%s %s/%s finalized: %s", view.source.kind, view.source.namespace, view.source.name, verbs)
             self._forget(view)
 
-    async def resync_forever(
-        self,
-        body: Mapping[str, Any],
-        *,
-        peers: Callable[[], Iterable[Mapping[str, Any]]],
-        stopped: StopSignal,
-    ) -> None:
-        """Periodic passes for one object until `stopped`: drift repair, unwatched Secrets, expiring state.
+    # -- periodic passes ------------------------------------------------------------------------------------
 
-        `body` is kopf's live view, so annotation changes (interval, pause) apply from the next pass. The
-        first pass comes at a random point of the first interval, so a restart does not resync every object
-        at once (the resume handler has just reconciled them anyway). When `stopped` comes, a pass in flight
-        is abandoned at once (kopf force-cancels lingering daemons, and the finalizer waits for them); the
-        next pass redoes whatever it did not finish.
-        """
-        stop = asyncio.ensure_future(stopped.wait())
-        key = ObjectView.of(body).key
-        wakeup = self._wakeups.setdefault(key, asyncio.Event())
+    def track(self, body: Mapping[str, Any]) -> None:
+        """Every object the watch reports gets periodic passes; the first comes at a random point of its first
+        interval, so a restart does not resync every object at once (the resume handler has just seen them)."""
+        metadata = body.get("metadata") or {}
+        if metadata.get("deletionTimestamp"):
+            return
+        view = ObjectView.of(body)
+        self._resyncs.track(view.key, self._rng.uniform(0, self._interval(body)))
+
+    @property
+    def resyncing(self) -> bool:
+        return self._objects is not None
+
+    def start_resyncs(self, objects: IndexedObjects) -> None:
+        """Start the periodic passes over `objects` (once; later calls change nothing)."""
+        if self._objects is None:
+            self._objects = objects
+            self._resyncs.start()
+
+    async def resync_pass(self, key: str) -> float | None:
+        """One periodic pass (drift repair, unwatched Secrets, expiring state); returns the delay until the next,
+        None once the object is gone or being deleted (the finalizer takes over)."""
+        body = self._objects.body(key) if self._objects is not None else None
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            self._resync_retries.pop(key, None)
+            return None
+        interval = self._interval(body)
+        namespace = source_of(body).namespace
+        if not await self._gate.allows(namespace):
+            return jittered(interval, fraction=self._config.jitter, rng=self._rng)  # a peer is the active one
+        retry = self._resync_retries.pop(key, 0)
+        peers = self._objects.peers(namespace) if self._objects is not None else ()
         try:
-            delay = self._rng.uniform(0, self._interval(body))
-            retry = 0
-            while not stopped.is_set():
-                woken = asyncio.ensure_future(wakeup.wait())
-                try:
-                    await asyncio.wait({stop, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    woken.cancel()
-                if stop.done() or stopped.is_set():
-                    return
-                if wakeup.is_set():
-                    # Another pass (the Secret watch's) held a rotation back: re-check soon, then back off.
-                    wakeup.clear()
-                    retry = 0
-                    delay = min(self._interval(body), self.retry_delay(retry))
-                    retry += 1
-                    continue
-                work = asyncio.ensure_future(self.reconcile(body, peers=peers()))
-                await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if not work.done():
-                    work.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await work
-                    return
-                try:
-                    work.result()
-                except RetryableError:
-                    delay = self.retry_delay(retry)
-                    retry += 1
-                    continue
-                except PermanentError:
-                    pass  # recorded in status; the spec must change, so only look again at the normal pace
-                except Exception:  # a bug must not end drift repair for this object: log it, keep the pace
-                    source = source_of(body)
-                    log.exception("resync of %s %s/%s failed", source.kind, source.namespace, source.name)
-                interval = self._interval(body)
-                if statuses.rotation_held_back(self._previous(ObjectView.of(body))):
-                    # The next check of the new Secret comes sooner, backing off while it keeps failing.
-                    delay = min(interval, self.retry_delay(retry))
-                    retry += 1
-                    continue
-                retry = 0
-                delay = jittered(interval, fraction=self._config.jitter, rng=self._rng)
-        finally:
-            stop.cancel()
-            if self._wakeups.get(key) is wakeup:
-                del self._wakeups[key]
+            await self.reconcile(body, peers=peers, still_wanted=lambda: key in self._resyncs)
+        except RetryableError:
+            self._resync_retries[key] = retry + 1
+            return self.retry_delay(retry)
+        except PermanentError:
+            pass  # recorded in status; the spec must change, so only look again at the normal pace
+        except Exception:  # a bug must not end drift repair for this object: log it, keep the pace
+            source = source_of(body)
+            log.exception("resync of %s %s/%s failed", source.kind, source.namespace, source.name)
+        if key in self._resyncs and statuses.rotation_held_back(self._previous(ObjectView.of(body))):
+            # The next check of the new Secret comes sooner, backing off while it keeps failing.
+            self._resync_retries[key] = retry + 1
+            return min(interval, self.retry_delay(retry))
+        return jittered(interval, fraction=self._config.jitter, rng=self._rng)
 
     async def reconcile_users(
         self,
@@ -465,10 +464,11 @@ class ObjectReconciler:
         return float(min(self._config.retry_max_delay, self._config.retry_base_delay * (2 ** min(retry, 30))))
 
     async def close(self) -> None:
-        """Wait for engine runs in flight (they hold registry connections)."""
+        """Stop the periodic passes and wait for engine runs in flight (they hold registry connections)."""
+        await self._resyncs.stop()
         for task in self._export_tasks.values():
             task.cancel()
-        workers = [batch.worker for batch in self._batches.values() if batch.worker is not None]
+        workers = [batch.worker for batch in self._batches.values() if batch.worker and not batch.worker.done()]
         if workers:
             await asyncio.gather(*workers, return_exceptions=True)
 
@@ -488,6 +488,8 @@ class ObjectReconciler:
         return self._written.get(view.key, view.status)
 
     def _forget(self, view: ObjectView) -> None:
+        self._resyncs.forget(view.key)
+        self._resync_retries.pop(view.key, None)
         self._written.pop(view.key, None)
         self._export_conflicts.discard(view.key)
         self._locks.pop(view.key, None)

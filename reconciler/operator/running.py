@@ -15,6 +15,7 @@ import random
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 import kopf
 from kubernetes.aio import client as aclient
@@ -24,6 +25,7 @@ from reconciler.operator.config import DEFAULT_PEERING_NAME, OperatorConfig, bui
 from reconciler.operator.events import EventSink, KopfEventSink
 from reconciler.operator.handlers import build_handlers
 from reconciler.operator.metrics import OperatorMetrics
+from reconciler.operator.peering import AlwaysOpen, PeeringGate, ResyncGate, own_identity
 from reconciler.operator.reconciling import ObjectReconciler
 from reconciler.operator.serving import RegistryHealth, build_app, start_server
 from reconciler.registry import open_registry
@@ -73,6 +75,16 @@ class Operator:
             )
             configuration.connection_pool_maxsize = config.api_connections
             cluster = Cluster(aclient.ApiClient(configuration), request_timeout=config.request_timeout)
+            identity = own_identity(self._environ)
+            gate: ResyncGate = AlwaysOpen()
+            if not config.standalone:
+                gate = PeeringGate(
+                    cluster.read_peering,
+                    name=config.peering_name,
+                    identity=identity,
+                    priority=config.priority,
+                    clusterwide=config.clusterwide,
+                )
             reconciler = ObjectReconciler(
                 registry=registry,
                 cluster=cluster,
@@ -81,6 +93,7 @@ class Operator:
                 config=config,
                 registry_threads=threads,
                 rng=self._rng,
+                gate=gate,
             )
             if config.port is not None:
                 health = RegistryHealth(registry.ping, cache_seconds=config.health_cache_seconds, executor=threads)
@@ -94,6 +107,7 @@ class Operator:
                 stop_flag=stop_flag,
                 ready_flag=ready_flag,
                 memo=kopf.Memo(),
+                identity=cast(Any, identity),  # kopf's Identity is a NewType of str it does not export
             )
         finally:
             if reconciler is not None:

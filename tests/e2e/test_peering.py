@@ -1,9 +1,11 @@
 """Kopf peering as the chart deploys it (`--peering`, a KopfPeering object per namespace, the peering CRDs from
 the chart's `crds/`), against a real API server: of two operators on the same namespace only the one with the
-higher priority works; when it stops, the other takes over."""
+higher priority works; when it stops, the other takes over. The periodic resyncs, which run in our own loop
+rather than in kopf's handlers, pause and resume with kopf."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,3 +62,50 @@ def test_only_the_higher_priority_peer_works_and_the_other_takes_over(
     wait_ready(kube, create(kube, server(namespace, "beta")), timeout=90)
     wait_for(lambda: "beta" in _servers(second_url), timeout=30, what="the second peer to take over")
     assert "beta" not in _servers(first_url)
+
+
+@pytest.mark.timeout(240)
+def test_a_peer_that_loses_priority_stops_its_resyncs_until_it_is_active_again(
+    kube: KubeHttp, new_namespace: NewNamespace, tmp_path: Path, start_operator: Start
+) -> None:
+    """Resyncs come from our own loop, not from kopf: they must pause when kopf pauses, and resume with it."""
+    namespace = new_namespace("peers")
+    _install_peering(kube, namespace)
+    low_url, high_url = f"sqlite:///{tmp_path / 'low.db'}", f"sqlite:///{tmp_path / 'high.db'}"
+    start_operator([namespace], low_url, standalone=False, peering_name=PEERING, priority=0)
+    wait_ready(kube, create(kube, server(namespace, "alpha")), timeout=60)
+    assert _servers(low_url) == {"alpha"}
+
+    high = start_operator([namespace], high_url, standalone=False, peering_name=PEERING, priority=10)
+    wait_for(lambda: "alpha" in _servers(high_url), timeout=60, what="the stronger peer to take over")
+    sleep_through(PEERING_GATE_CACHE_SECONDS + 1)  # the weaker peer's gate has read the peering object since
+    _tamper(low_url, namespace, "alpha")
+    sleep_through(4 * RESYNC_SECONDS)
+    assert _url(low_url, namespace, "alpha") == TAMPERED, "a paused peer repairs nothing"
+
+    high.stop()
+    wait_for(
+        lambda: _url(low_url, namespace, "alpha") != TAMPERED,
+        timeout=60,
+        what="the weaker peer to resume its resyncs and repair the drift",
+    )
+
+
+PEERING_GATE_CACHE_SECONDS = 10
+RESYNC_SECONDS = 2.2
+TAMPERED = "https://tampered.example.net/mcp"
+
+
+def _url(url: str, namespace: str, name: str) -> str:
+    with registry_at(url) as registry:
+        row = registry.fetch_state().rows[("servers", namespace, name)]
+    assert isinstance(row, ServerRecord)
+    return row.url
+
+
+def _tamper(url: str, namespace: str, name: str) -> None:
+    with registry_at(url) as registry:
+        row = registry.fetch_state().rows[("servers", namespace, name)]
+        assert isinstance(row, ServerRecord)
+        with registry.transaction() as transaction:
+            transaction.update([dataclasses.replace(row, url=TAMPERED)])

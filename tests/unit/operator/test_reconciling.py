@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import itertools
 import random
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from reconciler.errors import MissingReference, RetryableError
 from reconciler.operator.cluster import SecretsRead
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.metrics import OperatorMetrics
-from reconciler.operator.reconciling import ObjectReconciler
+from reconciler.operator.reconciling import ObjectReconciler, ObjectView
 from reconciler.registry import Registry, RegistryUnavailable, open_registry
 from tests.fixtures.operator_seams import FakeCluster, RecordingSink
 
@@ -236,51 +236,72 @@ def test_remove_with_an_unreachable_registry_says_so(
     assert synced["status"] == "False" and synced["message"].startswith("deletion waits for the registry")
 
 
-class EventStop:
-    """kopf's `stopped` in miniature."""
+class StaticObjects:
+    """kopf's indexes in miniature: the bodies the periodic passes look up, editable by the test."""
+
+    def __init__(self, *bodies: dict[str, Any]) -> None:
+        self.bodies = {body["metadata"]["uid"]: body for body in bodies}
+
+    def body(self, key: str) -> Mapping[str, Any] | None:
+        return self.bodies.get(key)
+
+    def peers(self, namespace: str) -> list[Mapping[str, Any]]:
+        return [body for body in self.bodies.values() if body["metadata"]["namespace"] == namespace]
+
+
+class ClosedGate:
+    """Another instance is the active peer."""
 
     def __init__(self) -> None:
-        self.event = asyncio.Event()
+        self.asked: list[str] = []
 
-    def is_set(self) -> bool:
-        return self.event.is_set()
-
-    def wait(self) -> Any:
-        return self.event.wait()
+    async def allows(self, namespace: str) -> bool:
+        self.asked.append(namespace)
+        return False
 
 
-def fast(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
+def fast(registry: Registry, cluster: FakeCluster, sink: RecordingSink, **kwargs: Any) -> ObjectReconciler:
     """A reconciler whose resync and back-off run in milliseconds."""
     config = OperatorConfig(
         resync_interval=0.05, min_poll_interval=0.01, jitter=0.1, retry_base_delay=0.02, retry_max_delay=0.16
     )
     return ObjectReconciler(
-        registry=registry, cluster=cluster, events=sink, metrics=OperatorMetrics(), config=config, clock=lambda: NOW
+        registry=registry,
+        cluster=cluster,
+        events=sink,
+        metrics=OperatorMetrics(),
+        config=config,
+        clock=lambda: NOW,
+        **kwargs,
     )
 
 
-def run_daemon(
+def run_resyncs(
     reconciler: ObjectReconciler,
-    body: dict[str, Any],
+    objects: StaticObjects,
     *,
     seconds: float,
     until: Callable[[], bool] | None = None,
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Run the resync daemon for `seconds`, or until `until()` holds (checked every 10 ms, `seconds` at most)."""
+    """Track `objects` and run the periodic passes for `seconds`, or until `until()` holds (checked every 10 ms,
+    `seconds` at most); `meanwhile` runs alongside. Then close the reconciler, as the operator does on exit."""
 
     async def scenario() -> None:
-        stop = EventStop()
-        daemon = asyncio.create_task(reconciler.resync_forever(body, peers=lambda: [body], stopped=stop))
+        for body in objects.bodies.values():
+            reconciler.track(body)
+        reconciler.start_resyncs(objects)
+        if meanwhile is not None:
+            await meanwhile()
         deadline = asyncio.get_running_loop().time() + seconds
         while asyncio.get_running_loop().time() < deadline and not (until is not None and until()):
             await asyncio.sleep(0.01)
-        stop.event.set()
-        await asyncio.wait_for(daemon, timeout=2)
+        await asyncio.wait_for(reconciler.close(), timeout=2)
 
     run(scenario())
 
 
-def test_resync_passes_repeat_without_writing(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> None:
+def counting_passes(cluster: FakeCluster) -> list[float]:
     passes: list[float] = []
     original = cluster.fetch_tenant
 
@@ -289,7 +310,12 @@ def test_resync_passes_repeat_without_writing(registry: Registry, cluster: FakeC
         return await original(namespace)
 
     cluster.fetch_tenant = counting  # type: ignore[method-assign]
-    run_daemon(fast(registry, cluster, sink), server(), seconds=10, until=lambda: len(passes) >= 5)
+    return passes
+
+
+def test_resync_passes_repeat_without_writing(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> None:
+    passes = counting_passes(cluster)
+    run_resyncs(fast(registry, cluster, sink), StaticObjects(server()), seconds=10, until=lambda: len(passes) >= 5)
     assert len(passes) >= 5
     assert len(cluster.patches) == 2, "first sight and the result; every later pass wrote nothing"
 
@@ -305,13 +331,13 @@ def test_resync_backs_off_on_transient_errors(registry: Registry, cluster: FakeC
 
     cluster.fetch_secrets = counting  # type: ignore[method-assign]
     body = server(auth={"type": "bearer", "secretKeyRef": {"name": "token", "key": "t"}})
-    run_daemon(fast(registry, cluster, sink), body, seconds=0.8)
+    run_resyncs(fast(registry, cluster, sink), StaticObjects(body), seconds=0.8)
     gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     assert len(gaps) >= 4
     assert gaps[3] > 2.5 * gaps[0], f"back-off grows: {gaps}"
 
 
-def test_a_stopping_daemon_abandons_its_pass_at_once(
+def test_closing_abandons_a_pass_in_flight_at_once(
     registry: Registry, cluster: FakeCluster, sink: RecordingSink
 ) -> None:
     never = asyncio.Event()
@@ -322,8 +348,57 @@ def test_a_stopping_daemon_abandons_its_pass_at_once(
         return await original(namespace)
 
     cluster.fetch_tenant = hanging  # type: ignore[method-assign]
-    run_daemon(fast(registry, cluster, sink), server(), seconds=0.3)
+    run_resyncs(fast(registry, cluster, sink), StaticObjects(server()), seconds=0.3)
     assert len(cluster.patches) == 1, "only the first-sight status; the abandoned pass wrote nothing else"
+
+
+def test_a_paused_peer_runs_no_periodic_passes(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> None:
+    passes = counting_passes(cluster)
+    gate = ClosedGate()
+    run_resyncs(fast(registry, cluster, sink, gate=gate), StaticObjects(server()), seconds=0.5)
+    assert len(gate.asked) >= 3, "the gate is asked again at the object's pace"
+    assert passes == [] and cluster.patches == []
+
+
+def test_objects_gone_from_the_index_or_being_deleted_are_dropped(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    passes = counting_passes(cluster)
+    deleting = server("old")
+    deleting["metadata"]["deletionTimestamp"] = "2026-03-01T09:00:00Z"
+    objects = StaticObjects(server("gone"), deleting)
+    reconciler = fast(registry, cluster, sink)
+
+    async def remove_one() -> None:
+        del objects.bodies["uid-gone"]
+
+    run_resyncs(reconciler, objects, seconds=0.3, meanwhile=remove_one)
+    assert passes == []
+    assert cluster.patches == []
+
+
+def test_a_periodic_pass_queued_behind_the_finalizer_does_not_recreate_rows(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    reconciler = fast(registry, cluster, sink)
+    body = server()
+    run(reconciler.reconcile(body, peers=[body]))
+    assert list(registry.fetch_state().rows) == [("servers", "ns", "crm")]
+
+    async def scenario() -> None:
+        async with reconciler._lock(ObjectView.of(body)):
+            finalizer = asyncio.create_task(reconciler.remove(body))
+            await asyncio.sleep(0.01)  # the finalizer is first in line for the object's lock
+            reconciler.track(body)
+            reconciler.start_resyncs(StaticObjects(body))
+            await asyncio.sleep(0.2)  # the periodic pass has come due and queues behind it
+            assert reconciler._resyncs.in_flight == 1
+        await finalizer
+        await asyncio.sleep(0.2)
+        await reconciler.close()
+
+    run(scenario())
+    assert registry.fetch_state().rows == {}
 
 
 def test_secret_users_are_reconciled(reconciler: ObjectReconciler, cluster: FakeCluster, sink: RecordingSink) -> None:
