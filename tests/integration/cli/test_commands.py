@@ -151,6 +151,13 @@ def test_unreachable_registry_is_an_error_not_a_traceback(tmp_path: Path) -> Non
     assert code == 1 and err.startswith("error: ") and "hunter2" not in err
 
 
+def test_migrate_brings_the_schema_up_to_date_once(registry_url: str) -> None:
+    code, out, _ = run("migrate", "--registry", registry_url)
+    assert code == 0 and out.startswith("migrated ") and "0005_tenant_namespace_index" in out
+    code, out, _ = run("migrate", "--registry", registry_url)
+    assert code == 0 and out.strip().endswith("is up to date")
+
+
 def test_crds_check_detects_drift(tmp_path: Path) -> None:
     assert run("crds", "--dir", str(tmp_path))[0] == 0
     assert run("crds", "--check", "--dir", str(tmp_path))[0] == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from reconciler.registry import IncompatibleRegistry, RegistryUnavailable, open_
 from reconciler.registry.connecting import create_registry_engine
 from reconciler.registry.migrating import (
     ADVISORY_LOCK_ID,
+    HEAD_REVISION,
     MIGRATIONS_PATH,
     alembic_config,
     head_revision,
@@ -26,6 +29,7 @@ from reconciler.registry.records import ServerRecord, TenantRecord
 from reconciler.registry.schema import metadata
 
 THREAD_JOIN_SECONDS = 60
+REPO = Path(__file__).resolve().parents[3]
 
 
 def all_revisions() -> tuple[str, ...]:
@@ -198,3 +202,21 @@ def test_a_migration_held_up_by_a_peer_gives_up_as_retryable(postgres_schema_url
     finally:
         engine.dispose()
         holder.dispose()
+
+
+def test_the_head_known_without_alembic_is_the_scripts_head() -> None:
+    assert head_revision() == HEAD_REVISION, "a new migration must also update migrating.HEAD_REVISION"
+
+
+def test_opening_an_up_to_date_registry_does_not_load_alembic(registry_url: str) -> None:
+    """A long-running operator should not carry Alembic (with Mako and Pygments, ~11 MB) once the schema is current."""
+    open_registry(registry_url).close()
+    code = (
+        "import sys; from reconciler.registry import open_registry\n"
+        f"registry = open_registry({registry_url!r}); registry.close()\n"
+        "print(registry.applied_migrations, sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120, cwd=REPO
+    ).stdout
+    assert output.strip() == "() []"

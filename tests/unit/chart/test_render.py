@@ -468,3 +468,17 @@ def test_notes_tell_how_to_create_the_registry_secret(chart: Any) -> None:
     assert "--from-literal=uri=" in notes
     _, namespaced = render_chart(chart, NAMESPACED)
     assert "team-a, team-b" in namespaced
+
+
+def test_an_init_container_migrates_the_registry_before_the_operator_starts(render: Render) -> None:
+    pod = deployment(render(EVERYTHING_ON))["spec"]["template"]["spec"]
+    (migrate,) = pod["initContainers"]
+    operator = pod["containers"][0]
+    assert migrate["command"] == ["mcp-reconciler", "migrate"]
+    assert migrate["image"] == operator["image"]
+    assert migrate["securityContext"] == operator["securityContext"]
+    assert migrate["resources"] == operator["resources"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in migrate["volumeMounts"]
+    registry = [env for env in migrate["env"] if env["name"] == "MCP_RECONCILER_REGISTRY"]
+    assert registry == [env for env in operator["env"] if env["name"] == "MCP_RECONCILER_REGISTRY"]
+    assert all("valueFrom" in env or env["name"] in {"HOME", "PYTHONDONTWRITEBYTECODE"} for env in migrate["env"])
