@@ -1,10 +1,10 @@
 """The operator's `SecretStore`: Kubernetes Secrets read through `kubernetes.aio`, with a small cache.
 
-The operator builds one `KubernetesSecretStore` around its `CoreV1Api` (kept in kopf's memo) and, before the
-engine plans a batch, awaits `prefetch(references)`; the engine's synchronous `read` is then served from the
-cache. The cache is invalidated by resourceVersion: the operator's Secret watch calls `observe(...)` (or
-`observe_secret(body)`, which also takes the new data without another API call), and entries older than `max_age`
-are re-read. Values are base64-decoded once and kept only in memory.
+The operator builds one `KubernetesSecretStore` around its core-objects client (`cluster.CoreObjects`, plain
+JSON) and, before the engine plans a batch, awaits `prefetch(references)`; the engine's synchronous `read` is
+then served from the cache. The cache is invalidated by resourceVersion: the operator's Secret watch calls
+`observe(...)` (or `observe_secret(body)`, which also takes the new data without another API call), and entries
+older than `max_age` are re-read. Values are base64-decoded once and kept only in memory.
 
 Namespace rule: an object may only read Secrets in its own namespace. `scoped(namespace)` gives the engine a
 reader for one object that refuses any other namespace (`CrossNamespaceReference`); `namespaces` limits the store
@@ -35,11 +35,12 @@ NOT_FOUND = 404
 
 
 class SecretsApi(Protocol):
-    """The part of `kubernetes.aio.client.CoreV1Api` this store uses."""
+    """Reads one Secret as its JSON (the operator's `cluster.CoreObjects`); raises the kubernetes client's
+    `ApiException` on HTTP errors."""
 
     async def read_namespaced_secret(
         self, name: str, namespace: str, *, _request_timeout: float | tuple[float, float] | None = ...
-    ) -> Any: ...
+    ) -> Mapping[str, Any]: ...
 
 
 class SecretNotLoaded(RuntimeError):
@@ -223,13 +224,13 @@ class KubernetesSecretStore:
             ) from err
         except (ClientError, OSError) as err:
             raise SecretStoreUnavailable(f"reading Secret {namespace}/{name} failed: {type(err).__name__}") from None
-        metadata = getattr(secret, "metadata", None)
-        version = getattr(metadata, "resource_version", None)
-        labels = {str(k): str(v) for k, v in (getattr(metadata, "labels", None) or {}).items()}
+        metadata = secret.get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
         watched = previous.watched if previous is not None else False
         if previous is not None and previous.data is not None and version and previous.resource_version == version:
             return _Entry(version, previous.data, self._clock(), labels=labels, watched=watched)  # unchanged
-        data = decode_secret_data(getattr(secret, "data", None), namespace=namespace, name=name)
+        data = decode_secret_data(secret.get("data"), namespace=namespace, name=name)
         return _Entry(version, data, self._clock(), labels=labels, watched=watched)
 
     def _remember(self, namespace: str, name: str, entry: _Entry) -> None:

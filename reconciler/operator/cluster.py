@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from kubernetes.aio import client as aclient
@@ -32,6 +33,7 @@ from reconciler.operator.peering import CLUSTER_PEERINGS, NAMESPACED_PEERINGS, P
 from reconciler.registry.records import SourceRef
 
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 _NOT_FOUND = 404
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
@@ -122,12 +124,67 @@ async def _request(what: str) -> AsyncIterator[None]:
         raise ClusterUnavailable(f"cannot {what}: {type(error).__name__}") from error
 
 
+class CoreObjects:
+    """Core (`/api/v1`) objects as plain JSON, through the kubernetes client's own `ApiClient`.
+
+    The generated `CoreV1Api` imports a pydantic model for every core type on first use, about 24 MB that stays
+    resident; the operator reads and writes four kinds and wants their JSON anyway. Same client, same auth,
+    same `ApiException` on errors.
+    """
+
+    def __init__(self, api_client: aclient.ApiClient, *, request_timeout: float) -> None:
+        self._api_client = api_client
+        self._timeout = request_timeout
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        request_timeout: float | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        serialized = await self._api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            header_params=headers,
+            body=dict(body) if body is not None else None,
+            auth_settings=["BearerToken"],
+        )
+        response = await self._api_client.call_api(*serialized, _request_timeout=request_timeout or self._timeout)
+        await response.read()  # type: ignore[no-untyped-call]
+        found = self._api_client.response_deserialize(
+            response_data=response, response_types_map={"200": "object", "201": "object", "202": "object"}
+        ).data
+        return found if isinstance(found, dict) else {}
+
+    async def read_namespaced_secret(
+        self, name: str, namespace: str, *, _request_timeout: float | tuple[float, float] | None = None
+    ) -> dict[str, Any]:
+        """The Secret as JSON (the `SecretsApi` the credentials store reads through)."""
+        timeout = _request_timeout if isinstance(_request_timeout, int | float) else None
+        return await self.request("GET", _core_path(namespace, "secrets", name), request_timeout=timeout)
+
+
+def _core_path(namespace: str, plural: str | None = None, name: str | None = None) -> str:
+    path = f"/api/v1/namespaces/{quote(namespace, safe='')}"
+    if plural is not None:
+        path += f"/{plural}"
+    if name is not None:
+        path += f"/{quote(name, safe='')}"
+    return path
+
+
 class Cluster:
     """Reads and writes the operator does itself. One per process; the API client is closed by `close`."""
 
     def __init__(self, api_client: aclient.ApiClient, *, request_timeout: float = 30.0) -> None:
         self._api_client = api_client
-        self._core = aclient.CoreV1Api(api_client)
+        self._core = CoreObjects(api_client, request_timeout=request_timeout)
         self._custom = aclient.CustomObjectsApi(api_client)
         self.secrets = KubernetesSecretStore(self._core, request_timeout=request_timeout)
         """Secret values, cached while the credential watch keeps them current (`observe_secret`)."""
@@ -140,15 +197,15 @@ class Cluster:
         labels: dict[str, str] = {}
         try:
             async with _request(f"read namespace {namespace}"):
-                found = await self._core.read_namespace(namespace)
-                labels = dict((found.metadata.labels if found.metadata else None) or {})
+                found = await self._core.request("GET", _core_path(namespace))
+                labels = dict(_metadata(found).get("labels") or {})
         except _NotFound:
             pass
         variables: dict[str, str] = {}
         try:
             async with _request(f"read ConfigMap {namespace}/{TENANT_CONFIGMAP}"):
-                config_map = await self._core.read_namespaced_config_map(TENANT_CONFIGMAP, namespace)
-                variables = {str(key): str(value) for key, value in (config_map.data or {}).items()}
+                config_map = await self._core.request("GET", _core_path(namespace, "configmaps", TENANT_CONFIGMAP))
+                variables = {str(key): str(value) for key, value in (config_map.get("data") or {}).items()}
         except _NotFound:
             pass
         return Tenant(namespace=namespace, slug=labels.get(TENANT_LABEL) or namespace, vars=variables)
@@ -179,34 +236,36 @@ class Cluster:
         that name exists that `owner_uid` does not control (it is left as it is)."""
         metadata = body["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
+        path = _core_path(namespace, "configmaps", name)
         try:
             async with _request(f"read ConfigMap {namespace}/{name}"):
-                current = await self._core.read_namespaced_config_map(name, namespace)
+                current = await self._core.request("GET", path)
         except _NotFound:
             async with _request(f"create ConfigMap {namespace}/{name}"):
-                await self._core.create_namespaced_config_map(namespace, dict(body))  # type: ignore[arg-type]
+                await self._core.request("POST", _core_path(namespace, "configmaps"), body=body)
             return "created"
-        if not _controlled_by(current.metadata, owner_uid):
+        if not _controlled_by(current, owner_uid):
             return "conflict"
-        labels = dict((current.metadata.labels if current.metadata else None) or {})
-        if dict(current.data or {}) == body.get("data") and all(
+        labels = dict(_metadata(current).get("labels") or {})
+        if dict(current.get("data") or {}) == body.get("data") and all(
             labels.get(key) == value for key, value in metadata.get("labels", {}).items()
         ):
             return "unchanged"
         patch = {"metadata": {"labels": metadata.get("labels", {})}, "data": body.get("data")}
         async with _request(f"update ConfigMap {namespace}/{name}"):
-            await self._core.patch_namespaced_config_map(name, namespace, patch)
+            await self._core.request("PATCH", path, body=patch, content_type=STRATEGIC_MERGE_PATCH)
         return "updated"
 
     async def delete_config_map(self, namespace: str, name: str, *, owner_uid: str) -> bool:
         """Delete an exported ConfigMap if `owner_uid` controls it; False when it is gone or someone else's."""
+        path = _core_path(namespace, "configmaps", name)
         try:
             async with _request(f"read ConfigMap {namespace}/{name}"):
-                current = await self._core.read_namespaced_config_map(name, namespace)
-            if not _controlled_by(current.metadata, owner_uid):
+                current = await self._core.request("GET", path)
+            if not _controlled_by(current, owner_uid):
                 return False
             async with _request(f"delete ConfigMap {namespace}/{name}"):
-                await self._core.delete_namespaced_config_map(name, namespace)
+                await self._core.request("DELETE", path)
         except _NotFound:
             return False
         return True
@@ -264,6 +323,14 @@ def _names_object(error: Any, name: str) -> bool:
     return isinstance(details, dict) and details.get("name") == name
 
 
-def _controlled_by(metadata: Any, owner_uid: str) -> bool:
-    references = (metadata.owner_references if metadata is not None else None) or ()
-    return any(reference.uid == owner_uid and reference.controller for reference in references)
+def _metadata(found: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = found.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _controlled_by(found: Mapping[str, Any], owner_uid: str) -> bool:
+    references = _metadata(found).get("ownerReferences") or ()
+    return any(
+        isinstance(reference, Mapping) and reference.get("uid") == owner_uid and reference.get("controller")
+        for reference in references
+    )

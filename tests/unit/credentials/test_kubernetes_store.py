@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from kubernetes.aio.client import V1ObjectMeta, V1Secret
 from kubernetes.aio.client.exceptions import ApiException
 
 from reconciler.credentials import (
@@ -29,21 +28,24 @@ def b64(text: str) -> str:
 
 
 class FakeSecretsApi:
-    """Answers like CoreV1Api.read_namespaced_secret: V1Secret models, ApiException(404) when absent."""
+    """Answers like the operator's CoreObjects.read_namespaced_secret: the Secret's JSON, ApiException(404) when
+    absent."""
 
     def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], V1Secret] = {}
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: list[tuple[str, str, Any]] = []
         self.delay = 0.0
         self.failure: Exception | None = None
 
     def put(self, namespace: str, name: str, data: dict[str, str], version: str) -> None:
-        self.secrets[(namespace, name)] = V1Secret(
-            data={key: b64(value) for key, value in data.items()},
-            metadata=V1ObjectMeta(name=name, namespace=namespace, resource_version=version),
-        )
+        self.secrets[(namespace, name)] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": version},
+            "data": {key: b64(value) for key, value in data.items()},
+        }
 
-    async def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> V1Secret:
+    async def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> dict[str, Any]:
         self.calls.append((namespace, name, options.get("_request_timeout")))
         if self.delay:
             await asyncio.sleep(self.delay)
