@@ -4,8 +4,9 @@ Starts the control plane the e2e suite uses (building it once if needed, see `.c
 operator as a child process through `run_operator` (so its peak RSS is its own), creates the objects and prints:
 time until all are Ready/Synced, status writes per object (and all writes, kopf's bookkeeping included) until
 convergence and then during three idle resync periods, counted from a watch, and the operator's peak RSS and
-open sockets. The registry is migrated first with `mcp-reconciler migrate`, as the chart's init container does. Targets: ≤ 2 status writes per object to converge, none while idle, peak RSS ≤ 250 MB. Prints
-numbers; asserts nothing.
+open sockets. The registry is migrated first with `mcp-reconciler migrate`, as the chart's init container does.
+Targets: ≤ 2 status writes per object to converge, none while idle, peak RSS ≤ 250 MB. Prints numbers; asserts
+nothing.
 
 Two modes, printed as `mode`: by default the servers have example.com URLs and discovery disabled, so nothing is
 contacted (the operator still runs with probing on, as shipped). `--probe` serves the shipped demo MCP servers
