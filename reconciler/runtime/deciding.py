@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from reconciler.probe import filter_tool_names
 from reconciler.registry.lookups import BoundServerRow, GrantMatch, ResolutionInputs
 from reconciler.registry.records import ConnectionRecord, HeaderRecord, ServerRecord, UserTokenRecord
-from reconciler.runtime.resolution import TOOL_NAMESPACE_PREFIX, CredentialScope, ServerState
+from reconciler.runtime.resolution import TOOL_NAMESPACE_PREFIX, CredentialScope, ResolvedServer, ServerState
 
 DEFAULT_SCHEME = "Bearer"
 DEFAULT_API_KEY_HEADER = "X-API-Key"
@@ -83,6 +83,23 @@ class ServerDecision:
     reason: str | None = None
     action: str | None = None
     explain: tuple[str, ...] = ()
+
+    def resolved(self, headers: dict[str, str]) -> ResolvedServer:
+        """The decision as a caller gets it, with header values rendered by the caller (`resolve` reads the
+        secrets, masked or not; an export writes placeholders)."""
+        return ResolvedServer(
+            name=self.server.name,
+            url=self.server.url,
+            transport=self.server.transport,
+            state=self.state,
+            connection=self.connection,
+            scope=self.scope,
+            headers=headers,
+            tools=self.tools,
+            reason=self.reason,
+            action=self.action,
+            explain=self.explain,
+        )
 
 
 @dataclass(frozen=True)

@@ -118,17 +118,7 @@ def build_config_map(
 
 
 def _exported(decision: ServerDecision) -> ResolvedServer:
-    server = decision.server
-    return ResolvedServer(
-        name=server.name,
-        url=server.url,
-        transport=server.transport,
-        state=decision.state,
-        connection=decision.connection,
-        scope=decision.scope,
-        headers={source.name: _header_value(source) for source in decision.headers},
-        tools=decision.tools,
-    )
+    return decision.resolved({source.name: _header_value(source) for source in decision.headers})
 
 
 def _header_value(source: HeaderSource) -> str:

@@ -9,6 +9,7 @@ A secret that cannot be read blocks its server and is named by reference; values
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -139,31 +140,15 @@ def _resolved(
     if unreadable:
         reason = f"secret {', '.join(unreadable)} could not be read"
         return _blocked(decision, reason, "an administrator must restore the referenced Secret key")
-    return ResolvedServer(
-        name=server.name,
-        url=server.url,
-        transport=server.transport,
-        state=decision.state,
-        connection=decision.connection,
-        scope=decision.scope,
-        headers=headers,
-        tools=decision.tools,
-        reason=decision.reason,
-        action=decision.action,
-        explain=decision.explain,
-    )
+    return decision.resolved(headers)
 
 
 def _blocked(decision: ServerDecision, reason: str, action: str) -> ResolvedServer:
     """A server whose headers cannot be rendered safely: offered to nobody, with the reason and the fix."""
-    server = decision.server
-    return ResolvedServer(
-        name=server.name,
-        url=server.url,
-        transport=server.transport,
+    return dataclasses.replace(
+        decision.resolved({}),
         state=ServerState.BLOCKED,
-        connection=decision.connection,
-        scope=decision.scope,
+        tools=(),
         reason=reason,
         action=action,
         explain=(*decision.explain[:-1], f"headers: {reason}", "state: blocked"),
