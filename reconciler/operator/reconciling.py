@@ -289,8 +289,9 @@ class ObjectReconciler:
         metadata = body.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
             return
-        view = ObjectView.of(body)
-        self._resyncs.track(view.key, self._rng.uniform(0, self._interval(body)))
+        key = ObjectView.of(body).key
+        if key not in self._resyncs:  # every watch event lands here: a known object keeps its schedule
+            self._resyncs.track(key, self._rng.uniform(0, self._interval(body)))
 
     @property
     def resyncing(self) -> bool:
