@@ -56,6 +56,9 @@ from reconciler.runtime import build_config_map, export_document, export_target
 log = logging.getLogger("mcp_reconciler.operator")
 BINDING_KIND = MCPTemplateBinding.model_fields["kind"].default
 _T = TypeVar("_T")
+FINALIZED_MEMORY = 10_000
+"""How many finalized uids a reconciler remembers: stale passes arrive within seconds of a deletion, and uids never
+come back, so forgetting the oldest is safe."""
 
 
 class ClusterPort(Protocol):
@@ -179,6 +182,10 @@ class ObjectReconciler:
         self._export_peers: dict[str, list[Mapping[str, Any]]] = {}
         self._export_conflicts: set[str] = set()
         """Per namespace: the pending refresh of exported ConfigMaps, and the objects it will read."""
+        self._finalized: dict[str, None] = {}
+        """Uids whose finalizer has run, oldest first (bounded): a pass that queued behind the finalizer (a
+        debounced export refresh, a Secret's change, a kopf update) carries a body from before the deletion and
+        must neither recreate rows nor write a ConfigMap nor post an Event for an object that is gone."""
         self._resyncs = ResyncScheduler(self.resync_pass, concurrency=config.max_concurrent_passes)
         self._resync_retries: dict[str, int] = {}
         """Per object backing off (transient errors, a rotation held back): how many periodic passes in a row."""
@@ -205,7 +212,7 @@ class ObjectReconciler:
         """
         view = ObjectView.of(body)
         async with self._lock(view), self._passes:
-            if still_wanted is not None and not still_wanted():
+            if self._is_gone(view) or (still_wanted is not None and not still_wanted()):
                 return
             previous = self._previous(view)
             now = self._clock()
@@ -277,6 +284,7 @@ class ObjectReconciler:
                 self._metrics.errors.labels(view.source.kind, str(Reason.RECONCILE_ERROR)).inc()
                 raise
             await self._remove_export(view, body=view.body, status=self._previous(view))
+            self._mark_finalized(view)
             verbs = ", ".join(sorted({str(action.verb) for action in actions})) or "nothing to remove"
             log.info("%s %s/%s finalized: %s", view.source.kind, view.source.namespace, view.source.name, verbs)
             self._forget(view)
@@ -450,7 +458,8 @@ class ObjectReconciler:
 
     async def _refresh_exports(self, namespace: str) -> None:
         await asyncio.sleep(self._config.export_debounce)
-        bodies = self._export_peers.pop(namespace, [])
+        bodies = [self._current(body) for body in self._export_peers.pop(namespace, [])]
+        bodies = [body for body in bodies if body is not None]
         for body in bodies:
             if body.get("kind") != BINDING_KIND or not (body.get("spec") or {}).get("export"):
                 continue
@@ -484,6 +493,24 @@ class ObjectReconciler:
         if lock is None:
             lock = self._locks[view.key] = asyncio.Lock()
         return lock
+
+    def _current(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The freshest body of an object the watch knows (a debounced refresh holds bodies from before its wait);
+        None once the object is gone."""
+        if self._objects is None:
+            return body
+        uid = (body.get("metadata") or {}).get("uid")
+        return self._objects.body(uid) if uid else body
+
+    def _is_gone(self, view: ObjectView) -> bool:
+        return view.uid is not None and view.uid in self._finalized
+
+    def _mark_finalized(self, view: ObjectView) -> None:
+        if view.uid is None:
+            return  # no identity to remember: a later object of the same name must still get its passes
+        self._finalized[view.uid] = None
+        while len(self._finalized) > FINALIZED_MEMORY:
+            del self._finalized[next(iter(self._finalized))]
 
     def _previous(self, view: ObjectView) -> Mapping[str, Any] | None:
         return self._written.get(view.key, view.status)

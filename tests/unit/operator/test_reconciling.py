@@ -413,3 +413,62 @@ def test_secret_users_are_reconciled(reconciler: ObjectReconciler, cluster: Fake
     run(reconciler.reconcile_users([("MCPServer", "user")], namespace="ns", peers=[user, bystander]))
     assert [name for _, name, _ in cluster.patches[before:]] == ["user"]
     assert sink.reasons("user")[-1] == "Rotated"
+
+
+def test_a_pass_with_a_body_from_before_the_deletion_changes_nothing(
+    reconciler: ObjectReconciler, cluster: FakeCluster, sink: RecordingSink, registry: Registry
+) -> None:
+    body = server()
+    run(reconciler.reconcile(body, peers=[body]))
+    run(reconciler.remove(body))
+    patches, posted = len(cluster.patches), len(sink.posted)
+    run(reconciler.reconcile(body, peers=[body]))  # e.g. a kopf update or a Secret's change, queued behind it
+    assert registry.fetch_state().rows == {}
+    assert (len(cluster.patches), len(sink.posted)) == (patches, posted)
+
+
+def exporting(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
+    config = OperatorConfig(probe=False, export_debounce=0.05)
+    return ObjectReconciler(
+        registry=registry, cluster=cluster, events=sink, metrics=OperatorMetrics(), config=config, clock=lambda: NOW
+    )
+
+
+def binding_world(config_map: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    wiki = server("wiki")
+    grant = obj("MCPAccessGrant", "org-wiki", {"target": {"serverRef": "wiki"}, "subjects": [{"kind": "Organization"}]})
+    spec = {
+        "template": "support-agent",
+        "servers": [{"serverRef": "wiki"}],
+        "export": {"configMap": {"name": config_map}},
+    }
+    binding = obj("MCPTemplateBinding", "support", spec)
+    return wiki, binding, [wiki, grant, binding]
+
+
+@pytest.mark.parametrize("theirs", [False, True], ids=["owned", "conflict"])
+def test_an_export_refresh_landing_after_the_binding_is_deleted_writes_and_posts_nothing(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink, theirs: bool
+) -> None:
+    """The debounced refresh a server's change schedules holds the binding's body from before its wait: it must not
+    re-create the ConfigMap the finalizer deleted, nor post the binding's Conflict a second time."""
+    if theirs:
+        owner = {"uid": "someone-else"}
+        cluster.config_maps[("ns", "taken")] = {"metadata": {"ownerReferences": [owner]}, "data": {"k": "theirs"}}
+    reconciler = exporting(registry, cluster, sink)
+    wiki, binding, peers = binding_world("taken")
+
+    async def scenario() -> None:
+        for body in peers:
+            await reconciler.reconcile(body, peers=peers)
+        assert sink.reasons("support") == (["Conflict", "Created"] if theirs else ["Exported", "Created"])
+        changed = {**wiki, "spec": {**wiki["spec"], "url": "https://wiki-v2.example.com/mcp"}}
+        await reconciler.reconcile(changed, peers=peers)  # schedules the namespace's export refresh
+        await reconciler.remove(binding)  # ... which lands after the binding's finalizer
+        await asyncio.sleep(0.3)
+        await reconciler.close()
+
+    run(scenario())
+    assert sink.reasons("support") == (["Conflict", "Created"] if theirs else ["Exported", "Created"])
+    assert cluster.config_maps.get(("ns", "taken"), {}).get("data") == ({"k": "theirs"} if theirs else None)
+    assert not [row for row in registry.fetch_state().rows if row[0] == "template_bindings"]
