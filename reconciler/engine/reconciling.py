@@ -48,6 +48,7 @@ from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
+    ObservedState,
     ResourceRecord,
     SourceRef,
     TenantRecord,
@@ -104,9 +105,14 @@ def plan_for(
     settings: EngineSettings,
     prune_tenants: Collection[str] | None = None,
     tenants: Collection[str] | None = None,
+    observed: ObservedState | None = None,
 ) -> Plan:
-    """Plan against the registry's rows; `tenants` limits what is read (and so what can be pruned) to those."""
-    observed = registry.fetch_state(tenants=tenants)
+    """Plan against the registry's rows; `tenants` limits what is read (and so what can be pruned) to those.
+
+    `observed`: rows the caller already read (all of them, or `tenants`'), so they are not read twice.
+    """
+    if observed is None:
+        observed = registry.fetch_state(tenants=tenants)
     options = PlanOptions(
         manager=settings.manager,
         prune=settings.prune,
