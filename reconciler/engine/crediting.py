@@ -322,7 +322,8 @@ def rotation_status(
     now: dt.datetime,
 ) -> tuple[dict[str, object], list[cond.ConditionDict]]:
     """Pure: what a rotation this run did to an object's status (`credentials.rotatedAt`/`revision`, or
-    CredentialsValid=False/RotationFailed with the Secret named), carrying earlier facts forward."""
+    CredentialsValid=False/RotationFailed with the Secret named), carrying earlier facts forward;
+    `failedRotationAttempts` counts consecutive passes holding a rotation back and goes once none is."""
     before = previous.get("credentials") if previous else None
     carried = dict(before) if isinstance(before, Mapping) else {}
     facts: dict[str, object] = {**carried, **(dict(credentials) if isinstance(credentials, Mapping) else {})}
@@ -335,6 +336,9 @@ def rotation_status(
     elif check is not None:
         facts["failedRotationAttempts"] = int(str(carried.get("failedRotationAttempts", 0) or 0)) + 1
         conditions.append(cond.credentials_invalid(Reason.ROTATION_FAILED, check.message))
+    else:
+        # No rotation is held back any more (the Secret was fixed or reverted): the count of failures is over.
+        facts.pop("failedRotationAttempts", None)
     if not facts:
         return {}, conditions
     return {"credentials": facts}, conditions

@@ -39,6 +39,7 @@ from reconciler.registry.records import (
     GrantRecord,
     GrantSubjectRecord,
     HeaderRecord,
+    ObservedState,
     Ownership,
     Record,
     RowKey,
@@ -46,6 +47,9 @@ from reconciler.registry.records import (
     SourceRef,
     key_of,
 )
+
+FINGERPRINT_SUFFIX = "Fingerprint"
+"""Auth columns holding a secret part's fingerprint end in this; the reference sits in `<part>Ref`."""
 
 
 @dataclass(frozen=True)
@@ -280,3 +284,57 @@ def build_desired(desired: DesiredInput, *, fingerprint_key: bytes, manager: str
     if problems:
         raise InvalidInput(problems)
     return objects
+
+
+def with_stored_fingerprints(objects: list[DesiredObject], observed: ObservedState) -> list[DesiredObject]:
+    """The same rows with every secret fingerprint taken from the stored row instead of from a submitted value.
+
+    For dry runs on behalf of callers who may not learn anything about stored secrets (the runtime endpoint's
+    `plan`): a reference that is unchanged keeps the stored fingerprint, a new one gets none, so the plan is
+    the same whatever values were submitted. Pure.
+    """
+    carried = []
+    for obj in objects:
+        row = observed.get(obj.key)
+        record = obj.record
+        if isinstance(record, ServerRecord):
+            stored_auth = row.auth if isinstance(row, ServerRecord) else {}
+            record = dataclasses.replace(
+                record,
+                headers=_carry_headers(record.headers, row.headers if isinstance(row, ServerRecord) else ()),
+                auth=_carry_auth(record.auth, stored_auth),
+            )
+        elif isinstance(record, ConnectionRecord):
+            stored = row if isinstance(row, ConnectionRecord) else None
+            same = stored is not None and stored.secret_ref == record.secret_ref
+            record = dataclasses.replace(
+                record,
+                fingerprint=stored.fingerprint if same and stored is not None else None,
+                headers=_carry_headers(record.headers, stored.headers if stored is not None else ()),
+            )
+        else:
+            carried.append(obj)
+            continue
+        ownership = dataclasses.replace(obj.record.ownership, spec_hash=record.content_hash())
+        carried.append(dataclasses.replace(obj, record=dataclasses.replace(record, ownership=ownership)))
+    return carried
+
+
+def _carry_headers(headers: tuple[HeaderRecord, ...], stored: tuple[HeaderRecord, ...]) -> tuple[HeaderRecord, ...]:
+    prints = {(h.name, h.secret_ref): h.fingerprint for h in stored if h.secret_ref is not None}
+    return tuple(
+        dataclasses.replace(header, fingerprint=prints.get((header.name, header.secret_ref)))
+        if header.secret_ref is not None
+        else header
+        for header in headers
+    )
+
+
+def _carry_auth(auth: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    carried = dict(auth)
+    for key in auth:
+        if key.endswith(FINGERPRINT_SUFFIX):
+            ref = key.removesuffix(FINGERPRINT_SUFFIX) + "Ref"
+            same = auth.get(ref) is not None and auth.get(ref) == stored.get(ref)
+            carried[key] = stored.get(key) if same else None
+    return carried

@@ -48,7 +48,10 @@ from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
+    ObservedState,
+    Record,
     ResourceRecord,
+    ServerRecord,
     SourceRef,
     TenantRecord,
 )
@@ -104,9 +107,14 @@ def plan_for(
     settings: EngineSettings,
     prune_tenants: Collection[str] | None = None,
     tenants: Collection[str] | None = None,
+    observed: ObservedState | None = None,
 ) -> Plan:
-    """Plan against the registry's rows; `tenants` limits what is read (and so what can be pruned) to those."""
-    observed = registry.fetch_state(tenants=tenants)
+    """Plan against the registry's rows; `tenants` limits what is read (and so what can be pruned) to those.
+
+    `observed`: rows the caller already read (all of them, or `tenants`'), so they are not read twice.
+    """
+    if observed is None:
+        observed = registry.fetch_state(tenants=tenants)
     options = PlanOptions(
         manager=settings.manager,
         prune=settings.prune,
@@ -117,14 +125,24 @@ def plan_for(
     return plan_changes(((obj.record, obj.source) for obj in objects), observed, options=options)
 
 
-def _credential_facts(obj: DesiredObject) -> dict[str, Any] | None:
+def _credential_facts(obj: DesiredObject, in_use: Record) -> dict[str, Any] | None:
+    """Credential facts of the row the registry holds (`in_use`): after a rotation held back, that is the last
+    verified credential, not the rejected value the object now names."""
     resource = obj.resource
     if isinstance(resource, MCPServer) and isinstance(resource.spec.auth, BearerAuth | ApiKeyAuth):
-        auth = obj.record.auth  # type: ignore[union-attr]
+        auth = in_use.auth if isinstance(in_use, ServerRecord) else {}
         return {"credentials": {"secretRef": auth.get("secretRef"), "fingerprint": auth.get("secretFingerprint")}}
     if isinstance(resource, MCPConnection) and resource.spec.auth is not None:
-        return {"fingerprint": getattr(obj.record, "fingerprint", None)}
+        return {"fingerprint": getattr(in_use, "fingerprint", None)}
     return None
+
+
+def _in_use(obj: DesiredObject, action: Action) -> Record:
+    """The row after this pass: an action that writes nothing (a held-back rotation, ObserveOnly) leaves the
+    observed row in place; everything else leaves the desired one."""
+    if action.verb is Verb.NOOP and action.observed is not None:
+        return action.observed
+    return obj.record
 
 
 @dataclass(frozen=True)
@@ -339,7 +357,7 @@ def reconcile(
                 if _copy_outdated(before, obj):
                     changed_resources.append(_resource_record(obj, before, spec_hash, before.status, now=now))
                 continue
-            extra = dict(_credential_facts(obj) or {})
+            extra = dict(_credential_facts(obj, _in_use(obj, action)) or {})
             probe_extra, probe_conditions = probe_status(
                 obj, probe_states.get(obj.key[1:]), snapshots.get(obj.key[1:], [])
             )
@@ -492,7 +510,7 @@ def test_server(
         if item.audit is not None:
             tx.audit([item.audit])
         if stored:
-            extra = dict(_credential_facts(obj) or {})
+            extra = dict(_credential_facts(obj, row) or {})
             probe_extra, probe_conditions = probe_status(obj, item.state, snapshots)
             extra.update(probe_extra)
             status = build_status(

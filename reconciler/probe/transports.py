@@ -29,6 +29,7 @@ from reconciler.probe.settings import ProbeSettings, ProbeTarget
 from reconciler.probe.ssrf import GuardedBackend, Resolver, system_resolver
 from reconciler.probe.tracing import HttpTrace, display_url
 from reconciler.probe.websocket import websocket_client
+from reconciler.probe.wirelogs import withhold_header_values
 
 USER_AGENT = "mcp-reconciler-probe/0.1"
 # A probe needs at most a few connections at once (SSE: the event stream plus a POST).
@@ -122,6 +123,8 @@ class ProbeHttp:
     """
 
     def __init__(self, *, resolver: Resolver | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+        # Every client built here carries credentials, and servers can echo them in response headers.
+        withhold_header_values()
         self.resolver: Resolver = resolver or system_resolver
         self._ssl_context = ssl_context
         self._backends = {

@@ -11,9 +11,9 @@ loader's job, which this package may not import: the caller injects `load_manife
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -24,8 +24,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from reconciler.engine.desired import build_desired
-from reconciler.engine.inputs import DesiredInput
+from reconciler.engine.desired import build_desired, with_stored_fingerprints
+from reconciler.engine.inputs import DesiredInput, StaticSecrets
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.reconciling import EngineSettings, plan_for, validate
 from reconciler.probe import diff_tools, filter_tool_names
@@ -38,7 +38,12 @@ DEFAULT_PORT = 8787
 MCP_PATH = "/mcp"
 MAX_MANIFEST_BYTES = 1024 * 1024
 """Largest YAML text `plan` accepts: a proposal, not a fleet."""
-FINGERPRINT_KEY_BYTES = 32
+NO_FINGERPRINT_KEY = b""
+"""What `plan` builds rows with: it reads no secret value, so no fingerprint is ever computed."""
+SECRETS_NOT_COMPARED = (
+    "Secret data in the manifests was not compared: this endpoint never checks secret values, so credentials show "
+    "as changed only when their Secret reference changes"
+)
 REALM = "mcp-reconciler"
 
 ManifestLoader = Callable[[str], DesiredInput]
@@ -271,16 +276,24 @@ def describe_server(registry: Registry, *, tenant: str, server: str) -> dict[str
 
 
 def dry_run_plan(registry: Registry, desired: DesiredInput, *, manager: str, prune: bool) -> Plan:
-    """`reconcile(..., dry_run=True)` without its one possible write: a missing fingerprint key is not created.
+    """`reconcile(..., dry_run=True)` that writes nothing and never looks at submitted Secret values.
 
-    With no key stored, no stored row carries a fingerprint, so a throwaway key plans exactly the same.
+    Comparing a submitted value's fingerprint with the stored one would answer "is this the stored secret?"
+    to anyone holding the endpoint's token, so no submitted value is read: each secret part keeps the stored
+    fingerprint while its reference is unchanged and has none when the reference is new. With no value read
+    no fingerprint key is used either, so a registry without one stays without one.
     """
     validate(desired)
-    key = registry.stored_fingerprint_key() or os.urandom(FINGERPRINT_KEY_BYTES)
-    objects = build_desired(desired, fingerprint_key=key, manager=manager)
+    blind = dataclasses.replace(desired, secrets=StaticSecrets())
+    objects = build_desired(blind, fingerprint_key=NO_FINGERPRINT_KEY, manager=manager)
+    observed = registry.fetch_state()
+    objects = with_stored_fingerprints(objects, observed)
     tenants = {obj.tenant.slug for obj in objects}
     settings = EngineSettings(manager=manager, prune=prune)
-    return plan_for(objects, registry, settings=settings, prune_tenants=tenants if prune else None)
+    plan = plan_for(objects, registry, settings=settings, prune_tenants=tenants if prune else None, observed=observed)
+    if desired.secrets.values:
+        plan = dataclasses.replace(plan, warnings=(*plan.warnings, SECRETS_NOT_COMPARED))
+    return plan
 
 
 def plan_json(plan: Plan, warnings: Sequence[str] = ()) -> dict[str, Any]:

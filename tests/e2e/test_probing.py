@@ -153,6 +153,8 @@ def test_a_changed_secret_is_verified_against_the_live_server_before_it_is_used(
     assert f"{namespace}/token#token" in condition(failed, "CredentialsValid")["message"]
     wait_event(kube, namespace, name="guarded", reason="RotationFailed")
     assert _row(sqlite_url, namespace, "guarded") == verified, "the row keeps the verified fingerprint"
+    in_use = verified.auth["secretFingerprint"]
+    assert _status(kube, ref)["credentials"]["fingerprint"] == in_use, "status shows the credential in use"
     wait_for(
         lambda: _status(kube, ref)["credentials"].get("failedRotationAttempts", 0) >= 3,
         timeout=30,
@@ -163,6 +165,8 @@ def test_a_changed_secret_is_verified_against_the_live_server_before_it_is_used(
     kube.patch(f"{secrets_path}/token", {"stringData": {"token": DEMO_BEARER_TOKEN}})
     wait_condition(kube, ref, type_="CredentialsValid", status="True")
     assert _row(sqlite_url, namespace, "guarded") == verified
+    fixed = _status(kube, ref)["credentials"]
+    assert "failedRotationAttempts" not in fixed and fixed["fingerprint"] == in_use
     text = json.dumps(get(kube, ref)) + json.dumps(events(kube, namespace))
     assert "canary" not in text and DEMO_BEARER_TOKEN not in text, "secret values never reach status or events"
 

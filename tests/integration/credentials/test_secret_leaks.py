@@ -1,7 +1,8 @@
 """The credentials layer leaks nothing: distinctive secret values are seeded, every flow runs (minting, caching,
 renewal, invalid_client, DCR public and confidential, login and refresh, client rotation, header modes, rotation
-verification, a missing Secret, deletion), and no plaintext value may appear in any log record (DEBUG, every
-logger, httpx2 and mcp included), any error, any repr or status, or anywhere in a full `registry.dump()`."""
+verification, a missing Secret, deletion, a real MCP server quoting the token in `WWW-Authenticate`), and no
+plaintext value may appear in any log record (root logger at DEBUG, every logger, httpx2, httpcore2 and mcp
+included), any error, any repr or status, or anywhere in a full `registry.dump()`."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ from reconciler.credentials import (
     rotate_server_client,
     verify_credential,
 )
+from reconciler.demo.servers import MCP_PATH
+from reconciler.demo.serving import ServerLoop
 from reconciler.errors import ReconcilerError
 from reconciler.registry.records import HeaderRecord
 from tests.fixtures.authorization_server import OAuthServers
+from tests.fixtures.mcp_servers import reflecting_token_app
 from tests.integration.credentials.support import LOCAL, NAMESPACE, TENANT, probe, run, server, target, world
 from tests.integration.credentials.test_authorization_code import code_server, member_logs_in
 from tests.integration.credentials.test_authorization_code import prepare as prepare_code
@@ -42,9 +46,9 @@ CLIENT_ID = "leak-client"
 
 
 def test_no_plaintext_anywhere(
-    registry_url: str, oauth_servers: OAuthServers, caplog: pytest.LogCaptureFixture
+    registry_url: str, oauth_servers: OAuthServers, server_loop: ServerLoop, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)  # the root logger: every library's loggers inherit DEBUG
     for name in ("httpx2", "httpcore2", "mcp", "uvicorn", "reconciler"):
         caplog.set_level(logging.DEBUG, logger=name)  # restored after the test
     seen: list[str] = []  # reprs, messages and status of everything the flows returned or raised
@@ -125,6 +129,9 @@ def test_no_plaintext_anywhere(
             resolved, "apiKey", {"secretRef": f"{NAMESPACE}/static#key", "headerName": "X-Api"}, w.store
         )
         assert keep(probe(echo.url, resolved.headers)).ok
+        # a real MCP server that quotes the presented token back in WWW-Authenticate
+        reflecting = server_loop.serve_asgi(lambda _url: reflecting_token_app()) + MCP_PATH
+        assert keep(probe(reflecting, resolved.headers)).error_class == "auth"
         echo.required = {"Authorization": f"Bearer {SEEDED['new_bearer']}"}
         keep(probe(echo.url, {"Authorization": f"Bearer {SEEDED['bearer']}", "X-Key": SEEDED["api_key"]}))
         keep(

@@ -187,6 +187,9 @@ def test_a_rotated_secret_is_verified_before_the_row_changes(
     ]
     assert status["credentials"]["failedRotationAttempts"] == 1
     assert registry.fetch_state().rows[("servers", "acme", "p")] == verified  # last good fingerprint kept
+    # Status shows the credential in use, not the rejected one.
+    assert status["credentials"]["fingerprint"] == verified.auth["secretFingerprint"]
+    assert status["credentials"]["fingerprint"] != bad.plan.actions[0].desired.auth["secretFingerprint"]  # type: ignore[union-attr]
     assert "a-wrong-new-token" not in json.dumps(status)
     # Runtimes keep getting the last verified value, never the rejected one.
     (resolved,) = resolve(registry, "acme", secrets=load_folder(folder).secrets, show_secrets=True).servers
@@ -196,7 +199,10 @@ def test_a_rotated_secret_is_verified_before_the_row_changes(
         folder, registry, [server("p", mcp_servers.protected, auth), grant, secret(token=mcp_servers.bearer_token)]
     )
     assert not [a for a in fixed.plan.actions if a.writes]
-    assert conditions(status_of(registry, "p"))["CredentialsValid"]["status"] == "True"
+    status = status_of(registry, "p")
+    assert conditions(status)["CredentialsValid"]["status"] == "True"
+    assert "failedRotationAttempts" not in status["credentials"]
+    assert status["credentials"]["fingerprint"] == verified.auth["secretFingerprint"]
 
 
 def test_an_expiring_registered_client_is_replaced_and_the_old_one_deregistered(

@@ -1,5 +1,6 @@
 """Header values are secrets: a distinctive bearer sent to every failing server appears in no result field, no
-log line and no repr, even when a hostile server echoes it back."""
+log line (root logger at DEBUG, every library's loggers included) and no repr, even when a hostile server echoes
+it back in its error text or reflects it in `WWW-Authenticate`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import logging
 
 import pytest
 
+from reconciler.demo.servers import MCP_PATH
+from reconciler.demo.serving import ServerLoop
 from reconciler.probe import ProbeResult, ProbeSettings, probe_many_sync
-from tests.fixtures.mcp_servers import LocalServers
+from tests.fixtures.mcp_servers import LocalServers, reflecting_token_app
 from tests.integration.probe.support import fake_resolver, probe, target
 
 TOKEN = "zz-Distinctive-Secret-4f1c9e-zz"
@@ -20,7 +23,14 @@ def _everything(result: ProbeResult) -> str:
     return repr(dataclasses.asdict(result)) + repr(result)
 
 
-def test_no_secret_in_results_or_logs(mcp_servers: LocalServers, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture(scope="module")
+def reflecting(server_loop: ServerLoop) -> str:
+    return server_loop.serve_asgi(lambda _url: reflecting_token_app()) + MCP_PATH
+
+
+def test_no_secret_in_results_or_logs(
+    mcp_servers: LocalServers, reflecting: str, caplog: pytest.LogCaptureFixture
+) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}", "X-API-Key": API_KEY}
     urls = {
         "protected": mcp_servers.protected,
@@ -28,6 +38,7 @@ def test_no_secret_in_results_or_logs(mcp_servers: LocalServers, caplog: pytest.
         "html": mcp_servers.html,
         "downstream": mcp_servers.downstream,
         "echoing": mcp_servers.echoing,
+        "reflecting": reflecting,
         "refused": mcp_servers.refused,
         "issuer_mismatch": mcp_servers.issuer_mismatch,
         "not_found": mcp_servers.tools.replace("/mcp", "/missing"),
@@ -40,7 +51,7 @@ def test_no_secret_in_results_or_logs(mcp_servers: LocalServers, caplog: pytest.
         target(mcp_servers.websocket_protected, transport="websocket", headers=headers),
     ]
     settings = ProbeSettings(allow_private_networks=True, connect_timeout=1, request_timeout=1, total_timeout=1.5)
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG):  # the root logger: every library's loggers inherit DEBUG
         results = probe_many_sync(targets, settings=settings)
     assert not any(result.ok for result in results)
     echoed = results[list(urls).index("echoing")]
@@ -49,8 +60,13 @@ def test_no_secret_in_results_or_logs(mcp_servers: LocalServers, caplog: pytest.
         text = _everything(result)
         assert TOKEN not in text and API_KEY not in text, (probe_target.url, result.message)
         assert TOKEN not in repr(probe_target) and API_KEY not in repr(probe_target)
+    reflected = results[list(urls).index("reflecting")]
+    assert reflected.error_class == "auth"
     logged = caplog.text + "".join(repr(record.args) for record in caplog.records)
     assert TOKEN not in logged and API_KEY not in logged
+    # The wire-level DEBUG records were emitted, only without header values: the check above could fail.
+    assert any(record.name.startswith("httpcore2") for record in caplog.records)
+    assert "receive_response_headers.complete" in caplog.text
 
 
 def test_blocked_target_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:

@@ -224,3 +224,51 @@ def test_plan_reports_invalid_manifests_as_a_tool_error(registry: Registry, endp
     _listed, result = call(endpoint, ("plan", {"manifests": "kind: MCPServer\nmetadata: {name: x}\nspec: {}\n"}))
 
     assert result.is_error
+
+
+def _guess(value: str, *, key: str = "trace") -> str:
+    """A proposal pairing a Secret that holds a guessed value with the unchanged server that uses it."""
+    return f"""
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {NAMESPACE}
+  labels: {{mcp.reconciler.dev/tenant: {TENANT}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds, namespace: {NAMESPACE}}}
+stringData: {{{key}: {value}}}
+---
+apiVersion: mcp.reconciler.dev/v1alpha1
+kind: MCPServer
+metadata: {{name: drive, namespace: {NAMESPACE}}}
+spec:
+  url: https://drive.example.com/mcp
+  headers:
+    - {{name: X-Client, value: server}}
+    - name: X-Trace
+      valueFrom: {{secretKeyRef: {{name: creds, key: {key}}}}}
+  tools: {{deny: ["delete_*"]}}
+"""
+
+
+def test_plan_is_no_oracle_for_stored_secret_values(registry: Registry, world: DesiredInput, endpoint: str) -> None:
+    registry.reset_statement_counts()
+
+    _listed, right, wrong, moved = call(
+        endpoint,
+        ("plan", {"manifests": _guess(SECRET_VALUES["trace"])}),
+        ("plan", {"manifests": _guess("a-wrong-guess")}),
+        ("plan", {"manifests": _guess(SECRET_VALUES["trace"], key="platform")}),
+    )
+
+    assert structured(right) == structured(wrong)
+    assert structured(right)["changes"] is False
+    assert any("Secret" in warning and "not compared" in warning for warning in structured(right)["warnings"])
+    # A new reference is still a change; the value behind it is neither compared nor fingerprinted.
+    (action,) = structured(moved)["actions"]
+    changes = {change["path"]: change for change in action["changes"]}
+    assert changes["headers[1].secret_ref"]["after"] == f"{NAMESPACE}/creds#platform"
+    assert changes["headers[1].fingerprint"]["after"] is None
+    assert writes(registry) == {"INSERT": 0, "UPDATE": 0, "DELETE": 0}, registry.statement_counts
