@@ -12,6 +12,7 @@ from tests.e2e.kube import KubeHttp, wait_for
 from tests.e2e.running import RunningOperator
 from tests.e2e.support import (
     GROUP_VERSION,
+    READY_TIMEOUT,
     create,
     events,
     get,
@@ -68,7 +69,7 @@ def test_a_binding_exports_its_mcp_config_to_a_configmap_it_owns(
         found = _config_map(kube, namespace, "support-mcp-config")
         return found if found and len(json.loads(found["data"]["mcp-config.json"])["mcpServers"]) == 2 else None
 
-    config_map = wait_for(exported, timeout=30, what="the exported ConfigMap with both servers")
+    config_map = wait_for(exported, timeout=READY_TIMEOUT, what="the exported ConfigMap with both servers")
     (owner,) = config_map["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
         "MCPTemplateBinding",
@@ -85,7 +86,7 @@ def test_a_binding_exports_its_mcp_config_to_a_configmap_it_owns(
     assert document["wiki"]["headers"] == {}
     status = wait_for(
         lambda: (found := get(kube, binding)) and found["status"].get("export", {}).get("state") == "Written" and found,
-        timeout=10,
+        timeout=READY_TIMEOUT,
         what="status.export",
     )["status"]["export"]
     assert status == {"configMap": "support-mcp-config", "key": "mcp-config.json", "state": "Written", "servers": 2}
@@ -98,7 +99,7 @@ def test_a_binding_exports_its_mcp_config_to_a_configmap_it_owns(
             (found := _config_map(kube, namespace, "support-mcp-config"))
             and "crm-v2.example.com" in found["data"]["mcp-config.json"]
         ),
-        timeout=30,
+        timeout=READY_TIMEOUT,
         what="the ConfigMap to follow the server's new URL",
     )
     text = json.dumps(_config_map(kube, namespace, "support-mcp-config")) + json.dumps(get(kube, binding))
@@ -108,7 +109,7 @@ def test_a_binding_exports_its_mcp_config_to_a_configmap_it_owns(
     wait_gone(kube, binding)
     wait_for(
         lambda: _config_map(kube, namespace, "support-mcp-config") is None,
-        timeout=15,
+        timeout=READY_TIMEOUT,
         what="the exported ConfigMap to go with its binding",
     )
 
@@ -126,7 +127,7 @@ def test_a_configmap_the_binding_does_not_own_is_left_alone(
     binding = create(kube, _binding(namespace, "support", ["wiki"], export))
     found = wait_for(
         lambda: (obj := get(kube, binding)) and (obj.get("status") or {}).get("export", {}).get("state") == "Conflict",
-        timeout=30,
+        timeout=READY_TIMEOUT,
         what="status.export to report the conflict",
     )
     found = get(kube, binding) or {}
