@@ -9,6 +9,7 @@ kept: method, URL without query, status, content type and the `WWW-Authenticate`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 
@@ -16,9 +17,22 @@ MCP_CONTENT_TYPES = ("application/json", "text/event-stream")
 
 
 def display_url(url: httpx2.URL | str) -> str:
-    """A URL fit for messages and logs: no userinfo, query or fragment, which can carry credentials."""
-    parsed = httpx2.URL(str(url))
-    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+    """A URL fit for messages and logs: no userinfo, query or fragment, which can carry credentials.
+
+    Never raises: it runs in log lines and error messages, where a URL httpx2 refuses (a host such as
+    `999.0.0.1`) must still be shown rather than turn one server's bad URL into everyone's failure.
+    """
+    try:
+        parsed = httpx2.URL(str(url))
+        return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+    except (httpx2.InvalidURL, ValueError, TypeError):
+        pass
+    try:
+        parts = urlsplit(str(url))
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "<unparsable URL>"
 
 
 @dataclass(frozen=True)
