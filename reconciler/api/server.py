@@ -329,10 +329,14 @@ class LastTest(Model):
 
     ok: bool
     """Whether the test succeeded."""
-    error_class: Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked"] | None = None
-    """What failed: transport, auth, downstream, timeout, protocol, tls or blocked."""
+    error_class: (
+        Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"] | None
+    ) = None
+    """What failed: transport, auth, downstream, timeout, protocol, tls, blocked or internal (a reconciler fault)."""
     message: str = ""
     """Detail of the failure; never contains a credential."""
+    hint: str | None = None
+    """What to check next, when the failure suggests it (for example the other `transport`)."""
     latency_ms: int | None = None
     """Round-trip time of the test in milliseconds."""
     at: dt.datetime | None = None

@@ -62,6 +62,21 @@ class HttpTrace:
 
     exchanges: list[HttpExchange] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
+    requests_sent: int = 0
+    answers_started: int = 0
+
+    @property
+    def unanswered(self) -> int:
+        """Requests sent on an open connection whose response headers never came (a server that accepted the
+        connection and then said nothing). Failed waits still count: that is the case to report."""
+        return self.requests_sent - self.answers_started
+
+    async def on_connection_event(self, name: str, info: dict[str, object]) -> None:
+        """httpcore2's per-request `trace` extension: says whether a request got as far as waiting for an answer."""
+        if name.endswith(".receive_response_headers.started"):
+            self.requests_sent += 1
+        elif name.endswith(".receive_response_headers.complete"):
+            self.answers_started += 1
 
     async def on_response(self, response: httpx2.Response) -> None:
         """httpx2 response hook: runs before the body is read, so it costs nothing and works for streams."""

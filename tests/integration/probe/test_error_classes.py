@@ -67,6 +67,8 @@ def test_black_hole_costs_exactly_the_total_timeout(mcp_servers: LocalServers) -
     elapsed = time.monotonic() - started
     assert result.error_class == "timeout"
     assert "1.5 s (total_timeout)" in result.message
+    # It accepted the connection: the probe was waiting for an answer, not connecting.
+    assert "while waiting for the response" in result.message and "connecting" not in result.message
     assert 1.4 <= elapsed < 2.5
     assert 1400 <= result.latency_ms < 2500
 
@@ -76,6 +78,7 @@ def test_black_hole_hits_the_request_timeout_first_when_it_is_shorter(mcp_server
     result = probe(target(mcp_servers.black_hole), settings=settings)
     assert result.error_class == "timeout"
     assert "request_timeout" in result.message
+    assert "while waiting for the response" in result.message and "connecting" not in result.message
     assert result.latency_ms < 5000
 
 
