@@ -179,6 +179,28 @@ def _classify(exc: BaseException, *, trace: HttpTrace | None, context: FailureCo
     return "internal", f"unexpected failure while {context.stage}: {type(first).__name__}: {first}"
 
 
+SSE_HINT = "this looks like an SSE endpoint: set transport: sse"
+STREAMABLE_HINT = "this looks like a streamable HTTP endpoint: set transport: streamable-http"
+
+
+def hint_for(error_class: ErrorClass, *, transport: str, trace: HttpTrace | None) -> str:
+    """The hint for a failed probe: the class's own, or the other transport when the HTTP answer points there.
+
+    An SSE server's `/sse` endpoint refuses the POST a streamable HTTP client sends (404, or 405); a streamable HTTP
+    endpoint refuses the session-less GET an SSE client opens with (400, or 405/406).
+    """
+    if trace is None or error_class != "transport":
+        return HINTS[error_class]
+    for exchange in reversed(trace.exchanges):
+        last_segment = exchange.url.rstrip("/").rsplit("/", 1)[-1].lower()
+        posted = exchange.method == "POST" and exchange.status in (404, 405)
+        if transport == "streamable-http" and posted and last_segment == "sse":
+            return SSE_HINT
+        if transport == "sse" and exchange.method == "GET" and exchange.status in (400, 405, 406):
+            return STREAMABLE_HINT
+    return HINTS[error_class]
+
+
 def _from_exchange(exchange: HttpExchange, context: FailureContext) -> tuple[ErrorClass, str]:
     status = f"HTTP {exchange.status}{' ' + exchange.reason if exchange.reason else ''}"
     if exchange.status in (401, 403):

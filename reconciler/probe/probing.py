@@ -25,7 +25,15 @@ import httpx2
 import mcp_types
 from mcp import Client
 
-from reconciler.probe.classification import HINTS, ErrorClass, FailureContext, ProbeFailure, classify, one_line
+from reconciler.probe.classification import (
+    HINTS,
+    ErrorClass,
+    FailureContext,
+    ProbeFailure,
+    classify,
+    hint_for,
+    one_line,
+)
 from reconciler.probe.discovery import NO_AUTH, AuthDiscovery, Challenge, discover_auth, fetch_challenge
 from reconciler.probe.listing import fetch_all_tools, snapshot_hash
 from reconciler.probe.settings import ProbeSettings, ProbeTarget
@@ -211,13 +219,15 @@ async def _probe_server(
     logger.debug("probing %s/%s at %s (%s)", target.tenant, target.server, display_url(target.url), target.transport)
     error_class: ErrorClass | None = None
     message = ""
+    hint: str | None = None
     try:
         with anyio.fail_after(settings.total_timeout):
             await probe.run()
     except Exception as exc:  # every failure becomes a result; cancellation is a BaseException and passes
+        trace = probe.listing_trace if probe.stage != "discovering auth" else probe.discovery_trace
         error_class, message = classify(
             exc,
-            trace=probe.listing_trace if probe.stage != "discovering auth" else probe.discovery_trace,
+            trace=trace,
             context=FailureContext(
                 url=display_url(target.url),
                 stage=probe.stage,
@@ -228,6 +238,7 @@ async def _probe_server(
             ),
         )
         message = one_line(_scrub(message, target.secret_values()))
+        hint = hint_for(error_class, transport=target.transport, trace=trace)
     latency_ms = round((time.monotonic() - started) * 1000)
     ok = error_class is None
     if ok:
@@ -252,7 +263,7 @@ async def _probe_server(
         ok=ok,
         error_class=error_class,
         message=message,
-        hint=HINTS[error_class] if error_class else None,
+        hint=hint,
         latency_ms=latency_ms,
         at=at,
         discovery=probe.discovery,
