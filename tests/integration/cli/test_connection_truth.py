@@ -111,3 +111,14 @@ def test_an_authorization_code_server_without_member_tokens_is_reachable_and_say
     assert status["lastTest"]["ok"] is True and status["lastTest"]["message"] == "awaiting user authorization"
     code, out, _ = run("test", "crm", "-f", str(tmp_path / "f"), "--allow-private-networks", "--registry", sqlite_url)
     assert code == 0 and out.startswith("Reachable · awaiting user authorization"), out
+
+
+def test_a_missing_secret_fails_the_test_instead_of_reaching_the_server_anonymously(
+    tmp_path: Path, sqlite_url: str, oauth_servers: OAuthServers
+) -> None:
+    auth = {"type": "bearer", "secretKeyRef": {"name": "creds", "key": "no-such-key"}}
+    folder = folder_with(tmp_path, oauth_servers.protected, auth)
+    code, out, _ = run("test", "crm", "-f", folder, "-o", "json", "--allow-private-networks", "--registry", sqlite_url)
+    document = json.loads(out)
+    assert code == 1 and document["ok"] is False and document["error"]["class"] == "auth", document
+    assert "Secret key not found: acme/creds#no-such-key" in document["error"]["message"]
