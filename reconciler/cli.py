@@ -198,10 +198,12 @@ def _colour(stream: TextIO) -> bool:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.engine.desired import check_rows
     from reconciler.engine.reconciling import validate
 
     desired = load_folder(args.filename)
     validate(desired)
+    check_rows(desired)
     for warning in desired.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{len(desired.resources)} objects valid in {args.filename}", file=out)

@@ -179,11 +179,8 @@ def table(
 def probe_line(result: ProbeResult) -> str:
     if result.ok:
         count = len(result.tools) if result.tools is not None else 0
-        return (
-            f"Connected · {count} tools"
-            if result.tools is not None
-            else "Reachable (tools not listed: no usable credential)"
-        )
+        # Tools unlisted on success only when the credential waits on a person (the message says so).
+        return f"Connected · {count} tools" if result.tools is not None else f"Reachable · {result.message}"
     return f"{result.error_class} error: {result.message}"
 
 

@@ -30,6 +30,7 @@ class Reason(StrEnum):
     PROTOCOL_ERROR = "ProtocolError"
     TLS_ERROR = "TLSError"
     BLOCKED = "Blocked"
+    INTERNAL_ERROR = "InternalError"
     TOOLS_NOT_APPROVED = "ToolsNotApproved"
     # Synced
     RECONCILE_SUCCESS = "ReconcileSuccess"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from reconciler.api.common import (
     GROUP_VERSION,
@@ -24,9 +24,19 @@ from reconciler.api.common import (
     reject_duplicate_headers,
 )
 from reconciler.api.durations import DURATION_PATTERN, parse_duration
+from reconciler.api.hosts import url_host_problem
 
 URL_PATTERN = r"^https?://\S.*\S$"
-HTTP_URL = Annotated[str, Field(min_length=8, max_length=2048, pattern=URL_PATTERN)]
+
+
+def _valid_host(url: str) -> str:
+    problem = url_host_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
+    return url
+
+
+HTTP_URL = Annotated[str, Field(min_length=8, max_length=2048, pattern=URL_PATTERN), AfterValidator(_valid_host)]
 Scope = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
 Duration = Annotated[str, Field(max_length=32, pattern=DURATION_PATTERN)]
 SNAPSHOT_HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
@@ -319,10 +329,14 @@ class LastTest(Model):
 
     ok: bool
     """Whether the test succeeded."""
-    error_class: Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked"] | None = None
-    """What failed: transport, auth, downstream, timeout, protocol, tls or blocked."""
+    error_class: (
+        Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"] | None
+    ) = None
+    """What failed: transport, auth, downstream, timeout, protocol, tls, blocked or internal (a reconciler fault)."""
     message: str = ""
     """Detail of the failure; never contains a credential."""
+    hint: str | None = None
+    """What to check next, when the failure suggests it (for example the other `transport`)."""
     latency_ms: int | None = None
     """Round-trip time of the test in milliseconds."""
     at: dt.datetime | None = None

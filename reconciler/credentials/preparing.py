@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from reconciler.api.conditions import Reason
 from reconciler.credentials.authorization import authorization_url_template, connected_members
 from reconciler.credentials.authserver import AuthServerAccess, guarded
 from reconciler.credentials.errors import IncompleteAuthSpec, RegistrationRefused
@@ -59,6 +61,7 @@ from reconciler.credentials.tokens import (
 )
 from reconciler.errors import PermanentError, ReconcilerError, RetryableError
 from reconciler.probe import AuthDiscovery, ErrorClass, ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget
+from reconciler.probe.classification import one_line
 from reconciler.probe.discovery import discover_auth, fetch_challenge
 from reconciler.registry.records import ServerRecord
 
@@ -143,6 +146,19 @@ class CredentialFailure:
     """Seconds, for retryable failures."""
 
     @classmethod
+    def internal(cls, record: ServerRecord, error: BaseException) -> CredentialFailure:
+        """A fault in the reconciler itself while preparing one server's credentials (logged without its text)."""
+        logger.error(
+            "credentials for %s/%s failed inside the reconciler (%s); other servers are not affected\n%s",
+            record.tenant,
+            record.name,
+            type(error).__name__,
+            "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+        )
+        message = f"internal error while preparing credentials: {type(error).__name__}: {error}"
+        return cls("internal", str(Reason.INTERNAL_ERROR), one_line(message))
+
+    @classmethod
     def of(cls, error: ReconcilerError) -> CredentialFailure:
         error_class: ErrorClass = getattr(error, "error_class", "auth")
         retry = error.delay if isinstance(error, RetryableError) else None
@@ -189,6 +205,8 @@ async def prepare_many(
             except (PermanentError, RetryableError) as err:
                 logger.info("credentials for %s/%s: %s", record.tenant, record.name, err)
                 results[key] = CredentialFailure.of(err)
+            except Exception as err:  # a fault of ours stays this server's: the task group must not cancel others
+                results[key] = CredentialFailure.internal(record, err)
 
     async with anyio.create_task_group() as tasks:
         for record in records:

@@ -48,7 +48,7 @@ from reconciler.credentials import (
 from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
-from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target
+from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
 from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_many
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord
@@ -120,7 +120,13 @@ async def _rotate_due_clients(
         current = prepared.get(key)
         if not isinstance(current, PreparedCredentials) or not current.client_rotation_due or current.client is None:
             continue
-        outcome = await rotate_server_client(record, context=context, previous=current.client, target=targets.get(key))
+        try:
+            outcome = await rotate_server_client(
+                record, context=context, previous=current.client, target=targets.get(key)
+            )
+        except Exception as err:  # this server's fault alone: the others still rotate and probe
+            prepared[key] = CredentialFailure.internal(record, err)
+            continue
         prepared[key] = dataclasses.replace(current, client=outcome.rotation.current, client_rotation_due=None)
         if outcome.rotation.promoted:
             step.client_rotations[key] = outcome.rotation.message or "client re-registered and verified"
@@ -277,7 +283,10 @@ def prepare_and_probe(
                 await _rotate_due_clients(oauth, prepared, jobs=jobs, context=context, step=step)
             targets = [_with_credentials(job.target, prepared.get(job.obj.key[1:])) for job in jobs]
             results = await probe_many(targets, settings=options.settings, http=http, on_result=on_result)
-            return results, prepared
+            return [
+                credential_outcome(job.obj, result, prepared.get(job.obj.key[1:]))
+                for job, result in zip(jobs, results, strict=True)
+            ], prepared
 
     return anyio.run(run)
 

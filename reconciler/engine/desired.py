@@ -22,6 +22,7 @@ from reconciler.api import (
     SecretKeyRef,
 )
 from reconciler.api.durations import parse_duration
+from reconciler.api.hosts import url_host_problem
 from reconciler.api.server import (
     ApiKeyAuth,
     BearerAuth,
@@ -168,10 +169,20 @@ def _auth_columns(builder: _Builder, server: MCPServer) -> dict[str, Any]:
     return columns
 
 
-def _check_url(builder: _Builder, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(ch.isspace() for ch in url):
-        builder.problem("spec.url", f"rendered URL {url!r} is not a valid http(s) URL")
+def _check_url(builder: _Builder, url: str, field: str = "spec.url") -> None:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        builder.problem(field, f"rendered URL {url!r} cannot be parsed")
+        return
+    if parts.scheme not in ("http", "https") or not hostname or any(ch.isspace() for ch in url):
+        builder.problem(field, f"rendered URL {url!r} is not a valid http(s) URL")
+        return
+    # The same reading of the host as the model's and the SSRF guard's (`api.hosts`), now that templates are filled.
+    problem = url_host_problem(url)
+    if problem is not None:
+        builder.problem(field, f"rendered URL {url!r}: {problem}")
 
 
 def _server_record(builder: _Builder, server: MCPServer) -> ServerRecord:
@@ -338,3 +349,13 @@ def _carry_auth(auth: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
             same = auth.get(ref) is not None and auth.get(ref) == stored.get(ref)
             carried[key] = stored.get(key) if same else None
     return carried
+
+
+VALIDATION_KEY = b"\0" * 32
+"""`check_rows` fingerprints with a throwaway key: it keeps nothing, it only needs the rows to be built."""
+
+
+def check_rows(desired: DesiredInput) -> None:
+    """What `build_desired` would reject (templates, rendered and endpoint URLs), without a registry: the CLI's
+    `validate` calls it so that a folder it accepts is one `apply` accepts."""
+    build_desired(desired, fingerprint_key=VALIDATION_KEY, manager="validate")

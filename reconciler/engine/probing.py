@@ -8,7 +8,10 @@ otherwise the stored results are reported again unchanged, so an idle resync wri
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +19,8 @@ from typing import Any
 from reconciler.api import MCPConnection, MCPServer
 from reconciler.api.conditions import ConditionType, Reason
 from reconciler.credentials import (
+    CredentialFailure,
+    PreparedCredentials,
     ResolvedHeaders,
     add_connection_credential,
     add_server_credential,
@@ -28,6 +33,7 @@ from reconciler.engine.inputs import SecretSource
 from reconciler.engine.planning import Action, Verb
 from reconciler.probe import (
     HINTS,
+    ErrorClass,
     ProbeResult,
     ProbeSettings,
     ProbeTarget,
@@ -35,6 +41,7 @@ from reconciler.probe import (
     fill_auth_fields,
     filter_tool_names,
 )
+from reconciler.probe.classification import one_line
 from reconciler.registry.records import (
     AuditEntry,
     ConnectionRecord,
@@ -44,6 +51,8 @@ from reconciler.registry.records import (
     ToolSnapshotRecord,
 )
 
+logger = logging.getLogger(__name__)
+
 READY_REASONS = {
     "transport": Reason.TRANSPORT_ERROR,
     "auth": Reason.AUTH_ERROR,
@@ -52,8 +61,10 @@ READY_REASONS = {
     "protocol": Reason.PROTOCOL_ERROR,
     "tls": Reason.TLS_ERROR,
     "blocked": Reason.BLOCKED,
+    "internal": Reason.INTERNAL_ERROR,
 }
 NAMES_IN_STATUS = 20
+AWAITING_AUTHORIZATION = "awaiting user authorization"
 OAUTH_TYPES = ("oauthClientCredentials", "oauthAuthorizationCode")
 
 
@@ -165,6 +176,42 @@ def build_target(
     )
 
 
+def credential_outcome(
+    obj: DesiredObject,
+    result: ProbeResult,
+    prepared: PreparedCredentials | CredentialFailure | None,
+) -> ProbeResult:
+    """Pure: a probe's result as Test Connection and status report it, with the credentials step counted in.
+
+    Without its credential the server is of no use, whatever an anonymous probe saw: a credential the spec
+    configures that could not be obtained (an OAuth error such as `invalid_client`, no registration endpoint for
+    DCR, a missing Secret) fails the test with class `auth` and the cause in the message. A server that answered
+    while its credential waits on a person (authorization code, no member token yet) is reachable, and says so.
+    """
+    if isinstance(prepared, CredentialFailure):
+        error_class: ErrorClass = "internal" if prepared.error_class == "internal" else "auth"
+        message = f"credentials: {prepared.message}"
+        if not result.ok:
+            message += f"; the server itself: {result.error_class} error: {result.message}"
+        return dataclasses.replace(
+            result, ok=False, error_class=error_class, message=one_line(message), hint=HINTS[error_class]
+        )
+    if not result.ok or result.tools is not None:
+        return result
+    if isinstance(prepared, PreparedCredentials) and prepared.list_tools is False:
+        members = prepared.connected_members or 0
+        said = (
+            AWAITING_AUTHORIZATION if members == 0 else f"{members} member(s) authorized; tools are listed with theirs"
+        )
+        return dataclasses.replace(result, message=said)
+    if obj.missing_secrets:
+        missing = ", ".join(f"{item.reference} ({item.field})" for item in obj.missing_secrets)
+        return dataclasses.replace(
+            result, ok=False, error_class="auth", message=f"Secret key not found: {missing}", hint=HINTS["auth"]
+        )
+    return result
+
+
 def progress_reporter(options: ProbeOptions, total: int) -> Callable[[ProbeTarget, ProbeResult], None]:
     """Turn the caller's (done, total) progress callback into the probe's per-result callback."""
     done = 0
@@ -196,7 +243,38 @@ def record_probe(
     actor: str,
     credentials: tuple[Mapping[str, Any] | None, Any] = (None, None),
 ) -> RecordedProbe:
-    """Pure: the snapshot, probe state and audit entry a probe result turns into."""
+    """Pure: the snapshot, probe state and audit entry a probe result turns into. A fault in turning one result
+    into records is recorded as that server's `internal` failure, so the run goes on for the others."""
+    try:
+        return _record_probe(obj, result, previous=previous, actor=actor, credentials=credentials)
+    except Exception as exc:
+        record = obj.record
+        assert isinstance(record, ServerRecord)
+        logger.error(
+            "recording the probe of %s/%s failed inside the reconciler (%s)\n%s",
+            record.tenant,
+            record.name,
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+        )
+        message = one_line(f"internal error while recording the probe: {type(exc).__name__}: {exc}")
+        # Built here, not by `_record_probe` again: the fault may lie in this very server's data.
+        last_test = {"ok": False, "errorClass": "internal", "message": message, "hint": HINTS["internal"]}
+        last_test |= {"latencyMs": result.latency_ms, "at": _iso(result.at), "toolChanges": {}}
+        state = ProbeStateRecord(
+            tenant=record.tenant, server=record.name, discovery=None, last_test=last_test, probed_at=result.at
+        )
+        return RecordedProbe(state=state, snapshot=None, audit=None)
+
+
+def _record_probe(
+    obj: DesiredObject,
+    result: ProbeResult,
+    *,
+    previous: Sequence[ToolSnapshotRecord],
+    actor: str,
+    credentials: tuple[Mapping[str, Any] | None, Any] = (None, None),
+) -> RecordedProbe:
     record = obj.record
     assert isinstance(record, ServerRecord) and isinstance(obj.resource, MCPServer)
     snapshot = None
@@ -226,6 +304,7 @@ def record_probe(
         "ok": result.ok,
         "errorClass": result.error_class,
         "message": result.message,
+        **({"hint": result.hint} if result.hint and not result.ok else {}),
         "latencyMs": result.latency_ms,
         "at": _iso(result.at),
         "toolChanges": changes,
@@ -340,7 +419,7 @@ def probe_status(
         found.append(cond.condition(ConditionType.TOOLS_DRIFTED, "False", Reason.TOOLS_UNCHANGED, ""))
     if not last.get("ok", False):
         error_class = str(last.get("errorClass") or "transport")
-        hint = HINTS.get(error_class, "")
+        hint = str(last.get("hint") or HINTS.get(error_class, ""))
         message = f"{error_class} error: {last.get('message', '')}" + (f" ({hint})" if hint else "")
         found.append(cond.not_ready(READY_REASONS.get(error_class, Reason.UNAVAILABLE), message))
     elif state.blocked_reason:

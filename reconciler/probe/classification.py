@@ -10,12 +10,14 @@ groups) plus the HTTP trace; our own code raises `ProbeFailure` when it already 
     timeout     connect, request or whole-probe timeout
     protocol    the server answers but not in MCP (HTML, invalid JSON-RPC, too large, past the page bounds)
     blocked     the SSRF guard refused the destination before connecting
+    internal    a fault in the reconciler (or the SDK) itself while probing this server; no other server is touched
 
 Messages never echo request headers; `probing.py` additionally scrubs the target's secret values from them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import ssl
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ from mcp.shared.exceptions import MCPError
 from reconciler.probe.ssrf import BlockedDestination
 from reconciler.probe.tracing import HttpExchange, HttpTrace
 
-ErrorClass = Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked"]
+ErrorClass = Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"]
 
 HINTS: Final[dict[str, str]] = {
     "transport": "check the URL, the transport and that the server is reachable",
@@ -43,6 +45,7 @@ HINTS: Final[dict[str, str]] = {
     "timeout": "the server did not answer in time; check that it is up and not overloaded",
     "protocol": "the URL answers, but not as an MCP server; check the path and the transport",
     "blocked": "private and internal addresses need spec.network.allowPrivate and --allow-private-networks",
+    "internal": "a fault in the reconciler itself; other servers were probed normally; please report this message",
 }
 
 MAX_MESSAGE_LENGTH = 300
@@ -110,6 +113,9 @@ def classify(exc: BaseException, *, trace: HttpTrace | None, context: FailureCon
 
 
 def _classify(exc: BaseException, *, trace: HttpTrace | None, context: FailureContext) -> tuple[ErrorClass, str]:
+    if trace is not None and trace.unanswered and context.stage == "connecting":
+        # The connection was open and a request sent: the server accepted TCP, then said nothing.
+        context = dataclasses.replace(context, stage="waiting for the response")
     all_leaves = [*_leaves(exc), *(trace.errors if trace else ())]
     leaves = [leaf for leaf in all_leaves if not isinstance(leaf, _NOISE)] or all_leaves
 
@@ -169,7 +175,30 @@ def _classify(exc: BaseException, *, trace: HttpTrace | None, context: FailureCo
     if (os_error := _find(leaves, OSError)) is not None:
         return "transport", f"network error while {context.stage}: {os_error.strerror or os_error}"
     first = leaves[0] if leaves else exc
-    return "protocol", f"unexpected failure while {context.stage}: {type(first).__name__}: {first}"
+    # Nothing the server did explains it: say so, rather than blame the server's protocol.
+    return "internal", f"unexpected failure while {context.stage}: {type(first).__name__}: {first}"
+
+
+SSE_HINT = "this looks like an SSE endpoint: set transport: sse"
+STREAMABLE_HINT = "this looks like a streamable HTTP endpoint: set transport: streamable-http"
+
+
+def hint_for(error_class: ErrorClass, *, transport: str, trace: HttpTrace | None) -> str:
+    """The hint for a failed probe: the class's own, or the other transport when the HTTP answer points there.
+
+    An SSE server's `/sse` endpoint refuses the POST a streamable HTTP client sends (404, or 405); a streamable HTTP
+    endpoint refuses the session-less GET an SSE client opens with (400, or 405/406).
+    """
+    if trace is None or error_class != "transport":
+        return HINTS[error_class]
+    for exchange in reversed(trace.exchanges):
+        last_segment = exchange.url.rstrip("/").rsplit("/", 1)[-1].lower()
+        posted = exchange.method == "POST" and exchange.status in (404, 405)
+        if transport == "streamable-http" and posted and last_segment == "sse":
+            return SSE_HINT
+        if transport == "sse" and exchange.method == "GET" and exchange.status in (400, 405, 406):
+            return STREAMABLE_HINT
+    return HINTS[error_class]
 
 
 def _from_exchange(exchange: HttpExchange, context: FailureContext) -> tuple[ErrorClass, str]:

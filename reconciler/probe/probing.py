@@ -4,7 +4,9 @@ turned into a classified `ProbeResult`.
 The engine (apply, re-probe timers) and the CLI (`test`, `get`) call `probe_many` / `probe_many_sync`, or
 `probe_server` for one target. Nothing here raises for a server-side problem; each probe is bounded by
 `total_timeout` and probes share one `ProbeHttp` under a concurrency limit, so a slow server costs only its own
-deadline. Results never contain header values: messages are scrubbed of the target's secrets as a last line.
+deadline. Nothing that goes wrong while probing one server touches another: a fault of our own (any exception
+past classification, in a log line, in a callback) becomes that server's `internal` result. Results never
+contain header values: messages are scrubbed of the target's secrets as a last line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,7 +25,15 @@ import httpx2
 import mcp_types
 from mcp import Client
 
-from reconciler.probe.classification import HINTS, ErrorClass, FailureContext, ProbeFailure, classify, one_line
+from reconciler.probe.classification import (
+    HINTS,
+    ErrorClass,
+    FailureContext,
+    ProbeFailure,
+    classify,
+    hint_for,
+    one_line,
+)
 from reconciler.probe.discovery import NO_AUTH, AuthDiscovery, Challenge, discover_auth, fetch_challenge
 from reconciler.probe.listing import fetch_all_tools, snapshot_hash
 from reconciler.probe.settings import ProbeSettings, ProbeTarget
@@ -171,17 +182,52 @@ async def probe_server(target: ProbeTarget, *, settings: ProbeSettings, http: Pr
     http.require_entered()  # a caller's mistake, not a server problem: raise rather than report
     at = dt.datetime.now(dt.UTC)
     started = time.monotonic()
+    try:
+        return await _probe_server(target, settings=settings, http=http, at=at, started=started)
+    except Exception as exc:  # cancellation is a BaseException and passes
+        return internal_result(target, exc, at=at, started=started)
+
+
+def internal_result(target: ProbeTarget, exc: BaseException, *, at: dt.datetime, started: float) -> ProbeResult:
+    """A fault of our own while probing `target`, as that server's result: class `internal`, with the message.
+
+    The log line carries the traceback's frames but not the exception text, which is scrubbed of the target's
+    secrets only in the result: secrets never reach a log.
+    """
+    message = one_line(_scrub(f"{type(exc).__name__}: {exc}", target.secret_values()))
+    logger.error(
+        "probe %s/%s failed inside the reconciler (%s); other servers are not affected\n%s",
+        target.tenant,
+        target.server,
+        type(exc).__name__,
+        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+    )
+    return ProbeResult(
+        ok=False,
+        error_class="internal",
+        message=f"internal error while probing: {message}",
+        hint=HINTS["internal"],
+        latency_ms=round((time.monotonic() - started) * 1000),
+        at=at,
+    )
+
+
+async def _probe_server(
+    target: ProbeTarget, *, settings: ProbeSettings, http: ProbeHttp, at: dt.datetime, started: float
+) -> ProbeResult:
     probe = _Probe(target=target, settings=settings, http=http)
     logger.debug("probing %s/%s at %s (%s)", target.tenant, target.server, display_url(target.url), target.transport)
     error_class: ErrorClass | None = None
     message = ""
+    hint: str | None = None
     try:
         with anyio.fail_after(settings.total_timeout):
             await probe.run()
     except Exception as exc:  # every failure becomes a result; cancellation is a BaseException and passes
+        trace = probe.listing_trace if probe.stage != "discovering auth" else probe.discovery_trace
         error_class, message = classify(
             exc,
-            trace=probe.listing_trace if probe.stage != "discovering auth" else probe.discovery_trace,
+            trace=trace,
             context=FailureContext(
                 url=display_url(target.url),
                 stage=probe.stage,
@@ -192,6 +238,7 @@ async def probe_server(target: ProbeTarget, *, settings: ProbeSettings, http: Pr
             ),
         )
         message = one_line(_scrub(message, target.secret_values()))
+        hint = hint_for(error_class, transport=target.transport, trace=trace)
     latency_ms = round((time.monotonic() - started) * 1000)
     ok = error_class is None
     if ok:
@@ -216,7 +263,7 @@ async def probe_server(target: ProbeTarget, *, settings: ProbeSettings, http: Pr
         ok=ok,
         error_class=error_class,
         message=message,
-        hint=HINTS[error_class] if error_class else None,
+        hint=hint,
         latency_ms=latency_ms,
         at=at,
         discovery=probe.discovery,
@@ -245,11 +292,20 @@ async def probe_many(
     limiter = anyio.Semaphore(settings.max_concurrency)
 
     async def run_one(index: int, target: ProbeTarget) -> None:
-        async with limiter:
-            result = await probe_server(target, settings=settings, http=http)
+        at, started = dt.datetime.now(dt.UTC), time.monotonic()
+        try:
+            async with limiter:
+                result = await probe_server(target, settings=settings, http=http)
+        except Exception as exc:  # one probe's fault stays its own: the task group must not cancel the others
+            result = internal_result(target, exc, at=at, started=started)
         results[index] = result
         if on_result is not None:
-            on_result(target, result)
+            try:
+                on_result(target, result)
+            except Exception as exc:
+                logger.error(
+                    "the progress callback failed for %s/%s: %s", target.tenant, target.server, type(exc).__name__
+                )
 
     async with anyio.create_task_group() as tasks:
         for index, target in enumerate(targets):

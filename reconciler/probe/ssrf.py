@@ -19,6 +19,8 @@ import anyio
 import anyio.to_thread
 import httpcore2
 
+from reconciler.api.hosts import InvalidHost, parse_host
+
 Resolver = Callable[[str, int], list[str]]
 """`(host, port) -> addresses`: blocking name resolution, run in a worker thread. Raise `OSError` when unknown."""
 
@@ -118,6 +120,10 @@ def url_problem(url: str) -> str | None:
         return f"only http and https URLs are allowed, not {parts.scheme or 'no scheme'!r}"
     if not parts.hostname:
         return "the URL has no host"
+    try:
+        parse_host(parts.hostname)
+    except InvalidHost as exc:
+        return f"the URL's host is not valid: {exc}"
     return None
 
 
@@ -136,7 +142,14 @@ async def resolve_checked(host: str, port: int, *, resolver: Resolver, allow_pri
     behind a public one. Raises `httpcore2.ConnectError` when the name does not resolve.
     """
     host = host.strip("[]")
-    if _is_ip_literal(host):
+    try:
+        parsed = parse_host(host)
+    except InvalidHost as exc:
+        raise BlockedDestination(f"not a valid host: {exc}") from None
+    if parsed.kind == "ipv4" and parsed.address is not None:
+        # What the URL standard says the host means (0177.0.0.1 and 127.1 are 127.0.0.1), never a DNS lookup.
+        addresses = [parsed.address]
+    elif _is_ip_literal(host):
         addresses = [host]
     else:
         try:

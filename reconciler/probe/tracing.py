@@ -9,6 +9,7 @@ kept: method, URL without query, status, content type and the `WWW-Authenticate`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 
@@ -16,9 +17,22 @@ MCP_CONTENT_TYPES = ("application/json", "text/event-stream")
 
 
 def display_url(url: httpx2.URL | str) -> str:
-    """A URL fit for messages and logs: no userinfo, query or fragment, which can carry credentials."""
-    parsed = httpx2.URL(str(url))
-    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+    """A URL fit for messages and logs: no userinfo, query or fragment, which can carry credentials.
+
+    Never raises: it runs in log lines and error messages, where a URL httpx2 refuses (a host such as
+    `999.0.0.1`) must still be shown rather than turn one server's bad URL into everyone's failure.
+    """
+    try:
+        parsed = httpx2.URL(str(url))
+        return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+    except (httpx2.InvalidURL, ValueError, TypeError):
+        pass
+    try:
+        parts = urlsplit(str(url))
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "<unparsable URL>"
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,21 @@ class HttpTrace:
 
     exchanges: list[HttpExchange] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
+    requests_sent: int = 0
+    answers_started: int = 0
+
+    @property
+    def unanswered(self) -> int:
+        """Requests sent on an open connection whose response headers never came (a server that accepted the
+        connection and then said nothing). Failed waits still count: that is the case to report."""
+        return self.requests_sent - self.answers_started
+
+    async def on_connection_event(self, name: str, info: dict[str, object]) -> None:
+        """httpcore2's per-request `trace` extension: says whether a request got as far as waiting for an answer."""
+        if name.endswith(".receive_response_headers.started"):
+            self.requests_sent += 1
+        elif name.endswith(".receive_response_headers.complete"):
+            self.answers_started += 1
 
     async def on_response(self, response: httpx2.Response) -> None:
         """httpx2 response hook: runs before the body is read, so it costs nothing and works for streams."""

@@ -84,6 +84,7 @@ class _ProbeTransport(httpx2.AsyncBaseTransport):
         self._limit = max_response_bytes
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.extensions.setdefault("trace", self._trace.on_connection_event)
         try:
             response = await self._pool.handle_async_request(request)
         except Exception as exc:

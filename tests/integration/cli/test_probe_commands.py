@@ -72,3 +72,33 @@ def test_demo_applies_the_quickstart_against_live_servers(tmp_path: Path) -> Non
     assert out.count("Connected · ") == 3
     code, out, _ = run("demo", "--registry", registry_url)
     assert code == 0 and "No changes. 5 objects up to date." in out and "Connected · " not in out
+
+
+def test_a_url_with_an_invalid_host_is_refused_at_validation_and_nothing_is_written(
+    tmp_path: Path, sqlite_url: str, mcp_servers: LocalServers
+) -> None:
+    for bad, said in (
+        ("http://999.0.0.1/mcp", "invalid host: '999.0.0.1' is not an IPv4 address"),
+        ("http://0177.0.0.1/mcp", "the URL standard reads as 127.0.0.1; write 127.0.0.1"),
+    ):
+        folder = write(tmp_path / bad.split("/")[2], mcp_servers)
+        (folder / "bad.yaml").write_text(
+            "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\nmetadata:\n  name: octal\n"
+            f"  namespace: acme\nspec:\n  url: {bad}\n"
+        )
+        for argv in (["validate"], ["apply", "--allow-private-networks", "--registry", sqlite_url]):
+            code, _, err = run(*argv, "-f", str(folder))
+            assert code == 1 and "Traceback" not in err, err
+            assert err.startswith("error: bad.yaml:7: MCPServer acme/octal: field spec.url: ") and said in err, err
+    # A templated URL is checked once rendered, with the same reading of the host.
+    folder = write(tmp_path / "templated", mcp_servers)
+    (folder / "bad.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mcp-tenant, namespace: acme}\ndata: {host: 0x7f.1}\n---\n"
+        "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\nmetadata:\n  name: octal\n"
+        "  namespace: acme\nspec:\n  url: 'http://{{ tenant.vars.host }}/mcp'\n"
+    )
+    code, _, err = run("validate", "-f", str(folder))
+    assert code == 1 and "bad.yaml:6: MCPServer acme/octal: field spec.url: rendered URL 'http://0x7f.1/mcp'" in err
+    assert "reads as 127.0.0.1; write 127.0.0.1" in err
+    with open_registry(sqlite_url) as registry:
+        assert registry.fetch_state().rows == {} and registry.fetch_resources() == []

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from starlette.responses import PlainTextResponse
 
+from reconciler.demo.serving import ServerLoop
 from reconciler.probe import HINTS, ProbeSettings
-from tests.fixtures.mcp_servers import DOWNSTREAM_ERROR, LocalServers
+from tests.fixtures.mcp_servers import DOWNSTREAM_ERROR, LocalServers, answer_everything
 from tests.integration.probe.support import LOCAL, probe, target
 
 
@@ -23,6 +25,24 @@ def test_unknown_path_is_transport_with_the_status(mcp_servers: LocalServers) ->
     result = probe(target(mcp_servers.tools.replace("/mcp", "/nope")))
     assert result.error_class == "transport"
     assert "HTTP 404" in result.message
+    assert result.hint == HINTS["transport"]  # a wrong path, not a wrong transport
+
+
+def test_an_sse_endpoint_registered_as_streamable_http_hints_sse(
+    mcp_servers: LocalServers, server_loop: ServerLoop
+) -> None:
+    # The SDK's own SSE server refuses the POST with 405; others (Starlette mounts) with 404.
+    not_found = server_loop.serve_asgi(lambda url: answer_everything(PlainTextResponse("Not Found", 404))) + "/sse"
+    for url, status in ((mcp_servers.events, "HTTP 405"), (not_found, "HTTP 404")):
+        result = probe(target(url, transport="streamable-http"))
+        assert result.error_class == "transport" and status in result.message, result.message
+        assert result.hint == "this looks like an SSE endpoint: set transport: sse"
+
+
+def test_a_streamable_http_endpoint_registered_as_sse_hints_streamable_http(mcp_servers: LocalServers) -> None:
+    result = probe(target(mcp_servers.tools, transport="sse"))
+    assert result.error_class == "transport" and "HTTP 400" in result.message, result.message
+    assert result.hint == "this looks like a streamable HTTP endpoint: set transport: streamable-http"
 
 
 @pytest.mark.parametrize("transport", ["streamable-http", "sse"])
@@ -67,6 +87,8 @@ def test_black_hole_costs_exactly_the_total_timeout(mcp_servers: LocalServers) -
     elapsed = time.monotonic() - started
     assert result.error_class == "timeout"
     assert "1.5 s (total_timeout)" in result.message
+    # It accepted the connection: the probe was waiting for an answer, not connecting.
+    assert "while waiting for the response" in result.message and "connecting" not in result.message
     assert 1.4 <= elapsed < 2.5
     assert 1400 <= result.latency_ms < 2500
 
@@ -76,6 +98,7 @@ def test_black_hole_hits_the_request_timeout_first_when_it_is_shorter(mcp_server
     result = probe(target(mcp_servers.black_hole), settings=settings)
     assert result.error_class == "timeout"
     assert "request_timeout" in result.message
+    assert "while waiting for the response" in result.message and "connecting" not in result.message
     assert result.latency_ms < 5000
 
 

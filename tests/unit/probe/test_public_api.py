@@ -41,7 +41,8 @@ def test_all_is_pinned() -> None:
 
 
 def test_every_error_class_has_a_one_line_hint() -> None:
-    assert set(reconciler.probe.HINTS) == {"transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked"}
+    classes = {"transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"}
+    assert set(reconciler.probe.HINTS) == classes
     assert all(hint and "\n" not in hint for hint in reconciler.probe.HINTS.values())
 
 
