@@ -458,8 +458,7 @@ class ObjectReconciler:
 
     async def _refresh_exports(self, namespace: str) -> None:
         await asyncio.sleep(self._config.export_debounce)
-        bodies = [self._current(body) for body in self._export_peers.pop(namespace, [])]
-        bodies = [body for body in bodies if body is not None]
+        bodies = [fresh for body in self._export_peers.pop(namespace, []) if (fresh := self._current(body)) is not None]
         for body in bodies:
             if body.get("kind") != BINDING_KIND or not (body.get("spec") or {}).get("export"):
                 continue
