@@ -1,11 +1,12 @@
-# The two set-up commands the README promises: `make demo` and `make test`.
+# The two set-up commands the README promises: `make demo` and `make test` (everything, as CI runs it).
 # Both create .venv and install the project with its dev tools on first use.
+# `make quick` is the inner loop: every test but the e2e suite (`pytest -m "not e2e"`, no kube-apiserver).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench crds clean
+.PHONY: setup demo test quick lint bench crds clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ lint: setup
 test: lint
 	$(BIN)/mcp-reconciler crds --check
 	$(BIN)/python -m pytest
+
+quick: setup
+	$(BIN)/python -m pytest -m "not e2e"
 
 bench: setup
 	$(BIN)/python bench/registry_bench.py

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds (once) and caches the real Kubernetes control-plane binaries the operator's e2e suite runs
-# against: `kube-apiserver` and `etcd`. Called by tests/e2e/cluster.py (and usable by hand). Prints the
-# directory holding both binaries on stdout; everything else goes to stderr.
+# against: `kube-apiserver` and `etcd`. Called by `find_binaries` in tests/e2e/kube.py when the e2e tests are
+# selected (and usable by hand). Prints the directory holding both binaries on stdout; everything else goes
+# to stderr.
 #
 # There is no Docker here and no registry ships kube-apiserver, but Debian's *source* package
 # `kubernetes` is the upstream v1.20.2 tree with vendor/, so it builds offline with Debian's Go 1.19

@@ -29,9 +29,26 @@ _BINARIES = pytest.StashKey[Path | BinariesUnavailable]()
 E2E_DIR = Path(__file__).parent
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Find or build the API server before any test starts (a first build takes minutes)."""
-    if not any(E2E_DIR in Path(str(item.path)).parents for item in items):
+def _in_e2e(item: pytest.Item) -> bool:
+    return E2E_DIR in Path(str(item.path)).parents
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this folder `e2e` before `-m` deselects, so `pytest -m "not e2e"` is the quick loop."""
+    for item in items:
+        if _in_e2e(item):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Find or build the API server before any test starts (a first build takes minutes).
+
+    Runs once the selection is final, so a run that deselected the e2e tests never starts a build.
+    """
+    config = session.config
+    if not any(_in_e2e(item) for item in session.items):
         return
     try:
         config.stash[_BINARIES] = find_binaries(build=True)

@@ -1,8 +1,10 @@
-"""What `helm lint` would check statically, plus the chart's CRD copies.
+"""`helm lint` on the chart, what lint cannot see (determinism, every value used), and the chart's CRD copies.
 
-Chart.yaml metadata, every template parsing (balanced `{{ }}`, known functions, defined variables), every
-`.Values` path existing in values.yaml, no non-deterministic functions (Argo CD renders on every refresh), and
-`crds/` holding byte-identical copies of the generated CRDs next to Kopf's peering CRDs.
+Helm's own linter (through `helm_python`, Helm v4's library) checks Chart.yaml, values against
+values.schema.json, that every template parses and renders to valid YAML with valid object names, and
+deprecated APIs for the target Kubernetes version. Beside it: every `.Values` path exists in values.yaml, no
+non-deterministic functions (Argo CD renders on every refresh), and `crds/` holding byte-identical copies of
+the generated CRDs next to Kopf's peering CRDs.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
 from kopf._cogs.structs.references import CLUSTER_PEERINGS_K, NAMESPACED_PEERINGS_K
 
 from tests.unit.chart.conftest import CHART_DIR, REPO
-from tests.unit.chart.gotemplate import Chart, TemplateSyntaxError, lex
 
 CHART_YAML: dict[str, Any] = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
 VALUES: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
@@ -54,31 +56,65 @@ def test_image_defaults_are_pinned() -> None:
     assert "latest" not in yaml.safe_dump(VALUES["image"])
 
 
-@pytest.mark.parametrize("path", TEMPLATES, ids=lambda path: path.name)
-def test_every_template_parses(path: Path) -> None:
-    assert lex(path.read_text())
-    Chart.load(CHART_DIR)  # parses every file, resolving functions and variables
+# Kubernetes versions the chart is linted for: the oldest its Chart.yaml accepts and the one the rendered
+# objects are validated against in test_render.py.
+LINT_KUBERNETES_VERSIONS = ("v1.25.0", "v1.30.0")
+LINT_VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "namespaced": {"watch": {"scope": "Namespaced", "namespaces": ["team-a", "team-b"]}},
+    "everything-on": {
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "podDisruptionBudget": {"enabled": True},
+        "export": {"configMaps": True},
+        "peering": {"enabled": False},
+    },
+}
+# Findings at INFO level that are accepted, each with the reason. Anything at WARNING or ERROR fails.
+ACCEPTED_INFO = {("Chart.yaml", "icon is recommended")}  # the project publishes no icon yet
+WARNING = 2
+
+
+def lint_findings(chart_dir: Path, values: dict[str, Any], kube_version: str) -> list[str]:
+    """`helm lint --strict --kube-version <v>` findings as `[severity] path: message`, accepted INFO removed."""
+    report = helm.lint(chart_dir, values, strict=True, kube_version=kube_version)
+    assert report["total_charts_linted"] == 1
+    found = [
+        f"[{message['severity']}] {message['path']}: {message['error']}"
+        for message in report["messages"]
+        if message["severity"] >= WARNING or (message["path"], message["error"]) not in ACCEPTED_INFO
+    ]
+    reported = {message["error"] for message in report["messages"]}
+    return found + [f"[error] {error}" for error in report["errors"] if error not in reported]
+
+
+@pytest.mark.parametrize("kube_version", LINT_KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("values", list(LINT_VALUE_SETS.values()), ids=list(LINT_VALUE_SETS))
+def test_helm_lint_is_clean(values: dict[str, Any], kube_version: str) -> None:
+    assert lint_findings(CHART_DIR, values, kube_version) == []
 
 
 @pytest.mark.parametrize(
     ("source", "problem"),
     [
-        ("a: {{ .Values.x }", "unclosed action"),
-        ("a: {{ .Values.x }}}} b", "unexpected '}}'"),
-        ("{{ if .Values.x }}a", "missing {{end}}"),
+        ("a: {{ .Values.x }", 'unexpected "}" in operand'),
+        ("{{ if .Values.x }}a", "unexpected EOF"),
         ("a{{ end }}", "unexpected {{end}}"),
         ("{{ .Values.x | tooYaml }}", 'function "tooYaml" not defined'),
-        ("{{ $x }}", "undefined variable $x"),
+        ("{{ $x }}", 'undefined variable "$x"'),
         ("{{/* unclosed comment }}", "unclosed comment"),
+        ("{{ .Values.a.b }}", "nil pointer evaluating interface {}.b"),
+        ("{{ eq .Values.x 1 }}", "incompatible types for comparison"),
+        ("kind: ConfigMap\nmetadata:\n  name: Not_A_Name\n", "object name does not conform"),
     ],
 )
-def test_the_parse_check_catches_broken_templates(tmp_path: Path, source: str, problem: str) -> None:
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "Chart.yaml").write_text("name: broken\nversion: 0.0.1\n")
-    (tmp_path / "values.yaml").write_text("x: 1\n")
-    (tmp_path / "templates" / "broken.yaml").write_text(source)
-    with pytest.raises(TemplateSyntaxError, match=re.escape(problem)):
-        Chart.load(tmp_path)
+def test_lint_catches_broken_templates(tmp_path: Path, source: str, problem: str) -> None:
+    chart_dir = tmp_path / "broken"
+    (chart_dir / "templates").mkdir(parents=True)
+    (chart_dir / "Chart.yaml").write_text("apiVersion: v2\nname: broken\nversion: 0.0.1\n")
+    (chart_dir / "values.yaml").write_text("x: 1\n")
+    (chart_dir / "templates" / "broken.yaml").write_text(source)
+    findings = lint_findings(chart_dir, {}, LINT_KUBERNETES_VERSIONS[-1])
+    assert any(problem in finding for finding in findings), findings
 
 
 def _exists(values: Any, path: list[str]) -> bool:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
 
-from tests.unit.chart.conftest import CHART_DIR, Render, find, one, rule_set
-from tests.unit.chart.gotemplate import RenderError, render_chart
+from tests.unit.chart.conftest import CHART_DIR, Notes, Render, find, one, rule_set
 
 APP_VERSION = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["appVersion"]
 KINDS = ("mcpservers", "mcpconnections", "mcpaccessgrants", "mcptemplatebindings")
@@ -111,9 +111,9 @@ def test_namespaced_objects_go_to_the_release_namespace(render: Render) -> None:
             assert manifest["metadata"]["namespace"] == "platform-ops"
 
 
-def test_rendering_is_deterministic(chart: Any) -> None:
-    first = chart.render(chart.values)
-    second = chart.render(chart.values)
+def test_rendering_is_deterministic(chart: helm.Chart) -> None:
+    first = chart.render(EVERYTHING_ON, name="mcp", namespace="mcp-system")
+    second = chart.render(EVERYTHING_ON, name="mcp", namespace="mcp-system")
     assert first == second
 
 
@@ -386,9 +386,9 @@ def test_namespaced_mode_reads_only_the_watched_namespace_objects_cluster_wide(r
 
 
 def test_watch_mode_mistakes_fail_the_render_even_without_the_schema(render: Render) -> None:
-    with pytest.raises(RenderError, match="needs at least one namespace"):
+    with pytest.raises(helm.HelmRenderError, match="needs at least one namespace"):
         render({"watch": {"scope": "Namespaced", "namespaces": []}}, validate=False)
-    with pytest.raises(RenderError, match=r"only used with watch\.scope=Namespaced"):
+    with pytest.raises(helm.HelmRenderError, match=r"only used with watch\.scope=Namespaced"):
         render({"watch": {"scope": "Cluster", "namespaces": ["team-a"]}}, validate=False)
 
 
@@ -447,7 +447,7 @@ def test_service_monitor_is_optional_and_scrapes_the_metrics_service(render: Ren
 
 def test_service_monitor_without_the_service_fails(render: Render) -> None:
     overrides = {"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}}
-    with pytest.raises(RenderError, match=r"needs metrics\.service\.enabled"):
+    with pytest.raises(helm.HelmRenderError, match=r"needs metrics\.service\.enabled"):
         render(overrides)
 
 
@@ -462,12 +462,11 @@ def test_pdb_is_off_by_default_and_never_min_available(render: Render) -> None:
 
 
 # --------------------------------------------------------------------------------------- NOTES.txt
-def test_notes_tell_how_to_create_the_registry_secret(chart: Any) -> None:
-    _, notes = render_chart(chart, {"registry": {"existingSecret": {"name": "pg-app", "key": "uri"}}})
-    assert "create secret generic pg-app" in notes
-    assert "--from-literal=uri=" in notes
-    _, namespaced = render_chart(chart, NAMESPACED)
-    assert "team-a, team-b" in namespaced
+def test_notes_tell_how_to_create_the_registry_secret(notes: Notes) -> None:
+    text = notes({"registry": {"existingSecret": {"name": "pg-app", "key": "uri"}}})
+    assert "create secret generic pg-app" in text
+    assert "--from-literal=uri=" in text
+    assert "team-a, team-b" in notes(NAMESPACED)
 
 
 def test_an_init_container_migrates_the_registry_before_the_operator_starts(render: Render) -> None:

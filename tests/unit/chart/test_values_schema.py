@@ -1,22 +1,26 @@
 """values.schema.json: closed at every level, accepts the defaults and real overrides, rejects typos and bad types.
 
 Helm validates the merged values against this schema in `install`, `upgrade`, `template` and `lint`, and so
-does Argo CD when it renders the chart, so a rejected key here is a failed sync instead of a silent no-op.
+does Argo CD when it renders the chart, so a rejected key here is a failed sync instead of a silent no-op. The
+values are merged and validated by Helm itself (`helm_python`), with its JSON-schema implementation.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
-import jsonschema
+import helm_python as helm
 import pytest
 import yaml
 
 from tests.unit.chart.conftest import CHART_DIR
-from tests.unit.chart.gotemplate import merge_values
 
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+# One line per violation in Helm's report: "- at '/json/pointer': message".
+VIOLATION = re.compile(r"^- at '(?P<pointer>[^']*)': (?P<message>.*)$", re.MULTILINE)
 CONDITIONALS = {"if", "then", "else", "not"}
 """Keywords whose sub-schemas only constrain an object already described (and closed) by their parent."""
 
@@ -34,13 +38,32 @@ def object_schemas(node: Any, path: str = "#") -> Iterator[tuple[str, dict[str, 
             yield from object_schemas(value, f"{path}/{index}")
 
 
-def errors(validator: jsonschema.Draft7Validator, overrides: dict[str, Any]) -> list[str]:
-    merged = merge_values(DEFAULTS, overrides)
-    return [f"{'.'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(merged)]
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((CHART_DIR / "values.schema.json").read_text())
+    return loaded
 
 
-def test_defaults_are_valid(validator: jsonschema.Draft7Validator) -> None:
-    assert errors(validator, {}) == []
+def errors(chart: helm.Chart, overrides: dict[str, Any]) -> list[str]:
+    """Helm's schema violations for values.yaml with `overrides` coalesced over it, as `dotted.path: message`."""
+    try:
+        chart.validate_schema(chart.merge_values(overrides))
+    except helm.HelmValuesError as error:
+        found = [
+            f"{match['pointer'].strip('/').replace('/', '.')}: {match['message']}"
+            for match in VIOLATION.finditer(str(error))
+        ]
+        assert found, f"no violation could be read from Helm's report: {error}"
+        return found
+    return []
+
+
+def test_defaults_are_valid(chart: helm.Chart) -> None:
+    assert errors(chart, {}) == []
+
+
+def test_helm_loads_this_schema(chart: helm.Chart, schema: dict[str, Any]) -> None:
+    assert chart.schema == schema
 
 
 def test_every_object_level_is_closed(schema: dict[str, Any]) -> None:
@@ -65,22 +88,23 @@ def test_schema_and_values_declare_the_same_top_level_keys(schema: dict[str, Any
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"replicaCont": 1}, "'replicaCont' was unexpected"),
-        ({"image": {"tags": "0.2.0"}}, "'tags' was unexpected"),
-        ({"metrics": {"serviceMonitor": {"enable": True}}}, "'enable' was unexpected"),
-        ({"serviceAccount": {"crate": False}}, "'crate' was unexpected"),
-        ({"registry": {"url": "postgresql://user:secret@db/mcp"}}, "'url' was unexpected"),
-        ({"registry": {"existingSecret": {"dsn": "postgresql://db/mcp"}}}, "'dsn' was unexpected"),
-        ({"podDisruptionBudget": {"enabled": True, "minAvailable": 1}}, "'minAvailable' was unexpected"),
-        ({"securityContext": {"runAsRoot": True}}, "'runAsRoot' was unexpected"),
-        ({"resources": {"limits": {"memroy": "1Gi"}}}, "'memroy' was unexpected"),
-        ({"affinity": {"nodeAffinity": {"required": []}}}, "'required' was unexpected"),
+        ({"replicaCont": 1}, ("", "replicaCont")),
+        ({"image": {"tags": "0.2.0"}}, ("image", "tags")),
+        ({"metrics": {"serviceMonitor": {"enable": True}}}, ("metrics.serviceMonitor", "enable")),
+        ({"serviceAccount": {"crate": False}}, ("serviceAccount", "crate")),
+        ({"registry": {"url": "postgresql://user:secret@db/mcp"}}, ("registry", "url")),
+        ({"registry": {"existingSecret": {"dsn": "postgresql://db/mcp"}}}, ("registry.existingSecret", "dsn")),
+        ({"podDisruptionBudget": {"enabled": True, "minAvailable": 1}}, ("podDisruptionBudget", "minAvailable")),
+        ({"securityContext": {"runAsRoot": True}}, ("securityContext", "runAsRoot")),
+        ({"resources": {"limits": {"memroy": "1Gi"}}}, ("resources.limits", "memroy")),
+        ({"affinity": {"nodeAffinity": {"required": []}}}, ("affinity.nodeAffinity", "required")),
     ],
-    ids=lambda value: value if isinstance(value, str) else None,
+    ids=lambda value: ".".join(filter(None, value)) if isinstance(value, tuple) else None,
 )
-def test_misspelled_keys_are_rejected(validator: jsonschema.Draft7Validator, overrides: Any, expected: str) -> None:
-    found = errors(validator, overrides)
-    assert any(expected in error for error in found), found
+def test_misspelled_keys_are_rejected(chart: helm.Chart, overrides: Any, expected: tuple[str, str]) -> None:
+    parent, key = expected
+    found = errors(chart, overrides)
+    assert f"{parent}: additional properties '{key}' not allowed" in found, found
 
 
 @pytest.mark.parametrize(
@@ -107,21 +131,19 @@ def test_misspelled_keys_are_rejected(validator: jsonschema.Draft7Validator, ove
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
-def test_wrong_types_and_values_are_rejected(
-    validator: jsonschema.Draft7Validator, overrides: dict[str, Any], path: str
-) -> None:
-    found = errors(validator, overrides)
+def test_wrong_types_and_values_are_rejected(chart: helm.Chart, overrides: dict[str, Any], path: str) -> None:
+    found = errors(chart, overrides)
     assert any(error.startswith(f"{path}:") for error in found), found
 
 
-def test_watch_scope_and_namespaces_must_agree(validator: jsonschema.Draft7Validator) -> None:
-    assert errors(validator, {"watch": {"scope": "Namespaced", "namespaces": []}})
-    assert errors(validator, {"watch": {"scope": "Cluster", "namespaces": ["team-a"]}})
-    assert errors(validator, {"watch": {"scope": "Namespaced", "namespaces": ["team-a", "team-a"]}})
-    assert errors(validator, {"watch": {"scope": "Namespaced", "namespaces": ["team-a"]}}) == []
+def test_watch_scope_and_namespaces_must_agree(chart: helm.Chart) -> None:
+    assert errors(chart, {"watch": {"scope": "Namespaced", "namespaces": []}})
+    assert errors(chart, {"watch": {"scope": "Cluster", "namespaces": ["team-a"]}})
+    assert errors(chart, {"watch": {"scope": "Namespaced", "namespaces": ["team-a", "team-a"]}})
+    assert errors(chart, {"watch": {"scope": "Namespaced", "namespaces": ["team-a"]}}) == []
 
 
-def test_realistic_overrides_are_accepted(validator: jsonschema.Draft7Validator) -> None:
+def test_realistic_overrides_are_accepted(chart: helm.Chart) -> None:
     overrides = {
         "global": {"imageRegistry": "registry.internal"},
         "watch": {"scope": "Namespaced", "namespaces": ["tenant-acme", "tenant-globex"]},
@@ -151,4 +173,4 @@ def test_realistic_overrides_are_accepted(validator: jsonschema.Draft7Validator)
         "podDisruptionBudget": {"enabled": True, "maxUnavailable": "100%"},
         "replicaCount": 0,
     }
-    assert errors(validator, overrides) == []
+    assert errors(chart, overrides) == []
