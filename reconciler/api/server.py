@@ -192,6 +192,15 @@ class Network(Model):
     """Allow loopback/private targets; also needs the reconciler's `--allow-private-networks`."""
 
 
+IMMUTABLE_SERVER_FIELDS: tuple[str, ...] = ("transport", "auth.type")
+"""Spec paths that cannot change in place: the CRD's CEL rules and the planner both refuse a change."""
+
+
+def immutable_message(path: str) -> str:
+    """The one wording for a refused change of an immutable field, shared by the CRD rule and the planner."""
+    return f"{path} is immutable: recreate to switch type"
+
+
 class MCPServerSpec(Model):
     """Desired state of one MCP server registration."""
 

@@ -189,3 +189,60 @@ def test_no_prune_keeps_rows_of_other_folders(sqlite_url: str) -> None:
     run("apply", "-f", str(EXAMPLES / "06-oauth"), "--no-probe", "--no-prune", "--registry", sqlite_url)
     code, out, _ = run("get", "mcps", "-n", "demo", "--registry", sqlite_url)
     assert "everything" in out
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        ("transport: streamable-http", "transport: sse", "transport is immutable: recreate to switch type"),
+        ("type: apiKey\n    headerName: X-API-Key", "type: bearer", "auth.type is immutable: recreate to switch type"),
+    ],
+)
+def test_plan_and_apply_refuse_switching_an_immutable_field(
+    tmp_path: Path, sqlite_url: str, before: str, after: str, message: str
+) -> None:
+    """The same wording as the CRD's CEL rule; the row keeps its type and nothing else of it is written."""
+    folder = tmp_path / "f"
+    shutil.copytree(EXAMPLES / "02-tenant-servers", folder)
+    assert run("apply", "-f", str(folder), "--no-probe", "--registry", sqlite_url)[0] == 0
+    servers = folder / "servers.yaml"
+    text = servers.read_text()
+    head, _, rest = text.partition("---")  # the first document is internal-search (apiKey, streamable-http)
+    assert before in head
+    servers.write_text(head.replace(before, after).replace("Internal Search", "Search") + "---" + rest)
+    code, out, err = run("plan", "-f", str(folder), "--registry", sqlite_url)
+    assert code == 1, err
+    assert "! MCPServer acme-prod/internal-search: conflict" in out and message in out, err
+    code, out, err = run("apply", "-f", str(folder), "--no-probe", "--registry", sqlite_url)
+    assert code == 1 and message in out and "conflicts left unresolved" in err
+    code, out, _ = run("get", "mcps", "internal-search", "-n", "acme-prod", "-o", "json", "--registry", sqlite_url)
+    assert any(c["reason"] == "Conflict" for c in json.loads(out)["status"]["conditions"])
+    head_again = servers.read_text().partition("---")[0]
+    servers.write_text(head_again.replace(after, before) + "---" + rest)
+    code, out, _ = run("plan", "-f", str(folder), "--registry", sqlite_url)
+    # Only the display name differs from the registry: the refused switch wrote nothing.
+    assert code == 2 and 'display_name: "Internal Search" → "Search"' in out and "immutable" not in out
+
+
+def test_plan_reports_a_declared_duplicate_of_an_app_owned_server(tmp_path: Path, sqlite_url: str) -> None:
+    folder = tmp_path / "f"
+    shutil.copytree(EXAMPLES / "02-tenant-servers", folder)
+    (folder / "copy.yaml").write_text(
+        "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\n"
+        "metadata: {name: plane-by-hand, namespace: acme-prod}\n"
+        "spec: {url: 'https://plane.example.com/mcp'}\n"
+    )
+    code, out, _ = run("plan", "-f", str(folder), "--registry", sqlite_url)
+    assert code == 1
+    assert "! MCPServer acme-prod/plane-by-hand: conflict" in out
+    assert "URL of server plane (owned by Plugin plane)" in out
+    code, _, _ = run("apply", "-f", str(folder), "--no-probe", "--registry", sqlite_url)
+    assert code == 1
+    code, out, _ = run("get", "mcps", "-n", "acme-prod", "--registry", sqlite_url)
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert (
+        "plane" in rows
+        and "plane-by-hand" in rows
+        and "Conflict"
+        in run("get", "mcps", "plane-by-hand", "-n", "acme-prod", "-o", "yaml", "--registry", sqlite_url)[1]
+    )
