@@ -14,9 +14,8 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
-from reconciler.api.server import IMMUTABLE_SERVER_FIELDS, immutable_message
+from reconciler.api.server import immutable_message
 from reconciler.registry.records import TABLES, ObservedState, Record, RowKey, ServerRecord, SourceRef, key_of
-
 
 # Record column of each immutable spec path; a test keeps it covering `IMMUTABLE_SERVER_FIELDS`.
 IMMUTABLE_COLUMNS: dict[str, str] = {"transport": "transport", "auth.type": "auth_type"}
