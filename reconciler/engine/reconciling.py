@@ -42,7 +42,7 @@ from reconciler.engine.probing import (
     record_probe,
 )
 from reconciler.engine.status import StatusInputs, build_status
-from reconciler.engine.validation import check_references, check_tenant_collisions
+from reconciler.engine.validation import check_discovery_candidates, check_references, check_tenant_collisions
 from reconciler.errors import DependencyPending, InvalidInput, MissingReference
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
@@ -87,7 +87,7 @@ def validate(desired: DesiredInput) -> None:
     missing = check_references(desired)
     if missing:
         raise MissingReference(missing)
-    collisions = check_tenant_collisions(desired)
+    collisions = check_tenant_collisions(desired) + check_discovery_candidates(desired)
     if collisions:
         raise InvalidInput(collisions)
 

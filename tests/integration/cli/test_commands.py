@@ -246,3 +246,28 @@ def test_plan_reports_a_declared_duplicate_of_an_app_owned_server(tmp_path: Path
         and "Conflict"
         in run("get", "mcps", "plane-by-hand", "-n", "acme-prod", "-o", "yaml", "--registry", sqlite_url)[1]
     )
+
+
+def test_two_connections_marked_for_discovery_of_one_server_are_one_clear_error(tmp_path: Path) -> None:
+    def conn(name: str) -> str:
+        return (
+            "---\napiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPConnection\n"
+            f"metadata: {{name: {name}, namespace: acme}}\n"
+            "spec: {serverRef: drive, scope: platform, useForDiscovery: true}\n"
+        )
+
+    server = "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\nmetadata: {name: drive, namespace: acme}\n"
+    (tmp_path / "objects.yaml").write_text(
+        server + "spec: {url: 'https://drive.example.com/mcp'}\n" + conn("first") + conn("second")
+    )
+    code, _, err = run("validate", "-f", str(tmp_path))
+    assert code == 1
+    assert err.startswith("error: objects.yaml:11: MCPConnection acme/second: field spec.useForDiscovery: ")
+    assert "first, second all set useForDiscovery for server 'drive'" in err and "connectionRef" in err
+    (tmp_path / "objects.yaml").write_text(
+        server
+        + "spec: {url: 'https://drive.example.com/mcp', discovery: {connectionRef: second}}\n"
+        + conn("first")
+        + conn("second")
+    )
+    assert run("validate", "-f", str(tmp_path))[0] == 0
