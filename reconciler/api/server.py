@@ -160,7 +160,8 @@ class Discovery(Model):
     interval: Duration = "1h"
     """Re-probe when the last snapshot is older than this (Kubernetes duration, e.g. `30m`)."""
     connection_ref: ObjectName | None = None
-    """`MCPConnection` whose credential is used to list tools (default: the server's own auth)."""
+    """`MCPConnection` whose credential is used to list tools (default: the one connection marked `useForDiscovery`,
+    else the server's own auth)."""
 
     @field_validator("interval")
     @classmethod
