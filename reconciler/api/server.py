@@ -367,6 +367,13 @@ class MCPServerStatus(StatusBase):
 
     model_config = StatusBase.model_config | {"extra": "ignore"}
 
+    transport: Transport | None = None
+    """The effective transport: the spec's, or its default when the spec leaves it out (the CRDs carry no
+    defaults, so `kubectl get` reads this rather than `spec.transport`)."""
+    auth_type: str | None = None
+    """The effective `auth.type` (`none` when the spec has no `auth`)."""
+    enabled: bool | None = None
+    """The effective `enabled` (true when the spec leaves it out)."""
     discovery: DiscoveryStatus | None = None
     tools: ToolSnapshotStatus | None = None
     last_test: LastTest | None = None

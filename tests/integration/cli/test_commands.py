@@ -64,14 +64,17 @@ def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
     code, out, _ = run("get", "mcps", "-n", "wacht", "--registry", sqlite_url)
     lines = out.splitlines()
     assert code == 0
-    assert lines[0].split() == ["NAME", "TRANSPORT", "AUTH", "TOOLS", "READY", "SYNCED", "AGE"]
-    assert lines[1].split()[:6] == ["billing-mcp", "<none>", "oauthClientCredentials", "<none>", "True", "True"]
+    assert lines[0].split() == ["NAME", "TRANSPORT", "AUTH", "ENABLED", "TOOLS", "READY", "SYNCED", "AGE"]
+    # billing-mcp leaves transport and enabled to their defaults: the table shows the values in effect.
+    billing = lines[1].split()[:7]
+    assert billing == ["billing-mcp", "streamable-http", "oauthClientCredentials", "true", "<none>", "True", "True"]
     code, out, _ = run("get", "mcpserver", "-o", "wide", "--registry", sqlite_url)
     assert out.splitlines()[0].split() == [
         "NAMESPACE",
         "NAME",
         "TRANSPORT",
         "AUTH",
+        "ENABLED",
         "TOOLS",
         "READY",
         "SYNCED",
