@@ -250,11 +250,12 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
         else ProbeOptions(_probe_settings(args), on_result=_progress(sys.stderr), client_max_age=max_age)
     )
     try:
-        settings = EngineSettings(manager=args.manager, prune=not args.no_prune)
+        settings = EngineSettings(manager=args.manager, prune=not args.no_prune, network=_probe_settings(args))
         report = reconcile(desired, registry, settings=settings, probe=probe)
     finally:
         registry.close()
-    _print_warnings(desired.warnings)
+    # Plan warnings are printed with the plan; the rest (input, credential clean-up) here.
+    _print_warnings([warning for warning in report.warnings if warning not in report.plan.warnings])
     print(presenting.plan_text(report.plan, colour=_colour(out)).replace("Plan: ", "Applied: "), file=out)
     if report.probed:
         print("", file=out)

@@ -50,7 +50,8 @@ class MCPConnectionSpec(Model):
     active: bool = True
     """Inactive connections are skipped at resolution time."""
     use_for_discovery: bool = False
-    """May the reconciler use this credential to list the server's tools."""
+    """The reconciler lists the server's tools with this credential, unless the server's
+    `spec.discovery.connectionRef` names another; at most one active connection per server may set it."""
 
     @model_validator(mode="after")
     def _scope(self) -> MCPConnectionSpec:

@@ -26,7 +26,7 @@ from reconciler.api.connection import MCPConnectionSpec
 from reconciler.api.grant import GrantSubject
 from reconciler.api.kinds import KINDS, KindInfo
 from reconciler.api.printing import PRINTER_COLUMNS
-from reconciler.api.server import MCPServerSpec, OAuthClientCredentialsAuth, ToolPolicy
+from reconciler.api.server import MCPServerSpec, OAuthClientCredentialsAuth, ToolPolicy, immutable_message
 
 __all__ = ["GENERATED_HEADER", "Rule", "build_crd", "build_crds", "crd_file_name", "render_crds"]
 
@@ -95,12 +95,12 @@ _OBJECT_RULES: dict[str, tuple[Rule, ...]] = {
     "MCPServerSpec": (
         Rule(
             f"{_effective('self', MCPServerSpec, 'transport')} == {_effective('oldSelf', MCPServerSpec, 'transport')}",
-            "transport is immutable: recreate to switch type",
+            immutable_message("transport"),
         ),
         Rule(
             f"(has(self.auth) ? self.auth.type : {_cel(_DEFAULT_AUTH_TYPE)})"
             f" == (has(oldSelf.auth) ? oldSelf.auth.type : {_cel(_DEFAULT_AUTH_TYPE)})",
-            "auth.type is immutable: recreate to switch type",
+            immutable_message("auth.type"),
         ),
     ),
     "MCPConnectionSpec": (

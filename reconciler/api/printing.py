@@ -58,8 +58,10 @@ _REASON = PrinterColumn(
 
 PRINTER_COLUMNS: dict[str, tuple[PrinterColumn, ...]] = {
     "MCPServer": (
-        PrinterColumn("Transport", "string", ".spec.transport", description="MCP transport."),
-        PrinterColumn("Auth", "string", ".spec.auth.type", description="Auth type."),
+        # The effective values from status: the CRDs carry no defaults, so the spec path would print <none>.
+        PrinterColumn("Transport", "string", ".status.transport", description="MCP transport in effect."),
+        PrinterColumn("Auth", "string", ".status.authType", description="Auth type in effect."),
+        PrinterColumn("Enabled", "boolean", ".status.enabled", description="Offered to agents."),
         PrinterColumn("Tools", "integer", ".status.tools.count", description="Tools in the last snapshot."),
         _READY,
         _SYNCED,

@@ -170,7 +170,8 @@ class Discovery(Model):
     interval: Duration = "1h"
     """Re-probe when the last snapshot is older than this (Kubernetes duration, e.g. `30m`)."""
     connection_ref: ObjectName | None = None
-    """`MCPConnection` whose credential is used to list tools (default: the server's own auth)."""
+    """`MCPConnection` whose credential is used to list tools (default: the one connection marked `useForDiscovery`,
+    else the server's own auth)."""
 
     @field_validator("interval")
     @classmethod
@@ -200,6 +201,15 @@ class Network(Model):
 
     allow_private: bool = False
     """Allow loopback/private targets; also needs the reconciler's `--allow-private-networks`."""
+
+
+IMMUTABLE_SERVER_FIELDS: tuple[str, ...] = ("transport", "auth.type")
+"""Spec paths that cannot change in place: the CRD's CEL rules and the planner both refuse a change."""
+
+
+def immutable_message(path: str) -> str:
+    """The one wording for a refused change of an immutable field, shared by the CRD rule and the planner."""
+    return f"{path} is immutable: recreate to switch type"
 
 
 class MCPServerSpec(Model):
@@ -371,6 +381,13 @@ class MCPServerStatus(StatusBase):
 
     model_config = StatusBase.model_config | {"extra": "ignore"}
 
+    transport: Transport | None = None
+    """The effective transport: the spec's, or its default when the spec leaves it out (the CRDs carry no
+    defaults, so `kubectl get` reads this rather than `spec.transport`)."""
+    auth_type: str | None = None
+    """The effective `auth.type` (`none` when the spec has no `auth`)."""
+    enabled: bool | None = None
+    """The effective `enabled` (true when the spec leaves it out)."""
     discovery: DiscoveryStatus | None = None
     tools: ToolSnapshotStatus | None = None
     last_test: LastTest | None = None

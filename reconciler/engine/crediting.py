@@ -5,7 +5,9 @@ SSRF-guarded `ProbeHttp` per step.
                     against the live server first; only a verified value is written (same row, in place), a
                     rejected or unverifiable one is held back and reported as RotationFailed.
                     release_deleted: deregister dynamically registered clients and drop minted values of
-                    servers about to be deleted (their rows cascade afterwards).
+                    servers about to be deleted (their rows cascade afterwards). It runs with or without
+                    probing (`apply --no-probe`, the operator's finalizer): a deletion never leaves a client
+                    registered or a sealed value behind silently.
     after apply     prepare_and_probe: mint or reuse OAuth client-credentials tokens, register clients
                     dynamically (RFC 7591), then probe with those headers.
 
@@ -49,6 +51,7 @@ from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
+from reconciler.errors import ReconcilerError
 from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_many
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord
@@ -168,14 +171,7 @@ def before_apply(
     held back (their rows keep the last good fingerprint)."""
     step = CredentialStep()
     rotations = [action for action in plan.actions if is_rotation(action)]
-    deleted = [
-        action
-        for action in plan.actions
-        if action.verb is Verb.DELETE
-        and isinstance(action.observed, ServerRecord)
-        and action.observed.auth_type in OAUTH_TYPES
-    ]
-    if not rotations and not deleted:
+    if not rotations:
         return plan, step
     by_key = {obj.key: obj for obj in objects}
     connections = {
@@ -191,14 +187,6 @@ def before_apply(
                 result = await verify_credential(target, settings=settings, http=http)
                 outcome = verdict(result)
                 step.rotations[action.key] = RotationCheck(action, outcome, _rotation_message(action, result))
-            if deleted:
-                context = _context(registry, secrets, http, settings)
-                for action in deleted:
-                    row = action.observed
-                    assert isinstance(row, ServerRecord)
-                    await release_server_credentials(
-                        row.tenant, row.name, context=context, allow_private=row.allow_private
-                    )
 
     anyio.run(run)
     if not step.rotations:
@@ -222,6 +210,63 @@ def before_apply(
                 )
             )
     return dataclasses.replace(plan, actions=tuple(actions)), step
+
+
+def release_deleted(
+    actions: Iterable[Action], *, registry: Registry, secrets: SecretReader, settings: ProbeSettings
+) -> list[str]:
+    """Before OAuth servers' rows are deleted: deregister their dynamically registered clients (RFC 7592, each
+    exchange bounded by `settings.total_timeout`) and delete every value sealed for them, whatever the
+    authorization server answers. Returns one warning per client that may still be registered, naming it."""
+    deleted = [
+        action.observed
+        for action in actions
+        if action.verb is Verb.DELETE
+        and isinstance(action.observed, ServerRecord)
+        and action.observed.auth_type in OAUTH_TYPES
+    ]
+    if not deleted:
+        return []
+    warnings: list[str] = []
+
+    def left_behind(row: ServerRecord, client_id: str, issuer: str, why: str) -> None:
+        warnings.append(
+            f"server {row.tenant}/{row.name} was deleted but its OAuth client {client_id} may still be registered "
+            f"at {issuer}: {why}; delete the client there"
+        )
+
+    async def run() -> None:
+        async with ProbeHttp() as http:
+            context: CredentialContext | ReconcilerError
+            try:
+                context = _context(registry, secrets, http, settings)
+            except ReconcilerError as error:  # no store key: the registration tokens cannot be unsealed
+                context = error
+            for row in deleted:
+                clients = registry.fetch_oauth_clients(tenant=row.tenant, server=row.name)
+                issuers = {client.client_id: client.issuer for client in clients}
+                try:
+                    if isinstance(context, ReconcilerError):
+                        raise context
+                    released = await release_server_credentials(
+                        row.tenant, row.name, context=context, allow_private=row.allow_private
+                    )
+                except ReconcilerError as error:
+                    # The sealed values go in every case; only deregistration needed them.
+                    with registry.transaction() as transaction:
+                        transaction.delete_local_secrets(row.tenant, row.name, None)
+                    for client in clients:
+                        left_behind(row, client.client_id, client.issuer, f"deregistration impossible ({error})")
+                    continue
+                for client_id, result in sorted(released.clients.items()):
+                    if result == "failed":
+                        issuer = issuers.get(client_id, "its authorization server")
+                        left_behind(
+                            row, client_id, issuer, "its RFC 7592 deregistration failed (unreachable or refused)"
+                        )
+
+    anyio.run(run)
+    return warnings
 
 
 def _references(action: Action) -> list[str]:

@@ -32,6 +32,7 @@ from reconciler.api.server import (
 from reconciler.credentials import fingerprint
 from reconciler.engine.inputs import ADOPT_ANNOTATION, DesiredInput, Tenant
 from reconciler.engine.rendering import TemplateError, render_template
+from reconciler.engine.validation import discovery_candidates
 from reconciler.errors import InvalidInput, Problem
 from reconciler.registry.records import (
     BindingRecord,
@@ -278,9 +279,15 @@ def build_desired(desired: DesiredInput, *, fingerprint_key: bytes, manager: str
     """Rows for every resource; raises InvalidInput with every problem found (templates, rendered URLs)."""
     problems: list[Problem] = []
     objects: list[DesiredObject] = []
+    for_discovery = discovery_candidates(desired.resources)
     for resource in desired.resources:
         builder = _Builder(desired, resource, fingerprint_key=fingerprint_key)
         record = _BUILDERS[type(resource)](builder, resource)
+        if isinstance(record, ServerRecord) and record.discovery_connection is None:
+            # spec.discovery.connectionRef wins; else the one connection marked useForDiscovery (validated unique).
+            marked = for_discovery.get((resource.metadata.namespace, resource.metadata.name))
+            if marked:
+                record = dataclasses.replace(record, discovery_connection=marked[0].metadata.name)
         deletion_policy = resource.spec.deletion_policy if isinstance(resource, MCPServer) else "Delete"
         record = dataclasses.replace(
             record,

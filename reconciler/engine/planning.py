@@ -14,7 +14,11 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
+from reconciler.api.server import immutable_message
 from reconciler.registry.records import TABLES, ObservedState, Record, RowKey, ServerRecord, SourceRef, key_of
+
+# Record column of each immutable spec path; a test keeps it covering `IMMUTABLE_SERVER_FIELDS`.
+IMMUTABLE_COLUMNS: dict[str, str] = {"transport": "transport", "auth.type": "auth_type"}
 
 
 class Verb(StrEnum):
@@ -148,11 +152,26 @@ def plan_changes(
     """Compare desired rows with observed rows. Only rows this manager owns are ever changed or pruned."""
     actions: list[Action] = []
     warnings: list[str] = []
-    wanted: set[RowKey] = set()
+    desired = list(desired)
+    wanted: set[RowKey] = {key_of(record) for record, _ in desired}
+    managed = _managed_servers(desired, observed, wanted=wanted, options=options)
     for record, source in desired:
         key = key_of(record)
-        wanted.add(key)
-        actions.append(_plan_one(record, source, observed.get(key), key=key, options=options))
+        action = _plan_one(record, source, observed.get(key), key=key, options=options)
+        if isinstance(record, ServerRecord):
+            duplicated = _declared_duplicate_of(record, managed)
+            if duplicated is not None and action.verb is not Verb.CONFLICT:
+                action = Action(
+                    Verb.CONFLICT,
+                    key,
+                    source,
+                    desired=record,
+                    observed=action.observed,
+                    message=f"url {record.url} is the URL of server {duplicated.name} (owned by "
+                    f"{duplicated.owner_kind} {duplicated.owner_name}); an app-owned server is repaired, never "
+                    f"duplicated: change {duplicated.name} instead or give this server another URL",
+                )
+        actions.append(action)
         if isinstance(record, ServerRecord) and record.owner_kind is not None:
             warnings.extend(_duplicates_of_managed(record, observed))
     if options.prune:
@@ -219,6 +238,19 @@ def _plan_one(record: Record, source: SourceRef, row: Record | None, *, key: Row
     if policy_changed:
         changes += (FieldChange("deletionPolicy", ownership.deletion_policy, record.ownership.deletion_policy),)
     verb = Verb.REPAIR if ownership.spec_hash == desired_hash and row_hash != desired_hash else Verb.UPDATE
+    if verb is Verb.UPDATE and not observe_only and isinstance(record, ServerRecord):
+        refused = _immutable_changes(record, row)
+        if refused:
+            # The CRD's CEL rule refuses this at the API server (1.25+); the CLI and older clusters get it here.
+            return Action(
+                Verb.CONFLICT,
+                key,
+                source,
+                desired=record,
+                observed=row,
+                changes=changes,
+                message="; ".join(refused),
+            )
     if observe_only:
         drifted = ", ".join(change.path for change in changes)
         return Action(
@@ -231,6 +263,41 @@ def _plan_one(record: Record, source: SourceRef, row: Record | None, *, key: Row
             message=f"ObserveOnly: registry differs in {drifted}; not repaired",
         )
     return Action(verb, key, source, desired=record, observed=row, changes=changes)
+
+
+def _immutable_changes(record: ServerRecord, row: Record) -> list[str]:
+    """The refusals for an update that would switch an immutable field in place (a repair may restore one)."""
+    return [
+        f"{immutable_message(path)} ({getattr(row, column)!r} → {getattr(record, column)!r})"
+        for path, column in IMMUTABLE_COLUMNS.items()
+        if getattr(row, column) != getattr(record, column)
+    ]
+
+
+def _managed_servers(
+    desired: Iterable[tuple[Record, SourceRef]], observed: ObservedState, *, wanted: set[RowKey], options: PlanOptions
+) -> dict[tuple[str, str], list[ServerRecord]]:
+    """App-owned servers by (tenant, url): the declared ones, plus rows not declared here that stay (another
+    manager's, or ours when this plan does not prune them)."""
+    found: dict[tuple[str, str], list[ServerRecord]] = {}
+    for record, _ in desired:
+        if isinstance(record, ServerRecord) and record.owner_kind is not None:
+            found.setdefault((record.tenant, record.url), []).append(record)
+    for key, row in observed.rows.items():
+        if key in wanted or not isinstance(row, ServerRecord) or row.owner_kind is None:
+            continue
+        ours = row.ownership.manager == options.manager
+        pruned = ours and options.prune and (options.prune_tenants is None or key[1] in options.prune_tenants)
+        if row.ownership.manager is not None and not pruned:
+            found.setdefault((row.tenant, row.url), []).append(row)
+    return found
+
+
+def _declared_duplicate_of(
+    record: ServerRecord, managed: Mapping[tuple[str, str], list[ServerRecord]]
+) -> ServerRecord | None:
+    """The app-owned server a declared server duplicates (same tenant and URL, another name), if any."""
+    return next((other for other in managed.get((record.tenant, record.url), ()) if other.name != record.name), None)
 
 
 def _duplicates_of_managed(record: ServerRecord, observed: ObservedState) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +25,12 @@ from reconciler.engine.crediting import (
     credential_facts,
     pin_accepted,
     prepare_and_probe,
+    release_deleted,
     rotation_status,
 )
 from reconciler.engine.desired import DesiredObject, build_desired
 from reconciler.engine.fastpath import input_digest, probes_due
-from reconciler.engine.inputs import DesiredInput
+from reconciler.engine.inputs import DesiredInput, StaticSecrets
 from reconciler.engine.planning import Action, Plan, PlanOptions, Verb, plan_changes
 from reconciler.engine.probing import (
     ProbeJob,
@@ -42,9 +44,9 @@ from reconciler.engine.probing import (
     record_probe,
 )
 from reconciler.engine.status import StatusInputs, build_status
-from reconciler.engine.validation import check_references, check_tenant_collisions
+from reconciler.engine.validation import check_discovery_candidates, check_references, check_tenant_collisions
 from reconciler.errors import DependencyPending, InvalidInput, MissingReference
-from reconciler.probe import ProbeResult
+from reconciler.probe import ProbeResult, ProbeSettings
 from reconciler.registry import Registry
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
@@ -56,11 +58,16 @@ from reconciler.registry.records import (
     TenantRecord,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class EngineSettings:
     manager: str = DEFAULT_MANAGER
     prune: bool = True
+    network: ProbeSettings = field(default_factory=ProbeSettings)
+    """Limits and the private-network switch for requests made without probing: RFC 7592 deregistration of a
+    deleted server's OAuth client (`apply --no-probe`, the operator's finalizer)."""
 
 
 @dataclass
@@ -90,7 +97,7 @@ def validate(desired: DesiredInput) -> None:
     missing = check_references(desired)
     if missing:
         raise MissingReference(missing)
-    collisions = check_tenant_collisions(desired)
+    collisions = check_tenant_collisions(desired) + check_discovery_candidates(desired)
     if collisions:
         raise InvalidInput(collisions)
 
@@ -248,6 +255,9 @@ def reconcile(
             plan, objects=objects, registry=registry, secrets=desired.secrets, settings=probe.settings
         )
         report.plan = plan
+    # Not tied to probing: deleting a server must not leave its OAuth client registered or its sealed values.
+    network = probe.settings if probe is not None else settings.network
+    report.warnings += release_deleted(plan.actions, registry=registry, secrets=desired.secrets, settings=network)
     previous = {} if scope is not None else {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources()}
     actions = {action.source: action for action in plan.actions if action.source is not None}
     tenants = {TenantRecord(slug=obj.tenant.slug, namespace=obj.tenant.namespace) for obj in objects}
@@ -443,6 +453,8 @@ def remove_object(
         actions.append(Action(verb, key, source, observed=row))
     if not actions:
         return []
+    for warning in release_deleted(actions, registry=registry, secrets=StaticSecrets(), settings=settings.network):
+        log.warning("%s", warning)
     plan = Plan(actions=tuple(actions))
     with registry.transaction() as tx:
         apply_plan(tx, plan, tenants=(), actor=settings.manager)

@@ -123,6 +123,11 @@ def build_status(inputs: StatusInputs) -> dict[str, Any]:
         status["lastSyncTime"] = _iso(inputs.now)
     elif previous.get("lastSyncTime"):
         status["lastSyncTime"] = previous["lastSyncTime"]
+    resource = inputs.obj.resource
+    if isinstance(resource, MCPServer):
+        # Defaults live in the models, not the CRDs: the table columns read the values that apply.
+        spec = resource.spec
+        status.update(transport=spec.transport, authType=spec.auth.type, enabled=spec.enabled)
     if inputs.extra:
         status.update({key: value for key, value in inputs.extra.items() if value is not None})
     for key in ("lastHandledReconcileAt",):

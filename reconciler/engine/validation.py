@@ -1,10 +1,13 @@
-"""Cross-object checks the models cannot do alone: references resolve, tenants do not collide.
+"""Cross-object checks the models cannot do alone: references resolve, tenants do not collide, a server has at
+most one connection marked for discovery.
 
 Called by the reconcile loop after loading and before planning; returns problems instead of raising so all
 of them reach the user at once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from reconciler.api import MCPAccessGrant, MCPConnection, MCPServer, MCPTemplateBinding, Resource
 from reconciler.engine.inputs import DesiredInput
@@ -94,4 +97,43 @@ def check_tenant_collisions(desired: DesiredInput) -> list[Problem]:
                 )
             )
         seen.setdefault(key, resource.metadata.namespace)
+    return problems
+
+
+def discovery_candidates(resources: Iterable[Resource]) -> dict[tuple[str, str], list[MCPConnection]]:
+    """Active connections marked `useForDiscovery`, by (namespace, server name), in input order."""
+    found: dict[tuple[str, str], list[MCPConnection]] = {}
+    for resource in resources:
+        if isinstance(resource, MCPConnection) and resource.spec.use_for_discovery and resource.spec.active:
+            found.setdefault((resource.metadata.namespace, resource.spec.server_ref), []).append(resource)
+    return found
+
+
+def check_discovery_candidates(desired: DesiredInput) -> list[Problem]:
+    """A server without `spec.discovery.connectionRef` takes the one connection marked `useForDiscovery`; two of
+    them leave the choice ambiguous, which is an error on the second (the server's connectionRef settles it)."""
+    chosen = {
+        (r.metadata.namespace, r.metadata.name)
+        for r in desired.resources
+        if isinstance(r, MCPServer) and r.spec.discovery.connection_ref is not None
+    }
+    problems: list[Problem] = []
+    for (namespace, server), connections in discovery_candidates(desired.resources).items():
+        if len(connections) < 2 or (namespace, server) in chosen:
+            continue
+        names = ", ".join(c.metadata.name for c in connections)
+        for extra in connections[1:]:
+            location = desired.location_of(extra.kind, namespace, extra.metadata.name)
+            problems.append(
+                Problem(
+                    f"MCPConnections {names} all set useForDiscovery for server {server!r}: keep it on one, or "
+                    f"choose one with the server's spec.discovery.connectionRef",
+                    file=location.file,
+                    line=location.line,
+                    kind=extra.kind,
+                    namespace=namespace,
+                    name=extra.metadata.name,
+                    field="spec.useForDiscovery",
+                )
+            )
     return problems

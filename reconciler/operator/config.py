@@ -80,6 +80,8 @@ class OperatorConfig:
     export_debounce: float = 0.5
     """Seconds a namespace's exported ConfigMaps wait after a change they depend on (one refresh per burst)."""
     health_cache_seconds: float = 5.0
+    peering_check_seconds: float = 10.0
+    """How often a mandatory-peering instance re-checks that its peering object exists (for the log and `/healthz`)."""
     """`/healthz` pings the registry at most this often."""
     kubeconfig: Path | None = None
     """Explicit kubeconfig; None: `$KUBECONFIG` or `~/.kube/config`, else the in-cluster service account."""

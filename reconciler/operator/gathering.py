@@ -130,7 +130,7 @@ def select(targets: Iterable[Resource], peers: Iterable[Mapping[str, Any]]) -> S
     queue = list(chosen)
     while queue:
         resource = queue.pop()
-        for kind, name in references_of(resource):
+        for kind, name in [*references_of(resource), *_discovery_connections(resource, by_key)]:
             key = (kind, resource.metadata.namespace, name)
             if key in included or key not in by_key:
                 continue
@@ -141,6 +141,28 @@ def select(targets: Iterable[Resource], peers: Iterable[Mapping[str, Any]]) -> S
             included[key] = referenced
             queue.append(referenced)
     return Selection(targets=chosen, resources=tuple(included.values()))
+
+
+def _discovery_connections(
+    resource: Resource, peers: Mapping[tuple[str, str, str], Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """A server's pass needs the connections marked `useForDiscovery` for it (they point at the server, not the
+    other way round): the engine picks its discovery credential from them."""
+    if not isinstance(resource, MCPServer):
+        return []
+    namespace, name = resource.metadata.namespace, resource.metadata.name
+    found = []
+    for (kind, peer_namespace, peer_name), body in peers.items():
+        spec = body.get("spec")
+        if (
+            kind == "MCPConnection"
+            and peer_namespace == namespace
+            and isinstance(spec, Mapping)
+            and spec.get("serverRef") == name
+            and spec.get("useForDiscovery") is True
+        ):
+            found.append(("MCPConnection", peer_name))
+    return found
 
 
 def build_input(

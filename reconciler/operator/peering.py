@@ -128,3 +128,56 @@ class PeeringGate:
             )
         self._verdicts[scope] = (now, verdict)
         return verdict
+
+
+@dataclass(frozen=True)
+class PeeringState:
+    """Whether this instance can work at all: its peering object exists (or it runs standalone). `/healthz`
+    reports it, and the runner logs it, so a missing object is never a silent wait."""
+
+    ready: bool
+    message: str
+
+
+STANDALONE = PeeringState(True, "standalone: no peering")
+_PATTERN_CHARS = frozenset("*?[],!")
+
+
+def waiting_message(name: str, missing: list[str], *, clusterwide: bool) -> str:
+    """What a mandatory-peering instance waits for, and the two ways out."""
+    kind = "ClusterKopfPeering" if clusterwide else "KopfPeering"
+    where = "" if clusterwide else f" in namespace {', '.join(missing)}"
+    return (
+        f"waiting: nothing is reconciled until the {kind} {name!r} exists{where} (peering is mandatory unless "
+        f"--standalone is given, so that only one instance is active). Either run with --standalone (one "
+        f"instance, no peering), or install the chart, which creates the peering CRDs and the {kind} "
+        f"(by hand: kubectl apply -f charts/mcp-reconciler/crds/kopf.dev_peerings.yaml, then create a {kind} named "
+        f"{name}{where})"
+    )
+
+
+class PeeringCheck:
+    """Does the peering object a mandatory-peering kopf needs exist? Only literal namespaces can be checked;
+    namespace patterns (`team-*`) are reported as not verifiable."""
+
+    def __init__(self, read: PeeringReader, *, name: str, namespaces: tuple[str, ...], clusterwide: bool) -> None:
+        self._read = read
+        self._name = name
+        self._clusterwide = clusterwide
+        self._namespaces = [n for n in namespaces if not _PATTERN_CHARS & set(n)]
+
+    async def check(self) -> PeeringState:
+        scopes: list[str | None] = [None] if self._clusterwide else list(self._namespaces)
+        if not scopes:
+            return PeeringState(True, f"peering object {self._name!r} expected in every served namespace; not verified")
+        missing: list[str] = []
+        for scope in scopes:
+            try:
+                status = await self._read(scope, self._name)
+            except Exception:  # a missing CRD or an unreachable API: the object cannot be there for kopf either
+                status = None
+            if status is None:
+                missing.append(scope or "")
+        if missing:
+            return PeeringState(False, waiting_message(self._name, missing, clusterwide=self._clusterwide))
+        return PeeringState(True, f"peering object {self._name!r} found")

@@ -165,7 +165,11 @@ class ObjectReconciler:
         self._events = events
         self._metrics = metrics
         self._config = config
-        self._engine_settings = EngineSettings(manager=config.manager, prune=False)
+        self._engine_settings = EngineSettings(
+            manager=config.manager,
+            prune=False,
+            network=ProbeSettings(allow_private_networks=config.allow_private_networks),
+        )
         self._probe_settings = (
             ProbeSettings(allow_private_networks=config.allow_private_networks) if config.probe else None
         )

@@ -25,7 +25,15 @@ from reconciler.operator.config import DEFAULT_PEERING_NAME, OperatorConfig, bui
 from reconciler.operator.events import EventSink, KopfEventSink
 from reconciler.operator.handlers import build_handlers
 from reconciler.operator.metrics import OperatorMetrics
-from reconciler.operator.peering import AlwaysOpen, PeeringGate, ResyncGate, own_identity
+from reconciler.operator.peering import (
+    STANDALONE,
+    AlwaysOpen,
+    PeeringCheck,
+    PeeringGate,
+    PeeringState,
+    ResyncGate,
+    own_identity,
+)
 from reconciler.operator.reconciling import ObjectReconciler
 from reconciler.operator.serving import RegistryHealth, build_app, start_server
 from reconciler.registry import open_registry
@@ -51,6 +59,15 @@ class Operator:
         self._environ = environ if environ is not None else dict(os.environ)
         self._events = events or KopfEventSink()
         self._rng = rng
+        self.peering: PeeringState = STANDALONE
+        """What `/healthz` reports about peering: ready, or what this instance waits for and the ways out."""
+
+    async def _watch_peering(self, check: PeeringCheck) -> None:
+        """Re-check every few seconds, so `/healthz` and the log follow the peering object appearing or going."""
+        while True:
+            await asyncio.sleep(self.config.peering_check_seconds)
+            previous, self.peering = self.peering, await check.check()
+            _log_peering(self.peering, previous)
 
     async def run(
         self,
@@ -67,6 +84,7 @@ class Operator:
         )
         log.info("registry %s open; serving %s", registry.url, ", ".join(config.namespaces) or "all namespaces")
         runner = None
+        watcher: asyncio.Task[None] | None = None
         cluster: Cluster | None = None
         reconciler: ObjectReconciler | None = None
         try:
@@ -95,9 +113,19 @@ class Operator:
                 rng=self._rng,
                 gate=gate,
             )
+            if not config.standalone:
+                check = PeeringCheck(
+                    cluster.read_peering,
+                    name=config.peering_name,
+                    namespaces=config.namespaces,
+                    clusterwide=config.clusterwide,
+                )
+                self.peering = await check.check()
+                _log_peering(self.peering, None)
+                watcher = asyncio.create_task(self._watch_peering(check), name="peering check")
             if config.port is not None:
                 health = RegistryHealth(registry.ping, cache_seconds=config.health_cache_seconds, executor=threads)
-                app = build_app(metrics=self.metrics, health=health)
+                app = build_app(metrics=self.metrics, health=health, peering=lambda: self.peering)
                 runner, self.port = await start_server(app, host=config.listen_host, port=config.port)
             await kopf.operator(
                 registry=build_handlers(reconciler=reconciler, access=access_of(configuration, in_cluster=in_cluster)),
@@ -110,6 +138,8 @@ class Operator:
                 identity=cast(Any, identity),  # kopf's Identity is a NewType of str it does not export
             )
         finally:
+            if watcher is not None:
+                watcher.cancel()
             if reconciler is not None:
                 await reconciler.close()
             if runner is not None:
@@ -118,6 +148,16 @@ class Operator:
                 await cluster.close()
             await loop.run_in_executor(threads, registry.close)
             threads.shutdown(wait=False)
+
+
+def _log_peering(state: PeeringState, previous: PeeringState | None) -> None:
+    """Say so when the instance starts waiting (and again when it stops): a silent wait strands a newcomer."""
+    if previous is not None and previous.ready == state.ready:
+        return
+    if state.ready:
+        log.info("peering: %s", state.message)
+    else:
+        log.warning("peering: %s", state.message)
 
 
 def run_operator(

@@ -1,4 +1,5 @@
-"""The operator's small HTTP server: `/metrics` (Prometheus) and `/healthz` (is the registry reachable?).
+"""The operator's small HTTP server: `/metrics` (Prometheus) and `/healthz` (is the registry reachable? does the
+peering object this instance waits for exist?).
 
 Started by `running.operate` next to kopf and stopped with it. The health check pings the registry in a
 thread (SQLAlchemy is synchronous) and caches the answer for a few seconds, so a probe storm cannot load the
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from reconciler.errors import ReconcilerError
 from reconciler.operator.metrics import CONTENT_TYPE, OperatorMetrics
+from reconciler.operator.peering import STANDALONE, PeeringState
 
 PING_TIMEOUT_SECONDS = 10.0
 
@@ -63,7 +65,13 @@ class RegistryHealth:
             return report
 
 
-def build_app(*, metrics: OperatorMetrics, health: RegistryHealth) -> web.Application:
+def build_app(
+    *, metrics: OperatorMetrics, health: RegistryHealth, peering: Callable[[], PeeringState] = lambda: STANDALONE
+) -> web.Application:
+    """`/healthz` answers 503 only for the registry; a missing peering object is reported (`peering.ready`
+    false, with what is awaited and the ways out) but keeps 200, so a liveness probe does not restart a pod
+    that only waits for its peering object."""
+
     async def serve_metrics(_request: web.Request) -> web.Response:
         response = web.Response(body=metrics.render())
         response.headers["Content-Type"] = CONTENT_TYPE
@@ -71,8 +79,14 @@ def build_app(*, metrics: OperatorMetrics, health: RegistryHealth) -> web.Applic
 
     async def serve_health(_request: web.Request) -> web.Response:
         report = await health.check()
+        state = peering()
         return web.json_response(
-            {"healthy": report.healthy, "registry": report.message}, status=200 if report.healthy else 503
+            {
+                "healthy": report.healthy,
+                "registry": report.message,
+                "peering": {"ready": state.ready, "message": state.message},
+            },
+            status=200 if report.healthy else 503,
         )
 
     app = web.Application()

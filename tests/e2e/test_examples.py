@@ -72,7 +72,7 @@ def _check_printed_table(kube: KubeHttp) -> None:
     """What `kubectl get mcps -n demo` prints: the server-side Table from the CRD's printer columns."""
     table = kube.get(custom_path("demo", "mcpservers"), accept=TABLE_ACCEPT)
     columns = [column["name"] for column in table["columnDefinitions"]]
-    assert columns[:7] == ["Name", "Transport", "Auth", "Tools", "Ready", "Synced", "Age"]
+    assert columns[:8] == ["Name", "Transport", "Auth", "Enabled", "Tools", "Ready", "Synced", "Age"]
     rows = {row["cells"][0]: dict(zip(columns, row["cells"], strict=True)) for row in table["rows"]}
     assert set(rows) == {"everything", "notes-sse", "protected"}
     protected = rows["protected"]
@@ -81,6 +81,8 @@ def _check_printed_table(kube: KubeHttp) -> None:
     assert protected["Ready"] == "True"
     assert protected["Synced"] == "True"
     assert rows["notes-sse"]["Transport"] == "sse"
+    # `everything` leaves auth out and no server sets `enabled`: the columns show the values in effect.
+    assert (rows["everything"]["Auth"], [row["Enabled"] for row in rows.values()]) == ("none", [True] * 3)
     assert protected["Reason"] == "Available"
     obj = get(kube, Ref("MCPServer", "demo", "protected"))
     assert obj is not None and obj["status"]["registryId"], "the registry id is published in status"

@@ -109,3 +109,35 @@ def _tamper(url: str, namespace: str, name: str) -> None:
         assert isinstance(row, ServerRecord)
         with registry.transaction() as transaction:
             transaction.update([dataclasses.replace(row, url=TAMPERED)])
+
+
+@pytest.mark.timeout(120)
+def test_without_a_peering_object_the_operator_says_what_it_waits_for(
+    kube: KubeHttp,
+    new_namespace: NewNamespace,
+    tmp_path: Path,
+    start_operator: Start,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`run -n NS` against a cluster without the chart: a warning and `/healthz` name the wait and the ways out."""
+    import json
+    import urllib.request
+
+    namespace = new_namespace("nopeering")
+    running = start_operator(
+        [namespace], f"sqlite:///{tmp_path / 'r.db'}", standalone=False, peering_name=PEERING, peering_check_seconds=1
+    )
+
+    def peering() -> dict[str, object]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{running.port}/healthz", timeout=10) as response:
+            return dict(json.loads(response.read())["peering"])
+
+    waiting = peering()
+    assert waiting["ready"] is False
+    message = str(waiting["message"])
+    assert f"KopfPeering {PEERING!r} exists in namespace {namespace}" in message
+    assert "--standalone" in message and "install the chart" in message
+    assert any(r.levelname == "WARNING" and "--standalone" in r.getMessage() for r in caplog.records)
+
+    _install_peering(kube, namespace)
+    wait_for(lambda: peering()["ready"] is True, timeout=30, what="/healthz to see the peering object")

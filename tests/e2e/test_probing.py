@@ -72,7 +72,7 @@ def test_quickstart_reaches_ready_with_real_tool_snapshots(
         # What `kubectl get mcps -n demo` prints: the server-side Table from the CRD's printer columns.
         table = kube.get(custom_path("demo", "mcpservers"), accept=TABLE_ACCEPT)
         columns = [column["name"] for column in table["columnDefinitions"]]
-        assert columns[:7] == ["Name", "Transport", "Auth", "Tools", "Ready", "Synced", "Age"]
+        assert columns[:8] == ["Name", "Transport", "Auth", "Enabled", "Tools", "Ready", "Synced", "Age"]
         rows = {row["cells"][0]: dict(zip(columns, row["cells"], strict=True)) for row in table["rows"]}
         assert set(rows) == {"everything", "notes-sse", "protected"}
         assert rows["everything"]["Tools"] == _tool_count(demo.tools_url)

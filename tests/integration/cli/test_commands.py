@@ -64,14 +64,17 @@ def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
     code, out, _ = run("get", "mcps", "-n", "wacht", "--registry", sqlite_url)
     lines = out.splitlines()
     assert code == 0
-    assert lines[0].split() == ["NAME", "TRANSPORT", "AUTH", "TOOLS", "READY", "SYNCED", "AGE"]
-    assert lines[1].split()[:6] == ["billing-mcp", "<none>", "oauthClientCredentials", "<none>", "True", "True"]
+    assert lines[0].split() == ["NAME", "TRANSPORT", "AUTH", "ENABLED", "TOOLS", "READY", "SYNCED", "AGE"]
+    # billing-mcp leaves transport and enabled to their defaults: the table shows the values in effect.
+    billing = lines[1].split()[:7]
+    assert billing == ["billing-mcp", "streamable-http", "oauthClientCredentials", "true", "<none>", "True", "True"]
     code, out, _ = run("get", "mcpserver", "-o", "wide", "--registry", sqlite_url)
     assert out.splitlines()[0].split() == [
         "NAMESPACE",
         "NAME",
         "TRANSPORT",
         "AUTH",
+        "ENABLED",
         "TOOLS",
         "READY",
         "SYNCED",
@@ -189,3 +192,85 @@ def test_no_prune_keeps_rows_of_other_folders(sqlite_url: str) -> None:
     run("apply", "-f", str(EXAMPLES / "06-oauth"), "--no-probe", "--no-prune", "--registry", sqlite_url)
     code, out, _ = run("get", "mcps", "-n", "demo", "--registry", sqlite_url)
     assert "everything" in out
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        ("transport: streamable-http", "transport: sse", "transport is immutable: recreate to switch type"),
+        ("type: apiKey\n    headerName: X-API-Key", "type: bearer", "auth.type is immutable: recreate to switch type"),
+    ],
+)
+def test_plan_and_apply_refuse_switching_an_immutable_field(
+    tmp_path: Path, sqlite_url: str, before: str, after: str, message: str
+) -> None:
+    """The same wording as the CRD's CEL rule; the row keeps its type and nothing else of it is written."""
+    folder = tmp_path / "f"
+    shutil.copytree(EXAMPLES / "02-tenant-servers", folder)
+    assert run("apply", "-f", str(folder), "--no-probe", "--registry", sqlite_url)[0] == 0
+    servers = folder / "servers.yaml"
+    text = servers.read_text()
+    head, _, rest = text.partition("---")  # the first document is internal-search (apiKey, streamable-http)
+    assert before in head
+    servers.write_text(head.replace(before, after).replace("Internal Search", "Search") + "---" + rest)
+    code, out, err = run("plan", "-f", str(folder), "--registry", sqlite_url)
+    assert code == 1, err
+    assert "! MCPServer acme-prod/internal-search: conflict" in out and message in out, err
+    code, out, err = run("apply", "-f", str(folder), "--no-probe", "--registry", sqlite_url)
+    assert code == 1 and message in out and "conflicts left unresolved" in err
+    code, out, _ = run("get", "mcps", "internal-search", "-n", "acme-prod", "-o", "json", "--registry", sqlite_url)
+    assert any(c["reason"] == "Conflict" for c in json.loads(out)["status"]["conditions"])
+    head_again = servers.read_text().partition("---")[0]
+    servers.write_text(head_again.replace(after, before) + "---" + rest)
+    code, out, _ = run("plan", "-f", str(folder), "--registry", sqlite_url)
+    # Only the display name differs from the registry: the refused switch wrote nothing.
+    assert code == 2 and 'display_name: "Internal Search" → "Search"' in out and "immutable" not in out
+
+
+def test_plan_reports_a_declared_duplicate_of_an_app_owned_server(tmp_path: Path, sqlite_url: str) -> None:
+    folder = tmp_path / "f"
+    shutil.copytree(EXAMPLES / "02-tenant-servers", folder)
+    (folder / "copy.yaml").write_text(
+        "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\n"
+        "metadata: {name: plane-by-hand, namespace: acme-prod}\n"
+        "spec: {url: 'https://plane.example.com/mcp'}\n"
+    )
+    code, out, _ = run("plan", "-f", str(folder), "--registry", sqlite_url)
+    assert code == 1
+    assert "! MCPServer acme-prod/plane-by-hand: conflict" in out
+    assert "URL of server plane (owned by Plugin plane)" in out
+    code, _, _ = run("apply", "-f", str(folder), "--no-probe", "--registry", sqlite_url)
+    assert code == 1
+    code, out, _ = run("get", "mcps", "-n", "acme-prod", "--registry", sqlite_url)
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert (
+        "plane" in rows
+        and "plane-by-hand" in rows
+        and "Conflict"
+        in run("get", "mcps", "plane-by-hand", "-n", "acme-prod", "-o", "yaml", "--registry", sqlite_url)[1]
+    )
+
+
+def test_two_connections_marked_for_discovery_of_one_server_are_one_clear_error(tmp_path: Path) -> None:
+    def conn(name: str) -> str:
+        return (
+            "---\napiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPConnection\n"
+            f"metadata: {{name: {name}, namespace: acme}}\n"
+            "spec: {serverRef: drive, scope: platform, useForDiscovery: true}\n"
+        )
+
+    server = "apiVersion: mcp.reconciler.dev/v1alpha1\nkind: MCPServer\nmetadata: {name: drive, namespace: acme}\n"
+    (tmp_path / "objects.yaml").write_text(
+        server + "spec: {url: 'https://drive.example.com/mcp'}\n" + conn("first") + conn("second")
+    )
+    code, _, err = run("validate", "-f", str(tmp_path))
+    assert code == 1
+    assert err.startswith("error: objects.yaml:11: MCPConnection acme/second: field spec.useForDiscovery: ")
+    assert "first, second all set useForDiscovery for server 'drive'" in err and "connectionRef" in err
+    (tmp_path / "objects.yaml").write_text(
+        server
+        + "spec: {url: 'https://drive.example.com/mcp', discovery: {connectionRef: second}}\n"
+        + conn("first")
+        + conn("second")
+    )
+    assert run("validate", "-f", str(tmp_path))[0] == 0

@@ -58,7 +58,7 @@ def test_test_connection_is_recorded_as_the_last_test(
         assert stored.status["lastTest"]["ok"] is True and stored.status["tools"]["count"] == 4
         assert registry.fetch_probe_states()[("acme", "tools")].last_test is not None
     code, out, _ = run("get", "mcps", "tools", "-n", "acme", "--registry", sqlite_url)
-    assert out.splitlines()[1].split()[:6] == ["tools", "<none>", "<none>", "4", "True", "True"]
+    assert out.splitlines()[1].split()[:7] == ["tools", "streamable-http", "none", "true", "4", "True", "True"]
 
 
 def test_demo_applies_the_quickstart_against_live_servers(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_demo_applies_the_quickstart_against_live_servers(tmp_path: Path) -> Non
     assert "Applied: 5 to create" in out
     table = {line.split()[0]: line.split() for line in out.split("get mcps -n demo -o wide")[1].splitlines()[1:]}
     for name, count in (("everything", "4"), ("notes-sse", "4"), ("protected", "2")):
-        assert table[name][3:6] == [count, "True", "True"], out
+        assert table[name][3:7] == ["true", count, "True", "True"], out
     assert out.count("Connected · ") == 3
     code, out, _ = run("demo", "--registry", registry_url)
     assert code == 0 and "No changes. 5 objects up to date." in out and "Connected · " not in out

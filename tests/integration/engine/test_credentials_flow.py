@@ -249,3 +249,62 @@ def test_test_connection_mints_the_token_like_apply(
     assert outcome.result.ok and outcome.result.tools is not None and len(outcome.result.tools) == 2
     assert outcome.recorded and oauth_servers.main.grant_counts["client_credentials"] == 1
     assert status_of(registry, "crm")["credentials"]["expiresAt"]
+
+
+def sealed_values(registry: Registry, server_name: str) -> list[dict[str, Any]]:
+    return [row for row in registry.dump()["local_secrets"] if row["name"] == server_name]
+
+
+def test_deleting_a_server_without_probing_still_deregisters_its_client(
+    tmp_path: Path, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    """`apply --no-probe` and the operator's finalizer: clean-up does not depend on probing."""
+    auth = {"type": "oauthAuthorizationCode", "pkce": "confidential", "scopes": ["mcp:tools"]}
+    apply(tmp_path / "f", registry, [server("notion", oauth_servers.protected, auth)])
+    (client,) = registry.fetch_oauth_clients(tenant="acme", server="notion")
+    assert sealed_values(registry, "notion")  # the client secret and the registration token
+    no_probe = EngineSettings(network=ProbeSettings(allow_private_networks=True, total_timeout=15))
+    folder = tmp_path / "f"
+    (folder / "objects.yaml").write_text("")
+    report = reconcile(load_folder(folder), registry, settings=no_probe)
+    assert [str(a.verb) for a in report.plan.actions] == ["delete"]
+    assert oauth_servers.main.deregistered == [client.client_id]
+    assert (
+        sealed_values(registry, "notion") == [] and registry.fetch_oauth_clients(tenant="acme", server="notion") == []
+    )
+    assert not any("OAuth client" in warning for warning in report.warnings)
+
+
+def test_an_unreachable_authorization_server_leaves_a_warning_naming_the_client(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+    import socket
+
+    from reconciler.cli import main
+    from reconciler.registry import open_registry
+
+    auth = {"type": "oauthAuthorizationCode", "pkce": "confidential", "scopes": ["mcp:tools"]}
+    with open_registry(registry_url) as registry:
+        apply(tmp_path / "f", registry, [server("notion", oauth_servers.protected, auth)])
+        (client,) = registry.fetch_oauth_clients(tenant="acme", server="notion")
+        with socket.socket() as probe:  # a loopback port where nothing listens: the server moved or is down
+            probe.bind(("127.0.0.1", 0))
+            closed = probe.getsockname()[1]
+        moved = dataclasses.replace(client, registration_client_uri=f"http://127.0.0.1:{closed}/register/x")
+        with registry.transaction() as tx:
+            tx.put_oauth_client(moved)
+        assert sealed_values(registry, "notion")
+    (tmp_path / "f" / "objects.yaml").write_text("")
+    capsys.readouterr()
+    code = main(
+        ["apply", "-f", str(tmp_path / "f"), "--no-probe", "--allow-private-networks", "--registry", registry_url]
+    )
+    err = capsys.readouterr().err
+    assert code == 0
+    assert f"OAuth client {client.client_id} may still be registered at {client.issuer}" in err
+    assert oauth_servers.main.deregistered == []
+    with open_registry(registry_url) as registry:
+        assert sealed_values(registry, "notion") == []
+        assert registry.fetch_oauth_clients(tenant="acme", server="notion") == []
+    assert oauth_servers.main.minted and not any(value in err for value in oauth_servers.main.minted)

@@ -184,3 +184,45 @@ def test_bearer_servers_are_probed_with_their_secret_and_it_never_leaks(
     everything = json.dumps([r.status for r in report.results]) + json.dumps(registry.dump(), default=str)
     everything += capsys.readouterr().out
     assert TOKEN_VALUE not in everything and mcp_servers.bearer_token not in everything
+
+
+def connection(name: str, server_name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPConnection",
+        "metadata": {"name": name, "namespace": "acme"},
+        "spec": {"serverRef": server_name, "scope": "platform", **spec},
+    }
+
+
+def test_a_connection_marked_use_for_discovery_lists_the_servers_tools(
+    tmp_path: Path, registry: Registry, mcp_servers: LocalServers
+) -> None:
+    """Examples 04 and 05: the server has no credential of its own; its platform connection has one."""
+    docs = [
+        server("drive", mcp_servers.protected),
+        connection("drive-platform", "drive", auth={"secretKeyRef": {"name": "t", "key": "ok"}}, useForDiscovery=True),
+        connection(
+            "drive-agent", "drive", scope="agent", subject="a1", auth={"secretKeyRef": {"name": "t", "key": "no"}}
+        ),
+        secret("t", ok=mcp_servers.bearer_token, no=TOKEN_VALUE),
+    ]
+    report = apply(tmp_path, registry, docs)
+    status = status_of(report, "drive")
+    assert conditions(status)["Ready"]["status"] == "True", status
+    assert status["tools"]["count"] > 0
+    row = registry.fetch_state().rows[("servers", "acme", "drive")]
+    assert row.discovery_connection == "drive-platform"  # type: ignore[union-attr]
+
+
+def test_the_servers_connection_ref_wins_over_use_for_discovery(
+    tmp_path: Path, registry: Registry, mcp_servers: LocalServers
+) -> None:
+    docs = [
+        server("drive", mcp_servers.protected, discovery={"connectionRef": "drive-chosen"}),
+        connection("drive-marked", "drive", auth={"secretKeyRef": {"name": "t", "key": "no"}}, useForDiscovery=True),
+        connection("drive-chosen", "drive", auth={"secretKeyRef": {"name": "t", "key": "ok"}}),
+        secret("t", ok=mcp_servers.bearer_token, no=TOKEN_VALUE),
+    ]
+    report = apply(tmp_path, registry, docs)
+    assert conditions(status_of(report, "drive"))["Ready"]["status"] == "True"

@@ -30,6 +30,9 @@ SERVER: dict[str, Any] = {
         "auth": {"type": "bearer", "secretKeyRef": {"name": "t", "key": "k"}},
     },
     "status": {
+        "transport": "sse",
+        "authType": "bearer",
+        "enabled": False,
         "tools": {"count": 12},
         "conditions": [
             {"type": "Synced", "status": "False", "reason": "RegistryWriteFailed"},
@@ -59,8 +62,9 @@ def test_columns_per_kind() -> None:
     reason = ("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', 1)
     assert table == {
         "MCPServer": [
-            ("Transport", "string", ".spec.transport", 0),
-            ("Auth", "string", ".spec.auth.type", 0),
+            ("Transport", "string", ".status.transport", 0),
+            ("Auth", "string", ".status.authType", 0),
+            ("Enabled", "boolean", ".status.enabled", 0),
             ("Tools", "integer", ".status.tools.count", 0),
             ready,
             synced,
@@ -131,14 +135,16 @@ def test_every_column_path_exists_in_the_schema(info: Any) -> None:
 CASES = [
     ("Transport", SERVER, "sse"),
     ("Auth", SERVER, "bearer"),
+    ("Enabled", SERVER, "false"),
     ("Tools", SERVER, "12"),
     ("Ready", SERVER, "True"),
     ("Synced", SERVER, "False"),
     ("Age", SERVER, "5m"),
     ("URL", SERVER, "https://crm.example.com/mcp"),
     ("Reason", SERVER, "Reconciled"),
-    # kubectl shows what is stored: defaults live in the models, not the schema, so an omitted field is <none>.
+    # Before the first reconcile there is no status to show the effective values from.
     ("Transport", BARE_SERVER, NONE),
+    ("Enabled", BARE_SERVER, NONE),
     ("Auth", BARE_SERVER, NONE),
     ("Tools", BARE_SERVER, NONE),
     ("Ready", BARE_SERVER, NONE),

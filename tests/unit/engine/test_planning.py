@@ -222,3 +222,59 @@ def test_secret_change_shows_only_fingerprints() -> None:
     assert [(c.path, c.before, c.after) for c in action.changes] == [
         ("headers[0].fingerprint", "hmac-sha256:aa", "hmac-sha256:bb")
     ]
+
+
+def test_immutable_columns_cover_every_immutable_spec_path() -> None:
+    from reconciler.api.server import IMMUTABLE_SERVER_FIELDS
+    from reconciler.engine.planning import IMMUTABLE_COLUMNS
+
+    assert set(IMMUTABLE_COLUMNS) == set(IMMUTABLE_SERVER_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"transport": "sse"}, "transport is immutable: recreate to switch type ('streamable-http' → 'sse')"),
+        ({"auth_type": "bearer"}, "auth.type is immutable: recreate to switch type ('none' → 'bearer')"),
+    ],
+)
+def test_switching_an_immutable_field_in_place_is_refused(change: dict[str, str], message: str) -> None:
+    before, src = desired_server()
+    after, _ = desired_server(**change)
+    plan = plan_changes([(after, src)], observed(written(before)), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("conflict", "servers", "crm")]
+    assert plan.conflicts[0].message == message and not plan.has_changes
+
+
+def test_an_immutable_field_changed_behind_our_back_is_repaired() -> None:
+    record, src = desired_server()
+    drifted = written(dataclasses.replace(record, transport="sse"))
+    plan = plan_changes([(record, src)], observed(drifted), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("repair", "servers", "crm")]
+
+
+def test_a_declared_duplicate_of_an_app_owned_server_is_a_conflict() -> None:
+    owned, owned_src = desired_server("plane", owner_kind="Plugin", owner_name="plane")
+    copy, copy_src = desired_server("plane-copy")
+    plan = plan_changes([(owned, owned_src), (copy, copy_src)], observed(), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("create", "servers", "plane"), ("conflict", "servers", "plane-copy")]
+    assert "URL of server plane (owned by Plugin plane)" in plan.conflicts[0].message
+
+
+def test_a_declared_duplicate_of_an_app_owned_row_declared_elsewhere_is_a_conflict() -> None:
+    """Operator scope: only the duplicate is planned; the app-owned row was written from its own object."""
+    owned, _ = desired_server("plane", owner_kind="Plugin", owner_name="plane")
+    copy, copy_src = desired_server("plane-copy")
+    options = PlanOptions(manager=ME, prune=False)
+    plan = plan_changes([(copy, copy_src)], observed(written(owned)), options=options)
+    assert verbs(plan) == [("conflict", "servers", "plane-copy")]
+    # The same row about to be pruned no longer counts: the declared server is then the only one.
+    plan = plan_changes([(copy, copy_src)], observed(written(owned)), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("create", "servers", "plane-copy"), ("delete", "servers", "plane")]
+
+
+def test_servers_sharing_a_url_without_an_owner_are_not_duplicates() -> None:
+    first, first_src = desired_server("a")
+    second, second_src = desired_server("b")
+    plan = plan_changes([(first, first_src), (second, second_src)], observed(), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("create", "servers", "a"), ("create", "servers", "b")]

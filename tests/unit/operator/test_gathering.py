@@ -121,3 +121,18 @@ def test_build_input() -> None:
     assert desired.tenant_for("ns").slug == "acme"
     assert desired.secrets.read("ns", "crm-token", "token") == "v"
     assert desired.secrets.read("other", "crm-token", "token") is None
+
+
+def test_a_server_pass_includes_the_connections_marked_for_its_discovery() -> None:
+    server = body("MCPServer", "drive", {"url": "https://drive.example.com/mcp"})
+    marked = body(
+        "MCPConnection", "drive-platform", {"serverRef": "drive", "scope": "platform", "useForDiscovery": True}
+    )
+    unmarked = body("MCPConnection", "drive-agent", {"serverRef": "drive", "scope": "agent", "subject": "a1"})
+    elsewhere = body(
+        "MCPConnection", "drive-platform", {"serverRef": "drive", "scope": "platform", "useForDiscovery": True}
+    )
+    elsewhere["metadata"]["namespace"] = "other"
+    selection = select([parse_resource(server)], [server, marked, unmarked, elsewhere])
+    assert names(selection.resources) == {("MCPServer", "drive"), ("MCPConnection", "drive-platform")}
+    assert {r.metadata.namespace for r in selection.resources} == {"ns"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.operator.peering import PeeringGate, blocking_peers, own_identity, peers_of
+from reconciler.operator.peering import PeeringCheck, PeeringGate, PeeringReader, blocking_peers, own_identity, peers_of
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -109,3 +109,37 @@ def test_the_gate_closes_for_a_stronger_peer_a_missing_object_or_an_unreadable_o
         ]
 
     assert asyncio.run(scenario()) == [False, False, False, True]
+
+
+def _reader(objects: dict[str | None, dict[str, object] | None], calls: list[str | None]) -> PeeringReader:
+    async def read(namespace: str | None, name: str) -> dict[str, object] | None:
+        calls.append(namespace)
+        if namespace == "broken":
+            raise RuntimeError("the KopfPeering CRD is not installed")
+        return objects.get(namespace)
+
+    return read
+
+
+def test_a_missing_peering_object_says_what_is_awaited_and_the_two_ways_out() -> None:
+    calls: list[str | None] = []
+    check = PeeringCheck(
+        _reader({"a": {}}, calls), name="mcp-reconciler", namespaces=("a", "b", "broken", "team-*"), clusterwide=False
+    )
+    state = asyncio.run(check.check())
+    assert calls == ["a", "b", "broken"]  # a pattern cannot be checked
+    assert not state.ready
+    assert "nothing is reconciled until the KopfPeering 'mcp-reconciler' exists in namespace b, broken" in state.message
+    assert "--standalone" in state.message and "install the chart" in state.message
+
+
+def test_peering_objects_that_exist_are_ready() -> None:
+    calls: list[str | None] = []
+    assert asyncio.run(
+        PeeringCheck(_reader({None: {}}, calls), name="p", namespaces=(), clusterwide=True).check()
+    ).ready
+    assert calls == [None]
+    state = asyncio.run(PeeringCheck(_reader({}, calls), name="p", namespaces=(), clusterwide=True).check())
+    assert not state.ready and "ClusterKopfPeering 'p'" in state.message
+    state = asyncio.run(PeeringCheck(_reader({}, calls), name="p", namespaces=("t-*",), clusterwide=False).check())
+    assert state.ready and "not verified" in state.message

@@ -73,4 +73,27 @@ def test_metrics_and_health_endpoints() -> None:
     assert 'mcp_reconciler_drift_repairs_total{kind="MCPServer"} 1.0' in text
     assert 'mcp_reconciler_server_tools{name="crm",namespace="ns"} 7.0' in text
     assert "mcp_reconciler_probe_latency_seconds_count 1.0" in text
-    assert (status, health) == (200, {"healthy": True, "registry": "registry reachable"})
+    peering = {"ready": True, "message": "standalone: no peering"}
+    assert (status, health) == (200, {"healthy": True, "registry": "registry reachable", "peering": peering})
+
+
+def test_health_reports_a_missing_peering_object_without_failing_the_probe() -> None:
+    from reconciler.operator.peering import PeeringState
+
+    waiting = PeeringState(False, "waiting: nothing is reconciled until the KopfPeering 'p' exists")
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        health = RegistryHealth(lambda: None, cache_seconds=0)
+        app = build_app(metrics=OperatorMetrics(), health=health, peering=lambda: waiting)
+        runner, port = await start_server(app, host="127.0.0.1", port=0)
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/healthz") as response,
+            ):
+                return response.status, json.loads(await response.text())
+        finally:
+            await runner.cleanup()
+
+    status, health = asyncio.run(scenario())
+    assert status == 200 and health["peering"] == {"ready": False, "message": waiting.message}
