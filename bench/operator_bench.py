@@ -806,6 +806,7 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
             namespaces=tuple(spaces),
         )
         timings: dict[str, list[float | None]] = {"clean": [], "holes": []}
+        reported: list[float] = []
         try:
             _wait_started(operator)
             healthy = [(f"server-{index:05d}", demo.tools_url) for index in range(objects)]
@@ -823,9 +824,11 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
                             servers.append(hole_items.pop(0))
                         servers.append(item)
                     servers.extend(hole_items)
+                started = time.monotonic()
                 timings[kind].append(_healthy_ready_s(http, namespace, servers, names))
                 if kind == "holes":  # the next round starts once these black holes' probes have given up
-                    _wait_all(http, namespace, len(servers), _reported, started=time.monotonic())
+                    _wait_all(http, namespace, len(servers), _reported, started=started)
+                    reported.append(round(time.monotonic() - started, 2))
         finally:
             _stop(operator)
 
@@ -838,6 +841,7 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
         "backend": backend,
         "healthy_ready_s_without_black_holes": [round(t, 2) if t is not None else None for t in timings["clean"]],
         "healthy_ready_s_with_black_holes": [round(t, 2) if t is not None else None for t in timings["holes"]],
+        "all_black_holes_reported_s": reported,
         "mean_without": round(clean, 2) if clean is not None else None,
         "mean_with": round(with_holes, 2) if with_holes is not None else None,
         "ratio_with / without": _ratio(with_holes, clean),
