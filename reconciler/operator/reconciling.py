@@ -722,9 +722,12 @@ class ObjectReconciler:
                     await self._report(step, results, {job.obj.source for job, _ in results}, waiting)
             if probing is not None:
                 await probing
-        except BaseException as error:
+        except asyncio.CancelledError as error:
             _fail(list(waiting.values()), error)
             raise
+        except Exception as error:  # the waiting passes record it in status; nobody awaits this task
+            _fail(list(waiting.values()), error)
+            return
         finally:
             if probing is not None and not probing.done():
                 probing.cancel()
