@@ -27,7 +27,14 @@ since start, `MCPR_BENCH_TRIM=1` to see what `gc.collect()` and `malloc_trim` gi
 `MCPR_BENCH_PRELUDE=<python>` to run an experiment (a monkeypatch, a setting) in the operator before it starts.
 Environment variables such as `MALLOC_ARENA_MAX` reach the operator unchanged.
 
+`--black-holes N` measures something else: `--objects` healthy servers (the demo tools server) created in one
+namespace, and the same number created among N black holes (listeners on 127.0.0.1 that accept TCP and never
+answer) in another, by one operator in one run after a small warm-up, twice each in the order A B B A; it prints
+the seconds until every healthy server is Ready in each round, and the ratio of the means (target ≤ 1.1: a server
+that never answers costs the others nothing).
+
     python bench/operator_bench.py [--objects 1000] [--resync 10] [--backend sqlite|postgresql] [--probe]
+    python bench/operator_bench.py --black-holes 10 --objects 50
 """
 
 from __future__ import annotations
@@ -351,13 +358,20 @@ gc-tracked object types and (with `MCPR_BENCH_TRACEMALLOC=<frames>`) the top all
 
 
 def _start_operator(
-    plane: ControlPlane, *, registry_url: str, resync: float, probe: bool, log_path: Path, dump_path: Path | None
+    plane: ControlPlane,
+    *,
+    registry_url: str,
+    resync: float,
+    probe: bool,
+    log_path: Path,
+    dump_path: Path | None,
+    namespaces: tuple[str, ...] = (NAMESPACE,),
 ) -> subprocess.Popen[bytes]:
     code = (
         "import sys; from pathlib import Path; "
         f"sys.path.insert(0, {str(REPO)!r}); "
         "from reconciler.operator import run_operator; "
-        f"run_operator([{NAMESPACE!r}], registry_url={registry_url!r}, standalone=True, port=None, "
+        f"run_operator({list(namespaces)!r}, registry_url={registry_url!r}, standalone=True, port=None, "
         f"resync_interval={resync!r}, kubeconfig=Path({str(plane.kubeconfig)!r}), "
         f"allow_private_networks={probe!r})"
     )
@@ -720,6 +734,121 @@ def _measure_operator(
         _stop(operator)
 
 
+def _reported(obj: dict[str, Any]) -> bool:
+    """Ready is no longer Unknown: the server's probe has ended, one way or the other."""
+    found = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])}
+    return found.get("Ready") in ("True", "False")
+
+
+def _healthy_ready_s(
+    http: KubeHttp, namespace: str, servers: list[tuple[str, str]], healthy: set[str], *, poll: float = 0.2
+) -> float | None:
+    """Create `servers` (name, url) from 8 threads and poll until every one named in `healthy` is Ready: the
+    seconds from the first create until then (None past the timeout). Polls 5 times a second, not once."""
+    collection = custom_path(namespace, "mcpservers")
+
+    def one(item: tuple[str, str]) -> None:
+        name, url = item
+        body = {
+            "apiVersion": "mcp.reconciler.dev/v1alpha1",
+            "kind": "MCPServer",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"url": url, "network": {"allowPrivate": True}},
+        }
+        http.post(collection, body)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, servers))
+    while time.monotonic() - started < CONVERGE_TIMEOUT_SECONDS:
+        items = http.get(collection, timeout=120)["items"]
+        if sum(1 for item in items if item["metadata"]["name"] in healthy and _ready(item)) == len(healthy):
+            return time.monotonic() - started
+        time.sleep(poll)
+    return None
+
+
+def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
+    """`objects` healthy servers (the demo tools server) to Ready, alone and then with `holes` black holes (TCP
+    listeners on 127.0.0.1 that accept and never answer) created among them, by one operator in one run."""
+    from reconciler.demo.serving import ServerLoop
+
+    workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
+    with contextlib.ExitStack() as stack:
+        demo = stack.enter_context(start_demo_servers())
+        loop = stack.enter_context(ServerLoop())
+        hole_urls = [loop.serve_black_hole() + "/mcp" for _ in range(holes)]
+        plane = start_control_plane(find_binaries(build=True), workdir / "control-plane")
+        stack.callback(plane.stop)
+        http = KubeHttp(plane.server, plane.token)
+        registry_url, drop = _registry_url(backend, workdir)
+        if drop is not None:
+            stack.callback(drop)
+        subprocess.run(
+            [sys.executable, "-m", "reconciler.cli", "migrate", "--registry", registry_url],
+            check=True,
+            cwd=REPO,
+            timeout=120,
+            capture_output=True,
+        )
+        # A B B A: any drift over the run (a warming cache, a growing etcd) weighs on both conditions alike.
+        rounds = ("clean", "holes", "holes", "clean")
+        spaces = [f"{NAMESPACE}-warmup", *(f"{NAMESPACE}-{kind}-{index}" for index, kind in enumerate(rounds))]
+        for namespace in spaces:
+            _create_namespace(http, namespace)
+        operator = _start_operator(
+            plane,
+            registry_url=registry_url,
+            resync=300.0,
+            probe=True,
+            log_path=workdir / "operator.log",
+            dump_path=None,
+            namespaces=tuple(spaces),
+        )
+        timings: dict[str, list[float | None]] = {"clean": [], "holes": []}
+        reported: list[float] = []
+        try:
+            _wait_started(operator)
+            healthy = [(f"server-{index:05d}", demo.tools_url) for index in range(objects)]
+            names = {name for name, _ in healthy}
+            # Imports, the SSL context and the first registry connections are paid here, by neither measurement.
+            _healthy_ready_s(http, spaces[0], healthy[:5], {name for name, _ in healthy[:5]})
+            every = max(1, objects // max(1, holes))
+            for namespace, kind in zip(spaces[1:], rounds, strict=True):
+                servers = healthy
+                if kind == "holes":
+                    hole_items = [(f"hole-{index:03d}", url) for index, url in enumerate(hole_urls)]
+                    servers = []
+                    for index, item in enumerate(healthy):
+                        if index % every == 0 and hole_items:
+                            servers.append(hole_items.pop(0))
+                        servers.append(item)
+                    servers.extend(hole_items)
+                started = time.monotonic()
+                timings[kind].append(_healthy_ready_s(http, namespace, servers, names))
+                if kind == "holes":  # the next round starts once these black holes' probes have given up
+                    _wait_all(http, namespace, len(servers), _reported, started=started)
+                    reported.append(round(time.monotonic() - started, 2))
+        finally:
+            _stop(operator)
+
+    def mean(values: list[float | None]) -> float | None:
+        return None if any(value is None for value in values) else sum(values) / len(values)  # type: ignore[misc]
+
+    clean, with_holes = mean(timings["clean"]), mean(timings["holes"])
+    return {
+        "mode": f"{objects} healthy servers (demo tools server), alone and among {holes} black holes, rounds A B B A",
+        "backend": backend,
+        "healthy_ready_s_without_black_holes": [round(t, 2) if t is not None else None for t in timings["clean"]],
+        "healthy_ready_s_with_black_holes": [round(t, 2) if t is not None else None for t in timings["holes"]],
+        "all_black_holes_reported_s": reported,
+        "mean_without": round(clean, 2) if clean is not None else None,
+        "mean_with": round(with_holes, 2) if with_holes is not None else None,
+        "ratio_with / without": _ratio(with_holes, clean),
+        "target": "<= 1.1",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=1000)
@@ -733,7 +862,17 @@ def main() -> None:
     parser.add_argument(
         "--no-baselines", dest="baselines", action="store_false", help="skip the same-run baselines (no ratios)"
     )
+    parser.add_argument(
+        "--black-holes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time --objects healthy servers to Ready alone and among N black holes (same run), nothing else",
+    )
     args = parser.parse_args()
+    if args.black_holes:
+        print(json.dumps(run_black_holes(args.objects, args.black_holes, args.backend), indent=2))
+        return
     result = run(args.objects, args.resync, args.backend, probe=args.probe, baselines=args.baselines)
     timeline = result.pop("operator_rss_timeline_s_mb")
     print(json.dumps(result, indent=2))

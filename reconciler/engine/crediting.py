@@ -8,8 +8,8 @@ SSRF-guarded `ProbeHttp` per step.
                     servers about to be deleted (their rows cascade afterwards). It runs with or without
                     probing (`apply --no-probe`, the operator's finalizer): a deletion never leaves a client
                     registered or a sealed value behind silently.
-    after apply     prepare_and_probe: mint or reuse OAuth client-credentials tokens, register clients
-                    dynamically (RFC 7591), then probe with those headers.
+    after apply     prepare_credentials: mint or reuse OAuth client-credentials tokens, register clients
+                    dynamically (RFC 7591); the probe step then probes with those headers (`with_credentials`).
 
 Called by `reconciling.reconcile`; the decisions (which actions are rotations, how status reads) are pure.
 """
@@ -297,6 +297,41 @@ def _rotation_message(action: Action, result: ProbeResult) -> str:
     )
 
 
+def prepare_credentials(
+    jobs: Sequence[ProbeJob],
+    *,
+    options: ProbeOptions,
+    registry: Registry,
+    secrets: SecretReader,
+    states: Mapping[tuple[str, str], ProbeStateRecord],
+    step: CredentialStep,
+) -> dict[tuple[str, str], PreparedCredentials | CredentialFailure]:
+    """OAuth preparation (mint, register, re-register) for the servers about to be probed. Synchronous: it mixes
+    short registry transactions with calls to authorization servers, so callers run it off the event loop and
+    off the registry's threads (both bounded resources a slow authorization server must not hold)."""
+    oauth = [
+        job.obj.record
+        for job in jobs
+        if isinstance(job.obj.record, ServerRecord) and job.obj.record.auth_type in OAUTH_TYPES
+    ]
+    if not oauth:
+        return {}
+
+    async def run() -> dict[tuple[str, str], PreparedCredentials | CredentialFailure]:
+        async with ProbeHttp() as http:
+            context = _context(registry, secrets, http, options.settings, client_max_age=options.client_max_age)
+            discoveries = {
+                (record.tenant, record.name): discovery
+                for record in oauth
+                if (discovery := discovery_from_status(_discovery_of(states, record))) is not None
+            }
+            prepared = dict(await prepare_many(oauth, context=context, discoveries=discoveries))
+            await _rotate_due_clients(oauth, prepared, jobs=jobs, context=context, step=step)
+            return prepared
+
+    return anyio.run(run)
+
+
 def prepare_and_probe(
     jobs: Sequence[ProbeJob],
     *,
@@ -307,33 +342,19 @@ def prepare_and_probe(
     step: CredentialStep,
     on_result: Callable[[ProbeTarget, ProbeResult], None] | None = None,
 ) -> tuple[list[ProbeResult], dict[tuple[str, str], PreparedCredentials | CredentialFailure]]:
-    """OAuth preparation (mint, register) for the servers about to be probed, then the probes themselves."""
+    """`prepare_credentials`, then the probes themselves, for synchronous callers (Test Connection)."""
+    prepared = prepare_credentials(jobs, options=options, registry=registry, secrets=secrets, states=states, step=step)
+    targets = [with_credentials(job.target, prepared.get(job.obj.key[1:])) for job in jobs]
 
-    async def run() -> tuple[list[ProbeResult], dict[tuple[str, str], PreparedCredentials | CredentialFailure]]:
+    async def run() -> list[ProbeResult]:
         async with ProbeHttp() as http:
-            oauth = [
-                job.obj.record
-                for job in jobs
-                if isinstance(job.obj.record, ServerRecord) and job.obj.record.auth_type in OAUTH_TYPES
-            ]
-            prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = {}
-            if oauth:
-                context = _context(registry, secrets, http, options.settings, client_max_age=options.client_max_age)
-                discoveries = {
-                    (record.tenant, record.name): discovery
-                    for record in oauth
-                    if (discovery := discovery_from_status(_discovery_of(states, record))) is not None
-                }
-                prepared = dict(await prepare_many(oauth, context=context, discoveries=discoveries))
-                await _rotate_due_clients(oauth, prepared, jobs=jobs, context=context, step=step)
-            targets = [_with_credentials(job.target, prepared.get(job.obj.key[1:])) for job in jobs]
             results = await probe_many(targets, settings=options.settings, http=http, on_result=on_result)
             return [
                 credential_outcome(job.obj, result, prepared.get(job.obj.key[1:]))
                 for job, result in zip(jobs, results, strict=True)
-            ], prepared
+            ]
 
-    return anyio.run(run)
+    return anyio.run(run), prepared
 
 
 def _discovery_of(states: Mapping[tuple[str, str], ProbeStateRecord], record: ServerRecord) -> dict[str, object] | None:
@@ -341,7 +362,7 @@ def _discovery_of(states: Mapping[tuple[str, str], ProbeStateRecord], record: Se
     return None if state is None else state.discovery
 
 
-def _with_credentials(target: ProbeTarget, prepared: PreparedCredentials | CredentialFailure | None) -> ProbeTarget:
+def with_credentials(target: ProbeTarget, prepared: PreparedCredentials | CredentialFailure | None) -> ProbeTarget:
     if isinstance(prepared, PreparedCredentials):
         headers = {**target.headers, **prepared.headers}
         list_tools = prepared.list_tools if prepared.list_tools is not None else target.list_tools

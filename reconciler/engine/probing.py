@@ -1,9 +1,10 @@
 """The probe step of the reconcile loop: choose servers to probe, probe them, record and report results.
 
-Called by `reconciling.reconcile` after rows are written. Selection and status building are pure;
-the network I/O happens in `crediting.prepare_and_probe`. A server is probed when its row changed,
-when it was never probed, when its last probe is older than `spec.discovery.interval`, or when forced;
-otherwise the stored results are reported again unchanged, so an idle resync writes nothing.
+Called by the steps of `reconciling.EnginePass` after rows are written. Selection and status building are pure;
+the network I/O happens in `reconciling.probe_pass` (and `crediting.prepare_credentials` for OAuth). A server is
+probed when its row changed, when it was never probed, when its last probe is older than
+`spec.discovery.interval`, or when forced; otherwise the stored results are reported again unchanged, so an idle
+resync writes nothing.
 """
 
 from __future__ import annotations

@@ -1,22 +1,27 @@
-"""The one reconcile loop: validate → build desired rows → observe → plan → apply → report status.
+"""The one reconcile loop: validate → build desired rows → observe → plan → apply → probe → report status.
 
-Both drivers call it: the CLI with a folder's worth of resources (pruning what disappeared), the operator
-with the objects of one namespace set. Writes happen in a single registry transaction, and only when
-something changed: a no-op run issues no INSERT/UPDATE/DELETE at all.
+Both drivers call it: the CLI with a folder's worth of resources (pruning what disappeared) through `reconcile`,
+the operator with the objects of one namespace set, step by step (`EnginePass`), so that its registry threads
+run only the registry steps and probes wait on its event loop. Rows are written in one registry transaction and
+results in another, and only when something changed: a no-op run issues no INSERT/UPDATE/DELETE at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from reconciler.api import MCPConnection, MCPServer
 from reconciler.api.common import dump_spec
 from reconciler.api.server import ApiKeyAuth, BearerAuth
+from reconciler.credentials import CredentialFailure, PreparedCredentials
 from reconciler.engine.applying import apply_plan
 from reconciler.engine.crediting import (
     CredentialStep,
@@ -25,8 +30,10 @@ from reconciler.engine.crediting import (
     credential_facts,
     pin_accepted,
     prepare_and_probe,
+    prepare_credentials,
     release_deleted,
     rotation_status,
+    with_credentials,
 )
 from reconciler.engine.desired import DesiredObject, build_desired
 from reconciler.engine.fastpath import input_digest, probes_due
@@ -38,6 +45,7 @@ from reconciler.engine.probing import (
     RecordedProbe,
     build_target,
     connection_records,
+    credential_outcome,
     needs_probe,
     probe_status,
     progress_reporter,
@@ -46,16 +54,19 @@ from reconciler.engine.probing import (
 from reconciler.engine.status import StatusInputs, build_status
 from reconciler.engine.validation import check_discovery_candidates, check_references, check_tenant_collisions
 from reconciler.errors import DependencyPending, InvalidInput, MissingReference
-from reconciler.probe import ProbeResult, ProbeSettings
+from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, probe_many
 from reconciler.registry import Registry
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
     ObservedState,
+    ProbeStateRecord,
     Record,
     ResourceRecord,
+    RowKey,
     ServerRecord,
     SourceRef,
     TenantRecord,
+    ToolSnapshotRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -208,6 +219,57 @@ def _resource_record(
     )
 
 
+@dataclass
+class EnginePass:
+    """One pass of the loop as a value flowing through its steps; each step fills in what the next one reads.
+
+        plan_pass          registry reads: validate, build desired rows, observe, plan     (a registry thread)
+        check_credentials  rotated Secrets verified against the live servers              (network)
+        apply_pass         one transaction; then the probe states and the probe jobs      (a registry thread)
+        prepare_pass       OAuth tokens minted, clients registered                        (network + registry)
+        probe_pass         the MCP servers probed, each result handed on as it arrives     (network, async)
+        report_pass        probe results and statuses written in one transaction          (a registry thread)
+
+    `reconcile` runs them in order for the CLI. The operator runs the registry steps on its registry threads and
+    the network steps elsewhere, so a server that never answers holds neither a registry thread nor the objects
+    probed beside it (their results are reported as they arrive, in as many report passes as it takes).
+    """
+
+    desired: DesiredInput
+    settings: EngineSettings
+    now: dt.datetime
+    scope: ObjectScope | None
+    probe: ProbeOptions | None
+    report: ReconcileReport
+    done: bool = False
+    """Nothing left to do: the fast path proved nothing moved, or it was a dry run. `report` is the outcome."""
+    objects: list[DesiredObject] = field(default_factory=list)
+    read_tenants: frozenset[str] | None = None
+    digest: str | None = None
+    stamp_before: int | None = None
+    had_marker: bool = False
+    credential_step: CredentialStep = field(default_factory=CredentialStep)
+    previous: dict[tuple[str, str, str], ResourceRecord] = field(default_factory=dict)
+    actions: dict[SourceRef, Action] = field(default_factory=dict)
+    row_ids: Mapping[RowKey, int] = field(default_factory=dict)
+    stamp_locked: int | None = None
+    stamp_applied: int | None = None
+    probe_states: dict[tuple[str, str], ProbeStateRecord] = field(default_factory=dict)
+    snapshots: dict[tuple[str, str], list[ToolSnapshotRecord]] = field(default_factory=dict)
+    jobs: list[ProbeJob] = field(default_factory=list)
+    prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> Plan:
+        return self.report.plan
+
+    @property
+    def unprobed(self) -> frozenset[SourceRef]:
+        """The objects whose status does not wait for a probe: reportable right after apply."""
+        probed = {job.obj.source for job in self.jobs}
+        return frozenset(obj.source for obj in self.objects if obj.source not in probed)
+
+
 def reconcile(
     desired: DesiredInput,
     registry: Registry,
@@ -222,100 +284,209 @@ def reconcile(
 
     Without a scope every object is reconciled and rows of objects gone from `desired` are pruned (CLI over
     a folder). With a scope, all of `desired` is validated (references must resolve) but only the scoped
-    objects are planned and applied (operator).
+    objects are planned and applied (operator, which runs the steps itself: see `EnginePass`).
     """
+    step = plan_pass(desired, registry, settings=settings, dry_run=dry_run, now=now, scope=scope, probe=probe)
+    if step.done:
+        return step.report
+    check_credentials(step, registry)
+    apply_pass(step, registry)
+    prepare_pass(step, registry)
+    results: list[tuple[ProbeJob, ProbeResult]] = []
+    if step.jobs and step.probe is not None:
+        progress = progress_reporter(step.probe, len(step.jobs))
+
+        def collect(job: ProbeJob, result: ProbeResult) -> None:
+            results.append((job, result))
+            progress(job.target, result)
+
+        anyio.run(functools.partial(probe_pass, step, on_result=collect))
+    report_pass(step, registry, results)
+    return step.report
+
+
+def plan_pass(
+    desired: DesiredInput,
+    registry: Registry,
+    *,
+    settings: EngineSettings,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    scope: ObjectScope | None = None,
+    probe: ProbeOptions | None = None,
+) -> EnginePass:
+    """Registry reads only: the fast path, validation, desired rows and the plan."""
     now = now or dt.datetime.now(dt.UTC)
-    digest = stamp_before = None
-    had_marker = False
+    empty = ReconcileReport(plan=Plan(actions=()), warnings=list(desired.warnings))
+    step = EnginePass(desired=desired, settings=settings, now=now, scope=scope, probe=probe, report=empty)
     if scope is None:
-        digest = input_digest(desired, key=registry.fingerprint_key(), manager=settings.manager, prune=settings.prune)
-        stamp_before, marker = registry.fetch_applied_marker(settings.manager)
-        had_marker = marker is not None
-        unchanged = marker is not None and stamp_before is not None and marker == (stamp_before, digest)
+        step.digest = input_digest(
+            desired, key=registry.fingerprint_key(), manager=settings.manager, prune=settings.prune
+        )
+        step.stamp_before, marker = registry.fetch_applied_marker(settings.manager)
+        step.had_marker = marker is not None
+        unchanged = marker is not None and step.stamp_before is not None and marker == (step.stamp_before, step.digest)
         if unchanged and (
             probe is None or (not probe.force and not probes_due(desired, registry.fetch_probe_states(), now=now))
         ):
             plan = Plan(actions=(), unchanged=len(desired.resources))
-            return ReconcileReport(plan=plan, applied=not dry_run, warnings=list(desired.warnings))
+            step.report = ReconcileReport(plan=plan, applied=not dry_run, warnings=list(desired.warnings))
+            step.done = True
+            return step
     objects = prepare(desired, registry, settings=settings)
-    read_tenants: frozenset[str] | None = None
     if scope is not None:
         objects = [obj for obj in objects if obj.source in scope.targets]
-        settings = dataclasses.replace(settings, prune=False)
+        step.settings = dataclasses.replace(settings, prune=False)
         # Nothing is pruned in scope mode, so rows of other tenants cannot matter: do not read them.
-        read_tenants = frozenset(obj.tenant.slug for obj in objects)
-    plan = plan_for(objects, registry, settings=settings, tenants=read_tenants)
-    report = ReconcileReport(plan=plan, warnings=list(desired.warnings) + list(plan.warnings))
-    if dry_run:
-        return report
-    credential_step = CredentialStep()
-    if probe is not None:
-        # A changed Secret is proven against the live server before any row points at its new fingerprint.
-        plan, credential_step = before_apply(
-            plan, objects=objects, registry=registry, secrets=desired.secrets, settings=probe.settings
+        step.read_tenants = frozenset(obj.tenant.slug for obj in objects)
+    step.objects = objects
+    plan = plan_for(objects, registry, settings=step.settings, tenants=step.read_tenants)
+    step.report = ReconcileReport(plan=plan, warnings=list(desired.warnings) + list(plan.warnings))
+    step.done = dry_run
+    return step
+
+
+def check_credentials(step: EnginePass, registry: Registry) -> None:
+    """A changed Secret is proven against the live server before any row points at its new fingerprint
+    (network I/O; unverified rotations are held back in the plan), and the OAuth clients of servers about to be
+    deleted are deregistered and their sealed values removed, with or without probing."""
+    if step.probe is not None:
+        plan, step.credential_step = before_apply(
+            step.plan,
+            objects=step.objects,
+            registry=registry,
+            secrets=step.desired.secrets,
+            settings=step.probe.settings,
         )
-        report.plan = plan
+        step.report.plan = plan
     # Not tied to probing: deleting a server must not leave its OAuth client registered or its sealed values.
-    network = probe.settings if probe is not None else settings.network
-    report.warnings += release_deleted(plan.actions, registry=registry, secrets=desired.secrets, settings=network)
-    previous = {} if scope is not None else {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources()}
-    actions = {action.source: action for action in plan.actions if action.source is not None}
+    network = step.probe.settings if step.probe is not None else step.settings.network
+    step.report.warnings += release_deleted(
+        step.plan.actions, registry=registry, secrets=step.desired.secrets, settings=network
+    )
+
+
+def apply_pass(step: EnginePass, registry: Registry) -> None:
+    """The plan in one transaction, then what the probe step needs: stored probe states, snapshots, the jobs."""
+    scope, objects, plan = step.scope, step.objects, step.plan
+    if scope is None:
+        step.previous = {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources()}
+    step.actions = {action.source: action for action in plan.actions if action.source is not None}
     tenants = {TenantRecord(slug=obj.tenant.slug, namespace=obj.tenant.namespace) for obj in objects}
     try:
         with registry.transaction() as tx:
-            stamp_locked = tx.lock_change_stamp()
+            step.stamp_locked = tx.lock_change_stamp()
             ordered_tenants = sorted(tenants, key=lambda t: (t.slug, t.namespace))
-            row_ids = apply_plan(tx, plan, tenants=ordered_tenants, actor=settings.manager)
-            stamp_applied = tx.lock_change_stamp()
+            step.row_ids = apply_plan(tx, plan, tenants=ordered_tenants, actor=step.settings.manager)
+            step.stamp_applied = tx.lock_change_stamp()
     except MissingReference as error:
         if scope is None:
             raise
         # Validation found every referenced object in the namespace; only its row is missing: its pass is
         # still to come (or failed on its own account, which its status says).
         raise DependencyPending(f"waiting for referenced objects to be registered: {error}", delay=2.0) from error
-    probe_states = registry.fetch_probe_states(tenants=read_tenants)
+    step.probe_states = dict(registry.fetch_probe_states(tenants=step.read_tenants))
     server_keys = {obj.key[1:] for obj in objects if obj.key[0] == "servers"}
-    snapshots = {key: registry.fetch_tool_snapshots(*key) for key in probe_states if key in server_keys}
-    recorded: list[RecordedProbe] = []
-    if probe is not None:
-        jobs = [
-            ProbeJob(obj, build_target(obj, connections=connection_records(objects), secrets=desired.secrets))
-            for obj in objects
-            if needs_probe(
-                obj,
-                actions[obj.source],
-                probe_states.get(obj.key[1:]),
-                now=now,
-                force=probe.force or obj.source in probe.forced,
-            )
-        ]
-        results, prepared = prepare_and_probe(
-            jobs,
-            options=probe,
-            registry=registry,
-            secrets=desired.secrets,
-            states=probe_states,
-            step=credential_step,
-            on_result=progress_reporter(probe, len(jobs)),
+    step.snapshots = {key: registry.fetch_tool_snapshots(*key) for key in step.probe_states if key in server_keys}
+    probe = step.probe
+    if probe is None:
+        return
+    connections = connection_records(objects)
+    step.jobs = [
+        ProbeJob(obj, build_target(obj, connections=connections, secrets=step.desired.secrets))
+        for obj in objects
+        if needs_probe(
+            obj,
+            step.actions[obj.source],
+            step.probe_states.get(obj.key[1:]),
+            now=step.now,
+            force=probe.force or obj.source in probe.forced,
         )
-        for job, result in zip(jobs, results, strict=True):
-            server_key = job.obj.key[1:]
-            item = record_probe(
-                job.obj,
-                result,
-                previous=snapshots.get(server_key, []),
-                actor=settings.manager,
-                credentials=credential_facts(prepared.get(server_key)),
-            )
-            recorded.append(item)
-            probe_states[server_key] = item.state
-            if item.snapshot is not None and (
-                not snapshots.get(server_key) or snapshots[server_key][0].hash != item.snapshot.hash
-            ):
-                snapshots[server_key] = [item.snapshot, *snapshots.get(server_key, [])][:2]
-            elif item.snapshot is not None:
-                snapshots[server_key] = [item.snapshot, *snapshots[server_key][1:]]
-            report.probed.append((job.obj, result))
+    ]
+
+
+def prepare_pass(step: EnginePass, registry: Registry) -> None:
+    """OAuth credentials for the servers about to be probed (authorization servers and short transactions)."""
+    if step.probe is None or not step.jobs:
+        return
+    step.prepared = prepare_credentials(
+        step.jobs,
+        options=step.probe,
+        registry=registry,
+        secrets=step.desired.secrets,
+        states=step.probe_states,
+        step=step.credential_step,
+    )
+
+
+async def probe_pass(
+    step: EnginePass,
+    *,
+    on_result: Callable[[ProbeJob, ProbeResult], None],
+    http: ProbeHttp | None = None,
+    limiter: anyio.Semaphore | None = None,
+) -> None:
+    """Probe every job, each as soon as `limiter` lets it (default: the probe settings' concurrency), handing each
+    result to `on_result` as it arrives. Network only: no registry access, so it runs on the caller's event loop."""
+    if step.probe is None or not step.jobs:
+        return
+    settings = step.probe.settings
+    if http is None:
+        async with ProbeHttp() as own:
+            return await probe_pass(step, on_result=on_result, http=own, limiter=limiter)
+    bound = limiter if limiter is not None else anyio.Semaphore(settings.max_concurrency)
+
+    async def one(job: ProbeJob) -> None:
+        prepared = step.prepared.get(job.obj.key[1:])
+        async with bound:
+            (result,) = await probe_many([with_credentials(job.target, prepared)], settings=settings, http=http)
+        on_result(job, credential_outcome(job.obj, result, prepared))
+
+    async with anyio.create_task_group() as tasks:
+        for job in step.jobs:
+            tasks.start_soon(one, job)
+
+
+def report_pass(
+    step: EnginePass,
+    registry: Registry,
+    results: Sequence[tuple[ProbeJob, ProbeResult]],
+    *,
+    sources: Collection[SourceRef] | None = None,
+) -> list[ObjectResult]:
+    """Record probe `results` and build the statuses of `sources` (default: every object) in one transaction.
+
+    The operator calls it once for the objects that were not probed and then once per group of probe results as
+    they arrive; each object is reported exactly once. Returns the results of this call (also added to
+    `step.report`).
+    """
+    desired, scope, objects, now = step.desired, step.scope, step.objects, step.now
+    settings, report, credential_step = step.settings, step.report, step.credential_step
+    probe_states, snapshots = step.probe_states, step.snapshots
+    whole = sources is None
+    chosen = frozenset(obj.source for obj in objects) if sources is None else frozenset(sources)
+    recorded: list[RecordedProbe] = []
+    probed: list[tuple[DesiredObject, ProbeResult]] = []
+    for job, result in results:
+        server_key = job.obj.key[1:]
+        item = record_probe(
+            job.obj,
+            result,
+            previous=snapshots.get(server_key, []),
+            actor=settings.manager,
+            credentials=credential_facts(step.prepared.get(server_key)),
+        )
+        recorded.append(item)
+        probe_states[server_key] = item.state
+        if item.snapshot is not None and (
+            not snapshots.get(server_key) or snapshots[server_key][0].hash != item.snapshot.hash
+        ):
+            snapshots[server_key] = [item.snapshot, *snapshots.get(server_key, [])][:2]
+        elif item.snapshot is not None:
+            snapshots[server_key] = [item.snapshot, *snapshots[server_key][1:]]
+        probed.append((job.obj, result))
+    report.probed.extend(probed)
+    results_now: list[ObjectResult] = []
     with registry.transaction() as tx:
         stamp_reporting = tx.lock_change_stamp()
         for item in recorded:
@@ -324,14 +495,16 @@ def reconcile(
             tx.put_probe_state(item.state)
         accepted = [
             value
-            for obj, result in report.probed
+            for obj, result in probed
             if result.ok and result.tools is not None
             for value in accepted_values(obj.record, desired.secrets)  # type: ignore[arg-type]
         ]
         accepted += [
             value
             for key, check in credential_step.rotations.items()
-            if check.outcome == "verified" and check.action.desired is not None
+            if check.outcome == "verified"
+            and check.action.desired is not None
+            and (whole or check.action.source in chosen)
             for value in accepted_values(check.action.desired, desired.secrets)  # type: ignore[arg-type]
         ]
         pin_accepted(registry, accepted, transaction=tx)
@@ -339,13 +512,15 @@ def reconcile(
         if audits:
             tx.audit(audits)
         changed_resources: list[ResourceRecord] = []
-        probed_now = {obj.key for obj, _ in report.probed}
+        probed_now = {obj.key for obj, _ in probed}
         for obj in objects:
-            action = actions[obj.source]
+            if obj.source not in chosen:
+                continue
+            action = step.actions[obj.source]
             meta = obj.resource.metadata
             # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
             spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
-            before = previous.get((obj.resource.kind, meta.namespace, meta.name))
+            before = step.previous.get((obj.resource.kind, meta.namespace, meta.name))
             if scope is not None:
                 generation = scope.generations.get(obj.source) or meta.generation or 1
                 previous_status = scope.statuses.get(obj.source)
@@ -363,7 +538,7 @@ def reconcile(
                 and not _rotation_failed(before.status)
             ):
                 # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
-                report.results.append(ObjectResult(obj, action, before.generation, before.status, False))
+                results_now.append(ObjectResult(obj, action, before.generation, before.status, False))
                 if _copy_outdated(before, obj):
                     changed_resources.append(_resource_record(obj, before, spec_hash, before.status, now=now))
                 continue
@@ -384,7 +559,7 @@ def reconcile(
                     obj=obj,
                     action=action,
                     generation=generation,
-                    registry_id=row_ids.get(obj.key),
+                    registry_id=step.row_ids.get(obj.key),
                     previous=previous_status,
                     now=now,
                     extra=extra,
@@ -392,7 +567,7 @@ def reconcile(
                 )
             )
             status_changed = previous_status is None or dict(previous_status) != status
-            report.results.append(ObjectResult(obj, action, generation, status, status_changed))
+            results_now.append(ObjectResult(obj, action, generation, status, status_changed))
             if scope is not None:
                 continue
             unchanged = (
@@ -411,24 +586,26 @@ def reconcile(
             for action in report.removals
             if action.source is not None
         ]
-        if gone and scope is None:
+        if gone and scope is None and whole:
             tx.delete_resources(gone)
         # Remember this input as reconciled only if no other writer touched the rows between our observation
         # and now (each transaction held the write lock), and a rerun would have nothing to report.
         if (
-            digest is not None
-            and stamp_before is not None
-            and stamp_locked == stamp_before
-            and stamp_reporting == stamp_applied
+            whole
+            and step.digest is not None
+            and step.stamp_before is not None
+            and step.stamp_locked == step.stamp_before
+            and stamp_reporting == step.stamp_applied
             and stamp_reporting is not None
-            and plan.clean
+            and step.plan.clean
         ):
-            tx.record_applied(settings.manager, stamp=stamp_reporting, digest=digest)
-        elif had_marker:
+            tx.record_applied(settings.manager, stamp=stamp_reporting, digest=step.digest)
+        elif step.had_marker and whole:
             # This run's outcome (statuses included) is not what the old marker vouches for.
             tx.forget_applied(settings.manager)
+    report.results.extend(results_now)
     report.applied = True
-    return report
+    return results_now
 
 
 def remove_object(

@@ -67,7 +67,12 @@ class OperatorConfig:
     max_concurrent_passes: int = 32
     """Passes in flight at once (each holds API connections and parsed objects while it waits for the engine)."""
     registry_threads: int = 2
-    """Threads running registry transactions: a global bound on concurrent database work."""
+    """Threads running registry transactions: a global bound on concurrent database work. They run nothing else:
+    probes wait on the event loop, so servers that never answer cannot hold them."""
+    probe_concurrency: int = 64
+    """MCP servers probed at once across all namespaces. A probe waiting on a server that never answers holds a
+    slot until the probe timeout, and costs only a socket and a task meanwhile: keep the bound well above the
+    number of such servers, so that they leave room for the others."""
     api_connections: int = 8
     """Connection pool of the operator's own API client (status writes, tenant and Secret reads)."""
     error_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300)

@@ -3,9 +3,10 @@
 Called by the kopf handlers in `handlers.py` (create/update/resume, the Secret watch, and the finalizer) and by
 its own periodic passes (`resyncing.ResyncScheduler`, one loop for all objects, gated by `peering.py` so that a
 paused instance stays idle). A pass reads what the engine needs (the object, what it references, its tenant
-and Secret values), runs the engine in a thread, then writes the status subresource only when it changed,
-and posts Events only for real changes. Domain errors are recorded in status and re-raised as domain errors;
-`handlers.py` turns them into kopf's.
+and Secret values), runs the engine's registry steps on the registry threads and its probes on the event loop
+(under their own bound, so a server that never answers holds no registry thread), then writes the status
+subresource only when it changed, and posts Events only for real changes. Domain errors are recorded in status
+and re-raised as domain errors; `handlers.py` turns them into kopf's.
 
 Passes of one namespace that arrive while the engine is busy are handed to it together (one registry
 transaction for many objects), which keeps a burst of thousands of new objects cheap; a permanent error in
@@ -26,13 +27,27 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import anyio
+
 from reconciler.api import MCPServer, MCPTemplateBinding, Resource
 from reconciler.api.conditions import ConditionType, Reason
 from reconciler.engine import conditions as cond
 from reconciler.engine.inputs import Tenant
 from reconciler.engine.planning import Action, Verb
-from reconciler.engine.probing import ProbeOptions
-from reconciler.engine.reconciling import EngineSettings, ObjectResult, ObjectScope, reconcile, remove_object
+from reconciler.engine.probing import ProbeJob, ProbeOptions
+from reconciler.engine.reconciling import (
+    EnginePass,
+    EngineSettings,
+    ObjectResult,
+    ObjectScope,
+    apply_pass,
+    check_credentials,
+    plan_pass,
+    prepare_pass,
+    probe_pass,
+    remove_object,
+    report_pass,
+)
 from reconciler.errors import DependencyPending, PermanentError, ReconcilerError, RetryableError
 from reconciler.operator import statuses
 from reconciler.operator.annotations import (
@@ -48,6 +63,7 @@ from reconciler.operator.gathering import build_input, parse_resource, secret_na
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.peering import AlwaysOpen, ResyncGate
 from reconciler.operator.resyncing import ResyncScheduler
+from reconciler.probe import ProbeHttp, ProbeResult
 from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import Registry
 from reconciler.registry.records import SourceRef
@@ -171,8 +187,21 @@ class ObjectReconciler:
             network=ProbeSettings(allow_private_networks=config.allow_private_networks),
         )
         self._probe_settings = (
-            ProbeSettings(allow_private_networks=config.allow_private_networks) if config.probe else None
+            ProbeSettings(
+                allow_private_networks=config.allow_private_networks, max_concurrency=config.probe_concurrency
+            )
+            if config.probe
+            else None
         )
+        self._probe_slots = anyio.Semaphore(config.probe_concurrency)
+        """Probes in flight across all namespaces. Probes wait on the event loop, never on a registry thread."""
+        self._http: ProbeHttp | None = None
+        """Shared by every probe of the process (one verifying SSL context); entered on first use."""
+        self._exit = contextlib.AsyncExitStack()
+        self._finishing: set[asyncio.Task[None]] = set()
+        """Batches whose servers are being probed and whose objects are being reported."""
+        self._probing: set[asyncio.Task[None]] = set()
+        """The probe steps of those batches."""
         self._registry_threads = registry_threads
         """None: the loop's default executor. The operator passes a small pool, which bounds concurrent registry
         transactions (a global rate limit on the database) and the memory each worker thread holds."""
@@ -484,6 +513,13 @@ class ObjectReconciler:
         workers = [batch.worker for batch in self._batches.values() if batch.worker and not batch.worker.done()]
         if workers:
             await asyncio.gather(*workers, return_exceptions=True)
+        if self._finishing:
+            # Probes hold no registry connection: stop them rather than wait out a server that never answers;
+            # reports already in a registry thread run to their end.
+            for task in self._probing:
+                task.cancel()
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+        await self._exit.aclose()
 
     # -- internals ----------------------------------------------------------------------------------------
 
@@ -621,39 +657,50 @@ class ObjectReconciler:
         return result, frozenset(secret_names([target]) & secrets.unlabelled)
 
     async def _drain(self, batch: _Batch) -> None:
-        """Run the engine for everything queued in one namespace, again and again until nothing is left."""
+        """Run the registry steps for everything queued in one namespace, again and again until nothing is left.
+
+        Each batch's probes and report go on in a task of their own (`_finish`), so the namespace's next batch
+        never waits for a server that is slow to answer."""
         while batch.pending:
             requests, batch.pending = batch.pending, []
             try:
-                outcomes = await self._in_registry_thread(functools.partial(self._run_batch, requests))
+                groups = await self._apply_batch(requests)
             except BaseException as error:  # the thread itself failed to run: fail every waiter, never hang one
-                outcomes = [error] * len(requests)
-            for request, outcome in zip(requests, outcomes, strict=True):
-                if request.done.done():
-                    continue
+                groups = [(requests, error)]
+            for group, outcome in groups:
                 if isinstance(outcome, BaseException):
-                    request.done.set_exception(outcome)
-                else:
-                    request.done.set_result(outcome)
+                    _fail(group, outcome)
+                    continue
+                task = asyncio.create_task(self._finish(group, outcome), name=f"probe:{group[0].view.source.namespace}")
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
 
-    def _run_batch(self, requests: list[_Request]) -> list[ObjectResult | BaseException]:
-        """In a thread: one engine run for the whole batch; on an error of one object, one run per object."""
+    async def _apply_batch(self, requests: list[_Request]) -> list[tuple[list[_Request], EnginePass | BaseException]]:
+        """Plan and apply the whole batch at once; on an error of one object, object by object."""
         if len(requests) > 1:
             try:
-                return list(self._run_engine(requests))
+                return [(requests, await self._apply(requests))]
             except (PermanentError, DependencyPending):
                 pass  # one object's problem: find out whose, and let the others through
-        outcomes: list[ObjectResult | BaseException] = []
+        outcomes: list[tuple[list[_Request], EnginePass | BaseException]] = []
         for request in requests:
             try:
-                outcomes.extend(self._run_engine([request]))
+                outcomes.append(([request], await self._apply([request])))
             except ReconcilerError as error:
-                outcomes.append(error)
+                outcomes.append(([request], error))
         return outcomes
 
-    def _run_engine(self, requests: list[_Request]) -> list[ObjectResult]:
-        """The one call site of the engine's `reconcile`: plan, apply, then the credentials-and-probe step
-        (rotations verified against the live server first, tool snapshots refreshed when due)."""
+    async def _apply(self, requests: list[_Request]) -> EnginePass:
+        """The engine's steps up to apply: registry reads and the transaction on the registry threads; checking a
+        rotated Secret against its live server (network) on a worker thread, holding no registry thread."""
+        step = await self._in_registry_thread(functools.partial(self._plan, requests))
+        if step.probe is not None:
+            await asyncio.to_thread(check_credentials, step, self._registry)
+        await self._in_registry_thread(functools.partial(apply_pass, step, self._registry))
+        return step
+
+    def _plan(self, requests: list[_Request]) -> EnginePass:
+        """In a registry thread: the engine's input for the batch, and its plan."""
         resources: dict[tuple[str, str], Resource] = {}
         secrets: dict[str, dict[str, str]] = {}
         for request in requests:
@@ -671,14 +718,94 @@ class ObjectReconciler:
         if self._probe_settings is not None:
             forced = frozenset(request.view.source for request in requests if request.forced)
             probe = ProbeOptions(self._probe_settings, forced=forced)
-        report = reconcile(
+        return plan_pass(
             desired, self._registry, settings=self._engine_settings, scope=scope, now=self._clock(), probe=probe
         )
-        by_source = {result.obj.source: result for result in report.results}
-        missing = [request.view.source for request in requests if request.view.source not in by_source]
+
+    async def _finish(self, requests: list[_Request], step: EnginePass) -> None:
+        """Probe the batch's servers on the event loop and report every object as soon as its status is known:
+        the objects that need no probe at once, the others in groups of whatever results have arrived by the time
+        the registry is free. One server that never answers delays only its own status."""
+        waiting = {request.view.source: request for request in requests}
+        arrived: asyncio.Queue[tuple[ProbeJob, ProbeResult] | None] = asyncio.Queue()
+        probing: asyncio.Task[None] | None = None
+        try:
+            if step.jobs:
+                # OAuth preparation mixes authorization-server calls with short transactions: a worker thread.
+                await asyncio.to_thread(prepare_pass, step, self._registry)
+                probing = asyncio.create_task(self._probe(step, arrived), name="probes")
+                self._probing.add(probing)
+                probing.add_done_callback(self._probing.discard)
+            if step.unprobed:
+                await self._report(step, [], step.unprobed, waiting)
+            finished = probing is None
+            while not finished:
+                results: list[tuple[ProbeJob, ProbeResult]] = []
+                item = await arrived.get()
+                while item is not None:
+                    results.append(item)
+                    if arrived.empty():
+                        break
+                    item = arrived.get_nowait()
+                finished = item is None
+                if results:
+                    await self._report(step, results, {job.obj.source for job, _ in results}, waiting)
+            if probing is not None:
+                await probing
+        except asyncio.CancelledError as error:
+            _fail(list(waiting.values()), error)
+            raise
+        except Exception as error:  # the waiting passes record it in status; nobody awaits this task
+            _fail(list(waiting.values()), error)
+            return
+        finally:
+            if probing is not None and not probing.done():
+                probing.cancel()
+        missing = [request for request in waiting.values() if not request.done.done()]
         if missing:
-            raise RetryableError(f"the engine returned no result for {missing[0].kind} {missing[0].name}")
-        return [by_source[request.view.source] for request in requests]
+            source = missing[0].view.source
+            _fail(missing, RetryableError(f"the engine returned no result for {source.kind} {source.name}"))
+
+    async def _probe(self, step: EnginePass, arrived: asyncio.Queue[tuple[ProbeJob, ProbeResult] | None]) -> None:
+        """The probe step on the event loop, under the operator-wide probe bound; ends with None in the queue."""
+        try:
+            if self._http is None:
+                self._http = await self._exit.enter_async_context(ProbeHttp())
+            await probe_pass(
+                step,
+                on_result=lambda job, result: arrived.put_nowait((job, result)),
+                http=self._http,
+                limiter=self._probe_slots,
+            )
+        finally:
+            arrived.put_nowait(None)
+
+    async def _report(
+        self,
+        step: EnginePass,
+        results: list[tuple[ProbeJob, ProbeResult]],
+        sources: Collection[SourceRef],
+        waiting: Mapping[SourceRef, _Request],
+    ) -> None:
+        """In a registry thread: record `results` and the statuses of `sources`, then hand each its result."""
+        reported = await self._in_registry_thread(
+            functools.partial(report_pass, step, self._registry, results, sources=sources)
+        )
+        for result in reported:
+            request = waiting.get(result.obj.source)
+            if request is not None and not request.done.done():
+                request.done.set_result(result)
+
+
+def _fail(requests: Iterable[_Request], error: BaseException) -> None:
+    """Hand `error` to every request still waiting for its result."""
+    for request in requests:
+        if request.done.done():
+            continue
+        if isinstance(error, asyncio.CancelledError):
+            request.done.cancel()  # the operator is closing
+        else:
+            request.done.set_exception(error)
 
 
 def _deletion_policy(body: Mapping[str, Any]) -> str | None:
