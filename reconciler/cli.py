@@ -232,8 +232,6 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-    desired = load_folder(args.filename)
-    registry = open_registry(args.registry, manager=args.manager)
     max_age = None
     if args.client_max_age:
         from reconciler.api.durations import parse_duration
@@ -242,6 +240,8 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
             max_age = dt.timedelta(seconds=parse_duration(args.client_max_age))
         except ValueError as err:
             raise PermanentError(f"--client-max-age: {err}") from None
+    desired = load_folder(args.filename)
+    registry = open_registry(args.registry, manager=args.manager)
     probe = (
         None
         if args.no_probe

@@ -669,6 +669,10 @@ def _plain_message(detail: ErrorDetails, location: list[int | str]) -> str:
         return "must not be empty" if minimum == 1 else f"must be at least {minimum} characters"
     if error_type == "string_too_long":
         return f"must be at most {context.get('max_length')} characters"
+    if error_type == "less_than_equal":
+        return f"must be at most {context.get('le')}"
+    if error_type == "greater_than_equal":
+        return f"must be at least {context.get('ge')}"
     if error_type == "too_short":
         return f"needs at least {context.get('min_length')} item(s)"
     if error_type == "too_long":

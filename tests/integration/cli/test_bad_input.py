@@ -1,0 +1,60 @@
+"""Bad input that used to get through: each case is one clear error naming where it is, and nothing written.
+
+Every case runs the real command against a real SQLite registry (and the registry cases against files that
+are not registries); `test_apply_fuzz.py` replays all of them, and many more, as its corpus.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.registry import open_registry
+from tests.integration.cli.test_commands import run
+
+SERVER = """\
+apiVersion: mcp.reconciler.dev/v1alpha1
+kind: MCPServer
+metadata:
+  name: x
+  namespace: default
+spec:
+  url: https://a.example.com/mcp
+"""
+
+
+def _dump(registry_url: str) -> str:
+    with open_registry(registry_url) as registry:
+        return json.dumps(registry.dump(), default=str, sort_keys=True)
+
+
+@pytest.mark.parametrize("interval", ["99999999999999999999h", "8761h", "600000m"])
+def test_an_interval_beyond_a_year_is_refused_by_validate_and_apply(
+    tmp_path: Path, sqlite_url: str, interval: str
+) -> None:
+    (tmp_path / "s.yaml").write_text(SERVER + f"  discovery:\n    interval: {interval}\n")
+    before = _dump(sqlite_url)
+    where = "s.yaml:9: MCPServer default/x: field spec.discovery.interval"
+    registry = ("--registry", sqlite_url)
+    for argv in (("validate",), ("plan", *registry), ("apply", "--no-probe", *registry)):
+        code, out, err = run(*argv, "-f", str(tmp_path))
+        assert (code, out) == (1, ""), (argv, err)
+        assert err == f"error: {where}: interval must be at most 8760h (one year)\n"
+    assert _dump(sqlite_url) == before
+
+
+def test_flags_taking_a_duration_refuse_one_beyond_a_year(tmp_path: Path, sqlite_url: str) -> None:
+    (tmp_path / "s.yaml").write_text(SERVER)
+    age = "99999999999999999999h"
+    code, _, err = run("apply", "-f", str(tmp_path), "--no-probe", "--client-max-age", age, "--registry", sqlite_url)
+    assert code == 1
+    assert err == "error: --client-max-age: duration '99999999999999999999h' is longer than 8760h (one year)\n"
+
+
+def test_an_integer_beyond_what_the_registry_stores_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(SERVER.replace("  namespace: default\n", "  generation: 99999999999999999999\n"))
+    code, out, err = run("validate", "-f", str(tmp_path))
+    assert (code, out) == (1, "")
+    assert err == "error: s.yaml:5: MCPServer default/x: field metadata.generation: must be at most 2147483647\n"
