@@ -58,3 +58,14 @@ def test_an_integer_beyond_what_the_registry_stores_is_refused(tmp_path: Path) -
     code, out, err = run("validate", "-f", str(tmp_path))
     assert (code, out) == (1, "")
     assert err == "error: s.yaml:5: MCPServer default/x: field metadata.generation: must be at most 2147483647\n"
+
+
+def test_a_duplicate_key_fails_apply_and_writes_nothing(tmp_path: Path, sqlite_url: str) -> None:
+    (tmp_path / "s.yaml").write_text(SERVER + "  url: https://evil.example.com/mcp\n")
+    before = _dump(sqlite_url)
+    code, out, err = run("apply", "-f", str(tmp_path), "--no-probe", "--registry", sqlite_url)
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: s.yaml:8: MCPServer default/x: field spec.url: duplicate key: already set at line 7; remove one of them\n"
+    )
+    assert _dump(sqlite_url) == before
