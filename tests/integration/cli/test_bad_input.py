@@ -65,7 +65,6 @@ def test_a_duplicate_key_fails_apply_and_writes_nothing(tmp_path: Path, sqlite_u
     before = _dump(sqlite_url)
     code, out, err = run("apply", "-f", str(tmp_path), "--no-probe", "--registry", sqlite_url)
     assert (code, out) == (1, "")
-    assert err == (
-        "error: s.yaml:8: MCPServer default/x: field spec.url: duplicate key: already set at line 7; remove one of them\n"
-    )
+    where = "s.yaml:8: MCPServer default/x: field spec.url"
+    assert err == f"error: {where}: duplicate key: already set at line 7; remove one of them\n"
     assert _dump(sqlite_url) == before
