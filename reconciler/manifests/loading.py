@@ -647,8 +647,8 @@ def _duplicate_keys(root: yaml.Node) -> list[_DuplicateKey]:
 
 
 def _duplicate_problem(duplicate: _DuplicateKey, document: _Document, default_namespace: str) -> Problem:
-    body = document.body if isinstance(document.body, dict) else {}
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    body: dict[Any, Any] = document.body if isinstance(document.body, dict) else {}
+    metadata: dict[Any, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
     kind, name = body.get("kind"), metadata.get("name")
     named = isinstance(kind, str) and name is not None
     namespace = metadata.get("namespace", default_namespace) if kind != "Namespace" else None
