@@ -198,10 +198,10 @@ def _colour(stream: TextIO) -> bool:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    from reconciler.engine.reconciling import validate
+    from reconciler.engine.reconciling import validate_rendered
 
     desired = load_folder(args.filename)
-    validate(desired)
+    validate_rendered(desired)
     for warning in desired.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{len(desired.resources)} objects valid in {args.filename}", file=out)
@@ -415,6 +415,9 @@ def _not_found(args: argparse.Namespace) -> PermanentError:
 def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.runtime import resolve_command
 
+    if args.show_secrets and args.filename is None:
+        # The registry holds only references; the values come from the folder's Secrets.
+        raise PermanentError("--show-secrets needs -f DIR: the folder whose Secrets hold the header values")
     secrets = load_folder(args.filename).secrets if args.filename else None
     code, text = resolve_command(
         registry_url=args.registry,

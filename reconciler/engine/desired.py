@@ -172,8 +172,10 @@ def _check_url(builder: _Builder, url: str) -> None:
 
 def _server_record(builder: _Builder, server: MCPServer) -> ServerRecord:
     spec = server.spec
+    rendering_problems = len(builder.problems)
     url = builder.render(spec.url, "spec.url")
-    _check_url(builder, url)
+    if len(builder.problems) == rendering_problems:  # a template that failed already said why; one error is enough
+        _check_url(builder, url)
     return ServerRecord(
         tenant=builder.tenant.slug,
         name=server.metadata.name,

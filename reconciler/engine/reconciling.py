@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +43,7 @@ from reconciler.engine.probing import (
     record_probe,
 )
 from reconciler.engine.status import StatusInputs, build_status
-from reconciler.engine.validation import check_references, check_tenant_collisions
+from reconciler.engine.validation import check_references, check_shared_credentials, check_tenant_collisions
 from reconciler.errors import DependencyPending, InvalidInput, MissingReference
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
@@ -87,9 +88,20 @@ def validate(desired: DesiredInput) -> None:
     missing = check_references(desired)
     if missing:
         raise MissingReference(missing)
-    collisions = check_tenant_collisions(desired)
-    if collisions:
-        raise InvalidInput(collisions)
+    problems = check_tenant_collisions(desired) + check_shared_credentials(desired)
+    if problems:
+        raise InvalidInput(problems)
+
+
+def validate_rendered(desired: DesiredInput, *, manager: str = DEFAULT_MANAGER) -> None:
+    """Everything `plan` checks before it reads the registry: `validate`, then every object rendered into its
+    row exactly as `plan` renders it (tenant variables, rendered URLs), so `validate` passes only what `plan`
+    accepts. The rows are thrown away, so a throwaway key fingerprints the secrets."""
+    validate(desired)
+    build_desired(desired, fingerprint_key=os.urandom(_THROWAWAY_KEY_BYTES), manager=manager)
+
+
+_THROWAWAY_KEY_BYTES = 32
 
 
 def prepare(desired: DesiredInput, registry: Registry, *, settings: EngineSettings) -> list[DesiredObject]:
@@ -202,6 +214,10 @@ def reconcile(
     now = now or dt.datetime.now(dt.UTC)
     digest = stamp_before = None
     had_marker = False
+    if registry.stored_fingerprint_key() is None:
+        # A fresh registry creates its fingerprint key on first use, which is a write: prove the input valid
+        # first, so bad input leaves the registry exactly as it was.
+        validate_rendered(desired, manager=settings.manager)
     if scope is None:
         digest = input_digest(desired, key=registry.fingerprint_key(), manager=settings.manager, prune=settings.prune)
         stamp_before, marker = registry.fetch_applied_marker(settings.manager)

@@ -373,7 +373,9 @@ class Registry:
         if self._fingerprint_key is not None:
             return self._fingerprint_key
         stored = self._read(_read_fingerprint_key)
-        return None if stored is None else bytes.fromhex(stored)
+        if stored is not None:
+            self._fingerprint_key = bytes.fromhex(stored)
+        return self._fingerprint_key
 
     # -- the local encrypted secret store (reconciler.credentials); the SQL lives in secret_store.py --------------
     from reconciler.registry import secret_store as _secret_store
