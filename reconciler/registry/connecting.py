@@ -16,6 +16,7 @@ import weakref
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,7 +25,13 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
-from reconciler.registry.errors import DuplicateRow, InvalidRegistryUrl, RegistryRejected, RegistryUnavailable
+from reconciler.registry.errors import (
+    DuplicateRow,
+    InvalidRegistryUrl,
+    NotARegistry,
+    RegistryRejected,
+    RegistryUnavailable,
+)
 
 REGISTRY_URL_ENV = "MCP_RECONCILER_REGISTRY"
 _LONG_DIGIT_RUN = b"0" * 19
@@ -63,6 +70,26 @@ def parse_registry_url(url: str) -> URL:
     raise InvalidRegistryUrl(
         f"unsupported registry database {masked_url(parsed)}: use sqlite:///<file> or postgresql://..."
     )
+
+
+def check_sqlite_file(url: URL) -> None:
+    """Refuse a SQLite registry path that holds something other than a database before SQLite touches it.
+
+    SQLite would fail on a directory with a misleading "unable to open" (which reads as retryable), and would
+    silently turn an empty file (what a truncation to zero leaves) into a new, empty registry.
+    """
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.is_dir():
+        raise NotARegistry(f"registry {masked_url(url)} is not a registry database (it is a directory)")
+    try:
+        empty = path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return  # SQLite reports what it cannot open
+    if empty:
+        raise NotARegistry(f"registry {masked_url(url)} is not a registry database (the file is empty)")
 
 
 def masked_url(url: URL) -> str:
@@ -188,6 +215,14 @@ def translated_errors(url: URL) -> Iterator[None]:
         raise RegistryUnavailable(f"registry {masked_url(url)} is unavailable: {_driver_message(err, url)}") from err
     except (sa_exc.DisconnectionError, sa_exc.TimeoutError) as err:
         raise RegistryUnavailable(f"registry {masked_url(url)} is unavailable: {type(err).__name__}") from err
+    except sa_exc.DatabaseError as err:
+        # What is left of SQLite's DatabaseError once the subclasses above are taken: "file is not a database",
+        # "database disk image is malformed". Other drivers' errors stay as they are: they are bugs to see.
+        if type(err.orig) is not sqlite3.DatabaseError:
+            raise
+        raise NotARegistry(
+            f"registry {masked_url(url)} is not a registry database ({_driver_message(err, url)})"
+        ) from err
 
 
 class StatementCounter:

@@ -28,6 +28,7 @@ from reconciler.registry.connecting import (
     REGISTRY_URL_ENV,
     WRITE_TRANSACTION,
     StatementCounter,
+    check_sqlite_file,
     create_registry_engine,
     masked_url,
     parse_registry_url,
@@ -95,6 +96,7 @@ def open_registry(url: str | None = None, *, manager: str = DEFAULT_MANAGER) -> 
     cannot be reached, `InvalidRegistryUrl` / `IncompatibleRegistry` when it cannot be used at all.
     """
     parsed = parse_registry_url(resolve_registry_url(url))
+    check_sqlite_file(parsed)
     engine = create_registry_engine(parsed)
     counter = StatementCounter()
     counter.attach(engine)

@@ -7,6 +7,8 @@ are not registries); `test_apply_fuzz.py` replays all of them, and many more, as
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,4 +151,105 @@ def test_show_secrets_without_a_folder_is_one_clear_error(sqlite_url: str) -> No
     code, out, err = run("resolve", "-n", "default", "--show-secrets", "--registry", sqlite_url)
     assert (code, out) == (1, "")
     assert err == "error: --show-secrets needs -f DIR: the folder whose Secrets hold the header values\n"
+    assert _dump(sqlite_url) == before
+
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "01-quickstart"
+SERVE_TOKEN = "a-serve-token-of-enough-length"
+# Every command that opens the registry, as a user would run it against the quickstart folder.
+REGISTRY_COMMANDS: list[tuple[str, ...]] = [
+    ("plan", "-f", str(EXAMPLE)),
+    ("plan", "-f", str(EXAMPLE), "-o", "json"),
+    ("apply", "-f", str(EXAMPLE), "--no-probe"),
+    ("get",),
+    ("get", "mcps", "everything", "-n", "demo", "-o", "yaml"),
+    ("test", "everything", "-n", "demo", "-f", str(EXAMPLE)),
+    ("resolve", "-n", "demo", "--template", "assistant", "-o", "json"),
+    ("resolve", "-n", "demo", "--show-secrets", "-f", str(EXAMPLE)),
+    ("migrate",),
+    ("serve-mcp", "--port", "0"),
+]
+
+
+def _not_registries(root: Path) -> dict[str, tuple[Path, str]]:
+    """Each kind of file that is not a registry, with the reason the one-line error must give."""
+    good = root / "good.db"
+    assert run("apply", "-f", str(EXAMPLE), "--no-probe", "--registry", f"sqlite:///{good}")[0] == 0
+    made = {
+        "corrupt": (root / "corrupt.db", "file is not a database"),
+        "truncated": (root / "truncated.db", "database disk image is malformed"),
+        "empty": (root / "empty.db", "the file is empty"),
+        "directory": (root / "directory.db", "it is a directory"),
+    }
+    made["corrupt"][0].write_bytes(bytes((index * 7919 + 13) % 256 for index in range(8192)))
+    made["truncated"][0].write_bytes(good.read_bytes()[:8192])
+    made["empty"][0].write_bytes(b"")
+    made["directory"][0].mkdir()
+    return made
+
+
+def _contents(path: Path) -> bytes | list[str]:
+    return sorted(child.name for child in path.iterdir()) if path.is_dir() else path.read_bytes()
+
+
+def test_every_command_on_a_file_that_is_not_a_registry_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_RECONCILER_SERVE_TOKEN", SERVE_TOKEN)
+    for kind, (path, reason) in _not_registries(tmp_path).items():
+        url = f"sqlite:///{path}"
+        before = _contents(path)
+        for argv in REGISTRY_COMMANDS:
+            code, out, err = run(*argv, "--registry", url)
+            assert (code, out) == (1, ""), (kind, argv, err)
+            assert err == f"error: registry {url} is not a registry database ({reason})\n", (kind, argv)
+        assert _contents(path) == before, kind
+        assert not path.with_name(path.name + "-wal").exists(), kind
+
+
+HOLD_WRITE_LOCK = """\
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()  # until the test closes stdin (or dies)
+"""
+
+
+def test_a_registry_locked_by_another_writer_is_one_line_for_writers_and_no_wait_for_readers(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    assert run("apply", "-f", str(EXAMPLE), "--no-probe", "--registry", sqlite_url)[0] == 0
+    before = _dump(sqlite_url)
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "s.yaml").write_text(SERVER)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITE_LOCK, sqlite_url.removeprefix("sqlite:///")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        # The writer waits out the busy timeout (30 s) in its own process while the readers run here.
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "apply", "-f", str(changed), "--no-probe"]
+            + ["--no-prune", "--registry", sqlite_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            for argv in [("plan", "-f", str(EXAMPLE)), ("get",), ("resolve", "-n", "demo"), ("migrate",)]:
+                code, _, err = run(*argv, "--registry", sqlite_url)
+                assert code in (0, 2), (argv, err)
+            out, err = writer.communicate(timeout=240)
+        finally:
+            writer.kill()
+        assert writer.returncode == 1, err
+        assert err.startswith(f"error: registry {sqlite_url} ") and err.count("\n") == 1, err
+        assert "locked" in err or "busy" in err, err
+    finally:
+        holder.communicate(input="", timeout=60)
     assert _dump(sqlite_url) == before
