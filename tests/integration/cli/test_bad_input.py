@@ -234,8 +234,18 @@ def test_a_registry_locked_by_another_writer_is_one_line_for_writers_and_no_wait
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         # The writer waits out the busy timeout (30 s) in its own process while the readers run here.
         writer = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.cli", "apply", "-f", str(changed), "--no-probe"]
-            + ["--no-prune", "--registry", sqlite_url],
+            [
+                sys.executable,
+                "-m",
+                "reconciler.cli",
+                "apply",
+                "-f",
+                str(changed),
+                "--no-probe",
+                "--no-prune",
+                "--registry",
+                sqlite_url,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -244,7 +254,7 @@ def test_a_registry_locked_by_another_writer_is_one_line_for_writers_and_no_wait
             for argv in [("plan", "-f", str(EXAMPLE)), ("get",), ("resolve", "-n", "demo"), ("migrate",)]:
                 code, _, err = run(*argv, "--registry", sqlite_url)
                 assert code in (0, 2), (argv, err)
-            out, err = writer.communicate(timeout=240)
+            _, err = writer.communicate(timeout=240)
         finally:
             writer.kill()
         assert writer.returncode == 1, err
