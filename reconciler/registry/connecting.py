@@ -40,6 +40,8 @@ _DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x2E for byte in range
 DEFAULT_REGISTRY_URL = "sqlite:///mcp-registry.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+EMPTY_FILE_GRACE_SECONDS = 2.0
+"""How long an empty SQLite file modified just now may stay empty: a peer creating it writes within moments."""
 WRITE_TRANSACTION = "registry_write"
 """Execution option marking a connection whose transaction will write (SQLite then takes the write lock up front)."""
 
@@ -76,7 +78,9 @@ def check_sqlite_file(url: URL) -> None:
     """Refuse a SQLite registry path that holds something other than a database before SQLite touches it.
 
     SQLite would fail on a directory with a misleading "unable to open" (which reads as retryable), and would
-    silently turn an empty file (what a truncation to zero leaves) into a new, empty registry.
+    silently turn an empty file (what a truncation to zero leaves) into a new, empty registry. A peer process
+    creating the registry right now also leaves the file empty for a moment (until it switches to WAL), so a
+    freshly modified empty file is given `EMPTY_FILE_GRACE_SECONDS` to be written before it is refused.
     """
     database = url.database
     if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
@@ -84,12 +88,23 @@ def check_sqlite_file(url: URL) -> None:
     path = Path(database)
     if path.is_dir():
         raise NotARegistry(f"registry {masked_url(url)} is not a registry database (it is a directory)")
-    try:
-        empty = path.is_file() and path.stat().st_size == 0
-    except OSError:
-        return  # SQLite reports what it cannot open
-    if empty:
+    if _stays_empty(path):
         raise NotARegistry(f"registry {masked_url(url)} is not a registry database (the file is empty)")
+
+
+def _stays_empty(path: Path) -> bool:
+    try:
+        stat = path.stat() if path.is_file() else None
+        if stat is None or stat.st_size:
+            return False
+        deadline = time.monotonic() + max(0.0, stat.st_mtime + EMPTY_FILE_GRACE_SECONDS - time.time())
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if path.stat().st_size:
+                return False
+        return True
+    except OSError:
+        return False  # gone or unreadable: SQLite reports what it cannot open
 
 
 def masked_url(url: URL) -> str:
