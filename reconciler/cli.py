@@ -198,12 +198,10 @@ def _colour(stream: TextIO) -> bool:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    from reconciler.engine.desired import check_rows
-    from reconciler.engine.reconciling import validate
+    from reconciler.engine.reconciling import validate_rendered
 
     desired = load_folder(args.filename)
-    validate(desired)
-    check_rows(desired)
+    validate_rendered(desired)
     for warning in desired.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{len(desired.resources)} objects valid in {args.filename}", file=out)
@@ -234,8 +232,6 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-    desired = load_folder(args.filename)
-    registry = open_registry(args.registry, manager=args.manager)
     max_age = None
     if args.client_max_age:
         from reconciler.api.durations import parse_duration
@@ -244,6 +240,8 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
             max_age = dt.timedelta(seconds=parse_duration(args.client_max_age))
         except ValueError as err:
             raise PermanentError(f"--client-max-age: {err}") from None
+    desired = load_folder(args.filename)
+    registry = open_registry(args.registry, manager=args.manager)
     probe = (
         None
         if args.no_probe
@@ -418,6 +416,9 @@ def _not_found(args: argparse.Namespace) -> PermanentError:
 def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.runtime import resolve_command
 
+    if args.show_secrets and args.filename is None:
+        # The registry holds only references; the values come from the folder's Secrets.
+        raise PermanentError("--show-secrets needs -f DIR: the folder whose Secrets hold the header values")
     secrets = load_folder(args.filename).secrets if args.filename else None
     code, text = resolve_command(
         registry_url=args.registry,

@@ -22,6 +22,8 @@ DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 HEADER_NAME_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
 GLOB_PATTERN = r"^[A-Za-z0-9_.:*?\[\]/-]+$"
+MAX_REGISTRY_INTEGER = 2**31 - 1
+"""Largest integer the registry stores (a 32-bit column on every backend); larger input is refused as invalid."""
 
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)]
 LabelName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
@@ -120,7 +122,7 @@ class ObjectMeta(Model):
     namespace: LabelName = "default"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    generation: int | None = None
+    generation: Annotated[int, Field(ge=0, le=MAX_REGISTRY_INTEGER)] | None = None
     uid: str | None = None
     resource_version: str | None = None
     creation_timestamp: dt.datetime | None = None

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from reconciler.api.common import API_GROUP, API_VERSION, CATEGORY
 from reconciler.api.connection import MCPConnectionSpec
+from reconciler.api.durations import MAX_DURATION
 from reconciler.api.grant import GrantSubject
 from reconciler.api.kinds import KINDS, KindInfo
 from reconciler.api.printing import PRINTER_COLUMNS
@@ -137,7 +138,10 @@ _OBJECT_RULES: dict[str, tuple[Rule, ...]] = {
 
 # Rules on one property of a model, keyed by (model name, property name on the wire).
 _PROPERTY_RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
-    ("Discovery", "interval"): (Rule("duration(self) >= duration('10s')", "interval must be at least 10s"),),
+    ("Discovery", "interval"): (
+        Rule("duration(self) >= duration('10s')", "interval must be at least 10s"),
+        Rule(f"duration(self) <= duration('{MAX_DURATION}')", f"interval must be at most {MAX_DURATION} (one year)"),
+    ),
     ("ConfigMapExport", "key"): (
         Rule("self != '.' && !self.startsWith('..')", "key must not be '.' or start with '..'"),
     ),

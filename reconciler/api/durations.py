@@ -8,15 +8,26 @@ from __future__ import annotations
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_DURATION = "8760h"
+"""Longest duration accepted anywhere (one year): the registry stores intervals as 32-bit seconds, and no
+interval, age or timeout of the reconciler means anything beyond a year."""
+MAX_DURATION_SECONDS = 8760 * 3600
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 
-def parse_duration(text: str) -> float:
-    """Return seconds for a Go-style duration; raise ValueError naming the bad text."""
+def parse_duration(text: str, *, bounded: bool = True) -> float:
+    """Return seconds for a Go-style duration; raise ValueError naming the bad text.
+
+    Durations longer than `MAX_DURATION` are refused unless `bounded` is false (the models check the bound
+    themselves, to name the field in their message).
+    """
     if not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"invalid duration {text!r}: use the Kubernetes form, e.g. 30s, 10m, 1h")
-    return sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(text))
+    seconds = sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(text))
+    if bounded and seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"duration {text!r} is longer than {MAX_DURATION} (one year)")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

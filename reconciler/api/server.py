@@ -23,7 +23,7 @@ from reconciler.api.common import (
     ToolFilter,
     reject_duplicate_headers,
 )
-from reconciler.api.durations import DURATION_PATTERN, parse_duration
+from reconciler.api.durations import DURATION_PATTERN, MAX_DURATION, MAX_DURATION_SECONDS, parse_duration
 from reconciler.api.hosts import url_host_problem
 
 URL_PATTERN = r"^https?://\S.*\S$"
@@ -176,8 +176,11 @@ class Discovery(Model):
     @field_validator("interval")
     @classmethod
     def _interval(cls, value: str) -> str:
-        if parse_duration(value) < 10:
+        seconds = parse_duration(value, bounded=False)
+        if seconds < 10:
             raise ValueError("interval must be at least 10s")
+        if seconds > MAX_DURATION_SECONDS:
+            raise ValueError(f"interval must be at most {MAX_DURATION} (one year)")
         return value
 
 

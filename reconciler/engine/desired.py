@@ -188,8 +188,10 @@ def _check_url(builder: _Builder, url: str, field: str = "spec.url") -> None:
 
 def _server_record(builder: _Builder, server: MCPServer) -> ServerRecord:
     spec = server.spec
+    rendering_problems = len(builder.problems)
     url = builder.render(spec.url, "spec.url")
-    _check_url(builder, url)
+    if len(builder.problems) == rendering_problems:  # a template that failed already said why; one error is enough
+        _check_url(builder, url)
     return ServerRecord(
         tenant=builder.tenant.slug,
         name=server.metadata.name,
@@ -356,13 +358,3 @@ def _carry_auth(auth: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
             same = auth.get(ref) is not None and auth.get(ref) == stored.get(ref)
             carried[key] = stored.get(key) if same else None
     return carried
-
-
-VALIDATION_KEY = b"\0" * 32
-"""`check_rows` fingerprints with a throwaway key: it keeps nothing, it only needs the rows to be built."""
-
-
-def check_rows(desired: DesiredInput) -> None:
-    """What `build_desired` would reject (templates, rendered and endpoint URLs), without a registry: the CLI's
-    `validate` calls it so that a folder it accepts is one `apply` accepts."""
-    build_desired(desired, fingerprint_key=VALIDATION_KEY, manager="validate")

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,12 @@ from reconciler.engine.probing import (
     record_probe,
 )
 from reconciler.engine.status import StatusInputs, build_status
-from reconciler.engine.validation import check_discovery_candidates, check_references, check_tenant_collisions
+from reconciler.engine.validation import (
+    check_discovery_candidates,
+    check_references,
+    check_shared_credentials,
+    check_tenant_collisions,
+)
 from reconciler.errors import DependencyPending, InvalidInput, MissingReference
 from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, probe_many
 from reconciler.registry import Registry
@@ -108,9 +114,22 @@ def validate(desired: DesiredInput) -> None:
     missing = check_references(desired)
     if missing:
         raise MissingReference(missing)
-    collisions = check_tenant_collisions(desired) + check_discovery_candidates(desired)
-    if collisions:
-        raise InvalidInput(collisions)
+    problems = (
+        check_tenant_collisions(desired) + check_discovery_candidates(desired) + check_shared_credentials(desired)
+    )
+    if problems:
+        raise InvalidInput(problems)
+
+
+def validate_rendered(desired: DesiredInput, *, manager: str = DEFAULT_MANAGER) -> None:
+    """Everything `plan` checks before it reads the registry: `validate`, then every object rendered into its
+    row exactly as `plan` renders it (tenant variables, rendered URLs), so `validate` passes only what `plan`
+    accepts. The rows are thrown away, so a throwaway key fingerprints the secrets."""
+    validate(desired)
+    build_desired(desired, fingerprint_key=os.urandom(_THROWAWAY_KEY_BYTES), manager=manager)
+
+
+_THROWAWAY_KEY_BYTES = 32
 
 
 def prepare(desired: DesiredInput, registry: Registry, *, settings: EngineSettings) -> list[DesiredObject]:
@@ -317,6 +336,10 @@ def plan_pass(
 ) -> EnginePass:
     """Registry reads only: the fast path, validation, desired rows and the plan."""
     now = now or dt.datetime.now(dt.UTC)
+    if registry.stored_fingerprint_key() is None:
+        # A fresh registry creates its fingerprint key on first use, which is a write: prove the input valid
+        # first, so bad input leaves the registry exactly as it was.
+        validate_rendered(desired, manager=settings.manager)
     empty = ReconcileReport(plan=Plan(actions=()), warnings=list(desired.warnings))
     step = EnginePass(desired=desired, settings=settings, now=now, scope=scope, probe=probe, report=empty)
     if scope is None:

@@ -1,5 +1,5 @@
 """Cross-object checks the models cannot do alone: references resolve, tenants do not collide, a server has at
-most one connection marked for discovery.
+most one connection marked for discovery, and a shared connection to a server that wants a credential carries one.
 
 Called by the reconcile loop after loading and before planning; returns problems instead of raising so all
 of them reach the user at once.
@@ -136,4 +136,42 @@ def check_discovery_candidates(desired: DesiredInput) -> list[Problem]:
                     field="spec.useForDiscovery",
                 )
             )
+    return problems
+
+
+def check_shared_credentials(desired: DesiredInput) -> list[Problem]:
+    """A `shared` connection to a server whose auth is not `none` must hold a credential.
+
+    Without one, resolution would hand agents the server as `ready` with no Authorization header at all; the
+    platforms refuse such a connection when it is saved ("OAuth2 connections require a connected service").
+    A header taken from a Secret counts as a credential; `perMember` connections hold none by design.
+    """
+    auth_types = {
+        (r.metadata.namespace, r.metadata.name): r.spec.auth.type for r in desired.resources if isinstance(r, MCPServer)
+    }
+    problems: list[Problem] = []
+    for resource in desired.resources:
+        if not isinstance(resource, MCPConnection):
+            continue
+        spec = resource.spec
+        auth_type = auth_types.get((resource.metadata.namespace, spec.server_ref))
+        if spec.credential_mode != "shared" or auth_type in (None, "none") or spec.auth is not None:
+            continue
+        if any(header.value_from is not None for header in spec.headers):
+            continue
+        location = desired.location_of(resource.kind, resource.metadata.namespace, resource.metadata.name)
+        per_member = auth_type == "oauthAuthorizationCode"
+        hint = " (or credentialMode: perMember, for each member's own account)" if per_member else ""
+        problems.append(
+            Problem(
+                f"a shared connection to server {spec.server_ref!r} (auth type {auth_type}) needs a credential: "
+                f"set auth.secretKeyRef{hint}",
+                file=location.file,
+                line=location.line,
+                kind=resource.kind,
+                namespace=resource.metadata.namespace,
+                name=resource.metadata.name,
+                field="spec.auth",
+            )
+        )
     return problems

@@ -519,11 +519,17 @@ def _parse_documents(display_name: str, text: str, collector: _Collector) -> Ite
                     )
                 )
                 continue
+            duplicates = _duplicate_keys(node)
             try:
                 document.body = loader.construct_document(node)
             except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as error:
                 _reset_constructor(loader)
                 collector.problem(_construction_problem(error, document))
+                continue
+            if duplicates:
+                # A reviewer reads the first value, YAML keeps the last: refuse the document, as kubectl does.
+                for duplicate in duplicates:
+                    collector.problem(_duplicate_problem(duplicate, document, collector.default_namespace))
                 continue
             yield document
         if limit is not None:
@@ -595,6 +601,66 @@ def _expanded_size(root: yaml.Node) -> int:
                 stack.append(key_node)
                 stack.append(value_node)
     return seen
+
+
+@dataclass(frozen=True)
+class _DuplicateKey:
+    path: str
+    line: int | None
+    first_line: int | None
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _duplicate_keys(root: yaml.Node) -> list[_DuplicateKey]:
+    """Keys written twice in one mapping, with the path of the second one and the line of the first.
+
+    Walks the composed node tree, before construction keeps only the last value. Merge keys (`<<`) are
+    left alone: a key next to a merge is meant to override it. Each node is visited once, however many
+    aliases point at it.
+    """
+    found: list[_DuplicateKey] = []
+    seen_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{index}]") for index, item in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            first_lines: dict[tuple[str, str], int | None] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                    stack.append((value_node, path))
+                    continue
+                key_path = _join_path(path, key_node.value)
+                identity = (key_node.tag, key_node.value)
+                if identity in first_lines:
+                    found.append(_DuplicateKey(key_path, _line_of(key_node), first_lines[identity]))
+                else:
+                    first_lines[identity] = _line_of(key_node)
+                stack.append((value_node, key_path))
+    return sorted(found, key=lambda duplicate: duplicate.line or 0)
+
+
+def _duplicate_problem(duplicate: _DuplicateKey, document: _Document, default_namespace: str) -> Problem:
+    body: dict[Any, Any] = document.body if isinstance(document.body, dict) else {}
+    metadata: dict[Any, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+    kind, name = body.get("kind"), metadata.get("name")
+    named = isinstance(kind, str) and name is not None
+    namespace = metadata.get("namespace", default_namespace) if kind != "Namespace" else None
+    return Problem(
+        f"duplicate key: already set at line {duplicate.first_line}; remove one of them",
+        file=document.file,
+        line=duplicate.line or document.line,
+        kind=kind if named else None,
+        namespace=None if not named or namespace is None else str(namespace),
+        name=str(name) if named else None,
+        field=duplicate.path,
+    )
 
 
 def _reset_constructor(loader: _SafeLoader) -> None:
@@ -669,6 +735,10 @@ def _plain_message(detail: ErrorDetails, location: list[int | str]) -> str:
         return "must not be empty" if minimum == 1 else f"must be at least {minimum} characters"
     if error_type == "string_too_long":
         return f"must be at most {context.get('max_length')} characters"
+    if error_type == "less_than_equal":
+        return f"must be at most {context.get('le')}"
+    if error_type == "greater_than_equal":
+        return f"must be at least {context.get('ge')}"
     if error_type == "too_short":
         return f"needs at least {context.get('min_length')} item(s)"
     if error_type == "too_long":

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 
 from reconciler.api import API_GROUP
+from reconciler.api.durations import MAX_DURATION_SECONDS
 
 FINALIZER = f"{API_GROUP}/finalizer"
 PAUSED_ANNOTATION = f"{API_GROUP}/paused"
@@ -51,7 +52,8 @@ def reconcile_request(annotations: Mapping[str, str]) -> str | None:
 
 
 def poll_interval(annotations: Mapping[str, str], *, default: float, minimum: float) -> float:
-    """The object's resync interval: its annotation when valid, else `default`; never below `minimum`.
+    """The object's resync interval: its annotation when valid, else `default`; never below `minimum`, never
+    above a year (`MAX_DURATION_SECONDS`, the bound on every duration; a long run of digits would be infinite).
 
     An unparsable annotation falls back to the default instead of failing the object: the interval only tunes
     how often drift is looked for, and the object is otherwise fine.
@@ -63,7 +65,7 @@ def poll_interval(annotations: Mapping[str, str], *, default: float, minimum: fl
             interval = parse_go_duration(text)
         except ValueError:
             interval = default
-    return max(interval, minimum)
+    return min(max(interval, minimum), MAX_DURATION_SECONDS)
 
 
 def jittered(interval: float, *, fraction: float, rng: random.Random) -> float:

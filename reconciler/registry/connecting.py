@@ -16,6 +16,7 @@ import weakref
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,7 +25,13 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
-from reconciler.registry.errors import DuplicateRow, InvalidRegistryUrl, RegistryRejected, RegistryUnavailable
+from reconciler.registry.errors import (
+    DuplicateRow,
+    InvalidRegistryUrl,
+    NotARegistry,
+    RegistryRejected,
+    RegistryUnavailable,
+)
 
 REGISTRY_URL_ENV = "MCP_RECONCILER_REGISTRY"
 _LONG_DIGIT_RUN = b"0" * 19
@@ -33,6 +40,8 @@ _DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x2E for byte in range
 DEFAULT_REGISTRY_URL = "sqlite:///mcp-registry.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+EMPTY_FILE_GRACE_SECONDS = 2.0
+"""How long an empty SQLite file modified just now may stay empty: a peer creating it writes within moments."""
 WRITE_TRANSACTION = "registry_write"
 """Execution option marking a connection whose transaction will write (SQLite then takes the write lock up front)."""
 
@@ -63,6 +72,39 @@ def parse_registry_url(url: str) -> URL:
     raise InvalidRegistryUrl(
         f"unsupported registry database {masked_url(parsed)}: use sqlite:///<file> or postgresql://..."
     )
+
+
+def check_sqlite_file(url: URL) -> None:
+    """Refuse a SQLite registry path that holds something other than a database before SQLite touches it.
+
+    SQLite would fail on a directory with a misleading "unable to open" (which reads as retryable), and would
+    silently turn an empty file (what a truncation to zero leaves) into a new, empty registry. A peer process
+    creating the registry right now also leaves the file empty for a moment (until it switches to WAL), so a
+    freshly modified empty file is given `EMPTY_FILE_GRACE_SECONDS` to be written before it is refused.
+    """
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.is_dir():
+        raise NotARegistry(f"registry {masked_url(url)} is not a registry database (it is a directory)")
+    if _stays_empty(path):
+        raise NotARegistry(f"registry {masked_url(url)} is not a registry database (the file is empty)")
+
+
+def _stays_empty(path: Path) -> bool:
+    try:
+        stat = path.stat() if path.is_file() else None
+        if stat is None or stat.st_size:
+            return False
+        deadline = time.monotonic() + max(0.0, stat.st_mtime + EMPTY_FILE_GRACE_SECONDS - time.time())
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if path.stat().st_size:
+                return False
+        return True
+    except OSError:
+        return False  # gone or unreadable: SQLite reports what it cannot open
 
 
 def masked_url(url: URL) -> str:
@@ -188,6 +230,14 @@ def translated_errors(url: URL) -> Iterator[None]:
         raise RegistryUnavailable(f"registry {masked_url(url)} is unavailable: {_driver_message(err, url)}") from err
     except (sa_exc.DisconnectionError, sa_exc.TimeoutError) as err:
         raise RegistryUnavailable(f"registry {masked_url(url)} is unavailable: {type(err).__name__}") from err
+    except sa_exc.DatabaseError as err:
+        # What is left of SQLite's DatabaseError once the subclasses above are taken: "file is not a database",
+        # "database disk image is malformed". Other drivers' errors stay as they are: they are bugs to see.
+        if type(err.orig) is not sqlite3.DatabaseError:
+            raise
+        raise NotARegistry(
+            f"registry {masked_url(url)} is not a registry database ({_driver_message(err, url)})"
+        ) from err
 
 
 class StatementCounter:

@@ -3,6 +3,7 @@
     PermanentError
     ├── InvalidRegistryUrl      the URL is not a database the registry supports
     ├── IncompatibleRegistry    the database schema is newer than this version knows
+    ├── NotARegistry            the SQLite file is corrupt, truncated, empty, or a directory
     └── RegistryRejected        the database refused a write (constraint or value)
         └── DuplicateRow        a row with the same natural key already exists
     RetryableError
@@ -28,6 +29,15 @@ class IncompatibleRegistry(PermanentError):
     """The database was migrated by a newer version; running older code against it would corrupt it."""
 
     reason = "IncompatibleRegistry"
+
+
+class NotARegistry(PermanentError):
+    """The registry file cannot hold a registry: not a SQLite database, damaged, empty, or a directory.
+
+    Retrying cannot help and writing into it would be worse, so this is permanent and nothing is created.
+    """
+
+    reason = "NotARegistry"
 
 
 class RegistryRejected(PermanentError):

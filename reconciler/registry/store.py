@@ -28,6 +28,7 @@ from reconciler.registry.connecting import (
     REGISTRY_URL_ENV,
     WRITE_TRANSACTION,
     StatementCounter,
+    check_sqlite_file,
     create_registry_engine,
     masked_url,
     parse_registry_url,
@@ -95,6 +96,7 @@ def open_registry(url: str | None = None, *, manager: str = DEFAULT_MANAGER) -> 
     cannot be reached, `InvalidRegistryUrl` / `IncompatibleRegistry` when it cannot be used at all.
     """
     parsed = parse_registry_url(resolve_registry_url(url))
+    check_sqlite_file(parsed)
     engine = create_registry_engine(parsed)
     counter = StatementCounter()
     counter.attach(engine)
@@ -373,7 +375,9 @@ class Registry:
         if self._fingerprint_key is not None:
             return self._fingerprint_key
         stored = self._read(_read_fingerprint_key)
-        return None if stored is None else bytes.fromhex(stored)
+        if stored is not None:
+            self._fingerprint_key = bytes.fromhex(stored)
+        return self._fingerprint_key
 
     # -- the local encrypted secret store (reconciler.credentials); the SQL lives in secret_store.py --------------
     from reconciler.registry import secret_store as _secret_store

@@ -135,6 +135,8 @@ SERVER_CASES = [
     SpecCase("pin without a hash yet", "MCPServer", server(tools={"policy": "Pin"})),
     SpecCase("shortest interval", "MCPServer", server(discovery={"interval": "10s"})),
     SpecCase("compound interval", "MCPServer", server(discovery={"interval": "1h30m"})),
+    SpecCase("longest interval", "MCPServer", server(discovery={"interval": "8760h"})),
+    SpecCase("a year in minutes", "MCPServer", server(discovery={"interval": "525600m"})),
     # Rejected: which fields each auth type needs or allows.
     SpecCase("bearer without secret", "MCPServer", server({"type": "bearer"}), "Field required", _NEEDS_SECRET),
     SpecCase("apiKey without secret", "MCPServer", server({"type": "apiKey"}), "Field required", _NEEDS_SECRET),
@@ -376,6 +378,18 @@ SERVER_CASES = [
         "MCPServer",
         server(discovery={"interval": "9500ms"}),
         "interval must be at least 10s",
+    ),
+    SpecCase(
+        "interval above a year",
+        "MCPServer",
+        server(discovery={"interval": "8760h1s"}),
+        "interval must be at most 8760h (one year)",
+    ),
+    SpecCase(
+        "interval a year in minutes and one more",
+        "MCPServer",
+        server(discovery={"interval": "525601m"}),
+        "interval must be at most 8760h (one year)",
     ),
 ]
 

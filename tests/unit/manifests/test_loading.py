@@ -631,3 +631,53 @@ def test_an_unreadable_directory_is_a_problem(tmp_path: Path, monkeypatch: pytes
     rendered = problems_of(tmp_path, {"ok.yaml": SERVER})
 
     assert rendered == ["locked: cannot read directory: Permission denied"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            server("  url: https://crm.example.com/mcp\n  url: https://evil.example.com/mcp\n"),
+            ["x.yaml:8: MCPServer acme/crm: field spec.url: duplicate key: already set at line 7"],
+            id="spec-url",
+        ),
+        pytest.param(
+            server("  url: https://crm.example.com/mcp\n  headers:\n    - {name: a, value: b, name: c}\n"),
+            ["x.yaml:9: MCPServer acme/crm: field spec.headers[0].name: duplicate key: already set at line 9"],
+            id="in-a-list-item",
+        ),
+        pytest.param(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: acme}\nstringData:\n  k: a\n  k: b\n",
+            ["x.yaml:6: Secret acme/s: field stringData.k: duplicate key: already set at line 5"],
+            id="secret-key",
+        ),
+        pytest.param(
+            "kind: MCPServer\nkind: MCPServer\n",
+            ["x.yaml:2: field kind: duplicate key: already set at line 1"],
+            id="unnamed",
+        ),
+        pytest.param(
+            server(
+                "  url: https://crm.example.com/mcp\n  url: https://a.example.com/mcp\n  url: https://b.example.com/mcp\n"
+            ),
+            [
+                "x.yaml:8: MCPServer acme/crm: field spec.url: duplicate key: already set at line 7",
+                "x.yaml:9: MCPServer acme/crm: field spec.url: duplicate key: already set at line 7",
+            ],
+            id="three-times",
+        ),
+    ],
+)
+def test_duplicate_keys_are_refused_with_file_line_and_key_path(tmp_path: Path, text: str, expected: list[str]) -> None:
+    rendered = problems_of(tmp_path, {"x.yaml": text})
+
+    assert [line.split("; ")[0] for line in rendered] == expected
+
+
+def test_a_key_beside_a_merge_key_overrides_it_and_is_no_duplicate(tmp_path: Path) -> None:
+    spec = "  <<: {transport: sse, url: https://old.example.com/mcp}\n  url: https://crm.example.com/mcp\n"
+    write_files(tmp_path, {"x.yaml": server(spec)})
+
+    resource = load_folder(tmp_path).resources[0]
+    assert isinstance(resource, MCPServer)
+    assert (resource.spec.transport, resource.spec.url) == ("sse", "https://crm.example.com/mcp")

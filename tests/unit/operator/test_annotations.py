@@ -54,6 +54,8 @@ def test_invalid_go_durations(text: str) -> None:
         ("1s", 10.0),  # clamped to the minimum
         ("not-a-duration", 300.0),  # a bad annotation falls back rather than failing the object
         ("0", 10.0),
+        ("99999999999999999999h", 8760 * 3600.0),  # every duration is bounded to a year
+        ("9" * 400 + "h", 8760 * 3600.0),  # would be an infinite float
     ],
 )
 def test_poll_interval(annotation: str | None, expected: float) -> None:
