@@ -46,12 +46,16 @@ from reconciler.engine.validation import check_references, check_tenant_collisio
 from reconciler.errors import DependencyPending, InvalidInput, MissingReference
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
+from reconciler.registry.errors import ConcurrentChange, RegistryBusy
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
     ResourceRecord,
     SourceRef,
     TenantRecord,
 )
+
+CONCURRENT_ATTEMPTS = 3
+"""Passes `reconcile` tries when another writer keeps changing the registry under it, before reporting it busy."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,106 @@ def _resource_record(
     )
 
 
+@dataclass
+class _Reporting:
+    """Builds each object's status and the CLI-mode copy to store, once with the rows and again after probing.
+
+    The first pass runs inside the transaction that writes the rows, so rows and copies commit together; the
+    second covers only the probed objects and stores a copy only where it differs from what the first stored.
+    """
+
+    objects: list[DesiredObject]
+    actions: Mapping[SourceRef, Action]
+    previous: Mapping[tuple[str, str, str], ResourceRecord]
+    scope: ObjectScope | None
+    credential_step: CredentialStep
+    now: dt.datetime
+    stored: dict[tuple[str, str, str], ResourceRecord] = field(default_factory=dict)
+
+    def build(
+        self,
+        row_ids: Mapping[Any, int],
+        probe_states: Mapping[tuple[str, str], Any],
+        snapshots: Mapping[tuple[str, str], list[Any]],
+        *,
+        probed: frozenset[Any],
+    ) -> tuple[list[ObjectResult], list[ResourceRecord]]:
+        results: list[ObjectResult] = []
+        changed_resources: list[ResourceRecord] = []
+        scope, now = self.scope, self.now
+        for obj in self.objects:
+            if probed and obj.key not in probed:
+                continue
+            action = self.actions[obj.source]
+            meta = obj.resource.metadata
+            identity = (obj.resource.kind, meta.namespace, meta.name)
+            # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
+            spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
+            before = self.previous.get(identity)
+            if scope is not None:
+                generation = scope.generations.get(obj.source) or meta.generation or 1
+                previous_status = scope.statuses.get(obj.source)
+            else:
+                generation = 1 if before is None else before.generation + (0 if before.spec_hash == spec_hash else 1)
+                previous_status = before.status if before else None
+            if (
+                not probed
+                and before is not None
+                and before.status
+                and before.spec_hash == spec_hash
+                and action.verb is Verb.NOOP
+                and not action.changes
+                and not action.message
+                and not _rotation_failed(before.status)
+            ):
+                # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
+                results.append(ObjectResult(obj, action, before.generation, before.status, False))
+                if _copy_outdated(before, obj):
+                    changed_resources.append(_resource_record(obj, before, spec_hash, before.status, now=now))
+                continue
+            extra = dict(_credential_facts(obj) or {})
+            probe_extra, probe_conditions = probe_status(
+                obj, probe_states.get(obj.key[1:]), snapshots.get(obj.key[1:], [])
+            )
+            if "credentials" in probe_extra and "credentials" in extra:
+                probe_extra["credentials"] = {**extra["credentials"], **probe_extra["credentials"]}
+            extra.update(probe_extra)
+            rotation_extra, rotation_conditions = rotation_status(
+                obj, self.credential_step, previous_status, extra.get("credentials"), now=now
+            )
+            extra.update(rotation_extra)
+            probe_conditions = [*probe_conditions, *rotation_conditions]
+            status = build_status(
+                StatusInputs(
+                    obj=obj,
+                    action=action,
+                    generation=generation,
+                    registry_id=row_ids.get(obj.key),
+                    previous=previous_status,
+                    now=now,
+                    extra=extra,
+                    extra_conditions=probe_conditions,
+                )
+            )
+            status_changed = previous_status is None or dict(previous_status) != status
+            results.append(ObjectResult(obj, action, generation, status, status_changed))
+            if scope is not None:
+                continue
+            stored = self.stored.get(identity, before)
+            unchanged = (
+                stored is not None
+                and dict(stored.status) == status
+                and stored.generation == generation
+                and not _copy_outdated(stored, obj)
+            )
+            if unchanged:
+                continue
+            record = _resource_record(obj, before, spec_hash, status, now=now, generation=generation)
+            self.stored[identity] = record
+            changed_resources.append(record)
+        return results, changed_resources
+
+
 def reconcile(
     desired: DesiredInput,
     registry: Registry,
@@ -198,7 +302,39 @@ def reconcile(
     Without a scope every object is reconciled and rows of objects gone from `desired` are pruned (CLI over
     a folder). With a scope, all of `desired` is validated (references must resolve) but only the scoped
     objects are planned and applied (operator).
+
+    A pass that finds the rows changed by another process since it read them is repeated (a bounded number
+    of times) so that a stale plan is never written.
     """
+    for attempt in range(1, CONCURRENT_ATTEMPTS + 1):
+        try:
+            return _reconcile_once(
+                desired, registry, settings=settings, dry_run=dry_run, now=now, scope=scope, probe=probe
+            )
+        except ConcurrentChange as error:
+            # The CLI observed rows another process then changed: observe and plan again rather than write a
+            # stale plan. The operator's own retry (with its delay) does the same for a scope.
+            if scope is not None:
+                raise
+            if attempt == CONCURRENT_ATTEMPTS:
+                raise RegistryBusy(
+                    f"the registry is busy: other processes changed it {attempt} times while this run was "
+                    "planning; run it again"
+                ) from error
+    raise AssertionError("unreachable")
+
+
+def _reconcile_once(
+    desired: DesiredInput,
+    registry: Registry,
+    *,
+    settings: EngineSettings,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    scope: ObjectScope | None = None,
+    probe: ProbeOptions | None = None,
+) -> ReconcileReport:
+    """One observe → plan → write → probe → report pass; see `reconcile`."""
     now = now or dt.datetime.now(dt.UTC)
     digest = stamp_before = None
     had_marker = False
@@ -233,21 +369,45 @@ def reconcile(
     previous = {} if scope is not None else {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources()}
     actions = {action.source: action for action in plan.actions if action.source is not None}
     tenants = {TenantRecord(slug=obj.tenant.slug, namespace=obj.tenant.namespace) for obj in objects}
+    # What the rows looked like before this run's writes: updates keep a server's probe state and snapshots,
+    # and a created row has none, so these stand for the state right after the write too.
+    probe_states = registry.fetch_probe_states(tenants=read_tenants)
+    server_keys = {obj.key[1:] for obj in objects if obj.key[0] == "servers"}
+    snapshots = {key: registry.fetch_tool_snapshots(*key) for key in probe_states if key in server_keys}
+    reporting = _Reporting(
+        objects=objects,
+        actions=actions,
+        previous=previous,
+        scope=scope,
+        credential_step=credential_step,
+        now=now,
+    )
     try:
         with registry.transaction() as tx:
             stamp_locked = tx.lock_change_stamp()
+            if scope is None and stamp_before is not None and stamp_locked != stamp_before:
+                # Another writer committed since this run observed the rows: its plan may be stale.
+                raise ConcurrentChange("another process changed the registry while this run was planning")
             ordered_tenants = sorted(tenants, key=lambda t: (t.slug, t.namespace))
             row_ids = apply_plan(tx, plan, tenants=ordered_tenants, actor=settings.manager)
             stamp_applied = tx.lock_change_stamp()
+            # The stored copies and statuses commit with the rows, so a crash never leaves one without the other.
+            report.results, written = reporting.build(row_ids, probe_states, snapshots, probed=frozenset())
+            if written and scope is None:
+                tx.put_resources(written)
+            gone = [
+                (action.source.kind, action.source.namespace, action.source.name)
+                for action in report.removals
+                if action.source is not None
+            ]
+            if gone and scope is None:
+                tx.delete_resources(gone)
     except MissingReference as error:
         if scope is None:
             raise
         # Validation found every referenced object in the namespace; only its row is missing: its pass is
         # still to come (or failed on its own account, which its status says).
         raise DependencyPending(f"waiting for referenced objects to be registered: {error}", delay=2.0) from error
-    probe_states = registry.fetch_probe_states(tenants=read_tenants)
-    server_keys = {obj.key[1:] for obj in objects if obj.key[0] == "servers"}
-    snapshots = {key: registry.fetch_tool_snapshots(*key) for key in probe_states if key in server_keys}
     recorded: list[RecordedProbe] = []
     if probe is not None:
         jobs = [
@@ -310,81 +470,14 @@ def reconcile(
         audits = [item.audit for item in recorded if item.audit is not None]
         if audits:
             tx.audit(audits)
-        changed_resources: list[ResourceRecord] = []
-        probed_now = {obj.key for obj, _ in report.probed}
-        for obj in objects:
-            action = actions[obj.source]
-            meta = obj.resource.metadata
-            # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
-            spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
-            before = previous.get((obj.resource.kind, meta.namespace, meta.name))
-            if scope is not None:
-                generation = scope.generations.get(obj.source) or meta.generation or 1
-                previous_status = scope.statuses.get(obj.source)
-            else:
-                generation = 1 if before is None else before.generation + (0 if before.spec_hash == spec_hash else 1)
-                previous_status = before.status if before else None
-            if (
-                before is not None
-                and before.status
-                and before.spec_hash == spec_hash
-                and action.verb is Verb.NOOP
-                and not action.changes
-                and not action.message
-                and obj.key not in probed_now
-                and not _rotation_failed(before.status)
-            ):
-                # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
-                report.results.append(ObjectResult(obj, action, before.generation, before.status, False))
-                if _copy_outdated(before, obj):
-                    changed_resources.append(_resource_record(obj, before, spec_hash, before.status, now=now))
-                continue
-            extra = dict(_credential_facts(obj) or {})
-            probe_extra, probe_conditions = probe_status(
-                obj, probe_states.get(obj.key[1:]), snapshots.get(obj.key[1:], [])
-            )
-            if "credentials" in probe_extra and "credentials" in extra:
-                probe_extra["credentials"] = {**extra["credentials"], **probe_extra["credentials"]}
-            extra.update(probe_extra)
-            rotation_extra, rotation_conditions = rotation_status(
-                obj, credential_step, previous_status, extra.get("credentials"), now=now
-            )
-            extra.update(rotation_extra)
-            probe_conditions = [*probe_conditions, *rotation_conditions]
-            status = build_status(
-                StatusInputs(
-                    obj=obj,
-                    action=action,
-                    generation=generation,
-                    registry_id=row_ids.get(obj.key),
-                    previous=previous_status,
-                    now=now,
-                    extra=extra,
-                    extra_conditions=probe_conditions,
-                )
-            )
-            status_changed = previous_status is None or dict(previous_status) != status
-            report.results.append(ObjectResult(obj, action, generation, status, status_changed))
-            if scope is not None:
-                continue
-            unchanged = (
-                not status_changed
-                and before is not None
-                and before.generation == generation
-                and not _copy_outdated(before, obj)
-            )
-            if unchanged:
-                continue
-            changed_resources.append(_resource_record(obj, before, spec_hash, status, now=now, generation=generation))
-        if changed_resources:
-            tx.put_resources(changed_resources)
-        gone = [
-            (action.source.kind, action.source.namespace, action.source.name)
-            for action in report.removals
-            if action.source is not None
-        ]
-        if gone and scope is None:
-            tx.delete_resources(gone)
+        if report.probed:
+            # Only what probing learnt changes now: the statuses of the probed objects.
+            probed_now = frozenset(obj.key for obj, _ in report.probed)
+            rebuilt, rewritten = reporting.build(row_ids, probe_states, snapshots, probed=probed_now)
+            by_source = {result.obj.source: result for result in rebuilt}
+            report.results = [by_source.get(result.obj.source, result) for result in report.results]
+            if rewritten and scope is None:
+                tx.put_resources(rewritten)
         # Remember this input as reconciled only if no other writer touched the rows between our observation
         # and now (each transaction held the write lock), and a rerun would have nothing to report.
         if (
