@@ -3,7 +3,8 @@
 Each applies a different version of a 1,000-object folder. Both must finish: one after the other (the later one
 sees the earlier one's rows and plans against them), or with a clear one-line "busy" error and nothing written.
 Never a traceback, a lost row or a duplicated one: afterwards the registry holds exactly one version, so `plan`
-of that version exits 0 and `plan` of the other exits 2.
+of that version exits 0 and `plan` of the other exits 2. A writer that holds the registry past the bounded wait
+makes `apply` fail with that one-line busy error, having written nothing.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.trials.conftest import record_outcome
 from tests.trials.fleet import write_fleet
 from tests.trials.support import RUN_BOUND_SECONDS, apply_command, plan_command, read_state
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 OBJECTS = 1_000
 ROUNDS = 2
 
@@ -68,3 +71,33 @@ def test_two_applies_at_once_both_finish_without_lost_or_duplicated_rows(
             f"{backend}: concurrent round {round_number} ({OBJECTS} objects each): {'; '.join(outcomes)}; "
             f"registry holds exactly {holds}, no row lost or duplicated"
         )
+
+
+def test_a_writer_holding_the_registry_past_the_wait_makes_apply_fail_busy_and_write_nothing(
+    registry_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.registry import connecting, open_registry
+    from tests.trials.test_crash import run_cli
+
+    open_registry(registry_url).close()  # migrated, so the only write waiting is apply's own
+    monkeypatch.setattr(connecting, "SQLITE_BUSY_TIMEOUT_MS", 1000)
+    holder = sa.create_engine(registry_url, poolclass=sa.NullPool)
+    try:
+        with holder.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.execute(sa.text("SELECT stamp FROM registry_changes WHERE id = 1 FOR UPDATE"))
+            code, _, err = run_cli(
+                "apply", "-f", str(EXAMPLES / "01-quickstart"), "--no-probe", "--registry", registry_url
+            )
+            connection.rollback()
+    finally:
+        holder.dispose()
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: registry ") and "is busy: another process has been writing to it" in lines[0]
+    with open_registry(registry_url) as registry:
+        assert not registry.fetch_state().rows
+    record_outcome(f"{registry_url.split(':', 1)[0].split('+', 1)[0]}: writer held past the wait: {lines[0][:80]}...")
