@@ -174,6 +174,7 @@ def run_and_kill(command: list[str], *, at_cpu: float) -> Finished:
 
     CPU time rather than wall time, so the point falls in the same phase of the run however loaded the machine.
     """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     deadline = started + RUN_BOUND_SECONDS
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -193,4 +194,6 @@ def run_and_kill(command: list[str], *, at_cpu: float) -> Finished:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=RUN_BOUND_SECONDS)
-    return Finished(process.returncode, "", stderr, time.monotonic() - started, killed_at_cpu=killed_at)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Finished(process.returncode, "", stderr, time.monotonic() - started, cpu=cpu, killed_at_cpu=killed_at)
