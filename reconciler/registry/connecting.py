@@ -95,13 +95,18 @@ def create_registry_engine(url: str | URL) -> Engine:
 
 
 def _configure_postgres(engine: Engine) -> None:
-    """A write transaction waits for another writer's locks as long as SQLite's busy timeout, then gives up
-    (reported as `RegistryBusy`) instead of hanging behind a stuck peer forever."""
+    """Waits for another writer's locks last as long as SQLite's busy timeout, then fail (reported as
+    `RegistryBusy`) instead of hanging behind a stuck peer forever. Set once per connection, so it costs no
+    round trip per transaction."""
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        if connection.get_execution_options().get(WRITE_TRANSACTION, False):
-            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET lock_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
 
 
 def load_json(text: str | bytes) -> Any:
