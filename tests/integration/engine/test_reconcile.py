@@ -293,3 +293,33 @@ def test_a_write_racing_a_run_makes_it_plan_again_against_the_new_rows(
         assert not [a for a in report.plan.actions if a.writes]  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+class _Died(BaseException):
+    """Stands for the process dying (kill -9) while it probes: nothing after this point runs."""
+
+
+def test_a_run_dying_while_it_probes_leaves_rows_and_their_stored_copies_in_step(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.engine import reconciling
+    from reconciler.engine.probing import ProbeOptions
+    from reconciler.probe import ProbeSettings
+
+    shutil.copytree(EXAMPLES / "02-tenant-servers", tmp_path / "f")
+    apply(tmp_path / "f", registry)
+    servers = tmp_path / "f" / "servers.yaml"
+    servers.write_text(servers.read_text().replace("search.internal.example.com", "search2.internal.example.com"))
+
+    def die(*_args: object, **_kwargs: object) -> object:
+        raise _Died
+
+    monkeypatch.setattr(reconciling, "prepare_and_probe", die)
+    with pytest.raises(_Died):
+        reconcile(load_folder(tmp_path / "f"), registry, settings=SETTINGS, probe=ProbeOptions(ProbeSettings()))
+    monkeypatch.undo()
+    row = registry.fetch_state().rows[("servers", "acme", "internal-search")]
+    assert isinstance(row, ServerRecord) and row.url == "https://search2.internal.example.com/mcp"
+    (copy,) = registry.fetch_resources(kind="MCPServer", namespace="acme-prod", name="internal-search")
+    assert copy.spec["url"] == row.url
+    assert copy.spec_hash == row.ownership.spec_hash
