@@ -62,6 +62,7 @@ from reconciler.engine.validation import (
 from reconciler.errors import DependencyPending, InvalidInput, MissingReference
 from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, probe_many
 from reconciler.registry import Registry
+from reconciler.registry.errors import ConcurrentChange, RegistryBusy
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
     ObservedState,
@@ -76,6 +77,8 @@ from reconciler.registry.records import (
 )
 
 log = logging.getLogger(__name__)
+CONCURRENT_ATTEMPTS = 3
+"""Passes `reconcile` tries when another writer keeps changing the registry under it, before reporting it busy."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,9 @@ class EnginePass:
     snapshots: dict[tuple[str, str], list[ToolSnapshotRecord]] = field(default_factory=dict)
     jobs: list[ProbeJob] = field(default_factory=list)
     prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = field(default_factory=dict)
+    stored: dict[tuple[str, str, str], ResourceRecord] = field(default_factory=dict)
+    """CLI mode: the copies `apply_pass` stored with the rows, so reporting rewrites only what probing changed."""
+    copies_written: bool = False
 
     @property
     def plan(self) -> Plan:
@@ -304,7 +310,39 @@ def reconcile(
     Without a scope every object is reconciled and rows of objects gone from `desired` are pruned (CLI over
     a folder). With a scope, all of `desired` is validated (references must resolve) but only the scoped
     objects are planned and applied (operator, which runs the steps itself: see `EnginePass`).
+
+    A pass that finds the rows changed by another process since it read them is repeated (a bounded number of
+    times) so that a stale plan is never written.
     """
+    for attempt in range(1, CONCURRENT_ATTEMPTS + 1):
+        try:
+            return _reconcile_once(
+                desired, registry, settings=settings, dry_run=dry_run, now=now, scope=scope, probe=probe
+            )
+        except ConcurrentChange as error:
+            # The CLI observed rows another process then changed: observe and plan again rather than write a
+            # stale plan. The operator's own retry (with its delay) does the same for a scope.
+            if scope is not None:
+                raise
+            if attempt == CONCURRENT_ATTEMPTS:
+                raise RegistryBusy(
+                    f"the registry is busy: other processes changed it {attempt} times while this run was "
+                    "planning; run it again"
+                ) from error
+    raise AssertionError("unreachable")
+
+
+def _reconcile_once(
+    desired: DesiredInput,
+    registry: Registry,
+    *,
+    settings: EngineSettings,
+    dry_run: bool,
+    now: dt.datetime | None,
+    scope: ObjectScope | None,
+    probe: ProbeOptions | None,
+) -> ReconcileReport:
+    """The steps once, in order; see `reconcile`."""
     step = plan_pass(desired, registry, settings=settings, dry_run=dry_run, now=now, scope=scope, probe=probe)
     if step.done:
         return step.report
@@ -390,27 +428,48 @@ def check_credentials(step: EnginePass, registry: Registry) -> None:
 
 
 def apply_pass(step: EnginePass, registry: Registry) -> None:
-    """The plan in one transaction, then what the probe step needs: stored probe states, snapshots, the jobs."""
+    """The plan in one transaction, then what the probe step needs: stored probe states, snapshots, the jobs.
+
+    In CLI mode the statuses and the stored copies `get` prints commit in the same transaction as the rows, so a
+    process killed at any point leaves the old state or the new one, never rows without their copies; and a
+    plan made against rows another process changed since they were read is refused (ConcurrentChange).
+    """
     scope, objects, plan = step.scope, step.objects, step.plan
     if scope is None:
         step.previous = {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources()}
     step.actions = {action.source: action for action in plan.actions if action.source is not None}
     tenants = {TenantRecord(slug=obj.tenant.slug, namespace=obj.tenant.namespace) for obj in objects}
+    step.probe_states = dict(registry.fetch_probe_states(tenants=step.read_tenants))
+    server_keys = {obj.key[1:] for obj in objects if obj.key[0] == "servers"}
+    step.snapshots = {key: registry.fetch_tool_snapshots(*key) for key in step.probe_states if key in server_keys}
     try:
         with registry.transaction() as tx:
             step.stamp_locked = tx.lock_change_stamp()
+            if scope is None and step.stamp_before is not None and step.stamp_locked != step.stamp_before:
+                # Another writer committed since this run observed the rows: its plan may be stale.
+                raise ConcurrentChange("another process changed the registry while this run was planning")
             ordered_tenants = sorted(tenants, key=lambda t: (t.slug, t.namespace))
             step.row_ids = apply_plan(tx, plan, tenants=ordered_tenants, actor=step.settings.manager)
             step.stamp_applied = tx.lock_change_stamp()
+            if scope is None:
+                everything = frozenset(obj.source for obj in objects)
+                step.report.results, written = _build_statuses(step, chosen=everything, probed_now=frozenset())
+                if written:
+                    tx.put_resources(written)
+                gone = [
+                    (action.source.kind, action.source.namespace, action.source.name)
+                    for action in step.report.removals
+                    if action.source is not None
+                ]
+                if gone:
+                    tx.delete_resources(gone)
     except MissingReference as error:
         if scope is None:
             raise
         # Validation found every referenced object in the namespace; only its row is missing: its pass is
         # still to come (or failed on its own account, which its status says).
         raise DependencyPending(f"waiting for referenced objects to be registered: {error}", delay=2.0) from error
-    step.probe_states = dict(registry.fetch_probe_states(tenants=step.read_tenants))
-    server_keys = {obj.key[1:] for obj in objects if obj.key[0] == "servers"}
-    step.snapshots = {key: registry.fetch_tool_snapshots(*key) for key in step.probe_states if key in server_keys}
+    step.copies_written = scope is None
     probe = step.probe
     if probe is None:
         return
@@ -483,7 +542,7 @@ def report_pass(
     they arrive; each object is reported exactly once. Returns the results of this call (also added to
     `step.report`).
     """
-    desired, scope, objects, now = step.desired, step.scope, step.objects, step.now
+    desired, scope, objects = step.desired, step.scope, step.objects
     settings, report, credential_step = step.settings, step.report, step.credential_step
     probe_states, snapshots = step.probe_states, step.snapshots
     whole = sources is None
@@ -534,74 +593,11 @@ def report_pass(
         audits = [item.audit for item in recorded if item.audit is not None]
         if audits:
             tx.audit(audits)
-        changed_resources: list[ResourceRecord] = []
-        probed_now = {obj.key for obj, _ in probed}
-        for obj in objects:
-            if obj.source not in chosen:
-                continue
-            action = step.actions[obj.source]
-            meta = obj.resource.metadata
-            # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
-            spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
-            before = step.previous.get((obj.resource.kind, meta.namespace, meta.name))
-            if scope is not None:
-                generation = scope.generations.get(obj.source) or meta.generation or 1
-                previous_status = scope.statuses.get(obj.source)
-            else:
-                generation = 1 if before is None else before.generation + (0 if before.spec_hash == spec_hash else 1)
-                previous_status = before.status if before else None
-            if (
-                before is not None
-                and before.status
-                and before.spec_hash == spec_hash
-                and action.verb is Verb.NOOP
-                and not action.changes
-                and not action.message
-                and obj.key not in probed_now
-                and not _rotation_failed(before.status)
-            ):
-                # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
-                results_now.append(ObjectResult(obj, action, before.generation, before.status, False))
-                if _copy_outdated(before, obj):
-                    changed_resources.append(_resource_record(obj, before, spec_hash, before.status, now=now))
-                continue
-            extra = dict(_credential_facts(obj, _in_use(obj, action)) or {})
-            probe_extra, probe_conditions = probe_status(
-                obj, probe_states.get(obj.key[1:]), snapshots.get(obj.key[1:], [])
-            )
-            if "credentials" in probe_extra and "credentials" in extra:
-                probe_extra["credentials"] = {**extra["credentials"], **probe_extra["credentials"]}
-            extra.update(probe_extra)
-            rotation_extra, rotation_conditions = rotation_status(
-                obj, credential_step, previous_status, extra.get("credentials"), now=now
-            )
-            extra.update(rotation_extra)
-            probe_conditions = [*probe_conditions, *rotation_conditions]
-            status = build_status(
-                StatusInputs(
-                    obj=obj,
-                    action=action,
-                    generation=generation,
-                    registry_id=step.row_ids.get(obj.key),
-                    previous=previous_status,
-                    now=now,
-                    extra=extra,
-                    extra_conditions=probe_conditions,
-                )
-            )
-            status_changed = previous_status is None or dict(previous_status) != status
-            results_now.append(ObjectResult(obj, action, generation, status, status_changed))
-            if scope is not None:
-                continue
-            unchanged = (
-                not status_changed
-                and before is not None
-                and before.generation == generation
-                and not _copy_outdated(before, obj)
-            )
-            if unchanged:
-                continue
-            changed_resources.append(_resource_record(obj, before, spec_hash, status, now=now, generation=generation))
+        probed_now = frozenset(obj.key for obj, _ in probed)
+        if step.copies_written:
+            # Statuses and copies went in with the rows: only what probing learnt changes now.
+            chosen = frozenset(obj.source for obj, _ in probed if whole or obj.source in chosen)
+        results_now, changed_resources = _build_statuses(step, chosen=chosen, probed_now=probed_now)
         if changed_resources:
             tx.put_resources(changed_resources)
         gone = [
@@ -609,7 +605,7 @@ def report_pass(
             for action in report.removals
             if action.source is not None
         ]
-        if gone and scope is None and whole:
+        if gone and scope is None and whole and not step.copies_written:
             tx.delete_resources(gone)
         # Remember this input as reconciled only if no other writer touched the rows between our observation
         # and now (each transaction held the write lock), and a rerun would have nothing to report.
@@ -626,9 +622,93 @@ def report_pass(
         elif step.had_marker and whole:
             # This run's outcome (statuses included) is not what the old marker vouches for.
             tx.forget_applied(settings.manager)
-    report.results.extend(results_now)
+    if step.copies_written:
+        by_source = {result.obj.source: result for result in results_now}
+        report.results = [by_source.pop(result.obj.source, result) for result in report.results]
+        report.results.extend(by_source.values())
+    else:
+        report.results.extend(results_now)
     report.applied = True
     return results_now
+
+
+def _build_statuses(
+    step: EnginePass, *, chosen: frozenset[SourceRef], probed_now: frozenset[RowKey]
+) -> tuple[list[ObjectResult], list[ResourceRecord]]:
+    """Pure: the status of each chosen object and the CLI-mode copies that differ from what is stored."""
+    scope, now, credential_step = step.scope, step.now, step.credential_step
+    probe_states, snapshots = step.probe_states, step.snapshots
+    results_now: list[ObjectResult] = []
+    changed_resources: list[ResourceRecord] = []
+    for obj in step.objects:
+        if obj.source not in chosen:
+            continue
+        action = step.actions[obj.source]
+        meta = obj.resource.metadata
+        # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
+        spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
+        identity = (obj.resource.kind, meta.namespace, meta.name)
+        before = step.previous.get(identity)
+        if scope is not None:
+            generation = scope.generations.get(obj.source) or meta.generation or 1
+            previous_status = scope.statuses.get(obj.source)
+        else:
+            generation = 1 if before is None else before.generation + (0 if before.spec_hash == spec_hash else 1)
+            previous_status = before.status if before else None
+        if (
+            before is not None
+            and before.status
+            and before.spec_hash == spec_hash
+            and action.verb is Verb.NOOP
+            and not action.changes
+            and not action.message
+            and obj.key not in probed_now
+            and not _rotation_failed(before.status)
+        ):
+            # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
+            results_now.append(ObjectResult(obj, action, before.generation, before.status, False))
+            if _copy_outdated(step.stored.get(identity, before), obj):
+                step.stored[identity] = _resource_record(obj, before, spec_hash, before.status, now=now)
+                changed_resources.append(step.stored[identity])
+            continue
+        extra = dict(_credential_facts(obj, _in_use(obj, action)) or {})
+        probe_extra, probe_conditions = probe_status(obj, probe_states.get(obj.key[1:]), snapshots.get(obj.key[1:], []))
+        if "credentials" in probe_extra and "credentials" in extra:
+            probe_extra["credentials"] = {**extra["credentials"], **probe_extra["credentials"]}
+        extra.update(probe_extra)
+        rotation_extra, rotation_conditions = rotation_status(
+            obj, credential_step, previous_status, extra.get("credentials"), now=now
+        )
+        extra.update(rotation_extra)
+        probe_conditions = [*probe_conditions, *rotation_conditions]
+        status = build_status(
+            StatusInputs(
+                obj=obj,
+                action=action,
+                generation=generation,
+                registry_id=step.row_ids.get(obj.key),
+                previous=previous_status,
+                now=now,
+                extra=extra,
+                extra_conditions=probe_conditions,
+            )
+        )
+        status_changed = previous_status is None or dict(previous_status) != status
+        results_now.append(ObjectResult(obj, action, generation, status, status_changed))
+        if scope is not None:
+            continue
+        stored = step.stored.get(identity, before)  # what `get` shows now: this run's copy, else the one before
+        unchanged = (
+            stored is not None
+            and dict(stored.status) == status
+            and stored.generation == generation
+            and not _copy_outdated(stored, obj)
+        )
+        if unchanged:
+            continue
+        step.stored[identity] = _resource_record(obj, before, spec_hash, status, now=now, generation=generation)
+        changed_resources.append(step.stored[identity])
+    return results_now, changed_resources
 
 
 def remove_object(

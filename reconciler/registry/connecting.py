@@ -29,6 +29,7 @@ from reconciler.registry.errors import (
     DuplicateRow,
     InvalidRegistryUrl,
     NotARegistry,
+    RegistryBusy,
     RegistryRejected,
     RegistryUnavailable,
 )
@@ -125,7 +126,24 @@ def create_registry_engine(url: str | URL) -> Engine:
         connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
     if "application_name" not in parsed.query:
         connect_args["application_name"] = "mcp-reconciler"
-    return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, json_deserializer=load_json)
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, json_deserializer=load_json)
+    _configure_postgres(engine)
+    return engine
+
+
+def _configure_postgres(engine: Engine) -> None:
+    """Waits for another writer's locks last as long as SQLite's busy timeout, then fail (reported as
+    `RegistryBusy`) instead of hanging behind a stuck peer forever. Set once per connection, so it costs no
+    round trip per transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"SET lock_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
 
 
 def load_json(text: str | bytes) -> Any:
@@ -214,6 +232,16 @@ def _is_unique_violation(err: sa_exc.IntegrityError) -> bool:
     return str(err.orig).startswith("UNIQUE constraint failed")
 
 
+def _is_lock_wait_over(err: sa_exc.OperationalError) -> bool:
+    """SQLite gave up after its busy timeout, or PostgreSQL after the write transaction's `lock_timeout`."""
+    if getattr(err.orig, "sqlstate", None) == "55P03":
+        return True
+    return isinstance(err.orig, sqlite3.OperationalError) and str(err.orig) in (
+        "database is locked",
+        "database is busy",
+    )
+
+
 @contextmanager
 def translated_errors(url: URL) -> Iterator[None]:
     """Turn driver exceptions into the domain tree: unreachable → retryable, refused writes → permanent."""
@@ -226,7 +254,14 @@ def translated_errors(url: URL) -> Iterator[None]:
         raise RegistryRejected(f"the registry refused the write: {message}") from err
     except sa_exc.DataError as err:
         raise RegistryRejected(f"the registry refused a value: {_driver_message(err, url)}") from err
-    except (sa_exc.OperationalError, sa_exc.InterfaceError) as err:
+    except sa_exc.OperationalError as err:
+        if _is_lock_wait_over(err):
+            raise RegistryBusy(
+                f"registry {masked_url(url)} is busy: another process has been writing to it for over "
+                f"{SQLITE_BUSY_TIMEOUT_MS // 1000}s; nothing was written, run again when it has finished"
+            ) from err
+        raise RegistryUnavailable(f"registry {masked_url(url)} is unavailable: {_driver_message(err, url)}") from err
+    except sa_exc.InterfaceError as err:
         raise RegistryUnavailable(f"registry {masked_url(url)} is unavailable: {_driver_message(err, url)}") from err
     except (sa_exc.DisconnectionError, sa_exc.TimeoutError) as err:
         raise RegistryUnavailable(f"registry {masked_url(url)} is unavailable: {type(err).__name__}") from err

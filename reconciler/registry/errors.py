@@ -8,6 +8,7 @@
         └── DuplicateRow        a row with the same natural key already exists
     RetryableError
     ├── RegistryUnavailable     cannot connect, connection lost, database locked
+    │   └── RegistryBusy        another writer held the write lock past our bounded wait
     └── ConcurrentChange        a row changed underneath a write; observe again and re-plan
 
 Missing references raise the engine's `MissingReference`. Driver exceptions are always chained with
@@ -58,3 +59,8 @@ class RegistryUnavailable(RetryableError):
 
 class ConcurrentChange(RetryableError):
     """A row the write relied on was changed or removed by someone else since it was observed."""
+
+
+class RegistryBusy(RegistryUnavailable):
+    """Another process held the registry's write lock for longer than the bounded wait, or kept changing the rows
+    a run had planned against: the run wrote nothing and can simply be repeated."""

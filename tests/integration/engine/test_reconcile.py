@@ -260,17 +260,20 @@ def test_a_changed_secret_value_is_never_skipped(tmp_path: Path, registry: Regis
     assert after.row_id == before.row_id
 
 
-def test_a_write_racing_a_run_keeps_the_next_run_on_the_full_path(
+def test_a_write_racing_a_run_makes_it_plan_again_against_the_new_rows(
     tmp_path: Path, registry: Registry, registry_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shutil.copytree(EXAMPLES / "02-tenant-servers", tmp_path / "f")
     original = Registry.fetch_state
     engine = sa.create_engine(registry_url)
+    raced: list[bool] = []
 
     def fetch_then_someone_writes(self: Registry, **kwargs: object) -> object:
         state = original(self, **kwargs)  # type: ignore[arg-type]
-        with engine.begin() as connection:
-            connection.execute(sa.text("UPDATE servers SET enabled = NOT enabled WHERE name = 'plane'"))
+        if not raced:
+            raced.append(True)
+            with engine.begin() as connection:
+                connection.execute(sa.text("UPDATE servers SET enabled = NOT enabled WHERE name = 'plane'"))
         return state
 
     try:
@@ -278,10 +281,45 @@ def test_a_write_racing_a_run_keeps_the_next_run_on_the_full_path(
         servers = tmp_path / "f" / "servers.yaml"
         servers.write_text(servers.read_text().replace("displayName: Internal Search", "displayName: Search"))
         monkeypatch.setattr(Registry, "fetch_state", fetch_then_someone_writes)
-        raced = apply(tmp_path / "f", registry)  # a full run that plans against the state before the racing write
-        monkeypatch.undo()
-        assert [(str(a.verb), a.key[2]) for a in raced.plan.actions if a.writes] == [("update", "internal-search")]  # type: ignore[attr-defined]
+        # The first pass planned against the rows before the racing write; it must not write that stale plan.
         report = apply(tmp_path / "f", registry)
-        assert [(str(a.verb), a.key[2]) for a in report.plan.actions if a.writes] == [("repair", "plane")]  # type: ignore[attr-defined]
+        monkeypatch.undo()
+        assert raced
+        assert sorted((str(a.verb), a.key[2]) for a in report.plan.actions if a.writes) == [  # type: ignore[attr-defined]
+            ("repair", "plane"),
+            ("update", "internal-search"),
+        ]
+        report = apply(tmp_path / "f", registry)
+        assert not [a for a in report.plan.actions if a.writes]  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+class _Died(BaseException):
+    """Stands for the process dying (kill -9) while it probes: nothing after this point runs."""
+
+
+def test_a_run_dying_while_it_probes_leaves_rows_and_their_stored_copies_in_step(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.engine import reconciling
+    from reconciler.engine.probing import ProbeOptions
+    from reconciler.probe import ProbeSettings
+
+    shutil.copytree(EXAMPLES / "02-tenant-servers", tmp_path / "f")
+    apply(tmp_path / "f", registry)
+    servers = tmp_path / "f" / "servers.yaml"
+    servers.write_text(servers.read_text().replace("search.internal.example.com", "search2.internal.example.com"))
+
+    def die(*_args: object, **_kwargs: object) -> object:
+        raise _Died
+
+    monkeypatch.setattr(reconciling, "prepare_pass", die)
+    with pytest.raises(_Died):
+        reconcile(load_folder(tmp_path / "f"), registry, settings=SETTINGS, probe=ProbeOptions(ProbeSettings()))
+    monkeypatch.undo()
+    row = registry.fetch_state().rows[("servers", "acme", "internal-search")]
+    assert isinstance(row, ServerRecord) and row.url == "https://search2.internal.example.com/mcp"
+    (copy,) = registry.fetch_resources(kind="MCPServer", namespace="acme-prod", name="internal-search")
+    assert copy.spec["url"] == row.url
+    assert copy.spec_hash == row.ownership.spec_hash
