@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.kube import TABLE_ACCEPT, KubeHttp, custom_path, object_path, wait_for
 from tests.e2e.running import RunningOperator
 from tests.e2e.support import (
+    READY_TIMEOUT,
     Ref,
     example_folders,
     example_manifests,
@@ -48,15 +49,19 @@ def test_every_example_reaches_ready_and_synced(
     start_operator(namespaces, registry_url)
     try:
 
-        def not_ready() -> list[str]:
+        def not_ready(*, with_conditions: bool = False) -> list[str]:
             waiting = []
             for doc in own:
                 obj = get(kube, Ref(doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]))
                 if not is_ready(obj):
-                    waiting.append(f"{doc['kind']} {doc['metadata']['namespace']}/{doc['metadata']['name']}")
+                    said = f" {((obj or {}).get('status') or {}).get('conditions')}" if with_conditions else ""
+                    waiting.append(f"{doc['kind']} {doc['metadata']['namespace']}/{doc['metadata']['name']}{said}")
             return waiting
 
-        wait_for(lambda: not not_ready(), timeout=60, what="every example object to be Ready and Synced")
+        try:
+            wait_for(lambda: not not_ready(), timeout=READY_TIMEOUT * 2, what="every example object to be Ready")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; still waiting: {not_ready(with_conditions=True)}") from error
         with registry_at(registry_url) as registry:
             rows = registry.fetch_state().rows
         owned = [key for key, row in rows.items() if row.ownership.manager == "mcp-reconciler"]
