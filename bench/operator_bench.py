@@ -29,9 +29,11 @@ Environment variables such as `MALLOC_ARENA_MAX` reach the operator unchanged.
 
 `--black-holes N` measures something else: `--objects` healthy servers (the demo tools server) created in one
 namespace, and the same number created among N black holes (listeners on 127.0.0.1 that accept TCP and never
-answer) in another, by one operator in one run after a small warm-up, twice each in the order A B B A; it prints
-the seconds until every healthy server is Ready in each round, and the ratio of the means (target ≤ 1.1: a server
-that never answers costs the others nothing).
+answer) in another, and among N more servers that do answer in a third, by one operator in one run after a small
+warm-up, twice each in the order A B C C B A; it prints the seconds until every healthy server is Ready in each
+round and the ratios of the means: with black holes over alone (target ≤ 1.1: a server that never answers costs
+the others nothing), and with black holes over with answering extras (the black holes' cost apart from that of
+N more objects).
 
     python bench/operator_bench.py [--objects 1000] [--resync 10] [--backend sqlite|postgresql] [--probe]
     python bench/operator_bench.py --black-holes 10 --objects 50
@@ -791,8 +793,10 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
             timeout=120,
             capture_output=True,
         )
-        # A B B A: any drift over the run (a warming cache, a growing etcd) weighs on both conditions alike.
-        rounds = ("clean", "holes", "holes", "clean")
+        # A B C C B A: any drift over the run (a warming cache, a growing etcd) weighs on every condition alike.
+        # C adds as many servers that answer as B adds black holes: the cost of more objects, apart from the
+        # cost of objects that never answer.
+        rounds = ("clean", "holes", "extra", "extra", "holes", "clean")
         spaces = [f"{NAMESPACE}-warmup", *(f"{NAMESPACE}-{kind}-{index}" for index, kind in enumerate(rounds))]
         for namespace in spaces:
             _create_namespace(http, namespace)
@@ -805,7 +809,7 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
             dump_path=None,
             namespaces=tuple(spaces),
         )
-        timings: dict[str, list[float | None]] = {"clean": [], "holes": []}
+        timings: dict[str, list[float | None]] = {"clean": [], "holes": [], "extra": []}
         reported: list[float] = []
         try:
             _wait_started(operator)
@@ -816,8 +820,11 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
             every = max(1, objects // max(1, holes))
             for namespace, kind in zip(spaces[1:], rounds, strict=True):
                 servers = healthy
-                if kind == "holes":
-                    hole_items = [(f"hole-{index:03d}", url) for index, url in enumerate(hole_urls)]
+                if kind in ("holes", "extra"):
+                    hole_items = [
+                        (f"hole-{index:03d}", url if kind == "holes" else demo.tools_url)
+                        for index, url in enumerate(hole_urls)
+                    ]
                     servers = []
                     for index, item in enumerate(healthy):
                         if index % every == 0 and hole_items:
@@ -835,16 +842,22 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
     def mean(values: list[float | None]) -> float | None:
         return None if any(value is None for value in values) else sum(values) / len(values)  # type: ignore[misc]
 
-    clean, with_holes = mean(timings["clean"]), mean(timings["holes"])
+    clean, with_holes, extra = mean(timings["clean"]), mean(timings["holes"]), mean(timings["extra"])
     return {
-        "mode": f"{objects} healthy servers (demo tools server), alone and among {holes} black holes, rounds A B B A",
+        "mode": (
+            f"{objects} healthy servers (demo tools server): alone (A), among {holes} black holes (B), among {holes} "
+            "more answering servers (C); rounds A B C C B A"
+        ),
         "backend": backend,
         "healthy_ready_s_without_black_holes": [round(t, 2) if t is not None else None for t in timings["clean"]],
         "healthy_ready_s_with_black_holes": [round(t, 2) if t is not None else None for t in timings["holes"]],
+        "healthy_ready_s_with_answering_extras": [round(t, 2) if t is not None else None for t in timings["extra"]],
         "all_black_holes_reported_s": reported,
         "mean_without": round(clean, 2) if clean is not None else None,
         "mean_with": round(with_holes, 2) if with_holes is not None else None,
+        "mean_with_answering_extras": round(extra, 2) if extra is not None else None,
         "ratio_with / without": _ratio(with_holes, clean),
+        "ratio_with / answering extras": _ratio(with_holes, extra),
         "target": "<= 1.1",
     }
 
