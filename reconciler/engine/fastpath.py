@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from reconciler.api import MCPServer
 from reconciler.api.durations import parse_duration
 from reconciler.engine.inputs import DesiredInput
-from reconciler.engine.probing import token_refresh_due
+from reconciler.engine.probing import probe_interval, token_refresh_due
 from reconciler.registry.records import ProbeStateRecord
 
 DIGEST_VERSION = b"mcp-reconciler input digest v1"
@@ -44,7 +44,7 @@ def probes_due(
     *,
     now: dt.datetime,
 ) -> bool:
-    """Would the full path probe any server now (never probed, or its snapshot older than its interval)?"""
+    """Would the full path probe any server now (never probed, or its last probe older than its probe interval)?"""
     for resource in desired.resources:
         if not isinstance(resource, MCPServer) or not resource.spec.discovery.enabled:
             continue
@@ -53,7 +53,8 @@ def probes_due(
         state = states.get((desired.tenant_for(resource.metadata.namespace).slug, resource.metadata.name))
         if state is None or state.probed_at is None:
             return True
-        if (now - state.probed_at).total_seconds() >= parse_duration(resource.spec.discovery.interval):
+        interval = probe_interval(parse_duration(resource.spec.discovery.interval), state)
+        if (now - state.probed_at).total_seconds() >= interval:
             return True
         if token_refresh_due(state, now=now):
             return True

@@ -264,6 +264,8 @@ tool_snapshots = sa.Table(
     sa.Column("server_info", json_type(), nullable=False),
     sa.Column("capabilities", json_type(), nullable=False),
     sa.Column("taken_at", UtcDateTime(), nullable=False),
+    sa.Column("cache_scope", sa.Text(), nullable=True),
+    sa.Column("ttl_ms", sa.BigInteger(), nullable=True),
     sa.Index(None, "server_id", "taken_at"),
 )
 
@@ -276,6 +278,7 @@ server_probe_state = sa.Table(
     sa.Column("last_test", json_type(), nullable=True),
     sa.Column("blocked_reason", sa.Text(), nullable=True),
     sa.Column("probed_at", UtcDateTime(), nullable=True),
+    sa.Column("list_ttl_ms", sa.BigInteger(), nullable=True),
     sa.UniqueConstraint("server_id"),
 )
 
