@@ -255,13 +255,14 @@ def run_backend(backend: str, objects: int, tenants: int) -> dict[str, Any]:
             full_noop_seconds = time.perf_counter() - started
             full_noop_statements = dict(registry.statement_counts)
             assert not third.plan.has_changes
-            # 1% of the rows edited behind our back, first all in one tenant (an admin UI edits one tenant), then
-            # spread over every tenant: the resync reads and repairs only the tenants whose change stamps moved.
+            # The engine's own high-water mark, before the baseline below copies rows around.
+            peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            # 1% of the rows edited behind our back (measured after the peak RSS above, so that figure keeps its
+            # meaning), first all in one tenant (an admin UI edits one tenant), then spread over every tenant: a
+            # resync reads and repairs only the tenants whose change stamps moved.
             changed = max(1, len(desired.resources) // 100)
             local_s, local_statements = _timed_repair(registry, desired, url, changed, spread=False)
             spread_s, _ = _timed_repair(registry, desired, url, changed, spread=True)
-            # The engine's own high-water mark, before the baseline below copies rows around.
-            peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             records = [
                 obj.record
                 for obj in build_desired(desired, fingerprint_key=registry.fingerprint_key(), manager=settings.manager)
