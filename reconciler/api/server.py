@@ -168,7 +168,8 @@ class Discovery(Model):
     enabled: bool = True
     """Probe the server (discovery, tool snapshot)."""
     interval: Duration = "1h"
-    """Re-probe when the last snapshot is older than this (Kubernetes duration, e.g. `30m`)."""
+    """Re-probe when the last probe is older than this (Kubernetes duration, e.g. `30m`); a server's longer `ttlMs`
+    for its tool list (MCP 2026-07-28) postpones it, up to 24h."""
     connection_ref: ObjectName | None = None
     """`MCPConnection` whose credential is used to list tools (default: the one connection marked `useForDiscovery`,
     else the server's own auth)."""
@@ -330,6 +331,18 @@ class ToolSnapshotStatus(Model):
     """MCP protocol version negotiated in the handshake."""
     capabilities: list[str] = Field(default_factory=list)
     """Capabilities the server declared in the handshake."""
+    cache_scope: Literal["public", "private"] | None = None
+    """The server's `cacheScope` for its tool list (MCP 2026-07-28): `public` is the same list for everyone;
+    `private` is the list the probe's credential sees (`viewOf`), and others may see other tools."""
+    ttl_ms: int | None = None
+    """The server's `ttlMs` for its tool list: how long it stays fresh. A longer one than `spec.discovery.interval`
+    postpones the next probe (at most 24h); a shorter one does not hasten it."""
+    view_of: str | None = None
+    """With `cacheScope: private`: whose view the snapshot is (`MCPConnection/<name>`, `spec.auth (<type>)` or
+    `anonymous`)."""
+    next_probe_at: dt.datetime | None = None
+    """When the next probe falls due: the last probe plus `spec.discovery.interval`, or plus `ttlMs` when longer
+    (sooner when the spec changes, a pass is forced or a minted token nears expiry)."""
     changes: ToolChanges | None = None
     hash_to_approve: str | None = None
     """With policy Pin: the hash to copy into `spec.tools.approvedHash`."""

@@ -3,21 +3,26 @@
 Two witnesses must agree. The input digest (an HMAC with the registry's fingerprint key over every resource,
 tenant and Secret value, so it reveals nothing) says the desired state is what was last reconciled; the
 registry's change stamp, bumped by database triggers on every write to the managed tables by anyone, says
-no row moved since. Probes that are due still force the full path. Called by `reconciling.reconcile`.
+no row moved since. Probes that are due still force the full path. Called by `reconciling.plan_pass`.
+
+When the input is the same but the stamp moved (someone wrote rows behind our back), the triggers have also
+stamped each tenant they wrote in; only those tenants are read and planned (`tenants_to_read`), so a resync
+costs what changed rather than the whole registry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from reconciler.api import MCPServer
 from reconciler.api.durations import parse_duration
 from reconciler.engine.inputs import DesiredInput
-from reconciler.engine.probing import token_refresh_due
+from reconciler.engine.probing import probe_interval, token_refresh_due
 from reconciler.registry.records import ProbeStateRecord
 
 DIGEST_VERSION = b"mcp-reconciler input digest v1"
@@ -44,7 +49,7 @@ def probes_due(
     *,
     now: dt.datetime,
 ) -> bool:
-    """Would the full path probe any server now (never probed, or its snapshot older than its interval)?"""
+    """Would the full path probe any server now (never probed, or its last probe older than its probe interval)?"""
     for resource in desired.resources:
         if not isinstance(resource, MCPServer) or not resource.spec.discovery.enabled:
             continue
@@ -53,8 +58,33 @@ def probes_due(
         state = states.get((desired.tenant_for(resource.metadata.namespace).slug, resource.metadata.name))
         if state is None or state.probed_at is None:
             return True
-        if (now - state.probed_at).total_seconds() >= parse_duration(resource.spec.discovery.interval):
+        interval = probe_interval(parse_duration(resource.spec.discovery.interval), state)
+        if (now - state.probed_at).total_seconds() >= interval:
             return True
         if token_refresh_due(state, now=now):
             return True
     return False
+
+
+def desired_tenants(desired: DesiredInput) -> frozenset[str]:
+    """The tenant slugs the input has objects in."""
+    return frozenset(desired.tenant_for(resource.metadata.namespace).slug for resource in desired.resources)
+
+
+def tenants_to_read(stamps: Mapping[str, int], *, since: int, wanted: Collection[str]) -> frozenset[str] | None:
+    """Pure: the tenants a resync must read after the change stamp moved past `since`, or None for all of them.
+
+    A tenant moved when a write stamped it later than `since`; a tenant the input wants that the registry lacks
+    was deleted, rows and all. When neither names any tenant, the stamp moved some other way (a TRUNCATE, which
+    stamps no tenant; a hand edit of the stamp), and only reading everything is safe.
+    """
+    moved = {slug for slug, stamp in stamps.items() if stamp > since}
+    moved |= {slug for slug in wanted if slug not in stamps}
+    return frozenset(moved) if moved else None
+
+
+def restrict_to_tenants(desired: DesiredInput, tenants: Collection[str]) -> tuple[DesiredInput, int]:
+    """The input with only the objects of `tenants`, and how many were left out. Objects reference only their own
+    namespace, so the part validates exactly as it did within the whole."""
+    kept = [r for r in desired.resources if desired.tenant_for(r.metadata.namespace).slug in tenants]
+    return dataclasses.replace(desired, resources=kept), len(desired.resources) - len(kept)

@@ -2,9 +2,10 @@
 
 Called by the steps of `reconciling.EnginePass` after rows are written. Selection and status building are pure;
 the network I/O happens in `reconciling.probe_pass` (and `crediting.prepare_credentials` for OAuth). A server is
-probed when its row changed, when it was never probed, when its last probe is older than
-`spec.discovery.interval`, or when forced; otherwise the stored results are reported again unchanged, so an idle
-resync writes nothing.
+probed when its row changed, when it was never probed, when its last probe is older than its probe interval
+(`spec.discovery.interval`, stretched by the `ttlMs` a 2026-07-28 server gave its tool list: `probe_interval`),
+when its minted token is due for refresh, or when forced; otherwise the stored results are reported again
+unchanged, so an idle resync writes nothing.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ READY_REASONS = {
     "internal": Reason.INTERNAL_ERROR,
 }
 NAMES_IN_STATUS = 20
+MAX_TTL_SECONDS = 24 * 60 * 60
+"""Longest wait a server's `ttlMs` can buy (the SDK's own cap on a cached list, `mcp.client.caching.MAX_TTL_MS`):
+a server that claims its list is fresh for a year is still probed, and its health checked, once a day."""
 AWAITING_AUTHORIZATION = "awaiting user authorization"
 OAUTH_TYPES = ("oauthClientCredentials", "oauthAuthorizationCode")
 
@@ -125,7 +129,31 @@ def needs_probe(
     if state is None or state.probed_at is None or action.writes:
         return True
     age = (now - state.probed_at).total_seconds()
-    return age >= obj.record.discovery_interval_seconds or token_refresh_due(state, now=now)
+    return age >= probe_interval(obj.record.discovery_interval_seconds, state) or token_refresh_due(state, now=now)
+
+
+def probe_interval(interval_seconds: float, state: ProbeStateRecord | None) -> float:
+    """Pure: seconds from a server's last probe to its next one.
+
+    `spec.discovery.interval` is the floor. A 2026-07-28 server's `ttlMs` on its last successful listing says how
+    long that list stays fresh; a longer one stretches the wait (up to `MAX_TTL_SECONDS`), because probing a list
+    the server vouches for cannot find a change. A shorter one does not shorten it: `ttlMs: 0`, the SDK's default
+    ("immediately stale"), would otherwise mean a probe on every resync across a whole fleet. A failed probe
+    records no `ttlMs`, so a failing server is retried at the interval.
+    """
+    ttl_ms = state.list_ttl_ms if state is not None else None
+    if ttl_ms is None:
+        return interval_seconds
+    return max(interval_seconds, min(ttl_ms / 1000, MAX_TTL_SECONDS))
+
+
+def discovery_identity(record: ServerRecord) -> str:
+    """Pure: whose credential the probe lists tools with, named without any value (status of a `private` list)."""
+    if record.discovery_connection is not None:
+        return f"MCPConnection/{record.discovery_connection}"
+    if record.auth_type == "none":
+        return "anonymous"
+    return f"spec.auth ({record.auth_type})"
 
 
 def token_refresh_due(
@@ -290,6 +318,8 @@ def _record_probe(
             protocol_version=result.protocol_version,
             server_info=dict(result.server_info),
             capabilities=tuple(result.capabilities),
+            cache_scope=result.cache_scope,
+            ttl_ms=result.ttl_ms,
         )
         if previous and previous[0].hash != result.snapshot_hash:
             diff = diff_tools(previous[0].tools, result.tools)
@@ -326,6 +356,7 @@ def _record_probe(
         last_test=last_test,
         blocked_reason=blocked,
         probed_at=result.at,
+        list_ttl_ms=result.ttl_ms if snapshot is not None else None,
     )
     audit = None
     if changes and any(changes.values()):
@@ -408,6 +439,15 @@ def probe_status(
             "protocolVersion": latest.protocol_version,
             "capabilities": list(latest.capabilities),
         }
+        if latest.cache_scope is not None:
+            tools["cacheScope"] = latest.cache_scope
+            tools["ttlMs"] = latest.ttl_ms
+        if latest.cache_scope == "private":
+            # Another identity (a member, another connection) may be shown other tools: say whose list this is.
+            tools["viewOf"] = discovery_identity(record)
+        if state.probed_at is not None and resource.spec.discovery.enabled:
+            wait = probe_interval(record.discovery_interval_seconds, state)
+            tools["nextProbeAt"] = _iso(state.probed_at + dt.timedelta(seconds=wait))
         if changes:
             tools["changes"] = changes
         if record.tool_policy == "Pin" and latest.hash != record.approved_hash:

@@ -37,7 +37,13 @@ from reconciler.engine.crediting import (
     with_credentials,
 )
 from reconciler.engine.desired import DesiredObject, build_desired
-from reconciler.engine.fastpath import input_digest, probes_due
+from reconciler.engine.fastpath import (
+    desired_tenants,
+    input_digest,
+    probes_due,
+    restrict_to_tenants,
+    tenants_to_read,
+)
 from reconciler.engine.inputs import DesiredInput, StaticSecrets
 from reconciler.engine.planning import Action, Plan, PlanOptions, Verb, plan_changes
 from reconciler.engine.probing import (
@@ -267,6 +273,9 @@ class EnginePass:
     """Nothing left to do: the fast path proved nothing moved, or it was a dry run. `report` is the outcome."""
     objects: list[DesiredObject] = field(default_factory=list)
     read_tenants: frozenset[str] | None = None
+    """Tenants whose rows are read (and so planned and pruned); None: all."""
+    skipped: int = 0
+    """Objects of unread tenants: known up to date (their tenants' change stamps did not move)."""
     digest: str | None = None
     stamp_before: int | None = None
     had_marker: bool = False
@@ -386,14 +395,23 @@ def plan_pass(
         )
         step.stamp_before, marker = registry.fetch_applied_marker(settings.manager)
         step.had_marker = marker is not None
-        unchanged = marker is not None and step.stamp_before is not None and marker == (step.stamp_before, step.digest)
-        if unchanged and (
-            probe is None or (not probe.force and not probes_due(desired, registry.fetch_probe_states(), now=now))
+        same_input = marker is not None and step.stamp_before is not None and marker[1] == step.digest
+        if (
+            marker is not None
+            and same_input
+            and (probe is None or (not probe.force and not probes_due(desired, registry.fetch_probe_states(), now=now)))
         ):
-            plan = Plan(actions=(), unchanged=len(desired.resources))
-            step.report = ReconcileReport(plan=plan, applied=not dry_run, warnings=list(desired.warnings))
-            step.done = True
-            return step
+            if marker[0] == step.stamp_before:
+                plan = Plan(actions=(), unchanged=len(desired.resources))
+                step.report = ReconcileReport(plan=plan, applied=not dry_run, warnings=list(desired.warnings))
+                step.done = True
+                return step
+            # Rows moved since the input was last reconciled: read and plan only the tenants they moved in.
+            moved = tenants_to_read(registry.fetch_tenant_stamps(), since=marker[0], wanted=desired_tenants(desired))
+            if moved is not None:
+                step.read_tenants = moved
+                desired, skipped = restrict_to_tenants(desired, moved)
+                step.desired, step.skipped = desired, skipped
     objects = prepare(desired, registry, settings=settings)
     if scope is not None:
         objects = [obj for obj in objects if obj.source in scope.targets]
@@ -402,6 +420,8 @@ def plan_pass(
         step.read_tenants = frozenset(obj.tenant.slug for obj in objects)
     step.objects = objects
     plan = plan_for(objects, registry, settings=step.settings, tenants=step.read_tenants)
+    if step.skipped:
+        plan = dataclasses.replace(plan, unchanged=plan.unchanged + step.skipped)
     step.report = ReconcileReport(plan=plan, warnings=list(desired.warnings) + list(plan.warnings))
     step.done = dry_run
     return step
@@ -436,7 +456,7 @@ def apply_pass(step: EnginePass, registry: Registry) -> None:
     """
     scope, objects, plan = step.scope, step.objects, step.plan
     if scope is None:
-        step.previous = {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources()}
+        step.previous = {(r.kind, r.namespace, r.name): r for r in registry.fetch_resources(tenants=step.read_tenants)}
     step.actions = {action.source: action for action in plan.actions if action.source is not None}
     tenants = {TenantRecord(slug=obj.tenant.slug, namespace=obj.tenant.namespace) for obj in objects}
     step.probe_states = dict(registry.fetch_probe_states(tenants=step.read_tenants))

@@ -35,7 +35,7 @@ from reconciler.probe.classification import (
     one_line,
 )
 from reconciler.probe.discovery import NO_AUTH, AuthDiscovery, Challenge, discover_auth, fetch_challenge
-from reconciler.probe.listing import fetch_all_tools, snapshot_hash
+from reconciler.probe.listing import CacheScope, fetch_all_tools, snapshot_hash
 from reconciler.probe.settings import ProbeSettings, ProbeTarget
 from reconciler.probe.ssrf import url_problem
 from reconciler.probe.tracing import HttpTrace, display_url
@@ -65,6 +65,10 @@ class ProbeResult:
     server_info: dict[str, Any] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()
     pages: int = 0
+    ttl_ms: int | None = None
+    """The server's `ttlMs` for its tool list (2026-07-28): how long the list stays fresh. None: no hint."""
+    cache_scope: CacheScope | None = None
+    """The server's `cacheScope`: `private` means the list is what this probe's identity sees. None: no hint."""
 
 
 @dataclass
@@ -78,6 +82,8 @@ class _Probe:
     discovery: AuthDiscovery | None = None
     tools: list[ToolRecord] | None = None
     pages: int = 0
+    ttl_ms: int | None = None
+    cache_scope: CacheScope | None = None
     protocol_version: str | None = None
     server_info: dict[str, Any] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()
@@ -158,13 +164,14 @@ class _Probe:
             def on_page(number: int) -> None:
                 self.stage = f"listing tools (page {number})"
 
-            tools, self.pages = await fetch_all_tools(
+            listing = await fetch_all_tools(
                 lambda cursor: client.list_tools(cursor=cursor),
                 max_pages=self.settings.max_pages,
                 max_tools=self.settings.max_tools,
                 on_page=on_page,
             )
-            self.tools = tools
+            self.pages, self.ttl_ms, self.cache_scope = listing.pages, listing.ttl_ms, listing.cache_scope
+            self.tools = listing.tools
             self.stage = "closing the session"
 
 
@@ -273,6 +280,8 @@ async def _probe_server(
         server_info=probe.server_info,
         capabilities=probe.capabilities,
         pages=probe.pages,
+        ttl_ms=probe.ttl_ms if tools is not None else None,
+        cache_scope=probe.cache_scope if tools is not None else None,
     )
 
 

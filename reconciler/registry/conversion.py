@@ -306,6 +306,8 @@ def snapshot_values(snapshot: ToolSnapshotRecord) -> Values:
         "server_info": snapshot.server_info,
         "capabilities": list(snapshot.capabilities),
         "taken_at": snapshot.taken_at,
+        "cache_scope": snapshot.cache_scope,
+        "ttl_ms": snapshot.ttl_ms,
     }
 
 
@@ -319,6 +321,8 @@ def snapshot_of(row: RowMapping, *, tenant: str, server: str) -> ToolSnapshotRec
         protocol_version=row["protocol_version"],
         server_info=row["server_info"] if row["server_info"] is not None else {},
         capabilities=strings_of(row["capabilities"]),
+        cache_scope=row["cache_scope"],
+        ttl_ms=row["ttl_ms"],
     )
 
 
@@ -329,6 +333,7 @@ def probe_state_values(state: ProbeStateRecord) -> Values:
         "last_test": state.last_test,
         "blocked_reason": state.blocked_reason,
         "probed_at": state.probed_at,
+        "list_ttl_ms": state.list_ttl_ms,
     }
 
 
@@ -340,6 +345,7 @@ def probe_state_of(row: RowMapping, *, tenant: str, server: str) -> ProbeStateRe
         last_test=row["last_test"],
         blocked_reason=row["blocked_reason"],
         probed_at=row["probed_at"],
+        list_ttl_ms=row["list_ttl_ms"],
     )
 
 

@@ -301,6 +301,11 @@ class ToolSnapshotRecord:
     protocol_version: str | None = None
     server_info: dict[str, Any] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()
+    cache_scope: str | None = None
+    """The server's `cacheScope` for this list (2026-07-28): `private` means it is the probing identity's view.
+    None when the server sent no hint."""
+    ttl_ms: int | None = None
+    """The server's `ttlMs` for this list: how long it said the list stays fresh. None when it sent no hint."""
 
 
 @dataclass(frozen=True)
@@ -314,3 +319,6 @@ class ProbeStateRecord:
     blocked_reason: str | None = None
     """Set when runtimes must not use the server (e.g. an unapproved pinned tool snapshot)."""
     probed_at: dt.datetime | None = None
+    list_ttl_ms: int | None = None
+    """The `ttlMs` of the tool list this probe fetched; None when the probe failed or the server gave no hint.
+    It stretches the wait before the next probe (see `engine.probing.probe_interval`)."""

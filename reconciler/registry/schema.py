@@ -97,6 +97,8 @@ tenants = sa.Table(
     sa.Column("slug", sa.Text(), nullable=False, unique=True),
     sa.Column("namespace", sa.Text(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False, server_default=_now_default()),
+    # The change stamp of the last write to this tenant's managed rows, set by the triggers (migration 0007).
+    sa.Column("change_stamp", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
     # Runtimes name their tenant by slug or by namespace (migration 0005).
     sa.Index(None, "namespace"),
 )
@@ -264,6 +266,8 @@ tool_snapshots = sa.Table(
     sa.Column("server_info", json_type(), nullable=False),
     sa.Column("capabilities", json_type(), nullable=False),
     sa.Column("taken_at", UtcDateTime(), nullable=False),
+    sa.Column("cache_scope", sa.Text(), nullable=True),
+    sa.Column("ttl_ms", sa.BigInteger(), nullable=True),
     sa.Index(None, "server_id", "taken_at"),
 )
 
@@ -276,6 +280,7 @@ server_probe_state = sa.Table(
     sa.Column("last_test", json_type(), nullable=True),
     sa.Column("blocked_reason", sa.Text(), nullable=True),
     sa.Column("probed_at", UtcDateTime(), nullable=True),
+    sa.Column("list_ttl_ms", sa.BigInteger(), nullable=True),
     sa.UniqueConstraint("server_id"),
 )
 
@@ -296,6 +301,8 @@ resources = sa.Table(
     sa.Column("status", json_type(), nullable=False),
     *_timestamps(),
     sa.UniqueConstraint("kind", "namespace", "name"),
+    # A resync whose change stamps moved in a few tenants reads only their copies (migration 0007).
+    sa.Index(None, "tenant"),
 )
 
 audit_log = sa.Table(
@@ -388,4 +395,5 @@ registry_changes = sa.Table(
     sa.Column("stamp", sa.BigInteger(), nullable=False),
 )
 """One row whose `stamp` database triggers bump on every write to the managed tables (migration 0004): the
-witness that lets a resync skip reading rows when nothing changed."""
+witness that lets a resync skip reading rows when nothing changed. The same triggers copy the new value into
+`tenants.change_stamp` of the tenants written (migration 0007), so a resync reads only those tenants."""

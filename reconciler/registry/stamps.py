@@ -3,8 +3,10 @@
 Triggers (migration 0004) bump `registry_changes.stamp` on every write to the managed tables. After a run
 that holds the write lock from its observation to its commit, the engine records (stamp, input digest)
 for its manager; a later run with the same digest that still reads the same stamp knows that neither its
-input nor any managed row moved. Called through `Registry.fetch_applied_marker` and
-`RegistryTransaction.lock_change_stamp` / `record_applied`.
+input nor any managed row moved. The triggers also copy the new stamp into `tenants.change_stamp` (migration
+0007), so a run whose stamp moved can still tell which tenants' rows did. Called through
+`Registry.fetch_applied_marker` / `fetch_tenant_stamps` and `RegistryTransaction.lock_change_stamp` /
+`record_applied`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ def read_stamp(connection: sa.Connection, *, lock: bool = False) -> int | None:
         query = query.with_for_update()
     value = connection.execute(query).scalar_one_or_none()
     return None if value is None else int(value)
+
+
+def read_tenant_stamps(connection: sa.Connection) -> dict[str, int]:
+    table = schema.tenants
+    rows = connection.execute(sa.select(table.c.slug, table.c.change_stamp))
+    return {slug: int(stamp) for slug, stamp in rows}
 
 
 def read_marker(connection: sa.Connection, manager: str) -> tuple[int, str] | None:

@@ -208,13 +208,17 @@ class Registry:
         kind: str | None = None,
         namespace: str | None = None,
         name: str | None = None,
+        tenants: Collection[str] | None = None,
     ) -> list[ResourceRecord]:
+        """The stored copies of applied objects; `tenants` limits them to those slugs."""
         table = schema.resources
         filters = [
             column == value
             for column, value in ((table.c.kind, kind), (table.c.namespace, namespace), (table.c.name, name))
             if value is not None
         ]
+        if tenants is not None:
+            filters.append(table.c.tenant.in_(sorted(tenants)))
         query = sa.select(table).where(*filters).order_by(table.c.kind, table.c.namespace, table.c.name)
         return self._read(lambda connection: [conversion.resource_of(row) for row in _mappings(connection, query)])
 
@@ -328,6 +332,10 @@ class Registry:
             return stamps.read_stamp(connection), stamps.read_marker(connection, manager)
 
         return self._read(read)
+
+    def fetch_tenant_stamps(self) -> dict[str, int]:
+        """Every tenant's change stamp by slug: the global stamp's value at the last write to its managed rows."""
+        return self._read(stamps.read_tenant_stamps)
 
     def _read(self, reader: Callable[[sa.Connection], _T]) -> _T:
         with translated_errors(self._url), self._engine.connect() as connection:

@@ -186,6 +186,10 @@ def test_a_changed_tool_list_is_reported_once_and_measured(
     ref = create(kube, server(namespace, "weather", **spec))
     first = wait_ready(kube, ref)
     assert first["status"]["tools"]["count"] == 2
+    # The 2026-07-28 freshness hints (here the SDK's defaults) are kept by the API server's schema.
+    tools = first["status"]["tools"]
+    assert (tools["cacheScope"], tools["ttlMs"], tools["viewOf"]) == ("private", 0, "anonymous"), tools
+    assert tools["nextProbeAt"].endswith("Z")
     assert condition(first, "ToolsDrifted")["status"] == "False"
 
     tool_catalog.tools = [*tool_catalog.tools[:1], tool_catalog.tools[0].model_copy(update={"name": "get_alerts"})]

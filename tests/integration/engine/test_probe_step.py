@@ -16,7 +16,14 @@ from reconciler.engine.reconciling import EngineSettings, ReconcileReport, recon
 from reconciler.manifests import load_folder
 from reconciler.probe import ProbeSettings
 from reconciler.registry import Registry
-from tests.fixtures.mcp_servers import LocalServers, ToolCatalog
+from tests.fixtures.mcp_servers import (
+    HINTED_PAGES,
+    PRIVATE_TTL_MS,
+    READER_TOKEN,
+    READER_TOOLS,
+    LocalServers,
+    ToolCatalog,
+)
 
 SETTINGS = EngineSettings()
 PROBE = ProbeOptions(ProbeSettings(allow_private_networks=True, total_timeout=10))
@@ -171,6 +178,72 @@ def test_stale_snapshots_are_probed_again_after_the_interval(
     assert apply(tmp_path, registry, docs, now=soon).probed == []
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)
     assert len(apply(tmp_path, registry, docs, now=later).probed) == 1
+
+
+def test_a_longer_ttl_postpones_the_next_probe_and_a_shorter_one_does_not_hasten_it(
+    tmp_path: Path, registry: Registry, mcp_servers: LocalServers
+) -> None:
+    """`hinted` says its list is fresh for 2h; `paged` (the SDK's default hint) says 0 ms: both have a 10m interval."""
+    ttl = dt.timedelta(milliseconds=min(ttl_ms for ttl_ms, _ in HINTED_PAGES))
+    docs = [
+        server("hinted", mcp_servers.hinted, discovery={"interval": "10m"}),
+        server("paged", mcp_servers.paginated, discovery={"interval": "10m"}),
+    ]
+    first = apply(tmp_path, registry, docs)
+    assert len(first.probed) == 2
+    tools = status_of(first, "hinted")["tools"]
+    assert (tools["ttlMs"], tools["cacheScope"]) == (ttl // dt.timedelta(milliseconds=1), "public")
+    assert "viewOf" not in tools
+    probed_at = registry.fetch_probe_states()[("acme", "hinted")].probed_at
+    assert probed_at is not None
+    assert tools["nextProbeAt"] == (probed_at + ttl).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert status_of(first, "paged")["tools"]["ttlMs"] == 0
+
+    def probed_at_offset(offset: dt.timedelta) -> set[str]:
+        report = apply(tmp_path, registry, docs, now=dt.datetime.now(dt.UTC) + offset)
+        return {obj.resource.metadata.name for obj, _ in report.probed}
+
+    assert probed_at_offset(dt.timedelta(minutes=5)) == set()
+    assert probed_at_offset(dt.timedelta(minutes=11)) == {"paged"}
+    assert probed_at_offset(ttl + dt.timedelta(minutes=1)) == {"hinted", "paged"}
+
+
+def test_a_failed_probe_is_retried_at_the_interval_whatever_the_last_ttl(
+    tmp_path: Path, registry: Registry, mcp_servers: LocalServers
+) -> None:
+    docs = [server("hinted", mcp_servers.hinted, discovery={"interval": "10m"})]
+    apply(tmp_path, registry, docs)
+    # The next probe sees a server past the page bound: it fails, and records no ttlMs.
+    bounded = dataclasses.replace(PROBE, force=True, settings=dataclasses.replace(PROBE.settings, max_pages=2))
+    failed = apply(tmp_path, registry, docs, probe=bounded)
+    assert conditions(status_of(failed, "hinted"))["Ready"]["reason"] == "ProtocolError"
+    assert registry.fetch_probe_states()[("acme", "hinted")].list_ttl_ms is None
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11)
+    assert len(apply(tmp_path, registry, docs, now=later).probed) == 1
+
+
+def test_a_private_tool_list_is_reported_as_the_discovery_identitys_view(
+    tmp_path: Path, registry: Registry, mcp_servers: LocalServers
+) -> None:
+    docs = [
+        server("notes", mcp_servers.private_view),
+        connection(
+            "notes-reader", "notes", auth={"secretKeyRef": {"name": "t", "key": "reader"}}, useForDiscovery=True
+        ),
+        server("notes-anonymous", mcp_servers.private_view),
+        secret("t", reader=READER_TOKEN),
+    ]
+    report = apply(tmp_path, registry, docs)
+    tools = status_of(report, "notes")["tools"]
+    assert tools["cacheScope"] == "private" and tools["ttlMs"] == PRIVATE_TTL_MS
+    assert tools["viewOf"] == "MCPConnection/notes-reader"
+    assert tuple(tools["names"]) == READER_TOOLS
+    anonymous = status_of(report, "notes-anonymous")["tools"]
+    assert anonymous["viewOf"] == "anonymous" and len(anonymous["names"]) > len(READER_TOOLS)
+    snapshot = registry.fetch_tool_snapshots("acme", "notes")[0]
+    assert (snapshot.cache_scope, snapshot.ttl_ms) == ("private", PRIVATE_TTL_MS)
+    everything = json.dumps([r.status for r in report.results]) + json.dumps(registry.dump(), default=str)
+    assert READER_TOKEN not in everything
 
 
 def test_bearer_servers_are_probed_with_their_secret_and_it_never_leaks(

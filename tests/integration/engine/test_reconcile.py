@@ -17,6 +17,7 @@ from reconciler.engine.reconciling import EngineSettings, reconcile
 from reconciler.errors import InvalidInput, MissingReference
 from reconciler.manifests import load_folder
 from reconciler.registry import Registry, RegistryTransaction
+from reconciler.registry.connecting import create_registry_engine
 from reconciler.registry.records import ServerRecord, UserTokenRecord
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
@@ -323,3 +324,131 @@ def test_a_run_dying_while_it_probes_leaves_rows_and_their_stored_copies_in_step
     (copy,) = registry.fetch_resources(kind="MCPServer", namespace="acme-prod", name="internal-search")
     assert copy.spec["url"] == row.url
     assert copy.spec_hash == row.ownership.spec_hash
+
+
+def fleet(root: Path) -> Path:
+    """Three tenants, each with two servers, a connection, a grant (with subjects) and a binding."""
+    docs: list[dict[str, object]] = []
+    for ns in ("alpha", "bravo", "charlie"):
+        docs += [server("crm", ns), server("wiki", ns)]
+        docs.append(
+            {
+                "apiVersion": "mcp.reconciler.dev/v1alpha1",
+                "kind": "MCPConnection",
+                "metadata": {"name": "crm-platform", "namespace": ns},
+                "spec": {"serverRef": "crm", "scope": "platform", "credentialMode": "perMember"},
+            }
+        )
+        docs.append(
+            {
+                "apiVersion": "mcp.reconciler.dev/v1alpha1",
+                "kind": "MCPAccessGrant",
+                "metadata": {"name": "crm-team", "namespace": ns},
+                "spec": {"target": {"serverRef": "crm"}, "subjects": [{"kind": "Team", "name": "sales"}]},
+            }
+        )
+        docs.append(
+            {
+                "apiVersion": "mcp.reconciler.dev/v1alpha1",
+                "kind": "MCPTemplateBinding",
+                "metadata": {"name": "assistant", "namespace": ns},
+                "spec": {"template": "assistant", "servers": [{"serverRef": "crm"}, {"serverRef": "wiki"}]},
+            }
+        )
+    return write_folder(root, {"fleet.yaml": docs})
+
+
+def by_hand(registry_url: str, *statements: str) -> None:
+    # Another process's connection, with SQLite's foreign keys on as every registry client has them (cascades).
+    engine = create_registry_engine(registry_url)
+    try:
+        with engine.begin() as connection:  # outside the reconciler entirely
+            for statement in statements:
+                connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def tenant_rows(table: str, tenant: str) -> str:
+    return f"tenant_id = (SELECT id FROM tenants WHERE slug = '{tenant}')"
+
+
+def namespaces_read(report: object) -> set[str]:
+    return {result.obj.resource.metadata.namespace for result in report.results}  # type: ignore[attr-defined]
+
+
+def repairs(report: object) -> list[tuple[str, str, str]]:
+    return sorted((str(a.verb), a.key[1], a.key[2]) for a in report.plan.actions if a.writes)  # type: ignore[attr-defined]
+
+
+def test_a_resync_after_hand_edits_reads_and_repairs_only_the_tenants_they_touched(
+    tmp_path: Path, registry: Registry, registry_url: str
+) -> None:
+    folder = fleet(tmp_path / "f")
+    apply(folder, registry)
+    wiki = "SELECT id FROM servers WHERE name = 'wiki' AND " + tenant_rows("servers", "bravo")
+    grant = "SELECT id FROM access_grants WHERE name = 'crm-team' AND " + tenant_rows("access_grants", "charlie")
+    by_hand(
+        registry_url,
+        f"UPDATE servers SET url = 'https://evil.example.com/mcp' WHERE id = ({wiki})",
+        # A child row: its tenant is its grant's.
+        f"DELETE FROM access_grant_subjects WHERE grant_id = ({grant})",
+    )
+    report = apply(folder, registry)
+    assert namespaces_read(report) == {"bravo", "charlie"}
+    assert repairs(report) == [("repair", "bravo", "wiki"), ("repair", "charlie", "crm-team")]
+    assert report.plan.counts()["noop"] == 5 * 3 - 2  # type: ignore[attr-defined]
+    assert registry.fetch_state().rows[("servers", "bravo", "wiki")].url == "https://wiki.example.com/mcp"  # type: ignore[union-attr]
+    # The repair is recorded as reconciled: the next resync reads no rows at all.
+    registry.reset_statement_counts()
+    quiet = apply(folder, registry)
+    assert quiet.results == [] and registry.statement_counts["SELECT"] <= 3  # type: ignore[attr-defined]
+
+
+def test_a_tenant_deleted_by_hand_is_read_and_recreated(tmp_path: Path, registry: Registry, registry_url: str) -> None:
+    folder = fleet(tmp_path / "f")
+    apply(folder, registry)
+    wiki = "SELECT id FROM servers WHERE name = 'wiki' AND " + tenant_rows("servers", "alpha")
+    by_hand(
+        registry_url,
+        f"UPDATE servers SET enabled = false WHERE id = ({wiki})",
+        # Its rows go with it (ON DELETE CASCADE) and no tenant is left to carry a stamp.
+        "DELETE FROM tenants WHERE slug = 'charlie'",
+    )
+    report = apply(folder, registry)
+    assert namespaces_read(report) == {"alpha", "charlie"}
+    assert ("repair", "alpha", "wiki") in repairs(report)
+    assert {key[1] for key in registry.fetch_state().rows} == {"alpha", "bravo", "charlie"}
+    assert len(registry.fetch_state(tenants=["charlie"]).rows) == len(registry.fetch_state(tenants=["bravo"]).rows)
+
+
+def test_a_stamp_moved_without_any_tenant_reads_everything(
+    tmp_path: Path, registry: Registry, registry_url: str
+) -> None:
+    folder = fleet(tmp_path / "f")
+    apply(folder, registry)
+    by_hand(registry_url, "UPDATE registry_changes SET stamp = stamp + 1")  # as a TRUNCATE would, on PostgreSQL
+    report = apply(folder, registry)
+    assert namespaces_read(report) == {"alpha", "bravo", "charlie"} and repairs(report) == []
+
+
+def test_the_runtimes_user_token_writes_never_force_a_read(
+    tmp_path: Path, registry: Registry, registry_url: str
+) -> None:
+    folder = fleet(tmp_path / "f")
+    apply(folder, registry)
+    crm = "SELECT id FROM servers WHERE name = 'crm' AND " + tenant_rows("servers", "alpha")
+    connection = "SELECT id FROM connections WHERE name = 'crm-platform' AND " + tenant_rows("connections", "alpha")
+    alpha = "SELECT id FROM tenants WHERE slug = 'alpha'"
+    by_hand(
+        registry_url,
+        "INSERT INTO user_tokens (tenant_id, server_id, connection_id, user_id, secret_ref, created_at) "
+        f"VALUES (({alpha}), ({crm}), ({connection}), 'u1', 'alpha/u1-token#token', CURRENT_TIMESTAMP)",
+        "UPDATE user_tokens SET secret_ref = 'alpha/u1-token#rotated' WHERE user_id = 'u1'",
+        "DELETE FROM user_tokens WHERE user_id = 'u1'",
+    )
+    registry.reset_statement_counts()
+    report = apply(folder, registry)
+    assert report.results == [] and report.plan.counts() == {"noop": 15}  # type: ignore[attr-defined]
+    assert registry.statement_counts == {"SELECT": registry.statement_counts["SELECT"]}
+    assert registry.statement_counts["SELECT"] <= 3

@@ -6,7 +6,15 @@ import mcp_types
 import pytest
 
 from reconciler.probe import ProbeSettings, diff_tools, snapshot_hash, tool_fingerprint
-from tests.fixtures.mcp_servers import PAGINATED_TOOLS, LocalServers, ToolCatalog
+from tests.fixtures.mcp_servers import (
+    HINTED_PAGES,
+    PAGINATED_TOOLS,
+    PRIVATE_TTL_MS,
+    READER_TOKEN,
+    READER_TOOLS,
+    LocalServers,
+    ToolCatalog,
+)
 from tests.integration.probe.support import probe, target
 
 
@@ -45,6 +53,32 @@ def test_websocket_and_http_snapshots_agree(mcp_servers: LocalServers) -> None:
     over_websocket = probe(target(mcp_servers.websocket, transport="websocket"))
     assert over_http.snapshot_hash == over_websocket.snapshot_hash
     assert over_http.protocol_version == over_websocket.protocol_version
+
+
+def test_a_2026_servers_freshness_hints_are_kept_with_the_shortest_ttl_of_its_pages(
+    mcp_servers: LocalServers,
+) -> None:
+    result = probe(target(mcp_servers.hinted))
+    assert result.ok, result.message
+    assert result.protocol_version == "2026-07-28" and result.pages == len(HINTED_PAGES)
+    assert result.ttl_ms == min(ttl for ttl, _ in HINTED_PAGES)
+    assert result.cache_scope == "public"
+
+
+def test_a_private_list_is_what_the_probing_credential_sees(mcp_servers: LocalServers) -> None:
+    reader = probe(target(mcp_servers.private_view, headers={"Authorization": f"Bearer {READER_TOKEN}"}))
+    anonymous = probe(target(mcp_servers.private_view))
+    assert reader.ok and anonymous.ok, (reader.message, anonymous.message)
+    assert (reader.cache_scope, reader.ttl_ms) == ("private", PRIVATE_TTL_MS)
+    assert reader.tools is not None and tuple(tool.name for tool in reader.tools) == READER_TOOLS
+    assert reader.snapshot_hash != anonymous.snapshot_hash
+
+
+def test_a_failed_listing_carries_no_freshness_hints(mcp_servers: LocalServers) -> None:
+    settings = ProbeSettings(allow_private_networks=True, max_pages=2, total_timeout=10)
+    result = probe(target(mcp_servers.hinted), settings=settings)
+    assert result.error_class == "protocol"
+    assert (result.ttl_ms, result.cache_scope) == (None, None)
 
 
 def test_sse_snapshot(mcp_servers: LocalServers) -> None:

@@ -891,3 +891,28 @@ def test_statement_counts_read_the_same_on_every_backend(registry: Registry) -> 
         transaction.ensure_tenants([tenant("a")])
 
     assert registry.statement_counts == {"SELECT": 8, "INSERT": 1}
+
+
+def test_every_write_stamps_the_tenants_it_touched_with_the_new_change_stamp(registry: Registry) -> None:
+    with registry.transaction() as transaction:
+        transaction.ensure_tenants([tenant("a"), tenant("b")])
+        transaction.insert(full_tenant("a") + full_tenant("b"))
+    after_insert, _ = registry.fetch_applied_marker("nobody")
+    assert after_insert is not None
+    inserted = registry.fetch_tenant_stamps()
+    assert set(inserted) == {"a", "b"} and 0 < inserted["a"] <= inserted["b"] == after_insert
+    # A row of one tenant, then only a child row (grant subjects carry no tenant of their own): only "b" moves.
+    rows = registry.fetch_state(tenants=["b"]).rows.values()
+    server = next(row for row in rows if isinstance(row, ServerRecord))
+    grant = next(row for row in rows if isinstance(row, GrantRecord) and len(row.subjects) > 1)
+    edits = (
+        [dataclasses.replace(server, url="https://moved.example.com/mcp")],
+        [dataclasses.replace(grant, subjects=grant.subjects[:1])],
+    )
+    for edit in edits:
+        before, _ = registry.fetch_applied_marker("nobody")
+        with registry.transaction() as transaction:
+            transaction.update(edit)
+        moved, _ = registry.fetch_applied_marker("nobody")
+        assert moved is not None and before is not None and moved > before
+        assert registry.fetch_tenant_stamps() == {"a": inserted["a"], "b": moved}
