@@ -71,6 +71,7 @@ from reconciler.registry import Registry
 from reconciler.registry.errors import ConcurrentChange, RegistryBusy
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
+    ConnectionRecord,
     ObservedState,
     ProbeStateRecord,
     Record,
@@ -144,6 +145,43 @@ _THROWAWAY_KEY_BYTES = 32
 def prepare(desired: DesiredInput, registry: Registry, *, settings: EngineSettings) -> list[DesiredObject]:
     validate(desired)
     return build_desired(desired, fingerprint_key=registry.fingerprint_key(), manager=settings.manager)
+
+
+def discovery_companions(
+    targets: Sequence[DesiredObject], everything: Sequence[DesiredObject], observed: ObservedState
+) -> list[DesiredObject]:
+    """Pure: the objects a scoped pass must write beside its targets because they form a cycle with one.
+
+    A server's discovery connection points at the server, and the server row names the connection: with
+    neither registered, each one's own pass would wait for the other forever. So a pass over either writes both
+    rows in one transaction (the registry links them in one insert); the companion's own pass then finds its
+    row in step and writes its status. Only the targets' statuses come from this pass.
+    """
+    targeted = {obj.source for obj in targets}
+    servers = {(obj.tenant.slug, obj.record.name): obj for obj in everything if isinstance(obj.record, ServerRecord)}
+    connections = {
+        (obj.tenant.slug, obj.record.name): obj for obj in everything if isinstance(obj.record, ConnectionRecord)
+    }
+    companions: dict[SourceRef, DesiredObject] = {}
+    for obj in targets:
+        record, tenant = obj.record, obj.tenant.slug
+        companion = None
+        if isinstance(record, ServerRecord) and record.discovery_connection is not None:
+            connection = connections.get((tenant, record.discovery_connection))
+            if connection is not None and observed.get(connection.key) is None:
+                companion = connection
+        elif isinstance(record, ConnectionRecord):
+            server = servers.get((tenant, record.server))
+            if (
+                server is not None
+                and observed.get(server.key) is None
+                and isinstance(server.record, ServerRecord)
+                and server.record.discovery_connection == record.name
+            ):
+                companion = server
+        if companion is not None and companion.source not in targeted:
+            companions[companion.source] = companion
+    return list(companions.values())
 
 
 def plan_for(
@@ -413,13 +451,18 @@ def plan_pass(
                 desired, skipped = restrict_to_tenants(desired, moved)
                 step.desired, step.skipped = desired, skipped
     objects = prepare(desired, registry, settings=settings)
+    written = objects
+    observed = None
     if scope is not None:
+        everything = objects
         objects = [obj for obj in objects if obj.source in scope.targets]
         step.settings = dataclasses.replace(settings, prune=False)
         # Nothing is pruned in scope mode, so rows of other tenants cannot matter: do not read them.
         step.read_tenants = frozenset(obj.tenant.slug for obj in objects)
+        observed = registry.fetch_state(tenants=step.read_tenants)
+        written = objects + discovery_companions(objects, everything, observed)
     step.objects = objects
-    plan = plan_for(objects, registry, settings=step.settings, tenants=step.read_tenants)
+    plan = plan_for(written, registry, settings=step.settings, tenants=step.read_tenants, observed=observed)
     if step.skipped:
         plan = dataclasses.replace(plan, unchanged=plan.unchanged + step.skipped)
     step.report = ReconcileReport(plan=plan, warnings=list(desired.warnings) + list(plan.warnings))

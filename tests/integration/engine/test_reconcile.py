@@ -452,3 +452,53 @@ def test_the_runtimes_user_token_writes_never_force_a_read(
     assert report.results == [] and report.plan.counts() == {"noop": 15}  # type: ignore[attr-defined]
     assert registry.statement_counts == {"SELECT": registry.statement_counts["SELECT"]}
     assert registry.statement_counts["SELECT"] <= 3
+
+
+ORG_CONNECTIONS = EXAMPLES / "05-org-connections"
+
+
+@pytest.mark.parametrize("first", ["MCPServer", "MCPConnection"])
+def test_a_server_and_its_discovery_connection_register_whichever_pass_comes_first(
+    first: str, registry: Registry
+) -> None:
+    """The server names its discovery connection and the connection names its server: the operator reconciles
+    each on its own, so neither may wait for the other's row (before: both waited, DependencyPending, forever)."""
+    from reconciler.engine.reconciling import ObjectScope
+    from reconciler.registry.records import SourceRef
+
+    desired = load_folder(ORG_CONNECTIONS)
+    server_ref = SourceRef("MCPServer", "openwork", "linear")
+    connection_ref = SourceRef("MCPConnection", "openwork", "linear-shared")
+    order = [server_ref, connection_ref] if first == "MCPServer" else [connection_ref, server_ref]
+
+    before = reconcile(desired, registry, settings=SETTINGS, scope=ObjectScope(targets=frozenset([order[0]])))
+    assert [result.obj.source for result in before.results] == [order[0]]  # only the target's status
+    rows = registry.fetch_state(tenants=["openwork-org"]).rows
+    linear = rows[("servers", "openwork-org", "linear")]
+    assert isinstance(linear, ServerRecord) and linear.discovery_connection == "linear-shared"
+    assert ("connections", "openwork-org", "linear-shared") in rows
+
+    registry.reset_statement_counts()
+    after = reconcile(desired, registry, settings=SETTINGS, scope=ObjectScope(targets=frozenset([order[1]])))
+    assert [(result.obj.source, result.action.verb) for result in after.results] == [(order[1], Verb.NOOP)]
+    assert writes(registry) == 0, registry.statement_counts
+
+
+def test_a_discovery_connection_is_not_written_beside_its_server_once_registered(registry: Registry) -> None:
+    from reconciler.engine.reconciling import ObjectScope
+    from reconciler.registry.records import SourceRef
+
+    desired = load_folder(ORG_CONNECTIONS)
+    reconcile(desired, registry, settings=SETTINGS)
+    with registry.transaction() as tx:  # somebody edits the connection behind our back
+        row = registry.fetch_state(tenants=["openwork-org"]).rows[("connections", "openwork-org", "linear-shared")]
+        tx.update([dataclasses.replace(row, active=False)])  # type: ignore[call-arg]
+    report = reconcile(
+        desired,
+        registry,
+        settings=SETTINGS,
+        scope=ObjectScope(targets=frozenset([SourceRef("MCPServer", "openwork", "linear")])),
+    )
+    assert [action.key for action in report.plan.actions] == [("servers", "openwork-org", "linear")]
+    row = registry.fetch_state(tenants=["openwork-org"]).rows[("connections", "openwork-org", "linear-shared")]
+    assert row.active is False  # type: ignore[union-attr]  # the connection's own pass repairs it, not this one
