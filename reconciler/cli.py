@@ -2,7 +2,8 @@
 
 A thin leaf: every decision lives in the engine; this module only wires a folder of YAML and a registry
 URL to it. `plan` exits 0 when nothing would change, 2 when something would, 1 on any error, so it works
-as a pull-request check.
+as a pull-request check. Each command imports what it uses inside its function, so `--help` starts without
+the models, and `validate` without the registry store, the probe, the mcp SDK or kopf (a test pins this).
 """
 
 from __future__ import annotations
@@ -15,18 +16,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from reconciler import presenting
-from reconciler.api import KINDS, kind_for
-from reconciler.api.crds import render_crds
-from reconciler.engine.probing import ProbeOptions
-from reconciler.engine.reconciling import EngineSettings, reconcile, test_server
 from reconciler.errors import PermanentError, ReconcilerError
-from reconciler.manifests import load_folder
-from reconciler.probe import ProbeSettings
-from reconciler.registry import open_registry
-from reconciler.registry.records import DEFAULT_MANAGER, SourceRef
+from reconciler.registry.records import DEFAULT_MANAGER
+
+if TYPE_CHECKING:
+    from reconciler.probe import ProbeSettings
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 log = logging.getLogger("mcp_reconciler")
@@ -68,6 +64,8 @@ def _add_probe(parser: argparse.ArgumentParser) -> None:
 
 
 def _probe_settings(args: argparse.Namespace) -> ProbeSettings:
+    from reconciler.probe import ProbeSettings
+
     return ProbeSettings(
         allow_private_networks=args.allow_private_networks,
         max_concurrency=max(1, args.probe_concurrency),
@@ -198,7 +196,8 @@ def _colour(stream: TextIO) -> bool:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    from reconciler.engine.reconciling import validate_rendered
+    from reconciler.engine.desired import validate_rendered
+    from reconciler.manifests import load_folder
 
     desired = load_folder(args.filename)
     validate_rendered(desired)
@@ -209,6 +208,11 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler import presenting
+    from reconciler.engine.reconciling import EngineSettings, reconcile
+    from reconciler.manifests import load_folder
+    from reconciler.registry import open_registry
+
     desired = load_folder(args.filename)
     registry = open_registry(args.registry, manager=args.manager)
     try:
@@ -232,6 +236,12 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler import presenting
+    from reconciler.engine.probing import ProbeOptions
+    from reconciler.engine.reconciling import EngineSettings, reconcile
+    from reconciler.manifests import load_folder
+    from reconciler.registry import open_registry
+
     max_age = None
     if args.client_max_age:
         from reconciler.api.durations import parse_duration
@@ -278,6 +288,13 @@ def _progress(stream: TextIO) -> Callable[[int, int], None] | None:
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler import presenting
+    from reconciler.engine.probing import ProbeOptions
+    from reconciler.engine.reconciling import EngineSettings, test_server
+    from reconciler.manifests import load_folder
+    from reconciler.registry import open_registry
+    from reconciler.registry.records import SourceRef
+
     desired = load_folder(args.filename)
     matches = [
         r
@@ -359,6 +376,10 @@ def _wait_forever() -> None:
 
 
 def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler import presenting
+    from reconciler.api import KINDS
+    from reconciler.registry import open_registry
+
     kinds = [info.kind for info in KINDS] if args.kind == "mcp" else [_kind(args.kind)]
     registry = open_registry(args.registry, manager=args.manager)
     try:
@@ -400,6 +421,8 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _kind(spelling: str) -> str:
+    from reconciler.api import KINDS, kind_for
+
     try:
         return kind_for(spelling).kind
     except KeyError:
@@ -414,6 +437,7 @@ def _not_found(args: argparse.Namespace) -> PermanentError:
 
 
 def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.manifests import load_folder
     from reconciler.runtime import resolve_command
 
     if args.show_secrets and args.filename is None:
@@ -442,6 +466,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     import tempfile
 
     from reconciler.engine.inputs import DesiredInput
+    from reconciler.manifests import load_folder
     from reconciler.runtime import serve_mcp
 
     token = os.environ.get(args.token_env, "")
@@ -502,6 +527,8 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_crds(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.api.crds import render_crds
+
     rendered = render_crds()
     if args.check:
         stale = [name for name, text in rendered.items() if _read(args.dir / name) != text]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -17,8 +17,11 @@ from reconciler.api import KINDS
 from reconciler.api.common import GROUP_VERSION
 from reconciler.api.printing import PRINTER_COLUMNS, column_value
 from reconciler.engine.planning import Action, Plan, Verb
-from reconciler.probe import HINTS, ProbeResult
 from reconciler.registry.records import KIND_OF_TABLE, ResourceRecord, SourceRef
+
+if TYPE_CHECKING:
+    # Only `test` shows probe results; `plan` and `get` start without the probe's mcp SDK.
+    from reconciler.probe import ProbeResult
 
 _COLOURS = {
     Verb.CREATE: "32",
@@ -207,6 +210,8 @@ def test_text(result: ProbeResult, *, colour: bool) -> str:
             names = ", ".join(sorted(tool.name for tool in result.tools)[:20])
             text += f"\ntools: {names}"
         return text
+    from reconciler.probe import HINTS
+
     hint = result.hint or HINTS.get(result.error_class or "", "")
     text = _paint(f"Failed · {result.error_class}: {result.message}", "31", colour)
     return text + (f"\nhint: {hint}" if hint else "")

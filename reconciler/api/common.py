@@ -32,9 +32,12 @@ ToolGlob = Annotated[str, Field(min_length=1, max_length=256, pattern=GLOB_PATTE
 
 
 class Model(BaseModel):
-    """Strict base: unknown fields are errors, camelCase on the wire, docstrings become descriptions."""
+    """Strict base: unknown fields are errors, camelCase on the wire, docstrings become descriptions. Validators
+    are built on first use (`defer_build`), once per process: a command pays only for the kinds it validates, and
+    a nested model's own validator is never built when only its parent validates it."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
@@ -111,6 +114,7 @@ class ObjectMeta(Model):
     """The part of Kubernetes object metadata the reconciler reads; other metadata fields are ignored."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="ignore",
         alias_generator=to_camel,
         populate_by_name=True,

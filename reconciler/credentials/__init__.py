@@ -13,99 +13,106 @@ The engine imports from here only (the submodules are the package's own layout):
   (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
 - rotation: `plan_rotation` (pure), `verify_credential`, `verdict`;
 - errors: see `errors.py` for the tree.
+
+The names load lazily: a caller that needs one module's names does not import httpx2 and the kubernetes client.
 """
 
-from reconciler.credentials.authorization import (
-    authorization_url_template,
-    connected_members,
-    fill_authorization_url,
-    new_pkce,
-)
-from reconciler.credentials.authserver import AuthServerAccess
-from reconciler.credentials.errors import (
-    AuthServerBlocked,
-    AuthServerUnavailable,
-    CrossNamespaceReference,
-    IncompleteAuthSpec,
-    InvalidClient,
-    OAuthRejected,
-    RegistrationRefused,
-    SecretKeyProblem,
-    SecretNotFound,
-    SecretStoreUnavailable,
-)
-from reconciler.credentials.fingerprints import fingerprint
-from reconciler.credentials.headers import (
-    ResolvedHeaders,
-    SecretReader,
-    add_connection_credential,
-    add_server_credential,
-    add_stored_headers,
-    parse_reference,
-    read_reference,
-)
-from reconciler.credentials.keys import KEY_ENV, KEY_FILE_ENV, default_key_path, load_store_key
-from reconciler.credentials.kubernetes_store import KubernetesSecretStore, NamespacedSecrets, SecretNotLoaded
-from reconciler.credentials.last_good import VerifiedValue, last_good_value, pin_verified
-from reconciler.credentials.local_store import (
-    LocalSecret,
-    LocalSecretStore,
-    MemoryMintedSecrets,
-    MintedSecrets,
-    MintedSecretStore,
-    NewSecret,
-)
-from reconciler.credentials.preparing import (
-    CredentialContext,
-    CredentialFailure,
-    CredentialSettings,
-    PreparedCredentials,
-    ReleasedCredentials,
-    ServerClientRotation,
-    discover_server,
-    discovery_from_status,
-    prepare_many,
-    prepare_server_credentials,
-    release_server_credentials,
-    rotate_server_client,
-)
-from reconciler.credentials.registration import (
-    ClientRegistration,
-    ClientRotation,
-    CredentialStores,
-    RegisteredClient,
-    choose_auth_method,
-    client_rotation_due,
-    ensure_client,
-    forget_clients,
-    register_client,
-    rotate_client,
-)
-from reconciler.credentials.rotation import (
-    RotationAction,
-    RotationDecision,
-    RotationPolicy,
-    plan_rotation,
-    verdict,
-    verify_credential,
-)
-from reconciler.credentials.stores import (
-    SecretStore,
-    arequire_reference,
-    is_local_reference,
-    local_reference,
-    require_reference,
-)
-from reconciler.credentials.tokens import (
-    MemoryTokenCache,
-    MintedToken,
-    StoredTokenCache,
-    TokenCache,
-    TokenClient,
-    client_credentials_token,
-    exchange_authorization_code,
-    refresh_access_token,
-)
+from typing import TYPE_CHECKING
+
+from reconciler.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from reconciler.credentials.authorization import (
+        authorization_url_template,
+        connected_members,
+        fill_authorization_url,
+        new_pkce,
+    )
+    from reconciler.credentials.authserver import AuthServerAccess
+    from reconciler.credentials.errors import (
+        AuthServerBlocked,
+        AuthServerUnavailable,
+        CrossNamespaceReference,
+        IncompleteAuthSpec,
+        InvalidClient,
+        OAuthRejected,
+        RegistrationRefused,
+        SecretKeyProblem,
+        SecretNotFound,
+        SecretStoreUnavailable,
+    )
+    from reconciler.credentials.fingerprints import fingerprint
+    from reconciler.credentials.headers import (
+        ResolvedHeaders,
+        SecretReader,
+        add_connection_credential,
+        add_server_credential,
+        add_stored_headers,
+        parse_reference,
+        read_reference,
+    )
+    from reconciler.credentials.keys import KEY_ENV, KEY_FILE_ENV, default_key_path, load_store_key
+    from reconciler.credentials.kubernetes_store import KubernetesSecretStore, NamespacedSecrets, SecretNotLoaded
+    from reconciler.credentials.last_good import VerifiedValue, last_good_value, pin_verified
+    from reconciler.credentials.local_store import (
+        LocalSecret,
+        LocalSecretStore,
+        MemoryMintedSecrets,
+        MintedSecrets,
+        MintedSecretStore,
+        NewSecret,
+    )
+    from reconciler.credentials.preparing import (
+        CredentialContext,
+        CredentialFailure,
+        CredentialSettings,
+        PreparedCredentials,
+        ReleasedCredentials,
+        ServerClientRotation,
+        discover_server,
+        discovery_from_status,
+        prepare_many,
+        prepare_server_credentials,
+        release_server_credentials,
+        rotate_server_client,
+    )
+    from reconciler.credentials.registration import (
+        ClientRegistration,
+        ClientRotation,
+        CredentialStores,
+        RegisteredClient,
+        choose_auth_method,
+        client_rotation_due,
+        ensure_client,
+        forget_clients,
+        register_client,
+        rotate_client,
+    )
+    from reconciler.credentials.rotation import (
+        RotationAction,
+        RotationDecision,
+        RotationPolicy,
+        plan_rotation,
+        verdict,
+        verify_credential,
+    )
+    from reconciler.credentials.stores import (
+        SecretStore,
+        arequire_reference,
+        is_local_reference,
+        local_reference,
+        require_reference,
+    )
+    from reconciler.credentials.tokens import (
+        MemoryTokenCache,
+        MintedToken,
+        StoredTokenCache,
+        TokenCache,
+        TokenClient,
+        client_credentials_token,
+        exchange_authorization_code,
+        refresh_access_token,
+    )
 
 __all__ = [
     "KEY_ENV",
@@ -189,3 +196,89 @@ __all__ = [
     "verdict",
     "verify_credential",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "authorization": ["authorization_url_template", "connected_members", "fill_authorization_url", "new_pkce"],
+        "authserver": ["AuthServerAccess"],
+        "errors": [
+            "AuthServerBlocked",
+            "AuthServerUnavailable",
+            "CrossNamespaceReference",
+            "IncompleteAuthSpec",
+            "InvalidClient",
+            "OAuthRejected",
+            "RegistrationRefused",
+            "SecretKeyProblem",
+            "SecretNotFound",
+            "SecretStoreUnavailable",
+        ],
+        "fingerprints": ["fingerprint"],
+        "headers": [
+            "ResolvedHeaders",
+            "SecretReader",
+            "add_connection_credential",
+            "add_server_credential",
+            "add_stored_headers",
+            "parse_reference",
+            "read_reference",
+        ],
+        "keys": ["KEY_ENV", "KEY_FILE_ENV", "default_key_path", "load_store_key"],
+        "kubernetes_store": ["KubernetesSecretStore", "NamespacedSecrets", "SecretNotLoaded"],
+        "last_good": ["VerifiedValue", "last_good_value", "pin_verified"],
+        "local_store": [
+            "LocalSecret",
+            "LocalSecretStore",
+            "MemoryMintedSecrets",
+            "MintedSecrets",
+            "MintedSecretStore",
+            "NewSecret",
+        ],
+        "preparing": [
+            "CredentialContext",
+            "CredentialFailure",
+            "CredentialSettings",
+            "PreparedCredentials",
+            "ReleasedCredentials",
+            "ServerClientRotation",
+            "discover_server",
+            "discovery_from_status",
+            "prepare_many",
+            "prepare_server_credentials",
+            "release_server_credentials",
+            "rotate_server_client",
+        ],
+        "registration": [
+            "ClientRegistration",
+            "ClientRotation",
+            "CredentialStores",
+            "RegisteredClient",
+            "choose_auth_method",
+            "client_rotation_due",
+            "ensure_client",
+            "forget_clients",
+            "register_client",
+            "rotate_client",
+        ],
+        "rotation": [
+            "RotationAction",
+            "RotationDecision",
+            "RotationPolicy",
+            "plan_rotation",
+            "verdict",
+            "verify_credential",
+        ],
+        "stores": ["SecretStore", "arequire_reference", "is_local_reference", "local_reference", "require_reference"],
+        "tokens": [
+            "MemoryTokenCache",
+            "MintedToken",
+            "StoredTokenCache",
+            "TokenCache",
+            "TokenClient",
+            "client_credentials_token",
+            "exchange_authorization_code",
+            "refresh_access_token",
+        ],
+    },
+)

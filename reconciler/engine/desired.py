@@ -7,6 +7,7 @@ between validation and planning. Secret values are read only to fingerprint them
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,9 +33,10 @@ from reconciler.api.server import (
 from reconciler.credentials import fingerprint
 from reconciler.engine.inputs import ADOPT_ANNOTATION, DesiredInput, Tenant
 from reconciler.engine.rendering import TemplateError, render_template
-from reconciler.engine.validation import discovery_candidates
+from reconciler.engine.validation import discovery_candidates, validate
 from reconciler.errors import InvalidInput, Problem
 from reconciler.registry.records import (
+    DEFAULT_MANAGER,
     BindingRecord,
     BoundServerRecord,
     ConnectionRecord,
@@ -358,3 +360,14 @@ def _carry_auth(auth: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
             same = auth.get(ref) is not None and auth.get(ref) == stored.get(ref)
             carried[key] = stored.get(key) if same else None
     return carried
+
+
+def validate_rendered(desired: DesiredInput, *, manager: str = DEFAULT_MANAGER) -> None:
+    """Everything `plan` checks before it reads the registry: `validate`, then every object rendered into its
+    row exactly as `plan` renders it (tenant variables, rendered URLs), so `validate` passes only what `plan`
+    accepts. The rows are thrown away, so a throwaway key fingerprints the secrets."""
+    validate(desired)
+    build_desired(desired, fingerprint_key=os.urandom(_THROWAWAY_KEY_BYTES), manager=manager)
+
+
+_THROWAWAY_KEY_BYTES = 32

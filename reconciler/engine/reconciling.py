@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,7 @@ from reconciler.engine.crediting import (
     rotation_status,
     with_credentials,
 )
-from reconciler.engine.desired import DesiredObject, build_desired
+from reconciler.engine.desired import DesiredObject, build_desired, validate_rendered
 from reconciler.engine.fastpath import (
     desired_tenants,
     input_digest,
@@ -59,13 +58,8 @@ from reconciler.engine.probing import (
     record_probe,
 )
 from reconciler.engine.status import StatusInputs, build_status
-from reconciler.engine.validation import (
-    check_discovery_candidates,
-    check_references,
-    check_shared_credentials,
-    check_tenant_collisions,
-)
-from reconciler.errors import DependencyPending, InvalidInput, MissingReference
+from reconciler.engine.validation import validate as validate  # still importable from here, where it lived
+from reconciler.errors import DependencyPending, MissingReference
 from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, probe_many
 from reconciler.registry import Registry
 from reconciler.registry.errors import ConcurrentChange, RegistryBusy
@@ -117,29 +111,6 @@ class ReconcileReport:
     @property
     def removals(self) -> list[Action]:
         return [action for action in self.plan.actions if action.verb in (Verb.DELETE, Verb.ORPHAN)]
-
-
-def validate(desired: DesiredInput) -> None:
-    """Raise MissingReference / InvalidInput for cross-object problems."""
-    missing = check_references(desired)
-    if missing:
-        raise MissingReference(missing)
-    problems = (
-        check_tenant_collisions(desired) + check_discovery_candidates(desired) + check_shared_credentials(desired)
-    )
-    if problems:
-        raise InvalidInput(problems)
-
-
-def validate_rendered(desired: DesiredInput, *, manager: str = DEFAULT_MANAGER) -> None:
-    """Everything `plan` checks before it reads the registry: `validate`, then every object rendered into its
-    row exactly as `plan` renders it (tenant variables, rendered URLs), so `validate` passes only what `plan`
-    accepts. The rows are thrown away, so a throwaway key fingerprints the secrets."""
-    validate(desired)
-    build_desired(desired, fingerprint_key=os.urandom(_THROWAWAY_KEY_BYTES), manager=manager)
-
-
-_THROWAWAY_KEY_BYTES = 32
 
 
 def prepare(desired: DesiredInput, registry: Registry, *, settings: EngineSettings) -> list[DesiredObject]:

@@ -1,8 +1,9 @@
 """Cross-object checks the models cannot do alone: references resolve, tenants do not collide, a server has at
 most one connection marked for discovery, and a shared connection to a server that wants a credential carries one.
 
-Called by the reconcile loop after loading and before planning; returns problems instead of raising so all
-of them reach the user at once.
+Called by the reconcile loop and by `mcp-reconciler validate` after loading and before planning. The checks
+return problems instead of raising, and `validate` raises them together, so all of them reach the user at once.
+Kept free of the registry store and the probe so that validating a folder stays light.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 
 from reconciler.api import MCPAccessGrant, MCPConnection, MCPServer, MCPTemplateBinding, Resource
 from reconciler.engine.inputs import DesiredInput
-from reconciler.errors import Problem
+from reconciler.errors import InvalidInput, MissingReference, Problem
 
 
 def check_references(desired: DesiredInput) -> list[Problem]:
@@ -175,3 +176,15 @@ def check_shared_credentials(desired: DesiredInput) -> list[Problem]:
             )
         )
     return problems
+
+
+def validate(desired: DesiredInput) -> None:
+    """Raise MissingReference / InvalidInput for cross-object problems."""
+    missing = check_references(desired)
+    if missing:
+        raise MissingReference(missing)
+    problems = (
+        check_tenant_collisions(desired) + check_discovery_candidates(desired) + check_shared_credentials(desired)
+    )
+    if problems:
+        raise InvalidInput(problems)

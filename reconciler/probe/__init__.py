@@ -5,17 +5,22 @@ The engine and the CLI import from here only; the submodules are the probe's own
 touches the registry database or the cluster: it takes `ProbeTarget`s (with already-resolved headers) and returns
 `ProbeResult`s, and its pure helpers (`snapshot_hash`, `diff_tools`, `filter_tool_names`, `fill_auth_fields`)
 serve planning and status building.
+
+The names load lazily, so the pure helpers come without the mcp SDK and httpx2.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from reconciler.probe.classification import HINTS, ErrorClass
-from reconciler.probe.discovery import AuthDiscovery, fill_auth_fields
-from reconciler.probe.listing import diff_tools, filter_tool_names, snapshot_hash, tool_fingerprint
-from reconciler.probe.probing import ProbeResult, probe_many, probe_many_sync, probe_server
-from reconciler.probe.settings import ProbeSettings, ProbeTarget, Transport
-from reconciler.probe.ssrf import BlockedDestination, Resolver, address_problem, system_resolver
-from reconciler.probe.transports import ProbeHttp
+from reconciler.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from reconciler.probe.classification import HINTS, ErrorClass
+    from reconciler.probe.discovery import AuthDiscovery, fill_auth_fields
+    from reconciler.probe.listing import diff_tools, filter_tool_names, snapshot_hash, tool_fingerprint
+    from reconciler.probe.probing import ProbeResult, probe_many, probe_many_sync, probe_server
+    from reconciler.probe.settings import ProbeSettings, ProbeTarget, Transport
+    from reconciler.probe.ssrf import BlockedDestination, Resolver, address_problem, system_resolver
+    from reconciler.probe.transports import ProbeHttp
 
 __all__ = [
     "HINTS",
@@ -39,3 +44,16 @@ __all__ = [
     "system_resolver",
     "tool_fingerprint",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "classification": ["HINTS", "ErrorClass"],
+        "discovery": ["AuthDiscovery", "fill_auth_fields"],
+        "listing": ["diff_tools", "filter_tool_names", "snapshot_hash", "tool_fingerprint"],
+        "probing": ["ProbeResult", "probe_many", "probe_many_sync", "probe_server"],
+        "settings": ["ProbeSettings", "ProbeTarget", "Transport"],
+        "ssrf": ["BlockedDestination", "Resolver", "address_problem", "system_resolver"],
+        "transports": ["ProbeHttp"],
+    },
+)

@@ -1,0 +1,93 @@
+"""The CLI starts at once: `--help` and `validate` run in a fresh interpreter and must not import the heavy
+libraries other commands need (the registry's SQLAlchemy, the probe's mcp SDK and httpx2, the operator's kopf and
+kubernetes client). The set of imported modules is asserted, not the time, so the test holds on a loaded machine;
+`bench/cli_bench.py` prints the times. Also pins that the lazy package `__init__`s still export every name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+HEAVY = {
+    "alembic",
+    "anyio",
+    "httpcore2",
+    "httpx2",
+    "kopf",
+    "kubernetes",
+    "mcp",
+    "mcp_types",
+    "psycopg",
+    "sqlalchemy",
+    "starlette",
+    "uvicorn",
+}
+"""Top-level packages neither `--help` nor `validate` may import."""
+
+RUN_AND_LIST_MODULES = """
+import json, sys
+from reconciler.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def imported_modules(*args: str) -> set[str]:
+    """Run the CLI with `args` in a fresh interpreter; the modules it imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST_MODULES, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] in (0, None), done.stderr
+    return set(report["modules"])
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.partition(".")[0] for name in modules}
+
+
+def test_help_imports_no_model_and_no_third_party_library() -> None:
+    modules = imported_modules("--help")
+    assert not top_level(modules) & (HEAVY | {"pydantic", "pydantic_core", "yaml", "jinja2"})
+    assert not {name for name in modules if name.startswith("reconciler.")} - {
+        "reconciler.cli",
+        "reconciler.errors",
+        "reconciler.lazy_exports",
+        "reconciler.registry",
+        "reconciler.registry.records",
+    }
+
+
+def test_validate_imports_models_and_templates_but_not_the_registry_store_or_the_probe() -> None:
+    modules = imported_modules("validate", "-f", str(EXAMPLES))
+    assert not top_level(modules) & HEAVY
+    assert {"pydantic", "yaml", "jinja2", "reconciler.engine.desired"} <= modules
+    ours = {name for name in modules if name.startswith("reconciler.")}
+    assert not {name for name in ours if name.startswith(("reconciler.probe", "reconciler.operator"))}
+    assert not ours & {"reconciler.engine.reconciling", "reconciler.registry.store", "reconciler.registry.connecting"}
+
+
+@pytest.mark.parametrize("package", ["reconciler.registry", "reconciler.credentials", "reconciler.probe"])
+def test_lazy_packages_export_every_name_from_its_module(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        value = getattr(module, name)
+        origin = getattr(value, "__module__", None)
+        if isinstance(origin, str) and origin.startswith(package + "."):
+            assert getattr(importlib.import_module(origin), name) is value
+    with pytest.raises(AttributeError):
+        getattr(module, "no_such_name")  # noqa: B009
