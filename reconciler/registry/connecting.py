@@ -2,7 +2,7 @@
 
 `store.open_registry` builds its engine here, and `migrations/env.py` does the same when Alembic runs from the
 command line. Everything that depends on SQLite versus PostgreSQL connection behaviour lives in this module;
-the SQL itself is dialect-neutral Core in `store.py`.
+the SQL itself is dialect-neutral Core in the modules `store.py` delegates to.
 """
 
 from __future__ import annotations

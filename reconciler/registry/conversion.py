@@ -1,9 +1,10 @@
 """Translation between registry records and column values, in both directions.
 
-Used only by `store.py`: writers turn records into parameter dicts for executemany, readers turn fetched rows
-back into records. Keeping both directions side by side is what makes the round trip exact: tuples are
-stored as JSON lists and restored as tuples, headers keep their order, and `None` stays distinct from empty.
-Name references (a connection's server, a grant's target...) are resolved to ids by the caller.
+Used by the registry's readers and writers (`reading.py`, `writing.py`, `recording.py`, `lookups.py`):
+writers turn records into parameter dicts for executemany, readers turn fetched rows back into records.
+Keeping both directions side by side is what makes the round trip exact: tuples are stored as JSON lists and
+restored as tuples, headers keep their order, and `None` stays distinct from empty. Name references (a
+connection's server, a grant's target...) are resolved to ids by the caller.
 """
 
 from __future__ import annotations

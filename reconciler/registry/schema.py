@@ -1,10 +1,11 @@
 """The registry's tables, as SQLAlchemy Core metadata: the single description of the database schema.
 
-`store.py` builds every statement from these tables; the Alembic migrations in `migrations/versions/` create
-the same schema step by step, and a test compares the migrated database with this module so the two never
-drift. Agent runtimes read these tables directly, which is why names are plain and every lookup they make
-has an index. Rows the reconciler manages carry ownership columns; runtime-owned tables (`user_tokens`) and
-probe-owned tables (snapshots, probe state, OAuth clients) hang off servers with ON DELETE CASCADE.
+The registry's modules build every statement from these tables (`writing.py` adds one spec per managed
+table); the Alembic migrations in `migrations/versions/` create the same schema step by step, and a test
+compares the migrated database with this module so the two never drift. Agent runtimes read these tables
+directly, which is why names are plain and every lookup they make has an index. Rows the reconciler manages
+carry ownership columns; runtime-owned tables (`user_tokens`) and probe-owned tables (snapshots, probe state,
+OAuth clients) hang off servers with ON DELETE CASCADE.
 """
 
 from __future__ import annotations

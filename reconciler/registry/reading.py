@@ -1,0 +1,282 @@
+"""Reads of the registry's state, as records with names (never ids) in a fixed number of queries per call.
+
+`Registry`'s fetch methods run these on a short connection of their own; `RegistryTransaction.fetch_state`
+runs `read_state` inside its transaction so the engine sees its own writes. Every function takes the
+connection it reads through, so the same query serves both. The runtime's resolution reads live apart, in
+`lookups.py`, because they are shaped by what one resolution decides from, not by the tables.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler.registry import conversion, schema
+from reconciler.registry.records import (
+    AuditEntry,
+    BindingRecord,
+    BoundServerRecord,
+    GrantSubjectRecord,
+    ObservedState,
+    ProbeStateRecord,
+    Record,
+    ResourceRecord,
+    SourceRef,
+    TenantRecord,
+    ToolSnapshotRecord,
+    UserTokenRecord,
+    key_of,
+)
+from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
+
+FINGERPRINT_KEY_NAME = "fingerprint_key"
+"""The `registry_meta` key under which the fingerprint key (hex) is stored."""
+
+
+def resources(
+    connection: sa.Connection,
+    *,
+    kind: str | None,
+    namespace: str | None,
+    name: str | None,
+    tenants: Collection[str] | None,
+) -> list[ResourceRecord]:
+    table = schema.resources
+    filters = [
+        column == value
+        for column, value in ((table.c.kind, kind), (table.c.namespace, namespace), (table.c.name, name))
+        if value is not None
+    ]
+    if tenants is not None:
+        filters.append(table.c.tenant.in_(sorted(tenants)))
+    query = sa.select(table).where(*filters).order_by(table.c.kind, table.c.namespace, table.c.name)
+    return [conversion.resource_of(row) for row in _mappings(connection, query)]
+
+
+def audit(connection: sa.Connection, *, limit: int, tenant: str | None) -> list[AuditLogRow]:
+    table = schema.audit_log
+    query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
+    if tenant is not None:
+        query = query.where(table.c.tenant == tenant)
+    return [_audit_row_of(row) for row in _mappings(connection, query)]
+
+
+def tool_snapshots(connection: sa.Connection, *, tenant: str, server: str) -> list[ToolSnapshotRecord]:
+    table = schema.tool_snapshots
+    query = (
+        sa.select(table)
+        .join(schema.servers, schema.servers.c.id == table.c.server_id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .where(schema.tenants.c.slug == tenant, schema.servers.c.name == server)
+        .order_by(table.c.taken_at.desc(), table.c.id.desc())
+        .limit(2)
+    )
+    return [conversion.snapshot_of(row, tenant=tenant, server=server) for row in _mappings(connection, query)]
+
+
+def probe_states(
+    connection: sa.Connection, *, tenants: Collection[str] | None
+) -> dict[tuple[str, str], ProbeStateRecord]:
+    table = schema.server_probe_state
+    query = (
+        sa.select(table, schema.tenants.c.slug.label("tenant_slug"), schema.servers.c.name.label("server_name"))
+        .join(schema.servers, schema.servers.c.id == table.c.server_id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .where(*_slug_filter(tenants))
+    )
+    return {
+        (row["tenant_slug"], row["server_name"]): conversion.probe_state_of(
+            row, tenant=row["tenant_slug"], server=row["server_name"]
+        )
+        for row in _mappings(connection, query)
+    }
+
+
+def user_tokens(connection: sa.Connection, *, tenant: str, server: str) -> list[UserTokenRecord]:
+    table = schema.user_tokens
+    query = (
+        sa.select(table, schema.connections.c.name.label("connection_name"))
+        .join(schema.servers, schema.servers.c.id == table.c.server_id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .outerjoin(schema.connections, schema.connections.c.id == table.c.connection_id)
+        .where(schema.tenants.c.slug == tenant, schema.servers.c.name == server)
+        .order_by(table.c.id)
+    )
+    return [
+        conversion.user_token_of(row, tenant=tenant, server=server, connection=row["connection_name"])
+        for row in _mappings(connection, query)
+    ]
+
+
+def user_token_counts(connection: sa.Connection, *, tenants: Collection[str] | None) -> dict[tuple[str, str], int]:
+    table = schema.user_tokens
+    query = (
+        sa.select(schema.tenants.c.slug, schema.servers.c.name, sa.func.count(table.c.id))
+        .select_from(table)
+        .join(schema.servers, schema.servers.c.id == table.c.server_id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .where(*_slug_filter(tenants))
+        .group_by(schema.tenants.c.slug, schema.servers.c.name)
+    )
+    return {(slug, name): count for slug, name, count in connection.execute(query)}
+
+
+def oauth_clients(connection: sa.Connection, *, tenant: str, server: str) -> list[OAuthClientRecord]:
+    table = schema.oauth_clients
+    query = (
+        sa.select(table)
+        .join(schema.servers, schema.servers.c.id == table.c.server_id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .where(schema.tenants.c.slug == tenant, schema.servers.c.name == server)
+        .order_by(table.c.issuer)
+    )
+    return [_oauth_client_of(row, tenant=tenant, server=server) for row in _mappings(connection, query)]
+
+
+def every_row(connection: sa.Connection) -> dict[str, list[dict[str, Any]]]:
+    return {
+        table.name: [dict(row) for row in _mappings(connection, sa.select(table).order_by(*table.primary_key.columns))]
+        for table in schema.metadata.sorted_tables
+    }
+
+
+def _mappings(connection: sa.Connection, query: sa.Executable) -> Sequence[sa.RowMapping]:
+    return connection.execute(query).mappings().all()
+
+
+def _slug_filter(tenants: Collection[str] | None) -> list[sa.ColumnElement[bool]]:
+    return [] if tenants is None else [schema.tenants.c.slug.in_(sorted(tenants))]
+
+
+def _tenant_scope(table: sa.Table, tenants: Collection[str] | None) -> list[sa.ColumnElement[bool]]:
+    if tenants is None:
+        return []
+    return [table.c.tenant_id.in_(sa.select(schema.tenants.c.id).where(*_slug_filter(tenants)))]
+
+
+def read_state(connection: sa.Connection, tenants: Collection[str] | None) -> ObservedState:
+    """Seven queries: tenants, the four tables, grant subjects and bound servers (children in stored order)."""
+    tenant_rows = _mappings(connection, sa.select(schema.tenants).where(*_slug_filter(tenants)))
+    slug_of = {row["id"]: row["slug"] for row in tenant_rows}
+    state = ObservedState(tenants={row["slug"]: TenantRecord(row["slug"], row["namespace"]) for row in tenant_rows})
+
+    def rows_of(table: sa.Table) -> Sequence[sa.RowMapping]:
+        return _mappings(connection, sa.select(table).where(*_tenant_scope(table, tenants)).order_by(table.c.id))
+
+    server_rows = rows_of(schema.servers)
+    connection_rows = rows_of(schema.connections)
+    grant_rows = rows_of(schema.access_grants)
+    binding_rows = rows_of(schema.template_bindings)
+    server_names = {row["id"]: row["name"] for row in server_rows}
+    connection_names = {row["id"]: row["name"] for row in connection_rows}
+
+    subjects = schema.access_grant_subjects
+    subjects_of: dict[int, list[GrantSubjectRecord]] = defaultdict(list)
+    subject_query = (
+        sa.select(subjects)
+        .join(schema.access_grants, schema.access_grants.c.id == subjects.c.grant_id)
+        .where(*_tenant_scope(schema.access_grants, tenants))
+        .order_by(subjects.c.grant_id, subjects.c.position, subjects.c.id)
+    )
+    for row in _mappings(connection, subject_query):
+        subjects_of[row["grant_id"]].append(conversion.subject_of(row))
+
+    bound = schema.template_binding_servers
+    bound_of: dict[int, list[BoundServerRecord]] = defaultdict(list)
+    bound_query = (
+        sa.select(bound)
+        .join(schema.template_bindings, schema.template_bindings.c.id == bound.c.binding_id)
+        .where(*_tenant_scope(schema.template_bindings, tenants))
+        .order_by(bound.c.binding_id, bound.c.position, bound.c.id)
+    )
+    for row in _mappings(connection, bound_query):
+        bound_of[row["binding_id"]].append(
+            conversion.bound_server_of(
+                row,
+                server=server_names.get(row["server_id"], ""),
+                connection=_name_or_none(connection_names, row["connection_id"]),
+            )
+        )
+
+    records: list[Record] = []
+    records.extend(
+        conversion.server_of(
+            row,
+            tenant=slug_of[row["tenant_id"]],
+            discovery_connection=_name_or_none(connection_names, row["discovery_connection_id"]),
+        )
+        for row in server_rows
+    )
+    records.extend(
+        conversion.connection_of(row, tenant=slug_of[row["tenant_id"]], server=server_names.get(row["server_id"], ""))
+        for row in connection_rows
+    )
+    records.extend(
+        conversion.grant_of(
+            row,
+            tenant=slug_of[row["tenant_id"]],
+            target_server=_name_or_none(server_names, row["target_server_id"]),
+            target_connection=_name_or_none(connection_names, row["target_connection_id"]),
+            subjects=subjects_of.get(row["id"], ()),
+        )
+        for row in grant_rows
+    )
+    records.extend(
+        BindingRecord(
+            tenant=slug_of[row["tenant_id"]],
+            name=row["name"],
+            ownership=conversion.ownership_of(row),
+            row_id=row["id"],
+            template=row["template"],
+            servers=tuple(bound_of.get(row["id"], ())),
+        )
+        for row in binding_rows
+    )
+    state.rows = {key_of(record): record for record in records}
+    return state
+
+
+def read_fingerprint_key(connection: sa.Connection) -> str | None:
+    table = schema.registry_meta
+    value = connection.execute(sa.select(table.c.value).where(table.c.key == FINGERPRINT_KEY_NAME)).scalar()
+    return None if value is None else str(value)
+
+
+def _audit_row_of(row: sa.RowMapping) -> AuditLogRow:
+    source = None
+    if row["source_kind"] is not None:
+        source = SourceRef(kind=row["source_kind"], namespace=row["source_namespace"], name=row["source_name"])
+    entry = AuditEntry(
+        action=row["action"],
+        table=row["table_name"],
+        tenant=row["tenant"],
+        name=row["name"],
+        actor=row["actor"],
+        diff=row["diff"],
+        source=source,
+        message=row["message"],
+    )
+    return AuditLogRow(id=row["id"], at=row["at"], entry=entry)
+
+
+def _oauth_client_of(row: sa.RowMapping, *, tenant: str, server: str) -> OAuthClientRecord:
+    return OAuthClientRecord(
+        tenant=tenant,
+        server=server,
+        issuer=row["issuer"],
+        client_id=row["client_id"],
+        client_secret_ref=row["client_secret_ref"],
+        registration_client_uri=row["registration_client_uri"],
+        registration_access_token_ref=row["registration_access_token_ref"],
+        token_endpoint_auth_method=row["token_endpoint_auth_method"],
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        row_id=row["id"],
+    )
+
+
+def _name_or_none(names: Mapping[int, str], row_id: int | None) -> str | None:
+    return None if row_id is None else names.get(row_id)

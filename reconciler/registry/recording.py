@@ -1,0 +1,202 @@
+"""Writes outside the four managed tables: tenants, audit entries, stored objects, and rows hanging off a server.
+
+`RegistryTransaction` calls these inside its transaction: tenants before anything names them, audit entries and
+the CLI's stored copies of applied objects (with their status) after an apply, and the probe's and the
+credentials package's per-server rows (tool snapshots, probe state, OAuth clients, member tokens). Unlike the
+managed tables these have no ownership or table spec: each is one upsert-shaped statement or a few.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from reconciler.errors import MissingReference, Problem
+from reconciler.registry import conversion, row_ids, schema
+from reconciler.registry.reading import FINGERPRINT_KEY_NAME, read_fingerprint_key
+from reconciler.registry.records import (
+    AuditEntry,
+    ProbeStateRecord,
+    ResourceRecord,
+    TenantRecord,
+    ToolSnapshotRecord,
+    UserTokenRecord,
+)
+from reconciler.registry.rows import OAuthClientRecord
+
+FINGERPRINT_KEY_BYTES = 32
+
+
+def ensure_tenants(connection: sa.Connection, tenants: Iterable[TenantRecord], *, now: dt.datetime) -> None:
+    wanted = {tenant.slug: tenant for tenant in tenants}
+    if not wanted:
+        return
+    existing = row_ids.tenants(connection, wanted)
+    missing = [tenant for slug, tenant in wanted.items() if slug not in existing]
+    if missing:
+        connection.execute(
+            sa.insert(schema.tenants),
+            [{"slug": tenant.slug, "namespace": tenant.namespace, "created_at": now} for tenant in missing],
+        )
+
+
+def audit(connection: sa.Connection, entries: Sequence[AuditEntry], *, now: dt.datetime) -> None:
+    connection.execute(sa.insert(schema.audit_log), [_audit_values(entry, at=now) for entry in entries])
+
+
+def put_resources(connection: sa.Connection, resources: Sequence[ResourceRecord], *, now: dt.datetime) -> None:
+    latest = {(r.kind, r.namespace, r.name): r for r in resources}  # one row per key per statement
+    rows = [conversion.resource_values(resource, now=now) for resource in latest.values()]
+    table = schema.resources
+    statement = _dialect_insert(connection, table)
+    replaced = {
+        column.name: statement.excluded[column.name]
+        for column in table.columns
+        if column.name not in ("id", "kind", "namespace", "name", "created_at")
+    }
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=["kind", "namespace", "name"], set_=replaced), rows
+    )
+
+
+def delete_resources(connection: sa.Connection, ids: Sequence[tuple[str, str, str]]) -> None:
+    table = schema.resources
+    connection.execute(
+        sa.delete(table).where(
+            table.c.kind == sa.bindparam("b_kind"),
+            table.c.namespace == sa.bindparam("b_namespace"),
+            table.c.name == sa.bindparam("b_name"),
+        ),
+        [{"b_kind": kind, "b_namespace": namespace, "b_name": name} for kind, namespace, name in ids],
+    )
+
+
+def put_status(
+    connection: sa.Connection, kind: str, namespace: str, name: str, status: dict[str, Any], *, now: dt.datetime
+) -> None:
+    table = schema.resources
+    connection.execute(
+        sa.update(table)
+        .where(table.c.kind == kind, table.c.namespace == namespace, table.c.name == name)
+        .values(status=status, updated_at=now)
+    )
+
+
+def put_tool_snapshot(connection: sa.Connection, snapshot: ToolSnapshotRecord) -> None:
+    server_id = row_ids.server_id(connection, snapshot.tenant, snapshot.server, purpose="a tool snapshot")
+    table = schema.tool_snapshots
+    latest = connection.execute(
+        sa.select(table.c.id, table.c.hash)
+        .where(table.c.server_id == server_id)
+        .order_by(table.c.taken_at.desc(), table.c.id.desc())
+        .limit(1)
+    ).first()
+    values = conversion.snapshot_values(snapshot)
+    if latest is not None and latest.hash == snapshot.hash:
+        connection.execute(sa.update(table).where(table.c.id == latest.id).values(values))
+        return
+    connection.execute(sa.insert(table).values(server_id=server_id, **values))
+    newest_two = (
+        sa.select(table.c.id)
+        .where(table.c.server_id == server_id)
+        .order_by(table.c.taken_at.desc(), table.c.id.desc())
+        .limit(2)
+    )
+    connection.execute(sa.delete(table).where(table.c.server_id == server_id, table.c.id.not_in(newest_two)))
+
+
+def put_probe_state(connection: sa.Connection, state: ProbeStateRecord) -> None:
+    server_id = row_ids.server_id(connection, state.tenant, state.server, purpose="probe state")
+    table = schema.server_probe_state
+    statement = _dialect_insert(connection, table).values(server_id=server_id, **conversion.probe_state_values(state))
+    replaced = {name: statement.excluded[name] for name in conversion.probe_state_values(state)}
+    connection.execute(statement.on_conflict_do_update(index_elements=["server_id"], set_=replaced))
+
+
+def put_oauth_client(connection: sa.Connection, client: OAuthClientRecord, *, now: dt.datetime) -> int:
+    server_id = row_ids.server_id(connection, client.tenant, client.server, purpose="an OAuth client")
+    table = schema.oauth_clients
+    values = {
+        "client_id": client.client_id,
+        "client_secret_ref": client.client_secret_ref,
+        "registration_client_uri": client.registration_client_uri,
+        "registration_access_token_ref": client.registration_access_token_ref,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "expires_at": client.expires_at,
+    }
+    statement = _dialect_insert(connection, table).values(
+        server_id=server_id, issuer=client.issuer, created_at=client.created_at or now, **values
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=["server_id", "issuer"], set_={name: statement.excluded[name] for name in values}
+    ).returning(table.c.id)
+    return int(connection.execute(upsert).scalar_one())
+
+
+def insert_user_token(connection: sa.Connection, token: UserTokenRecord, *, now: dt.datetime) -> int:
+    server_id = row_ids.server_id(connection, token.tenant, token.server, purpose="a user token")
+    tenant_id = row_ids.required_tenants(connection, {token.tenant})[token.tenant][0]
+    connection_id = None
+    if token.connection is not None:
+        connection_id = row_ids.ids_by_name(connection, "connections", [tenant_id]).get((tenant_id, token.connection))
+        if connection_id is None:
+            raise MissingReference(
+                [Problem(f"connection {token.connection!r} does not exist in tenant {token.tenant!r}")]
+            )
+    table = schema.user_tokens
+    statement = (
+        sa.insert(table)
+        .values(
+            tenant_id=tenant_id,
+            server_id=server_id,
+            connection_id=connection_id,
+            user_id=token.user_id,
+            secret_ref=token.secret_ref,
+            created_at=now,
+            expires_at=token.expires_at,
+        )
+        .returning(table.c.id)
+    )
+    return int(connection.execute(statement).scalar_one())
+
+
+def ensure_fingerprint_key(connection: sa.Connection) -> str:
+    table = schema.registry_meta
+    statement = (
+        _dialect_insert(connection, table)
+        .values(key=FINGERPRINT_KEY_NAME, value=os.urandom(FINGERPRINT_KEY_BYTES).hex())
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    connection.execute(statement)
+    stored = read_fingerprint_key(connection)
+    assert stored is not None
+    return stored
+
+
+def _dialect_insert(connection: sa.Connection, table: sa.Table) -> Any:
+    """An INSERT supporting ON CONFLICT, which both backends spell the same way."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _audit_values(entry: AuditEntry, *, at: dt.datetime) -> dict[str, Any]:
+    source = entry.source
+    return {
+        "at": at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "table_name": entry.table,
+        "tenant": entry.tenant,
+        "name": entry.name,
+        "source_kind": source.kind if source else None,
+        "source_namespace": source.namespace if source else None,
+        "source_name": source.name if source else None,
+        "diff": entry.diff,
+        "message": entry.message,
+    }
