@@ -442,6 +442,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     import tempfile
 
     from reconciler.engine.inputs import DesiredInput
+    from reconciler.engine.proposing import DryRunPlanner
     from reconciler.runtime import serve_mcp
 
     token = os.environ.get(args.token_env, "")
@@ -458,7 +459,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         token=token,
         host=args.host,
         port=args.port,
-        load_manifests=load_manifests,
+        plan_manifests=DryRunPlanner(load_manifests, manager=args.manager),
         manager=args.manager,
     )
     return EXIT_OK

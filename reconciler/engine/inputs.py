@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TypeAlias
 
 from reconciler.api import Resource
+from reconciler.credentials.headers import SecretReader
 
 TENANT_LABEL = "mcp.reconciler.dev/tenant"
 TENANT_CONFIGMAP = "mcp-tenant"
@@ -34,12 +35,8 @@ class SourceLocation:
     line: int | None = None
 
 
-class SecretSource(Protocol):
-    """Reads secret values by reference. Implementations never log values."""
-
-    def read(self, namespace: str, name: str, key: str) -> str | None:
-        """The value, or None when the Secret or the key does not exist."""
-        ...
+SecretSource: TypeAlias = SecretReader
+"""Where the engine reads secret values; defined by `reconciler.credentials`, which the runtime reads through too."""
 
 
 @dataclass
