@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 
 class SecretReader(Protocol):
-    """Reads secret values by reference (the engine's inputs, the runtime, the stores). Never logs values."""
+    """Reads secret values by reference and never logs them: `engine.inputs.SecretSource`'s shape, for code that
+    does not import the engine (this package, the runtime)."""
 
     def read(self, namespace: str, name: str, key: str) -> str | None:
         """The value, or None when the Secret or the key does not exist."""

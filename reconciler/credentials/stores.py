@@ -1,7 +1,7 @@
 """The secret-store interface every driver's store implements, and the references it reads by.
 
 `SecretStore` is what the engine, the probe step and the OAuth flows read values through: `read` (synchronous,
-the same shape as `headers.SecretReader`) and `aread` (for the operator, whose store may have to
+the same shape as `reconciler.engine.inputs.SecretSource`) and `aread` (for the operator, whose store may have to
 ask the Kubernetes API). Two kinds of reference exist:
 
 - `<namespace>/<secret>#<key>`: a key of a Secret the user manages (a manifest in the folder, or the cluster);

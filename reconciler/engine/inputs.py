@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol
 
 from reconciler.api import Resource
-from reconciler.credentials.headers import SecretReader
 
 TENANT_LABEL = "mcp.reconciler.dev/tenant"
 TENANT_CONFIGMAP = "mcp-tenant"
@@ -35,8 +34,12 @@ class SourceLocation:
     line: int | None = None
 
 
-SecretSource: TypeAlias = SecretReader
-"""Where the engine reads secret values; defined by `reconciler.credentials`, which the runtime reads through too."""
+class SecretSource(Protocol):
+    """Reads secret values by reference. Implementations never log values."""
+
+    def read(self, namespace: str, name: str, key: str) -> str | None:
+        """The value, or None when the Secret or the key does not exist."""
+        ...
 
 
 @dataclass
