@@ -466,6 +466,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     import tempfile
 
     from reconciler.engine.inputs import DesiredInput
+    from reconciler.engine.proposing import DryRunPlanner
     from reconciler.manifests import load_folder
     from reconciler.runtime import serve_mcp
 
@@ -483,7 +484,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         token=token,
         host=args.host,
         port=args.port,
-        load_manifests=load_manifests,
+        plan_manifests=DryRunPlanner(load_manifests, manager=args.manager),
         manager=args.manager,
     )
     return EXIT_OK

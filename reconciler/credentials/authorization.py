@@ -10,10 +10,12 @@ Per-member connections: `connected_members` counts the members' own tokens, whic
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
+import string
 from collections.abc import Sequence
 from urllib.parse import quote, urlencode, urlsplit
-
-from mcp.client.auth import PKCEParameters
 
 from reconciler.registry import Registry
 
@@ -57,10 +59,15 @@ def fill_authorization_url(template: str, *, redirect_uri: str, state: str, code
     )
 
 
+VERIFIER_ALPHABET = string.ascii_letters + string.digits + "-._~"
+"""RFC 7636's unreserved characters; a verifier of 128 of them is the longest the RFC allows."""
+
+
 def new_pkce() -> tuple[str, str]:
-    """A fresh (code_verifier, S256 code_challenge) pair (RFC 7636), from the MCP SDK."""
-    pkce = PKCEParameters.generate()
-    return pkce.code_verifier, pkce.code_challenge
+    """A fresh (code_verifier, S256 code_challenge) pair (RFC 7636 §4.1-4.2), as the MCP SDK makes them."""
+    verifier = "".join(secrets.choice(VERIFIER_ALPHABET) for _ in range(128))
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    return verifier, challenge
 
 
 def connected_members(registry: Registry, tenant: str, server: str) -> int:

@@ -1,7 +1,9 @@
 """Talking to authorization servers: one bounded request through the probe's SSRF-guarded HTTP, and OAuth error
-answers turned into the credentials package's errors.
+answers turned into the credentials package's errors. With the probe, the only module that uses the HTTP client
+(httpx2) and the MCP SDK's OAuth models; the rest of the package talks through the functions here.
 
-`tokens.py` (token endpoint) and `registration.py` (RFC 7591 / 7592 endpoints) call `send`; both hand over the
+`tokens.py` (token endpoint) and `registration.py` (RFC 7591 / 7592 endpoints) call `send` (and
+`read_issued_client` for a registration's answer); `preparing.py` calls `discover` and `origin`; both hand over the
 secret values of the request so that anything a server echoes back is redacted before it reaches an error
 message. Requests never follow redirects (an authorization server has no business redirecting a token request),
 bodies are capped like every probe response, and the whole exchange is bounded by the probe's `total_timeout`.
@@ -17,6 +19,8 @@ from typing import Any, TypeVar
 
 import anyio
 import httpx2
+import pydantic
+from mcp.shared.auth import OAuthClientInformationFull
 
 from reconciler.credentials.errors import (
     AuthServerBlocked,
@@ -25,8 +29,9 @@ from reconciler.credentials.errors import (
     OAuthRejected,
     redact,
 )
-from reconciler.probe import ProbeHttp, ProbeSettings
+from reconciler.probe import AuthDiscovery, ProbeHttp, ProbeSettings, Transport
 from reconciler.probe.classification import FailureContext, classify, one_line
+from reconciler.probe.discovery import discover_auth, fetch_challenge
 from reconciler.probe.ssrf import url_problem
 from reconciler.probe.tracing import HttpTrace, display_url
 from reconciler.probe.transports import request_timeout
@@ -144,6 +149,32 @@ async def guarded(
         if error_class == "auth":
             raise OAuthRejected(message, endpoint=display_url(url)) from None
         raise AuthServerUnavailable(message, error_class=error_class) from None
+
+
+async def discover(access: AuthServerAccess, *, server_url: str, transport: Transport) -> AuthDiscovery:
+    """The probe's auth discovery for one server (challenge, RFC 9728, RFC 8414), errors as credential errors."""
+
+    async def discover_with(client: httpx2.AsyncClient) -> AuthDiscovery:
+        challenge = await fetch_challenge(client, url=server_url, transport=transport)
+        return await discover_auth(
+            challenge, server_url=server_url, client=client, max_bytes=access.settings.max_response_bytes
+        )
+
+    return await guarded(access, server_url, purpose="auth discovery", action=discover_with)
+
+
+def origin(url: str) -> str:
+    """`scheme://host[:port]` of a URL: the issuer assumed for a registration endpoint nothing else names."""
+    parsed = httpx2.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+
+
+def read_issued_client(document: Mapping[str, Any] | None) -> OAuthClientInformationFull | None:
+    """The client an RFC 7591 registration answer describes (the MCP SDK's model); None when it describes none."""
+    try:
+        return OAuthClientInformationFull.model_validate({**(document or {}), "issuer": None})
+    except pydantic.ValidationError:
+        return None
 
 
 def _json_object(response: httpx2.Response) -> dict[str, Any] | None:

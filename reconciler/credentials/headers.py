@@ -2,7 +2,7 @@
 
 Precedence (later wins, by case-insensitive name): the server's static headers, then the connection's
 headers, then the credential header (`Authorization: <scheme> <token>` for bearer auth and connection
-tokens, `<headerName>: <key>` for API keys). Values are read from a `SecretSource` at call time and are
+tokens, `<headerName>: <key>` for API keys). Values are read from a `SecretReader` at call time and are
 never logged; callers get a `MissingSecret` list instead of an exception when a reference cannot be read.
 Called by the engine's probe step and by the runtime resolution API.
 """
@@ -15,7 +15,12 @@ from typing import Any, Protocol
 
 
 class SecretReader(Protocol):
-    def read(self, namespace: str, name: str, key: str) -> str | None: ...
+    """Reads secret values by reference and never logs them: `engine.inputs.SecretSource`'s shape, for code that
+    does not import the engine (this package, the runtime)."""
+
+    def read(self, namespace: str, name: str, key: str) -> str | None:
+        """The value, or None when the Secret or the key does not exist."""
+        ...
 
 
 class StoredHeader(Protocol):

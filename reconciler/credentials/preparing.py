@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import httpx2
 
 from reconciler.api.conditions import Reason
 from reconciler.credentials.authorization import authorization_url_template, connected_members
-from reconciler.credentials.authserver import AuthServerAccess, guarded
+from reconciler.credentials.authserver import AuthServerAccess, discover, origin
 from reconciler.credentials.errors import IncompleteAuthSpec, RegistrationRefused
 from reconciler.credentials.headers import SecretReader
 from reconciler.credentials.registration import (
@@ -62,7 +61,6 @@ from reconciler.credentials.tokens import (
 from reconciler.errors import PermanentError, ReconcilerError, RetryableError
 from reconciler.probe import AuthDiscovery, ErrorClass, ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget
 from reconciler.probe.classification import one_line
-from reconciler.probe.discovery import discover_auth, fetch_challenge
 from reconciler.registry.records import ServerRecord
 
 logger = logging.getLogger(__name__)
@@ -332,8 +330,7 @@ def _registration(
         )
     issuer = discovery.authorization_servers[0] if discovery and discovery.authorization_servers else None
     if issuer is None:
-        parsed = httpx2.URL(registration_url)
-        issuer = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+        issuer = origin(registration_url)
     code_flow = record.auth_type == "oauthAuthorizationCode"
     return ClientRegistration(
         tenant=record.tenant,
@@ -398,14 +395,7 @@ async def _prepare_authorization_code(
 
 async def discover_server(record: ServerRecord, *, access: AuthServerAccess) -> AuthDiscovery:
     """The probe's auth discovery for one server (challenge, RFC 9728, RFC 8414), errors as credential errors."""
-
-    async def discover(client: httpx2.AsyncClient) -> AuthDiscovery:
-        challenge = await fetch_challenge(client, url=record.url, transport=record.transport)  # type: ignore[arg-type]
-        return await discover_auth(
-            challenge, server_url=record.url, client=client, max_bytes=access.settings.max_response_bytes
-        )
-
-    return await guarded(access, record.url, purpose="auth discovery", action=discover)
+    return await discover(access, server_url=record.url, transport=record.transport)  # type: ignore[arg-type]
 
 
 def discovery_from_status(status: Mapping[str, Any] | None) -> AuthDiscovery | None:

@@ -25,10 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import pydantic
-from mcp.shared.auth import OAuthClientInformationFull
-
-from reconciler.credentials.authserver import AuthServerAccess, rejection, send
+from reconciler.credentials.authserver import AuthServerAccess, read_issued_client, rejection, send
 from reconciler.credentials.errors import (
     AuthServerBlocked,
     AuthServerUnavailable,
@@ -153,13 +150,12 @@ async def register_client(
     answer = await send(access, "POST", url, purpose="the client registration", json_body=metadata)
     if not answer.ok:
         raise _registration_error(rejection(answer, url=url, purpose="the client registration"))
-    try:
-        issued = OAuthClientInformationFull.model_validate({**(answer.document or {}), "issuer": None})
-    except pydantic.ValidationError:
+    issued = read_issued_client(answer.document)
+    if issued is None:
         raise RegistrationRefused(
             f"{display_url(url)} answered the registration without a valid client (no client_id?)",
             endpoint=display_url(url),
-        ) from None
+        )
     issued_method = issued.token_endpoint_auth_method or method
     secrets = (issued.client_secret, _text(answer.document, "registration_access_token"))
     if issued_method not in METHOD_PREFERENCE:

@@ -10,10 +10,9 @@ from reconciler.runtime.commands import resolve_command
 from reconciler.runtime.endpoint import (
     DEFAULT_PORT,
     BearerTokenGate,
-    ManifestLoader,
+    ManifestPlanner,
     build_mcp_app,
     build_mcp_server,
-    dry_run_plan,
     serve_mcp,
 )
 from reconciler.runtime.exporting import (
@@ -33,7 +32,7 @@ __all__ = [
     "BearerTokenGate",
     "CredentialScope",
     "ExportTarget",
-    "ManifestLoader",
+    "ManifestPlanner",
     "Resolution",
     "ResolvedServer",
     "ServerState",
@@ -41,7 +40,6 @@ __all__ = [
     "build_config_map",
     "build_mcp_app",
     "build_mcp_server",
-    "dry_run_plan",
     "export_document",
     "export_target",
     "render_mcp_config",

@@ -1,8 +1,8 @@
 """What the CLI's `resolve` and `serve-mcp` commands call: open the registry, do the work, hand back text.
 
-`reconciler.cli` stays a thin leaf: it parses arguments, builds the `SecretSource` (from a folder's Secret
-manifests; this package may not import the manifests loader) and the YAML loader for `plan`, then prints what
-these functions return. Domain errors (`UnknownTenant`, registry errors) propagate for the CLI to map to exit
+`reconciler.cli` stays a thin leaf: it parses arguments, builds the `SecretReader` (from a folder's Secret
+manifests; this package may not import the manifests loader) and the engine's planner for `plan`, then prints
+what these functions return. Domain errors (`UnknownTenant`, registry errors) propagate for the CLI to map to exit
 codes.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from reconciler.engine.inputs import SecretSource
+from reconciler.credentials import SecretReader
 from reconciler.registry import open_registry
 from reconciler.registry.records import DEFAULT_MANAGER
 from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
@@ -33,7 +33,7 @@ def resolve_command(
     explain: bool = False,
     show_secrets: bool = False,
     namespace_tools: bool = False,
-    secrets: SecretSource | None = None,
+    secrets: SecretReader | None = None,
     manager: str = DEFAULT_MANAGER,
 ) -> tuple[int, str]:
     """`mcp-reconciler resolve`: (exit code, text to print). Values are masked unless `show_secrets`.

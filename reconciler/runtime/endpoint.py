@@ -2,21 +2,20 @@
 
 Built by `build_mcp_app` (tests serve it with uvicorn on 127.0.0.1) and run by `serve_mcp` (the CLI's
 `serve-mcp`). Agents get four tools — list servers with their health, show one server's tool snapshot and
-discovery result, resolve a template for a member, and plan proposed manifests — and nothing that writes:
-`plan` is a dry run built from the engine's pure steps, so it issues no INSERT/UPDATE/DELETE even on a
-registry that has no fingerprint key yet. Every HTTP request must carry `Authorization: Bearer <token>`
-(compared in constant time); anything else gets 401 with `WWW-Authenticate`. Parsing YAML is the manifests
-loader's job, which this package may not import: the caller injects `load_manifests(text) -> DesiredInput`.
+discovery result, resolve a template for a member, and plan proposed manifests — and nothing that writes.
+Every HTTP request must carry `Authorization: Bearer <token>` (compared in constant time); anything else gets
+401 with `WWW-Authenticate`. Parsing YAML and planning are the manifests loader's and the engine's jobs, which
+this package may not import: the driver injects a `ManifestPlanner` (`reconciler.engine.proposing.DryRunPlanner`),
+and without one the `plan` tool is not offered.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from mcp.server import MCPServer
@@ -24,10 +23,6 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from reconciler.engine.desired import build_desired, with_stored_fingerprints
-from reconciler.engine.inputs import DesiredInput, StaticSecrets
-from reconciler.engine.planning import Action, Plan, Verb
-from reconciler.engine.reconciling import EngineSettings, plan_for, validate
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
@@ -38,16 +33,14 @@ DEFAULT_PORT = 8787
 MCP_PATH = "/mcp"
 MAX_MANIFEST_BYTES = 1024 * 1024
 """Largest YAML text `plan` accepts: a proposal, not a fleet."""
-NO_FINGERPRINT_KEY = b""
-"""What `plan` builds rows with: it reads no secret value, so no fingerprint is ever computed."""
-SECRETS_NOT_COMPARED = (
-    "Secret data in the manifests was not compared: this endpoint never checks secret values, so credentials show "
-    "as changed only when their Secret reference changes"
-)
 REALM = "mcp-reconciler"
 
-ManifestLoader = Callable[[str], DesiredInput]
-"""Parses YAML text (one or more documents) into what the engine plans from; injected by the driver."""
+
+class ManifestPlanner(Protocol):
+    """Answers the `plan` tool: what applying YAML manifests would change in `registry`, as JSON; writes nothing."""
+
+    def __call__(self, registry: Registry, manifests: str, *, prune: bool) -> dict[str, Any]: ...
+
 
 log = logging.getLogger("mcp_reconciler.runtime")
 
@@ -89,8 +82,7 @@ class BearerTokenGate:
 def build_mcp_server(
     registry: Registry,
     *,
-    load_manifests: ManifestLoader | None = None,
-    manager: str = DEFAULT_MANAGER,
+    plan_manifests: ManifestPlanner | None = None,
 ) -> MCPServer:
     """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`)."""
     with _host_logging_kept():
@@ -140,8 +132,8 @@ def build_mcp_server(
         )
         return resolution.to_json()
 
-    if load_manifests is not None:
-        loader = load_manifests
+    if plan_manifests is not None:
+        planner = plan_manifests
 
         @server.tool(title="Plan manifests (dry run)")
         def plan(manifests: str, prune: bool = False) -> dict[str, Any]:
@@ -151,8 +143,7 @@ def build_mcp_server(
             """
             if len(manifests.encode()) > MAX_MANIFEST_BYTES:
                 raise ValueError(f"manifests are limited to {MAX_MANIFEST_BYTES} bytes")
-            desired = loader(manifests)
-            return plan_json(dry_run_plan(registry, desired, manager=manager, prune=prune), desired.warnings)
+            return planner(registry, manifests, prune=prune)
 
     return server
 
@@ -161,15 +152,14 @@ def build_mcp_app(
     registry: Registry,
     *,
     token: str,
-    load_manifests: ManifestLoader | None = None,
-    manager: str = DEFAULT_MANAGER,
+    plan_manifests: ManifestPlanner | None = None,
     host: str = DEFAULT_HOST,
 ) -> ASGIApp:
     """The bearer-protected streamable-HTTP app (served at `/mcp`); the caller keeps `registry` open meanwhile.
 
     `host` is where it will listen: on 127.0.0.1/localhost the SDK also rejects foreign Host/Origin headers.
     """
-    server = build_mcp_server(registry, load_manifests=load_manifests, manager=manager)
+    server = build_mcp_server(registry, plan_manifests=plan_manifests)
     app = server.streamable_http_app(streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host)
     return BearerTokenGate(app, token=token)
 
@@ -180,14 +170,14 @@ def serve_mcp(
     token: str,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    load_manifests: ManifestLoader | None = None,
+    plan_manifests: ManifestPlanner | None = None,
     manager: str = DEFAULT_MANAGER,
     log_level: str = "info",
 ) -> None:
     """Serve the endpoint until interrupted (blocking); the registry is opened here and closed on the way out."""
     registry = open_registry(registry_url, manager=manager)
     try:
-        app = build_mcp_app(registry, token=token, load_manifests=load_manifests, manager=manager, host=host)
+        app = build_mcp_app(registry, token=token, plan_manifests=plan_manifests, host=host)
         log.info("serving the registry %s read-only at http://%s:%d%s", registry.url, host, port, MCP_PATH)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
@@ -272,51 +262,6 @@ def describe_server(registry: Registry, *, tenant: str, server: str) -> dict[str
         "discovery": probe.discovery if probe else None,
         "lastTest": probe.last_test if probe else None,
         "blockedReason": probe.blocked_reason if probe else None,
-    }
-
-
-def dry_run_plan(registry: Registry, desired: DesiredInput, *, manager: str, prune: bool) -> Plan:
-    """`reconcile(..., dry_run=True)` that writes nothing and never looks at submitted Secret values.
-
-    Comparing a submitted value's fingerprint with the stored one would answer "is this the stored secret?"
-    to anyone holding the endpoint's token, so no submitted value is read: each secret part keeps the stored
-    fingerprint while its reference is unchanged and has none when the reference is new. With no value read
-    no fingerprint key is used either, so a registry without one stays without one.
-    """
-    validate(desired)
-    blind = dataclasses.replace(desired, secrets=StaticSecrets())
-    objects = build_desired(blind, fingerprint_key=NO_FINGERPRINT_KEY, manager=manager)
-    observed = registry.fetch_state()
-    objects = with_stored_fingerprints(objects, observed)
-    tenants = {obj.tenant.slug for obj in objects}
-    settings = EngineSettings(manager=manager, prune=prune)
-    plan = plan_for(objects, registry, settings=settings, prune_tenants=tenants if prune else None, observed=observed)
-    if desired.secrets.values:
-        plan = dataclasses.replace(plan, warnings=(*plan.warnings, SECRETS_NOT_COMPARED))
-    return plan
-
-
-def plan_json(plan: Plan, warnings: Sequence[str] = ()) -> dict[str, Any]:
-    """Every action but no-ops, with field-level diffs (values are references and fingerprints, never secrets)."""
-    return {
-        "changes": plan.has_changes,
-        "counts": dict(sorted(plan.counts().items())),
-        "actions": [_action_json(action) for action in plan.actions if action.verb is not Verb.NOOP],
-        "warnings": [*warnings, *plan.warnings],
-    }
-
-
-def _action_json(action: Action) -> dict[str, Any]:
-    table, tenant, name = action.key
-    source = action.source
-    return {
-        "verb": str(action.verb),
-        "table": table,
-        "tenant": tenant,
-        "name": name,
-        "object": None if source is None else f"{source.kind} {source.namespace}/{source.name}",
-        "message": action.message,
-        "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in action.changes],
     }
 
 

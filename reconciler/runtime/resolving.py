@@ -3,7 +3,7 @@
 Called by agent runtimes (Python), by the CLI's `resolve` command (through `commands.resolve_command`) and
 by the agent-facing MCP endpoint. Three steps: fetch what the decision needs (a fixed number of indexed
 queries, `Registry.fetch_resolution_inputs`), decide (pure, `deciding.decide`), then read secret values for
-the chosen headers from the `SecretSource` — only when one is given, and shown only with `show_secrets`.
+the chosen headers from the `SecretReader` — only when one is given, and shown only with `show_secrets`.
 A secret that cannot be read blocks its server and is named by reference; values never reach an error.
 """
 
@@ -13,8 +13,14 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
-from reconciler.credentials import MintedSecretStore, fingerprint, last_good_value, load_store_key, parse_reference
-from reconciler.engine.inputs import SecretSource
+from reconciler.credentials import (
+    MintedSecretStore,
+    SecretReader,
+    fingerprint,
+    last_good_value,
+    load_store_key,
+    parse_reference,
+)
 from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry import Registry
 from reconciler.registry.lookups import ResolutionInputs
@@ -36,7 +42,7 @@ def resolve(
     agent: str | None = None,
     user: str | None = None,
     teams: Sequence[str] = (),
-    secrets: SecretSource | None = None,
+    secrets: SecretReader | None = None,
     show_secrets: bool = False,
     namespace_tools: bool = False,
     explain: bool = False,
@@ -123,7 +129,7 @@ class VerifiedValues:
 
 
 def _resolved(
-    decision: ServerDecision, *, secrets: SecretSource | None, show_secrets: bool, verified: VerifiedValues | None
+    decision: ServerDecision, *, secrets: SecretReader | None, show_secrets: bool, verified: VerifiedValues | None
 ) -> ResolvedServer:
     server = decision.server
     headers, unreadable, unverified = _header_values(
@@ -158,7 +164,7 @@ def _blocked(decision: ServerDecision, reason: str, action: str) -> ResolvedServ
 def _header_values(
     sources: Sequence[HeaderSource],
     *,
-    secrets: SecretSource | None,
+    secrets: SecretReader | None,
     show_secrets: bool,
     verified: VerifiedValues | None = None,
     server: str = "",
@@ -187,7 +193,7 @@ def _header_values(
     return headers, unreadable, unverified
 
 
-def _read(secrets: SecretSource, reference: str) -> str | None:
+def _read(secrets: SecretReader, reference: str) -> str | None:
     try:
         namespace, name, key = parse_reference(reference)
     except ValueError:

@@ -18,8 +18,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from reconciler.demo.serving import ServerLoop
 from reconciler.engine.inputs import DesiredInput
+from reconciler.engine.proposing import DryRunPlanner
 from reconciler.manifests import load_folder
 from reconciler.registry import Registry
+from reconciler.registry.records import DEFAULT_MANAGER
 from reconciler.runtime import build_mcp_app
 from tests.integration.runtime.world import APPROVED, NAMESPACE, SECRET_VALUES, TEMPLATE, TENANT, write_manifests
 
@@ -35,11 +37,14 @@ def load_manifests(text: str) -> DesiredInput:
         return load_folder(folder)
 
 
+PLANNER = DryRunPlanner(load_manifests, manager=DEFAULT_MANAGER)
+
+
 @pytest.fixture
 def endpoint(registry: Registry) -> Iterator[str]:
     """The endpoint's URL, served by uvicorn on an ephemeral 127.0.0.1 port for this test."""
     with ServerLoop() as loop:
-        base = loop.serve_asgi(lambda _url: build_mcp_app(registry, token=TOKEN, load_manifests=load_manifests))
+        base = loop.serve_asgi(lambda _url: build_mcp_app(registry, token=TOKEN, plan_manifests=PLANNER))
         yield f"{base}/mcp"
 
 
