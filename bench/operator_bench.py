@@ -35,7 +35,9 @@ round and the ratios of the means: with black holes over alone (target ≤ 1.1: 
 the others nothing), and with black holes over with answering extras (the black holes' cost apart from that of
 N more objects).
 
-    python bench/operator_bench.py [--objects 1000] [--resync 10] [--backend sqlite|postgresql] [--probe]
+    python bench/operator_bench.py [--objects 1000] [--namespaces 1] [--resync 10] [--backend sqlite|postgresql]
+                                   [--probe]
+    python bench/operator_bench.py --objects 10000 --namespaces 100     (the fleet: a cluster-wide operator)
     python bench/operator_bench.py --black-holes 10 --objects 50
 """
 
@@ -57,6 +59,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,19 +67,65 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from reconciler.demo import DemoServers, start_demo_servers  # noqa: E402
-from tests.e2e.kube import ControlPlane, KubeHttp, custom_path, find_binaries, start_control_plane  # noqa: E402
+from tests.e2e.kube import (  # noqa: E402
+    GROUP,
+    VERSION,
+    ControlPlane,
+    KubeHttp,
+    custom_path,
+    find_binaries,
+    start_control_plane,
+)
 
 NAMESPACE = "bench"
 POSTGRES_ADMIN = os.environ.get("MCP_RECONCILER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-CONVERGE_TIMEOUT_SECONDS = 900
+CONVERGE_TIMEOUT_SECONDS = 1800
+LABEL = "bench.mcp.reconciler.dev/fleet"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Where one measurement's objects live: one namespace named `prefix`, or `spread` namespaces
+    `prefix-000`... with object i in namespace i mod spread. Every object carries the fleet's label, so a spread
+    fleet is listed and watched cluster-wide in one request."""
+
+    prefix: str
+    spread: int = 1
+
+    @property
+    def namespaces(self) -> list[str]:
+        if self.spread == 1:
+            return [self.prefix]
+        return [f"{self.prefix}-{index:03d}" for index in range(self.spread)]
+
+    def namespace_of(self, index: int) -> str:
+        return self.namespaces[index % self.spread]
+
+    def collection(self, *, watch_seconds: int | None = None) -> str:
+        """The fleet's MCPServers: the namespace's collection, or every namespace's filtered by label."""
+        path = (
+            custom_path(self.prefix, "mcpservers")
+            if self.spread == 1
+            else f"/apis/{GROUP}/{VERSION}/mcpservers?labelSelector={LABEL}%3D{self.prefix}"
+        )
+        if watch_seconds is not None:
+            path += ("&" if "?" in path else "?") + f"watch=true&timeoutSeconds={watch_seconds}"
+        return path
+
+    @property
+    def operator_namespaces(self) -> tuple[str, ...]:
+        """What the operator serves: the one namespace, or every namespace (cluster-wide watches, as a platform
+        serving a hundred tenants runs it) for a spread fleet."""
+        return (self.prefix,) if self.spread == 1 else ()
 
 
 class Watcher(threading.Thread):
     """Streams watch events of the namespace's MCPServers and counts, per object, writes and status changes."""
 
-    def __init__(self, plane: ControlPlane, *, seconds: int) -> None:
+    def __init__(self, plane: ControlPlane, fleet: Fleet, *, seconds: int) -> None:
         super().__init__(daemon=True, name="watcher")
         self._plane = plane
+        self._fleet = fleet
         self._seconds = seconds
         self.lock = threading.Lock()
         self.writes: Counter[str] = Counter()
@@ -88,7 +137,7 @@ class Watcher(threading.Thread):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        path = custom_path(NAMESPACE, "mcpservers") + f"?watch=true&timeoutSeconds={self._seconds}"
+        path = self._fleet.collection(watch_seconds=self._seconds)
         request = urllib.request.Request(self._plane.server + path)
         request.add_header("Authorization", f"Bearer {self._plane.token}")
         with urllib.request.urlopen(request, context=context, timeout=self._seconds + 60) as response:
@@ -99,7 +148,7 @@ class Watcher(threading.Thread):
                 if event["type"] not in ("ADDED", "MODIFIED"):
                     continue
                 obj = event["object"]
-                name = obj["metadata"]["name"]
+                name = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
                 status = json.dumps(obj.get("status") or {}, sort_keys=True)
                 with self.lock:
                     if event["type"] == "MODIFIED":
@@ -436,11 +485,15 @@ def _spec(index: int, demo: DemoServers | None) -> dict[str, Any]:
     return {"url": demo.tools_url, "network": {"allowPrivate": True}}
 
 
-def _server(index: int, *, namespace: str = NAMESPACE, demo: DemoServers | None = None) -> dict[str, Any]:
+def _server(index: int, fleet: Fleet, *, demo: DemoServers | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "mcp.reconciler.dev/v1alpha1",
         "kind": "MCPServer",
-        "metadata": {"name": f"server-{index:05d}", "namespace": namespace},
+        "metadata": {
+            "name": f"server-{index:05d}",
+            "namespace": fleet.namespace_of(index),
+            "labels": {LABEL: fleet.prefix},
+        },
         "spec": _spec(index, demo),
     }
 
@@ -449,41 +502,54 @@ def _create_namespace(http: KubeHttp, name: str) -> None:
     http.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
 
+def _create_namespaces(http: KubeHttp, fleet: Fleet) -> None:
+    for namespace in fleet.namespaces:
+        _create_namespace(http, namespace)
+
+
 def _create_all(
-    http: KubeHttp, namespace: str, objects: int, *, demo: DemoServers | None, then: Callable[[str], Any] | None = None
+    http: KubeHttp,
+    fleet: Fleet,
+    objects: int,
+    *,
+    demo: DemoServers | None,
+    then: Callable[[str, str], Any] | None = None,
 ) -> None:
-    """Create the objects from 8 threads (as a client applying a folder would); `then(name)` after each one."""
-    collection = custom_path(namespace, "mcpservers")
+    """Create the objects from 8 threads (as a client applying a folder would); `then(namespace, name)` after each."""
 
     def one(index: int) -> None:
-        body = _server(index, namespace=namespace, demo=demo)
-        http.post(collection, body)
+        body = _server(index, fleet, demo=demo)
+        namespace = body["metadata"]["namespace"]
+        http.post(custom_path(namespace, "mcpservers"), body)
         if then is not None:
-            then(body["metadata"]["name"])
+            then(namespace, body["metadata"]["name"])
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(objects)))
 
 
 def _wait_all(
-    http: KubeHttp, namespace: str, objects: int, done: Callable[[dict[str, Any]], bool], *, started: float
+    http: KubeHttp, fleet: Fleet, objects: int, done: Callable[[dict[str, Any]], bool], *, started: float
 ) -> tuple[float, int]:
-    """Poll the collection once a second until `done` holds for every object: (seconds since `started`, count)."""
-    collection = custom_path(namespace, "mcpservers")
+    """Poll the fleet until `done` holds for every object: (seconds since `started`, count). Once a second, or
+    once per 2,000 objects' worth of listing time for a bigger fleet (a list of 10,000 objects is itself work
+    for the API server that every measurement would otherwise pay)."""
+    pause = max(1.0, objects / 2000)
     count = 0
     while time.monotonic() - started < CONVERGE_TIMEOUT_SECONDS:
-        items = http.get(collection, timeout=120)["items"]
+        items = http.get(fleet.collection(), timeout=300)["items"]
         count = sum(1 for item in items if done(item))
         if count == objects:
             break
-        time.sleep(1)
+        time.sleep(pause)
     return time.monotonic() - started, count
 
 
-def _delete_all(http: KubeHttp, namespace: str) -> None:
+def _delete_all(http: KubeHttp, fleet: Fleet) -> None:
     """Drop a baseline's objects (nothing holds a finalizer on them), so the operator's run starts from the same
     etcd size whatever the baselines did."""
-    http.request("DELETE", custom_path(namespace, "mcpservers"), timeout=120)
+    for namespace in fleet.namespaces:
+        http.request("DELETE", custom_path(namespace, "mcpservers"), timeout=300)
 
 
 def _ready_status(generation: int = 1) -> dict[str, Any]:
@@ -504,19 +570,19 @@ def _ready_status(generation: int = 1) -> dict[str, Any]:
     }
 
 
-def _direct_baseline(http: KubeHttp, objects: int, *, demo: DemoServers | None) -> dict[str, Any]:
+def _direct_baseline(http: KubeHttp, objects: int, *, spread: int, demo: DemoServers | None) -> dict[str, Any]:
     """The cheapest possible controller: the bench itself writes one Ready status per object right after creating
-    it (same objects, same 8 client threads, same once-a-second readiness poll as the operator's measurement)."""
-    namespace = f"{NAMESPACE}-direct"
-    _create_namespace(http, namespace)
+    it (same objects and namespaces, same 8 client threads, same readiness poll as the operator's measurement)."""
+    fleet = Fleet(f"{NAMESPACE}-direct", spread)
+    _create_namespaces(http, fleet)
     started = time.monotonic()
 
-    def patch_status(name: str) -> None:
+    def patch_status(namespace: str, name: str) -> None:
         http.patch(custom_path(namespace, "mcpservers", name) + "/status", {"status": _ready_status()})
 
-    _create_all(http, namespace, objects, demo=demo, then=patch_status)
-    elapsed, ready = _wait_all(http, namespace, objects, _ready, started=started)
-    _delete_all(http, namespace)
+    _create_all(http, fleet, objects, demo=demo, then=patch_status)
+    elapsed, ready = _wait_all(http, fleet, objects, _ready, started=started)
+    _delete_all(http, fleet)
     return {"all_ready_s": round(elapsed, 1) if ready == objects else None, "ready": ready}
 
 
@@ -542,19 +608,22 @@ def noop(**_):
 settings = kopf.OperatorSettings()
 settings.peering.standalone = True
 settings.posting.enabled = False
-asyncio.run(kopf.operator(registry=registry, settings=settings, namespaces=[sys.argv[1]], clusterwide=False))
+namespaces = [name for name in sys.argv[1:] if name]
+asyncio.run(kopf.operator(registry=registry, settings=settings, namespaces=namespaces, clusterwide=not namespaces))
 """
 """A bare kopf operator: imports kopf and kubernetes.aio, one no-op create/resume handler (kopf still patches its
 last-handled-configuration annotation once per object). Its peak RSS is the floor for any kopf operator."""
 
 
-def _kopf_noop_baseline(plane: ControlPlane, http: KubeHttp, objects: int, *, workdir: Path) -> dict[str, Any]:
-    namespace = f"{NAMESPACE}-kopf"
-    _create_namespace(http, namespace)
+def _kopf_noop_baseline(
+    plane: ControlPlane, http: KubeHttp, objects: int, *, spread: int, workdir: Path
+) -> dict[str, Any]:
+    fleet = Fleet(f"{NAMESPACE}-kopf", spread)
+    _create_namespaces(http, fleet)
     log = (workdir / "kopf-noop.log").open("wb")
     try:
         process = subprocess.Popen(
-            [sys.executable, "-c", _KOPF_NOOP, namespace],
+            [sys.executable, "-c", _KOPF_NOOP, *fleet.operator_namespaces],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
@@ -564,18 +633,18 @@ def _kopf_noop_baseline(plane: ControlPlane, http: KubeHttp, objects: int, *, wo
     try:
         _wait_started(process, watches=1)
         started = time.monotonic()
-        _create_all(http, namespace, objects, demo=None)
+        _create_all(http, fleet, objects, demo=None)
 
         def handled(obj: dict[str, Any]) -> bool:
             annotations = obj["metadata"].get("annotations") or {}
             return "kopf.zalando.org/last-handled-configuration" in annotations
 
-        elapsed, count = _wait_all(http, namespace, objects, handled, started=started)
+        elapsed, count = _wait_all(http, fleet, objects, handled, started=started)
         time.sleep(5)  # let it settle as the operator's run does, so both peaks cover the same phases
         rss = _peak_rss_mb(process.pid)
     finally:
         _stop(process)
-    _delete_all(http, namespace)
+    _delete_all(http, fleet)
     return {"peak_rss_mb": round(rss, 1), "all_handled_s": round(elapsed, 1) if count == objects else None}
 
 
@@ -598,7 +667,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 2)
 
 
-def run(objects: int, resync: float, backend: str, *, probe: bool, baselines: bool) -> dict[str, Any]:
+def run(objects: int, resync: float, backend: str, *, spread: int, probe: bool, baselines: bool) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
     with contextlib.ExitStack() as stack:
         demo = stack.enter_context(start_demo_servers()) if probe else None
@@ -610,8 +679,8 @@ def run(objects: int, resync: float, backend: str, *, probe: bool, baselines: bo
             measured = {
                 "bare_import_rss_mb": _import_rss_mb("import kopf, kubernetes.aio.client"),
                 "operator_import_rss_mb": _import_rss_mb("import reconciler.operator"),
-                "direct_status_writes": _direct_baseline(http, objects, demo=demo),
-                "kopf_noop_operator": _kopf_noop_baseline(plane, http, objects, workdir=workdir),
+                "direct_status_writes": _direct_baseline(http, objects, spread=spread, demo=demo),
+                "kopf_noop_operator": _kopf_noop_baseline(plane, http, objects, spread=spread, workdir=workdir),
             }
         registry_url, drop = _registry_url(backend, workdir)
         if drop is not None:
@@ -625,7 +694,14 @@ def run(objects: int, resync: float, backend: str, *, probe: bool, baselines: bo
             capture_output=True,
         )
         result = _measure_operator(
-            plane, http, objects, resync=resync, registry_url=registry_url, demo=demo, workdir=workdir
+            plane,
+            http,
+            Fleet(NAMESPACE, spread),
+            objects,
+            resync=resync,
+            registry_url=registry_url,
+            demo=demo,
+            workdir=workdir,
         )
         result = {
             "mode": (
@@ -634,6 +710,7 @@ def run(objects: int, resync: float, backend: str, *, probe: bool, baselines: bo
                 else "no probe: example.com URLs with discovery disabled, nothing is contacted"
             ),
             "backend": backend,
+            "namespaces": spread,
             "registry": "migrated beforehand by `mcp-reconciler migrate`, as the chart's init container does",
             **result,
         }
@@ -659,6 +736,7 @@ def run(objects: int, resync: float, backend: str, *, probe: bool, baselines: bo
 def _measure_operator(
     plane: ControlPlane,
     http: KubeHttp,
+    fleet: Fleet,
     objects: int,
     *,
     resync: float,
@@ -666,7 +744,7 @@ def _measure_operator(
     demo: DemoServers | None,
     workdir: Path,
 ) -> dict[str, Any]:
-    _create_namespace(http, NAMESPACE)
+    _create_namespaces(http, fleet)
     dump_path = workdir / "diagnostics.txt" if os.environ.get("MCPR_BENCH_DIAGNOSTICS") else None
     operator = _start_operator(
         plane,
@@ -675,6 +753,7 @@ def _measure_operator(
         probe=demo is not None,
         log_path=workdir / "operator.log",
         dump_path=dump_path,
+        namespaces=fleet.operator_namespaces,
     )
     try:
         _wait_started(operator)  # start-up (imports, registry migration, kopf discovery) is not measured
@@ -682,14 +761,14 @@ def _measure_operator(
         sampler = RssSampler(operator.pid)
         sampler.start()
         idle_window = 3 * resync * 1.2 + 5
-        watcher = Watcher(plane, seconds=int(CONVERGE_TIMEOUT_SECONDS + idle_window + 180))
+        watcher = Watcher(plane, fleet, seconds=int(CONVERGE_TIMEOUT_SECONDS + idle_window + 180))
         watcher.start()
         time.sleep(0.5)
 
         started = time.monotonic()
-        _create_all(http, NAMESPACE, objects, demo=demo)
+        _create_all(http, fleet, objects, demo=demo)
         created = time.monotonic() - started
-        converged, ready = _wait_all(http, NAMESPACE, objects, _ready, started=started)
+        converged, ready = _wait_all(http, fleet, objects, _ready, started=started)
         # kopf's own bookkeeping patch (last-handled-configuration) may land after the status: wait until the
         # stream has been quiet for a few seconds, so the idle window measures only idle resyncs.
         settle_deadline = time.monotonic() + 120
@@ -834,13 +913,13 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
                 started = time.monotonic()
                 timings[kind].append(_healthy_ready_s(http, namespace, servers, names))
                 if kind == "holes":  # the next round starts once these black holes' probes have given up
-                    _wait_all(http, namespace, len(servers), _reported, started=started)
+                    _wait_all(http, Fleet(namespace), len(servers), _reported, started=started)
                     reported.append(round(time.monotonic() - started, 2))
         finally:
             _stop(operator)
 
     def mean(values: list[float | None]) -> float | None:
-        return None if any(value is None for value in values) else sum(values) / len(values)  # type: ignore[misc]
+        return None if any(value is None for value in values) else sum(values) / len(values)  # type: ignore[arg-type]
 
     clean, with_holes, extra = mean(timings["clean"]), mean(timings["holes"]), mean(timings["extra"])
     return {
@@ -865,6 +944,9 @@ def run_black_holes(objects: int, holes: int, backend: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument(
+        "--namespaces", type=int, default=1, help="spread the objects over this many namespaces (cluster-wide operator)"
+    )
     parser.add_argument("--resync", type=float, default=10.0, help="resync interval in seconds (minimum 10)")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
@@ -886,7 +968,9 @@ def main() -> None:
     if args.black_holes:
         print(json.dumps(run_black_holes(args.objects, args.black_holes, args.backend), indent=2))
         return
-    result = run(args.objects, args.resync, args.backend, probe=args.probe, baselines=args.baselines)
+    result = run(
+        args.objects, args.resync, args.backend, spread=args.namespaces, probe=args.probe, baselines=args.baselines
+    )
     timeline = result.pop("operator_rss_timeline_s_mb")
     print(json.dumps(result, indent=2))
     print("operator RSS over time (s, MB):", " ".join(f"{at}:{mb}" for at, mb in timeline))
