@@ -24,6 +24,7 @@ from reconciler.api import (
     kind_for,
 )
 from reconciler.api.connection import connection_secret_refs
+from reconciler.api.invalid_fields import describe_field_error
 from reconciler.api.server import auth_secret_refs
 from reconciler.engine.inputs import DesiredInput, StaticSecrets, Tenant
 from reconciler.errors import InvalidInput, Problem
@@ -50,7 +51,8 @@ def source_of(body: Mapping[str, Any]) -> SourceRef:
 
 
 def parse_resource(body: Mapping[str, Any]) -> Resource:
-    """The strict model of one object; InvalidInput naming each bad field (never echoing values)."""
+    """The strict model of one object; InvalidInput naming each bad field (never echoing values), worded by
+    `api.invalid_fields` exactly as the folder loader words it."""
     source = source_of(body)
     try:
         info = kind_for(source.kind)
@@ -60,15 +62,20 @@ def parse_resource(body: Mapping[str, Any]) -> Resource:
     try:
         return cast(Resource, info.model.model_validate(data))
     except ValidationError as error:
+        # Worded as the CLI words them (same field path, same message); the object stands where a file would.
+        refused = [
+            describe_field_error(detail, data)
+            for detail in error.errors(include_url=False, include_input=False, include_context=True)
+        ]
         problems = [
             Problem(
-                detail["msg"],
+                field_error.message,
                 kind=source.kind,
                 namespace=source.namespace,
                 name=source.name,
-                field=".".join(str(part) for part in detail["loc"]),
+                field=field_error.field,
             )
-            for detail in error.errors(include_url=False, include_input=False)
+            for field_error in refused
         ]
         raise InvalidInput(problems) from None
 
