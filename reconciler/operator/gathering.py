@@ -63,20 +63,14 @@ def parse_resource(body: Mapping[str, Any]) -> Resource:
         return cast(Resource, info.model.model_validate(data))
     except ValidationError as error:
         # Worded as the CLI words them (same field path, same message); the object stands where a file would.
-        refused = [
-            describe_field_error(detail, data)
-            for detail in error.errors(include_url=False, include_input=False, include_context=True)
-        ]
-        problems = [
-            Problem(
-                field_error.message,
-                kind=source.kind,
-                namespace=source.namespace,
-                name=source.name,
-                field=field_error.field,
+        problems = []
+        for detail in error.errors(include_url=False, include_input=False, include_context=True):
+            refused = describe_field_error(detail, data)
+            problems.append(
+                Problem(
+                    refused.message, kind=source.kind, namespace=source.namespace, name=source.name, field=refused.field
+                )
             )
-            for field_error in refused
-        ]
         raise InvalidInput(problems) from None
 
 
