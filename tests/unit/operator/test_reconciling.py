@@ -465,7 +465,7 @@ def test_an_export_refresh_landing_after_the_binding_is_deleted_writes_and_posts
         await reconciler.remove(binding)
         # A server's change scheduled the namespace's refresh with the bodies it saw before the deletion; the
         # refresh lands after the binding's finalizer.
-        reconciler._schedule_exports("ns", peers)
+        reconciler._exports.schedule("ns", peers)
         await asyncio.sleep(0.3)
         await reconciler.close()
 
