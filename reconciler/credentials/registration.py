@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from reconciler.credentials.authserver import AuthServerAccess, read_issued_client, rejection, send
+from reconciler.credentials.authserver import AuthServerAccess, rejection
 from reconciler.credentials.errors import (
     AuthServerBlocked,
     AuthServerUnavailable,
@@ -34,6 +34,7 @@ from reconciler.credentials.errors import (
     redact,
 )
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
+from reconciler.credentials.storage import CredentialRegistry
 from reconciler.credentials.stores import (
     CLIENT_SECRET,
     PENDING_CLIENT_SECRET,
@@ -42,8 +43,7 @@ from reconciler.credentials.stores import (
     local_reference,
 )
 from reconciler.credentials.tokens import TokenAuthMethod
-from reconciler.probe.tracing import display_url
-from reconciler.registry import OAuthClientRecord, Registry
+from reconciler.records import OAuthClientRecord
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class RegisteredClient:
 class CredentialStores:
     """Where registered clients are kept: the registry (non-secret facts) and the minted-secret store."""
 
-    registry: Registry
+    registry: CredentialRegistry
     minted: MintedSecrets
 
 
@@ -147,27 +147,28 @@ async def register_client(
     if registration.scopes:
         metadata["scope"] = " ".join(registration.scopes)
     url = registration.registration_url
-    answer = await send(access, "POST", url, purpose="the client registration", json_body=metadata)
+    answer = await access.send("POST", url, purpose="the client registration", json_body=metadata)
     if not answer.ok:
         raise _registration_error(rejection(answer, url=url, purpose="the client registration"))
-    issued = read_issued_client(answer.document)
+    issued = access.read_issued_client(answer.document)
+    where = answer.endpoint
     if issued is None:
         raise RegistrationRefused(
-            f"{display_url(url)} answered the registration without a valid client (no client_id?)",
-            endpoint=display_url(url),
+            f"{where} answered the registration without a valid client (no client_id?)",
+            endpoint=where,
         )
     issued_method = issued.token_endpoint_auth_method or method
     secrets = (issued.client_secret, _text(answer.document, "registration_access_token"))
     if issued_method not in METHOD_PREFERENCE:
         raise RegistrationRefused(
-            f"{display_url(url)} registered client {issued.client_id!r} with auth method {issued_method!r}, "
+            f"{where} registered client {issued.client_id!r} with auth method {issued_method!r}, "
             "which the reconciler cannot use",
-            endpoint=display_url(url),
+            endpoint=where,
         )
     if issued_method != "none" and not issued.client_secret:
         raise RegistrationRefused(
-            f"{display_url(url)} registered client {issued.client_id!r} for {issued_method} without a secret",
-            endpoint=display_url(url),
+            f"{where} registered client {issued.client_id!r} for {issued_method} without a secret",
+            endpoint=where,
         )
     expires = issued.client_secret_expires_at
     client = RegisteredClient(
@@ -185,7 +186,7 @@ async def register_client(
         client.client_id,
         registration.tenant,
         registration.server,
-        display_url(url),
+        where,
         issued_method,
     )
     return client
@@ -308,8 +309,7 @@ async def deregister_client(client: RegisteredClient, *, access: AuthServerAcces
         return "not-supported"
     assert client.registration_client_uri is not None and client.registration_access_token is not None
     try:
-        answer = await send(
-            access,
+        answer = await access.send(
             "DELETE",
             client.registration_client_uri,
             purpose="the client deregistration",
@@ -506,8 +506,7 @@ async def client_still_registered(client: RegisteredClient, *, access: AuthServe
     if not client.can_deregister:
         return True
     assert client.registration_client_uri is not None
-    answer = await send(
-        access,
+    answer = await access.send(
         "GET",
         client.registration_client_uri,
         purpose="the client configuration read",

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
-from reconciler.credentials.authserver import AuthServerAccess, AuthServerAnswer, rejection, send
+from reconciler.credentials.authserver import AuthServerAccess, AuthServerAnswer, rejection
 from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.fingerprints import fingerprint
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference
-from reconciler.probe.tracing import display_url
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +213,7 @@ async def client_credentials_token(
                 now=now,
             )
         except OAuthRejected as err:
-            logger.debug("refresh at %s refused (%s); minting a new token", display_url(client.token_url), err)
+            logger.debug("refresh at %s refused (%s); minting a new token", err.endpoint, err)
     if token is None:
         form: dict[str, str | Sequence[str]] = {"grant_type": "client_credentials"}
         if scopes:
@@ -226,7 +225,6 @@ async def client_credentials_token(
         token = await _token_request(
             client, form, access=access, fingerprint_key=fingerprint_key, now=now, purpose="the token request"
         )
-    logger.debug("minted an access token at %s", display_url(client.token_url))
     return cache.save(token, inputs=inputs)
 
 
@@ -301,8 +299,7 @@ async def _token_request(
 ) -> MintedToken:
     headers, client_fields = client.authentication()
     secrets = (client.client_secret, *extra_secrets)
-    answer = await send(
-        access,
+    answer = await access.send(
         "POST",
         client.token_url,
         purpose=purpose,
@@ -319,14 +316,16 @@ async def _token_request(
             method=client.method,
             secrets=secrets,
         )
-    return _token_of(answer, url=client.token_url, fingerprint_key=fingerprint_key, now=now)
+    token = _token_of(answer, fingerprint_key=fingerprint_key, now=now)
+    logger.debug("%s: an access token from %s", purpose, answer.endpoint)
+    return token
 
 
-def _token_of(answer: AuthServerAnswer, *, url: str, fingerprint_key: bytes, now: dt.datetime) -> MintedToken:
+def _token_of(answer: AuthServerAnswer, *, fingerprint_key: bytes, now: dt.datetime) -> MintedToken:
     document: Mapping[str, Any] = answer.document or {}
     access_token = document.get("access_token")
     token_type = document.get("token_type")
-    where = display_url(url)
+    where = answer.endpoint
     if not isinstance(access_token, str) or not access_token:
         raise OAuthRejected(f"{where} answered without an access_token", endpoint=where)
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
