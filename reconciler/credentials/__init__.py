@@ -213,7 +213,6 @@ __getattr__ = lazy_exports(
         "authserver": ["AuthServerAccess", "AuthServerClient"],
         "errors": [
             "AuthServerBlocked",
-            "AuthServerClient",
             "AuthServerUnavailable",
             "CrossNamespaceReference",
             "IncompleteAuthSpec",
@@ -248,10 +247,8 @@ __getattr__ = lazy_exports(
         "preparing": [
             "CredentialContext",
             "CredentialFailure",
-            "CredentialRegistry",
             "CredentialSettings",
             "PreparedCredentials",
-            "ProbeOutcome",
             "ReleasedCredentials",
             "ServerClientRotation",
             "ServerFacts",
@@ -266,7 +263,6 @@ __getattr__ = lazy_exports(
             "ClientRegistration",
             "ClientRotation",
             "CredentialStores",
-            "CredentialTransaction",
             "RegisteredClient",
             "choose_auth_method",
             "client_rotation_due",
