@@ -5,14 +5,15 @@
 `AuthServerAccess` pairs it with the server being prepared's `spec.network.allowPrivate`, and turns what the port
 reports into this package's errors: a refusal by the SSRF guard is `AuthServerBlocked`, an auth-class failure
 `OAuthRejected`, the rest `AuthServerUnavailable`, each message redacted of the request's secret values.
-`rejection` (pure) reads an unsuccessful answer. `tokens.py` and `registration.py` decide the requests and call
-`AuthServerAccess.send`; `preparing.py` calls `discover` and `origin`.
+`tokens.py` and `registration.py` decide each request as a value (`AuthServerRequest`, built by pure functions:
+`token_request`, `registration_request`, ...) and `AuthServerAccess.perform` sends it; `rejection` and
+`failure_error` (pure) read what came back. `preparing.py` calls `discover` and `origin`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,7 +27,15 @@ from reconciler.credentials.errors import (
 from reconciler.errors import one_line
 from reconciler.records import AuthDiscovery, AuthServerAnswer, AuthServerFailure, IssuedClient
 
-__all__ = ["AuthServerAccess", "AuthServerAnswer", "AuthServerClient", "IssuedClient", "rejection"]
+__all__ = [
+    "AuthServerAccess",
+    "AuthServerAnswer",
+    "AuthServerClient",
+    "AuthServerRequest",
+    "IssuedClient",
+    "failure_error",
+    "rejection",
+]
 
 MAX_DESCRIPTION = 200
 
@@ -56,6 +65,24 @@ class AuthServerClient(Protocol):
     def origin(self, url: str) -> str: ...
 
     def read_issued_client(self, document: Mapping[str, Any] | None) -> IssuedClient | None: ...
+
+
+@dataclass(frozen=True)
+class AuthServerRequest:
+    """One request the credentials package decided to send: everything `AuthServerAccess.perform` needs.
+
+    `secrets` are the request's secret values (a client secret, a refresh token, a code verifier): redacted from
+    anything the server echoes back. Form, headers and secrets never appear in the repr.
+    """
+
+    method: str
+    url: str
+    purpose: str
+    """Words errors: "the token request", "the client registration"."""
+    form: Mapping[str, str | Sequence[str]] | None = field(default=None, repr=False)
+    json_body: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets: tuple[str | None, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -95,6 +122,18 @@ class AuthServerAccess:
         if isinstance(answer, AuthServerFailure):
             raise failure_error(answer, secrets=secrets)
         return answer
+
+    async def perform(self, request: AuthServerRequest) -> AuthServerAnswer:
+        """`send` a decided request."""
+        return await self.send(
+            request.method,
+            request.url,
+            purpose=request.purpose,
+            form=request.form,
+            json_body=request.json_body,
+            headers=request.headers or None,
+            secrets=request.secrets,
+        )
 
     async def discover(self, *, server_url: str, transport: str) -> AuthDiscovery:
         """The probe's auth discovery for one server (challenge, RFC 9728, RFC 8414), errors as credential errors."""
