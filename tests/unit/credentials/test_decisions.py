@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -92,7 +93,7 @@ def test_client_credentials_token_requests(
     assert request.json_body is None
 
 
-GRANTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+GRANTS: list[tuple[str, Mapping[str, Any], dict[str, Any]]] = [
     ("refresh, bare", refresh_grant("rt-1"), {"grant_type": "refresh_token", "refresh_token": "rt-1"}),
     (
         "refresh, scope and resource",
@@ -124,7 +125,7 @@ GRANTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("grant", "expected"), [case[1:] for case in GRANTS], ids=[case[0] for case in GRANTS])
-def test_grants(grant: dict[str, Any], expected: dict[str, Any]) -> None:
+def test_grants(grant: Mapping[str, Any], expected: dict[str, Any]) -> None:
     assert dict(grant) == expected
 
 
