@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from reconciler.records import SealedSecret
+from reconciler.records import OAuthClientRecord, SealedSecret
 from reconciler.registry import lookups, reading, recording, secret_store, stamps, writing
 from reconciler.registry.connecting import (
     DEFAULT_REGISTRY_URL,
@@ -51,7 +51,7 @@ from reconciler.registry.records import (
     ToolSnapshotRecord,
     UserTokenRecord,
 )
-from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
+from reconciler.registry.rows import AuditLogRow
 
 __all__ = [
     "DEFAULT_MANAGER",
