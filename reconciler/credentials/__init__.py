@@ -17,7 +17,7 @@ The engine imports from here only (the submodules are the package's own layout):
   neither the probe nor the registry;
 - errors: see `errors.py` for the tree.
 
-The names load lazily: a caller that needs one module's names does not import httpx2 and the kubernetes client.
+The names load lazily: a caller that needs one module's names does not import the kubernetes client.
 """
 
 from typing import TYPE_CHECKING

@@ -2,10 +2,11 @@
 the SSRF guard and the websocket transport.
 
 The engine and the CLI import from here only; the submodules are the probe's own layout. This package never
-touches the registry database or the cluster, and it is the HTTP behind the credentials package's
-authorization-server port (`ProbeAuthServer`): it takes `ProbeTarget`s (with already-resolved headers) and returns
+touches the registry database or the cluster: it takes `ProbeTarget`s (with already-resolved headers) and returns
 `ProbeResult`s, and its pure helpers (`snapshot_hash`, `diff_tools`, `filter_tool_names`, `fill_auth_fields`)
-serve planning and status building.
+serve planning and status building. It is also the HTTP behind the credentials package's authorization-server
+port (`ProbeAuthServer`) and the probe that verifies a rotated credential (`verify_credential`,
+`credential_verifier`), both handed to the credentials package by the engine.
 
 The names load lazily, so the pure helpers come without the mcp SDK and httpx2.
 """
