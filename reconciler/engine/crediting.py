@@ -1,5 +1,7 @@
-"""The credentials step of the reconcile loop, around apply and probe. All network I/O goes through one
-SSRF-guarded `ProbeHttp` per step.
+"""The credentials step of the reconcile loop, around apply and probe. The credentials package decides; this
+module performs: all network I/O goes through one SSRF-guarded `ProbeHttp` per step, handed to the credentials
+package as its authorization-server port (`ProbeAuthServer`) and as the verification probe
+(`credential_verifier`), and the registry is passed as its storage port.
 
     before apply    verify_rotations: a changed Secret behind a server's or connection's credential is probed
                     against the live server first; only a verified value is written (same row, in place), a
@@ -45,14 +47,22 @@ from reconciler.credentials import (
     release_server_credentials,
     rotate_server_client,
     verdict,
-    verify_credential,
 )
 from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
 from reconciler.errors import ReconcilerError
-from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_many
+from reconciler.probe import (
+    ProbeAuthServer,
+    ProbeHttp,
+    ProbeResult,
+    ProbeSettings,
+    ProbeTarget,
+    credential_verifier,
+    probe_many,
+    verify_credential,
+)
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord
 
@@ -100,10 +110,10 @@ def _context(
     return CredentialContext(
         stores=CredentialStores(registry, minted),
         secrets=secrets,
-        http=http,
-        probe_settings=settings,
+        authserver=ProbeAuthServer(http, settings),
         fingerprint_key=registry.fingerprint_key(),
         settings=CredentialSettings(client_max_age=client_max_age),
+        max_concurrency=settings.max_concurrency,
     )
 
 
@@ -114,6 +124,8 @@ async def _rotate_due_clients(
     jobs: Sequence[ProbeJob],
     context: CredentialContext,
     step: CredentialStep,
+    http: ProbeHttp,
+    settings: ProbeSettings,
 ) -> None:
     """Re-register clients whose secret expires soon (or is older than the configured age); the old client
     stays in use until the new one is verified, and the outcome shows as a credential rotation in status."""
@@ -123,9 +135,11 @@ async def _rotate_due_clients(
         current = prepared.get(key)
         if not isinstance(current, PreparedCredentials) or not current.client_rotation_due or current.client is None:
             continue
+        target = targets.get(key)
+        verify_with = None if target is None else credential_verifier(target, settings=settings, http=http)
         try:
             outcome = await rotate_server_client(
-                record, context=context, previous=current.client, target=targets.get(key)
+                record, context=context, previous=current.client, verify_with=verify_with
             )
         except Exception as err:  # this server's fault alone: the others still rotate and probe
             prepared[key] = CredentialFailure.internal(record, err)
@@ -326,7 +340,9 @@ def prepare_credentials(
                 if (discovery := discovery_from_status(_discovery_of(states, record))) is not None
             }
             prepared = dict(await prepare_many(oauth, context=context, discoveries=discoveries))
-            await _rotate_due_clients(oauth, prepared, jobs=jobs, context=context, step=step)
+            await _rotate_due_clients(
+                oauth, prepared, jobs=jobs, context=context, step=step, http=http, settings=options.settings
+            )
             return prepared
 
     return anyio.run(run)

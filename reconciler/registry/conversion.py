@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import RowMapping
 
+from reconciler.records import ToolRecord
 from reconciler.registry.records import (
     BindingRecord,
     BoundServerRecord,
@@ -27,7 +28,6 @@ from reconciler.registry.records import (
     ResourceRecord,
     ServerRecord,
     SourceRef,
-    ToolRecord,
     ToolSnapshotRecord,
     UserTokenRecord,
 )

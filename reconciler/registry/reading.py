@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reconciler.records import OAuthClientRecord
 from reconciler.registry import conversion, schema
 from reconciler.registry.records import (
     AuditEntry,
@@ -30,7 +31,7 @@ from reconciler.registry.records import (
     UserTokenRecord,
     key_of,
 )
-from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
+from reconciler.registry.rows import AuditLogRow
 
 FINGERPRINT_KEY_NAME = "fingerprint_key"
 """The `registry_meta` key under which the fingerprint key (hex) is stored."""

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from reconciler.errors import MissingReference, Problem
+from reconciler.records import OAuthClientRecord
 from reconciler.registry import conversion, row_ids, schema
 from reconciler.registry.reading import FINGERPRINT_KEY_NAME, read_fingerprint_key
 from reconciler.registry.records import (
@@ -27,7 +28,6 @@ from reconciler.registry.records import (
     ToolSnapshotRecord,
     UserTokenRecord,
 )
-from reconciler.registry.rows import OAuthClientRecord
 
 FINGERPRINT_KEY_BYTES = 32
 

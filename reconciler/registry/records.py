@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import orjson
 
+from reconciler.records import ToolRecord as ToolRecord  # re-exported: its home before it moved down
+
 DEFAULT_MANAGER = "mcp-reconciler"
 
 Table = Literal["servers", "connections", "grants", "bindings"]
@@ -276,17 +278,6 @@ class UserTokenRecord:
     connection: str | None = None
     expires_at: dt.datetime | None = None
     row_id: int | None = None
-
-
-@dataclass(frozen=True)
-class ToolRecord:
-    """One tool as listed by the server: the full definition is kept so changes can be diffed."""
-
-    name: str
-    title: str | None = None
-    description: str | None = None
-    input_schema: dict[str, Any] = field(default_factory=dict)
-    fingerprint: str = ""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from reconciler.records import OAuthClientRecord, SealedSecret
 from reconciler.registry import lookups, reading, recording, secret_store, stamps, writing
 from reconciler.registry.connecting import (
     DEFAULT_REGISTRY_URL,
@@ -50,7 +51,7 @@ from reconciler.registry.records import (
     ToolSnapshotRecord,
     UserTokenRecord,
 )
-from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
+from reconciler.registry.rows import AuditLogRow
 
 __all__ = [
     "DEFAULT_MANAGER",
@@ -278,13 +279,13 @@ class Registry:
 
     # -- the local encrypted secret store (reconciler.credentials); the SQL lives in secret_store.py --------------
 
-    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> secret_store.SealedSecret | None:
+    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> SealedSecret | None:
         """One sealed value of the local secret store, or None."""
         return self._read(
             lambda connection: secret_store.read_sealed(connection, tenant=tenant, name=name, purpose=purpose)
         )
 
-    def fetch_local_secrets(self, tenant: str, name: str | None = None) -> list[secret_store.SealedSecret]:
+    def fetch_local_secrets(self, tenant: str, name: str | None = None) -> list[SealedSecret]:
         """Every sealed value one owner (or a whole tenant) has in the local secret store."""
         return self._read(lambda connection: secret_store.read_sealed_of(connection, tenant=tenant, name=name))
 
@@ -396,11 +397,11 @@ class RegistryTransaction:
 
     # -- the local encrypted secret store and OAuth-client clean-up (reconciler.credentials) ---------------------
 
-    def put_local_secrets(self, secrets: Sequence[secret_store.SealedSecret]) -> None:
+    def put_local_secrets(self, secrets: Sequence[SealedSecret]) -> None:
         """Create or replace sealed values by (tenant, name, purpose)."""
         secret_store.write_sealed(self._live(), secrets, now=_now())
 
-    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> secret_store.SealedSecret | None:
+    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> SealedSecret | None:
         """`Registry.fetch_local_secret`, seeing this transaction's own writes."""
         return secret_store.read_sealed(self._live(), tenant=tenant, name=name, purpose=purpose)
 
