@@ -80,6 +80,7 @@ class ServerDecision:
     scope: CredentialScope | None = None
     headers: tuple[HeaderSource, ...] = ()
     tools: tuple[str, ...] = ()
+    tool_snapshot: str | None = None
     reason: str | None = None
     action: str | None = None
     explain: tuple[str, ...] = ()
@@ -96,6 +97,7 @@ class ServerDecision:
             scope=self.scope,
             headers=headers,
             tools=self.tools,
+            tool_snapshot=self.tool_snapshot,
             reason=self.reason,
             action=self.action,
             explain=self.explain,
@@ -235,6 +237,7 @@ def _decide_server(row: BoundServerRow, index: _Index, *, caller: Caller, namesp
             connection=credential.connection.name if credential.connection else None,
             scope=credential.scope,
             tools=tools if credential.state is ServerState.NEEDS_CONNECTION else (),
+            tool_snapshot=row.snapshot_hash if credential.state is ServerState.NEEDS_CONNECTION else None,
             reason=credential.reason,
             action=credential.action,
             explain=tuple(lines),
@@ -249,6 +252,7 @@ def _decide_server(row: BoundServerRow, index: _Index, *, caller: Caller, namesp
         scope=credential.scope,
         headers=headers,
         tools=tools,
+        tool_snapshot=row.snapshot_hash,
         explain=tuple(lines),
     )
 
@@ -292,7 +296,9 @@ def _grant_text(grants: Sequence[GrantMatch], *, target: str) -> str:
 
 
 def _exposed_tools(row: BoundServerRow, *, namespace_tools: bool) -> tuple[str, ...]:
-    """The latest snapshot's tools that pass the server's allow/deny and then the binding's."""
+    """The latest snapshot's tools that pass the server's allow/deny and then the binding's; none without one."""
+    if row.snapshot_hash is None:
+        return ()
     server = row.server
     names = filter_tool_names(row.tool_names, allow=server.tools_allow, deny=server.tools_deny)
     names = filter_tool_names(names, allow=row.tools_allow, deny=row.tools_deny)
@@ -303,7 +309,10 @@ def _exposed_tools(row: BoundServerRow, *, namespace_tools: bool) -> tuple[str, 
 
 def _tools_line(row: BoundServerRow, tools: tuple[str, ...]) -> str:
     if row.snapshot_hash is None:
-        return "tools: no tool snapshot yet (the server has not been probed)"
+        return (
+            "tools: unknown — no tool snapshot yet (the server has not been probed); every output says so "
+            "(toolSnapshot null) and lists no tool, so a runtime mounts none"
+        )
     filters = []
     server = row.server
     for label, allow, deny in (

@@ -155,6 +155,7 @@ def _blocked(decision: ServerDecision, reason: str, action: str) -> ResolvedServ
         decision.resolved({}),
         state=ServerState.BLOCKED,
         tools=(),
+        tool_snapshot=None,
         reason=reason,
         action=action,
         explain=(*decision.explain[:-1], f"headers: {reason}", "state: blocked"),

@@ -125,6 +125,8 @@ def test_show_secrets_renders_the_real_headers(registry: Registry, world: Desire
         "url": "https://linear.example.com/mcp",
         "transport": "streamable-http",
         "headers": {"Authorization": f"Bearer {SECRET_VALUES['linear']}"},
+        "tools": ["list_issues"],
+        "toolSnapshot": "sha256:linear-1",
     }
     assert set(config["mcpServers"]) == {"drive", "linear", "pinned", "bobs-only"}
 

@@ -458,6 +458,31 @@ def test_tools_pass_the_server_filter_then_the_bindings(
     assert decision.tools == expected
 
 
+@pytest.mark.parametrize(
+    ("case", "tools", "snapshot"),
+    [
+        (Case(), ("read", "write"), APPROVED),
+        (Case(snapshot=None), (), None),
+        (Case(connections=(conn("members", mode="perMember"),), state=N), ("read", "write"), APPROVED),
+        (Case(connections=(conn("members", mode="perMember"),), snapshot=None, state=N), (), None),
+        (Case(grants=(), state=F), (), None),
+        (Case(blocked_reason="tool snapshot not approved", state=B), (), None),
+    ],
+    ids=["ready", "ready/never-probed", "needs-connection", "needs-connection/never-probed", "forbidden", "blocked"],
+)
+def test_tools_carry_the_snapshot_they_were_expanded_from(
+    case: Case, tools: tuple[str, ...], snapshot: str | None
+) -> None:
+    decision = decide_one(case)
+
+    assert decision.state is case.state
+    assert (decision.tools, decision.tool_snapshot) == (tools, snapshot)
+    resolved = decision.resolved({})
+    assert resolved.tools_known is (snapshot is not None)
+    if case.snapshot is None and case.state in (R, N):
+        assert any(line.startswith("tools: unknown") for line in decision.explain), "stated, never silent"
+
+
 def test_disabled_twice_bound_and_unbound_servers_leave_notes() -> None:
     rows = (
         BoundServerRow(server=server("crm"), binding="a"),
