@@ -379,14 +379,20 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler import presenting
     from reconciler.api import KINDS
     from reconciler.registry import open_registry
+    from reconciler.runtime.membership import coverage_of_objects, fetch_member_coverage
 
     kinds = [info.kind for info in KINDS] if args.kind == "mcp" else [_kind(args.kind)]
     registry = open_registry(args.registry, manager=args.manager)
     try:
         stored = registry.fetch_resources(namespace=args.namespace, name=args.name)
+        coverage = fetch_member_coverage(registry) if {"MCPServer", "MCPConnection"} & set(kinds) else ()
     finally:
         registry.close()
     objects = {kind: [presenting.as_object(r) for r in stored if r.kind == kind] for kind in kinds}
+    members = coverage_of_objects(coverage, [obj for kind in kinds for obj in objects[kind]])
+    for obj in objects.get("MCPConnection", []):
+        for entry in members.get(("MCPConnection", obj["metadata"]["namespace"], obj["metadata"]["name"]), []):
+            obj["status"] = {**(obj["status"] or {}), "connectedMembers": entry.connected_members}
     if args.output in ("json", "yaml"):
         found = [obj for kind in kinds for obj in objects[kind]]
         if args.name and len(found) == 1 and len(kinds) == 1:
@@ -417,6 +423,10 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
         print(f"No resources found{where}.", file=sys.stderr)
         return EXIT_OK
     print("\n\n".join(blocks), file=out)
+    listed = [entry for entries in members.values() for entry in entries]
+    for warning in dict.fromkeys(entry.warning() for entry in coverage if entry in listed):
+        if warning:
+            print(f"Warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

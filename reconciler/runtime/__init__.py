@@ -2,7 +2,8 @@
 
 Agent runtimes call `resolve` (Python); the CLI calls `resolve_command` and `serve_mcp`; tests build the
 agent-facing MCP endpoint with `build_mcp_app`; the operator renders a binding's `spec.export` ConfigMap with
-`export_target`, `export_document` and `build_config_map`. Everything here reads the registry and never writes
+`export_target`, `export_document` and `build_config_map`; `fetch_member_coverage` says which per-member
+credentials no member has connected yet. Everything here reads the registry and never writes
 it. The public names below are pinned by a test.
 """
 
@@ -22,6 +23,7 @@ from reconciler.runtime.exporting import (
     export_target,
     secret_placeholder,
 )
+from reconciler.runtime.membership import MemberCoverage, fetch_member_coverage
 from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
 from reconciler.runtime.resolution import MASK, CredentialScope, Resolution, ResolvedServer, ServerState
 from reconciler.runtime.resolving import UnknownTenant, resolve
@@ -33,6 +35,7 @@ __all__ = [
     "CredentialScope",
     "ExportTarget",
     "ManifestPlanner",
+    "MemberCoverage",
     "Resolution",
     "ResolvedServer",
     "ServerState",
@@ -42,6 +45,7 @@ __all__ = [
     "build_mcp_server",
     "export_document",
     "export_target",
+    "fetch_member_coverage",
     "render_mcp_config",
     "resolution_json",
     "resolution_text",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
+from reconciler.runtime.membership import MemberCoverage, plan_member_coverage
 from reconciler.runtime.resolving import UnknownTenant, resolve
 
 DEFAULT_HOST = "127.0.0.1"
@@ -98,7 +100,8 @@ def build_mcp_server(
 
     @server.tool(title="List MCP servers")
     def list_servers(tenant: str | None = None) -> dict[str, Any]:
-        """Registered MCP servers with their health (last test, blocked reason, Ready condition).
+        """Registered MCP servers with their health (last test, blocked reason, Ready condition, and how many
+        members connected each per-member credential, with a warning when nobody has).
 
         `tenant`: a tenant slug or namespace; every tenant when omitted.
         """
@@ -188,12 +191,17 @@ def serve_mcp(
 
 
 def list_server_health(registry: Registry, *, tenant: str | None = None) -> dict[str, Any]:
-    """Servers with health from probe state and, where the CLI stored it, the object's Ready condition."""
+    """Servers with health from probe state and, where the CLI stored it, the object's Ready condition; `members`
+    lists each per-member credential of the server with its connected-member count (`membership.py`)."""
     slugs = None if tenant is None else [_tenant_slug(registry, tenant)]
     state = registry.fetch_state(tenants=slugs)
     probes = registry.fetch_probe_states(tenants=slugs)
     namespaces = {slug: record.namespace for slug, record in state.tenants.items()}
     statuses = {(r.namespace, r.name): r.status for r in registry.fetch_resources(kind="MCPServer")}
+    members: dict[tuple[str, str], list[MemberCoverage]] = defaultdict(list)
+    counts = registry.count_connected_members(tenants=slugs)
+    for coverage in plan_member_coverage(state.rows.values(), counts, tenants=state.tenants):
+        members[(coverage.tenant, coverage.server)].append(coverage)
     servers = []
     for key, record in sorted(state.rows.items()):
         if not isinstance(record, ServerRecord):
@@ -221,6 +229,14 @@ def list_server_health(registry: Registry, *, tenant: str | None = None) -> dict
                     else None,
                     "blockedReason": probe.blocked_reason if probe else None,
                     "probedAt": probe.probed_at.isoformat() if probe and probe.probed_at else None,
+                    "members": [
+                        {
+                            "connection": coverage.connection,
+                            "connectedMembers": coverage.connected_members,
+                            "warning": coverage.warning(),
+                        }
+                        for coverage in members.get((slug, name), ())
+                    ],
                 },
             }
         )

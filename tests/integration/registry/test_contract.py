@@ -757,6 +757,15 @@ def test_user_tokens_are_listed_and_counted(registry: Registry) -> None:
     ]
     assert registry.count_user_tokens() == {("acme", "crm"): 2, ("beta", "wiki"): 1}
     assert registry.count_user_tokens(tenants=["beta"]) == {("beta", "wiki"): 1}
+    assert registry.count_connected_members() == {
+        ("acme", "crm", None): 1,
+        ("acme", "crm", "crm-alice"): 1,
+        ("beta", "wiki", None): 1,
+    }
+    assert registry.count_connected_members(tenants=["acme"]) == {
+        ("acme", "crm", None): 1,
+        ("acme", "crm", "crm-alice"): 1,
+    }
 
 
 def test_oauth_clients_upsert_per_issuer(registry: Registry) -> None:
