@@ -138,6 +138,9 @@ _OBJECT_RULES: dict[str, tuple[Rule, ...]] = {
 
 # Rules on one property of a model, keyed by (model name, property name on the wire).
 _PROPERTY_RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
+    ("MCPTemplateBindingSpec", "agents"): (
+        Rule("self.all(a, self.exists_one(o, o == a))", "an agent is listed twice in agents"),
+    ),
     ("Discovery", "interval"): (
         Rule("duration(self) >= duration('10s')", "interval must be at least 10s"),
         Rule(f"duration(self) <= duration('{MAX_DURATION}')", f"interval must be at most {MAX_DURATION} (one year)"),

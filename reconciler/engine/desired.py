@@ -259,6 +259,7 @@ def _binding_record(builder: _Builder, binding: MCPTemplateBinding) -> BindingRe
         tenant=builder.tenant.slug,
         name=binding.metadata.name,
         template=binding.spec.template,
+        agents=tuple(binding.spec.agents),
         servers=tuple(
             BoundServerRecord(
                 server=bound.server_ref,

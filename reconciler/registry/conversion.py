@@ -207,7 +207,12 @@ def subject_of(row: RowMapping) -> GrantSubjectRecord:
 
 def binding_values(record: BindingRecord) -> Values:
     """Content columns of a template binding; `tenant_id` is the caller's to resolve."""
-    return {"name": record.name, "template": record.template, **ownership_values(record.ownership)}
+    return {
+        "name": record.name,
+        "template": record.template,
+        "agents": list(record.agents),
+        **ownership_values(record.ownership),
+    }
 
 
 def bound_server_values(

@@ -253,6 +253,7 @@ def read_state(connection: sa.Connection, tenants: Collection[str] | None) -> Ob
             row_id=row["id"],
             template=row["template"],
             servers=tuple(bound_of.get(row["id"], ())),
+            agents=conversion.strings_of(row["agents"]),
         )
         for row in binding_rows
     )

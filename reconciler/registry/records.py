@@ -177,6 +177,15 @@ class BoundServerRecord:
 class BindingRecord(RecordBase):
     template: str = ""
     servers: tuple[BoundServerRecord, ...] = ()
+    agents: tuple[str, ...] = ()
+    """The template's agents the servers are assigned to; empty: every agent of the template."""
+
+    def content(self) -> dict[str, Any]:
+        # A binding for every agent hashes as it did before bindings could name agents, so upgrading rewrites none.
+        content = super().content()
+        if not self.agents:
+            del content["agents"]
+        return content
 
 
 Record = ServerRecord | ConnectionRecord | GrantRecord | BindingRecord

@@ -211,6 +211,8 @@ template_bindings = sa.Table(
     _tenant_fk(),
     sa.Column("name", sa.Text(), nullable=False),
     sa.Column("template", sa.Text(), nullable=False),
+    # The agents the binding assigns its servers to; [] (every agent of the template) for bindings before 0008.
+    sa.Column("agents", json_type(), nullable=False, server_default=sa.text("'[]'")),
     *_ownership_columns(),
     sa.UniqueConstraint("tenant_id", "name"),
     sa.Index(None, "tenant_id", "template"),

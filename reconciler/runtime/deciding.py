@@ -5,7 +5,8 @@ decision matrix (scopes, grants, credential modes, pin states, featured fallback
 The order of decisions for each offered server, and the explanation line each one leaves:
 
 1. **binding** — the template's bindings offer the server (or, without a template, every tenant server);
-   a disabled server is dropped here (a note, not a server).
+   a binding that names `agents` offers it only to those agents of the template (assignment to one agent);
+   a disabled server, or one assigned to other agents only, is dropped here (a note, not a server).
 2. **grant** — an explicit grant to the member, one of their teams or the organization, on the server or on
    one of its connections. A connection grant gives access through that connection only. No grant: forbidden.
 3. **tools** — a server whose probe state is blocked, or whose policy is Pin with a latest snapshot other
@@ -143,6 +144,12 @@ def decide(inputs: ResolutionInputs, *, caller: Caller, template: str | None, na
     seen: dict[str, str | None] = {}
     for row in inputs.bound:
         name = row.server.name
+        if row.binding_agents and caller.agent not in row.binding_agents:
+            whom = f"not agent {caller.agent}" if caller.agent else "and no agent was given"
+            notes.append(
+                f"{name}: binding {row.binding} assigns it to agent {', '.join(row.binding_agents)} only, {whom}"
+            )
+            continue
         if name in seen:
             notes.append(f"{name}: also bound by binding {row.binding}; binding {seen[name]} listed it first and wins")
             continue
@@ -284,7 +291,8 @@ def _offer_line(row: BoundServerRow) -> str:
     if row.binding is None:
         return f"binding: no template asked for; every server of tenant {row.server.tenant} is offered"
     pinned = f", pinned to connection {row.pinned_connection}" if row.pinned_connection else ""
-    return f"binding: {row.binding} offers {row.server.name}{pinned}"
+    assigned = f" to agent {', '.join(row.binding_agents)} (assigned directly)" if row.binding_agents else ""
+    return f"binding: {row.binding} offers {row.server.name}{assigned}{pinned}"
 
 
 def _grant_text(grants: Sequence[GrantMatch], *, target: str) -> str:

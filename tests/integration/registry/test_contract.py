@@ -224,7 +224,11 @@ def tenant_batches(draw: st.DrawFn) -> list[Record]:
     )
     bindings = [
         BindingRecord(
-            tenant="t", name=f"b{index}", template=draw(json_text), servers=tuple(draw(st.lists(bound, max_size=4)))
+            tenant="t",
+            name=f"b{index}",
+            template=draw(json_text),
+            servers=tuple(draw(st.lists(bound, max_size=4))),
+            agents=tuple(draw(st.lists(json_text, max_size=3, unique=True))),
         )
         for index in range(draw(st.integers(0, 3)))
     ]

@@ -539,6 +539,20 @@ BINDING_CASES = [
         "server 'crm' is listed twice",
         None,  # list-type map keyed by serverRef: the API server rejects the duplicate key itself
     ),
+    SpecCase("assigned to two agents", "MCPTemplateBinding", binding(agents=["tutor", "grader@acme"])),
+    SpecCase(
+        "an agent listed twice",
+        "MCPTemplateBinding",
+        binding(agents=["tutor", "tutor"]),
+        "an agent is listed twice in agents",
+    ),
+    SpecCase(
+        "an agent id with a space",
+        "MCPTemplateBinding",
+        binding(agents=["a tutor"]),
+        "String should match pattern",
+        None,
+    ),
     SpecCase("export with defaults", "MCPTemplateBinding", binding(export={"configMap": {}})),
     SpecCase(
         "export to a named key",

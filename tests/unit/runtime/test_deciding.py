@@ -483,6 +483,45 @@ def test_tools_carry_the_snapshot_they_were_expanded_from(
         assert any(line.startswith("tools: unknown") for line in decision.explain), "stated, never silent"
 
 
+@pytest.mark.parametrize(
+    ("agents", "caller", "offered", "note"),
+    [
+        ((), ALICE, True, None),
+        (("tutor",), ALICE_AS_TUTOR, True, None),
+        (("grader", "tutor"), Caller(agent="tutor"), True, None),
+        (("tutor",), Caller(agent="grader"), False, "crm: binding b assigns it to agent tutor only, not agent grader"),
+        (("tutor",), ALICE, False, "crm: binding b assigns it to agent tutor only, and no agent was given"),
+    ],
+    ids=["every-agent", "assigned-to-the-caller", "one-of-two", "another-agent", "no-agent"],
+)
+def test_a_binding_can_assign_servers_to_agents(
+    agents: tuple[str, ...], caller: Caller, offered: bool, note: str | None
+) -> None:
+    rows = (BoundServerRow(server=server(), binding="b", binding_agents=agents, snapshot_hash=APPROVED),)
+    inputs = ResolutionInputs(tenant=TENANT, bound=rows, grants=(org(),), bindings=("b",))
+
+    decisions = decide(inputs, caller=caller, template="t", namespace_tools=False)
+
+    assert [d.server.name for d in decisions.servers] == (["crm"] if offered else [])
+    assert decisions.notes == (() if note is None else (note,))
+    if offered and agents:
+        assert (
+            decisions.servers[0].explain[0] == f"binding: b offers crm to agent {', '.join(agents)} (assigned directly)"
+        )
+
+
+def test_an_agent_binding_does_not_shadow_a_later_binding_for_everyone() -> None:
+    rows = (
+        BoundServerRow(server=server(), binding="a-tutor", binding_agents=("tutor",)),
+        BoundServerRow(server=server(), binding="b-all"),
+    )
+    inputs = ResolutionInputs(tenant=TENANT, bound=rows, grants=(org(),), bindings=("a-tutor", "b-all"))
+
+    (decision,) = decide(inputs, caller=Caller(agent="grader"), template="t", namespace_tools=False).servers
+
+    assert decision.explain[0] == "binding: b-all offers crm"
+
+
 def test_disabled_twice_bound_and_unbound_servers_leave_notes() -> None:
     rows = (
         BoundServerRow(server=server("crm"), binding="a"),
