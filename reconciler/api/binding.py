@@ -24,6 +24,7 @@ AgentId = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0
 # Kubernetes validates ConfigMap keys exactly like Secret keys.
 ConfigMapKey = Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
 DEFAULT_EXPORT_KEY = "mcp-config.json"
+AGENTS_WITHOUT_EXPORT = "export is the template's document for no particular agent: a binding with agents cannot export"
 
 
 class BoundServer(Model):
@@ -81,6 +82,8 @@ class MCPTemplateBindingSpec(Model):
     def _unique(self) -> MCPTemplateBindingSpec:
         if len(set(self.agents)) != len(self.agents):
             raise ValueError("an agent is listed twice in agents")
+        if self.agents and self.export is not None:
+            raise ValueError(AGENTS_WITHOUT_EXPORT)
         seen: set[str] = set()
         for bound in self.servers:
             if bound.server_ref in seen:

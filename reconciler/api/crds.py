@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from reconciler.api.binding import AGENTS_WITHOUT_EXPORT
 from reconciler.api.common import API_GROUP, API_VERSION, CATEGORY
 from reconciler.api.connection import MCPConnectionSpec
 from reconciler.api.durations import MAX_DURATION
@@ -122,6 +123,9 @@ _OBJECT_RULES: dict[str, tuple[Rule, ...]] = {
             f"!({_PER_MEMBER}) || !{_effective('self', MCPConnectionSpec, 'use_for_discovery')}",
             "credentialMode: perMember has no credential the reconciler can use for discovery",
         ),
+    ),
+    "MCPTemplateBindingSpec": (
+        Rule("!has(self.agents) || size(self.agents) == 0 || !has(self.export)", AGENTS_WITHOUT_EXPORT),
     ),
     "GrantTarget": (
         Rule("has(self.serverRef) != has(self.connectionRef)", "set exactly one of serverRef or connectionRef"),

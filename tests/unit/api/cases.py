@@ -547,6 +547,12 @@ BINDING_CASES = [
         "an agent is listed twice in agents",
     ),
     SpecCase(
+        "assigned to an agent and exported",
+        "MCPTemplateBinding",
+        binding(agents=["tutor"], export={"configMap": {}}),
+        "export is the template's document for no particular agent: a binding with agents cannot export",
+    ),
+    SpecCase(
         "an agent id with a space",
         "MCPTemplateBinding",
         binding(agents=["a tutor"]),
