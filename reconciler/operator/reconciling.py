@@ -425,7 +425,13 @@ class ObjectReconciler:
             if view.uid is None:
                 raise PermanentError("the binding has no uid to own the ConfigMap")
             document = await self._in_registry_thread(
-                functools.partial(export_document, self._registry, namespace, target.template)
+                functools.partial(
+                    export_document,
+                    self._registry,
+                    namespace,
+                    target.template,
+                    platform_tenant=self._config.platform_namespace,
+                )
             )
             body = build_config_map(
                 namespace=namespace,

@@ -34,10 +34,12 @@ from reconciler.registry.lookups import BoundServerRow, GrantMatch, ResolutionIn
 from reconciler.registry.records import ConnectionRecord, ServerRecord
 from reconciler.runtime.choosing import (
     Caller,
+    Credential,
     CredentialIndex,
     HeaderSource,
     choose_credential,
     merged_headers,
+    server_credential,
 )
 from reconciler.runtime.resolution import TOOL_NAMESPACE_PREFIX, CredentialScope, ResolvedServer, ServerState
 
@@ -84,8 +86,16 @@ class Decisions:
     notes: tuple[str, ...] = ()
 
 
-def decide(inputs: ResolutionInputs, *, caller: Caller, template: str | None, namespace_tools: bool) -> Decisions:
-    """Per-server decisions, in binding order (a server bound twice keeps its first binding)."""
+def decide(
+    inputs: ResolutionInputs,
+    *,
+    caller: Caller,
+    template: str | None,
+    namespace_tools: bool,
+    platform: ResolutionInputs | None = None,
+) -> Decisions:
+    """Per-server decisions, in binding order (a server bound twice keeps its first binding), then the platform
+    tenant's featured servers (`platform`: its rows, read for no member), the last fallback of every tenant."""
     index = _index(inputs, caller)
     notes: list[str] = []
     if template is not None and not inputs.bindings:
@@ -108,7 +118,71 @@ def decide(inputs: ResolutionInputs, *, caller: Caller, template: str | None, na
             notes.append(f"{name}: disabled (spec.enabled: false), not offered")
             continue
         decisions.append(_decide_server(row, index, caller=caller, namespace_tools=namespace_tools))
+    if platform is not None and platform.tenant.slug != inputs.tenant.slug:
+        for row in platform.bound:
+            if not (row.server.featured and row.server.enabled):
+                continue
+            if row.server.name in seen:
+                notes.append(
+                    f"{row.server.name}: the platform's featured {row.server.name} is not offered; "
+                    f"tenant {inputs.tenant.slug}'s own {row.server.name} wins"
+                )
+                continue
+            decisions.append(_decide_platform_server(row, platform, caller=caller, namespace_tools=namespace_tools))
     return Decisions(servers=tuple(decisions), notes=tuple(notes))
+
+
+def _decide_platform_server(
+    row: BoundServerRow, platform: ResolutionInputs, *, caller: Caller, namespace_tools: bool
+) -> ServerDecision:
+    """A featured server of the platform tenant, offered to another tenant's caller with its own credential only.
+
+    In the platform namespace an Organization grant means every tenant's organization; Member and Team subjects
+    there name the platform tenant's own members and teams, so they open nothing to another tenant. No
+    connection, token or grant of the caller's tenant is ever consulted, and nothing of theirs is sent.
+    """
+    server = row.server
+    where = f"platform tenant {platform.tenant.slug} (namespace {platform.tenant.namespace})"
+    lines = [f"binding: featured by the {where}, offered to every tenant as the last fallback"]
+    grants = [
+        grant
+        for grant in platform.grants
+        if grant.target_server == server.name
+        and grant.target_connection is None
+        and grant.subject.kind == "Organization"
+    ]
+    if not grants:
+        reason = (
+            f"no grant in the platform namespace {platform.tenant.namespace} names the Organization on {server.name}"
+        )
+        lines.extend((f"grant: none — {reason}", "state: forbidden"))
+        return ServerDecision(
+            server=server,
+            state=ServerState.FORBIDDEN,
+            reason=reason,
+            action=(
+                f"ask a platform administrator for an MCPAccessGrant naming the Organization on {server.name} "
+                f"in namespace {platform.tenant.namespace}"
+            ),
+            explain=tuple(lines),
+        )
+    lines.append(
+        "grant: " + _grant_text(grants, target=f"server {server.name}") + " (in the platform namespace: every tenant)"
+    )
+    tools = _exposed_tools(row, namespace_tools=namespace_tools)
+    lines.append(_tools_line(row, tools))
+    blocked = _tool_block(row)
+    if blocked is not None:
+        return _blocked_by_tools(server, blocked, lines)
+    credential = server_credential(
+        server,
+        scope=CredentialScope.FEATURED,
+        why="the platform's featured server, reached with its own credential (never a tenant's)",
+        caller=caller,
+        lines=(),
+    )
+    lines.extend(credential.lines)
+    return _finished(row, credential, lines=lines, tools=tools)
 
 
 def _index(inputs: ResolutionInputs, caller: Caller) -> CredentialIndex:
@@ -165,18 +239,7 @@ def _decide_server(
     # 3. tools policy
     blocked = _tool_block(row)
     if blocked is not None:
-        lines.append(f"tools: blocked — {blocked}")
-        lines.append("state: blocked")
-        pinned = server.tool_policy == "Pin"
-        return ServerDecision(
-            server=server,
-            state=ServerState.BLOCKED,
-            reason=blocked,
-            action="an administrator must approve the current tool snapshot (spec.tools.approvedHash)"
-            if pinned
-            else "an administrator must clear the block reported in the server's status",
-            explain=tuple(lines),
-        )
+        return _blocked_by_tools(server, blocked, lines)
 
     # 4. connection
     credential = choose_credential(
@@ -188,6 +251,29 @@ def _decide_server(
         caller=caller,
     )
     lines.extend(credential.lines)
+    return _finished(row, credential, lines=lines, tools=tools)
+
+
+def _blocked_by_tools(server: ServerRecord, blocked: str, lines: list[str]) -> ServerDecision:
+    lines.append(f"tools: blocked — {blocked}")
+    lines.append("state: blocked")
+    pinned = server.tool_policy == "Pin"
+    return ServerDecision(
+        server=server,
+        state=ServerState.BLOCKED,
+        reason=blocked,
+        action="an administrator must approve the current tool snapshot (spec.tools.approvedHash)"
+        if pinned
+        else "an administrator must clear the block reported in the server's status",
+        explain=tuple(lines),
+    )
+
+
+def _finished(
+    row: BoundServerRow, credential: Credential, *, lines: list[str], tools: tuple[str, ...]
+) -> ServerDecision:
+    """The decision once the credential is chosen: ready with its headers, or why not."""
+    server = row.server
     if credential.state is not ServerState.READY:
         lines.append(f"state: {credential.state}")
         return ServerDecision(

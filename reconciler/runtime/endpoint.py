@@ -85,8 +85,12 @@ def build_mcp_server(
     registry: Registry,
     *,
     plan_manifests: ManifestPlanner | None = None,
+    platform_tenant: str | None = None,
 ) -> MCPServer:
-    """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`)."""
+    """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`).
+
+    `platform_tenant`: the platform whose featured servers `resolve_template` offers every tenant last.
+    """
     with _host_logging_kept():
         server = MCPServer(
             "mcp-reconciler-registry",
@@ -132,6 +136,7 @@ def build_mcp_server(
             teams=tuple(teams or ()),
             namespace_tools=namespace_tools,
             explain=explain,
+            platform_tenant=platform_tenant,
         )
         return resolution.to_json()
 
@@ -157,12 +162,13 @@ def build_mcp_app(
     token: str,
     plan_manifests: ManifestPlanner | None = None,
     host: str = DEFAULT_HOST,
+    platform_tenant: str | None = None,
 ) -> ASGIApp:
     """The bearer-protected streamable-HTTP app (served at `/mcp`); the caller keeps `registry` open meanwhile.
 
     `host` is where it will listen: on 127.0.0.1/localhost the SDK also rejects foreign Host/Origin headers.
     """
-    server = build_mcp_server(registry, plan_manifests=plan_manifests)
+    server = build_mcp_server(registry, plan_manifests=plan_manifests, platform_tenant=platform_tenant)
     app = server.streamable_http_app(streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host)
     return BearerTokenGate(app, token=token)
 
@@ -176,11 +182,14 @@ def serve_mcp(
     plan_manifests: ManifestPlanner | None = None,
     manager: str = DEFAULT_MANAGER,
     log_level: str = "info",
+    platform_tenant: str | None = None,
 ) -> None:
     """Serve the endpoint until interrupted (blocking); the registry is opened here and closed on the way out."""
     registry = open_registry(registry_url, manager=manager)
     try:
-        app = build_mcp_app(registry, token=token, plan_manifests=plan_manifests, host=host)
+        app = build_mcp_app(
+            registry, token=token, plan_manifests=plan_manifests, host=host, platform_tenant=platform_tenant
+        )
         log.info("serving the registry %s read-only at http://%s:%d%s", registry.url, host, port, MCP_PATH)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:

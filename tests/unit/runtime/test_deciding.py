@@ -522,6 +522,69 @@ def test_an_agent_binding_does_not_shadow_a_later_binding_for_everyone() -> None
     assert decision.explain[0] == "binding: b-all offers crm"
 
 
+PLATFORM_TENANT = TenantRecord(slug="platform", namespace="platform-ns")
+
+
+def platform_server(name: str = "search", **fields: object) -> ServerRecord:
+    auth = {"secretRef": f"platform-ns/{name}#token"}
+    defaults: dict[str, object] = {"featured": True, "auth_type": "bearer", "auth": auth}
+    return ServerRecord(
+        tenant="platform", name=name, url=f"https://{name}.platform/mcp", row_id=9, **{**defaults, **fields}
+    )  # type: ignore[arg-type]
+
+
+def platform_org(name: str = "search") -> GrantMatch:
+    return GrantMatch("g-platform", GrantSubjectRecord("Organization"), name, None)
+
+
+@pytest.mark.parametrize(
+    ("platform_row", "grants", "state", "credential"),
+    [
+        (platform_server(), (platform_org(),), R, "Authorization=platform-ns/search#token"),
+        (platform_server(), (), F, None),
+        (platform_server(), (GrantMatch("g-team", GrantSubjectRecord("Team", "support"), "search", None),), F, None),
+        (platform_server(featured=False), (platform_org(),), None, None),
+        (platform_server(enabled=False), (platform_org(),), None, None),
+        (platform_server("crm"), (platform_org("crm"),), None, None),
+        (platform_server(auth_type="oauthClientCredentials", auth={}), (platform_org(),), B, None),
+    ],
+    ids=["featured-granted", "no-grant", "team-grant-is-the-platforms", "not-featured", "disabled", "name-taken",
+         "client-credentials"],
+)  # fmt: skip
+def test_the_platforms_featured_servers_come_last(
+    platform_row: ServerRecord, grants: tuple[GrantMatch, ...], state: ServerState | None, credential: str | None
+) -> None:
+    own = BoundServerRow(server=server(), binding="b", snapshot_hash=APPROVED)
+    inputs = ResolutionInputs(tenant=TENANT, bound=(own,), grants=(org(),), bindings=("b",))
+    platform = ResolutionInputs(
+        tenant=PLATFORM_TENANT, bound=(BoundServerRow(server=platform_row, snapshot_hash=APPROVED),), grants=grants
+    )
+
+    decisions = decide(inputs, caller=ALICE, template="t", namespace_tools=False, platform=platform)
+
+    assert decisions.servers[0].server.tenant == "acme"
+    offered = decisions.servers[1:]
+    if state is None:
+        assert offered == ()
+        return
+    (decision,) = offered
+    assert (decision.state, decision.server.tenant) == (state, "platform")
+    if state is R:
+        assert decision.scope is FEATURED and credential_of(decision) == credential
+    assert decision.explain[0].startswith("binding: featured by the platform tenant platform (namespace platform-ns)")
+
+
+def test_the_platform_tenant_itself_gets_no_second_copy() -> None:
+    platform = ResolutionInputs(
+        tenant=PLATFORM_TENANT, bound=(BoundServerRow(server=platform_server()),), grants=(platform_org(),)
+    )
+
+    decisions = decide(platform, caller=ALICE, template=None, namespace_tools=False, platform=platform)
+
+    assert [decision.server.name for decision in decisions.servers] == ["search"]
+    assert decisions.servers[0].explain[0].startswith("binding: no template asked for")
+
+
 def test_disabled_twice_bound_and_unbound_servers_leave_notes() -> None:
     rows = (
         BoundServerRow(server=server("crm"), binding="a"),
