@@ -22,6 +22,7 @@ from reconciler.registry.records import (
     GrantRecord,
     GrantSubjectRecord,
     HeaderRecord,
+    MemberHeaderRecord,
     Ownership,
     ProbeStateRecord,
     ResourceRecord,
@@ -150,6 +151,7 @@ def connection_values(record: ConnectionRecord) -> Values:
         "headers": headers_json(record.headers),
         "active": record.active,
         "use_for_discovery": record.use_for_discovery,
+        "member_headers": [{"name": header.name, "key": header.key} for header in record.member_headers],
         **ownership_values(record.ownership),
     }
 
@@ -170,6 +172,7 @@ def connection_of(row: RowMapping, *, tenant: str, server: str) -> ConnectionRec
         headers=headers_of(row["headers"]),
         active=row["active"],
         use_for_discovery=row["use_for_discovery"],
+        member_headers=tuple(MemberHeaderRecord(item["name"], item["key"]) for item in row["member_headers"] or ()),
     )
 
 
@@ -364,4 +367,5 @@ def user_token_of(row: RowMapping, *, tenant: str, server: str, connection: str 
         connection=connection,
         expires_at=row["expires_at"],
         row_id=row["id"],
+        value_keys=strings_of(row["value_keys"]),
     )

@@ -260,6 +260,7 @@ _CONNECTION_COLUMNS = (
     "headers",
     "active",
     "use_for_discovery",
+    "member_headers",
 )
 
 
@@ -443,7 +444,14 @@ def _tokens_query(
     the tenant condition removes nothing; without it PostgreSQL walked that whole index for the member.
     """
     tokens = schema.user_tokens
-    columns = (tokens.c.id, tokens.c.server_id, tokens.c.connection_id, tokens.c.user_id, tokens.c.secret_ref)
+    columns = (
+        tokens.c.id,
+        tokens.c.server_id,
+        tokens.c.connection_id,
+        tokens.c.user_id,
+        tokens.c.secret_ref,
+        tokens.c.value_keys,
+    )
     return (
         sa.select(*columns, tokens.c.expires_at)
         .where(tokens.c.tenant_id == tenant_id, tokens.c.user_id == user, tokens.c.server_id.in_(offered))

@@ -62,6 +62,14 @@ class HeaderRecord:
 
 
 @dataclass(frozen=True)
+class MemberHeaderRecord:
+    """A header of a per-member connection whose value is the member's stored value under `key`."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
 class RecordBase:
     tenant: str
     name: str
@@ -150,6 +158,15 @@ class ConnectionRecord(RecordBase):
     headers: tuple[HeaderRecord, ...] = ()
     active: bool = True
     use_for_discovery: bool = False
+    member_headers: tuple[MemberHeaderRecord, ...] = ()
+    """Per-member connections: headers whose values are each member's stored values (by key)."""
+
+    def content(self) -> dict[str, Any]:
+        # Without member headers a connection hashes as it did before they existed, so upgrading rewrites none.
+        content = super().content()
+        if not self.member_headers:
+            del content["member_headers"]
+        return content
 
 
 @dataclass(frozen=True)
@@ -285,6 +302,9 @@ class UserTokenRecord:
     connection: str | None = None
     expires_at: dt.datetime | None = None
     row_id: int | None = None
+    value_keys: tuple[str, ...] = ()
+    """Keys of the member's other stored values, kept in the same Secret as the token (`secret_ref` with its
+    key replaced): what a connection's `memberHeaders` read."""
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ class Credential:
     state: ServerState = ServerState.READY
     reason: str | None = None
     action: str | None = None
+    member_headers: tuple[HeaderSource, ...] = ()
+    """A per-member connection's headers valued from the member's stored values (sent after the credential)."""
 
 
 def choose_credential(
@@ -184,7 +186,8 @@ def _mode(connection: ConnectionRecord) -> str:
 def _usable(connection: ConnectionRecord, index: CredentialIndex, *, caller: Caller) -> bool:
     if connection.credential_mode != "perMember":
         return True
-    return caller.user is not None and (connection.server, connection.name) in index.tokens
+    token = index.tokens.get((connection.server, connection.name)) if caller.user is not None else None
+    return token is not None and not _missing_values(connection, token)
 
 
 def _use(
@@ -201,17 +204,40 @@ def _use(
         token = index.tokens.get((connection.server, connection.name)) if caller.user is not None else None
         if token is None:
             return _needs_own_account(server, caller=caller, lines=lines, connection=connection, scope=scope)
+        missing = _missing_values(connection, token)
+        if missing:
+            reason = (
+                f"member {caller.user} has not stored {', '.join(missing)} for connection {connection.name} "
+                f"(sent as {', '.join(h.name for h in connection.member_headers if h.key in missing)})"
+            )
+            return Credential(
+                lines=(*lines, f"credential: incomplete — {reason}"),
+                scope=scope,
+                connection=connection,
+                state=ServerState.NEEDS_CONNECTION,
+                reason=reason,
+                action=f"store your {', '.join(missing)} for {server.display_name or server.name} with your token",
+            )
         header = HeaderSource(
             "Authorization",
             origin=f"member {caller.user}'s token for connection {connection.name}",
             secret_ref=token.secret_ref,
             prefix=scheme,
         )
+        values = tuple(
+            HeaderSource(
+                member.name,
+                origin=f"member {caller.user}'s {member.key} for connection {connection.name}",
+                secret_ref=_with_key(token.secret_ref, member.key),
+            )
+            for member in connection.member_headers
+        )
         return Credential(
             lines=(*lines, f"credential: member {caller.user}'s own token (per-member connection)"),
             scope=scope,
             connection=connection,
             header=header,
+            member_headers=values,
         )
     shared = None
     if connection.secret_ref is not None:
@@ -301,9 +327,13 @@ def server_credential(
 
 
 def merged_headers(
-    server: ServerRecord, connection: ConnectionRecord | None, credential: HeaderSource | None
+    server: ServerRecord,
+    connection: ConnectionRecord | None,
+    credential: HeaderSource | None,
+    member_values: Sequence[HeaderSource] = (),
 ) -> tuple[HeaderSource, ...]:
-    """Server headers, then connection headers over them by name (case-insensitive), then the credential."""
+    """Server headers, then connection headers over them by name (case-insensitive), then the credential, then
+    the member's own values (a per-member connection's `memberHeaders`)."""
     merged: dict[str, HeaderSource] = {}
 
     def put(header: HeaderSource) -> None:
@@ -317,7 +347,19 @@ def merged_headers(
             put(_stored_header(stored, origin=f"connection {connection.name}"))
     if credential is not None:
         put(credential)
+    for value in member_values:
+        put(value)
     return tuple(merged.values())
+
+
+def _missing_values(connection: ConnectionRecord, token: UserTokenRecord) -> list[str]:
+    """The member-value keys a per-member connection needs that the member's token row does not list."""
+    return [header.key for header in connection.member_headers if header.key not in token.value_keys]
+
+
+def _with_key(reference: str, key: str) -> str:
+    """The member's value `key` lives in the token's Secret: `<ns>/<secret>#<token key>` → `<ns>/<secret>#<key>`."""
+    return reference.rsplit("#", 1)[0] + "#" + key
 
 
 def _stored_header(header: HeaderRecord, *, origin: str) -> HeaderSource:

@@ -287,7 +287,7 @@ def _finished(
             action=credential.action,
             explain=tuple(lines),
         )
-    headers = merged_headers(server, credential.connection, credential.header)
+    headers = merged_headers(server, credential.connection, credential.header, credential.member_headers)
     lines.extend(header.describe() for header in headers)
     lines.append("state: ready")
     return ServerDecision(
