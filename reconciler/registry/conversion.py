@@ -172,8 +172,12 @@ def connection_of(row: RowMapping, *, tenant: str, server: str) -> ConnectionRec
         headers=headers_of(row["headers"]),
         active=row["active"],
         use_for_discovery=row["use_for_discovery"],
-        member_headers=tuple(MemberHeaderRecord(item["name"], item["key"]) for item in row["member_headers"] or ()),
+        member_headers=member_headers_of(row["member_headers"]),
     )
+
+
+def member_headers_of(stored: Any) -> tuple[MemberHeaderRecord, ...]:
+    return tuple(MemberHeaderRecord(item["name"], item["key"]) for item in stored or ())
 
 
 def grant_values(record: GrantRecord) -> Values:

@@ -221,6 +221,7 @@ def _offered_connection(row: sa.Row[Any], *, tenant: str, server: str) -> Connec
         headers=conversion.headers_of(row.headers),
         active=row.active,
         use_for_discovery=row.use_for_discovery,
+        member_headers=conversion.member_headers_of(row.member_headers),
     )
 
 

@@ -3,6 +3,7 @@ credential scope, connection and credential header. Pure: no registry, no secret
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,6 +13,7 @@ from reconciler.registry.records import (
     ConnectionRecord,
     GrantSubjectRecord,
     HeaderRecord,
+    MemberHeaderRecord,
     ServerRecord,
     TenantRecord,
     UserTokenRecord,
@@ -583,6 +585,40 @@ def test_the_platform_tenant_itself_gets_no_second_copy() -> None:
 
     assert [decision.server.name for decision in decisions.servers] == ["search"]
     assert decisions.servers[0].explain[0].startswith("binding: no template asked for")
+
+
+SLUG = (MemberHeaderRecord("x-workspace-slug", "workspace-slug"),)
+
+
+@pytest.mark.parametrize(
+    ("value_keys", "member_headers", "state", "headers"),
+    [
+        (("workspace-slug",), SLUG, R, {"x-workspace-slug": "acme-ns/alice-token#workspace-slug"}),
+        (("workspace-slug", "region"), SLUG, R, {"x-workspace-slug": "acme-ns/alice-token#workspace-slug"}),
+        ((), SLUG, N, {}),
+        (("region",), SLUG, N, {}),
+        ((), (), R, {}),
+    ],
+    ids=["stored", "stored-with-more", "nothing-stored", "another-key", "no-member-headers"],
+)
+def test_per_member_header_values(
+    value_keys: tuple[str, ...],
+    member_headers: tuple[MemberHeaderRecord, ...],
+    state: ServerState,
+    headers: dict[str, str],
+) -> None:
+    members = dataclasses.replace(conn("members", mode="perMember"), member_headers=member_headers)
+    stored = dataclasses.replace(token("members"), value_keys=value_keys)
+
+    decision = decide_one(Case(connections=(members,), tokens=(stored,), state=state))
+
+    assert decision.state is state, decision.explain
+    found = {h.name: h.secret_ref for h in decision.headers if h.name != "Authorization"}
+    assert found == headers
+    if state is N:
+        assert decision.reason == (
+            "member alice has not stored workspace-slug for connection members (sent as x-workspace-slug)"
+        )
 
 
 def test_disabled_twice_bound_and_unbound_servers_leave_notes() -> None:
