@@ -28,6 +28,15 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 log = logging.getLogger("mcp_reconciler")
 
 
+def _add_platform_namespace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--platform-namespace",
+        default=os.environ.get(PLATFORM_NAMESPACE_ENV) or None,
+        metavar="NS",
+        help=f"the platform tenant whose featured servers every tenant is offered last (${PLATFORM_NAMESPACE_ENV})",
+    )
+
+
 def _add_registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry",
@@ -50,6 +59,7 @@ def _add_prune(parser: argparse.ArgumentParser) -> None:
 
 
 ALLOW_PRIVATE_ENV = "MCP_RECONCILER_ALLOW_PRIVATE_NETWORKS"
+PLATFORM_NAMESPACE_ENV = "MCP_RECONCILER_PLATFORM_NAMESPACE"
 
 
 def _add_probe(parser: argparse.ArgumentParser) -> None:
@@ -134,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--show-secrets", action="store_true", help="print header values instead of masks")
     resolve.add_argument("--namespace-tools", action="store_true", help="name tools mcp:<server>:<tool>")
     resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
+    _add_platform_namespace(resolve)
     _add_registry(resolve)
 
     serve = commands.add_parser("serve-mcp", help="serve the registry read-only to agents as an MCP server")
@@ -145,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VAR",
         help="environment variable holding the bearer token clients must send (never a flag: it would leak)",
     )
+    _add_platform_namespace(serve)
     _add_registry(serve)
 
     operator = commands.add_parser("run", help="run the Kubernetes operator")
@@ -170,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not contact MCP servers (no discovery, tool snapshots or verification of rotated Secrets)",
     )
     operator.add_argument("--metrics-port", type=int, default=8080, help="port for /metrics and /healthz")
+    _add_platform_namespace(operator)
     operator.add_argument("--standalone", action="store_true", help="no peering: this instance is always active")
     operator.add_argument("--peering", default="mcp-reconciler", metavar="NAME", help="kopf peering object name")
     operator.add_argument("--priority", type=int, default=0, help="peering priority")
@@ -379,14 +392,20 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler import presenting
     from reconciler.api import KINDS
     from reconciler.registry import open_registry
+    from reconciler.runtime.membership import coverage_of_objects, fetch_member_coverage
 
     kinds = [info.kind for info in KINDS] if args.kind == "mcp" else [_kind(args.kind)]
     registry = open_registry(args.registry, manager=args.manager)
     try:
         stored = registry.fetch_resources(namespace=args.namespace, name=args.name)
+        coverage = fetch_member_coverage(registry) if {"MCPServer", "MCPConnection"} & set(kinds) else ()
     finally:
         registry.close()
     objects = {kind: [presenting.as_object(r) for r in stored if r.kind == kind] for kind in kinds}
+    members = coverage_of_objects(coverage, [obj for kind in kinds for obj in objects[kind]])
+    for obj in objects.get("MCPConnection", []):
+        for entry in members.get(("MCPConnection", obj["metadata"]["namespace"], obj["metadata"]["name"]), []):
+            obj["status"] = {**(obj["status"] or {}), "connectedMembers": entry.connected_members}
     if args.output in ("json", "yaml"):
         found = [obj for kind in kinds for obj in objects[kind]]
         if args.name and len(found) == 1 and len(kinds) == 1:
@@ -417,6 +436,10 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
         print(f"No resources found{where}.", file=sys.stderr)
         return EXIT_OK
     print("\n\n".join(blocks), file=out)
+    listed = [entry for entries in members.values() for entry in entries]
+    for warning in dict.fromkeys(entry.warning() for entry in coverage if entry in listed):
+        if warning:
+            print(f"Warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -457,6 +480,7 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         namespace_tools=args.namespace_tools,
         secrets=secrets,
         manager=args.manager,
+        platform_tenant=args.platform_namespace,
     )
     print(text, file=out)
     return code
@@ -486,6 +510,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         port=args.port,
         plan_manifests=DryRunPlanner(load_manifests, manager=args.manager),
         manager=args.manager,
+        platform_tenant=args.platform_namespace,
     )
     return EXIT_OK
 
@@ -509,6 +534,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         priority=args.priority,
         resync_interval=resync,
         kubeconfig=args.kubeconfig,
+        platform_namespace=args.platform_namespace,
     )
     return EXIT_OK
 

@@ -49,8 +49,11 @@ class BindingExports:
         debounce: float,
         reconcile: Reconcile,
         current: Callable[[Mapping[str, Any]], Mapping[str, Any] | None],
+        platform_tenant: str | None = None,
     ) -> None:
         self._registry = registry
+        self._platform_tenant = platform_tenant
+        """The namespace whose featured servers every tenant's exported document offers (None: no platform)."""
         self._cluster = cluster
         self._events = events
         self._registry_threads = registry_threads
@@ -88,7 +91,13 @@ class BindingExports:
             if view.uid is None:
                 raise PermanentError("the binding has no uid to own the ConfigMap")
             document = await self._registry_threads.run(
-                functools.partial(export_document, self._registry, namespace, target.template)
+                functools.partial(
+                    export_document,
+                    self._registry,
+                    namespace,
+                    target.template,
+                    platform_tenant=self._platform_tenant,
+                )
             )
             body = build_config_map(
                 namespace=namespace,

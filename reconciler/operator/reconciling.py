@@ -74,6 +74,7 @@ class ObjectReconciler:
             debounce=config.export_debounce,
             reconcile=self.reconcile,
             current=self._current,
+            platform_tenant=config.platform_namespace,
         )
         self._rng = rng or random.Random()
         self._clock = clock

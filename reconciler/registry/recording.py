@@ -157,6 +157,7 @@ def insert_user_token(connection: sa.Connection, token: UserTokenRecord, *, now:
             connection_id=connection_id,
             user_id=token.user_id,
             secret_ref=token.secret_ref,
+            value_keys=list(token.value_keys),
             created_at=now,
             expires_at=token.expires_at,
         )

@@ -213,6 +213,13 @@ class Registry:
         """How many member tokens each server has, by (tenant, server); servers without tokens are absent."""
         return self._read(lambda connection: reading.user_token_counts(connection, tenants=tenants))
 
+    def count_connected_members(
+        self, *, tenants: Collection[str] | None = None
+    ) -> dict[tuple[str, str, str | None], int]:
+        """How many distinct members stored their own token, by (tenant, server, connection); the connection is
+        None for tokens of the server itself. Pairs nobody connected are absent."""
+        return self._read(lambda connection: reading.connected_member_counts(connection, tenants=tenants))
+
     def fetch_oauth_clients(self, *, tenant: str, server: str) -> list[OAuthClientRecord]:
         """Dynamically registered clients of one server, one per issuer."""
         return self._read(lambda connection: reading.oauth_clients(connection, tenant=tenant, server=server))

@@ -2,29 +2,38 @@
 
 Agent runtimes call `resolve` (Python); the CLI calls `resolve_command` and `serve_mcp`; tests build the
 agent-facing MCP endpoint with `build_mcp_app`; the operator renders a binding's `spec.export` ConfigMap with
-`export_target`, `export_document` and `build_config_map`. Everything here reads the registry and never writes
+`export_target`, `export_document` and `build_config_map`; `fetch_member_coverage` says which per-member
+credentials no member has connected yet. Everything here reads the registry and never writes
 it. The public names below are pinned by a test.
+
+The names load lazily, so `get` (which asks only `membership`) does not import the endpoint's mcp SDK and uvicorn.
 """
 
-from reconciler.runtime.commands import resolve_command
-from reconciler.runtime.endpoint import (
-    DEFAULT_PORT,
-    BearerTokenGate,
-    ManifestPlanner,
-    build_mcp_app,
-    build_mcp_server,
-    serve_mcp,
-)
-from reconciler.runtime.exporting import (
-    ExportTarget,
-    build_config_map,
-    export_document,
-    export_target,
-    secret_placeholder,
-)
-from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
-from reconciler.runtime.resolution import MASK, CredentialScope, Resolution, ResolvedServer, ServerState
-from reconciler.runtime.resolving import UnknownTenant, resolve
+from typing import TYPE_CHECKING
+
+from reconciler.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from reconciler.runtime.commands import resolve_command
+    from reconciler.runtime.endpoint import (
+        DEFAULT_PORT,
+        BearerTokenGate,
+        ManifestPlanner,
+        build_mcp_app,
+        build_mcp_server,
+        serve_mcp,
+    )
+    from reconciler.runtime.exporting import (
+        ExportTarget,
+        build_config_map,
+        export_document,
+        export_target,
+        secret_placeholder,
+    )
+    from reconciler.runtime.membership import MemberCoverage, fetch_member_coverage
+    from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
+    from reconciler.runtime.resolution import MASK, CredentialScope, Resolution, ResolvedServer, ServerState
+    from reconciler.runtime.resolving import UnknownTenant, resolve
 
 __all__ = [
     "DEFAULT_PORT",
@@ -33,6 +42,7 @@ __all__ = [
     "CredentialScope",
     "ExportTarget",
     "ManifestPlanner",
+    "MemberCoverage",
     "Resolution",
     "ResolvedServer",
     "ServerState",
@@ -42,6 +52,7 @@ __all__ = [
     "build_mcp_server",
     "export_document",
     "export_target",
+    "fetch_member_coverage",
     "render_mcp_config",
     "resolution_json",
     "resolution_text",
@@ -50,3 +61,23 @@ __all__ = [
     "secret_placeholder",
     "serve_mcp",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "commands": ["resolve_command"],
+        "endpoint": [
+            "DEFAULT_PORT",
+            "BearerTokenGate",
+            "ManifestPlanner",
+            "build_mcp_app",
+            "build_mcp_server",
+            "serve_mcp",
+        ],
+        "exporting": ["ExportTarget", "build_config_map", "export_document", "export_target", "secret_placeholder"],
+        "membership": ["MemberCoverage", "fetch_member_coverage"],
+        "presenting": ["render_mcp_config", "resolution_json", "resolution_text"],
+        "resolution": ["MASK", "CredentialScope", "Resolution", "ResolvedServer", "ServerState"],
+        "resolving": ["UnknownTenant", "resolve"],
+    },
+)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
+from reconciler.runtime.membership import MemberCoverage, plan_member_coverage
 from reconciler.runtime.resolving import UnknownTenant, resolve
 
 DEFAULT_HOST = "127.0.0.1"
@@ -83,8 +85,12 @@ def build_mcp_server(
     registry: Registry,
     *,
     plan_manifests: ManifestPlanner | None = None,
+    platform_tenant: str | None = None,
 ) -> MCPServer:
-    """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`)."""
+    """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`).
+
+    `platform_tenant`: the platform whose featured servers `resolve_template` offers every tenant last.
+    """
     with _host_logging_kept():
         server = MCPServer(
             "mcp-reconciler-registry",
@@ -98,7 +104,8 @@ def build_mcp_server(
 
     @server.tool(title="List MCP servers")
     def list_servers(tenant: str | None = None) -> dict[str, Any]:
-        """Registered MCP servers with their health (last test, blocked reason, Ready condition).
+        """Registered MCP servers with their health (last test, blocked reason, Ready condition, and how many
+        members connected each per-member credential, with a warning when nobody has).
 
         `tenant`: a tenant slug or namespace; every tenant when omitted.
         """
@@ -129,6 +136,7 @@ def build_mcp_server(
             teams=tuple(teams or ()),
             namespace_tools=namespace_tools,
             explain=explain,
+            platform_tenant=platform_tenant,
         )
         return resolution.to_json()
 
@@ -154,12 +162,13 @@ def build_mcp_app(
     token: str,
     plan_manifests: ManifestPlanner | None = None,
     host: str = DEFAULT_HOST,
+    platform_tenant: str | None = None,
 ) -> ASGIApp:
     """The bearer-protected streamable-HTTP app (served at `/mcp`); the caller keeps `registry` open meanwhile.
 
     `host` is where it will listen: on 127.0.0.1/localhost the SDK also rejects foreign Host/Origin headers.
     """
-    server = build_mcp_server(registry, plan_manifests=plan_manifests)
+    server = build_mcp_server(registry, plan_manifests=plan_manifests, platform_tenant=platform_tenant)
     app = server.streamable_http_app(streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host)
     return BearerTokenGate(app, token=token)
 
@@ -173,11 +182,14 @@ def serve_mcp(
     plan_manifests: ManifestPlanner | None = None,
     manager: str = DEFAULT_MANAGER,
     log_level: str = "info",
+    platform_tenant: str | None = None,
 ) -> None:
     """Serve the endpoint until interrupted (blocking); the registry is opened here and closed on the way out."""
     registry = open_registry(registry_url, manager=manager)
     try:
-        app = build_mcp_app(registry, token=token, plan_manifests=plan_manifests, host=host)
+        app = build_mcp_app(
+            registry, token=token, plan_manifests=plan_manifests, host=host, platform_tenant=platform_tenant
+        )
         log.info("serving the registry %s read-only at http://%s:%d%s", registry.url, host, port, MCP_PATH)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
@@ -188,12 +200,17 @@ def serve_mcp(
 
 
 def list_server_health(registry: Registry, *, tenant: str | None = None) -> dict[str, Any]:
-    """Servers with health from probe state and, where the CLI stored it, the object's Ready condition."""
+    """Servers with health from probe state and, where the CLI stored it, the object's Ready condition; `members`
+    lists each per-member credential of the server with its connected-member count (`membership.py`)."""
     slugs = None if tenant is None else [_tenant_slug(registry, tenant)]
     state = registry.fetch_state(tenants=slugs)
     probes = registry.fetch_probe_states(tenants=slugs)
     namespaces = {slug: record.namespace for slug, record in state.tenants.items()}
     statuses = {(r.namespace, r.name): r.status for r in registry.fetch_resources(kind="MCPServer")}
+    members: dict[tuple[str, str], list[MemberCoverage]] = defaultdict(list)
+    counts = registry.count_connected_members(tenants=slugs)
+    for coverage in plan_member_coverage(state.rows.values(), counts, tenants=state.tenants):
+        members[(coverage.tenant, coverage.server)].append(coverage)
     servers = []
     for key, record in sorted(state.rows.items()):
         if not isinstance(record, ServerRecord):
@@ -221,6 +238,14 @@ def list_server_health(registry: Registry, *, tenant: str | None = None) -> dict
                     else None,
                     "blockedReason": probe.blocked_reason if probe else None,
                     "probedAt": probe.probed_at.isoformat() if probe and probe.probed_at else None,
+                    "members": [
+                        {
+                            "connection": coverage.connection,
+                            "connectedMembers": coverage.connected_members,
+                            "warning": coverage.warning(),
+                        }
+                        for coverage in members.get((slug, name), ())
+                    ],
                 },
             }
         )
