@@ -1,4 +1,4 @@
-"""The observe step: the pass's inputs, read once. Called first by `reconciling.begin_pass`.
+"""The observe step: the pass's inputs, read once. Called first by `reconciling.plan_pass`.
 
 It validates and renders the desired objects, lets the scope narrow the pass (the CLI's fast path may end it here),
 and then reads, once each, what every later step works from: the rows of the tenants the scope reads, their probe

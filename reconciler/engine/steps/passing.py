@@ -1,6 +1,6 @@
 """A pass of the reconcile loop as a value, and the two objects through which a driver says what differs.
 
-`Pass` is created by `reconciling.begin_pass` and filled in by each step module in turn (`observe`, `plan`,
+`Pass` is created by `reconciling.plan_pass` and filled in by each step module in turn (`observe`, `plan`,
 `credentials`, `apply`, `probe`, `report`); each step reads what the steps before it wrote. The engine never asks
 which driver called it: what differs between the folder and the cluster is injected as a `Scope` (which objects a
 pass covers, what may be pruned, the fast path, how a concurrent writer is met) and a `StatusSink` (where the
