@@ -1,11 +1,11 @@
-"""The probe step of the reconcile loop: choose servers to probe, probe them, record and report results.
+"""The probe step's decisions: which servers to probe, and what a result records and how it reads in status.
 
-Called by the steps of `reconciling.EnginePass` after rows are written. Selection and status building are pure;
-the network I/O happens in `reconciling.probe_pass` (and `crediting.prepare_credentials` for OAuth). A server is
-probed when its row changed, when it was never probed, when its last probe is older than its probe interval
-(`spec.discovery.interval`, stretched by the `ttlMs` a 2026-07-28 server gave its tool list: `probe_interval`),
-when its minted token is due for refresh, or when forced; otherwise the stored results are reported again
-unchanged, so an idle resync writes nothing.
+Called by `steps/probe.py` (which servers are due), `steps/report.py` (results → records and status) and
+`server_testing.py`. The decisions are pure; the network I/O happens in `steps/probe.py`'s `probe_pass` (and
+`crediting.prepare_credentials` for OAuth). A server is probed when its row changed, when it was never probed,
+when its last probe is older than its probe interval (`spec.discovery.interval`, stretched by the `ttlMs` a
+2026-07-28 server gave its tool list: `probe_interval`), when its minted token is due for refresh, or when
+forced; otherwise the stored results are reported again unchanged, so an idle resync writes nothing.
 """
 
 from __future__ import annotations
