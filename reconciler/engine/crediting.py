@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from reconciler.api.conditions import Reason
+from reconciler.api.times import format_time
 from reconciler.credentials import (
     CredentialContext,
     CredentialFailure,
@@ -384,10 +385,6 @@ def rotated_now(step: CredentialStep) -> Iterable[RowKey]:
     return (key for key, check in step.rotations.items() if check.outcome == "verified")
 
 
-def utc(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def rotation_status(
     obj: DesiredObject,
     step: CredentialStep,
@@ -405,7 +402,7 @@ def rotation_status(
     check = step.rotations.get(obj.key)
     conditions: list[cond.ConditionDict] = []
     if obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified"):
-        facts["rotatedAt"] = utc(now)
+        facts["rotatedAt"] = format_time(now)
         facts["revision"] = int(str(carried.get("revision", 0) or 0)) + 1
         facts.pop("failedRotationAttempts", None)
     elif check is not None:
