@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from reconciler.api.conditions import Reason
-from reconciler.api.times import format_time
 from reconciler.credentials import (
     CredentialContext,
     CredentialFailure,
@@ -48,10 +46,11 @@ from reconciler.credentials import (
     verdict,
     verify_credential,
 )
-from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
+from reconciler.engine.statuses import conditions as cond
+from reconciler.engine.statuses.credentials import rotation_sections
 from reconciler.errors import ReconcilerError
 from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_many
 from reconciler.registry import Registry, RegistryTransaction
@@ -393,27 +392,12 @@ def rotation_status(
     *,
     now: dt.datetime,
 ) -> tuple[dict[str, object], list[cond.ConditionDict]]:
-    """Pure: what a rotation this run did to an object's status (`credentials.rotatedAt`/`revision`, or
-    CredentialsValid=False/RotationFailed with the Secret named), carrying earlier facts forward;
-    `failedRotationAttempts` counts consecutive passes holding a rotation back and goes once none is."""
-    before = previous.get("credentials") if previous else None
-    carried = dict(before) if isinstance(before, Mapping) else {}
-    facts: dict[str, object] = {**carried, **(dict(credentials) if isinstance(credentials, Mapping) else {})}
+    """Pure: what a rotation this run did to an object's status (`engine.statuses.credentials`): a verified one
+    (or a re-registered OAuth client) counts as rotated, any other check holds it back."""
     check = step.rotations.get(obj.key)
-    conditions: list[cond.ConditionDict] = []
-    if obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified"):
-        facts["rotatedAt"] = format_time(now)
-        facts["revision"] = int(str(carried.get("revision", 0) or 0)) + 1
-        facts.pop("failedRotationAttempts", None)
-    elif check is not None:
-        facts["failedRotationAttempts"] = int(str(carried.get("failedRotationAttempts", 0) or 0)) + 1
-        conditions.append(cond.credentials_invalid(Reason.ROTATION_FAILED, check.message))
-    else:
-        # No rotation is held back any more (the Secret was fixed or reverted): the count of failures is over.
-        facts.pop("failedRotationAttempts", None)
-    if not facts:
-        return {}, conditions
-    return {"credentials": facts}, conditions
+    rotated = obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified")
+    held_back = check.message if check is not None and not rotated else None
+    return rotation_sections(previous, credentials, rotated=rotated, held_back=held_back, now=now)
 
 
 def accepted_values(record: ServerRecord | ConnectionRecord, secrets: SecretReader) -> list[VerifiedValue]:

@@ -15,6 +15,7 @@ from reconciler.engine.inputs import Tenant
 from reconciler.engine.planning import Action, Verb
 from reconciler.engine.statuses import StatusInputs, build_status, dump_status, probe_sections
 from reconciler.engine.statuses import conditions as cond
+from reconciler.engine.statuses.credentials import rotation_sections
 from reconciler.engine.statuses.lifecycle import failed, paused, with_unwatched_secrets
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, ServerRecord, ToolRecord, ToolSnapshotRecord
 
@@ -350,3 +351,44 @@ def test_unwatched_secrets_are_named_in_credentials_valid() -> None:
     assert credential["message"] == (
         "resolved; Secret a lacks the label example.dev/watch: changes are picked up at the next resync, not at once"
     )
+
+
+@pytest.mark.parametrize(
+    ("previous", "rotated", "held_back", "expected", "reasons"),
+    [
+        (None, False, None, {}, []),
+        (None, True, None, {"credentials": {"fp": "x", "rotatedAt": "2026-01-01T12:00:00Z", "revision": 1}}, []),
+        (
+            {"credentials": {"revision": 2, "failedRotationAttempts": 1}},
+            True,
+            None,
+            {"credentials": {"fp": "x", "rotatedAt": "2026-01-01T12:00:00Z", "revision": 3}},
+            [],
+        ),
+        (
+            {"credentials": {"revision": 2, "failedRotationAttempts": 1}},
+            False,
+            "refused",
+            {"credentials": {"fp": "x", "revision": 2, "failedRotationAttempts": 2}},
+            ["RotationFailed"],
+        ),
+        (
+            {"credentials": {"revision": 2, "failedRotationAttempts": 1}},
+            False,
+            None,
+            {"credentials": {"fp": "x", "revision": 2}},
+            [],
+        ),
+    ],
+)
+def test_rotation_sections(
+    previous: dict[str, Any] | None,
+    rotated: bool,
+    held_back: str | None,
+    expected: dict[str, Any],
+    reasons: list[str],
+) -> None:
+    facts = {"fp": "x"} if previous or rotated or held_back else None
+    extra, found = rotation_sections(previous, facts, rotated=rotated, held_back=held_back, now=T0)
+    assert extra == expected
+    assert [item["reason"] for item in found] == reasons
