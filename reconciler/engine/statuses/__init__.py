@@ -1,9 +1,10 @@
 """The one home of status: typed `…Status` documents from `reconciler.api`, one condition setter per situation,
 one time format.
 
-`building` turns what a pass found into an object's status, `probes` adds a server's probe sections, and
-`lifecycle` covers the situations outside a pass (first sight, paused, a failed pass). The report step, Test
-Connection and the operator call these; both drivers write the same documents (`dump_status`).
+`building` turns what a pass found into an object's status, `probes` adds a server's probe sections,
+`credentials` its rotation facts, `exports` a binding's exported ConfigMap, and `lifecycle` covers the situations
+outside a pass (first sight, paused, a failed pass). The report step, Test Connection and the operator call
+these; both drivers write the same documents (`dump_status`).
 """
 
 from reconciler.engine.statuses import conditions
