@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.api.durations import format_duration
-from reconciler.api.times import format_time
+from reconciler.api.times import format_time, parse_time
 
 __all__ = ["NONE", "PRINTER_COLUMNS", "ColumnType", "PrinterColumn", "column_value", "parse_json_path"]
 
@@ -182,14 +182,8 @@ def _go_text(value: Any) -> str:
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    else:
+    moment = value if isinstance(value, dt.datetime) else parse_time(value)
+    if moment is None:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
