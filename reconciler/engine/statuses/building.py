@@ -9,6 +9,7 @@ it differs from the previous one, so repeated no-op reconciles write nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from reconciler.api import (
     MCPTemplateBinding,
     MCPTemplateBindingStatus,
 )
-from reconciler.api.common import Condition, StatusBase
+from reconciler.api.common import StatusBase
 from reconciler.api.conditions import ConditionType, Reason
 from reconciler.api.kinds import Resource
 from reconciler.api.server import OAuthAuthorizationCodeAuth
@@ -56,7 +57,8 @@ class StatusInputs:
     previous: Mapping[str, Any] | None
     now: dt.datetime
     extra: Mapping[str, Any] | None = None
-    """Kind-specific sections computed elsewhere (probe results, credential facts), camelCase."""
+    """Kind-specific sections computed elsewhere (probe results, credential facts) by status key (camelCase):
+    the `api` section models, or documents of their shape."""
     extra_conditions: Sequence[cond.ConditionDict] = ()
 
 
@@ -133,7 +135,7 @@ def build_status_model(inputs: StatusInputs) -> StatusBase:
     merged = cond.merge_conditions(previous.get("conditions"), current, generation=inputs.generation, now=inputs.now)
     fields: dict[str, Any] = {
         "observed_generation": inputs.generation,
-        "conditions": [Condition.model_validate(item) for item in merged],
+        "conditions": merged,
     }
     if inputs.registry_id is not None:
         fields["registry_id"] = str(inputs.registry_id)
@@ -159,11 +161,16 @@ def build_status_model(inputs: StatusInputs) -> StatusBase:
     return status_type.model_validate(fields)
 
 
-def _field_name(model: type[StatusBase], alias: str) -> str | None:
-    for name, info in model.model_fields.items():
-        if info.alias == alias or name == alias:
-            return name
-    return None
+@functools.cache
+def _field_names(model: type[StatusBase]) -> dict[str, str]:
+    """Field name by wire key (camelCase alias, or the name itself)."""
+    names = {name: name for name in model.model_fields}
+    names.update({info.alias: name for name, info in model.model_fields.items() if info.alias})
+    return names
+
+
+def _field_name(model: type[StatusBase], key: str) -> str | None:
+    return _field_names(model).get(key)
 
 
 def build_status(inputs: StatusInputs) -> dict[str, Any]:

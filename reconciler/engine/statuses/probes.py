@@ -34,21 +34,17 @@ class ProbeSections:
     conditions: list[cond.ConditionDict] = field(default_factory=list)
 
     def as_extra(self) -> dict[str, Any]:
-        """The sections as status keys (camelCase), for `StatusInputs.extra`."""
+        """The sections under their status keys, for `StatusInputs.extra` (typed sections stay typed)."""
         extra: dict[str, Any] = {}
         if self.credentials:
             extra["credentials"] = dict(self.credentials)
         if self.discovery is not None:
-            extra["discovery"] = _dump(self.discovery)
+            extra["discovery"] = self.discovery
         if self.last_test is not None:
-            extra["lastTest"] = _dump(self.last_test)
+            extra["lastTest"] = self.last_test
         if self.tools is not None:
-            extra["tools"] = _dump(self.tools)
+            extra["tools"] = self.tools
         return extra
-
-
-def _dump(section: DiscoveryStatus | LastTest | ToolSnapshotStatus) -> dict[str, Any]:
-    return section.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def changes_text(changes: Mapping[str, Sequence[str]]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from reconciler.api import MCPConnection, MCPConnectionStatus, MCPServer, MCPServerStatus
+from reconciler.api.server import LastTest
 from reconciler.api.times import format_time, parse_time
 from reconciler.engine.desired import DesiredObject, MissingSecret
 from reconciler.engine.inputs import Tenant
@@ -104,6 +105,21 @@ def test_not_probed_says_why(enabled: bool, reason: str, message: str) -> None:
 def test_one_time_format(moment: dt.datetime, text: str) -> None:
     assert format_time(moment) == text
     assert parse_time(text) == moment.replace(microsecond=0, tzinfo=moment.tzinfo or dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        dt.datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, 5, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(2026, 1, 2, 3, 4, 5),
+        "2026-01-02T03:04:05Z",
+        "2026-01-02T03:04:05+00:00",
+    ],
+)
+def test_a_timestamp_field_writes_the_one_format(moment: dt.datetime | str) -> None:
+    written = LastTest.model_validate({"ok": True, "at": moment}).model_dump(mode="json", by_alias=True)
+    assert written["at"] == "2026-01-02T03:04:05Z"
 
 
 @pytest.mark.parametrize("text", [None, 3, "", "yesterday"])
@@ -261,7 +277,7 @@ def test_probe_sections(
     sections = probe_sections(server(), state, [SNAPSHOT], next_probe_at=T1)
     found = {item["type"]: (item["status"], item["reason"]) for item in sections.conditions}
     assert found == expected
-    extra = sections.as_extra()
+    extra = build_status(inputs(server(), Verb.NOOP, extra=sections.as_extra()))
     assert extra["tools"]["names"] == ["a", "b"] and extra["tools"]["nextProbeAt"] == "2026-01-01T12:05:00Z"
     assert extra["tools"]["serverInfo"] == {"name": "demo", "version": None}
     assert "toolChanges" not in extra["lastTest"] and "credentialFailure" not in extra["lastTest"]
