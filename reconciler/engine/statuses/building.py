@@ -149,15 +149,16 @@ def build_status_model(inputs: StatusInputs) -> StatusBase:
         spec = resource.spec
         fields.update(transport=spec.transport, auth_type=spec.auth.type, enabled=spec.enabled)
     status_type = STATUS_TYPES[type(resource)]
+    names = _field_names(status_type)
     for key, value in (inputs.extra or {}).items():
         if value is None:
             continue
-        if _field_name(status_type, key) is None:
+        if key not in names:
             raise ValueError(f"{status_type.__name__} has no field {key!r}")  # a builder and its model disagree
-        fields[key] = value
+        fields[names[key]] = value
     for key in KEPT_FROM_PREVIOUS:
-        if key in previous and key not in fields and _field_name(status_type, key) not in fields:
-            fields[key] = previous[key]
+        if key in previous and names[key] not in fields:
+            fields[names[key]] = previous[key]
     return status_type.model_validate(fields)
 
 
@@ -167,10 +168,6 @@ def _field_names(model: type[StatusBase]) -> dict[str, str]:
     names = {name: name for name in model.model_fields}
     names.update({info.alias: name for name, info in model.model_fields.items() if info.alias})
     return names
-
-
-def _field_name(model: type[StatusBase], key: str) -> str | None:
-    return _field_names(model).get(key)
 
 
 def build_status(inputs: StatusInputs) -> dict[str, Any]:
