@@ -51,6 +51,7 @@ from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
 from reconciler.engine.statuses import conditions as cond
 from reconciler.engine.statuses.credentials import rotation_sections
+from reconciler.engine.statuses.reporting import Rotation
 from reconciler.errors import ReconcilerError
 from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_many
 from reconciler.registry import Registry, RegistryTransaction
@@ -384,6 +385,14 @@ def rotated_now(step: CredentialStep) -> Iterable[RowKey]:
     return (key for key, check in step.rotations.items() if check.outcome == "verified")
 
 
+def rotation_verdict(obj: DesiredObject, step: CredentialStep) -> Rotation:
+    """Pure: what this run's rotation checks decided for an object: a verified one (or a re-registered OAuth
+    client) counts as rotated, any other check holds it back."""
+    check = step.rotations.get(obj.key)
+    rotated = obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified")
+    return Rotation(rotated=rotated, held_back=check.message if check is not None and not rotated else None)
+
+
 def rotation_status(
     obj: DesiredObject,
     step: CredentialStep,
@@ -392,12 +401,9 @@ def rotation_status(
     *,
     now: dt.datetime,
 ) -> tuple[dict[str, object], list[cond.ConditionDict]]:
-    """Pure: what a rotation this run did to an object's status (`engine.statuses.credentials`): a verified one
-    (or a re-registered OAuth client) counts as rotated, any other check holds it back."""
-    check = step.rotations.get(obj.key)
-    rotated = obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified")
-    held_back = check.message if check is not None and not rotated else None
-    return rotation_sections(previous, credentials, rotated=rotated, held_back=held_back, now=now)
+    """Pure: what a rotation this run did to an object's status (`engine.statuses.credentials`)."""
+    verdict = rotation_verdict(obj, step)
+    return rotation_sections(previous, credentials, rotated=verdict.rotated, held_back=verdict.held_back, now=now)
 
 
 def accepted_values(record: ServerRecord | ConnectionRecord, secrets: SecretReader) -> list[VerifiedValue]:

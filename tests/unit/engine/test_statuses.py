@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,8 @@ from reconciler.engine.statuses import StatusInputs, build_status, dump_status, 
 from reconciler.engine.statuses import conditions as cond
 from reconciler.engine.statuses.credentials import rotation_sections
 from reconciler.engine.statuses.lifecycle import failed, paused, with_unwatched_secrets
+from reconciler.engine.statuses.probes import ProbeSections
+from reconciler.engine.statuses.reporting import Rotation, reported_status
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, ServerRecord, ToolRecord, ToolSnapshotRecord
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -408,3 +411,80 @@ def test_rotation_sections(
     extra, found = rotation_sections(previous, facts, rotated=rotated, held_back=held_back, now=T0)
     assert extra == expected
     assert [item["reason"] for item in found] == reasons
+
+
+def bearer_server() -> DesiredObject:
+    obj = server(auth={"type": "bearer", "secretKeyRef": {"name": "k", "key": "t"}})
+    record = ServerRecord(
+        tenant="acme",
+        name="s",
+        url="https://s.example.com/mcp",
+        auth_type="bearer",
+        auth={"secretRef": "acme/k#t", "secretFingerprint": "fp"},
+    )
+    return DesiredObject(obj.resource, TENANT, record)
+
+
+MINTED = ProbeSections(credentials={"secretRef": "local:acme/s#token", "expiresAt": "2026-01-01T13:00:00Z"})
+ROTATED_BEFORE = {"credentials": {"revision": 2, "failedRotationAttempts": 1}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "probe", "previous", "rotation", "credentials", "reasons"),
+    [
+        (server(), ProbeSections(), None, None, None, []),
+        (server(), MINTED, ROTATED_BEFORE, None, dict(MINTED.credentials or {}), []),
+        (bearer_server(), ProbeSections(), None, None, {"secretRef": "acme/k#t", "fingerprint": "fp"}, []),
+        (
+            bearer_server(),
+            MINTED,
+            None,
+            None,
+            {"secretRef": "local:acme/s#token", "fingerprint": "fp", "expiresAt": "2026-01-01T13:00:00Z"},
+            [],
+        ),
+        (
+            bearer_server(),
+            ProbeSections(),
+            ROTATED_BEFORE,
+            Rotation(),
+            {"secretRef": "acme/k#t", "fingerprint": "fp", "revision": 2},
+            [],
+        ),
+        (
+            bearer_server(),
+            ProbeSections(),
+            ROTATED_BEFORE,
+            Rotation(rotated=True),
+            {"secretRef": "acme/k#t", "fingerprint": "fp", "revision": 3, "rotatedAt": "2026-01-01T12:00:00Z"},
+            [],
+        ),
+        (
+            bearer_server(),
+            ProbeSections(),
+            ROTATED_BEFORE,
+            Rotation(held_back="the server refused the new value"),
+            {"secretRef": "acme/k#t", "fingerprint": "fp", "revision": 2, "failedRotationAttempts": 2},
+            ["RotationFailed"],
+        ),
+    ],
+)
+def test_reported_status_joins_row_probe_and_rotation_facts(
+    obj: DesiredObject,
+    probe: ProbeSections,
+    previous: dict[str, Any] | None,
+    rotation: Rotation | None,
+    credentials: dict[str, Any] | None,
+    reasons: list[str],
+) -> None:
+    status = reported_status(inputs(obj, Verb.NOOP, previous=previous), probe=probe, rotation=rotation)
+    assert status.get("credentials") == credentials
+    assert [item["reason"] for item in status["conditions"] if item["reason"] == "RotationFailed"] == reasons
+
+
+def test_reported_status_reads_the_row_in_use() -> None:
+    obj = bearer_server()
+    held = dataclasses.replace(obj.record, auth={"secretRef": "acme/k#t", "secretFingerprint": "old"})
+    action = Action(Verb.NOOP, obj.key, obj.source, desired=obj.record, observed=held)
+    status = reported_status(inputs(obj, Verb.NOOP, action=action), probe=ProbeSections())
+    assert status["credentials"]["fingerprint"] == "old"
