@@ -21,6 +21,7 @@ from reconciler.api.common import (
     StatusBase,
     reject_duplicate_headers,
 )
+from reconciler.api.server import CredentialStatus
 
 Subject = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")]
 
@@ -112,6 +113,8 @@ class MCPConnectionStatus(StatusBase):
     """Keyed fingerprint of the credential in use (never the value)."""
     connected_members: int | None = None
     """With `perMember`: how many members have authorized their account."""
+    credentials: CredentialStatus | None = None
+    """Rotations of the connection's Secret (`rotatedAt`, `revision`, `failedRotationAttempts`); never a value."""
 
 
 class MCPConnection(Model):

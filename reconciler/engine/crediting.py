@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from reconciler.api.conditions import Reason
 from reconciler.credentials import (
     CredentialContext,
     CredentialFailure,
@@ -48,10 +47,12 @@ from reconciler.credentials import (
     rotate_server_client,
     verdict,
 )
-from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
+from reconciler.engine.statuses import conditions as cond
+from reconciler.engine.statuses.credentials import rotation_sections
+from reconciler.engine.statuses.reporting import Rotation
 from reconciler.errors import ReconcilerError
 from reconciler.probe import (
     ProbeAuthServer,
@@ -400,8 +401,12 @@ def rotated_now(step: CredentialStep) -> Iterable[RowKey]:
     return (key for key, check in step.rotations.items() if check.outcome == "verified")
 
 
-def utc(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rotation_verdict(obj: DesiredObject, step: CredentialStep) -> Rotation:
+    """Pure: what this run's rotation checks decided for an object: a verified one (or a re-registered OAuth
+    client) counts as rotated, any other check holds it back."""
+    check = step.rotations.get(obj.key)
+    rotated = obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified")
+    return Rotation(rotated=rotated, held_back=check.message if check is not None and not rotated else None)
 
 
 def rotation_status(
@@ -412,27 +417,9 @@ def rotation_status(
     *,
     now: dt.datetime,
 ) -> tuple[dict[str, object], list[cond.ConditionDict]]:
-    """Pure: what a rotation this run did to an object's status (`credentials.rotatedAt`/`revision`, or
-    CredentialsValid=False/RotationFailed with the Secret named), carrying earlier facts forward;
-    `failedRotationAttempts` counts consecutive passes holding a rotation back and goes once none is."""
-    before = previous.get("credentials") if previous else None
-    carried = dict(before) if isinstance(before, Mapping) else {}
-    facts: dict[str, object] = {**carried, **(dict(credentials) if isinstance(credentials, Mapping) else {})}
-    check = step.rotations.get(obj.key)
-    conditions: list[cond.ConditionDict] = []
-    if obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified"):
-        facts["rotatedAt"] = utc(now)
-        facts["revision"] = int(str(carried.get("revision", 0) or 0)) + 1
-        facts.pop("failedRotationAttempts", None)
-    elif check is not None:
-        facts["failedRotationAttempts"] = int(str(carried.get("failedRotationAttempts", 0) or 0)) + 1
-        conditions.append(cond.credentials_invalid(Reason.ROTATION_FAILED, check.message))
-    else:
-        # No rotation is held back any more (the Secret was fixed or reverted): the count of failures is over.
-        facts.pop("failedRotationAttempts", None)
-    if not facts:
-        return {}, conditions
-    return {"credentials": facts}, conditions
+    """Pure: what a rotation this run did to an object's status (`engine.statuses.credentials`)."""
+    verdict = rotation_verdict(obj, step)
+    return rotation_sections(previous, credentials, rotated=verdict.rotated, held_back=verdict.held_back, now=now)
 
 
 def accepted_values(record: ServerRecord | ConnectionRecord, secrets: SecretReader) -> list[VerifiedValue]:

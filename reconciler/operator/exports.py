@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from reconciler.api import MCPTemplateBinding
+from reconciler.engine.statuses.exports import export_conflict, export_failed, export_written
 from reconciler.errors import PermanentError, ReconcilerError, RetryableError
 from reconciler.operator import statuses
 from reconciler.operator.events import EventSink, PlannedEvent
@@ -85,7 +86,6 @@ class BindingExports:
         status = {key: value for key, value in status.items() if key != "export"}
         if target is None:
             return status
-        export: dict[str, Any] = {"configMap": target.name, "key": target.key}
         namespace = view.source.namespace
         try:
             if view.uid is None:
@@ -108,24 +108,22 @@ class BindingExports:
             )
             outcome = await self._cluster.write_config_map(body, owner_uid=view.uid)
         except ReconcilerError as error:
-            export.update(state="Failed", message=statuses.short(str(error)))
-            return {**status, "export": export}
+            failed = export_failed(target.name, target.key, message=statuses.short(str(error)))
+            return {**status, "export": failed}
         servers = len(json.loads(document).get("mcpServers") or {})
         if outcome == "conflict":
             message = f"ConfigMap {namespace}/{target.name} exists and is not controlled by this binding; left as is"
-            export.update(state="Conflict", message=message)
             # One Event per conflict, even when the status that records it could not be written (the next
             # pass would otherwise see no conflict in `previous` and post it again).
             if before.get("state") != "Conflict" and view.key not in self._conflicts:
                 self._events.post(view.involved(), PlannedEvent("Warning", "Conflict", message))
             self._conflicts.add(view.key)
-            return {**status, "export": export}
+            return {**status, "export": export_conflict(target.name, target.key, message=message)}
         self._conflicts.discard(view.key)
-        export.update(state="Written", servers=servers)
         if outcome in ("created", "updated"):
             message = f"ConfigMap {namespace}/{target.name} {outcome} ({servers} servers)"
             self._events.post(view.involved(), PlannedEvent("Normal", "Exported", message))
-        return {**status, "export": export}
+        return {**status, "export": export_written(target.name, target.key, servers=servers)}
 
     async def remove(
         self, view: ObjectView, *, body: Mapping[str, Any] | None, status: Mapping[str, Any] | None

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.api.conditions import ConditionType, Reason
-from reconciler.engine import conditions as cond
 from reconciler.engine.planning import Action, Verb
+from reconciler.engine.statuses import conditions as cond
 from reconciler.errors import ReconcilerError, RetryableError
 from reconciler.operator import statuses
 from reconciler.operator.events import EventSink, is_credential_field, plan_events
