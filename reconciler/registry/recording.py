@@ -21,6 +21,7 @@ from reconciler.records import OAuthClientRecord
 from reconciler.registry import conversion, row_ids, schema
 from reconciler.registry.reading import FINGERPRINT_KEY_NAME, read_fingerprint_key
 from reconciler.registry.records import (
+    FINGERPRINT_KEY_BYTES,
     AuditEntry,
     ProbeStateRecord,
     ResourceRecord,
@@ -28,8 +29,6 @@ from reconciler.registry.records import (
     ToolSnapshotRecord,
     UserTokenRecord,
 )
-
-FINGERPRINT_KEY_BYTES = 32
 
 
 def ensure_tenants(connection: sa.Connection, tenants: Iterable[TenantRecord], *, now: dt.datetime) -> None:
@@ -166,11 +165,12 @@ def insert_user_token(connection: sa.Connection, token: UserTokenRecord, *, now:
     return int(connection.execute(statement).scalar_one())
 
 
-def ensure_fingerprint_key(connection: sa.Connection) -> str:
+def ensure_fingerprint_key(connection: sa.Connection, *, proposed: bytes | None = None) -> str:
     table = schema.registry_meta
+    value = (proposed or os.urandom(FINGERPRINT_KEY_BYTES)).hex()
     statement = (
         _dialect_insert(connection, table)
-        .values(key=FINGERPRINT_KEY_NAME, value=os.urandom(FINGERPRINT_KEY_BYTES).hex())
+        .values(key=FINGERPRINT_KEY_NAME, value=value)
         .on_conflict_do_nothing(index_elements=["key"])
     )
     connection.execute(statement)

@@ -20,6 +20,9 @@ import orjson
 
 from reconciler.records import ToolRecord as ToolRecord  # re-exported: its home before it moved down
 
+FINGERPRINT_KEY_BYTES = 32
+"""Length of the random key that fingerprints secrets (stored hex-encoded in `registry_meta`)."""
+
 DEFAULT_MANAGER = "mcp-reconciler"
 
 Table = Literal["servers", "connections", "grants", "bindings"]

@@ -151,13 +151,16 @@ class Registry:
         """Raise `RegistryUnavailable` unless the database answers."""
         self._read(lambda connection: connection.execute(sa.text("SELECT 1")).scalar())
 
-    def fingerprint_key(self) -> bytes:
-        """This registry's key for fingerprinting secrets: random, created on first use, stable afterwards."""
+    def fingerprint_key(self, *, proposed: bytes | None = None) -> bytes:
+        """This registry's key for fingerprinting secrets: random, created on first use, stable afterwards.
+
+        `proposed` is the key to store if none is yet (a caller that already fingerprinted with it can keep its
+        work when it wins); a concurrent creator may win instead, so the caller compares what comes back."""
         if self._fingerprint_key is None:
             stored = self._read(reading.read_fingerprint_key)
             if stored is None:
                 with self.transaction() as transaction:
-                    stored = transaction.ensure_fingerprint_key()
+                    stored = transaction.ensure_fingerprint_key(proposed=proposed)
             self._fingerprint_key = bytes.fromhex(stored)
         return self._fingerprint_key
 
@@ -387,9 +390,10 @@ class RegistryTransaction:
         """Store a member's own token reference (what the runtime does when a member connects); returns its id."""
         return recording.insert_user_token(self._live(), token, now=_now())
 
-    def ensure_fingerprint_key(self) -> str:
-        """The stored fingerprint key (hex), created if absent; concurrent creators agree on one value."""
-        return recording.ensure_fingerprint_key(self._live())
+    def ensure_fingerprint_key(self, *, proposed: bytes | None = None) -> str:
+        """The stored fingerprint key (hex), created (as `proposed`, if given) when absent; concurrent creators
+        agree on one value."""
+        return recording.ensure_fingerprint_key(self._live(), proposed=proposed)
 
     def lock_change_stamp(self) -> int | None:
         """The change stamp, held so no other writer can move it before this transaction commits."""

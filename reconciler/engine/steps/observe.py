@@ -8,23 +8,24 @@ that a fresh registry creates its fingerprint key on first use (after the input 
 
 from __future__ import annotations
 
-from reconciler.engine.desired import DesiredObject, build_desired, validate_rendered
+import os
+
+from reconciler.engine.desired import DesiredObject, build_desired
 from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.steps.passing import Pass
 from reconciler.engine.validation import validate
 from reconciler.registry import Registry
-from reconciler.registry.records import ConnectionRecord, ObservedState, ServerRecord, SourceRef
+from reconciler.registry.records import FINGERPRINT_KEY_BYTES, ConnectionRecord, ObservedState, ServerRecord, SourceRef
 
 
 def observe(current: Pass, registry: Registry) -> None:
-    if registry.stored_fingerprint_key() is None:
-        # A fresh registry creates its fingerprint key on first use, which is a write: prove the input valid
-        # first, so bad input leaves the registry exactly as it was.
-        validate_rendered(current.desired, manager=current.settings.manager)
+    first = _first_rows(current, registry) if registry.stored_fingerprint_key() is None else None
     current.scope.narrow(current, registry)
     if current.done:
         return
-    everything = desired_objects(current.desired, registry, manager=current.settings.manager)
+    everything = (
+        first if first is not None else desired_objects(current.desired, registry, manager=current.settings.manager)
+    )
     current.objects, current.read_tenants = current.scope.select(everything, tenants=current.read_tenants)
     current.observed = registry.fetch_state(tenants=current.read_tenants)
     current.written = current.objects + discovery_companions(current.objects, everything, current.observed)
@@ -32,6 +33,19 @@ def observe(current: Pass, registry: Registry) -> None:
     servers = {obj.key[1:] for obj in current.objects if obj.key[0] == "servers"}
     current.snapshots = {key: registry.fetch_tool_snapshots(*key) for key in current.probe_states if key in servers}
     current.sink.read(registry, tenants=current.read_tenants)
+
+
+def _first_rows(current: Pass, registry: Registry) -> list[DesiredObject] | None:
+    """A fresh registry: the rows built with a key of our own, which becomes the registry's key.
+
+    Creating the key is a write, so the input is proven valid first (bad input leaves the registry exactly as it
+    was), and proving it means building every row. The rows are kept when our key is the one stored, so a cold
+    apply builds them once; None when a concurrent creator's key won and they must be built again with it.
+    """
+    proposed = os.urandom(FINGERPRINT_KEY_BYTES)
+    validate(current.desired)
+    rows = build_desired(current.desired, fingerprint_key=proposed, manager=current.settings.manager)
+    return rows if registry.fingerprint_key(proposed=proposed) == proposed else None
 
 
 def desired_objects(desired: DesiredInput, registry: Registry, *, manager: str) -> list[DesiredObject]:

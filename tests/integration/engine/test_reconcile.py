@@ -502,3 +502,57 @@ def test_a_discovery_connection_is_not_written_beside_its_server_once_registered
     assert [action.key for action in report.plan.actions] == [("servers", "openwork-org", "linear")]
     row = registry.fetch_state(tenants=["openwork-org"]).rows[("connections", "openwork-org", "linear-shared")]
     assert row.active is False  # type: ignore[union-attr]  # the connection's own pass repairs it, not this one
+
+
+def _counting_builds(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The fingerprint keys the observe step builds desired rows with, one entry per build."""
+    from reconciler.engine import desired
+    from reconciler.engine.steps import observe
+
+    keys: list[bytes] = []
+    real = desired.build_desired
+
+    def counted(*args: object, fingerprint_key: bytes, **kwargs: object) -> object:
+        keys.append(fingerprint_key)
+        return real(*args, fingerprint_key=fingerprint_key, **kwargs)  # type: ignore[arg-type]
+
+    # Every module that builds rows on the way (validation included), so a second build anywhere is counted.
+    monkeypatch.setattr(observe, "build_desired", counted)
+    monkeypatch.setattr(desired, "build_desired", counted)
+    return keys
+
+
+def test_a_cold_apply_builds_the_rows_once_with_the_key_it_stores(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = _counting_builds(monkeypatch)
+    folder = EXAMPLES / "02-tenant-servers"
+    first = reconcile(load_folder(folder), registry, settings=SETTINGS)
+    assert first.plan.has_changes
+    assert keys == [registry.fingerprint_key()]
+    registry.reset_statement_counts()
+    second = reconcile(load_folder(folder), registry, settings=SETTINGS)
+    assert not second.plan.has_changes and writes(registry) == 0
+
+
+def test_a_key_another_process_stored_first_wins_and_the_rows_are_built_again(
+    registry_url: str, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.registry import open_registry
+
+    # The race: this pass saw no key, then another process stored one before this pass could store its own.
+    other = open_registry(registry_url)
+    try:
+        winner = other.fingerprint_key()
+    finally:
+        other.close()
+    monkeypatch.setattr(type(registry), "stored_fingerprint_key", lambda self: None)
+    keys = _counting_builds(monkeypatch)
+    folder = EXAMPLES / "02-tenant-servers"
+    first = reconcile(load_folder(folder), registry, settings=SETTINGS)
+    assert first.plan.has_changes
+    assert len(keys) == 2 and keys[0] != winner and keys[1] == winner == registry.fingerprint_key()
+    monkeypatch.undo()
+    registry.reset_statement_counts()
+    second = reconcile(load_folder(folder), registry, settings=SETTINGS)
+    assert not second.plan.has_changes and writes(registry) == 0

@@ -941,3 +941,15 @@ def test_every_write_stamps_the_tenants_it_touched_with_the_new_change_stamp(reg
         moved, _ = registry.fetch_applied_marker("nobody")
         assert moved is not None and before is not None and moved > before
         assert registry.fetch_tenant_stamps() == {"a": inserted["a"], "b": moved}
+
+
+def test_a_proposed_fingerprint_key_is_stored_only_on_a_fresh_registry(registry_url: str, registry: Registry) -> None:
+    proposed = bytes(range(32))
+    assert registry.stored_fingerprint_key() is None
+    assert registry.fingerprint_key(proposed=proposed) == proposed
+    again = open_registry(registry_url)
+    try:
+        assert again.fingerprint_key(proposed=bytes(32)) == proposed
+        assert again.stored_fingerprint_key() == proposed
+    finally:
+        again.close()
