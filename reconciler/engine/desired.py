@@ -7,6 +7,7 @@ between validation and planning. Secret values are read only to fingerprint them
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,11 +75,12 @@ class DesiredObject:
     record: Record
     missing_secrets: tuple[MissingSecret, ...] = ()
 
-    @property
+    @functools.cached_property
     def key(self) -> RowKey:
+        # Cached (the object is immutable): a pass looks each object up by key and source many times over.
         return key_of(self.record)
 
-    @property
+    @functools.cached_property
     def source(self) -> SourceRef:
         return SourceRef(self.resource.kind, self.resource.metadata.namespace, self.resource.metadata.name)
 

@@ -65,6 +65,8 @@ def discovery_companions(
     row in step and writes its status. Only the targets' statuses come from this pass. A pass over everything
     has no companions: every object is a target already.
     """
+    if len(targets) == len(everything):  # the targets are drawn from everything: all of it is targeted
+        return []
     targeted = {obj.source for obj in targets}
     servers = {(obj.tenant.slug, obj.record.name): obj for obj in everything if isinstance(obj.record, ServerRecord)}
     connections = {
