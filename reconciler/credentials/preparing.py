@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import anyio
 
 from reconciler.api.conditions import Reason
+from reconciler.api.times import format_time
 from reconciler.credentials.authorization import authorization_url_template, connected_members
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerClient
 from reconciler.credentials.errors import IncompleteAuthSpec, RegistrationRefused
@@ -155,7 +156,7 @@ class PreparedCredentials:
         facts: dict[str, Any] = {
             "secretRef": self.token_reference,
             "fingerprint": self.fingerprint,
-            "expiresAt": self.expires_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if self.expires_at else None,
+            "expiresAt": format_time(self.expires_at) if self.expires_at else None,
             "authorizationUrlTemplate": self.authorization_url_template,
             "connectedMembers": self.connected_members,
         }

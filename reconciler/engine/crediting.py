@@ -50,8 +50,6 @@ from reconciler.credentials import (
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
-from reconciler.engine.statuses import conditions as cond
-from reconciler.engine.statuses.credentials import rotation_sections
 from reconciler.engine.statuses.reporting import Rotation
 from reconciler.errors import ReconcilerError
 from reconciler.probe import (
@@ -407,19 +405,6 @@ def rotation_verdict(obj: DesiredObject, step: CredentialStep) -> Rotation:
     check = step.rotations.get(obj.key)
     rotated = obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified")
     return Rotation(rotated=rotated, held_back=check.message if check is not None and not rotated else None)
-
-
-def rotation_status(
-    obj: DesiredObject,
-    step: CredentialStep,
-    previous: Mapping[str, object] | None,
-    credentials: object,
-    *,
-    now: dt.datetime,
-) -> tuple[dict[str, object], list[cond.ConditionDict]]:
-    """Pure: what a rotation this run did to an object's status (`engine.statuses.credentials`)."""
-    verdict = rotation_verdict(obj, step)
-    return rotation_sections(previous, credentials, rotated=verdict.rotated, held_back=verdict.held_back, now=now)
 
 
 def accepted_values(record: ServerRecord | ConnectionRecord, secrets: SecretReader) -> list[VerifiedValue]:

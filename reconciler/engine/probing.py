@@ -33,8 +33,7 @@ from reconciler.credentials.tokens import DEFAULT_REFRESH_AT
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.inputs import SecretSource
 from reconciler.engine.planning import Action, Verb
-from reconciler.engine.statuses import conditions as cond
-from reconciler.engine.statuses.probes import changes_text, probe_sections
+from reconciler.engine.statuses.probes import changes_text
 from reconciler.probe import (
     HINTS,
     ErrorClass,
@@ -339,16 +338,6 @@ def _record_probe(
             message=changes_text(changes),
         )
     return RecordedProbe(state=state, snapshot=snapshot, audit=audit)
-
-
-def probe_status(
-    obj: DesiredObject,
-    state: ProbeStateRecord | None,
-    snapshots: Sequence[ToolSnapshotRecord],
-) -> tuple[dict[str, Any], list[cond.ConditionDict]]:
-    """Pure: status sections (camelCase) and conditions for a server, with its next probe scheduled here."""
-    sections = probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state))
-    return sections.as_extra(), sections.conditions
 
 
 def next_probe_at(obj: DesiredObject, state: ProbeStateRecord | None) -> dt.datetime | None:

@@ -21,13 +21,14 @@ from reconciler.engine.probing import (
     ProbeOptions,
     build_target,
     connection_records,
-    probe_status,
+    next_probe_at,
     record_probe,
 )
-from reconciler.engine.status import StatusInputs, build_status
+from reconciler.engine.statuses.building import StatusInputs
+from reconciler.engine.statuses.probes import probe_sections
+from reconciler.engine.statuses.reporting import reported_status
 from reconciler.engine.steps.observe import desired_objects
 from reconciler.engine.steps.passing import EngineSettings
-from reconciler.engine.steps.report import row_credential_facts
 from reconciler.errors import PermanentError
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
@@ -93,10 +94,7 @@ def test_server(
         if item.audit is not None:
             tx.audit([item.audit])
         if stored:
-            extra = dict(row_credential_facts(obj, row) or {})
-            probe_extra, probe_conditions = probe_status(obj, item.state, snapshots)
-            extra.update(probe_extra)
-            status = build_status(
+            status = reported_status(
                 StatusInputs(
                     obj=obj,
                     action=Action(Verb.NOOP, obj.key, source, desired=obj.record, observed=row),
@@ -104,9 +102,9 @@ def test_server(
                     registry_id=row.row_id,
                     previous=stored[0].status,
                     now=now,
-                    extra=extra,
-                    extra_conditions=probe_conditions,
-                )
+                ),
+                probe=probe_sections(obj, item.state, snapshots, next_probe_at=next_probe_at(obj, item.state)),
+                rotation=None,
             )
             tx.put_status(source.kind, source.namespace, source.name, status)
     return ServerTest(obj, result, recorded=True)

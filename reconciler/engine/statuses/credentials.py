@@ -1,8 +1,9 @@
 """The `credentials` section of status across rotations: `rotatedAt`/`revision` when a rotation went through,
 `failedRotationAttempts` and CredentialsValid=False/RotationFailed while one is held back.
 
-Pure; called by the credentials step's `rotation_status` for every object of a pass, with what that pass's
-rotation checks decided. Earlier facts are carried forward, so a status keeps its rotation history.
+Pure; called by `reporting.reported_status` for every object of a pass, with what that pass's rotation checks
+decided (`engine.crediting.rotation_verdict`). Earlier facts are carried forward, so a status keeps its
+rotation history.
 """
 
 from __future__ import annotations

@@ -12,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from reconciler.api import MCPConnection, MCPServer
-from reconciler.api.server import ApiKeyAuth, BearerAuth
-from reconciler.engine.crediting import accepted_values, credential_facts, pin_accepted, rotation_status
+from reconciler.engine.crediting import accepted_values, credential_facts, pin_accepted, rotation_verdict
 from reconciler.engine.desired import DesiredObject
-from reconciler.engine.planning import Action, Verb
-from reconciler.engine.probing import ProbeJob, RecordedProbe, probe_status, record_probe
-from reconciler.engine.status import StatusInputs, build_status
+from reconciler.engine.planning import Action
+from reconciler.engine.probing import ProbeJob, RecordedProbe, next_probe_at, record_probe
+from reconciler.engine.statuses.building import StatusInputs
+from reconciler.engine.statuses.probes import probe_sections
+from reconciler.engine.statuses.reporting import reported_status
 from reconciler.engine.steps.passing import ObjectResult, Pass
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
-from reconciler.registry.records import Record, RowKey, ServerRecord, SourceRef
+from reconciler.registry.records import RowKey, SourceRef
 
 
 def report_pass(
@@ -127,19 +127,10 @@ def build_statuses(current: Pass, *, chosen: frozenset[SourceRef], probed_now: f
 def _status(
     current: Pass, obj: DesiredObject, action: Action, *, generation: int, previous: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    extra = dict(row_credential_facts(obj, _in_use(obj, action)) or {})
     server_key = obj.key[1:]
-    probe_extra, conditions = probe_status(
-        obj, current.probe_states.get(server_key), current.snapshots.get(server_key, [])
-    )
-    if "credentials" in probe_extra and "credentials" in extra:
-        probe_extra["credentials"] = {**extra["credentials"], **probe_extra["credentials"]}
-    extra.update(probe_extra)
-    rotation_extra, rotation_conditions = rotation_status(
-        obj, current.credential_step, previous, extra.get("credentials"), now=current.now
-    )
-    extra.update(rotation_extra)
-    return build_status(
+    state = current.probe_states.get(server_key)
+    snapshots = current.snapshots.get(server_key, [])
+    return reported_status(
         StatusInputs(
             obj=obj,
             action=action,
@@ -147,27 +138,7 @@ def _status(
             registry_id=current.row_ids.get(obj.key),
             previous=previous,
             now=current.now,
-            extra=extra,
-            extra_conditions=[*conditions, *rotation_conditions],
-        )
+        ),
+        probe=probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state)),
+        rotation=rotation_verdict(obj, current.credential_step),
     )
-
-
-def row_credential_facts(obj: DesiredObject, in_use: Record) -> dict[str, Any] | None:
-    """Credential facts of the row the registry holds (`in_use`): after a rotation held back, that is the last
-    verified credential, not the rejected value the object now names."""
-    resource = obj.resource
-    if isinstance(resource, MCPServer) and isinstance(resource.spec.auth, BearerAuth | ApiKeyAuth):
-        auth = in_use.auth if isinstance(in_use, ServerRecord) else {}
-        return {"credentials": {"secretRef": auth.get("secretRef"), "fingerprint": auth.get("secretFingerprint")}}
-    if isinstance(resource, MCPConnection) and resource.spec.auth is not None:
-        return {"fingerprint": getattr(in_use, "fingerprint", None)}
-    return None
-
-
-def _in_use(obj: DesiredObject, action: Action) -> Record:
-    """The row after this pass: an action that writes nothing (a held-back rotation, ObserveOnly) leaves the
-    observed row in place; everything else leaves the desired one."""
-    if action.verb is Verb.NOOP and action.observed is not None:
-        return action.observed
-    return obj.record

@@ -17,6 +17,7 @@ from typing import Any
 from reconciler.api.common import dump_spec
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Verb
+from reconciler.engine.statuses.lifecycle import rotation_held_back
 from reconciler.engine.steps.passing import ObjectResult, Pass
 from reconciler.engine.steps.report import build_statuses
 from reconciler.registry import Registry, RegistryTransaction
@@ -29,11 +30,6 @@ Identity = tuple[str, str, str]
 def _identity(obj: DesiredObject) -> Identity:
     meta = obj.resource.metadata
     return (obj.resource.kind, meta.namespace, meta.name)
-
-
-def rotation_failed(status: Mapping[str, Any]) -> bool:
-    """A held-back rotation is the one status fact that depends on the last run rather than on the rows."""
-    return any(condition.get("reason") == "RotationFailed" for condition in status.get("conditions", ()) or ())
 
 
 def copy_outdated(before: ResourceRecord, obj: DesiredObject) -> bool:
@@ -99,7 +95,7 @@ class RegistryCopies:
             or action.changes
             or action.message
             or probed
-            or rotation_failed(before.status)
+            or rotation_held_back(before.status)
         ):
             return None
         # Status is a pure function of the row, its hash and probe state: none moved, so neither does it.
