@@ -136,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
     _add_registry(resolve)
 
-    serve = commands.add_parser("serve-mcp", help="serve the registry read-only to agents as an MCP server")
+    serve = commands.add_parser(
+        "serve",
+        aliases=["serve-mcp"],
+        help="serve the registry read-only: to agents as an MCP server (/mcp), to galleries as a Registry API (/v0.1)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument(
@@ -144,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="MCP_RECONCILER_SERVE_TOKEN",
         metavar="VAR",
         help="environment variable holding the bearer token clients must send (never a flag: it would leak)",
+    )
+    serve.add_argument(
+        "--callers",
+        type=Path,
+        metavar="FILE",
+        help="YAML mapping Registry API tokens (by SHA-256) to members and teams; grants decide what each sees",
+    )
+    serve.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="let Registry API requests without a token see what grants to the organization open",
+    )
+    serve.add_argument(
+        "--name-prefix",
+        default="local.mcp-reconciler",
+        metavar="DNS",
+        help="reverse-DNS prefix of published names: <prefix>.<tenant>/<server> (default: local.mcp-reconciler)",
     )
     _add_registry(serve)
 
@@ -468,7 +489,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.engine.inputs import DesiredInput
     from reconciler.engine.proposing import DryRunPlanner
     from reconciler.manifests import load_folder
-    from reconciler.runtime import serve_mcp
+    from reconciler.runtime import caller_directory, serve_mcp
 
     token = os.environ.get(args.token_env, "")
     if len(token) < 16:
@@ -486,6 +507,8 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         port=args.port,
         plan_manifests=DryRunPlanner(load_manifests, manager=args.manager),
         manager=args.manager,
+        callers=caller_directory(token, callers_file=args.callers, anonymous=args.anonymous),
+        name_prefix=args.name_prefix,
     )
     return EXIT_OK
 
@@ -560,6 +583,7 @@ COMMANDS = {
     "resolve": cmd_resolve,
     "run": cmd_run,
     "migrate": cmd_migrate,
+    "serve": cmd_serve_mcp,
     "serve-mcp": cmd_serve_mcp,
 }
 

@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
+from reconciler.runtime.publishing import DEFAULT_NAME_PREFIX
+from reconciler.runtime.registry_api import CallerDirectory, PathDispatcher, build_registry_api
 from reconciler.runtime.resolving import UnknownTenant, resolve
 
 DEFAULT_HOST = "127.0.0.1"
@@ -164,6 +166,24 @@ def build_mcp_app(
     return BearerTokenGate(app, token=token)
 
 
+def build_serving_app(
+    registry: Registry,
+    *,
+    token: str,
+    callers: CallerDirectory | None = None,
+    plan_manifests: ManifestPlanner | None = None,
+    host: str = DEFAULT_HOST,
+    name_prefix: str = DEFAULT_NAME_PREFIX,
+) -> ASGIApp:
+    """What `serve` runs: the MCP endpoint at `/mcp` and the Registry API (v0.1) at `/v0.1`, one process.
+
+    `callers` maps Registry API tokens to members; by default only `token` (the platform's) is known.
+    """
+    directory = callers or CallerDirectory(platform_token=token)
+    api = build_registry_api(registry, callers=directory, prefix=name_prefix)
+    return PathDispatcher(api, build_mcp_app(registry, token=token, plan_manifests=plan_manifests, host=host))
+
+
 def serve_mcp(
     *,
     registry_url: str | None,
@@ -173,12 +193,21 @@ def serve_mcp(
     plan_manifests: ManifestPlanner | None = None,
     manager: str = DEFAULT_MANAGER,
     log_level: str = "info",
+    callers: CallerDirectory | None = None,
+    name_prefix: str = DEFAULT_NAME_PREFIX,
 ) -> None:
-    """Serve the endpoint until interrupted (blocking); the registry is opened here and closed on the way out."""
+    """Serve the endpoint and the Registry API until interrupted (blocking); the registry is opened here."""
     registry = open_registry(registry_url, manager=manager)
     try:
-        app = build_mcp_app(registry, token=token, plan_manifests=plan_manifests, host=host)
-        log.info("serving the registry %s read-only at http://%s:%d%s", registry.url, host, port, MCP_PATH)
+        app = build_serving_app(
+            registry,
+            token=token,
+            callers=callers,
+            plan_manifests=plan_manifests,
+            host=host,
+            name_prefix=name_prefix,
+        )
+        log.info("serving the registry %s read-only at http://%s:%d%s and /v0.1", registry.url, host, port, MCP_PATH)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         registry.close()
