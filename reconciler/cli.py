@@ -168,6 +168,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry(serve)
 
+    imports = commands.add_parser(
+        "import", help="write MCPServer YAML for git from server.json files, catalog presets or a Registry API"
+    )
+    imports.add_argument("source", nargs="*", type=Path, help="server.json files, or folders of them")
+    imports.add_argument("--preset", action="append", default=[], metavar="NAME", help="a catalog preset (repeatable)")
+    imports.add_argument("--list-presets", action="store_true", help="list the catalog's presets and exit")
+    imports.add_argument("--from", dest="upstream", metavar="URL", help="a Registry API (v0.1) base URL; with --server")
+    imports.add_argument("--server", action="append", default=[], metavar="NAME", help="a server name at --from")
+    imports.add_argument("--server-version", default="latest", metavar="VERSION", help="with --from (default: latest)")
+    imports.add_argument("-n", "--namespace", help="namespace of the objects (default: the source's, else default)")
+    imports.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the YAML here instead of stdout")
+    imports.add_argument(
+        "--token-env",
+        default="MCP_RECONCILER_IMPORT_TOKEN",
+        metavar="VAR",
+        help="environment variable holding a bearer token for --from (never a flag: it would leak)",
+    )
+    imports.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        default=os.environ.get(ALLOW_PRIVATE_ENV) == "1",
+        help="let --from reach loopback/private addresses",
+    )
+
     operator = commands.add_parser("run", help="run the Kubernetes operator")
     operator.add_argument(
         "-n",
@@ -513,6 +537,59 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.manifests import importing
+
+    if args.list_presets:
+        for name, summary in importing.preset_summaries():
+            print(f"{name:<16} {summary}", file=out)
+        return EXIT_OK
+    if bool(args.upstream) != bool(args.server):
+        raise PermanentError("--from URL and --server NAME go together")
+    if not (args.source or args.preset or args.upstream):
+        raise PermanentError("nothing to import: give server.json files or folders, --preset NAME, or --from/--server")
+    sources = [loaded for path in args.source for loaded in importing.read_server_files(path)]
+    sources += [importing.read_preset(name) for name in args.preset]
+    entries = importing.parse_sources(sources)
+    imported = importing.plan_import(entries, namespace=args.namespace)
+    if args.upstream:
+        from reconciler.probe import ProbeSettings
+        from reconciler.probe.registry_client import fetch_entry_sync
+
+        settings = ProbeSettings(allow_private_networks=args.allow_private_networks)
+        token = os.environ.get(args.token_env) or None
+        fetched = [
+            (
+                f"{args.upstream} {name}",
+                fetch_entry_sync(
+                    args.upstream,
+                    name,
+                    version=args.server_version,
+                    settings=settings,
+                    allow_private=args.allow_private_networks,
+                    token=token,
+                ),
+            )
+            for name in args.server
+        ]
+        upstream = importing.plan_import(
+            importing.parse_sources(fetched), namespace=args.namespace, origin=importing.Origin(args.upstream)
+        )
+        imported.documents += upstream.documents
+        imported.notes += upstream.notes
+    for note in imported.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not imported.documents:
+        raise PermanentError("nothing importable: no source has a remote server")
+    text = importing.render_documents(imported.documents)
+    if args.output:
+        args.output.write_text(text)
+        print(f"wrote {len(imported.documents)} objects to {args.output}", file=sys.stderr)
+    else:
+        print(text, file=out, end="")
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.api.durations import parse_duration
     from reconciler.operator import run_operator
@@ -582,6 +659,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "resolve": cmd_resolve,
     "run": cmd_run,
+    "import": cmd_import,
     "migrate": cmd_migrate,
     "serve": cmd_serve_mcp,
     "serve-mcp": cmd_serve_mcp,

@@ -19,12 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.api.serverjson import LIVE_META_KEY, OFFICIAL_META_KEY, SCHEMA_URL
 from reconciler.registry.catalog import CatalogRow, RemovedServer
 
-SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
-OFFICIAL_META_KEY = "io.modelcontextprotocol.registry/official"
-LIVE_META_KEY = "dev.reconciler.mcp/live"
-"""Our live facts about a server, under the reverse-DNS form of the CRDs' API group."""
 DEFAULT_NAME_PREFIX = "local.mcp-reconciler"
 DEFAULT_LIMIT = 30
 MAX_LIMIT = 100
@@ -288,5 +285,5 @@ def encode_cursor(name: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidQuery(f"cursor {cursor!r} was not issued by this registry") from None
