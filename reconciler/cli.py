@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from reconciler.cli_import import add_import_parser, cmd_import
 from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry.records import DEFAULT_MANAGER
 
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="show what apply would change (exit 0: none, 2: changes, 1: error)")
     plan.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR")
-    plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    plan.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
     _add_prune(plan)
     _add_registry(plan)
 
@@ -136,11 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
     _add_registry(resolve)
 
-    serve = commands.add_parser(
-        "serve",
-        aliases=["serve-mcp"],
-        help="serve the registry read-only: to agents as an MCP server (/mcp), to galleries as a Registry API (/v0.1)",
-    )
+    serve = commands.add_parser("serve", aliases=["serve-mcp"], help="the registry read-only: /mcp and /v0.1")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument(
@@ -149,48 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VAR",
         help="environment variable holding the bearer token clients must send (never a flag: it would leak)",
     )
+    serve.add_argument("--callers", type=Path, metavar="FILE", help="Registry API tokens (SHA-256) → members, teams")
+    serve.add_argument("--anonymous", action="store_true", help="Registry API without a token: organization grants")
     serve.add_argument(
-        "--callers",
-        type=Path,
-        metavar="FILE",
-        help="YAML mapping Registry API tokens (by SHA-256) to members and teams; grants decide what each sees",
-    )
-    serve.add_argument(
-        "--anonymous",
-        action="store_true",
-        help="let Registry API requests without a token see what grants to the organization open",
-    )
-    serve.add_argument(
-        "--name-prefix",
-        default="local.mcp-reconciler",
-        metavar="DNS",
-        help="reverse-DNS prefix of published names: <prefix>.<tenant>/<server> (default: local.mcp-reconciler)",
+        "--name-prefix", default="local.mcp-reconciler", metavar="DNS", help="<prefix>.<tenant>/<server>"
     )
     _add_registry(serve)
 
-    imports = commands.add_parser(
-        "import", help="write MCPServer YAML for git from server.json files, catalog presets or a Registry API"
-    )
-    imports.add_argument("source", nargs="*", type=Path, help="server.json files, or folders of them")
-    imports.add_argument("--preset", action="append", default=[], metavar="NAME", help="a catalog preset (repeatable)")
-    imports.add_argument("--list-presets", action="store_true", help="list the catalog's presets and exit")
-    imports.add_argument("--from", dest="upstream", metavar="URL", help="a Registry API (v0.1) base URL; with --server")
-    imports.add_argument("--server", action="append", default=[], metavar="NAME", help="a server name at --from")
-    imports.add_argument("--server-version", default="latest", metavar="VERSION", help="with --from (default: latest)")
-    imports.add_argument("-n", "--namespace", help="namespace of the objects (default: the source's, else default)")
-    imports.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the YAML here instead of stdout")
-    imports.add_argument(
-        "--token-env",
-        default="MCP_RECONCILER_IMPORT_TOKEN",
-        metavar="VAR",
-        help="environment variable holding a bearer token for --from (never a flag: it would leak)",
-    )
-    imports.add_argument(
-        "--allow-private-networks",
-        action="store_true",
-        default=os.environ.get(ALLOW_PRIVATE_ENV) == "1",
-        help="let --from reach loopback/private addresses",
-    )
+    add_import_parser(commands, allow_private_default=os.environ.get(ALLOW_PRIVATE_ENV) == "1")
 
     operator = commands.add_parser("run", help="run the Kubernetes operator")
     operator.add_argument(
@@ -254,6 +217,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler import presenting
+    from reconciler.engine.impact import tool_impact
     from reconciler.engine.reconciling import EngineSettings, reconcile
     from reconciler.manifests import load_folder
     from reconciler.registry import open_registry
@@ -263,13 +227,18 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     try:
         settings = EngineSettings(manager=args.manager, prune=not args.no_prune)
         report = reconcile(desired, registry, settings=settings, dry_run=True)
+        impact = tool_impact(registry, report.plan)
     finally:
         registry.close()
     _print_warnings(desired.warnings)
     if args.output == "json":
-        print(presenting.plan_json(report.plan), file=out)
+        print(presenting.plan_json(report.plan, impact), file=out)
+    elif args.output == "markdown":
+        print(presenting.plan_markdown(report.plan, impact), file=out, end="")
     else:
         print(presenting.plan_text(report.plan, colour=_colour(out)), file=out)
+        if not impact.empty:
+            print("\n" + presenting.impact_text(impact), file=out)
     if report.plan.conflicts:
         return EXIT_ERROR
     return EXIT_CHANGES if report.plan.has_changes else EXIT_OK
@@ -534,59 +503,6 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         callers=caller_directory(token, callers_file=args.callers, anonymous=args.anonymous),
         name_prefix=args.name_prefix,
     )
-    return EXIT_OK
-
-
-def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
-    from reconciler.manifests import importing
-
-    if args.list_presets:
-        for name, summary in importing.preset_summaries():
-            print(f"{name:<16} {summary}", file=out)
-        return EXIT_OK
-    if bool(args.upstream) != bool(args.server):
-        raise PermanentError("--from URL and --server NAME go together")
-    if not (args.source or args.preset or args.upstream):
-        raise PermanentError("nothing to import: give server.json files or folders, --preset NAME, or --from/--server")
-    sources = [loaded for path in args.source for loaded in importing.read_server_files(path)]
-    sources += [importing.read_preset(name) for name in args.preset]
-    entries = importing.parse_sources(sources)
-    imported = importing.plan_import(entries, namespace=args.namespace)
-    if args.upstream:
-        from reconciler.probe import ProbeSettings
-        from reconciler.probe.registry_client import fetch_entry_sync
-
-        settings = ProbeSettings(allow_private_networks=args.allow_private_networks)
-        token = os.environ.get(args.token_env) or None
-        fetched = [
-            (
-                f"{args.upstream} {name}",
-                fetch_entry_sync(
-                    args.upstream,
-                    name,
-                    version=args.server_version,
-                    settings=settings,
-                    allow_private=args.allow_private_networks,
-                    token=token,
-                ),
-            )
-            for name in args.server
-        ]
-        upstream = importing.plan_import(
-            importing.parse_sources(fetched), namespace=args.namespace, origin=importing.Origin(args.upstream)
-        )
-        imported.documents += upstream.documents
-        imported.notes += upstream.notes
-    for note in imported.notes:
-        print(f"note: {note}", file=sys.stderr)
-    if not imported.documents:
-        raise PermanentError("nothing importable: no source has a remote server")
-    text = importing.render_documents(imported.documents)
-    if args.output:
-        args.output.write_text(text)
-        print(f"wrote {len(imported.documents)} objects to {args.output}", file=sys.stderr)
-    else:
-        print(text, file=out, end="")
     return EXIT_OK
 
 

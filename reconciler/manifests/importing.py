@@ -28,7 +28,7 @@ import yaml
 
 from reconciler.api.common import GROUP_VERSION
 from reconciler.api.serverjson import VARIABLE, Remote, ServerEntry, parse_server_json
-from reconciler.errors import InvalidInput, Problem
+from reconciler.errors import InvalidInput, PermanentError, Problem
 
 DEFAULT_NAMESPACE = "default"
 MAX_FILE_BYTES = 1024 * 1024
@@ -56,6 +56,49 @@ class Imported:
 
     documents: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def import_sources(
+    *,
+    paths: Sequence[Path] = (),
+    presets: Sequence[str] = (),
+    upstream: str | None = None,
+    servers: Sequence[str] = (),
+    server_version: str = "latest",
+    namespace: str | None = None,
+    allow_private: bool = False,
+    token: str | None = None,
+) -> Imported:
+    """`mcp-reconciler import`: read every source, validate them all, map them; raises before anything is written."""
+    if bool(upstream) != bool(servers):
+        raise PermanentError("--from URL and --server NAME go together")
+    if not (paths or presets or upstream):
+        raise PermanentError("nothing to import: give server.json files or folders, --preset NAME, or --from/--server")
+    sources = [loaded for path in paths for loaded in read_server_files(path)]
+    sources += [read_preset(name) for name in presets]
+    imported = plan_import(parse_sources(sources), namespace=namespace)
+    if upstream:
+        from reconciler.probe import ProbeSettings
+        from reconciler.probe.registry_client import fetch_entry_sync
+
+        settings = ProbeSettings(allow_private_networks=allow_private)
+        fetched = [
+            (
+                f"{upstream} {name}",
+                fetch_entry_sync(
+                    upstream, name, version=server_version, settings=settings, allow_private=allow_private, token=token
+                ),
+            )
+            for name in servers
+        ]
+        remote = plan_import(parse_sources(fetched), namespace=namespace, origin=Origin(upstream))
+        imported.documents += remote.documents
+        imported.notes += remote.notes
+    if not imported.documents:
+        for note in imported.notes:
+            raise PermanentError(f"nothing importable: {note}")
+        raise PermanentError("nothing importable")
+    return imported
 
 
 def read_server_files(path: Path) -> list[tuple[str, Any]]:
