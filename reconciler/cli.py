@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from reconciler.cli_import import add_import_parser, cmd_import
+from reconciler.cli_registries import REGISTRY_COMMANDS, add_registry_commands
 from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry.records import DEFAULT_MANAGER
 
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry(serve)
 
-    add_import_parser(commands, allow_private_default=os.environ.get(ALLOW_PRIVATE_ENV) == "1")
+    add_registry_commands(commands, allow_private_default=os.environ.get(ALLOW_PRIVATE_ENV) == "1")
 
     operator = commands.add_parser("run", help="run the Kubernetes operator")
     operator.add_argument(
@@ -575,7 +575,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "resolve": cmd_resolve,
     "run": cmd_run,
-    "import": cmd_import,
+    **REGISTRY_COMMANDS,
     "migrate": cmd_migrate,
     "serve": cmd_serve_mcp,
     "serve-mcp": cmd_serve_mcp,

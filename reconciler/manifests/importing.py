@@ -28,15 +28,13 @@ import yaml
 
 from reconciler.api.common import GROUP_VERSION
 from reconciler.api.serverjson import VARIABLE, Remote, ServerEntry, parse_server_json
+from reconciler.engine.upstream import UPSTREAM_NAME, UPSTREAM_REGISTRY, UPSTREAM_VERSION
 from reconciler.errors import InvalidInput, PermanentError, Problem
 
 DEFAULT_NAMESPACE = "default"
 MAX_FILE_BYTES = 1024 * 1024
 """Largest server.json read: a description of one server, not a data dump."""
 MAX_FILES = 1000
-UPSTREAM_REGISTRY = "mcp.reconciler.dev/upstream-registry"
-UPSTREAM_NAME = "mcp.reconciler.dev/upstream-name"
-UPSTREAM_VERSION = "mcp.reconciler.dev/upstream-version"
 IMPORTABLE_AUTH = ("none", "bearer", "apiKey", "oauthAuthorizationCode")
 PRESET_META_KEY = "dev.reconciler.mcp/preset"
 """A catalog preset's hints: the auth type its publisher documents, and where."""

@@ -204,3 +204,56 @@ def test_import_from_a_registry_is_ssrf_guarded_and_needs_a_known_server(
     unknown = run("import", "--from", served, "--server", "local.mcp-reconciler.acme/nope", "--allow-private-networks")
     assert unknown[0] == 1
     assert "v0.1/servers/local.mcp-reconciler.acme%2Fnope/versions/latest: not found" in unknown[2]
+
+
+def test_upstream_reports_a_server_deleted_from_the_registry_it_was_imported_from(
+    served: str, registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_RECONCILER_IMPORT_TOKEN", TOKEN)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    servers = ["--server", "local.mcp-reconciler.acme/weather", "--server", "local.mcp-reconciler.acme/docs"]
+    code, _, err = run(
+        "import", "--from", served, *servers, "--allow-private-networks", "-o", str(folder / "imported.yaml")
+    )
+    assert code == 0, err
+
+    code, out, err = run("upstream", "-f", str(folder), "--allow-private-networks")
+    assert code == 0, err
+    assert "MCPServer acme-prod/docs: UpstreamActive: local.mcp-reconciler.acme/docs is active at" in out
+
+    upstream_folder = tmp_path / "upstream"
+    upstream_folder.mkdir()
+    kept = [doc for doc in APPLIED.split("\n---\n") if "name: docs," not in doc]
+    (upstream_folder / "world.yaml").write_text("\n---\n".join(kept))
+    assert run("apply", "-f", str(upstream_folder), "--no-probe", "--registry", registry_url)[0] == 0
+
+    code, out, err = run("upstream", "-f", str(folder), "--allow-private-networks", "-o", "json")
+    assert code == 2, err
+    reasons = {row["name"]: (row["reason"], row["message"]) for row in json.loads(out)["servers"]}
+    assert reasons["docs"] == (
+        "UpstreamDeleted",
+        f"local.mcp-reconciler.acme/docs was deleted from {served}: The server was removed from the registry.",
+    )
+    assert reasons["weather"][0] == "UpstreamActive"
+
+
+def test_upstream_checks_are_ssrf_guarded(served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_RECONCILER_IMPORT_TOKEN", TOKEN)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    run(
+        "import",
+        "--from",
+        served,
+        "--server",
+        "local.mcp-reconciler.acme/docs",
+        "--allow-private-networks",
+        "-o",
+        str(folder / "imported.yaml"),
+    )
+
+    code, _, err = run("upstream", "-f", str(folder))
+
+    assert code == 1
+    assert "blocked: 127.0.0.1 is a loopback address" in err
