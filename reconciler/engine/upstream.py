@@ -64,8 +64,8 @@ def upstream_refs(objects: Iterable[tuple[SourceRef, Mapping[str, str]]]) -> lis
 def plan_upstream_findings(refs: Sequence[UpstreamRef], changed: Sequence[Any]) -> list[UpstreamFinding]:
     """Findings for `refs` from one registry's changed entries (raw `ServerResponse` JSON); pure.
 
-    An entry that is not in `changed` has not changed since the last check: active, unless an earlier check said
-    otherwise (the caller keeps earlier findings for those).
+    A ref with no entry is reported active: the registry listed nothing about it (the watcher keeps every entry
+    it has seen, so "nothing" means "never changed since the first full listing").
     """
     latest: dict[str, Mapping[str, Any]] = {}
     for entry in changed:
@@ -105,37 +105,43 @@ Fetch = Callable[[str, dt.datetime | None], Any]
 
 @dataclass
 class UpstreamWatcher:
-    """Remembers, per registry, when it was last asked, so each check only lists what changed since.
+    """What each registry last said about each server, refreshed at most every `refresh_seconds` per registry.
 
-    The first check of a registry lists everything (deleted entries included); later ones pass `updated_since`.
+    The first check of a registry lists everything (deleted entries included); later ones pass `updated_since`
+    and fold the changes into what is known, so a server first asked about late still gets its earlier status.
     """
 
     fetch: Fetch
+    refresh_seconds: float = 0.0
     checked: dict[str, dt.datetime] = field(default_factory=dict)
-    findings: dict[SourceRef, UpstreamFinding] = field(default_factory=dict)
+    known: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Registry → server name → its latest entry (raw JSON)."""
 
     async def check(
         self, refs: Sequence[UpstreamRef], *, now: Callable[[], dt.datetime] | None = None
     ) -> tuple[list[UpstreamFinding], list[str]]:
-        """(the current finding of every ref, one error line per registry that could not be checked)."""
+        """(the finding of every ref whose registry answered at least once, one error per registry that failed)."""
         clock = now or (lambda: dt.datetime.now(dt.UTC))
         errors: list[str] = []
         by_registry: dict[str, list[UpstreamRef]] = {}
         for ref in refs:
             by_registry.setdefault(ref.registry, []).append(ref)
+        findings: list[UpstreamFinding] = []
         for registry, group in sorted(by_registry.items()):
             started = clock()
-            try:
-                changed = await self.fetch(registry, self.checked.get(registry))
-            except ReconcilerError as err:
-                errors.append(str(err))
-                continue
-            for finding in plan_upstream_findings(group, changed):
-                earlier = self.findings.get(finding.ref.source)
-                unchanged = finding.reason is UpstreamReason.ACTIVE and finding.latest_version is None
-                if unchanged and earlier is not None and earlier.ref == finding.ref:
-                    continue
-                self.findings[finding.ref.source] = finding
-            self.checked[registry] = started
-        current = [self.findings[ref.source] for ref in refs if ref.source in self.findings]
-        return current, errors
+            last = self.checked.get(registry)
+            if last is None or (started - last).total_seconds() >= self.refresh_seconds:
+                try:
+                    changed = await self.fetch(registry, last)
+                except ReconcilerError as err:
+                    errors.append(str(err))
+                else:
+                    entries = self.known.setdefault(registry, {})
+                    for entry in changed:
+                        server = entry.get("server") if isinstance(entry, Mapping) else None
+                        if isinstance(server, Mapping) and isinstance(server.get("name"), str):
+                            entries[server["name"]] = entry
+                    self.checked[registry] = started
+            if registry in self.known:
+                findings.extend(plan_upstream_findings(group, list(self.known[registry].values())))
+        return findings, errors

@@ -63,13 +63,30 @@ def test_the_watcher_asks_for_changes_since_its_last_check_and_keeps_what_it_lea
             raise answer
         return list(answer)
 
-    times = iter([dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)])
+    day = [dt.datetime(2026, 1, n, tzinfo=dt.UTC) for n in (1, 2, 3)]
     watcher = UpstreamWatcher(fetch)
+    late = UpstreamRef(SourceRef("MCPServer", "other", "weather"), REGISTRY, "io.example/weather")
 
-    first, _ = asyncio.run(watcher.check([REF], now=lambda: next(times)))
-    second, _ = asyncio.run(watcher.check([REF], now=lambda: next(times)))
-    third, errors = asyncio.run(watcher.check([REF], now=lambda: dt.datetime(2026, 1, 3, tzinfo=dt.UTC)))
+    first, _ = asyncio.run(watcher.check([REF], now=lambda: day[0]))
+    second, _ = asyncio.run(watcher.check([REF, late], now=lambda: day[1]))
+    third, errors = asyncio.run(watcher.check([REF], now=lambda: day[2]))
 
-    assert asked == [None, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]
-    assert [f.reason for f in (*first, *second, *third)] == [UpstreamReason.DEPRECATED] * 3
+    assert asked == [None, day[0], day[1]]
+    assert [f.reason for f in (*first, *second, *third)] == [UpstreamReason.DEPRECATED] * 4
     assert errors == ["registry down"]
+
+
+def test_the_watcher_asks_a_registry_at_most_once_per_refresh() -> None:
+    asked: list[dt.datetime | None] = []
+
+    async def fetch(registry: str, since: dt.datetime | None) -> list[Any]:
+        asked.append(since)
+        return [entry("deleted")]
+
+    watcher = UpstreamWatcher(fetch, refresh_seconds=3600)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for minutes in (0, 10, 59, 61):
+        [finding], _ = asyncio.run(watcher.check([REF], now=lambda m=minutes: start + dt.timedelta(minutes=m)))
+        assert finding.reason is UpstreamReason.DELETED
+
+    assert asked == [None, start]
