@@ -250,7 +250,7 @@ def _registry_url(backend: str, workdir: Path) -> tuple[str, Any]:
 
 
 _DIAGNOSTICS = r"""
-import collections, ctypes, gc, os, signal, sys, time
+import collections, ctypes, functools, gc, os, signal, sys, time
 
 _DUMP = os.environ["MCPR_BENCH_DUMP"]
 _FRAMES = int(os.environ.get("MCPR_BENCH_TRACEMALLOC") or 0)
@@ -293,8 +293,8 @@ def _holders(objects):
     mb = 1 << 20
     lines = ["deep sizes (MB, each counted once, in this order):"]
     for reconciler in by_type["ObjectReconciler"]:
-        for name in ("_written", "_locks", "_resync_retries", "_batches"):
-            value = getattr(reconciler, name, None)
+        for name in ("_recording._written", "_locks", "_resync_retries", "_batching._batches"):
+            value = functools.reduce(lambda holder, part: getattr(holder, part, None), name.split("."), reconciler)
             if value is not None:
                 lines.append(f"  ObjectReconciler.{name}: {_deep([value], seen) / mb:.2f} in {len(value)}")
     for metrics in by_type["OperatorMetrics"]:

@@ -39,9 +39,8 @@ from reconciler.credentials import (
     fingerprint,
     plan_rotation,
     verdict,
-    verify_credential,
 )
-from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget
+from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, verify_credential
 
 STARTUP_TIMEOUT = 300.0
 NAMESPACE = "bench"

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from reconciler.cli_listing import cmd_get
 from reconciler.cli_registries import REGISTRY_COMMANDS, add_registry_commands
 from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry.records import DEFAULT_MANAGER
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 log = logging.getLogger("mcp_reconciler")
+
+
+def _add_platform_namespace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--platform-namespace",
+        default=os.environ.get(PLATFORM_NAMESPACE_ENV) or None,
+        metavar="NS",
+        help=f"the platform tenant whose featured servers every tenant is offered last (${PLATFORM_NAMESPACE_ENV})",
+    )
 
 
 def _add_registry(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +61,7 @@ def _add_prune(parser: argparse.ArgumentParser) -> None:
 
 
 ALLOW_PRIVATE_ENV = "MCP_RECONCILER_ALLOW_PRIVATE_NETWORKS"
+PLATFORM_NAMESPACE_ENV = "MCP_RECONCILER_PLATFORM_NAMESPACE"
 
 
 def _add_probe(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--show-secrets", action="store_true", help="print header values instead of masks")
     resolve.add_argument("--namespace-tools", action="store_true", help="name tools mcp:<server>:<tool>")
     resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
+    _add_platform_namespace(resolve)
     _add_registry(resolve)
 
     serve = commands.add_parser("serve", aliases=["serve-mcp"], help="the registry read-only: /mcp and /v0.1")
@@ -151,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--name-prefix", default="local.mcp-reconciler", metavar="DNS", help="<prefix>.<tenant>/<server>"
     )
+    _add_platform_namespace(serve)
     _add_registry(serve)
 
     add_registry_commands(commands, allow_private_default=os.environ.get(ALLOW_PRIVATE_ENV) == "1")
@@ -178,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not contact MCP servers (no discovery, tool snapshots or verification of rotated Secrets)",
     )
     operator.add_argument("--metrics-port", type=int, default=8080, help="port for /metrics and /healthz")
+    _add_platform_namespace(operator)
     operator.add_argument("--standalone", action="store_true", help="no peering: this instance is always active")
     operator.add_argument("--peering", default="mcp-reconciler", metavar="NAME", help="kopf peering object name")
     operator.add_argument("--priority", type=int, default=0, help="peering priority")
@@ -389,67 +403,6 @@ def _wait_forever() -> None:
         return
 
 
-def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
-    from reconciler import presenting
-    from reconciler.api import KINDS
-    from reconciler.registry import open_registry
-
-    kinds = [info.kind for info in KINDS] if args.kind == "mcp" else [_kind(args.kind)]
-    registry = open_registry(args.registry, manager=args.manager)
-    try:
-        stored = registry.fetch_resources(namespace=args.namespace, name=args.name)
-    finally:
-        registry.close()
-    objects = {kind: [presenting.as_object(r) for r in stored if r.kind == kind] for kind in kinds}
-    if args.output in ("json", "yaml"):
-        found = [obj for kind in kinds for obj in objects[kind]]
-        if args.name and len(found) == 1 and len(kinds) == 1:
-            print(presenting.dump(found[0], args.output), file=out)
-        elif args.name and not found:
-            raise _not_found(args)
-        else:
-            print(presenting.dump(presenting.as_list(found), args.output), file=out)
-        return EXIT_OK
-    now = dt.datetime.now(dt.UTC)
-    blocks = []
-    for kind in kinds:
-        if objects[kind]:
-            blocks.append(
-                presenting.table(
-                    objects[kind],
-                    kind,
-                    wide=args.output == "wide",
-                    with_namespace=args.namespace is None,
-                    with_kind_prefix=len(kinds) > 1,
-                    now=now,
-                )
-            )
-    if not blocks:
-        if args.name:
-            raise _not_found(args)
-        where = f" in namespace {args.namespace}" if args.namespace else ""
-        print(f"No resources found{where}.", file=sys.stderr)
-        return EXIT_OK
-    print("\n\n".join(blocks), file=out)
-    return EXIT_OK
-
-
-def _kind(spelling: str) -> str:
-    from reconciler.api import KINDS, kind_for
-
-    try:
-        return kind_for(spelling).kind
-    except KeyError:
-        known = ", ".join(sorted(name for info in KINDS for name in (info.plural, *info.short_names)))
-        raise PermanentError(f"unknown resource type {spelling!r} (known: {known}, mcp)") from None
-
-
-def _not_found(args: argparse.Namespace) -> PermanentError:
-    return PermanentError(
-        f"{args.kind} {args.name!r} not found" + (f" in namespace {args.namespace}" if args.namespace else "")
-    )
-
-
 def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.manifests import load_folder
     from reconciler.runtime import resolve_command
@@ -471,6 +424,7 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         namespace_tools=args.namespace_tools,
         secrets=secrets,
         manager=args.manager,
+        platform_tenant=args.platform_namespace,
     )
     print(text, file=out)
     return code
@@ -502,6 +456,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         manager=args.manager,
         callers=caller_directory(token, callers_file=args.callers, anonymous=args.anonymous),
         name_prefix=args.name_prefix,
+        platform_tenant=args.platform_namespace,
     )
     return EXIT_OK
 
@@ -525,6 +480,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         priority=args.priority,
         resync_interval=resync,
         kubeconfig=args.kubeconfig,
+        platform_namespace=args.platform_namespace,
     )
     return EXIT_OK
 

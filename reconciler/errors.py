@@ -9,12 +9,25 @@ the operator to kopf errors.
     └── RetryableError(delay)     transient: registry unreachable, network hiccup
         └── DependencyPending     a referenced object exists but its row is not registered yet
 
-Messages never carry secret values; callers only ever pass references.
+Messages never carry secret values; callers only ever pass references. `ErrorClass` names what kind of failure a
+probe or a credential request met (the probe classifies, credentials and status reuse it), and `one_line` keeps
+every message that quotes a server's text to one bounded line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+ErrorClass = Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"]
+
+MAX_MESSAGE_LENGTH = 300
+
+
+def one_line(text: str) -> str:
+    """Messages are one line and bounded, whatever a server put in its error text."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_MESSAGE_LENGTH else flat[: MAX_MESSAGE_LENGTH - 1] + "…"
 
 
 class ReconcilerError(Exception):

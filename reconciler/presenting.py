@@ -16,6 +16,7 @@ import yaml
 from reconciler.api import KINDS
 from reconciler.api.common import GROUP_VERSION
 from reconciler.api.printing import PRINTER_COLUMNS, column_value
+from reconciler.api.times import format_time
 from reconciler.engine.impact import ToolDelta, ToolImpact
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.registry.records import KIND_OF_TABLE, ResourceRecord, SourceRef
@@ -200,7 +201,7 @@ def plan_json(plan: Plan, impact: ToolImpact | None = None) -> str:
 def _timestamp(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def as_object(resource: ResourceRecord) -> dict[str, Any]:

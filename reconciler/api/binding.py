@@ -20,9 +20,11 @@ from reconciler.api.common import (
 )
 
 TemplateId = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+AgentId = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 # Kubernetes validates ConfigMap keys exactly like Secret keys.
 ConfigMapKey = Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
 DEFAULT_EXPORT_KEY = "mcp-config.json"
+AGENTS_WITHOUT_EXPORT = "export is the template's document for no particular agent: a binding with agents cannot export"
 
 
 class BoundServer(Model):
@@ -68,6 +70,9 @@ class MCPTemplateBindingSpec(Model):
 
     template: TemplateId
     """Agent template id."""
+    agents: list[AgentId] = Field(default_factory=list, max_length=256)
+    """Assign the servers to these agents of the template only (Alloy's per-teammate checkbox, Wacht's attach);
+    empty: every agent of the template. Removing an agent, or the binding, detaches the servers from it."""
     servers: list[BoundServer] = Field(min_length=1, max_length=512)
     """Servers the template gets."""
     export: BindingExport | None = None
@@ -75,6 +80,10 @@ class MCPTemplateBindingSpec(Model):
 
     @model_validator(mode="after")
     def _unique(self) -> MCPTemplateBindingSpec:
+        if len(set(self.agents)) != len(self.agents):
+            raise ValueError("an agent is listed twice in agents")
+        if self.agents and self.export is not None:
+            raise ValueError(AGENTS_WITHOUT_EXPORT)
         seen: set[str] = set()
         for bound in self.servers:
             if bound.server_ref in seen:

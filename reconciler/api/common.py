@@ -11,6 +11,8 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from reconciler.api.times import Timestamp
+
 API_GROUP = "mcp.reconciler.dev"
 API_VERSION = "v1alpha1"
 GROUP_VERSION: Final = "mcp.reconciler.dev/v1alpha1"
@@ -151,7 +153,7 @@ class Condition(Model):
     """Human-readable detail."""
     observed_generation: int | None = None
     """The `.metadata.generation` this condition was set for."""
-    last_transition_time: dt.datetime
+    last_transition_time: Timestamp
     """When the status last changed."""
 
 
@@ -166,7 +168,7 @@ class StatusBase(Model):
     """`Ready` and `Synced` always; servers add `Discovered`, `CredentialsValid`, `ToolsDrifted`."""
     registry_id: str | None = None
     """Primary key of the row in the registry database."""
-    last_sync_time: dt.datetime | None = None
+    last_sync_time: Timestamp | None = None
     """When the registry last changed because of this object."""
     last_handled_reconcile_at: str | None = None
     """Echo of the `mcp.reconciler.dev/reconcile-requested-at` annotation last handled."""

@@ -52,3 +52,16 @@ class Reason(StrEnum):
     AWAITING_USER_AUTHORIZATION = "AwaitingUserAuthorization"
     TOOLS_UNCHANGED = "ToolsUnchanged"
     TOOLS_CHANGED = "ToolsChanged"
+
+
+PROBE_FAILURE_REASONS: dict[str, Reason] = {
+    "transport": Reason.TRANSPORT_ERROR,
+    "auth": Reason.AUTH_ERROR,
+    "downstream": Reason.DOWNSTREAM_ERROR,
+    "timeout": Reason.TIMEOUT,
+    "protocol": Reason.PROTOCOL_ERROR,
+    "tls": Reason.TLS_ERROR,
+    "blocked": Reason.BLOCKED,
+    "internal": Reason.INTERNAL_ERROR,
+}
+"""Ready's reason when the last probe failed, by the probe's error class (`reconciler.probe.ErrorClass`)."""

@@ -11,7 +11,9 @@ from pydantic import Field, field_validator, model_validator
 
 from reconciler.api.common import (
     GROUP_VERSION,
+    SECRET_KEY_PATTERN,
     Header,
+    HeaderName,
     Model,
     ObjectMeta,
     ObjectName,
@@ -19,6 +21,7 @@ from reconciler.api.common import (
     StatusBase,
     reject_duplicate_headers,
 )
+from reconciler.api.server import CredentialStatus
 
 Subject = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")]
 
@@ -30,6 +33,18 @@ class ConnectionAuth(Model):
     """Secret key holding the token."""
     authorization_scheme: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~+/-]+$")] = "Bearer"
     """Scheme written before the token in `Authorization` (ibl.ai's `authorization_scheme`)."""
+
+
+class MemberHeader(Model):
+    """A header whose value is the member's own stored value (ThinkWork's user-scoped workspace slug)."""
+
+    name: HeaderName
+    """Header name, e.g. `x-workspace-slug`."""
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
+    """The key of the member's stored value, kept by the runtime in the same Secret as the member's token."""
+
+
+MEMBER_HEADERS_NEED_PER_MEMBER = "memberHeaders need credentialMode: perMember (values are each member's own)"
 
 
 class MCPConnectionSpec(Model):
@@ -47,6 +62,9 @@ class MCPConnectionSpec(Model):
     """The shared credential (not allowed with `perMember`)."""
     headers: list[Header] = Field(default_factory=list, max_length=64)
     """Extra headers merged over the server's headers."""
+    member_headers: list[MemberHeader] = Field(default_factory=list, max_length=16)
+    """With `perMember`: headers whose values are the member's own stored values (next to their token); the
+    member is `needs_connection` until every one is stored."""
     active: bool = True
     """Inactive connections are skipped at resolution time."""
     use_for_discovery: bool = False
@@ -66,12 +84,24 @@ class MCPConnectionSpec(Model):
                 raise ValueError("credentialMode: perMember is an organization-level connection: use scope: platform")
             if self.use_for_discovery:
                 raise ValueError("credentialMode: perMember has no credential the reconciler can use for discovery")
+        elif self.member_headers:
+            raise ValueError(MEMBER_HEADERS_NEED_PER_MEMBER)
         return self
 
     @field_validator("headers")
     @classmethod
     def _unique_headers(cls, headers: list[Header]) -> list[Header]:
         return reject_duplicate_headers(headers)
+
+    @field_validator("member_headers")
+    @classmethod
+    def _unique_member_headers(cls, headers: list[MemberHeader]) -> list[MemberHeader]:
+        seen: set[str] = set()
+        for header in headers:
+            if header.name.lower() in seen:
+                raise ValueError(f"member header {header.name!r} is listed twice")
+            seen.add(header.name.lower())
+        return headers
 
 
 class MCPConnectionStatus(StatusBase):
@@ -83,6 +113,8 @@ class MCPConnectionStatus(StatusBase):
     """Keyed fingerprint of the credential in use (never the value)."""
     connected_members: int | None = None
     """With `perMember`: how many members have authorized their account."""
+    credentials: CredentialStatus | None = None
+    """Rotations of the connection's Secret (`rotatedAt`, `revision`, `failedRotationAttempts`); never a value."""
 
 
 class MCPConnection(Model):

@@ -21,8 +21,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from reconciler.api.binding import AGENTS_WITHOUT_EXPORT
 from reconciler.api.common import API_GROUP, API_VERSION, CATEGORY
-from reconciler.api.connection import MCPConnectionSpec
+from reconciler.api.connection import MEMBER_HEADERS_NEED_PER_MEMBER, MCPConnectionSpec
 from reconciler.api.durations import MAX_DURATION
 from reconciler.api.grant import GrantSubject
 from reconciler.api.kinds import KINDS, KindInfo
@@ -122,6 +123,13 @@ _OBJECT_RULES: dict[str, tuple[Rule, ...]] = {
             f"!({_PER_MEMBER}) || !{_effective('self', MCPConnectionSpec, 'use_for_discovery')}",
             "credentialMode: perMember has no credential the reconciler can use for discovery",
         ),
+        Rule(
+            f"({_PER_MEMBER}) || !has(self.memberHeaders) || size(self.memberHeaders) == 0",
+            MEMBER_HEADERS_NEED_PER_MEMBER,
+        ),
+    ),
+    "MCPTemplateBindingSpec": (
+        Rule("!has(self.agents) || size(self.agents) == 0 || !has(self.export)", AGENTS_WITHOUT_EXPORT),
     ),
     "GrantTarget": (
         Rule("has(self.serverRef) != has(self.connectionRef)", "set exactly one of serverRef or connectionRef"),
@@ -138,6 +146,9 @@ _OBJECT_RULES: dict[str, tuple[Rule, ...]] = {
 
 # Rules on one property of a model, keyed by (model name, property name on the wire).
 _PROPERTY_RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
+    ("MCPTemplateBindingSpec", "agents"): (
+        Rule("self.all(a, self.exists_one(o, o == a))", "an agent is listed twice in agents"),
+    ),
     ("Discovery", "interval"): (
         Rule("duration(self) >= duration('10s')", "interval must be at least 10s"),
         Rule(f"duration(self) <= duration('{MAX_DURATION}')", f"interval must be at most {MAX_DURATION} (one year)"),
@@ -152,9 +163,16 @@ _PROPERTY_RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
 _LIST_MAP_KEYS: dict[str, tuple[str, ...]] = {
     "Header": ("name",),
     "BoundServer": ("serverRef",),
+    "MemberHeader": ("name",),
     "Condition": ("type",),
 }
 _LIST_RULES: dict[str, tuple[Rule, ...]] = {
+    "MemberHeader": (
+        Rule(
+            "self.all(h, self.exists_one(o, o.name.lowerAscii() == h.name.lowerAscii()))",
+            "each member header name may be listed once (names are case-insensitive)",
+        ),
+    ),
     # HTTP header names are case-insensitive, which a list-map key cannot express.
     "Header": (
         Rule(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.api.durations import format_duration
+from reconciler.api.times import format_time, parse_time
 
 __all__ = ["NONE", "PRINTER_COLUMNS", "ColumnType", "PrinterColumn", "column_value", "parse_json_path"]
 
@@ -174,27 +175,15 @@ def _go_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, dt.datetime):
-        return _rfc3339(value)
+        return format_time(value)
     if isinstance(value, Mapping | list):
         return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
     return str(value)
 
 
-def _rfc3339(value: dt.datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _parse_time(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    else:
+    moment = value if isinstance(value, dt.datetime) else parse_time(value)
+    if moment is None:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 

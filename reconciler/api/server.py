@@ -5,7 +5,6 @@ Read by the manifests loader and the operator (parsing), the engine (desired row
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -25,6 +24,7 @@ from reconciler.api.common import (
 )
 from reconciler.api.durations import DURATION_PATTERN, MAX_DURATION, MAX_DURATION_SECONDS, parse_duration
 from reconciler.api.hosts import url_host_problem
+from reconciler.api.times import Timestamp
 
 URL_PATTERN = r"^https?://\S.*\S$"
 
@@ -283,7 +283,7 @@ class DiscoveryStatus(Model):
     """OAuth grant types the authorization server supports."""
     filled_fields: list[str] = Field(default_factory=list)
     """Auth fields the spec left empty and discovery filled."""
-    discovered_at: dt.datetime | None = None
+    discovered_at: Timestamp | None = None
     """When discovery last ran."""
 
 
@@ -324,7 +324,7 @@ class ToolSnapshotStatus(Model):
     """Hash of the tool snapshot (`sha256:…`)."""
     names: list[str] = Field(default_factory=list)
     """The first tool names (at most 20)."""
-    snapshot_at: dt.datetime | None = None
+    snapshot_at: Timestamp | None = None
     """When the snapshot was taken."""
     server_info: ServerInfo | None = None
     protocol_version: str | None = None
@@ -340,7 +340,7 @@ class ToolSnapshotStatus(Model):
     view_of: str | None = None
     """With `cacheScope: private`: whose view the snapshot is (`MCPConnection/<name>`, `spec.auth (<type>)` or
     `anonymous`)."""
-    next_probe_at: dt.datetime | None = None
+    next_probe_at: Timestamp | None = None
     """When the next probe falls due: the last probe plus `spec.discovery.interval`, or plus `ttlMs` when longer
     (sooner when the spec changes, a pass is forced or a minted token nears expiry)."""
     changes: ToolChanges | None = None
@@ -365,7 +365,7 @@ class LastTest(Model):
     """What to check next, when the failure suggests it (for example the other `transport`)."""
     latency_ms: int | None = None
     """Round-trip time of the test in milliseconds."""
-    at: dt.datetime | None = None
+    at: Timestamp | None = None
     """When the test ran."""
 
 
@@ -380,9 +380,9 @@ class CredentialStatus(Model):
     """Keyed fingerprint of the credential in use (never the value)."""
     revision: int | None = None
     """Number of credential rotations applied."""
-    rotated_at: dt.datetime | None = None
+    rotated_at: Timestamp | None = None
     """When the credential was last rotated in place."""
-    expires_at: dt.datetime | None = None
+    expires_at: Timestamp | None = None
     """When the current token expires."""
     failed_rotation_attempts: int | None = None
     """Rotations that failed verification; the last good one stays."""

@@ -11,10 +11,13 @@ The engine imports from here only (the submodules are the package's own layout):
 - the credentials step: `prepare_server_credentials` / `prepare_many` (DCR + minting, after apply and before
   probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
   (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
-- rotation: `plan_rotation` (pure), `verify_credential`, `verdict`;
+- rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
+- ports: `AuthServerClient` (HTTP to authorization servers; the engine passes the probe's `ProbeAuthServer`),
+  `CredentialRegistry` / `CredentialTransaction` (storage; the registry satisfies them). This package imports
+  neither the probe nor the registry;
 - errors: see `errors.py` for the tree.
 
-The names load lazily: a caller that needs one module's names does not import httpx2 and the kubernetes client.
+The names load lazily: a caller that needs one module's names does not import the kubernetes client.
 """
 
 from typing import TYPE_CHECKING
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
         fill_authorization_url,
         new_pkce,
     )
-    from reconciler.credentials.authserver import AuthServerAccess
+    from reconciler.credentials.authserver import AuthServerAccess, AuthServerClient
     from reconciler.credentials.errors import (
         AuthServerBlocked,
         AuthServerUnavailable,
@@ -69,6 +72,7 @@ if TYPE_CHECKING:
         PreparedCredentials,
         ReleasedCredentials,
         ServerClientRotation,
+        ServerFacts,
         discover_server,
         discovery_from_status,
         prepare_many,
@@ -89,13 +93,14 @@ if TYPE_CHECKING:
         rotate_client,
     )
     from reconciler.credentials.rotation import (
+        ProbeOutcome,
         RotationAction,
         RotationDecision,
         RotationPolicy,
         plan_rotation,
         verdict,
-        verify_credential,
     )
+    from reconciler.credentials.storage import CredentialRegistry, CredentialTransaction
     from reconciler.credentials.stores import (
         SecretStore,
         arequire_reference,
@@ -119,13 +124,16 @@ __all__ = [
     "KEY_FILE_ENV",
     "AuthServerAccess",
     "AuthServerBlocked",
+    "AuthServerClient",
     "AuthServerUnavailable",
     "ClientRegistration",
     "ClientRotation",
     "CredentialContext",
     "CredentialFailure",
+    "CredentialRegistry",
     "CredentialSettings",
     "CredentialStores",
+    "CredentialTransaction",
     "CrossNamespaceReference",
     "IncompleteAuthSpec",
     "InvalidClient",
@@ -141,6 +149,7 @@ __all__ = [
     "NewSecret",
     "OAuthRejected",
     "PreparedCredentials",
+    "ProbeOutcome",
     "RegisteredClient",
     "RegistrationRefused",
     "ReleasedCredentials",
@@ -155,6 +164,7 @@ __all__ = [
     "SecretStore",
     "SecretStoreUnavailable",
     "ServerClientRotation",
+    "ServerFacts",
     "StoredTokenCache",
     "TokenCache",
     "TokenClient",
@@ -194,14 +204,13 @@ __all__ = [
     "rotate_client",
     "rotate_server_client",
     "verdict",
-    "verify_credential",
 ]
 
 __getattr__ = lazy_exports(
     __name__,
     {
         "authorization": ["authorization_url_template", "connected_members", "fill_authorization_url", "new_pkce"],
-        "authserver": ["AuthServerAccess"],
+        "authserver": ["AuthServerAccess", "AuthServerClient"],
         "errors": [
             "AuthServerBlocked",
             "AuthServerUnavailable",
@@ -242,6 +251,7 @@ __getattr__ = lazy_exports(
             "PreparedCredentials",
             "ReleasedCredentials",
             "ServerClientRotation",
+            "ServerFacts",
             "discover_server",
             "discovery_from_status",
             "prepare_many",
@@ -262,13 +272,14 @@ __getattr__ = lazy_exports(
             "rotate_client",
         ],
         "rotation": [
+            "ProbeOutcome",
             "RotationAction",
             "RotationDecision",
             "RotationPolicy",
             "plan_rotation",
             "verdict",
-            "verify_credential",
         ],
+        "storage": ["CredentialRegistry", "CredentialTransaction"],
         "stores": ["SecretStore", "arequire_reference", "is_local_reference", "local_reference", "require_reference"],
         "tokens": [
             "MemoryTokenCache",

@@ -17,7 +17,7 @@ import string
 from collections.abc import Sequence
 from urllib.parse import quote, urlencode, urlsplit
 
-from reconciler.registry import Registry
+from reconciler.credentials.storage import CredentialRegistry
 
 REDIRECT_URI_PLACEHOLDER = "{redirect_uri}"
 STATE_PLACEHOLDER = "{state}"
@@ -70,6 +70,6 @@ def new_pkce() -> tuple[str, str]:
     return verifier, challenge
 
 
-def connected_members(registry: Registry, tenant: str, server: str) -> int:
+def connected_members(registry: CredentialRegistry, tenant: str, server: str) -> int:
     """How many members authorized their own account for a per-member server (rows in `user_tokens`)."""
     return registry.count_user_tokens(tenants=[tenant]).get((tenant, server), 0)

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reconciler.errors import PermanentError, RetryableError
-from reconciler.probe import ErrorClass
+from reconciler.errors import ErrorClass, PermanentError, RetryableError
 
 REDACTED = "<redacted>"
 MIN_REDACTED_LENGTH = 4

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler.credentials.local_store import MintedSecretStore, NewSecret
-from reconciler.registry import RegistryTransaction
+from reconciler.credentials.storage import CredentialTransaction
 
 PURPOSE_PREFIX = "last-good-"
 
@@ -36,7 +36,7 @@ class VerifiedValue:
 
 
 def pin_verified(
-    store: MintedSecretStore, values: Iterable[VerifiedValue], *, transaction: RegistryTransaction | None = None
+    store: MintedSecretStore, values: Iterable[VerifiedValue], *, transaction: CredentialTransaction | None = None
 ) -> None:
     """Keep encrypted copies of accepted values; unchanged copies are not rewritten."""
     wanted = [

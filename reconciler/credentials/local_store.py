@@ -9,7 +9,8 @@
   values above.
 - `MemoryMintedSecrets`: the same contract in memory, for dry runs and benchmarks that must not write.
 
-The OAuth flows depend only on the `MintedSecrets` protocol. Values appear in no repr and no log line.
+The registry is reached through the `storage.CredentialRegistry` port. The OAuth flows depend only on the
+`MintedSecrets` protocol. Values appear in no repr and no log line.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Any, Protocol
 
 from reconciler.credentials.headers import SecretReader
 from reconciler.credentials.sealing import SecretSealer
+from reconciler.credentials.storage import CredentialRegistry, CredentialTransaction
 from reconciler.credentials.stores import local_reference, split_local
-from reconciler.registry import Registry, RegistryTransaction
-from reconciler.registry.secret_store import SealedSecret
+from reconciler.records import SealedSecret
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class MintedSecrets(Protocol):
 
     def get(self, tenant: str, name: str, purpose: str) -> LocalSecret | None: ...
 
-    def put_all(self, secrets: Iterable[NewSecret], *, transaction: RegistryTransaction | None = None) -> None: ...
+    def put_all(self, secrets: Iterable[NewSecret], *, transaction: CredentialTransaction | None = None) -> None: ...
 
     def delete(
         self,
@@ -62,13 +63,13 @@ class MintedSecrets(Protocol):
         name: str,
         purposes: Collection[str] | None = None,
         *,
-        transaction: RegistryTransaction | None = None,
+        transaction: CredentialTransaction | None = None,
     ) -> int: ...
 
     def read(self, namespace: str, name: str, key: str) -> str | None: ...
 
 
-def put_secret(store: MintedSecrets, secret: NewSecret, *, transaction: RegistryTransaction | None = None) -> str:
+def put_secret(store: MintedSecrets, secret: NewSecret, *, transaction: CredentialTransaction | None = None) -> str:
     """Store one value; returns its `local:` reference."""
     store.put_all([secret], transaction=transaction)
     return local_reference(secret.tenant, secret.name, secret.purpose)
@@ -77,7 +78,7 @@ def put_secret(store: MintedSecrets, secret: NewSecret, *, transaction: Registry
 class MintedSecretStore:
     """Minted values, sealed in the registry's `local_secrets` table. Sealing is bound to the reference."""
 
-    def __init__(self, registry: Registry, key: bytes) -> None:
+    def __init__(self, registry: CredentialRegistry, key: bytes) -> None:
         self._registry = registry
         self._sealer = SecretSealer(key)
 
@@ -95,7 +96,7 @@ class MintedSecretStore:
     def all_of(self, tenant: str, name: str | None = None) -> list[LocalSecret]:
         return [self._unseal(sealed) for sealed in self._registry.fetch_local_secrets(tenant, name)]
 
-    def put_all(self, secrets: Iterable[NewSecret], *, transaction: RegistryTransaction | None = None) -> None:
+    def put_all(self, secrets: Iterable[NewSecret], *, transaction: CredentialTransaction | None = None) -> None:
         sealed = [self._seal(secret) for secret in secrets]
         if not sealed:
             return
@@ -111,7 +112,7 @@ class MintedSecretStore:
         name: str,
         purposes: Collection[str] | None = None,
         *,
-        transaction: RegistryTransaction | None = None,
+        transaction: CredentialTransaction | None = None,
     ) -> int:
         if transaction is not None:
             return transaction.delete_local_secrets(tenant, name, purposes)
@@ -161,7 +162,7 @@ class MemoryMintedSecrets:
     def get(self, tenant: str, name: str, purpose: str) -> LocalSecret | None:
         return self._values.get((tenant, name, purpose))
 
-    def put_all(self, secrets: Iterable[NewSecret], *, transaction: RegistryTransaction | None = None) -> None:
+    def put_all(self, secrets: Iterable[NewSecret], *, transaction: CredentialTransaction | None = None) -> None:
         now = dt.datetime.now(dt.UTC)
         for secret in secrets:
             self._values[(secret.tenant, secret.name, secret.purpose)] = LocalSecret(
@@ -178,7 +179,7 @@ class MemoryMintedSecrets:
         name: str,
         purposes: Collection[str] | None = None,
         *,
-        transaction: RegistryTransaction | None = None,
+        transaction: CredentialTransaction | None = None,
     ) -> int:
         doomed = [key for key in self._values if key[:2] == (tenant, name) and (purposes is None or key[2] in purposes)]
         for key in doomed:
@@ -194,7 +195,7 @@ class MemoryMintedSecrets:
 class LocalSecretStore:
     """The CLI's `SecretStore`: Secret manifests from the folder, plus the values the reconciler minted."""
 
-    def __init__(self, static: SecretReader, registry: Registry, key: bytes) -> None:
+    def __init__(self, static: SecretReader, registry: CredentialRegistry, key: bytes) -> None:
         self.static = static
         self.minted = MintedSecretStore(registry, key)
 

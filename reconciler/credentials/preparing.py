@@ -7,13 +7,16 @@ its deletion must clean up. This is the module the engine calls; the others are 
                                   oauthAuthorizationCode: register the client when no clientId (RFC 7591),
                                     → `authorization_url_template`, `connected_members`; nothing to list with
                                   other auth types: nothing (their headers come from `headers.py`)
-    client rotation due         rotate_server_client(record, context=..., discovery=..., target=...)
+    client rotation due         rotate_server_client(record, context=..., discovery=..., verify_with=...)
     before deleting a server    release_server_credentials(tenant, server, context=...)
 
 Failures raise the errors of `errors.py` (`prepare_many` returns them as `CredentialFailure`s instead), each with
 an `error_class` and a `reason` for status. `discovery` is the server's last `AuthDiscovery` (see
 `discovery_from_status` for the stored form); when an endpoint the spec omits is needed and none is known, the
-server is discovered here, through the same SSRF-guarded HTTP as probes.
+server is discovered here. Every request goes through the context's `AuthServerClient` port (the probe's
+SSRF-guarded HTTP, which the engine passes in), and every row and sealed value through the `storage` ports; this
+package imports neither the probe nor the registry. `record` is anything with a server row's facts
+(`ServerFacts`; the registry's `ServerRecord` is one).
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ import dataclasses
 import datetime as dt
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
 from reconciler.api.conditions import Reason
 from reconciler.credentials.authorization import authorization_url_template, connected_members
-from reconciler.credentials.authserver import AuthServerAccess, discover, origin
+from reconciler.credentials.authserver import AuthServerAccess, AuthServerClient
 from reconciler.credentials.errors import IncompleteAuthSpec, RegistrationRefused
 from reconciler.credentials.headers import SecretReader
 from reconciler.credentials.registration import (
@@ -47,7 +50,7 @@ from reconciler.credentials.registration import (
     forget_clients,
     rotate_client,
 )
-from reconciler.credentials.rotation import verdict, verify_credential
+from reconciler.credentials.rotation import ProbeOutcome, verdict
 from reconciler.credentials.stores import require_reference
 from reconciler.credentials.tokens import (
     DEFAULT_REFRESH_AT,
@@ -58,14 +61,38 @@ from reconciler.credentials.tokens import (
     TokenClient,
     client_credentials_token,
 )
-from reconciler.errors import PermanentError, ReconcilerError, RetryableError
-from reconciler.probe import AuthDiscovery, ErrorClass, ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget
-from reconciler.probe.classification import one_line
-from reconciler.registry.records import ServerRecord
+from reconciler.errors import ErrorClass, PermanentError, ReconcilerError, RetryableError, one_line
+from reconciler.records import AuthDiscovery
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_REDIRECT_URIS = ("http://127.0.0.1/oauth/callback",)
+DEFAULT_MAX_CONCURRENCY = 16
+
+
+class ServerFacts(Protocol):
+    """What the credentials step reads of a server row (`reconciler.registry.records.ServerRecord` has it)."""
+
+    @property
+    def tenant(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def transport(self) -> str: ...
+
+    @property
+    def auth_type(self) -> str: ...
+
+    @property
+    def auth(self) -> Mapping[str, Any]: ...
+
+    @property
+    def allow_private(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -90,13 +117,15 @@ class CredentialContext:
     stores: CredentialStores
     secrets: SecretReader
     """User Secrets and minted values (`LocalSecretStore`, or the operator's scoped Kubernetes store)."""
-    http: ProbeHttp
-    probe_settings: ProbeSettings
+    authserver: AuthServerClient
+    """The authorization-server port (the engine passes the probe's `ProbeAuthServer`)."""
     fingerprint_key: bytes
     settings: CredentialSettings = CredentialSettings()
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    """How many servers `prepare_many` prepares at once (the probe's `max_concurrency`)."""
 
     def access(self, *, allow_private: bool) -> AuthServerAccess:
-        return AuthServerAccess(http=self.http, settings=self.probe_settings, allow_private=allow_private)
+        return AuthServerAccess(client=self.authserver, allow_private=allow_private)
 
 
 @dataclass(frozen=True)
@@ -144,7 +173,7 @@ class CredentialFailure:
     """Seconds, for retryable failures."""
 
     @classmethod
-    def internal(cls, record: ServerRecord, error: BaseException) -> CredentialFailure:
+    def internal(cls, record: ServerFacts, error: BaseException) -> CredentialFailure:
         """A fault in the reconciler itself while preparing one server's credentials (logged without its text)."""
         logger.error(
             "credentials for %s/%s failed inside the reconciler (%s); other servers are not affected\n%s",
@@ -167,7 +196,7 @@ class CredentialFailure:
 
 
 async def prepare_server_credentials(
-    record: ServerRecord,
+    record: ServerFacts,
     *,
     context: CredentialContext,
     discovery: AuthDiscovery | None = None,
@@ -183,7 +212,7 @@ async def prepare_server_credentials(
 
 
 async def prepare_many(
-    records: Sequence[ServerRecord],
+    records: Sequence[ServerFacts],
     *,
     context: CredentialContext,
     discoveries: Mapping[tuple[str, str], AuthDiscovery] | None = None,
@@ -191,9 +220,9 @@ async def prepare_many(
 ) -> dict[tuple[str, str], PreparedCredentials | CredentialFailure]:
     """`prepare_server_credentials` for many servers, at most `max_concurrency` at once; by (tenant, server)."""
     results: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = {}
-    limiter = anyio.Semaphore(context.probe_settings.max_concurrency)
+    limiter = anyio.Semaphore(context.max_concurrency)
 
-    async def one(record: ServerRecord) -> None:
+    async def one(record: ServerFacts) -> None:
         key = (record.tenant, record.name)
         async with limiter:
             try:
@@ -213,7 +242,7 @@ async def prepare_many(
 
 
 async def _prepare_client_credentials(
-    record: ServerRecord, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
+    record: ServerFacts, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
 ) -> PreparedCredentials:
     auth = record.auth
     access = context.access(allow_private=record.allow_private)
@@ -256,7 +285,7 @@ def _with_token(prepared: PreparedCredentials, token: MintedToken) -> PreparedCr
 
 
 async def _token_client(
-    record: ServerRecord, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
+    record: ServerFacts, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
 ) -> tuple[RegisteredClient | None, TokenClient]:
     """The client that asks for tokens: registered dynamically, or the spec's client id and secret."""
     auth = record.auth
@@ -300,7 +329,7 @@ def _preferred_secret_method(discovery: AuthDiscovery | None) -> TokenAuthMethod
     return "client_secret_basic"
 
 
-def _client_id(record: ServerRecord, *, context: CredentialContext) -> str | None:
+def _client_id(record: ServerFacts, *, context: CredentialContext) -> str | None:
     auth = record.auth
     if isinstance(auth.get("clientId"), str):
         return str(auth["clientId"])
@@ -315,7 +344,7 @@ def _scopes(auth: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _registration(
-    record: ServerRecord,
+    record: ServerFacts,
     *,
     context: CredentialContext,
     discovery: AuthDiscovery | None,
@@ -330,7 +359,7 @@ def _registration(
         )
     issuer = discovery.authorization_servers[0] if discovery and discovery.authorization_servers else None
     if issuer is None:
-        issuer = origin(registration_url)
+        issuer = context.authserver.origin(registration_url)
     code_flow = record.auth_type == "oauthAuthorizationCode"
     return ClientRegistration(
         tenant=record.tenant,
@@ -355,7 +384,7 @@ def _rotation_due(client: RegisteredClient | None, *, context: CredentialContext
 
 
 async def _prepare_authorization_code(
-    record: ServerRecord, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
+    record: ServerFacts, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
 ) -> PreparedCredentials:
     auth = record.auth
     access = context.access(allow_private=record.allow_private)
@@ -393,9 +422,9 @@ async def _prepare_authorization_code(
 # -- discovery -----------------------------------------------------------------------------------------------
 
 
-async def discover_server(record: ServerRecord, *, access: AuthServerAccess) -> AuthDiscovery:
+async def discover_server(record: ServerFacts, *, access: AuthServerAccess) -> AuthDiscovery:
     """The probe's auth discovery for one server (challenge, RFC 9728, RFC 8414), errors as credential errors."""
-    return await discover(access, server_url=record.url, transport=record.transport)  # type: ignore[arg-type]
+    return await access.discover(server_url=record.url, transport=record.transport)
 
 
 def discovery_from_status(status: Mapping[str, Any] | None) -> AuthDiscovery | None:
@@ -434,22 +463,23 @@ class ServerClientRotation:
     """`rotate_server_client`'s outcome; `probe` is the verification probe (client credentials), if one ran."""
 
     rotation: ClientRotation
-    probe: ProbeResult | None = None
+    probe: ProbeOutcome | None = None
 
 
 async def rotate_server_client(
-    record: ServerRecord,
+    record: ServerFacts,
     *,
     context: CredentialContext,
     previous: RegisteredClient,
-    target: ProbeTarget | None = None,
+    verify_with: Callable[[Mapping[str, str]], Awaitable[ProbeOutcome]] | None = None,
     discovery: AuthDiscovery | None = None,
     now: dt.datetime | None = None,
 ) -> ServerClientRotation:
     """Re-register a server's dynamically registered client and keep the old one until the new one is verified.
 
-    Client credentials: a token is minted with the new client and `target` (the server's probe target) is probed
-    with it; authorization code: the new registration is read back (RFC 7592). Without `target`, a client
+    Client credentials: a token is minted with the new client and `verify_with` probes the live server with its
+    headers (the engine passes `reconciler.probe.credential_verifier` of the server's probe target);
+    authorization code: the new registration is read back (RFC 7592). Without `verify_with`, a client
     credentials rotation verifies by minting only.
     """
     now = now or dt.datetime.now(dt.UTC)
@@ -463,7 +493,7 @@ async def rotate_server_client(
         discovery=discovery,
         confidential=(record.auth.get("pkce") == "confidential") if code_flow else True,
     )
-    probes: list[ProbeResult] = []
+    probes: list[ProbeOutcome] = []
 
     async def verify(candidate: RegisteredClient) -> bool:
         if code_flow:
@@ -485,13 +515,9 @@ async def rotate_server_client(
         except PermanentError as err:
             logger.info("the new client for %s/%s cannot mint a token: %s", record.tenant, record.name, err)
             return False
-        if target is None:
+        if verify_with is None:
             return True
-        probed = await verify_credential(
-            dataclasses.replace(target, headers={**target.headers, **token.headers()}),
-            settings=context.probe_settings,
-            http=context.http,
-        )
+        probed = await verify_with(token.headers())
         probes.append(probed)
         return verdict(probed) != "rejected"
 

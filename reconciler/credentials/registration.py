@@ -12,6 +12,10 @@ Auth method choice (`choose_auth_method`): a public client registers with `none`
 first of `client_secret_basic`, `client_secret_post`, `none` the server lists in
 `token_endpoint_auth_methods_supported` (an absent list means `client_secret_basic`, RFC 8414).
 
+The requests are decided as values by pure functions (`registration_request`, `management_request` for RFC 7592)
+and so is what keeping a client writes (`client_rows`: its `oauth_clients` row, the values to seal); the
+functions that await send them through the authorization-server port and write them through the storage port.
+
 Rotation: `client_rotation_due` (pure) says when a client should be replaced (`client_secret_expires_at` close,
 or older than a maximum age); `rotate_client` registers a new client, keeps it pending while the caller verifies
 it, then promotes it and deregisters the old one, or abandons it and keeps the old one.
@@ -25,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from reconciler.credentials.authserver import AuthServerAccess, read_issued_client, rejection, send
+from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest, rejection
 from reconciler.credentials.errors import (
     AuthServerBlocked,
     AuthServerUnavailable,
@@ -34,6 +38,7 @@ from reconciler.credentials.errors import (
     redact,
 )
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
+from reconciler.credentials.storage import CredentialRegistry
 from reconciler.credentials.stores import (
     CLIENT_SECRET,
     PENDING_CLIENT_SECRET,
@@ -42,8 +47,7 @@ from reconciler.credentials.stores import (
     local_reference,
 )
 from reconciler.credentials.tokens import TokenAuthMethod
-from reconciler.probe.tracing import display_url
-from reconciler.registry import OAuthClientRecord, Registry
+from reconciler.records import OAuthClientRecord
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +128,31 @@ class RegisteredClient:
 class CredentialStores:
     """Where registered clients are kept: the registry (non-secret facts) and the minted-secret store."""
 
-    registry: Registry
+    registry: CredentialRegistry
     minted: MintedSecrets
 
 
 # -- registering ---------------------------------------------------------------------------------------------
+
+
+def registration_request(registration: ClientRegistration) -> AuthServerRequest:
+    """The RFC 7591 registration request: the client metadata, POSTed to the registration endpoint. Pure.
+
+    Raises `RegistrationRefused` when the server advertises no auth method the client could register with.
+    """
+    metadata: dict[str, Any] = {
+        "client_name": registration.client_name,
+        "grant_types": list(registration.grant_types),
+        "response_types": ["code"] if "authorization_code" in registration.grant_types else [],
+        "token_endpoint_auth_method": registration.method(),
+    }
+    if registration.redirect_uris:
+        metadata["redirect_uris"] = list(registration.redirect_uris)
+    if registration.scopes:
+        metadata["scope"] = " ".join(registration.scopes)
+    return AuthServerRequest(
+        method="POST", url=registration.registration_url, purpose="the client registration", json_body=metadata
+    )
 
 
 async def register_client(
@@ -136,38 +160,30 @@ async def register_client(
 ) -> RegisteredClient:
     """POST the client metadata to the registration endpoint (RFC 7591) and read the issued client."""
     method = registration.method()
-    metadata: dict[str, Any] = {
-        "client_name": registration.client_name,
-        "grant_types": list(registration.grant_types),
-        "response_types": ["code"] if "authorization_code" in registration.grant_types else [],
-        "token_endpoint_auth_method": method,
-    }
-    if registration.redirect_uris:
-        metadata["redirect_uris"] = list(registration.redirect_uris)
-    if registration.scopes:
-        metadata["scope"] = " ".join(registration.scopes)
-    url = registration.registration_url
-    answer = await send(access, "POST", url, purpose="the client registration", json_body=metadata)
+    request = registration_request(registration)
+    url = request.url
+    answer = await access.perform(request)
     if not answer.ok:
-        raise _registration_error(rejection(answer, url=url, purpose="the client registration"))
-    issued = read_issued_client(answer.document)
+        raise _registration_error(rejection(answer, url=url, purpose=request.purpose))
+    issued = access.read_issued_client(answer.document)
+    where = answer.endpoint
     if issued is None:
         raise RegistrationRefused(
-            f"{display_url(url)} answered the registration without a valid client (no client_id?)",
-            endpoint=display_url(url),
+            f"{where} answered the registration without a valid client (no client_id?)",
+            endpoint=where,
         )
     issued_method = issued.token_endpoint_auth_method or method
     secrets = (issued.client_secret, _text(answer.document, "registration_access_token"))
     if issued_method not in METHOD_PREFERENCE:
         raise RegistrationRefused(
-            f"{display_url(url)} registered client {issued.client_id!r} with auth method {issued_method!r}, "
+            f"{where} registered client {issued.client_id!r} with auth method {issued_method!r}, "
             "which the reconciler cannot use",
-            endpoint=display_url(url),
+            endpoint=where,
         )
     if issued_method != "none" and not issued.client_secret:
         raise RegistrationRefused(
-            f"{display_url(url)} registered client {issued.client_id!r} for {issued_method} without a secret",
-            endpoint=display_url(url),
+            f"{where} registered client {issued.client_id!r} for {issued_method} without a secret",
+            endpoint=where,
         )
     expires = issued.client_secret_expires_at
     client = RegisteredClient(
@@ -185,7 +201,7 @@ async def register_client(
         client.client_id,
         registration.tenant,
         registration.server,
-        display_url(url),
+        where,
         issued_method,
     )
     return client
@@ -205,10 +221,19 @@ def _text(document: Any, key: str) -> str | None:
 # -- persisting and reusing ----------------------------------------------------------------------------------
 
 
-def save_client(client: RegisteredClient, *, tenant: str, server: str, stores: CredentialStores) -> OAuthClientRecord:
-    """Store a client as the server's current one: secrets sealed, the rest in `oauth_clients`, one transaction."""
+@dataclass(frozen=True)
+class ClientRows:
+    """What keeping a client as a server's current one writes: its row, the values to seal, and the purposes
+    whose sealed values go (a client without a registration token leaves none of an earlier one behind)."""
+
+    record: OAuthClientRecord
+    seal: tuple[NewSecret, ...]
+    unseal: tuple[str, ...]
+
+
+def client_rows(client: RegisteredClient, *, tenant: str, server: str) -> ClientRows:
+    """The rows and sealed values of a client kept as the server's current one. Pure."""
     owner = {"clientId": client.client_id}
-    secrets = [NewSecret(tenant, server, purpose, value, owner) for purpose, value in _active_values(client) if value]
     record = OAuthClientRecord(
         tenant=tenant,
         server=server,
@@ -223,12 +248,23 @@ def save_client(client: RegisteredClient, *, tenant: str, server: str, stores: C
         expires_at=client.client_secret_expires_at,
         created_at=client.registered_at,
     )
+    return ClientRows(
+        record=record,
+        seal=tuple(
+            NewSecret(tenant, server, purpose, value, owner) for purpose, value in _active_values(client) if value
+        ),
+        unseal=tuple(purpose for purpose, value in _active_values(client) if value is None),
+    )
+
+
+def save_client(client: RegisteredClient, *, tenant: str, server: str, stores: CredentialStores) -> OAuthClientRecord:
+    """Store a client as the server's current one: secrets sealed, the rest in `oauth_clients`, one transaction."""
+    rows = client_rows(client, tenant=tenant, server=server)
     with stores.registry.transaction() as transaction:
-        stale = [purpose for purpose, value in _active_values(client) if value is None]
-        stores.minted.delete(tenant, server, stale, transaction=transaction)
-        stores.minted.put_all(secrets, transaction=transaction)
-        transaction.put_oauth_client(record)
-    return record
+        stores.minted.delete(tenant, server, list(rows.unseal), transaction=transaction)
+        stores.minted.put_all(rows.seal, transaction=transaction)
+        transaction.put_oauth_client(rows.record)
+    return rows.record
 
 
 def _active_values(client: RegisteredClient) -> list[tuple[str, str | None]]:
@@ -302,20 +338,28 @@ async def ensure_client(
 DeregistrationResult = Literal["deregistered", "already-gone", "not-supported", "failed"]
 
 
+def management_request(client: RegisteredClient, method: str) -> AuthServerRequest | None:
+    """An RFC 7592 request on the client's configuration (`GET` reads it, `DELETE` deregisters), authenticated
+    with its registration access token; None when the server gave no registration URI and token. Pure."""
+    if not client.can_deregister:
+        return None
+    assert client.registration_client_uri is not None
+    return AuthServerRequest(
+        method=method,
+        url=client.registration_client_uri,
+        purpose="the client deregistration" if method == "DELETE" else "the client configuration read",
+        headers={"Authorization": f"Bearer {client.registration_access_token}"},
+        secrets=client.secrets(),
+    )
+
+
 async def deregister_client(client: RegisteredClient, *, access: AuthServerAccess) -> DeregistrationResult:
     """RFC 7592 DELETE of a client; never raises for the server's answer, so clean-up always continues."""
-    if not client.can_deregister:
+    request = management_request(client, "DELETE")
+    if request is None:
         return "not-supported"
-    assert client.registration_client_uri is not None and client.registration_access_token is not None
     try:
-        answer = await send(
-            access,
-            "DELETE",
-            client.registration_client_uri,
-            purpose="the client deregistration",
-            headers={"Authorization": f"Bearer {client.registration_access_token}"},
-            secrets=client.secrets(),
-        )
+        answer = await access.perform(request)
     except (AuthServerUnavailable, AuthServerBlocked) as err:
         logger.warning("deregistering OAuth client %s failed: %s", client.client_id, err)
         return "failed"
@@ -503,16 +547,9 @@ def scrub_client_secrets(text: str, *clients: RegisteredClient | None) -> str:
 async def client_still_registered(client: RegisteredClient, *, access: AuthServerAccess) -> bool:
     """RFC 7592 read of the client configuration: the check that a registration (e.g. a rotated client that no
     token can be minted for, such as an authorization-code client) is live. True when the server cannot say."""
-    if not client.can_deregister:
+    request = management_request(client, "GET")
+    if request is None:
         return True
-    assert client.registration_client_uri is not None
-    answer = await send(
-        access,
-        "GET",
-        client.registration_client_uri,
-        purpose="the client configuration read",
-        headers={"Authorization": f"Bearer {client.registration_access_token}"},
-        secrets=client.secrets(),
-    )
+    answer = await access.perform(request)
     document = answer.document or {}
     return answer.ok and document.get("client_id") == client.client_id

@@ -1,12 +1,12 @@
-"""Rotating credentials in place: decide what a changed Secret calls for (pure), and verify a new credential
-against the live server before the registry row is updated.
+"""Rotating credentials in place: decide what a changed Secret calls for, and read what verifying the new
+credential against the live server said, before the registry row is updated. Pure.
 
 The engine calls `plan_rotation` for every credential whose fingerprint it tracks (server auth, secret headers,
-connection tokens). On `VERIFY` it builds the probe target with the NEW headers and calls `verify_credential`,
-whose `ProbeResult` is also the server's regular probe for this pass (tools, discovery), so a rotation costs one
-probe per server; `verdict` then says whether to update the row (`APPLY`: write the new fingerprint, no
-delete/re-register) or keep the last good credential and report `RotationFailed`. A transport failure or timeout
-proves nothing about the credential and does not count as a failed attempt.
+connection tokens). On `VERIFY` it builds the probe target with the NEW headers and has the probe verify it
+(`reconciler.probe.verify_credential`), whose result is also the server's regular probe for this pass (tools,
+discovery), so a rotation costs one probe per server; `verdict` then says whether to update the row (`APPLY`:
+write the new fingerprint, no delete/re-register) or keep the last good credential and report `RotationFailed`.
+A transport failure or timeout proves nothing about the credential and does not count as a failed attempt.
 
     previous == new                          → UNCHANGED
     new missing (Secret or key gone)         → KEEP_LAST_GOOD
@@ -18,13 +18,10 @@ proves nothing about the credential and does not count as a failed attempt.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
-
-from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_server
+from typing import Literal, Protocol
 
 
 class RotationAction(StrEnum):
@@ -112,7 +109,17 @@ def plan_rotation(
 Verdict = Literal["verified", "rejected", "inconclusive"]
 
 
-def verdict(result: ProbeResult) -> Verdict:
+class ProbeOutcome(Protocol):
+    """What `verdict` reads of a verification probe (the probe's `ProbeResult` has it)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def error_class(self) -> str | None: ...
+
+
+def verdict(result: ProbeOutcome) -> Verdict:
     """What a verification probe says about the credential. Pure.
 
     `verified`: the server accepted it (the probe succeeded, or failed downstream of authentication);
@@ -124,12 +131,3 @@ def verdict(result: ProbeResult) -> Verdict:
     if result.error_class == "auth":
         return "rejected"
     return "inconclusive"
-
-
-async def verify_credential(target: ProbeTarget, *, settings: ProbeSettings, http: ProbeHttp) -> ProbeResult:
-    """Probe the live server with the new credential (`target.headers` already holds it).
-
-    Listing is forced on, because an open endpoint may accept the unauthenticated discovery request: only an
-    authenticated request proves the credential. The result doubles as the server's probe for this pass.
-    """
-    return await probe_server(dataclasses.replace(target, list_tools=True), settings=settings, http=http)

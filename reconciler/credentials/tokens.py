@@ -7,7 +7,9 @@ after a member's consent. Tokens are cached in a `TokenCache`: `StoredTokenCache
 encrypted store under `local:<tenant>/<server>#oauth-access-token`, keyed by a fingerprint of everything the
 request depends on (so a rotated client secret or new scopes mint afresh), and a token is renewed once
 `refresh_at` (default 0.8) of its lifetime has passed. Access and refresh tokens never appear in a repr, a log
-line or an error message.
+line or an error message. Each request is decided by pure functions (`client_credentials_grant`, `refresh_grant`,
+`authorization_code_grant`, then `token_request`) and its answer read by `token_of`; only the sending goes through
+the authorization-server port.
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
-from reconciler.credentials.authserver import AuthServerAccess, AuthServerAnswer, rejection, send
+from reconciler.credentials.authserver import AuthServerAccess, AuthServerAnswer, AuthServerRequest, rejection
 from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.fingerprints import fingerprint
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference
-from reconciler.probe.tracing import display_url
 
 logger = logging.getLogger(__name__)
 
@@ -214,19 +215,15 @@ async def client_credentials_token(
                 now=now,
             )
         except OAuthRejected as err:
-            logger.debug("refresh at %s refused (%s); minting a new token", display_url(client.token_url), err)
+            logger.debug("refresh at %s refused (%s); minting a new token", err.endpoint, err)
     if token is None:
-        form: dict[str, str | Sequence[str]] = {"grant_type": "client_credentials"}
-        if scopes:
-            form["scope"] = " ".join(scopes)
-        if resource:
-            form["resource"] = resource
-        if audience:
-            form["audience"] = audience
         token = await _token_request(
-            client, form, access=access, fingerprint_key=fingerprint_key, now=now, purpose="the token request"
+            token_request(client, client_credentials_grant(scopes=scopes, resource=resource, audience=audience)),
+            client=client,
+            access=access,
+            fingerprint_key=fingerprint_key,
+            now=now,
         )
-    logger.debug("minted an access token at %s", display_url(client.token_url))
     return cache.save(token, inputs=inputs)
 
 
@@ -241,19 +238,14 @@ async def refresh_access_token(
     now: dt.datetime | None = None,
 ) -> MintedToken:
     """The refresh-token grant (RFC 6749 section 6); a server that rotates refresh tokens returns a new one."""
-    form: dict[str, str | Sequence[str]] = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    if scopes:
-        form["scope"] = " ".join(scopes)
-    if resource:
-        form["resource"] = resource
-    token = await _token_request(
+    request = token_request(
         client,
-        form,
-        access=access,
-        fingerprint_key=fingerprint_key,
-        now=now or dt.datetime.now(dt.UTC),
+        refresh_grant(refresh_token, scopes=scopes, resource=resource),
         purpose="the refresh request",
         extra_secrets=(refresh_token,),
+    )
+    token = await _token_request(
+        request, client=client, access=access, fingerprint_key=fingerprint_key, now=now or dt.datetime.now(dt.UTC)
     )
     return token if token.refresh_token else replace(token, refresh_token=refresh_token)
 
@@ -270,6 +262,46 @@ async def exchange_authorization_code(
     now: dt.datetime | None = None,
 ) -> MintedToken:
     """The authorization-code grant with PKCE (RFC 7636): what a runtime does after a member's consent."""
+    request = token_request(
+        client,
+        authorization_code_grant(code, code_verifier=code_verifier, redirect_uri=redirect_uri, resource=resource),
+        purpose="the authorization code exchange",
+        extra_secrets=(code, code_verifier),
+    )
+    return await _token_request(
+        request, client=client, access=access, fingerprint_key=fingerprint_key, now=now or dt.datetime.now(dt.UTC)
+    )
+
+
+Grant = Mapping[str, str | Sequence[str]]
+
+
+def client_credentials_grant(
+    *, scopes: Sequence[str] = (), resource: str | None = None, audience: str | None = None
+) -> Grant:
+    """The form fields of a client-credentials grant (RFC 6749 section 4.4, RFC 8707 `resource`). Pure."""
+    form: dict[str, str | Sequence[str]] = {"grant_type": "client_credentials"}
+    if scopes:
+        form["scope"] = " ".join(scopes)
+    if resource:
+        form["resource"] = resource
+    if audience:
+        form["audience"] = audience
+    return form
+
+
+def refresh_grant(refresh_token: str, *, scopes: Sequence[str] = (), resource: str | None = None) -> Grant:
+    """The form fields of a refresh-token grant (RFC 6749 section 6). Pure."""
+    form: dict[str, str | Sequence[str]] = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if scopes:
+        form["scope"] = " ".join(scopes)
+    if resource:
+        form["resource"] = resource
+    return form
+
+
+def authorization_code_grant(code: str, *, code_verifier: str, redirect_uri: str, resource: str | None = None) -> Grant:
+    """The form fields of an authorization-code grant with PKCE (RFC 7636). Pure."""
     form: dict[str, str | Sequence[str]] = {
         "grant_type": "authorization_code",
         "code": code,
@@ -278,55 +310,53 @@ async def exchange_authorization_code(
     }
     if resource:
         form["resource"] = resource
-    return await _token_request(
-        client,
-        form,
-        access=access,
-        fingerprint_key=fingerprint_key,
-        now=now or dt.datetime.now(dt.UTC),
-        purpose="the authorization code exchange",
-        extra_secrets=(code, code_verifier),
+    return form
+
+
+def token_request(
+    client: TokenClient, grant: Grant, *, purpose: str = "the token request", extra_secrets: Sequence[str] = ()
+) -> AuthServerRequest:
+    """The token endpoint request for `grant`, the client authenticated with its method. Pure."""
+    headers, client_fields = client.authentication()
+    return AuthServerRequest(
+        method="POST",
+        url=client.token_url,
+        purpose=purpose,
+        form={**grant, **client_fields},
+        headers={**headers, "content-type": FORM_CONTENT},
+        secrets=(client.client_secret, *extra_secrets),
     )
 
 
 async def _token_request(
-    client: TokenClient,
-    form: Mapping[str, str | Sequence[str]],
+    request: AuthServerRequest,
     *,
+    client: TokenClient,
     access: AuthServerAccess,
     fingerprint_key: bytes,
     now: dt.datetime,
-    purpose: str,
-    extra_secrets: Sequence[str] = (),
 ) -> MintedToken:
-    headers, client_fields = client.authentication()
-    secrets = (client.client_secret, *extra_secrets)
-    answer = await send(
-        access,
-        "POST",
-        client.token_url,
-        purpose=purpose,
-        form={**form, **client_fields},
-        headers={**headers, "content-type": FORM_CONTENT},
-        secrets=secrets,
-    )
+    answer = await access.perform(request)
     if not answer.ok:
         raise rejection(
             answer,
-            url=client.token_url,
-            purpose=purpose,
+            url=request.url,
+            purpose=request.purpose,
             client_id=client.client_id,
             method=client.method,
-            secrets=secrets,
+            secrets=request.secrets,
         )
-    return _token_of(answer, url=client.token_url, fingerprint_key=fingerprint_key, now=now)
+    token = token_of(answer, fingerprint_key=fingerprint_key, now=now)
+    logger.debug("%s: an access token from %s", request.purpose, answer.endpoint)
+    return token
 
 
-def _token_of(answer: AuthServerAnswer, *, url: str, fingerprint_key: bytes, now: dt.datetime) -> MintedToken:
+def token_of(answer: AuthServerAnswer, *, fingerprint_key: bytes, now: dt.datetime) -> MintedToken:
+    """The token a successful answer carries; `OAuthRejected` for an answer without a usable Bearer token. Pure."""
     document: Mapping[str, Any] = answer.document or {}
     access_token = document.get("access_token")
     token_type = document.get("token_type")
-    where = display_url(url)
+    where = answer.endpoint
     if not isinstance(access_token, str) or not access_token:
         raise OAuthRejected(f"{where} answered without an access_token", endpoint=where)
     if not isinstance(token_type, str) or token_type.lower() != "bearer":

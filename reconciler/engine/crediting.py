@@ -1,5 +1,7 @@
-"""The credentials step of the reconcile loop, around apply and probe. All network I/O goes through one
-SSRF-guarded `ProbeHttp` per step.
+"""The credentials step of the reconcile loop, around apply and probe. The credentials package decides; this
+module performs: all network I/O goes through one SSRF-guarded `ProbeHttp` per step, handed to the credentials
+package as its authorization-server port (`ProbeAuthServer`) and as the verification probe
+(`credential_verifier`), and the registry is passed as its storage port.
 
     before apply    verify_rotations: a changed Secret behind a server's or connection's credential is probed
                     against the live server first; only a verified value is written (same row, in place), a
@@ -24,7 +26,6 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from reconciler.api.conditions import Reason
 from reconciler.credentials import (
     CredentialContext,
     CredentialFailure,
@@ -45,14 +46,24 @@ from reconciler.credentials import (
     release_server_credentials,
     rotate_server_client,
     verdict,
-    verify_credential,
 )
-from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
+from reconciler.engine.statuses import conditions as cond
+from reconciler.engine.statuses.credentials import rotation_sections
+from reconciler.engine.statuses.reporting import Rotation
 from reconciler.errors import ReconcilerError
-from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_many
+from reconciler.probe import (
+    ProbeAuthServer,
+    ProbeHttp,
+    ProbeResult,
+    ProbeSettings,
+    ProbeTarget,
+    credential_verifier,
+    probe_many,
+    verify_credential,
+)
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord
 
@@ -100,10 +111,10 @@ def _context(
     return CredentialContext(
         stores=CredentialStores(registry, minted),
         secrets=secrets,
-        http=http,
-        probe_settings=settings,
+        authserver=ProbeAuthServer(http, settings),
         fingerprint_key=registry.fingerprint_key(),
         settings=CredentialSettings(client_max_age=client_max_age),
+        max_concurrency=settings.max_concurrency,
     )
 
 
@@ -114,6 +125,8 @@ async def _rotate_due_clients(
     jobs: Sequence[ProbeJob],
     context: CredentialContext,
     step: CredentialStep,
+    http: ProbeHttp,
+    settings: ProbeSettings,
 ) -> None:
     """Re-register clients whose secret expires soon (or is older than the configured age); the old client
     stays in use until the new one is verified, and the outcome shows as a credential rotation in status."""
@@ -123,9 +136,11 @@ async def _rotate_due_clients(
         current = prepared.get(key)
         if not isinstance(current, PreparedCredentials) or not current.client_rotation_due or current.client is None:
             continue
+        target = targets.get(key)
+        verify_with = None if target is None else credential_verifier(target, settings=settings, http=http)
         try:
             outcome = await rotate_server_client(
-                record, context=context, previous=current.client, target=targets.get(key)
+                record, context=context, previous=current.client, verify_with=verify_with
             )
         except Exception as err:  # this server's fault alone: the others still rotate and probe
             prepared[key] = CredentialFailure.internal(record, err)
@@ -326,7 +341,9 @@ def prepare_credentials(
                 if (discovery := discovery_from_status(_discovery_of(states, record))) is not None
             }
             prepared = dict(await prepare_many(oauth, context=context, discoveries=discoveries))
-            await _rotate_due_clients(oauth, prepared, jobs=jobs, context=context, step=step)
+            await _rotate_due_clients(
+                oauth, prepared, jobs=jobs, context=context, step=step, http=http, settings=options.settings
+            )
             return prepared
 
     return anyio.run(run)
@@ -384,8 +401,12 @@ def rotated_now(step: CredentialStep) -> Iterable[RowKey]:
     return (key for key, check in step.rotations.items() if check.outcome == "verified")
 
 
-def utc(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rotation_verdict(obj: DesiredObject, step: CredentialStep) -> Rotation:
+    """Pure: what this run's rotation checks decided for an object: a verified one (or a re-registered OAuth
+    client) counts as rotated, any other check holds it back."""
+    check = step.rotations.get(obj.key)
+    rotated = obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified")
+    return Rotation(rotated=rotated, held_back=check.message if check is not None and not rotated else None)
 
 
 def rotation_status(
@@ -396,27 +417,9 @@ def rotation_status(
     *,
     now: dt.datetime,
 ) -> tuple[dict[str, object], list[cond.ConditionDict]]:
-    """Pure: what a rotation this run did to an object's status (`credentials.rotatedAt`/`revision`, or
-    CredentialsValid=False/RotationFailed with the Secret named), carrying earlier facts forward;
-    `failedRotationAttempts` counts consecutive passes holding a rotation back and goes once none is."""
-    before = previous.get("credentials") if previous else None
-    carried = dict(before) if isinstance(before, Mapping) else {}
-    facts: dict[str, object] = {**carried, **(dict(credentials) if isinstance(credentials, Mapping) else {})}
-    check = step.rotations.get(obj.key)
-    conditions: list[cond.ConditionDict] = []
-    if obj.key[1:] in step.client_rotations or (check is not None and check.outcome == "verified"):
-        facts["rotatedAt"] = utc(now)
-        facts["revision"] = int(str(carried.get("revision", 0) or 0)) + 1
-        facts.pop("failedRotationAttempts", None)
-    elif check is not None:
-        facts["failedRotationAttempts"] = int(str(carried.get("failedRotationAttempts", 0) or 0)) + 1
-        conditions.append(cond.credentials_invalid(Reason.ROTATION_FAILED, check.message))
-    else:
-        # No rotation is held back any more (the Secret was fixed or reverted): the count of failures is over.
-        facts.pop("failedRotationAttempts", None)
-    if not facts:
-        return {}, conditions
-    return {"credentials": facts}, conditions
+    """Pure: what a rotation this run did to an object's status (`engine.statuses.credentials`)."""
+    verdict = rotation_verdict(obj, step)
+    return rotation_sections(previous, credentials, rotated=verdict.rotated, held_back=verdict.held_back, now=now)
 
 
 def accepted_values(record: ServerRecord | ConnectionRecord, secrets: SecretReader) -> list[VerifiedValue]:

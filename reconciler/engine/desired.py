@@ -43,6 +43,7 @@ from reconciler.registry.records import (
     GrantRecord,
     GrantSubjectRecord,
     HeaderRecord,
+    MemberHeaderRecord,
     ObservedState,
     Ownership,
     Record,
@@ -237,6 +238,7 @@ def _connection_record(builder: _Builder, connection: MCPConnection) -> Connecti
         headers=builder.headers(spec.headers, "spec.headers"),
         active=spec.active,
         use_for_discovery=spec.use_for_discovery,
+        member_headers=tuple(MemberHeaderRecord(header.name, header.key) for header in spec.member_headers),
     )
 
 
@@ -259,6 +261,7 @@ def _binding_record(builder: _Builder, binding: MCPTemplateBinding) -> BindingRe
         tenant=builder.tenant.slug,
         name=binding.metadata.name,
         template=binding.spec.template,
+        agents=tuple(binding.spec.agents),
         servers=tuple(
             BoundServerRecord(
                 server=bound.server_ref,

@@ -3,7 +3,7 @@
 Two witnesses must agree. The input digest (an HMAC with the registry's fingerprint key over every resource,
 tenant and Secret value, so it reveals nothing) says the desired state is what was last reconciled; the
 registry's change stamp, bumped by database triggers on every write to the managed tables by anyone, says
-no row moved since. Probes that are due still force the full path. Called by `reconciling.plan_pass`.
+no row moved since. Probes that are due still force the full path. Called by `steps/scopes.py` (`WholeSource.narrow`).
 
 When the input is the same but the stamp moved (someone wrote rows behind our back), the triggers have also
 stamped each tenant they wrote in; only those tenants are read and planned (`tenants_to_read`), so a resync

@@ -1,11 +1,12 @@
-"""The probe step of the reconcile loop: choose servers to probe, probe them, record and report results.
+"""The probe step's decisions: which servers to probe, and what a result records and how it reads in status.
 
-Called by the steps of `reconciling.EnginePass` after rows are written. Selection and status building are pure;
-the network I/O happens in `reconciling.probe_pass` (and `crediting.prepare_credentials` for OAuth). A server is
-probed when its row changed, when it was never probed, when its last probe is older than its probe interval
+Called by `steps/probe.py` (which servers are due), `steps/report.py` (results → records and status) and
+`server_testing.py`. The decisions are pure (the status a probe leaves is built by `engine.statuses.probes`); the
+network I/O happens in `steps/probe.py`'s `probe_pass` (and `crediting.prepare_credentials` for OAuth). A server
+is probed when its row changed, when it was never probed, when its last probe is older than its probe interval
 (`spec.discovery.interval`, stretched by the `ttlMs` a 2026-07-28 server gave its tool list: `probe_interval`),
-when its minted token is due for refresh, or when forced; otherwise the stored results are reported again
-unchanged, so an idle resync writes nothing.
+when its minted token is due for refresh, or when
+forced; otherwise the stored results are reported again unchanged, so an idle resync writes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.api import MCPConnection, MCPServer
-from reconciler.api.conditions import ConditionType, Reason
+from reconciler.api.times import format_time, parse_time
 from reconciler.credentials import (
     CredentialFailure,
     PreparedCredentials,
@@ -29,10 +30,11 @@ from reconciler.credentials import (
     add_stored_headers,
 )
 from reconciler.credentials.tokens import DEFAULT_REFRESH_AT
-from reconciler.engine import conditions as cond
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.inputs import SecretSource
 from reconciler.engine.planning import Action, Verb
+from reconciler.engine.statuses import conditions as cond
+from reconciler.engine.statuses.probes import changes_text, probe_sections
 from reconciler.probe import (
     HINTS,
     ErrorClass,
@@ -41,7 +43,6 @@ from reconciler.probe import (
     ProbeTarget,
     diff_tools,
     fill_auth_fields,
-    filter_tool_names,
 )
 from reconciler.probe.classification import one_line
 from reconciler.registry.records import (
@@ -55,17 +56,6 @@ from reconciler.registry.records import (
 
 logger = logging.getLogger(__name__)
 
-READY_REASONS = {
-    "transport": Reason.TRANSPORT_ERROR,
-    "auth": Reason.AUTH_ERROR,
-    "downstream": Reason.DOWNSTREAM_ERROR,
-    "timeout": Reason.TIMEOUT,
-    "protocol": Reason.PROTOCOL_ERROR,
-    "tls": Reason.TLS_ERROR,
-    "blocked": Reason.BLOCKED,
-    "internal": Reason.INTERNAL_ERROR,
-}
-NAMES_IN_STATUS = 20
 MAX_TTL_SECONDS = 24 * 60 * 60
 """Longest wait a server's `ttlMs` can buy (the SDK's own cap on a cached list, `mcp.client.caching.MAX_TTL_MS`):
 a server that claims its list is fresh for a year is still probed, and its health checked, once a day."""
@@ -91,19 +81,6 @@ class ProbeOptions:
 class ProbeJob:
     obj: DesiredObject
     target: ProbeTarget
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: Any) -> dt.datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def needs_probe(
@@ -147,15 +124,6 @@ def probe_interval(interval_seconds: float, state: ProbeStateRecord | None) -> f
     return max(interval_seconds, min(ttl_ms / 1000, MAX_TTL_SECONDS))
 
 
-def discovery_identity(record: ServerRecord) -> str:
-    """Pure: whose credential the probe lists tools with, named without any value (status of a `private` list)."""
-    if record.discovery_connection is not None:
-        return f"MCPConnection/{record.discovery_connection}"
-    if record.auth_type == "none":
-        return "anonymous"
-    return f"spec.auth ({record.auth_type})"
-
-
 def token_refresh_due(
     state: ProbeStateRecord | None, *, now: dt.datetime, refresh_at: float = DEFAULT_REFRESH_AT
 ) -> bool:
@@ -165,7 +133,7 @@ def token_refresh_due(
     if state is None or state.probed_at is None or not state.last_test:
         return False
     credentials = state.last_test.get("credentials")
-    expires = _parse_time(credentials.get("expiresAt")) if isinstance(credentials, Mapping) else None
+    expires = parse_time(credentials.get("expiresAt")) if isinstance(credentials, Mapping) else None
     if expires is None:
         return False
     lifetime = max(0.0, (expires - state.probed_at).total_seconds())
@@ -289,7 +257,7 @@ def record_probe(
         message = one_line(f"internal error while recording the probe: {type(exc).__name__}: {exc}")
         # Built here, not by `_record_probe` again: the fault may lie in this very server's data.
         last_test = {"ok": False, "errorClass": "internal", "message": message, "hint": HINTS["internal"]}
-        last_test |= {"latencyMs": result.latency_ms, "at": _iso(result.at), "toolChanges": {}}
+        last_test |= {"latencyMs": result.latency_ms, "at": format_time(result.at), "toolChanges": {}}
         state = ProbeStateRecord(
             tenant=record.tenant, server=record.name, discovery=None, last_test=last_test, probed_at=result.at
         )
@@ -330,14 +298,14 @@ def _record_probe(
         auth_spec = obj.resource.spec.auth.model_dump(mode="json", by_alias=True, exclude_none=True)
         _, filled = fill_auth_fields(auth_spec, result.discovery)
         discovery["filledFields"] = filled
-        discovery["discoveredAt"] = _iso(result.at)
+        discovery["discoveredAt"] = format_time(result.at)
     last_test: dict[str, Any] = {
         "ok": result.ok,
         "errorClass": result.error_class,
         "message": result.message,
         **({"hint": result.hint} if result.hint and not result.ok else {}),
         "latencyMs": result.latency_ms,
-        "at": _iso(result.at),
+        "at": format_time(result.at),
         "toolChanges": changes,
     }
     facts, failure = credentials
@@ -368,14 +336,9 @@ def _record_probe(
             actor=actor,
             diff={"tools": changes, "hash": {"before": previous[0].hash, "after": result.snapshot_hash}},
             source=obj.source,
-            message=_changes_text(changes),
+            message=changes_text(changes),
         )
     return RecordedProbe(state=state, snapshot=snapshot, audit=audit)
-
-
-def _changes_text(changes: Mapping[str, Sequence[str]]) -> str:
-    parts = [f"{kind}: {', '.join(names)}" for kind, names in changes.items() if names]
-    return "; ".join(parts)
 
 
 def probe_status(
@@ -383,94 +346,19 @@ def probe_status(
     state: ProbeStateRecord | None,
     snapshots: Sequence[ToolSnapshotRecord],
 ) -> tuple[dict[str, Any], list[cond.ConditionDict]]:
-    """Pure: status sections and conditions for a server from its stored probe state and snapshots."""
-    resource = obj.resource
-    if not isinstance(resource, MCPServer) or not isinstance(obj.record, ServerRecord):
-        return {}, []
-    record = obj.record
-    extra: dict[str, Any] = {}
-    found: list[cond.ConditionDict] = []
-    if state is None:
-        reason = Reason.NOT_PROBED if resource.spec.discovery.enabled else Reason.DISCOVERY_DISABLED
-        message = "not probed yet" if resource.spec.discovery.enabled else "spec.discovery.enabled is false"
-        found.append(cond.condition(ConditionType.DISCOVERED, "Unknown", reason, message))
-        found.append(cond.condition(ConditionType.TOOLS_DRIFTED, "Unknown", reason, message))
-        return extra, found
-    last = dict(state.last_test or {})
-    changes = last.pop("toolChanges", {}) or {}
-    minted = last.pop("credentials", None)
-    failure = last.pop("credentialFailure", None)
-    if minted:
-        extra["credentials"] = minted
-    if failure:
-        # The credentials step names its own reasons (SecretNotFound, InvalidClient, ...): report them as they are.
-        found.append(
-            {
-                "type": str(ConditionType.CREDENTIALS_VALID),
-                "status": "False",
-                "reason": str(failure.get("reason") or Reason.AUTH_ERROR),
-                "message": str(failure.get("message", "")),
-            }
-        )
-    if state.discovery is not None:
-        extra["discovery"] = state.discovery
-        mode = state.discovery.get("recommendedAuthMode")
-        requires = state.discovery.get("requiresAuth")
-        message = f"requiresAuth={str(requires).lower()}, recommendedAuthMode={mode}"
-        found.append(cond.condition(ConditionType.DISCOVERED, "True", Reason.DISCOVERY_SUCCEEDED, message))
-    else:
-        found.append(
-            cond.condition(
-                ConditionType.DISCOVERED, "False", Reason.DISCOVERY_FAILED, str(last.get("message") or "no answer")
-            )
-        )
-    extra["lastTest"] = last
-    latest = snapshots[0] if snapshots else None
-    if latest is not None:
-        names = sorted(tool.name for tool in latest.tools)
-        exposed = filter_tool_names(names, allow=record.tools_allow, deny=record.tools_deny)
-        tools: dict[str, Any] = {
-            "count": len(names),
-            "exposed": len(exposed),
-            "hash": latest.hash,
-            "names": names[:NAMES_IN_STATUS],
-            "snapshotAt": _iso(latest.taken_at),
-            "serverInfo": latest.server_info or None,
-            "protocolVersion": latest.protocol_version,
-            "capabilities": list(latest.capabilities),
-        }
-        if latest.cache_scope is not None:
-            tools["cacheScope"] = latest.cache_scope
-            tools["ttlMs"] = latest.ttl_ms
-        if latest.cache_scope == "private":
-            # Another identity (a member, another connection) may be shown other tools: say whose list this is.
-            tools["viewOf"] = discovery_identity(record)
-        if state.probed_at is not None and resource.spec.discovery.enabled:
-            wait = probe_interval(record.discovery_interval_seconds, state)
-            tools["nextProbeAt"] = _iso(state.probed_at + dt.timedelta(seconds=wait))
-        if changes:
-            tools["changes"] = changes
-        if record.tool_policy == "Pin" and latest.hash != record.approved_hash:
-            tools["hashToApprove"] = latest.hash
-        extra["tools"] = {key: value for key, value in tools.items() if value is not None}
-    drifted = any(changes.values()) if changes else False
-    if drifted:
-        found.append(cond.condition(ConditionType.TOOLS_DRIFTED, "True", Reason.TOOLS_CHANGED, _changes_text(changes)))
-    else:
-        found.append(cond.condition(ConditionType.TOOLS_DRIFTED, "False", Reason.TOOLS_UNCHANGED, ""))
-    if not last.get("ok", False):
-        error_class = str(last.get("errorClass") or "transport")
-        hint = str(last.get("hint") or HINTS.get(error_class, ""))
-        message = f"{error_class} error: {last.get('message', '')}" + (f" ({hint})" if hint else "")
-        found.append(cond.not_ready(READY_REASONS.get(error_class, Reason.UNAVAILABLE), message))
-    elif state.blocked_reason:
-        found.append(cond.not_ready(Reason.TOOLS_NOT_APPROVED, state.blocked_reason))
-    elif latest is not None:
-        found.append(cond.ready(f"Connected · {len(latest.tools)} tools"))
-    if failure:
-        # Without its credential the server is of no use to runtimes, whatever the unauthenticated probe saw.
-        found.append(cond.not_ready(Reason.AUTH_ERROR, f"credentials: {failure.get('message', '')}"))
-    return extra, found
+    """Pure: status sections (camelCase) and conditions for a server, with its next probe scheduled here."""
+    sections = probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state))
+    return sections.as_extra(), sections.conditions
+
+
+def next_probe_at(obj: DesiredObject, state: ProbeStateRecord | None) -> dt.datetime | None:
+    """Pure: when the schedule has the next probe of a server (None when it is not probed on a schedule)."""
+    resource, record = obj.resource, obj.record
+    if state is None or state.probed_at is None or not isinstance(record, ServerRecord):
+        return None
+    if not isinstance(resource, MCPServer) or not resource.spec.discovery.enabled:
+        return None
+    return state.probed_at + dt.timedelta(seconds=probe_interval(record.discovery_interval_seconds, state))
 
 
 def connection_records(objects: Iterable[DesiredObject]) -> dict[tuple[str, str], ConnectionRecord]:

@@ -16,7 +16,9 @@ from typing import Any
 from reconciler.engine.desired import build_desired, with_stored_fingerprints
 from reconciler.engine.inputs import DesiredInput, StaticSecrets
 from reconciler.engine.planning import Action, Plan, Verb
-from reconciler.engine.reconciling import EngineSettings, plan_for, validate
+from reconciler.engine.steps.passing import EngineSettings
+from reconciler.engine.steps.plan import plan_for
+from reconciler.engine.validation import validate
 from reconciler.registry import Registry
 
 NO_FINGERPRINT_KEY = b""
@@ -57,7 +59,7 @@ def dry_run_plan(registry: Registry, desired: DesiredInput, *, manager: str, pru
     objects = with_stored_fingerprints(objects, observed)
     tenants = {obj.tenant.slug for obj in objects}
     settings = EngineSettings(manager=manager, prune=prune)
-    plan = plan_for(objects, registry, settings=settings, prune_tenants=tenants if prune else None, observed=observed)
+    plan = plan_for(objects, observed=observed, settings=settings, prune_tenants=tenants if prune else None)
     if desired.secrets.values:
         plan = dataclasses.replace(plan, warnings=(*plan.warnings, SECRETS_NOT_COMPARED))
     return plan

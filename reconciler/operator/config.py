@@ -86,6 +86,8 @@ class OperatorConfig:
     watch_client_timeout: int = 330
     request_timeout: float = 60.0
     """Bound on every non-watch API request."""
+    platform_namespace: str | None = None
+    """The platform tenant whose featured servers every exported document offers last (None: no platform)."""
     export_debounce: float = 0.5
     """Seconds a namespace's exported ConfigMaps wait after a change they depend on (one refresh per burst)."""
     health_cache_seconds: float = 5.0

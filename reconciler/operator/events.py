@@ -17,8 +17,8 @@ import kopf
 
 from reconciler.api import API_GROUP, API_VERSION
 from reconciler.api.conditions import ConditionType, Reason
-from reconciler.engine import conditions as cond
 from reconciler.engine.planning import Action, FieldChange, Verb
+from reconciler.engine.statuses import conditions as cond
 
 NORMAL, WARNING = "Normal", "Warning"
 MAX_FIELDS_NAMED = 20

@@ -24,6 +24,7 @@ from reconciler.api import (
     kind_for,
 )
 from reconciler.api.connection import connection_secret_refs
+from reconciler.api.invalid_fields import describe_field_error
 from reconciler.api.server import auth_secret_refs
 from reconciler.engine.inputs import DesiredInput, StaticSecrets, Tenant
 from reconciler.errors import InvalidInput, Problem
@@ -50,7 +51,8 @@ def source_of(body: Mapping[str, Any]) -> SourceRef:
 
 
 def parse_resource(body: Mapping[str, Any]) -> Resource:
-    """The strict model of one object; InvalidInput naming each bad field (never echoing values)."""
+    """The strict model of one object; InvalidInput naming each bad field (never echoing values), worded by
+    `api.invalid_fields` exactly as the folder loader words it."""
     source = source_of(body)
     try:
         info = kind_for(source.kind)
@@ -60,16 +62,15 @@ def parse_resource(body: Mapping[str, Any]) -> Resource:
     try:
         return cast(Resource, info.model.model_validate(data))
     except ValidationError as error:
-        problems = [
-            Problem(
-                detail["msg"],
-                kind=source.kind,
-                namespace=source.namespace,
-                name=source.name,
-                field=".".join(str(part) for part in detail["loc"]),
+        # Worded as the CLI words them (same field path, same message); the object stands where a file would.
+        problems = []
+        for detail in error.errors(include_url=False, include_input=False, include_context=True):
+            refused = describe_field_error(detail, data)
+            problems.append(
+                Problem(
+                    refused.message, kind=source.kind, namespace=source.namespace, name=source.name, field=refused.field
+                )
             )
-            for detail in error.errors(include_url=False, include_input=False)
-        ]
         raise InvalidInput(problems) from None
 
 

@@ -42,7 +42,7 @@ UsersIndex = Mapping[tuple[str, str], Iterable[tuple[str, str]]]
 
 
 class KopfIndexedObjects:
-    """kopf's live indexes in the shape the periodic passes read (`reconciling.IndexedObjects`)."""
+    """kopf's live indexes in the shape the periodic passes read (`objects.IndexedObjects`)."""
 
     def __init__(self, index: ObjectsIndex) -> None:
         self._index = index

@@ -183,6 +183,7 @@ def run_operator(
     priority: int = 0,
     resync_interval: float = 300.0,
     kubeconfig: Path | None = None,
+    platform_namespace: str | None = None,
 ) -> None:
     """Run the operator until SIGINT/SIGTERM (blocking; `mcp-reconciler run` calls this).
 
@@ -190,7 +191,8 @@ def run_operator(
     None resolves `$MCP_RECONCILER_REGISTRY`, else the default SQLite file. `port`: `/metrics` and `/healthz`
     (None: no server). `probe`: contact the MCP servers (discovery, tool snapshots, rotation checks). Without
     `standalone`, the kopf peering object `peering_name` must exist in each
-    served namespace (the chart creates it) so that only one instance is active.
+    served namespace (the chart creates it) so that only one instance is active. `platform_namespace`: the
+    platform tenant whose featured servers every exported ConfigMap offers last.
     """
     config = OperatorConfig(
         namespaces=tuple(namespaces),
@@ -204,5 +206,6 @@ def run_operator(
         resync_interval=resync_interval,
         kubeconfig=kubeconfig,
         upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV) or None,
+        platform_namespace=platform_namespace,
     )
     asyncio.run(Operator(config).run())

@@ -4,7 +4,9 @@ the SSRF guard and the websocket transport.
 The engine and the CLI import from here only; the submodules are the probe's own layout. This package never
 touches the registry database or the cluster: it takes `ProbeTarget`s (with already-resolved headers) and returns
 `ProbeResult`s, and its pure helpers (`snapshot_hash`, `diff_tools`, `filter_tool_names`, `fill_auth_fields`)
-serve planning and status building.
+serve planning and status building. It is also the HTTP behind the credentials package's authorization-server
+port (`ProbeAuthServer`) and the probe that verifies a rotated credential (`verify_credential`,
+`credential_verifier`), both handed to the credentials package by the engine.
 
 The names load lazily, so the pure helpers come without the mcp SDK and httpx2.
 """
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 from reconciler.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
+    from reconciler.probe.authserver import ProbeAuthServer
     from reconciler.probe.classification import HINTS, ErrorClass
     from reconciler.probe.discovery import AuthDiscovery, fill_auth_fields
     from reconciler.probe.listing import diff_tools, filter_tool_names, snapshot_hash, tool_fingerprint
@@ -21,12 +24,14 @@ if TYPE_CHECKING:
     from reconciler.probe.settings import ProbeSettings, ProbeTarget, Transport
     from reconciler.probe.ssrf import BlockedDestination, Resolver, address_problem, system_resolver
     from reconciler.probe.transports import ProbeHttp
+    from reconciler.probe.verifying import credential_verifier, verify_credential
 
 __all__ = [
     "HINTS",
     "AuthDiscovery",
     "BlockedDestination",
     "ErrorClass",
+    "ProbeAuthServer",
     "ProbeHttp",
     "ProbeResult",
     "ProbeSettings",
@@ -34,6 +39,7 @@ __all__ = [
     "Resolver",
     "Transport",
     "address_problem",
+    "credential_verifier",
     "diff_tools",
     "fill_auth_fields",
     "filter_tool_names",
@@ -43,11 +49,13 @@ __all__ = [
     "snapshot_hash",
     "system_resolver",
     "tool_fingerprint",
+    "verify_credential",
 ]
 
 __getattr__ = lazy_exports(
     __name__,
     {
+        "authserver": ["ProbeAuthServer"],
         "classification": ["HINTS", "ErrorClass"],
         "discovery": ["AuthDiscovery", "fill_auth_fields"],
         "listing": ["diff_tools", "filter_tool_names", "snapshot_hash", "tool_fingerprint"],
@@ -55,5 +63,6 @@ __getattr__ = lazy_exports(
         "settings": ["ProbeSettings", "ProbeTarget", "Transport"],
         "ssrf": ["BlockedDestination", "Resolver", "address_problem", "system_resolver"],
         "transports": ["ProbeHttp"],
+        "verifying": ["credential_verifier", "verify_credential"],
     },
 )

@@ -22,7 +22,7 @@ import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, Literal, TypeVar
+from typing import Final, TypeVar
 
 import anyio
 import httpx2
@@ -32,10 +32,10 @@ import websockets.exceptions
 from mcp.client.auth import OAuthFlowError
 from mcp.shared.exceptions import MCPError
 
+from reconciler.errors import ErrorClass as ErrorClass  # re-exported: its home before it moved down
+from reconciler.errors import one_line as one_line
 from reconciler.probe.ssrf import BlockedDestination
 from reconciler.probe.tracing import HttpExchange, HttpTrace
-
-ErrorClass = Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"]
 
 HINTS: Final[dict[str, str]] = {
     "transport": "check the URL, the transport and that the server is reachable",
@@ -48,7 +48,6 @@ HINTS: Final[dict[str, str]] = {
     "internal": "a fault in the reconciler itself; other servers were probed normally; please report this message",
 }
 
-MAX_MESSAGE_LENGTH = 300
 _Found = TypeVar("_Found", bound=BaseException)
 _NOISE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, GeneratorExit)
 
@@ -72,12 +71,6 @@ class FailureContext:
     connect_timeout: float
     request_timeout: float
     total_timeout: float
-
-
-def one_line(text: str) -> str:
-    """Messages are one line and bounded, whatever a server put in its error text."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= MAX_MESSAGE_LENGTH else flat[: MAX_MESSAGE_LENGTH - 1] + "…"
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:

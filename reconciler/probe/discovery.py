@@ -28,6 +28,7 @@ from reconciler.probe.classification import ProbeFailure
 from reconciler.probe.settings import Transport
 from reconciler.probe.ssrf import BlockedDestination, url_problem
 from reconciler.probe.tracing import display_url
+from reconciler.records import AuthDiscovery as AuthDiscovery  # re-exported: its home before it moved down
 
 logger = logging.getLogger(__name__)
 
@@ -49,40 +50,6 @@ FILLABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "oauthClientCredentials": ("tokenUrl", "scopes", "resource"),
     "oauthAuthorizationCode": ("authUrl", "tokenUrl", "registerUrl", "scopes", "resource"),
 }
-
-
-@dataclass(frozen=True)
-class AuthDiscovery:
-    """What the server says about authentication. Field names mirror `DiscoveryStatus` (see `as_status`)."""
-
-    requires_auth: bool
-    recommended_auth_mode: str | None
-    """`none`, `bearer`, `oauthClientCredentials`, `oauthAuthorizationCode`, or None when it cannot be told."""
-    resource: str | None = None
-    resource_metadata_url: str | None = None
-    authorization_servers: tuple[str, ...] = ()
-    auth_url: str | None = None
-    token_url: str | None = None
-    register_url: str | None = None
-    scopes_supported: tuple[str, ...] = ()
-    token_endpoint_auth_methods_supported: tuple[str, ...] = ()
-    grant_types_supported: tuple[str, ...] = ()
-
-    def as_status(self) -> dict[str, Any]:
-        """camelCase keys, as in `reconciler.api.server.DiscoveryStatus`."""
-        return {
-            "requiresAuth": self.requires_auth,
-            "recommendedAuthMode": self.recommended_auth_mode,
-            "resource": self.resource,
-            "resourceMetadataUrl": self.resource_metadata_url,
-            "authorizationServers": list(self.authorization_servers),
-            "authUrl": self.auth_url,
-            "tokenUrl": self.token_url,
-            "registerUrl": self.register_url,
-            "scopesSupported": list(self.scopes_supported),
-            "tokenEndpointAuthMethodsSupported": list(self.token_endpoint_auth_methods_supported),
-            "grantTypesSupported": list(self.grant_types_supported),
-        }
 
 
 NO_AUTH = AuthDiscovery(requires_auth=False, recommended_auth_mode="none")

@@ -21,7 +21,7 @@ import mcp_types
 
 from reconciler.api.server import ToolChanges
 from reconciler.probe.classification import ProbeFailure
-from reconciler.registry.records import ToolRecord
+from reconciler.records import ToolRecord
 
 PageFetcher = Callable[[str | None], Awaitable[mcp_types.ListToolsResult]]
 CacheScope = Literal["public", "private"]

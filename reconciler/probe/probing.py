@@ -40,7 +40,7 @@ from reconciler.probe.settings import ProbeSettings, ProbeTarget
 from reconciler.probe.ssrf import url_problem
 from reconciler.probe.tracing import HttpTrace, display_url
 from reconciler.probe.transports import ProbeHttp, allows_private, open_transport, request_timeout
-from reconciler.registry.records import ToolRecord
+from reconciler.records import ToolRecord
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import RowMapping
 
+from reconciler.records import ToolRecord
 from reconciler.registry.records import (
     BindingRecord,
     BoundServerRecord,
@@ -22,12 +23,12 @@ from reconciler.registry.records import (
     GrantRecord,
     GrantSubjectRecord,
     HeaderRecord,
+    MemberHeaderRecord,
     Ownership,
     ProbeStateRecord,
     ResourceRecord,
     ServerRecord,
     SourceRef,
-    ToolRecord,
     ToolSnapshotRecord,
     UserTokenRecord,
 )
@@ -150,6 +151,7 @@ def connection_values(record: ConnectionRecord) -> Values:
         "headers": headers_json(record.headers),
         "active": record.active,
         "use_for_discovery": record.use_for_discovery,
+        "member_headers": [{"name": header.name, "key": header.key} for header in record.member_headers],
         **ownership_values(record.ownership),
     }
 
@@ -170,7 +172,12 @@ def connection_of(row: RowMapping, *, tenant: str, server: str) -> ConnectionRec
         headers=headers_of(row["headers"]),
         active=row["active"],
         use_for_discovery=row["use_for_discovery"],
+        member_headers=member_headers_of(row["member_headers"]),
     )
+
+
+def member_headers_of(stored: Any) -> tuple[MemberHeaderRecord, ...]:
+    return tuple(MemberHeaderRecord(item["name"], item["key"]) for item in stored or ())
 
 
 def grant_values(record: GrantRecord) -> Values:
@@ -207,7 +214,12 @@ def subject_of(row: RowMapping) -> GrantSubjectRecord:
 
 def binding_values(record: BindingRecord) -> Values:
     """Content columns of a template binding; `tenant_id` is the caller's to resolve."""
-    return {"name": record.name, "template": record.template, **ownership_values(record.ownership)}
+    return {
+        "name": record.name,
+        "template": record.template,
+        "agents": list(record.agents),
+        **ownership_values(record.ownership),
+    }
 
 
 def bound_server_values(
@@ -361,4 +373,5 @@ def user_token_of(row: RowMapping, *, tenant: str, server: str, connection: str 
         connection=connection,
         expires_at=row["expires_at"],
         row_id=row["id"],
+        value_keys=strings_of(row["value_keys"]),
     )

@@ -50,6 +50,8 @@ class BoundServerRow:
     server: ServerRecord
     """Content columns and row id; ownership is not read (who manages a row does not change a resolution)."""
     binding: str | None = None
+    binding_agents: tuple[str, ...] = ()
+    """The agents the binding assigns the server to; empty: every agent of the template."""
     pinned_connection: str | None = None
     pinned_connection_server: str | None = None
     tools_allow: tuple[str, ...] = ()
@@ -193,6 +195,7 @@ def _bound_row(row: sa.Row[Any], *, tenant: str, with_template: bool) -> BoundSe
     return BoundServerRow(
         server=server,
         binding=row.binding_name,
+        binding_agents=conversion.strings_of(row.binding_agents),
         pinned_connection=row.pinned_connection_name,
         pinned_connection_server=row.pinned_connection_server,
         tools_allow=conversion.strings_of(row.bound_tools_allow),
@@ -218,6 +221,7 @@ def _offered_connection(row: sa.Row[Any], *, tenant: str, server: str) -> Connec
         headers=conversion.headers_of(row.headers),
         active=row.active,
         use_for_discovery=row.use_for_discovery,
+        member_headers=conversion.member_headers_of(row.member_headers),
     )
 
 
@@ -257,6 +261,7 @@ _CONNECTION_COLUMNS = (
     "headers",
     "active",
     "use_for_discovery",
+    "member_headers",
 )
 
 
@@ -362,6 +367,7 @@ def _bound_query(tenant_id: sa.BindParameter[int], template: sa.BindParameter[st
         sa.select(
             *facts,
             bindings.c.name.label("binding_name"),
+            bindings.c.agents.label("binding_agents"),
             bound.c.tools_allow.label("bound_tools_allow"),
             bound.c.tools_deny.label("bound_tools_deny"),
             pinned.c.name.label("pinned_connection_name"),
@@ -439,7 +445,14 @@ def _tokens_query(
     the tenant condition removes nothing; without it PostgreSQL walked that whole index for the member.
     """
     tokens = schema.user_tokens
-    columns = (tokens.c.id, tokens.c.server_id, tokens.c.connection_id, tokens.c.user_id, tokens.c.secret_ref)
+    columns = (
+        tokens.c.id,
+        tokens.c.server_id,
+        tokens.c.connection_id,
+        tokens.c.user_id,
+        tokens.c.secret_ref,
+        tokens.c.value_keys,
+    )
     return (
         sa.select(*columns, tokens.c.expires_at)
         .where(tokens.c.tenant_id == tenant_id, tokens.c.user_id == user, tokens.c.server_id.in_(offered))

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reconciler.records import OAuthClientRecord
 from reconciler.registry import conversion, schema
 from reconciler.registry.records import (
     AuditEntry,
@@ -30,7 +31,7 @@ from reconciler.registry.records import (
     UserTokenRecord,
     key_of,
 )
-from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
+from reconciler.registry.rows import AuditLogRow
 
 FINGERPRINT_KEY_NAME = "fingerprint_key"
 """The `registry_meta` key under which the fingerprint key (hex) is stored."""
@@ -122,6 +123,27 @@ def user_token_counts(connection: sa.Connection, *, tenants: Collection[str] | N
         .group_by(schema.tenants.c.slug, schema.servers.c.name)
     )
     return {(slug, name): count for slug, name, count in connection.execute(query)}
+
+
+def connected_member_counts(
+    connection: sa.Connection, *, tenants: Collection[str] | None
+) -> dict[tuple[str, str, str | None], int]:
+    table = schema.user_tokens
+    query = (
+        sa.select(
+            schema.tenants.c.slug,
+            schema.servers.c.name,
+            schema.connections.c.name,
+            sa.func.count(sa.distinct(table.c.user_id)),
+        )
+        .select_from(table)
+        .join(schema.servers, schema.servers.c.id == table.c.server_id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .outerjoin(schema.connections, schema.connections.c.id == table.c.connection_id)
+        .where(*_slug_filter(tenants))
+        .group_by(schema.tenants.c.slug, schema.servers.c.name, schema.connections.c.name)
+    )
+    return {(slug, server, name): count for slug, server, name, count in connection.execute(query)}
 
 
 def oauth_clients(connection: sa.Connection, *, tenant: str, server: str) -> list[OAuthClientRecord]:
@@ -232,6 +254,7 @@ def read_state(connection: sa.Connection, tenants: Collection[str] | None) -> Ob
             row_id=row["id"],
             template=row["template"],
             servers=tuple(bound_of.get(row["id"], ())),
+            agents=conversion.strings_of(row["agents"]),
         )
         for row in binding_rows
     )

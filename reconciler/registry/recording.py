@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from reconciler.errors import MissingReference, Problem
+from reconciler.records import OAuthClientRecord
 from reconciler.registry import conversion, row_ids, schema
 from reconciler.registry.reading import FINGERPRINT_KEY_NAME, read_fingerprint_key
 from reconciler.registry.records import (
@@ -27,7 +28,6 @@ from reconciler.registry.records import (
     ToolSnapshotRecord,
     UserTokenRecord,
 )
-from reconciler.registry.rows import OAuthClientRecord
 
 FINGERPRINT_KEY_BYTES = 32
 
@@ -157,6 +157,7 @@ def insert_user_token(connection: sa.Connection, token: UserTokenRecord, *, now:
             connection_id=connection_id,
             user_id=token.user_id,
             secret_ref=token.secret_ref,
+            value_keys=list(token.value_keys),
             created_at=now,
             expires_at=token.expires_at,
         )

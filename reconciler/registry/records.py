@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import orjson
 
+from reconciler.records import ToolRecord as ToolRecord  # re-exported: its home before it moved down
+
 DEFAULT_MANAGER = "mcp-reconciler"
 
 Table = Literal["servers", "connections", "grants", "bindings"]
@@ -59,6 +61,14 @@ class HeaderRecord:
     value: str | None = None
     secret_ref: str | None = None
     fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class MemberHeaderRecord:
+    """A header of a per-member connection whose value is the member's stored value under `key`."""
+
+    name: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,15 @@ class ConnectionRecord(RecordBase):
     headers: tuple[HeaderRecord, ...] = ()
     active: bool = True
     use_for_discovery: bool = False
+    member_headers: tuple[MemberHeaderRecord, ...] = ()
+    """Per-member connections: headers whose values are each member's stored values (by key)."""
+
+    def content(self) -> dict[str, Any]:
+        # Without member headers a connection hashes as it did before they existed, so upgrading rewrites none.
+        content = super().content()
+        if not self.member_headers:
+            del content["member_headers"]
+        return content
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,15 @@ class BoundServerRecord:
 class BindingRecord(RecordBase):
     template: str = ""
     servers: tuple[BoundServerRecord, ...] = ()
+    agents: tuple[str, ...] = ()
+    """The template's agents the servers are assigned to; empty: every agent of the template."""
+
+    def content(self) -> dict[str, Any]:
+        # A binding for every agent hashes as it did before bindings could name agents, so upgrading rewrites none.
+        content = super().content()
+        if not self.agents:
+            del content["agents"]
+        return content
 
 
 Record = ServerRecord | ConnectionRecord | GrantRecord | BindingRecord
@@ -276,20 +304,9 @@ class UserTokenRecord:
     connection: str | None = None
     expires_at: dt.datetime | None = None
     row_id: int | None = None
-
-
-@dataclass(frozen=True)
-class ToolRecord:
-    """One tool as listed by the server: the full definition is kept so changes can be diffed."""
-
-    name: str
-    title: str | None = None
-    description: str | None = None
-    input_schema: dict[str, Any] = field(default_factory=dict)
-    fingerprint: str = ""
-    destructive: bool | None = field(default=None, compare=False)
-    """From the tool's annotations (MCP defaults applied); None when it had none. Not part of the fingerprint:
-    hints are advice from the server, and approving a snapshot should not depend on them."""
+    value_keys: tuple[str, ...] = ()
+    """Keys of the member's other stored values, kept in the same Secret as the token (`secret_ref` with its
+    key replaced): what a connection's `memberHeaders` read."""
 
 
 @dataclass(frozen=True)

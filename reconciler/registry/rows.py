@@ -7,9 +7,12 @@ dynamically registered clients; kept here so the contract module stays exactly w
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from reconciler.records import OAuthClientRecord
 from reconciler.registry.records import AuditEntry
+
+__all__ = ["AuditLogRow", "OAuthClientRecord"]
 
 
 @dataclass(frozen=True)
@@ -19,23 +22,3 @@ class AuditLogRow:
     id: int
     at: dt.datetime
     entry: AuditEntry
-
-
-@dataclass(frozen=True)
-class OAuthClientRecord:
-    """A client registered with an authorization server for one MCP server (RFC 7591 result).
-
-    Secret parts are references (`<namespace>/<secret>#<key>`), never values.
-    """
-
-    tenant: str
-    server: str
-    issuer: str
-    client_id: str
-    client_secret_ref: str | None = None
-    registration_client_uri: str | None = None
-    registration_access_token_ref: str | None = None
-    token_endpoint_auth_method: str | None = None
-    expires_at: dt.datetime | None = None
-    created_at: dt.datetime | None = field(default=None, compare=False)
-    row_id: int | None = field(default=None, compare=False)

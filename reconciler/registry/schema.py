@@ -156,6 +156,8 @@ connections = sa.Table(
     sa.Column("headers", json_type(), nullable=False),
     sa.Column("active", sa.Boolean(), nullable=False),
     sa.Column("use_for_discovery", sa.Boolean(), nullable=False),
+    # [{"name", "key"}]: headers valued from each member's stored values (0009; [] before).
+    sa.Column("member_headers", json_type(), nullable=False, server_default=sa.text("'[]'")),
     *_ownership_columns(),
     sa.UniqueConstraint("tenant_id", "name"),
     # Runtimes pick a credential by server, then scope (user > agent > platform), then subject.
@@ -211,6 +213,8 @@ template_bindings = sa.Table(
     _tenant_fk(),
     sa.Column("name", sa.Text(), nullable=False),
     sa.Column("template", sa.Text(), nullable=False),
+    # The agents the binding assigns its servers to; [] (every agent of the template) for bindings before 0008.
+    sa.Column("agents", json_type(), nullable=False, server_default=sa.text("'[]'")),
     *_ownership_columns(),
     sa.UniqueConstraint("tenant_id", "name"),
     sa.Index(None, "tenant_id", "template"),
@@ -340,6 +344,8 @@ user_tokens = sa.Table(
     ),
     sa.Column("user_id", sa.Text(), nullable=False),
     sa.Column("secret_ref", sa.Text(), nullable=False),
+    # Keys of the member's other values in the token's Secret (0009; [] before).
+    sa.Column("value_keys", json_type(), nullable=False, server_default=sa.text("'[]'")),
     sa.Column("created_at", UtcDateTime(), nullable=False, server_default=_now_default()),
     sa.Column("expires_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("server_id", "user_id", "connection_id"),

@@ -11,27 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from reconciler.records import SealedSecret
 from reconciler.registry import schema
-
-
-@dataclass(frozen=True)
-class SealedSecret:
-    """One stored value, still encrypted. `meta` holds only non-secret facts (issued at, client id, ...)."""
-
-    tenant: str
-    name: str
-    purpose: str
-    ciphertext: str = field(repr=False)
-    key_id: str
-    meta: dict[str, Any] = field(default_factory=dict)
-    expires_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = field(default=None, compare=False)
 
 
 def _sealed_of(row: sa.RowMapping) -> SealedSecret:

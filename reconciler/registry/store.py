@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from reconciler.records import OAuthClientRecord, SealedSecret
 from reconciler.registry import catalog, lookups, reading, recording, secret_store, stamps, writing
 from reconciler.registry.connecting import (
     DEFAULT_REGISTRY_URL,
@@ -50,7 +51,7 @@ from reconciler.registry.records import (
     ToolSnapshotRecord,
     UserTokenRecord,
 )
-from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
+from reconciler.registry.rows import AuditLogRow
 
 __all__ = [
     "DEFAULT_MANAGER",
@@ -212,6 +213,13 @@ class Registry:
         """How many member tokens each server has, by (tenant, server); servers without tokens are absent."""
         return self._read(lambda connection: reading.user_token_counts(connection, tenants=tenants))
 
+    def count_connected_members(
+        self, *, tenants: Collection[str] | None = None
+    ) -> dict[tuple[str, str, str | None], int]:
+        """How many distinct members stored their own token, by (tenant, server, connection); the connection is
+        None for tokens of the server itself. Pairs nobody connected are absent."""
+        return self._read(lambda connection: reading.connected_member_counts(connection, tenants=tenants))
+
     def fetch_oauth_clients(self, *, tenant: str, server: str) -> list[OAuthClientRecord]:
         """Dynamically registered clients of one server, one per issuer."""
         return self._read(lambda connection: reading.oauth_clients(connection, tenant=tenant, server=server))
@@ -286,13 +294,13 @@ class Registry:
 
     # -- the local encrypted secret store (reconciler.credentials); the SQL lives in secret_store.py --------------
 
-    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> secret_store.SealedSecret | None:
+    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> SealedSecret | None:
         """One sealed value of the local secret store, or None."""
         return self._read(
             lambda connection: secret_store.read_sealed(connection, tenant=tenant, name=name, purpose=purpose)
         )
 
-    def fetch_local_secrets(self, tenant: str, name: str | None = None) -> list[secret_store.SealedSecret]:
+    def fetch_local_secrets(self, tenant: str, name: str | None = None) -> list[SealedSecret]:
         """Every sealed value one owner (or a whole tenant) has in the local secret store."""
         return self._read(lambda connection: secret_store.read_sealed_of(connection, tenant=tenant, name=name))
 
@@ -404,11 +412,11 @@ class RegistryTransaction:
 
     # -- the local encrypted secret store and OAuth-client clean-up (reconciler.credentials) ---------------------
 
-    def put_local_secrets(self, secrets: Sequence[secret_store.SealedSecret]) -> None:
+    def put_local_secrets(self, secrets: Sequence[SealedSecret]) -> None:
         """Create or replace sealed values by (tenant, name, purpose)."""
         secret_store.write_sealed(self._live(), secrets, now=_now())
 
-    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> secret_store.SealedSecret | None:
+    def fetch_local_secret(self, tenant: str, name: str, purpose: str) -> SealedSecret | None:
         """`Registry.fetch_local_secret`, seeing this transaction's own writes."""
         return secret_store.read_sealed(self._live(), tenant=tenant, name=name, purpose=purpose)
 

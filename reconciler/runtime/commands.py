@@ -40,6 +40,7 @@ def resolve_command(
     namespace_tools: bool = False,
     secrets: SecretReader | None = None,
     manager: str = DEFAULT_MANAGER,
+    platform_tenant: str | None = None,
 ) -> tuple[int, str]:
     """`mcp-reconciler resolve`: (exit code, text to print). Values are masked unless `show_secrets`.
 
@@ -60,6 +61,7 @@ def resolve_command(
             show_secrets=show_secrets,
             namespace_tools=namespace_tools,
             explain=explain and output != "mcp-config",
+            platform_tenant=platform_tenant,
         )
     finally:
         registry.close()

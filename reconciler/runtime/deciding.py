@@ -5,7 +5,8 @@ decision matrix (scopes, grants, credential modes, pin states, featured fallback
 The order of decisions for each offered server, and the explanation line each one leaves:
 
 1. **binding** — the template's bindings offer the server (or, without a template, every tenant server);
-   a disabled server is dropped here (a note, not a server).
+   a binding that names `agents` offers it only to those agents of the template (assignment to one agent);
+   a disabled server, or one assigned to other agents only, is dropped here (a note, not a server).
 2. **grant** — an explicit grant to the member, one of their teams or the organization, on the server or on
    one of its connections. A connection grant gives access through that connection only. No grant: forbidden.
 3. **tools** — a server whose probe state is blocked, or whose policy is Pin with a latest snapshot other
@@ -15,6 +16,7 @@ The order of decisions for each offered server, and the explanation line each on
    the agent's, the platform's (usable ones first). Last comes the server's own credential, offered when the
    server is featured (ibl.ai's fallback) or declares no connections at all (a ThinkWork-style tenant key).
    A per-member connection the member has not connected yet gives `needs_connection`, never silence.
+   This step lives in `choosing.py`.
 5. **state** — ready, needs_connection, blocked or forbidden, with the reason and what to do.
 
 Header values are not read here: each header is a `HeaderSource` (a literal or a secret reference), so a
@@ -24,50 +26,24 @@ decision never holds a secret.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from reconciler.probe import filter_tool_names
 from reconciler.registry.lookups import BoundServerRow, GrantMatch, ResolutionInputs
-from reconciler.registry.records import ConnectionRecord, HeaderRecord, ServerRecord, UserTokenRecord
+from reconciler.registry.records import ConnectionRecord, ServerRecord
+from reconciler.runtime.choosing import (
+    Caller,
+    Credential,
+    CredentialIndex,
+    HeaderSource,
+    choose_credential,
+    merged_headers,
+    server_credential,
+)
 from reconciler.runtime.resolution import TOOL_NAMESPACE_PREFIX, CredentialScope, ResolvedServer, ServerState
 
-DEFAULT_SCHEME = "Bearer"
-DEFAULT_API_KEY_HEADER = "X-API-Key"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who the invocation runs for: an agent (created from the template), a member and the member's teams."""
-
-    agent: str | None = None
-    user: str | None = None
-    teams: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        """`member bob, team sales or the organization`: everyone a grant could name for this caller."""
-        parts = [f"member {self.user}"] if self.user else []
-        if self.teams:
-            parts.append(("team " if len(self.teams) == 1 else "teams ") + ", ".join(self.teams))
-        return ", ".join(parts) + (" or the organization" if parts else "the organization")
-
-
-@dataclass(frozen=True)
-class HeaderSource:
-    """One header to send: a literal value or a secret reference, optionally after a scheme (`Bearer <token>`)."""
-
-    name: str
-    origin: str
-    value: str | None = None
-    secret_ref: str | None = None
-    prefix: str | None = None
-    fingerprint: str | None = None
-    """Fingerprint of the value last verified against the server (rows record it; runtime tokens have none)."""
-
-    def describe(self) -> str:
-        what = f"secret {self.secret_ref}" if self.secret_ref is not None else "literal value"
-        scheme = f", scheme {self.prefix}" if self.prefix else ""
-        return f"header {self.name}: {self.origin} ({what}{scheme})"
+__all__ = ["Caller", "Decisions", "HeaderSource", "ServerDecision", "decide"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +56,7 @@ class ServerDecision:
     scope: CredentialScope | None = None
     headers: tuple[HeaderSource, ...] = ()
     tools: tuple[str, ...] = ()
+    tool_snapshot: str | None = None
     reason: str | None = None
     action: str | None = None
     explain: tuple[str, ...] = ()
@@ -96,6 +73,7 @@ class ServerDecision:
             scope=self.scope,
             headers=headers,
             tools=self.tools,
+            tool_snapshot=self.tool_snapshot,
             reason=self.reason,
             action=self.action,
             explain=self.explain,
@@ -108,31 +86,16 @@ class Decisions:
     notes: tuple[str, ...] = ()
 
 
-@dataclass
-class _Index:
-    """The caller-relevant rows by server / connection name."""
-
-    connections: dict[str, list[ConnectionRecord]] = field(default_factory=lambda: defaultdict(list))
-    server_grants: dict[str, list[GrantMatch]] = field(default_factory=lambda: defaultdict(list))
-    connection_grants: dict[str, list[GrantMatch]] = field(default_factory=lambda: defaultdict(list))
-    tokens: dict[tuple[str, str | None], UserTokenRecord] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Credential:
-    """The chosen credential, or why there is none (`state` set)."""
-
-    lines: tuple[str, ...]
-    scope: CredentialScope | None = None
-    connection: ConnectionRecord | None = None
-    header: HeaderSource | None = None
-    state: ServerState = ServerState.READY
-    reason: str | None = None
-    action: str | None = None
-
-
-def decide(inputs: ResolutionInputs, *, caller: Caller, template: str | None, namespace_tools: bool) -> Decisions:
-    """Per-server decisions, in binding order (a server bound twice keeps its first binding)."""
+def decide(
+    inputs: ResolutionInputs,
+    *,
+    caller: Caller,
+    template: str | None,
+    namespace_tools: bool,
+    platform: ResolutionInputs | None = None,
+) -> Decisions:
+    """Per-server decisions, in binding order (a server bound twice keeps its first binding), then the platform
+    tenant's featured servers (`platform`: its rows, read for no member), the last fallback of every tenant."""
     index = _index(inputs, caller)
     notes: list[str] = []
     if template is not None and not inputs.bindings:
@@ -141,6 +104,12 @@ def decide(inputs: ResolutionInputs, *, caller: Caller, template: str | None, na
     seen: dict[str, str | None] = {}
     for row in inputs.bound:
         name = row.server.name
+        if row.binding_agents and caller.agent not in row.binding_agents:
+            whom = f"not agent {caller.agent}" if caller.agent else "and no agent was given"
+            notes.append(
+                f"{name}: binding {row.binding} assigns it to agent {', '.join(row.binding_agents)} only, {whom}"
+            )
+            continue
         if name in seen:
             notes.append(f"{name}: also bound by binding {row.binding}; binding {seen[name]} listed it first and wins")
             continue
@@ -149,11 +118,75 @@ def decide(inputs: ResolutionInputs, *, caller: Caller, template: str | None, na
             notes.append(f"{name}: disabled (spec.enabled: false), not offered")
             continue
         decisions.append(_decide_server(row, index, caller=caller, namespace_tools=namespace_tools))
+    if platform is not None and platform.tenant.slug != inputs.tenant.slug:
+        for row in platform.bound:
+            if not (row.server.featured and row.server.enabled):
+                continue
+            if row.server.name in seen:
+                notes.append(
+                    f"{row.server.name}: the platform's featured {row.server.name} is not offered; "
+                    f"tenant {inputs.tenant.slug}'s own {row.server.name} wins"
+                )
+                continue
+            decisions.append(_decide_platform_server(row, platform, caller=caller, namespace_tools=namespace_tools))
     return Decisions(servers=tuple(decisions), notes=tuple(notes))
 
 
-def _index(inputs: ResolutionInputs, caller: Caller) -> _Index:
-    index = _Index()
+def _decide_platform_server(
+    row: BoundServerRow, platform: ResolutionInputs, *, caller: Caller, namespace_tools: bool
+) -> ServerDecision:
+    """A featured server of the platform tenant, offered to another tenant's caller with its own credential only.
+
+    In the platform namespace an Organization grant means every tenant's organization; Member and Team subjects
+    there name the platform tenant's own members and teams, so they open nothing to another tenant. No
+    connection, token or grant of the caller's tenant is ever consulted, and nothing of theirs is sent.
+    """
+    server = row.server
+    where = f"platform tenant {platform.tenant.slug} (namespace {platform.tenant.namespace})"
+    lines = [f"binding: featured by the {where}, offered to every tenant as the last fallback"]
+    grants = [
+        grant
+        for grant in platform.grants
+        if grant.target_server == server.name
+        and grant.target_connection is None
+        and grant.subject.kind == "Organization"
+    ]
+    if not grants:
+        reason = (
+            f"no grant in the platform namespace {platform.tenant.namespace} names the Organization on {server.name}"
+        )
+        lines.extend((f"grant: none — {reason}", "state: forbidden"))
+        return ServerDecision(
+            server=server,
+            state=ServerState.FORBIDDEN,
+            reason=reason,
+            action=(
+                f"ask a platform administrator for an MCPAccessGrant naming the Organization on {server.name} "
+                f"in namespace {platform.tenant.namespace}"
+            ),
+            explain=tuple(lines),
+        )
+    lines.append(
+        "grant: " + _grant_text(grants, target=f"server {server.name}") + " (in the platform namespace: every tenant)"
+    )
+    tools = _exposed_tools(row, namespace_tools=namespace_tools)
+    lines.append(_tools_line(row, tools))
+    blocked = _tool_block(row)
+    if blocked is not None:
+        return _blocked_by_tools(server, blocked, lines)
+    credential = server_credential(
+        server,
+        scope=CredentialScope.FEATURED,
+        why="the platform's featured server, reached with its own credential (never a tenant's)",
+        caller=caller,
+        lines=(),
+    )
+    lines.extend(credential.lines)
+    return _finished(row, credential, lines=lines, tools=tools)
+
+
+def _index(inputs: ResolutionInputs, caller: Caller) -> CredentialIndex:
+    index = CredentialIndex()
     for connection in inputs.connections:
         index.connections[connection.server].append(connection)
     for grant in inputs.grants:
@@ -167,7 +200,9 @@ def _index(inputs: ResolutionInputs, caller: Caller) -> _Index:
     return index
 
 
-def _decide_server(row: BoundServerRow, index: _Index, *, caller: Caller, namespace_tools: bool) -> ServerDecision:
+def _decide_server(
+    row: BoundServerRow, index: CredentialIndex, *, caller: Caller, namespace_tools: bool
+) -> ServerDecision:
     server = row.server
     lines = [_offer_line(row)]
     connections = index.connections.get(server.name, [])
@@ -204,21 +239,10 @@ def _decide_server(row: BoundServerRow, index: _Index, *, caller: Caller, namesp
     # 3. tools policy
     blocked = _tool_block(row)
     if blocked is not None:
-        lines.append(f"tools: blocked — {blocked}")
-        lines.append("state: blocked")
-        pinned = server.tool_policy == "Pin"
-        return ServerDecision(
-            server=server,
-            state=ServerState.BLOCKED,
-            reason=blocked,
-            action="an administrator must approve the current tool snapshot (spec.tools.approvedHash)"
-            if pinned
-            else "an administrator must clear the block reported in the server's status",
-            explain=tuple(lines),
-        )
+        return _blocked_by_tools(server, blocked, lines)
 
     # 4. connection
-    credential = _choose_credential(
+    credential = choose_credential(
         row,
         index,
         candidates=candidates,
@@ -227,6 +251,29 @@ def _decide_server(row: BoundServerRow, index: _Index, *, caller: Caller, namesp
         caller=caller,
     )
     lines.extend(credential.lines)
+    return _finished(row, credential, lines=lines, tools=tools)
+
+
+def _blocked_by_tools(server: ServerRecord, blocked: str, lines: list[str]) -> ServerDecision:
+    lines.append(f"tools: blocked — {blocked}")
+    lines.append("state: blocked")
+    pinned = server.tool_policy == "Pin"
+    return ServerDecision(
+        server=server,
+        state=ServerState.BLOCKED,
+        reason=blocked,
+        action="an administrator must approve the current tool snapshot (spec.tools.approvedHash)"
+        if pinned
+        else "an administrator must clear the block reported in the server's status",
+        explain=tuple(lines),
+    )
+
+
+def _finished(
+    row: BoundServerRow, credential: Credential, *, lines: list[str], tools: tuple[str, ...]
+) -> ServerDecision:
+    """The decision once the credential is chosen: ready with its headers, or why not."""
+    server = row.server
     if credential.state is not ServerState.READY:
         lines.append(f"state: {credential.state}")
         return ServerDecision(
@@ -235,11 +282,12 @@ def _decide_server(row: BoundServerRow, index: _Index, *, caller: Caller, namesp
             connection=credential.connection.name if credential.connection else None,
             scope=credential.scope,
             tools=tools if credential.state is ServerState.NEEDS_CONNECTION else (),
+            tool_snapshot=row.snapshot_hash if credential.state is ServerState.NEEDS_CONNECTION else None,
             reason=credential.reason,
             action=credential.action,
             explain=tuple(lines),
         )
-    headers = _headers(server, credential.connection, credential.header)
+    headers = merged_headers(server, credential.connection, credential.header, credential.member_headers)
     lines.extend(header.describe() for header in headers)
     lines.append("state: ready")
     return ServerDecision(
@@ -249,6 +297,7 @@ def _decide_server(row: BoundServerRow, index: _Index, *, caller: Caller, namesp
         scope=credential.scope,
         headers=headers,
         tools=tools,
+        tool_snapshot=row.snapshot_hash,
         explain=tuple(lines),
     )
 
@@ -280,7 +329,8 @@ def _offer_line(row: BoundServerRow) -> str:
     if row.binding is None:
         return f"binding: no template asked for; every server of tenant {row.server.tenant} is offered"
     pinned = f", pinned to connection {row.pinned_connection}" if row.pinned_connection else ""
-    return f"binding: {row.binding} offers {row.server.name}{pinned}"
+    assigned = f" to agent {', '.join(row.binding_agents)} (assigned directly)" if row.binding_agents else ""
+    return f"binding: {row.binding} offers {row.server.name}{assigned}{pinned}"
 
 
 def _grant_text(grants: Sequence[GrantMatch], *, target: str) -> str:
@@ -292,7 +342,9 @@ def _grant_text(grants: Sequence[GrantMatch], *, target: str) -> str:
 
 
 def _exposed_tools(row: BoundServerRow, *, namespace_tools: bool) -> tuple[str, ...]:
-    """The latest snapshot's tools that pass the server's allow/deny and then the binding's."""
+    """The latest snapshot's tools that pass the server's allow/deny and then the binding's; none without one."""
+    if row.snapshot_hash is None:
+        return ()
     server = row.server
     names = filter_tool_names(row.tool_names, allow=server.tools_allow, deny=server.tools_deny)
     names = filter_tool_names(names, allow=row.tools_allow, deny=row.tools_deny)
@@ -303,7 +355,10 @@ def _exposed_tools(row: BoundServerRow, *, namespace_tools: bool) -> tuple[str, 
 
 def _tools_line(row: BoundServerRow, tools: tuple[str, ...]) -> str:
     if row.snapshot_hash is None:
-        return "tools: no tool snapshot yet (the server has not been probed)"
+        return (
+            "tools: unknown — no tool snapshot yet (the server has not been probed); every output says so "
+            "(toolSnapshot null) and lists no tool, so a runtime mounts none"
+        )
     filters = []
     server = row.server
     for label, allow, deny in (
@@ -332,254 +387,3 @@ def _tool_block(row: BoundServerRow) -> str | None:
             f"tool policy is Pin and the latest snapshot {row.snapshot_hash} is not the approved {server.approved_hash}"
         )
     return None
-
-
-def _choose_credential(
-    row: BoundServerRow,
-    index: _Index,
-    *,
-    candidates: Sequence[ConnectionRecord],
-    all_connections: Sequence[ConnectionRecord],
-    server_granted: bool,
-    caller: Caller,
-) -> _Credential:
-    server = row.server
-    if row.pinned_connection is not None:
-        return _pinned(row, index, all_connections=all_connections, caller=caller)
-
-    lines = [f"connection: skipped {c.name} (inactive)" for c in candidates if not c.active]
-    active = [c for c in candidates if c.active]
-    newest_first = sorted(active, key=lambda c: c.row_id or 0, reverse=True)
-
-    if caller.user is not None:
-        own = [c for c in newest_first if c.scope == "user" and c.subject == caller.user]
-        if own:
-            chosen = own[0]
-            lines.append(f"connection: {chosen.name} — member {caller.user}'s own (user scope, newest active)")
-            return _use(chosen, CredentialScope.USER, index, server=server, caller=caller, lines=lines)
-        token = index.tokens.get((server.name, None))
-        if token is not None and server_granted:
-            lines.append(f"connection: none — member {caller.user}'s own token for {server.name} (user_tokens)")
-            header = HeaderSource(
-                "Authorization",
-                origin=f"member {caller.user}'s token",
-                secret_ref=token.secret_ref,
-                prefix=DEFAULT_SCHEME,
-            )
-            return _Credential(lines=tuple(lines), scope=CredentialScope.USER, header=header)
-    if caller.agent is not None:
-        agents = [c for c in newest_first if c.scope == "agent" and c.subject == caller.agent]
-        if agents:
-            chosen = agents[0]
-            lines.append(f"connection: {chosen.name} — agent {caller.agent}'s (agent scope)")
-            return _use(chosen, CredentialScope.AGENT, index, server=server, caller=caller, lines=lines)
-    platform = [c for c in newest_first if c.scope == "platform"]
-    if platform:
-        chosen = sorted(platform, key=lambda c: not _usable(c, index, caller=caller))[0]
-        lines.append(f"connection: {chosen.name} — the platform's ({_mode(chosen)})")
-        return _use(chosen, CredentialScope.PLATFORM, index, server=server, caller=caller, lines=lines)
-
-    if server_granted and (server.featured or not all_connections):
-        scope = CredentialScope.FEATURED if server.featured else CredentialScope.SERVER
-        why = "featured server's fallback" if server.featured else "the server declares no connections"
-        return _server_credential(server, scope=scope, why=why, caller=caller, lines=lines)
-
-    if server.auth_type == "oauthAuthorizationCode" and server_granted:
-        return _needs_own_account(server, caller=caller, lines=lines, connection=None, scope=CredentialScope.USER)
-    others = [c.name for c in all_connections if c.active and c not in candidates]
-    reason = f"no active connection of {server.name} applies to {caller.describe()}"
-    if others:
-        reason += f" (connections {', '.join(sorted(others))} are not granted to you)"
-    elif any(not c.active for c in candidates):
-        reason += " (the ones that would are inactive)"
-    if not server.featured and all_connections:
-        reason += "; the server is not featured, so its own credential is no fallback"
-    lines.append(f"connection: none — {reason}")
-    return _Credential(
-        lines=tuple(lines),
-        state=ServerState.NEEDS_CONNECTION,
-        reason=reason,
-        action=(
-            f"ask an administrator for an MCPConnection to {server.name} at user, agent or platform scope "
-            "(or a grant on an existing one)"
-        ),
-    )
-
-
-def _pinned(
-    row: BoundServerRow, index: _Index, *, all_connections: Sequence[ConnectionRecord], caller: Caller
-) -> _Credential:
-    """A binding's pinned connection wins over preference, but is never stretched to someone it is not for."""
-    name = row.pinned_connection
-    lines = [f"connection: {name} — pinned by binding {row.binding}"]
-    pinned = next((c for c in all_connections if c.name == name), None)
-    problem = None
-    if pinned is None:
-        problem = f"pinned connection {name} belongs to server {row.pinned_connection_server}, not {row.server.name}"
-    elif not pinned.active:
-        problem = f"pinned connection {name} is inactive"
-    elif pinned.scope == "user" and pinned.subject != caller.user:
-        problem = f"pinned connection {name} is member {pinned.subject}'s own credential"
-    elif pinned.scope == "agent" and pinned.subject != caller.agent:
-        problem = f"pinned connection {name} belongs to agent {pinned.subject}"
-    if problem is not None or pinned is None:
-        return _Credential(
-            lines=(*lines, f"connection: unusable — {problem}"),
-            state=ServerState.BLOCKED,
-            reason=problem,
-            action=f"an administrator must fix the connectionRef of binding {row.binding} or the connection itself",
-        )
-    return _use(pinned, CredentialScope(pinned.scope), index, server=row.server, caller=caller, lines=lines)
-
-
-def _mode(connection: ConnectionRecord) -> str:
-    return "per member" if connection.credential_mode == "perMember" else "shared"
-
-
-def _usable(connection: ConnectionRecord, index: _Index, *, caller: Caller) -> bool:
-    if connection.credential_mode != "perMember":
-        return True
-    return caller.user is not None and (connection.server, connection.name) in index.tokens
-
-
-def _use(
-    connection: ConnectionRecord,
-    scope: CredentialScope,
-    index: _Index,
-    *,
-    server: ServerRecord,
-    caller: Caller,
-    lines: Iterable[str],
-) -> _Credential:
-    scheme = connection.authorization_scheme or DEFAULT_SCHEME
-    if connection.credential_mode == "perMember":
-        token = index.tokens.get((connection.server, connection.name)) if caller.user is not None else None
-        if token is None:
-            return _needs_own_account(server, caller=caller, lines=lines, connection=connection, scope=scope)
-        header = HeaderSource(
-            "Authorization",
-            origin=f"member {caller.user}'s token for connection {connection.name}",
-            secret_ref=token.secret_ref,
-            prefix=scheme,
-        )
-        return _Credential(
-            lines=(*lines, f"credential: member {caller.user}'s own token (per-member connection)"),
-            scope=scope,
-            connection=connection,
-            header=header,
-        )
-    shared = None
-    if connection.secret_ref is not None:
-        shared = HeaderSource(
-            "Authorization",
-            origin=f"connection {connection.name}",
-            secret_ref=connection.secret_ref,
-            prefix=scheme,
-            fingerprint=connection.fingerprint,
-        )
-    return _Credential(lines=tuple(lines), scope=scope, connection=connection, header=shared)
-
-
-def _needs_own_account(
-    server: ServerRecord,
-    *,
-    caller: Caller,
-    lines: Iterable[str],
-    connection: ConnectionRecord | None,
-    scope: CredentialScope | None = None,
-) -> _Credential:
-    through = f" through connection {connection.name}" if connection is not None else ""
-    label = server.display_name or server.name
-    if caller.user is None:
-        reason = f"{server.name} runs as each member's own account{through}, and no member was given"
-        action = "resolve for a member (user); each member connects their own account"
-    else:
-        reason = f"member {caller.user} has not connected their own account to {server.name}{through}"
-        action = f"connect your {label} account (authorize it once); the runtime stores your token"
-    return _Credential(
-        lines=(*lines, f"credential: none — {reason}"),
-        scope=scope,
-        connection=connection,
-        state=ServerState.NEEDS_CONNECTION,
-        reason=reason,
-        action=action,
-    )
-
-
-def _server_credential(
-    server: ServerRecord, *, scope: CredentialScope, why: str, caller: Caller, lines: Iterable[str]
-) -> _Credential:
-    own = (
-        "each member's own authorization"
-        if server.auth_type == "oauthAuthorizationCode"
-        else f"the server's own credential ({server.auth_type})"
-    )
-    lines = (*lines, f"connection: none — {why}: {own}")
-    reference = server.auth.get("secretRef")
-    if server.auth_type == "bearer" and isinstance(reference, str):
-        scheme = str(server.auth.get("scheme") or DEFAULT_SCHEME)
-        header = HeaderSource(
-            "Authorization",
-            origin=f"server {server.name}'s auth",
-            secret_ref=reference,
-            prefix=scheme,
-            fingerprint=_fingerprint(server.auth.get("secretFingerprint")),
-        )
-        return _Credential(lines=lines, scope=scope, header=header)
-    if server.auth_type == "apiKey" and isinstance(reference, str):
-        name = str(server.auth.get("headerName") or DEFAULT_API_KEY_HEADER)
-        return _Credential(
-            lines=lines,
-            scope=scope,
-            header=HeaderSource(
-                name,
-                origin=f"server {server.name}'s auth",
-                secret_ref=reference,
-                fingerprint=_fingerprint(server.auth.get("secretFingerprint")),
-            ),
-        )
-    if server.auth_type == "oauthAuthorizationCode":
-        return _needs_own_account(server, caller=caller, lines=lines, connection=None, scope=CredentialScope.USER)
-    if server.auth_type == "oauthClientCredentials":
-        reason = (
-            "the server's OAuth client-credentials token is minted by the reconciler and is not handed to "
-            "runtimes; give the server a shared connection"
-        )
-        return _Credential(
-            lines=(*lines, f"credential: unavailable — {reason}"),
-            scope=scope,
-            state=ServerState.BLOCKED,
-            reason=reason,
-            action=f"an administrator must create a shared platform MCPConnection for {server.name}",
-        )
-    return _Credential(lines=lines, scope=scope)
-
-
-def _headers(
-    server: ServerRecord, connection: ConnectionRecord | None, credential: HeaderSource | None
-) -> tuple[HeaderSource, ...]:
-    """Server headers, then connection headers over them by name (case-insensitive), then the credential."""
-    merged: dict[str, HeaderSource] = {}
-
-    def put(header: HeaderSource) -> None:
-        merged.pop(header.name.lower(), None)
-        merged[header.name.lower()] = header
-
-    for stored in server.headers:
-        put(_stored_header(stored, origin=f"server {server.name}"))
-    if connection is not None:
-        for stored in connection.headers:
-            put(_stored_header(stored, origin=f"connection {connection.name}"))
-    if credential is not None:
-        put(credential)
-    return tuple(merged.values())
-
-
-def _stored_header(header: HeaderRecord, *, origin: str) -> HeaderSource:
-    return HeaderSource(
-        header.name, origin=origin, value=header.value, secret_ref=header.secret_ref, fingerprint=header.fingerprint
-    )
-
-
-def _fingerprint(value: object) -> str | None:
-    return value if isinstance(value, str) else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
+from reconciler.runtime.membership import MemberCoverage, plan_member_coverage
 from reconciler.runtime.publishing import DEFAULT_NAME_PREFIX
 from reconciler.runtime.registry_api import CallerDirectory, PathDispatcher, build_registry_api
 from reconciler.runtime.resolving import UnknownTenant, resolve
@@ -85,8 +87,12 @@ def build_mcp_server(
     registry: Registry,
     *,
     plan_manifests: ManifestPlanner | None = None,
+    platform_tenant: str | None = None,
 ) -> MCPServer:
-    """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`)."""
+    """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`).
+
+    `platform_tenant`: the platform whose featured servers `resolve_template` offers every tenant last.
+    """
     with _host_logging_kept():
         server = MCPServer(
             "mcp-reconciler-registry",
@@ -100,7 +106,8 @@ def build_mcp_server(
 
     @server.tool(title="List MCP servers")
     def list_servers(tenant: str | None = None) -> dict[str, Any]:
-        """Registered MCP servers with their health (last test, blocked reason, Ready condition).
+        """Registered MCP servers with their health (last test, blocked reason, Ready condition, and how many
+        members connected each per-member credential, with a warning when nobody has).
 
         `tenant`: a tenant slug or namespace; every tenant when omitted.
         """
@@ -131,6 +138,7 @@ def build_mcp_server(
             teams=tuple(teams or ()),
             namespace_tools=namespace_tools,
             explain=explain,
+            platform_tenant=platform_tenant,
         )
         return resolution.to_json()
 
@@ -156,12 +164,13 @@ def build_mcp_app(
     token: str,
     plan_manifests: ManifestPlanner | None = None,
     host: str = DEFAULT_HOST,
+    platform_tenant: str | None = None,
 ) -> ASGIApp:
     """The bearer-protected streamable-HTTP app (served at `/mcp`); the caller keeps `registry` open meanwhile.
 
     `host` is where it will listen: on 127.0.0.1/localhost the SDK also rejects foreign Host/Origin headers.
     """
-    server = build_mcp_server(registry, plan_manifests=plan_manifests)
+    server = build_mcp_server(registry, plan_manifests=plan_manifests, platform_tenant=platform_tenant)
     app = server.streamable_http_app(streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host)
     return BearerTokenGate(app, token=token)
 
@@ -174,14 +183,19 @@ def build_serving_app(
     plan_manifests: ManifestPlanner | None = None,
     host: str = DEFAULT_HOST,
     name_prefix: str = DEFAULT_NAME_PREFIX,
+    platform_tenant: str | None = None,
 ) -> ASGIApp:
     """What `serve` runs: the MCP endpoint at `/mcp` and the Registry API (v0.1) at `/v0.1`, one process.
 
     `callers` maps Registry API tokens to members; by default only `token` (the platform's) is known.
+    `platform_tenant` reaches the MCP endpoint's `resolve_template` (see `build_mcp_server`).
     """
     directory = callers or CallerDirectory(platform_token=token)
     api = build_registry_api(registry, callers=directory, prefix=name_prefix)
-    return PathDispatcher(api, build_mcp_app(registry, token=token, plan_manifests=plan_manifests, host=host))
+    mcp_app = build_mcp_app(
+        registry, token=token, plan_manifests=plan_manifests, host=host, platform_tenant=platform_tenant
+    )
+    return PathDispatcher(api, mcp_app)
 
 
 def serve_mcp(
@@ -195,6 +209,7 @@ def serve_mcp(
     log_level: str = "info",
     callers: CallerDirectory | None = None,
     name_prefix: str = DEFAULT_NAME_PREFIX,
+    platform_tenant: str | None = None,
 ) -> None:
     """Serve the endpoint and the Registry API until interrupted (blocking); the registry is opened here."""
     registry = open_registry(registry_url, manager=manager)
@@ -206,6 +221,7 @@ def serve_mcp(
             plan_manifests=plan_manifests,
             host=host,
             name_prefix=name_prefix,
+            platform_tenant=platform_tenant,
         )
         log.info("serving the registry %s read-only at http://%s:%d%s and /v0.1", registry.url, host, port, MCP_PATH)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
@@ -217,12 +233,17 @@ def serve_mcp(
 
 
 def list_server_health(registry: Registry, *, tenant: str | None = None) -> dict[str, Any]:
-    """Servers with health from probe state and, where the CLI stored it, the object's Ready condition."""
+    """Servers with health from probe state and, where the CLI stored it, the object's Ready condition; `members`
+    lists each per-member credential of the server with its connected-member count (`membership.py`)."""
     slugs = None if tenant is None else [_tenant_slug(registry, tenant)]
     state = registry.fetch_state(tenants=slugs)
     probes = registry.fetch_probe_states(tenants=slugs)
     namespaces = {slug: record.namespace for slug, record in state.tenants.items()}
     statuses = {(r.namespace, r.name): r.status for r in registry.fetch_resources(kind="MCPServer")}
+    members: dict[tuple[str, str], list[MemberCoverage]] = defaultdict(list)
+    counts = registry.count_connected_members(tenants=slugs)
+    for coverage in plan_member_coverage(state.rows.values(), counts, tenants=state.tenants):
+        members[(coverage.tenant, coverage.server)].append(coverage)
     servers = []
     for key, record in sorted(state.rows.items()):
         if not isinstance(record, ServerRecord):
@@ -250,6 +271,14 @@ def list_server_health(registry: Registry, *, tenant: str | None = None) -> dict
                     else None,
                     "blockedReason": probe.blocked_reason if probe else None,
                     "probedAt": probe.probed_at.isoformat() if probe and probe.probed_at else None,
+                    "members": [
+                        {
+                            "connection": coverage.connection,
+                            "connectedMembers": coverage.connected_members,
+                            "warning": coverage.warning(),
+                        }
+                        for coverage in members.get((slug, name), ())
+                    ],
                 },
             }
         )

@@ -72,12 +72,15 @@ def secret_placeholder(reference: str) -> str:
     return "${secret:" + reference + "}"
 
 
-def export_document(registry: Registry, tenant: str, template: str) -> str:
+def export_document(registry: Registry, tenant: str, template: str, *, platform_tenant: str | None = None) -> str:
     """The template's MCP client configuration with secret placeholders; `tenant` is a slug or its namespace.
 
-    Raises `UnknownTenant` like `resolve`. Reads no secret value.
+    `platform_tenant` adds the platform's featured servers last, as `resolve` does. Raises `UnknownTenant` like
+    `resolve`. Reads no secret value.
     """
-    inputs, decisions = fetch_decisions(registry, tenant, template=template, caller=Caller())
+    inputs, decisions = fetch_decisions(
+        registry, tenant, template=template, caller=Caller(), platform_tenant=platform_tenant
+    )
     servers = tuple(_exported(decision) for decision in decisions.servers if decision.state is ServerState.READY)
     resolution = Resolution(
         tenant=inputs.tenant.slug,

@@ -15,7 +15,7 @@ from importlib import resources
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from reconciler.runtime.resolution import Resolution, ResolvedServer
+from reconciler.runtime.resolution import Resolution, ResolvedServer, ServerState
 
 MCP_CONFIG_TEMPLATE = "mcp_config.json.j2"
 _COLUMNS = ("NAME", "STATE", "SCOPE", "CONNECTION", "TOOLS", "URL")
@@ -27,12 +27,22 @@ def resolution_json(resolution: Resolution) -> str:
 
 
 def render_mcp_config(resolution: Resolution) -> str:
-    """`{"mcpServers": {name: {"url", "transport", "headers"}}}` for the ready servers, in binding order.
+    """`{"mcpServers": {name: {"url", "transport", "headers", "tools", "toolSnapshot"}}}` for the ready servers,
+    in binding order.
 
-    Headers are as resolved: masked unless the resolution was made with `show_secrets`.
+    Headers are as resolved: masked unless the resolution was made with `show_secrets`. `tools` is the effective
+    tool set as exact names (the globs already expanded against `toolSnapshot`), so a runtime that mounts the
+    document exposes those tools and no others; `toolSnapshot` null states that the tools are unknown.
     """
     servers = [
-        {"name": server.name, "url": server.url, "transport": server.transport, "headers": dict(server.headers)}
+        {
+            "name": server.name,
+            "url": server.url,
+            "transport": server.transport,
+            "headers": dict(server.headers),
+            "tools": list(server.tools),
+            "tool_snapshot": server.tool_snapshot,
+        }
         for server in resolution.ready
     ]
     return _mcp_config_template().render(servers=servers)
@@ -85,6 +95,12 @@ def _row(server: ResolvedServer) -> tuple[str, ...]:
         str(server.state),
         str(server.scope) if server.scope else "-",
         server.connection or "-",
-        str(len(server.tools)),
+        _tool_count(server),
         server.url,
     )
+
+
+def _tool_count(server: ResolvedServer) -> str:
+    """The number of tools offered; `unknown` for an offered server never probed (its tools are not listed)."""
+    offered = server.state in (ServerState.READY, ServerState.NEEDS_CONNECTION)
+    return "unknown" if offered and not server.tools_known else str(len(server.tools))

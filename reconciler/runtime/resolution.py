@@ -53,12 +53,22 @@ class ResolvedServer:
     scope: CredentialScope | None = None
     headers: dict[str, str] = field(default_factory=dict)
     tools: tuple[str, ...] = ()
+    """The exact tool names a runtime may expose (the snapshot's tools after the server's and the binding's
+    allow/deny globs); a runtime mounts these and no others."""
+    tool_snapshot: str | None = None
+    """The snapshot hash `tools` was expanded from; None when the server's tools are unknown (never probed,
+    or not offered), in which case `tools` is empty and a runtime mounts none of them."""
     reason: str | None = None
     """Why the server is not ready (never a secret value)."""
     action: str | None = None
     """What the caller (or an administrator) must do to make it ready."""
     explain: tuple[str, ...] = ()
     """The chain of decisions (binding → grant → connection → state), when explained."""
+
+    @property
+    def tools_known(self) -> bool:
+        """Whether `tools` comes from a tool snapshot; unknown tools are never an unfiltered server."""
+        return self.tool_snapshot is not None
 
     def to_json(self, *, explain: bool = False) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -70,6 +80,7 @@ class ResolvedServer:
             "state": str(self.state),
             "headers": dict(self.headers),
             "tools": list(self.tools),
+            "toolSnapshot": self.tool_snapshot,
             "reason": self.reason,
             "action": self.action,
         }

@@ -46,24 +46,40 @@ def resolve(
     show_secrets: bool = False,
     namespace_tools: bool = False,
     explain: bool = False,
+    platform_tenant: str | None = None,
 ) -> Resolution:
     """The servers, URLs, headers and tools `template` gets for this agent and member.
 
     `tenant` is a tenant slug or its namespace. Without `template`, every server of the tenant is offered.
     Header values are masked unless `show_secrets` (which needs `secrets`); with `secrets` given, every
     referenced secret is read so a missing one shows up as a blocked server either way. Forbidden servers
-    are listed only with `explain`.
+    are listed only with `explain`. `platform_tenant` (a slug or namespace) is the platform whose featured
+    servers every tenant is offered last, with the platform's own credential and only where a grant in the
+    platform namespace names the Organization.
     """
     if show_secrets and secrets is None:
         raise ValueError("show_secrets needs a secret source to read header values from")
     team_names = tuple(dict.fromkeys(teams))
     caller = Caller(agent=agent, user=user, teams=team_names)
     inputs, decisions = fetch_decisions(
-        registry, tenant, template=template, caller=caller, namespace_tools=namespace_tools
+        registry,
+        tenant,
+        template=template,
+        caller=caller,
+        namespace_tools=namespace_tools,
+        platform_tenant=platform_tenant,
     )
-    verified = VerifiedValues(registry, inputs.tenant.slug) if secrets is not None else None
+    verifiers: dict[str, VerifiedValues] = {}
+
+    def verified(decision: ServerDecision) -> VerifiedValues | None:
+        # A platform server's values were recorded (and last-good copies kept) under the platform tenant.
+        if secrets is None:
+            return None
+        slug = decision.server.tenant
+        return verifiers.setdefault(slug, VerifiedValues(registry, slug))
+
     servers = tuple(
-        _resolved(decision, secrets=secrets, show_secrets=show_secrets, verified=verified)
+        _resolved(decision, secrets=secrets, show_secrets=show_secrets, verified=verified(decision))
         for decision in decisions.servers
         if explain or decision.state is not ServerState.FORBIDDEN
     )
@@ -82,16 +98,29 @@ def resolve(
 
 
 def fetch_decisions(
-    registry: Registry, tenant: str, *, template: str | None, caller: Caller, namespace_tools: bool = False
+    registry: Registry,
+    tenant: str,
+    *,
+    template: str | None,
+    caller: Caller,
+    namespace_tools: bool = False,
+    platform_tenant: str | None = None,
 ) -> tuple[ResolutionInputs, Decisions]:
     """The rows and the per-server decisions for one caller, before any secret value is read.
 
-    `resolve` goes on to read header values; `exporting` turns the secret references into placeholders.
+    `resolve` goes on to read header values; `exporting` turns the secret references into placeholders. The
+    platform tenant's rows are read for no member and no team, so only its Organization grants can match.
     """
     inputs = registry.fetch_resolution_inputs(tenant, template=template, user=caller.user, teams=caller.teams)
     if inputs is None:
         raise UnknownTenant(f"no tenant has slug or namespace {tenant!r} in registry {registry.url}")
-    return inputs, decide(inputs, caller=caller, template=template, namespace_tools=namespace_tools)
+    platform = None
+    if platform_tenant is not None:
+        platform = registry.fetch_resolution_inputs(platform_tenant, template=None)
+        if platform is None:
+            raise UnknownTenant(f"the platform namespace {platform_tenant!r} is no tenant in registry {registry.url}")
+    decisions = decide(inputs, caller=caller, template=template, namespace_tools=namespace_tools, platform=platform)
+    return inputs, decisions
 
 
 class VerifiedValues:
@@ -155,6 +184,7 @@ def _blocked(decision: ServerDecision, reason: str, action: str) -> ResolvedServ
         decision.resolved({}),
         state=ServerState.BLOCKED,
         tools=(),
+        tool_snapshot=None,
         reason=reason,
         action=action,
         explain=(*decision.explain[:-1], f"headers: {reason}", "state: blocked"),

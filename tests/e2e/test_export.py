@@ -82,7 +82,9 @@ def test_a_binding_exports_its_mcp_config_to_a_configmap_it_owns(
         "url": "https://crm.example.com/mcp",
         "transport": "streamable-http",
         "headers": {"Authorization": f"Bearer ${{secret:{namespace}/crm-token#token}}"},
-    }
+        "tools": [],
+        "toolSnapshot": None,
+    }, "crm.example.com is never listed: its tools are stated unknown, not left unfiltered"
     assert document["wiki"]["headers"] == {}
     status = wait_for(
         lambda: (found := get(kube, binding)) and found["status"].get("export", {}).get("state") == "Written" and found,

@@ -19,7 +19,7 @@ from reconciler.credentials import (
     add_server_credential,
 )
 from reconciler.credentials.sealing import generate_key
-from reconciler.probe import ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_server
+from reconciler.probe import ProbeAuthServer, ProbeHttp, ProbeResult, ProbeSettings, ProbeTarget, probe_server
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import ServerRecord, TenantRecord
 
@@ -55,8 +55,7 @@ class World:
         return CredentialContext(
             stores=self.stores,
             secrets=self.store,
-            http=http,
-            probe_settings=LOCAL,
+            authserver=ProbeAuthServer(http, LOCAL),
             fingerprint_key=self.registry.fingerprint_key(),
             settings=CredentialSettings(redirect_uris=(REDIRECT_URI,), **settings),
         )

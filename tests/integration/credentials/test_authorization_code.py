@@ -28,9 +28,11 @@ from reconciler.credentials import (
     release_server_credentials,
     rotate_server_client,
 )
+from reconciler.probe import credential_verifier
 from reconciler.registry.records import ServerRecord, UserTokenRecord
 from tests.fixtures.authorization_server import AuthorizationServer, OAuthServers
 from tests.integration.credentials.support import (
+    LOCAL,
     NAMESPACE,
     REDIRECT_URI,
     TENANT,
@@ -241,7 +243,14 @@ def test_client_credentials_rotation_is_verified_against_the_live_server(
 
         # Verified against a server of another authorization server: the new client's token is rejected there.
         wrong = target(oauth_servers.protected_post_only, name="dyn")
-        failed = run(lambda http: rotate_server_client(record, context=w.context(http), previous=old, target=wrong))
+        failed = run(
+            lambda http: rotate_server_client(
+                record,
+                context=w.context(http),
+                previous=old,
+                verify_with=credential_verifier(wrong, settings=LOCAL, http=http),
+            )
+        )
         assert not failed.rotation.promoted and failed.rotation.retired_result == "deregistered"
         assert failed.probe is not None and failed.probe.error_class == "auth"
         (stored,) = w.registry.fetch_oauth_clients(tenant=TENANT, server="dyn")
@@ -249,7 +258,14 @@ def test_client_credentials_rotation_is_verified_against_the_live_server(
         assert probe(oauth_servers.protected, dict(prepare(w, record).headers)).ok  # the old client still works
 
         right = target(oauth_servers.protected, name="dyn")
-        done = run(lambda http: rotate_server_client(record, context=w.context(http), previous=old, target=right))
+        done = run(
+            lambda http: rotate_server_client(
+                record,
+                context=w.context(http),
+                previous=old,
+                verify_with=credential_verifier(right, settings=LOCAL, http=http),
+            )
+        )
         assert done.rotation.promoted and done.probe is not None and done.probe.ok
         assert oauth_servers.main.deregistered[-1] == old.client_id
         after = prepare(w, record)

@@ -11,9 +11,8 @@ from reconciler.credentials import (
     fingerprint,
     plan_rotation,
     verdict,
-    verify_credential,
 )
-from reconciler.probe import ProbeResult
+from reconciler.probe import ProbeResult, verify_credential
 from tests.fixtures.authorization_server import OAuthServers
 from tests.integration.credentials.support import LOCAL, run, target
 

@@ -20,11 +20,11 @@ from reconciler.credentials import (
     add_stored_headers,
     release_server_credentials,
     rotate_server_client,
-    verify_credential,
 )
 from reconciler.demo.servers import MCP_PATH
 from reconciler.demo.serving import ServerLoop
 from reconciler.errors import ReconcilerError
+from reconciler.probe import credential_verifier, verify_credential
 from reconciler.registry.records import HeaderRecord
 from tests.fixtures.authorization_server import OAuthServers
 from tests.fixtures.mcp_servers import reflecting_token_app
@@ -112,7 +112,12 @@ def test_no_plaintext_anywhere(
         keep(
             run(
                 lambda http: rotate_server_client(
-                    dyn, context=w.context(http), previous=old, target=target(oauth_servers.protected, name="dyn")
+                    dyn,
+                    context=w.context(http),
+                    previous=old,
+                    verify_with=credential_verifier(
+                        target(oauth_servers.protected, name="dyn"), settings=LOCAL, http=http
+                    ),
                 )
             )
         )

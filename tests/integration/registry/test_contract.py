@@ -29,6 +29,7 @@ from reconciler.registry.records import (
     GrantRecord,
     GrantSubjectRecord,
     HeaderRecord,
+    MemberHeaderRecord,
     Ownership,
     ProbeStateRecord,
     Record,
@@ -200,6 +201,9 @@ def tenant_batches(draw: st.DrawFn) -> list[Record]:
             headers=draw(headers),
             active=draw(st.booleans()),
             use_for_discovery=draw(st.booleans()),
+            member_headers=tuple(
+                draw(st.lists(st.builds(MemberHeaderRecord, name=json_text, key=json_text), max_size=2))
+            ),
         )
         for name in connection_names
     ]
@@ -224,7 +228,11 @@ def tenant_batches(draw: st.DrawFn) -> list[Record]:
     )
     bindings = [
         BindingRecord(
-            tenant="t", name=f"b{index}", template=draw(json_text), servers=tuple(draw(st.lists(bound, max_size=4)))
+            tenant="t",
+            name=f"b{index}",
+            template=draw(json_text),
+            servers=tuple(draw(st.lists(bound, max_size=4))),
+            agents=tuple(draw(st.lists(json_text, max_size=3, unique=True))),
         )
         for index in range(draw(st.integers(0, 3)))
     ]
@@ -736,7 +744,14 @@ def test_user_tokens_are_listed_and_counted(registry: Registry) -> None:
             UserTokenRecord(tenant="acme", server="crm", user_id="alice", secret_ref="v/a#t", expires_at=expires)
         )
         transaction.insert_user_token(
-            UserTokenRecord(tenant="acme", server="crm", user_id="alice", secret_ref="v/a2#t", connection="crm-alice")
+            UserTokenRecord(
+                tenant="acme",
+                server="crm",
+                user_id="alice",
+                secret_ref="v/a2#t",
+                connection="crm-alice",
+                value_keys=("workspace-slug",),
+            )
         )
         transaction.insert_user_token(UserTokenRecord(tenant="beta", server="wiki", user_id="bob", secret_ref="v/b#t"))
 
@@ -753,10 +768,20 @@ def test_user_tokens_are_listed_and_counted(registry: Registry) -> None:
             secret_ref="v/a2#t",
             connection="crm-alice",
             row_id=tokens[1].row_id,
+            value_keys=("workspace-slug",),
         ),
     ]
     assert registry.count_user_tokens() == {("acme", "crm"): 2, ("beta", "wiki"): 1}
     assert registry.count_user_tokens(tenants=["beta"]) == {("beta", "wiki"): 1}
+    assert registry.count_connected_members() == {
+        ("acme", "crm", None): 1,
+        ("acme", "crm", "crm-alice"): 1,
+        ("beta", "wiki", None): 1,
+    }
+    assert registry.count_connected_members(tenants=["acme"]) == {
+        ("acme", "crm", None): 1,
+        ("acme", "crm", "crm-alice"): 1,
+    }
 
 
 def test_oauth_clients_upsert_per_issuer(registry: Registry) -> None:

@@ -115,6 +115,7 @@ def test_tools_list_servers_and_their_health(registry: Registry, world: DesiredI
         "catalog",
         "crm",
         "drive",
+        "gradebook",
         "linear",
         "notion",
         "pinned",

@@ -176,6 +176,8 @@ EXPECTED = {
         "url": "https://crm.example.com/mcp",
         "transport": "streamable-http",
         "headers": {"x-workspace": "acme-eng", "Authorization": "Bearer ${secret:team-a/crm-token#token}"},
+        "tools": [],
+        "toolSnapshot": None,
     },
     "search": {
         "url": "https://search.example.com/mcp",
@@ -184,18 +186,30 @@ EXPECTED = {
             "X-Trace": "${secret:team-a/trace#value}",
             "X-Search-Key": "${secret:team-a/search-key#api-key}",
         },
+        "tools": [],
+        "toolSnapshot": None,
     },
     "docs": {
         "url": "https://docs.example.com/sse",
         "transport": "sse",
         "headers": {"X-Client": "agents", "x-tenant": "team-a"},
+        "tools": [],
+        "toolSnapshot": None,
     },
     "tickets": {
         "url": "https://tickets.example.com/mcp",
         "transport": "streamable-http",
         "headers": {"Authorization": "Token ${secret:team-a/tickets-token#token}"},
+        "tools": [],
+        "toolSnapshot": None,
     },
-    "approved": {"url": "https://approved.example.com/mcp", "transport": "streamable-http", "headers": {}},
+    "approved": {
+        "url": "https://approved.example.com/mcp",
+        "transport": "streamable-http",
+        "headers": {},
+        "tools": ["lookup"],
+        "toolSnapshot": APPROVED,
+    },
 }
 
 
@@ -229,31 +243,41 @@ DOCUMENT = """{
     "crm": {
       "url": "https://crm.example.com/mcp",
       "transport": "streamable-http",
-      "headers": {"Authorization": "Bearer ${secret:team-a/crm-token#token}", "x-workspace": "acme-eng"}
+      "headers": {"Authorization": "Bearer ${secret:team-a/crm-token#token}", "x-workspace": "acme-eng"},
+      "tools": [],
+      "toolSnapshot": null
     },
     "search": {
       "url": "https://search.example.com/mcp",
       "transport": "streamable-http",
-      "headers": {"X-Search-Key": "${secret:team-a/search-key#api-key}", "X-Trace": "${secret:team-a/trace#value}"}
+      "headers": {"X-Search-Key": "${secret:team-a/search-key#api-key}", "X-Trace": "${secret:team-a/trace#value}"},
+      "tools": [],
+      "toolSnapshot": null
     },
     "docs": {
       "url": "https://docs.example.com/sse",
       "transport": "sse",
-      "headers": {"X-Client": "agents", "x-tenant": "team-a"}
+      "headers": {"X-Client": "agents", "x-tenant": "team-a"},
+      "tools": [],
+      "toolSnapshot": null
     },
     "tickets": {
       "url": "https://tickets.example.com/mcp",
       "transport": "streamable-http",
-      "headers": {"Authorization": "Token ${secret:team-a/tickets-token#token}"}
+      "headers": {"Authorization": "Token ${secret:team-a/tickets-token#token}"},
+      "tools": [],
+      "toolSnapshot": null
     },
     "approved": {
       "url": "https://approved.example.com/mcp",
       "transport": "streamable-http",
-      "headers": {}
+      "headers": {},
+      "tools": ["lookup"],
+      "toolSnapshot": "APPROVED_HASH"
     }
   }
 }
-"""
+""".replace("APPROVED_HASH", APPROVED)
 
 
 def test_document_per_auth_mode_with_placeholders(applied: Registry) -> None:
@@ -334,6 +358,8 @@ def test_the_example_exports_its_api_key_as_a_placeholder(registry: Registry) ->
                 "url": "https://search.internal.example.com/mcp",
                 "transport": "streamable-http",
                 "headers": {"X-API-Key": "${secret:acme-prod/internal-search-key#api-key}"},
+                "tools": [],
+                "toolSnapshot": None,
             }
         }
     }

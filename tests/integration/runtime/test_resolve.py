@@ -20,12 +20,14 @@ from reconciler.registry.records import UserTokenRecord
 from reconciler.runtime import (
     MASK,
     UnknownTenant,
+    export_document,
     render_mcp_config,
     resolution_json,
     resolve,
     resolve_command,
 )
-from tests.integration.runtime.world import NAMESPACE, SECRET_VALUES, TEMPLATE, TENANT
+from tests.integration.cli.test_commands import run
+from tests.integration.runtime.world import MANIFESTS, NAMESPACE, SECRET_VALUES, TEMPLATE, TENANT
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 TOKEN = f"Token {MASK}"
@@ -44,6 +46,7 @@ ALICE_TUTOR: Expected = {
     "unapproved": ("blocked", None, None, {}, []),
     "quarantined": ("blocked", None, None, {}, []),
     "crm": ("ready", "user", None, {"Authorization": BEARER}, []),
+    "gradebook": ("ready", "server", None, {}, []),
 }  # fmt: skip
 BOB_ENGINEERING: Expected = {
     "drive": ("ready", "platform", "drive-platform",
@@ -64,6 +67,7 @@ AGENT_ONLY: Expected = {
     "unapproved": ("blocked", None, None, {}, []),
     "quarantined": ("blocked", None, None, {}, []),
     "crm": ("needs_connection", "user", None, {}, []),
+    "gradebook": ("ready", "server", None, {}, []),
 }  # fmt: skip
 
 CALLERS: dict[str, tuple[dict[str, Any], Expected]] = {
@@ -95,7 +99,10 @@ def test_explain_adds_forbidden_servers_with_why_and_notes(registry: Registry, w
     assert states["catalog"] == states["search"] == "forbidden"
     assert resolution.server("search").reason == "no grant names member bob, team engineering or the organization"
     assert resolution.server("search").headers == {} and resolution.server("search").tools == ()
-    assert resolution.notes == ("retired: disabled (spec.enabled: false), not offered",)
+    assert resolution.notes == (
+        "retired: disabled (spec.enabled: false), not offered",
+        "gradebook: binding assistant-tutor assigns it to agent tutor only, and no agent was given",
+    )
     assert resolution.server("linear").explain == (
         "binding: assistant offers linear",
         "grant: linear-engineering names Team engineering on connection linear-shared"
@@ -125,6 +132,8 @@ def test_show_secrets_renders_the_real_headers(registry: Registry, world: Desire
         "url": "https://linear.example.com/mcp",
         "transport": "streamable-http",
         "headers": {"Authorization": f"Bearer {SECRET_VALUES['linear']}"},
+        "tools": ["list_issues"],
+        "toolSnapshot": "sha256:linear-1",
     }
     assert set(config["mcpServers"]) == {"drive", "linear", "pinned", "bobs-only"}
 
@@ -174,6 +183,55 @@ def test_tenant_by_slug_or_namespace_and_unknown_tenant(registry: Registry, worl
         resolve(registry, "nowhere")
 
 
+def test_a_server_assigned_to_one_agent_reaches_that_agent_only(registry: Registry, world: DesiredInput) -> None:
+    tutor = resolve(registry, NAMESPACE, template=TEMPLATE, agent="tutor", explain=True)
+    grader = resolve(registry, NAMESPACE, template=TEMPLATE, agent="grader", explain=True)
+
+    assert tutor.server("gradebook").state == "ready"
+    assert tutor.server("gradebook").explain[0] == (
+        "binding: assistant-tutor offers gradebook to agent tutor (assigned directly)"
+    )
+    assert "gradebook" not in [server.name for server in grader.servers]
+    assert "gradebook: binding assistant-tutor assigns it to agent tutor only, not agent grader" in grader.notes
+
+
+def test_assignment_to_an_agent_through_the_cli_export_and_removal(
+    registry: Registry, registry_url: str, world: DesiredInput, tmp_path: Path
+) -> None:
+    code, out, err = run(
+        "resolve", "-n", NAMESPACE, "--template", TEMPLATE, "--agent", "tutor", "--explain", "-o", "text",
+        "--registry", registry_url,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "    · binding: assistant-tutor offers gradebook to agent tutor (assigned directly)" in out.splitlines()
+    assert "gradebook" not in json.loads(export_document(registry, NAMESPACE, TEMPLATE))["mcpServers"], (
+        "the exported document is for no particular agent"
+    )
+
+    binding = MANIFESTS.index("kind: MCPTemplateBinding\nmetadata: {name: assistant-tutor")
+    start = MANIFESTS.rindex("---", 0, binding)
+    end = MANIFESTS.index("---", binding)
+    folder = tmp_path / "detached"
+    folder.mkdir()
+    (folder / "world.yaml").write_text(MANIFESTS[:start] + MANIFESTS[end:])
+    reconcile(load_folder(folder), registry, settings=EngineSettings())
+
+    detached = resolve(registry, NAMESPACE, template=TEMPLATE, agent="tutor", explain=True)
+    assert "gradebook" not in [server.name for server in detached.servers], "removing the binding detaches it"
+    assert not any("gradebook" in note for note in detached.notes)
+
+
+def test_the_connectors_example_assigns_the_warehouse_to_one_teammate(registry: Registry) -> None:
+    reconcile(load_folder(EXAMPLES / "03-connectors"), registry, settings=EngineSettings())
+
+    def offered(agent: str) -> list[str]:
+        resolution = resolve(registry, "globex", template="analyst", agent=agent, teams=["analytics"])
+        return [server.name for server in resolution.servers]
+
+    assert offered("forecaster") == ["warehouse", "jira"], "bindings in name order: analyst-forecaster first"
+    assert offered("summarizer") == ["jira"]
+
+
 def test_unknown_template_gets_no_servers_and_says_why(registry: Registry, world: DesiredInput) -> None:
     resolution = resolve(registry, NAMESPACE, template="nobody-binds-this", user="alice", explain=True)
 
@@ -188,6 +246,7 @@ def test_without_template_every_tenant_server_is_considered(registry: Registry, 
         "bobs-only",
         "crm",
         "drive",
+        "gradebook",
         "linear",
         "notion",
         "pinned",

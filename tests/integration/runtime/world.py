@@ -303,6 +303,28 @@ spec:
     - serverRef: crm
 ---
 apiVersion: mcp.reconciler.dev/v1alpha1
+kind: MCPServer
+metadata: {{name: gradebook, namespace: {NAMESPACE}}}
+spec:
+  url: https://gradebook.example.com/mcp
+---
+apiVersion: mcp.reconciler.dev/v1alpha1
+kind: MCPAccessGrant
+metadata: {{name: gradebook-everyone, namespace: {NAMESPACE}}}
+spec:
+  target: {{serverRef: gradebook}}
+  subjects: [{{kind: Organization}}]
+---
+apiVersion: mcp.reconciler.dev/v1alpha1
+kind: MCPTemplateBinding
+metadata: {{name: assistant-tutor, namespace: {NAMESPACE}}}
+spec:
+  template: {TEMPLATE}
+  agents: [tutor]
+  servers:
+    - serverRef: gradebook
+---
+apiVersion: mcp.reconciler.dev/v1alpha1
 kind: MCPTemplateBinding
 metadata: {{name: small, namespace: {NAMESPACE}}}
 spec:
@@ -323,6 +345,7 @@ SERVER_NAMES = (
     "bobs-only",
     "retired",
     "crm",
+    "gradebook",
 )
 
 

@@ -408,6 +408,39 @@ CONNECTION_CASES = [
     ),
     SpecCase("per member", "MCPConnection", connection(scope="platform", credentialMode="perMember")),
     SpecCase(
+        "per member with member headers",
+        "MCPConnection",
+        connection(
+            scope="platform",
+            credentialMode="perMember",
+            memberHeaders=[{"name": "x-workspace-slug", "key": "workspace-slug"}],
+        ),
+    ),
+    SpecCase(
+        "member headers on a shared connection",
+        "MCPConnection",
+        connection(scope="platform", memberHeaders=[{"name": "x-workspace-slug", "key": "workspace-slug"}]),
+        "memberHeaders need credentialMode: perMember (values are each member's own)",
+    ),
+    SpecCase(
+        "a member header listed twice",
+        "MCPConnection",
+        connection(
+            scope="platform",
+            credentialMode="perMember",
+            memberHeaders=[{"name": "X-Slug", "key": "a"}, {"name": "x-slug", "key": "b"}],
+        ),
+        "member header 'x-slug' is listed twice",
+        "each member header name may be listed once (names are case-insensitive)",
+    ),
+    SpecCase(
+        "a member value key with a slash",
+        "MCPConnection",
+        connection(scope="platform", credentialMode="perMember", memberHeaders=[{"name": "x-slug", "key": "a/b"}]),
+        "String should match pattern",
+        None,
+    ),
+    SpecCase(
         "per member without discovery",
         "MCPConnection",
         connection(scope="platform", credentialMode="perMember", useForDiscovery=False),
@@ -538,6 +571,26 @@ BINDING_CASES = [
         {"template": "support-agent", "servers": [{"serverRef": "crm"}, {"serverRef": "crm"}]},
         "server 'crm' is listed twice",
         None,  # list-type map keyed by serverRef: the API server rejects the duplicate key itself
+    ),
+    SpecCase("assigned to two agents", "MCPTemplateBinding", binding(agents=["tutor", "grader@acme"])),
+    SpecCase(
+        "an agent listed twice",
+        "MCPTemplateBinding",
+        binding(agents=["tutor", "tutor"]),
+        "an agent is listed twice in agents",
+    ),
+    SpecCase(
+        "assigned to an agent and exported",
+        "MCPTemplateBinding",
+        binding(agents=["tutor"], export={"configMap": {}}),
+        "export is the template's document for no particular agent: a binding with agents cannot export",
+    ),
+    SpecCase(
+        "an agent id with a space",
+        "MCPTemplateBinding",
+        binding(agents=["a tutor"]),
+        "String should match pattern",
+        None,
     ),
     SpecCase("export with defaults", "MCPTemplateBinding", binding(export={"configMap": {}})),
     SpecCase(

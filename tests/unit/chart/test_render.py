@@ -176,6 +176,13 @@ def test_optional_arguments(render: Render) -> None:
     assert args == ["run", "--standalone", "--allow-private-networks", "--metrics-port", "9090", "--verbose"]
 
 
+def test_the_platform_namespace_is_passed_when_set(render: Render) -> None:
+    args = container(render({"export": {"platformNamespace": "platform"}}))["args"]
+
+    assert args[args.index("--platform-namespace") + 1] == "platform"
+    assert "--platform-namespace" not in container(render({}))["args"]
+
+
 def test_registry_url_comes_only_from_a_secret(render: Render) -> None:
     def registry_env(manifests: list[dict[str, Any]]) -> dict[str, Any]:
         found = [env for env in container(manifests)["env"] if env["name"] == "MCP_RECONCILER_REGISTRY"]

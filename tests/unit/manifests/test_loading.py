@@ -14,7 +14,7 @@ import reconciler.manifests
 from reconciler.api import MCPAccessGrant, MCPConnection, MCPServer, MCPTemplateBinding
 from reconciler.engine.inputs import SourceLocation, Tenant
 from reconciler.errors import InvalidInput
-from reconciler.manifests import load_folder, loading
+from reconciler.manifests import load_folder, parsing, reading
 from tests.unit.manifests.samples import (
     ALL,
     BINDING,
@@ -564,7 +564,7 @@ def test_a_missing_path_is_a_problem(tmp_path: Path) -> None:
 
 
 def test_oversized_files_are_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loading, "MAX_FILE_BYTES", 1024)
+    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 1024)
 
     rendered = problems_of(tmp_path, {"big.yaml": "a: " + "x" * 2000 + "\n", "small.yaml": SERVER})
 
@@ -611,7 +611,7 @@ def test_documents_before_an_oversized_one_are_still_checked(tmp_path: Path) -> 
 
 
 def test_files_with_too_many_nodes_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loading, "MAX_FILE_NODES", 50)
+    monkeypatch.setattr(parsing, "MAX_FILE_NODES", 50)
     many = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nports: [" + ", ".join(["1"] * 30) + "]\n"
 
     rendered = problems_of(tmp_path, {"x.yaml": documents(many, many)})

@@ -91,7 +91,10 @@ def test_parse_errors_name_fields_not_values() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_resource(body("MCPServer", "bad", {"url": "ftp://secret-host/", "transport": "carrier-pigeon"}))
     text = str(caught.value)
-    assert "MCPServer ns/bad" in text and "field spec.url" in text and "field spec.transport" in text
+    assert [problem.render() for problem in caught.value.problems] == [
+        "MCPServer ns/bad: field spec.url: must be an http:// or https:// URL",
+        "MCPServer ns/bad: field spec.transport: must be one of 'streamable-http', 'sse' or 'websocket'",
+    ]
     assert "secret-host" not in text and "carrier-pigeon" not in text
 
 

@@ -1,14 +1,13 @@
 """The operator's pass around the engine, with the API server faked at our own seam (`ClusterPort`) and a real
-SQLite registry: which statuses get written (and how often), Events, pause, errors, batching, deletion."""
+SQLite registry: which statuses get written (and how often), Events, pause, errors, periodic passes, deletion.
+Batching is in `test_batching.py`, binding exports in `test_exports.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import itertools
-import random
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import pytest
@@ -19,74 +18,9 @@ from reconciler.operator.cluster import SecretsRead
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.reconciling import ObjectReconciler, ObjectView
-from reconciler.registry import Registry, RegistryUnavailable, open_registry
+from reconciler.registry import Registry, RegistryUnavailable
 from tests.fixtures.operator_seams import FakeCluster, RecordingSink
-
-V = "mcp.reconciler.dev/v1alpha1"
-NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    opened = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def cluster() -> FakeCluster:
-    return FakeCluster()
-
-
-@pytest.fixture
-def sink() -> RecordingSink:
-    return RecordingSink()
-
-
-@pytest.fixture
-def reconciler(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
-    config = OperatorConfig(retry_base_delay=2.0, retry_max_delay=60.0, probe=False)
-    return ObjectReconciler(
-        registry=registry,
-        cluster=cluster,
-        events=sink,
-        metrics=OperatorMetrics(),
-        config=config,
-        rng=random.Random(0),
-        clock=lambda: NOW,
-    )
-
-
-def obj(
-    kind: str, name: str, spec: dict[str, Any], *, status: dict[str, Any] | None = None, **annotations: str
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": V,
-        "kind": kind,
-        "metadata": {
-            "name": name,
-            "namespace": "ns",
-            "uid": f"uid-{name}",
-            "generation": 1,
-            "annotations": annotations,
-        },
-        "spec": spec,
-    }
-    if status is not None:
-        body["status"] = status
-    return body
-
-
-def server(name: str = "crm", **spec: Any) -> dict[str, Any]:
-    return obj("MCPServer", name, {"url": f"https://{name}.example.com/mcp", **spec})
-
-
-def conditions(status: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    return {item["type"]: (item["status"], item["reason"]) for item in status["conditions"]}
-
-
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
+from tests.unit.operator.bodies import NOW, conditions, obj, run, server
 
 
 def test_first_pass_writes_unknown_then_the_result_and_a_second_pass_writes_nothing(
@@ -163,42 +97,6 @@ def test_transient_errors_are_recorded_and_raised(reconciler: ObjectReconciler, 
 def test_retry_delays_grow_exponentially_to_a_cap(reconciler: ObjectReconciler) -> None:
     assert [reconciler.retry_delay(n) for n in range(7)] == [2, 4, 8, 16, 32, 60, 60]
     assert reconciler.retry_delay(10_000) == 60
-
-
-def test_a_batch_with_one_broken_object_still_reconciles_the_others(
-    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry
-) -> None:
-    good = [server(f"s{i}") for i in range(5)]
-    broken = obj("MCPConnection", "broken", {"serverRef": "nope", "scope": "platform"})
-    peers = [*good, broken]
-
-    async def all_at_once() -> list[Any]:
-        return await asyncio.gather(*(reconciler.reconcile(b, peers=peers) for b in peers), return_exceptions=True)
-
-    outcomes = run(all_at_once())
-    assert [type(o).__name__ for o in outcomes] == ["NoneType"] * 5 + ["MissingReference"]
-    assert len(registry.fetch_state().rows) == 5
-
-
-def test_secrets_are_fingerprinted_and_unlabelled_ones_noted(
-    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry, sink: RecordingSink
-) -> None:
-    cluster.secrets["token"] = ({"t": "canary-one"}, False)
-    body = server(auth={"type": "bearer", "secretKeyRef": {"name": "token", "key": "t"}})
-    run(reconciler.reconcile(body, peers=[body]))
-    status = cluster.statuses[("MCPServer", "ns", "crm")]
-    credentials = next(c for c in status["conditions"] if c["type"] == "CredentialsValid")
-    assert "Secret token lacks the label mcp.reconciler.dev/credential" in credentials["message"]
-    fingerprint = status["credentials"]["fingerprint"]
-
-    cluster.secrets["token"] = ({"t": "canary-two"}, True)
-    body["status"] = status
-    run(reconciler.reconcile(body, peers=[body]))
-    status = cluster.statuses[("MCPServer", "ns", "crm")]
-    assert status["credentials"]["fingerprint"] != fingerprint
-    assert "lacks the label" not in next(c for c in status["conditions"] if c["type"] == "CredentialsValid")["message"]
-    assert sink.reasons("crm") == ["Created", "Rotated"]
-    assert "canary" not in str(cluster.patches) + str(sink.posted)
 
 
 def test_reconcile_requests_are_echoed(reconciler: ObjectReconciler, cluster: FakeCluster) -> None:
@@ -425,51 +323,3 @@ def test_a_pass_with_a_body_from_before_the_deletion_changes_nothing(
     run(reconciler.reconcile(body, peers=[body]))  # e.g. a kopf update or a Secret's change, queued behind it
     assert registry.fetch_state().rows == {}
     assert (len(cluster.patches), len(sink.posted)) == (patches, posted)
-
-
-def exporting(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
-    config = OperatorConfig(probe=False, export_debounce=0.05)
-    return ObjectReconciler(
-        registry=registry, cluster=cluster, events=sink, metrics=OperatorMetrics(), config=config, clock=lambda: NOW
-    )
-
-
-def binding_world(config_map: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    wiki = server("wiki")
-    grant = obj("MCPAccessGrant", "org-wiki", {"target": {"serverRef": "wiki"}, "subjects": [{"kind": "Organization"}]})
-    spec = {
-        "template": "support-agent",
-        "servers": [{"serverRef": "wiki"}],
-        "export": {"configMap": {"name": config_map}},
-    }
-    binding = obj("MCPTemplateBinding", "support", spec)
-    return binding, [wiki, grant, binding]
-
-
-@pytest.mark.parametrize("theirs", [False, True], ids=["owned", "conflict"])
-def test_an_export_refresh_landing_after_the_binding_is_deleted_writes_and_posts_nothing(
-    registry: Registry, cluster: FakeCluster, sink: RecordingSink, theirs: bool
-) -> None:
-    """The debounced refresh a server's change schedules holds the binding's body from before its wait: it must not
-    re-create the ConfigMap the finalizer deleted, nor post the binding's Conflict a second time."""
-    if theirs:
-        owner = {"uid": "someone-else"}
-        cluster.config_maps[("ns", "taken")] = {"metadata": {"ownerReferences": [owner]}, "data": {"k": "theirs"}}
-    reconciler = exporting(registry, cluster, sink)
-    binding, peers = binding_world("taken")
-
-    async def scenario() -> None:
-        for body in peers:
-            await reconciler.reconcile(body, peers=peers)
-        assert sink.reasons("support") == (["Conflict", "Created"] if theirs else ["Exported", "Created"])
-        await reconciler.remove(binding)
-        # A server's change scheduled the namespace's refresh with the bodies it saw before the deletion; the
-        # refresh lands after the binding's finalizer.
-        reconciler._schedule_exports("ns", peers)
-        await asyncio.sleep(0.3)
-        await reconciler.close()
-
-    run(scenario())
-    assert sink.reasons("support") == (["Conflict", "Created"] if theirs else ["Exported", "Created"])
-    assert cluster.config_maps.get(("ns", "taken"), {}).get("data") == ({"k": "theirs"} if theirs else None)
-    assert not [row for row in registry.fetch_state().rows if row[0] == "template_bindings"]

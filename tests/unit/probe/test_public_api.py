@@ -15,6 +15,7 @@ PUBLIC = [
     "AuthDiscovery",
     "BlockedDestination",
     "ErrorClass",
+    "ProbeAuthServer",
     "ProbeHttp",
     "ProbeResult",
     "ProbeSettings",
@@ -22,6 +23,7 @@ PUBLIC = [
     "Resolver",
     "Transport",
     "address_problem",
+    "credential_verifier",
     "diff_tools",
     "fill_auth_fields",
     "filter_tool_names",
@@ -31,6 +33,7 @@ PUBLIC = [
     "snapshot_hash",
     "system_resolver",
     "tool_fingerprint",
+    "verify_credential",
 ]
 
 

@@ -3,6 +3,7 @@ credential scope, connection and credential header. Pure: no registry, no secret
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,6 +13,7 @@ from reconciler.registry.records import (
     ConnectionRecord,
     GrantSubjectRecord,
     HeaderRecord,
+    MemberHeaderRecord,
     ServerRecord,
     TenantRecord,
     UserTokenRecord,
@@ -456,6 +458,167 @@ def test_tools_pass_the_server_filter_then_the_bindings(
     (decision,) = decide(inputs, caller=ALICE, template="t", namespace_tools=namespace).servers
 
     assert decision.tools == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "tools", "snapshot"),
+    [
+        (Case(), ("read", "write"), APPROVED),
+        (Case(snapshot=None), (), None),
+        (Case(connections=(conn("members", mode="perMember"),), state=N), ("read", "write"), APPROVED),
+        (Case(connections=(conn("members", mode="perMember"),), snapshot=None, state=N), (), None),
+        (Case(grants=(), state=F), (), None),
+        (Case(blocked_reason="tool snapshot not approved", state=B), (), None),
+    ],
+    ids=["ready", "ready/never-probed", "needs-connection", "needs-connection/never-probed", "forbidden", "blocked"],
+)
+def test_tools_carry_the_snapshot_they_were_expanded_from(
+    case: Case, tools: tuple[str, ...], snapshot: str | None
+) -> None:
+    decision = decide_one(case)
+
+    assert decision.state is case.state
+    assert (decision.tools, decision.tool_snapshot) == (tools, snapshot)
+    resolved = decision.resolved({})
+    assert resolved.tools_known is (snapshot is not None)
+    if case.snapshot is None and case.state in (R, N):
+        assert any(line.startswith("tools: unknown") for line in decision.explain), "stated, never silent"
+
+
+@pytest.mark.parametrize(
+    ("agents", "caller", "offered", "note"),
+    [
+        ((), ALICE, True, None),
+        (("tutor",), ALICE_AS_TUTOR, True, None),
+        (("grader", "tutor"), Caller(agent="tutor"), True, None),
+        (("tutor",), Caller(agent="grader"), False, "crm: binding b assigns it to agent tutor only, not agent grader"),
+        (("tutor",), ALICE, False, "crm: binding b assigns it to agent tutor only, and no agent was given"),
+    ],
+    ids=["every-agent", "assigned-to-the-caller", "one-of-two", "another-agent", "no-agent"],
+)
+def test_a_binding_can_assign_servers_to_agents(
+    agents: tuple[str, ...], caller: Caller, offered: bool, note: str | None
+) -> None:
+    rows = (BoundServerRow(server=server(), binding="b", binding_agents=agents, snapshot_hash=APPROVED),)
+    inputs = ResolutionInputs(tenant=TENANT, bound=rows, grants=(org(),), bindings=("b",))
+
+    decisions = decide(inputs, caller=caller, template="t", namespace_tools=False)
+
+    assert [d.server.name for d in decisions.servers] == (["crm"] if offered else [])
+    assert decisions.notes == (() if note is None else (note,))
+    if offered and agents:
+        assert (
+            decisions.servers[0].explain[0] == f"binding: b offers crm to agent {', '.join(agents)} (assigned directly)"
+        )
+
+
+def test_an_agent_binding_does_not_shadow_a_later_binding_for_everyone() -> None:
+    rows = (
+        BoundServerRow(server=server(), binding="a-tutor", binding_agents=("tutor",)),
+        BoundServerRow(server=server(), binding="b-all"),
+    )
+    inputs = ResolutionInputs(tenant=TENANT, bound=rows, grants=(org(),), bindings=("a-tutor", "b-all"))
+
+    (decision,) = decide(inputs, caller=Caller(agent="grader"), template="t", namespace_tools=False).servers
+
+    assert decision.explain[0] == "binding: b-all offers crm"
+
+
+PLATFORM_TENANT = TenantRecord(slug="platform", namespace="platform-ns")
+
+
+def platform_server(name: str = "search", **fields: object) -> ServerRecord:
+    auth = {"secretRef": f"platform-ns/{name}#token"}
+    defaults: dict[str, object] = {"featured": True, "auth_type": "bearer", "auth": auth}
+    return ServerRecord(
+        tenant="platform", name=name, url=f"https://{name}.platform/mcp", row_id=9, **{**defaults, **fields}
+    )  # type: ignore[arg-type]
+
+
+def platform_org(name: str = "search") -> GrantMatch:
+    return GrantMatch("g-platform", GrantSubjectRecord("Organization"), name, None)
+
+
+@pytest.mark.parametrize(
+    ("platform_row", "grants", "state", "credential"),
+    [
+        (platform_server(), (platform_org(),), R, "Authorization=platform-ns/search#token"),
+        (platform_server(), (), F, None),
+        (platform_server(), (GrantMatch("g-team", GrantSubjectRecord("Team", "support"), "search", None),), F, None),
+        (platform_server(featured=False), (platform_org(),), None, None),
+        (platform_server(enabled=False), (platform_org(),), None, None),
+        (platform_server("crm"), (platform_org("crm"),), None, None),
+        (platform_server(auth_type="oauthClientCredentials", auth={}), (platform_org(),), B, None),
+    ],
+    ids=["featured-granted", "no-grant", "team-grant-is-the-platforms", "not-featured", "disabled", "name-taken",
+         "client-credentials"],
+)  # fmt: skip
+def test_the_platforms_featured_servers_come_last(
+    platform_row: ServerRecord, grants: tuple[GrantMatch, ...], state: ServerState | None, credential: str | None
+) -> None:
+    own = BoundServerRow(server=server(), binding="b", snapshot_hash=APPROVED)
+    inputs = ResolutionInputs(tenant=TENANT, bound=(own,), grants=(org(),), bindings=("b",))
+    platform = ResolutionInputs(
+        tenant=PLATFORM_TENANT, bound=(BoundServerRow(server=platform_row, snapshot_hash=APPROVED),), grants=grants
+    )
+
+    decisions = decide(inputs, caller=ALICE, template="t", namespace_tools=False, platform=platform)
+
+    assert decisions.servers[0].server.tenant == "acme"
+    offered = decisions.servers[1:]
+    if state is None:
+        assert offered == ()
+        return
+    (decision,) = offered
+    assert (decision.state, decision.server.tenant) == (state, "platform")
+    if state is R:
+        assert decision.scope is FEATURED and credential_of(decision) == credential
+    assert decision.explain[0].startswith("binding: featured by the platform tenant platform (namespace platform-ns)")
+
+
+def test_the_platform_tenant_itself_gets_no_second_copy() -> None:
+    platform = ResolutionInputs(
+        tenant=PLATFORM_TENANT, bound=(BoundServerRow(server=platform_server()),), grants=(platform_org(),)
+    )
+
+    decisions = decide(platform, caller=ALICE, template=None, namespace_tools=False, platform=platform)
+
+    assert [decision.server.name for decision in decisions.servers] == ["search"]
+    assert decisions.servers[0].explain[0].startswith("binding: no template asked for")
+
+
+SLUG = (MemberHeaderRecord("x-workspace-slug", "workspace-slug"),)
+
+
+@pytest.mark.parametrize(
+    ("value_keys", "member_headers", "state", "headers"),
+    [
+        (("workspace-slug",), SLUG, R, {"x-workspace-slug": "acme-ns/alice-token#workspace-slug"}),
+        (("workspace-slug", "region"), SLUG, R, {"x-workspace-slug": "acme-ns/alice-token#workspace-slug"}),
+        ((), SLUG, N, {}),
+        (("region",), SLUG, N, {}),
+        ((), (), R, {}),
+    ],
+    ids=["stored", "stored-with-more", "nothing-stored", "another-key", "no-member-headers"],
+)
+def test_per_member_header_values(
+    value_keys: tuple[str, ...],
+    member_headers: tuple[MemberHeaderRecord, ...],
+    state: ServerState,
+    headers: dict[str, str],
+) -> None:
+    members = dataclasses.replace(conn("members", mode="perMember"), member_headers=member_headers)
+    stored = dataclasses.replace(token("members"), value_keys=value_keys)
+
+    decision = decide_one(Case(connections=(members,), tokens=(stored,), state=state))
+
+    assert decision.state is state, decision.explain
+    found = {h.name: h.secret_ref for h in decision.headers if h.name != "Authorization"}
+    assert found == headers
+    if state is N:
+        assert decision.reason == (
+            "member alice has not stored workspace-slug for connection members (sent as x-workspace-slug)"
+        )
 
 
 def test_disabled_twice_bound_and_unbound_servers_leave_notes() -> None:

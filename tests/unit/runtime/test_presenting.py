@@ -39,6 +39,7 @@ READY = ResolvedServer(
     scope=CredentialScope.PLATFORM,
     headers={"Authorization": "Token ***", "x-client": "mentor-ui"},
     tools=("list_issues",),
+    tool_snapshot="sha256:" + "c" * 64,
     explain=("binding: support offers crm", "state: ready"),
 )
 WAITING = ResolvedServer(
@@ -66,10 +67,12 @@ def test_json_has_the_documented_shape() -> None:
         "state": "ready",
         "headers": {"Authorization": "Token ***", "x-client": "mentor-ui"},
         "tools": ["list_issues"],
+        "toolSnapshot": "sha256:" + "c" * 64,
         "reason": None,
         "action": None,
     }
     assert document["servers"][1]["state"] == "needs_connection"
+    assert document["servers"][1]["toolSnapshot"] is None, "never probed: the tools are stated unknown"
 
 
 def test_explained_json_carries_the_chain_the_request_and_notes() -> None:
@@ -89,9 +92,28 @@ def test_mcp_config_lists_ready_servers_only() -> None:
                 "url": "https://crm.example/mcp",
                 "transport": "streamable-http",
                 "headers": {"Authorization": "Token ***", "x-client": "mentor-ui"},
+                "tools": ["list_issues"],
+                "toolSnapshot": "sha256:" + "c" * 64,
             }
         }
     }
+
+
+def test_mcp_config_carries_the_effective_tools_and_states_unknown_ones() -> None:
+    unprobed = ResolvedServer(name="fresh", url="https://fresh.example/mcp", transport="sse", state=ServerState.READY)
+    filtered_out = ResolvedServer(
+        name="locked",
+        url="https://locked.example/mcp",
+        transport="sse",
+        state=ServerState.READY,
+        tool_snapshot="sha256:" + "d" * 64,
+    )
+
+    config = json.loads(render_mcp_config(resolution(READY, unprobed, filtered_out)))["mcpServers"]
+
+    assert (config["crm"]["tools"], config["crm"]["toolSnapshot"]) == (["list_issues"], "sha256:" + "c" * 64)
+    assert (config["fresh"]["tools"], config["fresh"]["toolSnapshot"]) == ([], None), "unknown, never unfiltered"
+    assert (config["locked"]["tools"], config["locked"]["toolSnapshot"]) == ([], "sha256:" + "d" * 64)
 
 
 def test_mcp_config_values_cannot_break_out_of_their_strings() -> None:
@@ -118,9 +140,9 @@ def test_text_shows_a_table_with_why_and_what_to_do() -> None:
 
     assert text.splitlines() == [
         "Resolution for tenant acme (namespace acme-prod), template support, member bob, teams sales",
-        "NAME    STATE             SCOPE     CONNECTION      TOOLS  URL",
-        "crm     ready             platform  crm-platform    1      https://crm.example/mcp",
-        "notion  needs_connection  platform  notion-members  0      https://notion.example/mcp",
+        "NAME    STATE             SCOPE     CONNECTION      TOOLS    URL",
+        "crm     ready             platform  crm-platform    1        https://crm.example/mcp",
+        "notion  needs_connection  platform  notion-members  unknown  https://notion.example/mcp",
         "    why: member bob has not connected their own account to notion",
         "    do:  connect your Notion account",
     ]

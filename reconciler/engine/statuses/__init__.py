@@ -1,0 +1,29 @@
+"""The one home of status: typed `…Status` documents from `reconciler.api`, one condition setter per situation,
+one time format.
+
+`building` turns what a pass found into an object's status, `probes` adds a server's probe sections,
+`credentials` its rotation facts, `exports` a binding's exported ConfigMap, and `lifecycle` covers the situations
+outside a pass (first sight, paused, a failed pass). The report step, Test Connection and the operator call
+these; both drivers write the same documents (`dump_status`).
+"""
+
+from reconciler.engine.statuses import conditions
+from reconciler.engine.statuses.building import (
+    StatusInputs,
+    base_conditions,
+    build_status,
+    build_status_model,
+    dump_status,
+)
+from reconciler.engine.statuses.probes import ProbeSections, probe_sections
+
+__all__ = [
+    "ProbeSections",
+    "StatusInputs",
+    "base_conditions",
+    "build_status",
+    "build_status_model",
+    "conditions",
+    "dump_status",
+    "probe_sections",
+]

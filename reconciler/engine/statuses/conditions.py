@@ -1,0 +1,216 @@
+"""Pure condition setters, one per situation, and the merge that keeps transition times honest.
+
+Every condition the reconciler writes comes from a function here, with its type and reason from the enums in
+`reconciler.api.conditions`, so the CLI and the operator word a situation the same way. Called by the status
+builders of this package (`building`, `probes`, `lifecycle`) and by the credentials step for rotations.
+A setter returns the condition without times; `merge_conditions` stamps `observedGeneration` and
+`lastTransitionTime`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from reconciler.api.conditions import PROBE_FAILURE_REASONS, ConditionType, Reason
+from reconciler.api.times import format_time
+
+ConditionDict = dict[str, Any]
+"""A condition as written (camelCase keys); `reconciler.api.Condition` is its schema."""
+
+AWAITING_MEMBERS = "each member authorizes their own account"
+FIRST_RECONCILE = "waiting for the first reconcile"
+
+
+def condition(type_: ConditionType, status: str, reason: Reason | str, message: str = "") -> ConditionDict:
+    """A condition without timestamps; `merge_conditions` adds them. Prefer a setter below."""
+    return {"type": str(type_), "status": status, "reason": str(reason), "message": message}
+
+
+# Synced
+
+
+def synced(message: str = "registry is up to date") -> ConditionDict:
+    return condition(ConditionType.SYNCED, "True", Reason.RECONCILE_SUCCESS, message)
+
+
+def sync_failed(reason: Reason, message: str) -> ConditionDict:
+    return condition(ConditionType.SYNCED, "False", reason, message)
+
+
+def observe_only(message: str) -> ConditionDict:
+    return condition(ConditionType.SYNCED, "True", Reason.OBSERVE_ONLY, message)
+
+
+def reconcile_paused(message: str) -> ConditionDict:
+    return sync_failed(Reason.RECONCILE_PAUSED, message)
+
+
+def reconcile_failed(reason: str, message: str) -> ConditionDict:
+    """A pass that raised: the error class names the reason (`reconciler.errors`' `reason`)."""
+    return condition(ConditionType.SYNCED, "False", reason, message)
+
+
+# Ready
+
+
+def ready(message: str = "") -> ConditionDict:
+    return condition(ConditionType.READY, "True", Reason.AVAILABLE, message)
+
+
+def not_ready(reason: Reason | str, message: str) -> ConditionDict:
+    return condition(ConditionType.READY, "False", reason, message)
+
+
+def ready_unknown(reason: Reason, message: str) -> ConditionDict:
+    return condition(ConditionType.READY, "Unknown", reason, message)
+
+
+def conflict(message: str) -> list[ConditionDict]:
+    """Another owner holds the row: not synced, and not ready for that reason."""
+    return [sync_failed(Reason.CONFLICT, message), not_ready(Reason.CONFLICT, message)]
+
+
+def no_registry_row() -> ConditionDict:
+    return not_ready(Reason.UNAVAILABLE, "no registry row exists for this object")
+
+
+def secret_missing(message: str) -> ConditionDict:
+    return not_ready(Reason.SECRET_NOT_FOUND, message)
+
+
+def disabled() -> ConditionDict:
+    return ready("disabled: registered but not offered to agents")
+
+
+def connected(tool_count: int) -> ConditionDict:
+    return ready(f"Connected · {tool_count} tools")
+
+
+def probe_failed(error_class: str, message: str) -> ConditionDict:
+    """The last probe failed; the reason follows the probe's error class."""
+    return not_ready(PROBE_FAILURE_REASONS.get(error_class, Reason.UNAVAILABLE), message)
+
+
+def tools_not_approved(message: str) -> ConditionDict:
+    return not_ready(Reason.TOOLS_NOT_APPROVED, message)
+
+
+def credential_unusable(message: str) -> ConditionDict:
+    """Without its credential the server is of no use to runtimes, whatever an anonymous probe saw."""
+    return not_ready(Reason.AUTH_ERROR, f"credentials: {message}")
+
+
+def failed_pass_not_ready(reason: str, message: str) -> ConditionDict:
+    """Ready when a pass failed before anything was known: the failure's reason and message."""
+    return not_ready(reason, message)
+
+
+def paused_before_first_reconcile() -> ConditionDict:
+    return ready_unknown(Reason.CREATING, "paused before the first reconcile")
+
+
+def first_sight() -> list[ConditionDict]:
+    """What an object shows before its first reconcile finishes."""
+    return [
+        condition(ConditionType.READY, "Unknown", Reason.CREATING, FIRST_RECONCILE),
+        condition(ConditionType.SYNCED, "Unknown", Reason.CREATING, FIRST_RECONCILE),
+    ]
+
+
+# CredentialsValid
+
+
+def credentials_valid(message: str = "") -> ConditionDict:
+    return condition(ConditionType.CREDENTIALS_VALID, "True", Reason.CREDENTIALS_RESOLVED, message)
+
+
+def credentials_invalid(reason: Reason | str, message: str) -> ConditionDict:
+    return condition(ConditionType.CREDENTIALS_VALID, "False", reason, message)
+
+
+def credentials_unknown(reason: Reason, message: str) -> ConditionDict:
+    return condition(ConditionType.CREDENTIALS_VALID, "Unknown", reason, message)
+
+
+def no_credentials_needed() -> ConditionDict:
+    return condition(ConditionType.CREDENTIALS_VALID, "True", Reason.NO_CREDENTIALS, "none needed")
+
+
+def awaiting_members() -> ConditionDict:
+    return credentials_unknown(Reason.AWAITING_USER_AUTHORIZATION, AWAITING_MEMBERS)
+
+
+def credentials_refused(reason: str, message: str) -> ConditionDict:
+    """The credentials step failed; it names its own reasons (SecretNotFound, InvalidClient, ...)."""
+    return credentials_invalid(reason or Reason.AUTH_ERROR, message)
+
+
+def rotation_failed(message: str) -> ConditionDict:
+    """A changed Secret was refused by the live server; the last good credential stays in use."""
+    return credentials_invalid(Reason.ROTATION_FAILED, message)
+
+
+# Discovered / ToolsDrifted
+
+
+def not_probed(*, discovery_enabled: bool) -> list[ConditionDict]:
+    """Discovered and ToolsDrifted before any probe: why there is nothing to say yet."""
+    if discovery_enabled:
+        reason, message = Reason.NOT_PROBED, "not probed yet"
+    else:
+        reason, message = Reason.DISCOVERY_DISABLED, "spec.discovery.enabled is false"
+    return [
+        condition(ConditionType.DISCOVERED, "Unknown", reason, message),
+        condition(ConditionType.TOOLS_DRIFTED, "Unknown", reason, message),
+    ]
+
+
+def discovered(message: str) -> ConditionDict:
+    return condition(ConditionType.DISCOVERED, "True", Reason.DISCOVERY_SUCCEEDED, message)
+
+
+def discovery_failed(message: str) -> ConditionDict:
+    return condition(ConditionType.DISCOVERED, "False", Reason.DISCOVERY_FAILED, message)
+
+
+def tools_drifted(message: str) -> ConditionDict:
+    return condition(ConditionType.TOOLS_DRIFTED, "True", Reason.TOOLS_CHANGED, message)
+
+
+def tools_unchanged() -> ConditionDict:
+    return condition(ConditionType.TOOLS_DRIFTED, "False", Reason.TOOLS_UNCHANGED, "")
+
+
+# Merging and reading
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]] | None,
+    current: Iterable[ConditionDict],
+    *,
+    generation: int | None,
+    now: dt.datetime,
+) -> list[ConditionDict]:
+    """New conditions in a stable order; `lastTransitionTime` moves only when `status` flips.
+
+    Conditions from `previous` whose type is not in `current` are dropped: each reconcile states them all.
+    """
+    before = {item["type"]: item for item in previous or ()}
+    stamp = format_time(now)
+    merged: list[ConditionDict] = []
+    for item in current:
+        old = before.get(item["type"])
+        transition = old["lastTransitionTime"] if old is not None and old.get("status") == item["status"] else None
+        merged.append({**item, "observedGeneration": generation, "lastTransitionTime": transition or stamp})
+    order = {str(kind): index for index, kind in enumerate(ConditionType)}
+    merged.sort(key=lambda item: order.get(item["type"], len(order)))
+    return merged
+
+
+def find(conditions: Sequence[ConditionDict] | None, type_: ConditionType) -> ConditionDict | None:
+    for item in conditions or ():
+        if item.get("type") == str(type_):
+            return item
+    return None

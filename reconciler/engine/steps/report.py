@@ -1,0 +1,173 @@
+"""The report step: probe results recorded and statuses built, in one registry transaction per call.
+
+The loop in `reconciling.py` calls `report_pass` once with every result; the operator calls it once for the
+objects that need no probe and then once per group of results as they arrive, so one server that never answers
+delays only its own status. Status is a pure function of the rows, the probe state and the credentials step
+(`build_statuses`); the sink says what the status was before and where the new one goes, and the scope what a
+whole pass leaves for the next one's fast path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from reconciler.api import MCPConnection, MCPServer
+from reconciler.api.server import ApiKeyAuth, BearerAuth
+from reconciler.engine.crediting import accepted_values, credential_facts, pin_accepted, rotation_status
+from reconciler.engine.desired import DesiredObject
+from reconciler.engine.planning import Action, Verb
+from reconciler.engine.probing import ProbeJob, RecordedProbe, probe_status, record_probe
+from reconciler.engine.status import StatusInputs, build_status
+from reconciler.engine.steps.passing import ObjectResult, Pass
+from reconciler.probe import ProbeResult
+from reconciler.registry import Registry
+from reconciler.registry.records import Record, RowKey, ServerRecord, SourceRef
+
+
+def report_pass(
+    current: Pass,
+    registry: Registry,
+    results: Sequence[tuple[ProbeJob, ProbeResult]],
+    *,
+    sources: Collection[SourceRef] | None = None,
+) -> list[ObjectResult]:
+    """Record probe `results` and build the statuses of `sources` (default: every object) in one transaction.
+
+    Each object is reported once, and again only when a probe result for it arrives later. Returns the results
+    of this call (also merged into `current.report`).
+    """
+    desired, report, credential_step = current.desired, current.report, current.credential_step
+    whole = sources is None
+    chosen = frozenset(obj.source for obj in current.objects) if sources is None else frozenset(sources)
+    recorded = [_record(current, job, result) for job, result in results]
+    probed = [(job.obj, result) for job, result in results]
+    report.probed.extend(probed)
+    with registry.transaction() as tx:
+        stamp_reporting = tx.lock_change_stamp()
+        for item in recorded:
+            if item.snapshot is not None:
+                tx.put_tool_snapshot(item.snapshot)
+            tx.put_probe_state(item.state)
+        accepted = [
+            value
+            for obj, result in probed
+            if result.ok and result.tools is not None
+            for value in accepted_values(obj.record, desired.secrets)  # type: ignore[arg-type]
+        ]
+        accepted += [
+            value
+            for check in credential_step.rotations.values()
+            if check.outcome == "verified"
+            and check.action.desired is not None
+            and (whole or check.action.source in chosen)
+            for value in accepted_values(check.action.desired, desired.secrets)  # type: ignore[arg-type]
+        ]
+        pin_accepted(registry, accepted, transaction=tx)
+        audits = [item.audit for item in recorded if item.audit is not None]
+        if audits:
+            tx.audit(audits)
+        # A status built already (with the rows) changes now only with what probing learnt.
+        probed_sources = {obj.source for obj, _ in probed}
+        chosen = frozenset(source for source in chosen if source not in current.reported or source in probed_sources)
+        results_now = build_statuses(current, chosen=chosen, probed_now=frozenset(obj.key for obj, _ in probed))
+        current.sink.write_with_results(tx)
+        if whole:
+            current.scope.remember(tx, current, stamp=stamp_reporting)
+    by_source = {result.obj.source: result for result in results_now}
+    report.results = [by_source.pop(result.obj.source, result) for result in report.results]
+    report.results.extend(by_source.values())
+    report.applied = True
+    return results_now
+
+
+def _record(current: Pass, job: ProbeJob, result: ProbeResult) -> RecordedProbe:
+    """What one probe result adds to the registry; the pass's probe states and snapshots follow it."""
+    server_key = job.obj.key[1:]
+    snapshots = current.snapshots
+    item = record_probe(
+        job.obj,
+        result,
+        previous=snapshots.get(server_key, []),
+        actor=current.settings.manager,
+        credentials=credential_facts(current.prepared.get(server_key)),
+    )
+    current.probe_states[server_key] = item.state
+    if item.snapshot is not None and (
+        not snapshots.get(server_key) or snapshots[server_key][0].hash != item.snapshot.hash
+    ):
+        snapshots[server_key] = [item.snapshot, *snapshots.get(server_key, [])][:2]
+    elif item.snapshot is not None:
+        snapshots[server_key] = [item.snapshot, *snapshots[server_key][1:]]
+    return item
+
+
+def build_statuses(current: Pass, *, chosen: frozenset[SourceRef], probed_now: frozenset[RowKey]) -> list[ObjectResult]:
+    """Pure but for the sink's notes: the status of each chosen object, in the pass's order."""
+    sink = current.sink
+    results: list[ObjectResult] = []
+    for obj in current.objects:
+        if obj.source not in chosen:
+            continue
+        current.reported.add(obj.source)
+        action = current.actions[obj.source]
+        # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
+        spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
+        standing = sink.standing(obj, action, spec_hash=spec_hash, probed=obj.key in probed_now)
+        if standing is not None:
+            results.append(standing)
+            continue
+        generation, previous = sink.previous_of(obj, spec_hash=spec_hash)
+        status = _status(current, obj, action, generation=generation, previous=previous)
+        results.append(ObjectResult(obj, action, generation, status, previous is None or dict(previous) != status))
+        sink.keep(obj, spec_hash=spec_hash, status=status, generation=generation)
+    return results
+
+
+def _status(
+    current: Pass, obj: DesiredObject, action: Action, *, generation: int, previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    extra = dict(row_credential_facts(obj, _in_use(obj, action)) or {})
+    server_key = obj.key[1:]
+    probe_extra, conditions = probe_status(
+        obj, current.probe_states.get(server_key), current.snapshots.get(server_key, [])
+    )
+    if "credentials" in probe_extra and "credentials" in extra:
+        probe_extra["credentials"] = {**extra["credentials"], **probe_extra["credentials"]}
+    extra.update(probe_extra)
+    rotation_extra, rotation_conditions = rotation_status(
+        obj, current.credential_step, previous, extra.get("credentials"), now=current.now
+    )
+    extra.update(rotation_extra)
+    return build_status(
+        StatusInputs(
+            obj=obj,
+            action=action,
+            generation=generation,
+            registry_id=current.row_ids.get(obj.key),
+            previous=previous,
+            now=current.now,
+            extra=extra,
+            extra_conditions=[*conditions, *rotation_conditions],
+        )
+    )
+
+
+def row_credential_facts(obj: DesiredObject, in_use: Record) -> dict[str, Any] | None:
+    """Credential facts of the row the registry holds (`in_use`): after a rotation held back, that is the last
+    verified credential, not the rejected value the object now names."""
+    resource = obj.resource
+    if isinstance(resource, MCPServer) and isinstance(resource.spec.auth, BearerAuth | ApiKeyAuth):
+        auth = in_use.auth if isinstance(in_use, ServerRecord) else {}
+        return {"credentials": {"secretRef": auth.get("secretRef"), "fingerprint": auth.get("secretFingerprint")}}
+    if isinstance(resource, MCPConnection) and resource.spec.auth is not None:
+        return {"fingerprint": getattr(in_use, "fingerprint", None)}
+    return None
+
+
+def _in_use(obj: DesiredObject, action: Action) -> Record:
+    """The row after this pass: an action that writes nothing (a held-back rotation, ObserveOnly) leaves the
+    observed row in place; everything else leaves the desired one."""
+    if action.verb is Verb.NOOP and action.observed is not None:
+        return action.observed
+    return obj.record

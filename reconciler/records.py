@@ -1,0 +1,137 @@
+"""Records that the registry, the probe and the credentials package hand one another through the engine.
+
+The three are siblings that never import each other, so the types they share live here, below all three, with
+no dependency of their own: the tools a probe lists (`ToolRecord`, stored in tool snapshots), the auth
+discovery a probe makes and the credentials step reuses (`AuthDiscovery`), a dynamically registered OAuth
+client's row (`OAuthClientRecord`), a minted value as stored, still sealed (`SealedSecret`), and what the
+authorization-server port answers (`AuthServerAnswer`, `AuthServerFailure`, `IssuedClient`: the probe's adapter
+builds them, the credentials package reads them). The old homes (`registry.records`, `registry.rows`,
+`registry.secret_store`, `probe.discovery`) re-export their types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.errors import ErrorClass
+
+
+@dataclass(frozen=True)
+class ToolRecord:
+    """One tool as listed by the server: the full definition is kept so changes can be diffed."""
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    input_schema: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+    destructive: bool | None = field(default=None, compare=False)
+    """From the tool's annotations (MCP defaults applied); None when it had none. Not part of the fingerprint:
+    hints are advice from the server, and approving a snapshot should not depend on them."""
+
+
+@dataclass(frozen=True)
+class AuthDiscovery:
+    """What the server says about authentication. Field names mirror `DiscoveryStatus` (see `as_status`)."""
+
+    requires_auth: bool
+    recommended_auth_mode: str | None
+    """`none`, `bearer`, `oauthClientCredentials`, `oauthAuthorizationCode`, or None when it cannot be told."""
+    resource: str | None = None
+    resource_metadata_url: str | None = None
+    authorization_servers: tuple[str, ...] = ()
+    auth_url: str | None = None
+    token_url: str | None = None
+    register_url: str | None = None
+    scopes_supported: tuple[str, ...] = ()
+    token_endpoint_auth_methods_supported: tuple[str, ...] = ()
+    grant_types_supported: tuple[str, ...] = ()
+
+    def as_status(self) -> dict[str, Any]:
+        """camelCase keys, as in `reconciler.api.server.DiscoveryStatus`."""
+        return {
+            "requiresAuth": self.requires_auth,
+            "recommendedAuthMode": self.recommended_auth_mode,
+            "resource": self.resource,
+            "resourceMetadataUrl": self.resource_metadata_url,
+            "authorizationServers": list(self.authorization_servers),
+            "authUrl": self.auth_url,
+            "tokenUrl": self.token_url,
+            "registerUrl": self.register_url,
+            "scopesSupported": list(self.scopes_supported),
+            "tokenEndpointAuthMethodsSupported": list(self.token_endpoint_auth_methods_supported),
+            "grantTypesSupported": list(self.grant_types_supported),
+        }
+
+
+@dataclass(frozen=True)
+class OAuthClientRecord:
+    """A client registered with an authorization server for one MCP server (RFC 7591 result).
+
+    Secret parts are references (`<namespace>/<secret>#<key>`), never values.
+    """
+
+    tenant: str
+    server: str
+    issuer: str
+    client_id: str
+    client_secret_ref: str | None = None
+    registration_client_uri: str | None = None
+    registration_access_token_ref: str | None = None
+    token_endpoint_auth_method: str | None = None
+    expires_at: dt.datetime | None = None
+    created_at: dt.datetime | None = field(default=None, compare=False)
+    row_id: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class SealedSecret:
+    """One stored value, still encrypted. `meta` holds only non-secret facts (issued at, client id, ...)."""
+
+    tenant: str
+    name: str
+    purpose: str
+    ciphertext: str = field(repr=False)
+    key_id: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    expires_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class AuthServerAnswer:
+    """One answer of an authorization server: status, the JSON object body (if it was one), the
+    `WWW-Authenticate` header, and `endpoint`, the URL as messages may show it (no userinfo, query or fragment)."""
+
+    status: int
+    document: Mapping[str, Any] | None = field(repr=False)
+    www_authenticate: str | None = None
+    endpoint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class AuthServerFailure:
+    """A request that got no answer: refused by the SSRF guard (`blocked`), an `auth`-class failure such as an
+    issuer mismatch in discovery, or the network (`transport`, `timeout`, `tls`, ...). `message` is classified
+    like a probe failure and may still quote what the server echoed: the credentials package redacts it."""
+
+    error_class: ErrorClass
+    message: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class IssuedClient:
+    """The client an RFC 7591 registration answer describes, as the MCP SDK's model validated it."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    token_endpoint_auth_method: str | None = None
+    client_secret_expires_at: int | None = None
