@@ -17,12 +17,13 @@ from reconciler.api import KINDS
 from reconciler.api.common import GROUP_VERSION
 from reconciler.api.printing import PRINTER_COLUMNS, column_value
 from reconciler.api.times import format_time
-from reconciler.engine.impact import ToolDelta, ToolImpact
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.registry.records import KIND_OF_TABLE, ResourceRecord, SourceRef
 
 if TYPE_CHECKING:
-    # Only `test` shows probe results; `plan` and `get` start without the probe's mcp SDK.
+    # Only `test` shows probe results, and only `plan` a tool impact (its module lists tools through the probe's
+    # filters): `get` starts without the probe's mcp SDK.
+    from reconciler.engine.impact import ToolDelta, ToolImpact
     from reconciler.probe import ProbeResult
 
 _COLOURS = {
@@ -191,7 +192,7 @@ def plan_json(plan: Plan, impact: ToolImpact | None = None) -> str:
             "summary": summary,
             "actions": actions,
             "warnings": list(plan.warnings),
-            "toolImpact": impact_json(impact or ToolImpact()),
+            "toolImpact": [] if impact is None else impact_json(impact),
         },
         indent=2,
         sort_keys=False,
