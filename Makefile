@@ -6,7 +6,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test quick lint bench crds clean
+IMAGE ?= ghcr.io/mcp-reconciler/mcp-reconciler
+APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/mcp-reconciler/Chart.yaml)
+# buildah and podman build without a daemon; docker needs one.
+CONTAINER_TOOL ?= $(firstword $(foreach tool,buildah podman docker,$(shell command -v $(tool) 2>/dev/null)))
+
+.PHONY: setup demo test quick lint bench crds image clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +43,10 @@ bench: setup
 
 crds: setup
 	$(BIN)/mcp-reconciler crds
+
+image:
+	@test -n "$(CONTAINER_TOOL)" || { echo "make image: no buildah, podman or docker found" >&2; exit 1; }
+	$(CONTAINER_TOOL) build -f Containerfile --build-arg VERSION=$(APP_VERSION) -t $(IMAGE):$(APP_VERSION) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mcp-registry.db*

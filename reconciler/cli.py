@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from reconciler.cli_listing import cmd_get
+from reconciler.cli_registries import REGISTRY_COMMANDS, add_registry_commands
 from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry.records import DEFAULT_MANAGER
 
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="show what apply would change (exit 0: none, 2: changes, 1: error)")
     plan.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR")
-    plan.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    plan.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
     _add_prune(plan)
     _add_registry(plan)
 
@@ -147,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_platform_namespace(resolve)
     _add_registry(resolve)
 
-    serve = commands.add_parser("serve-mcp", help="serve the registry read-only to agents as an MCP server")
+    serve = commands.add_parser("serve", aliases=["serve-mcp"], help="the registry read-only: /mcp and /v0.1")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument(
@@ -156,8 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VAR",
         help="environment variable holding the bearer token clients must send (never a flag: it would leak)",
     )
+    serve.add_argument("--callers", type=Path, metavar="FILE", help="Registry API tokens (SHA-256) → members, teams")
+    serve.add_argument("--anonymous", action="store_true", help="Registry API without a token: organization grants")
+    serve.add_argument(
+        "--name-prefix", default="local.mcp-reconciler", metavar="DNS", help="<prefix>.<tenant>/<server>"
+    )
     _add_platform_namespace(serve)
     _add_registry(serve)
+
+    add_registry_commands(commands, allow_private_default=os.environ.get(ALLOW_PRIVATE_ENV) == "1")
 
     operator = commands.add_parser("run", help="run the Kubernetes operator")
     operator.add_argument(
@@ -222,6 +231,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler import presenting
+    from reconciler.engine.impact import tool_impact
     from reconciler.engine.reconciling import EngineSettings, reconcile
     from reconciler.manifests import load_folder
     from reconciler.registry import open_registry
@@ -231,13 +241,18 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     try:
         settings = EngineSettings(manager=args.manager, prune=not args.no_prune)
         report = reconcile(desired, registry, settings=settings, dry_run=True)
+        impact = tool_impact(registry, report.plan)
     finally:
         registry.close()
     _print_warnings(desired.warnings)
     if args.output == "json":
-        print(presenting.plan_json(report.plan), file=out)
+        print(presenting.plan_json(report.plan, impact), file=out)
+    elif args.output == "markdown":
+        print(presenting.plan_markdown(report.plan, impact), file=out, end="")
     else:
         print(presenting.plan_text(report.plan, colour=_colour(out)), file=out)
+        if not impact.empty:
+            print("\n" + presenting.impact_text(impact), file=out)
     if report.plan.conflicts:
         return EXIT_ERROR
     return EXIT_CHANGES if report.plan.has_changes else EXIT_OK
@@ -388,77 +403,6 @@ def _wait_forever() -> None:
         return
 
 
-def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
-    from reconciler import presenting
-    from reconciler.api import KINDS
-    from reconciler.registry import open_registry
-    from reconciler.runtime.membership import coverage_of_objects, fetch_member_coverage
-
-    kinds = [info.kind for info in KINDS] if args.kind == "mcp" else [_kind(args.kind)]
-    registry = open_registry(args.registry, manager=args.manager)
-    try:
-        stored = registry.fetch_resources(namespace=args.namespace, name=args.name)
-        coverage = fetch_member_coverage(registry) if {"MCPServer", "MCPConnection"} & set(kinds) else ()
-    finally:
-        registry.close()
-    objects = {kind: [presenting.as_object(r) for r in stored if r.kind == kind] for kind in kinds}
-    members = coverage_of_objects(coverage, [obj for kind in kinds for obj in objects[kind]])
-    for obj in objects.get("MCPConnection", []):
-        for entry in members.get(("MCPConnection", obj["metadata"]["namespace"], obj["metadata"]["name"]), []):
-            obj["status"] = {**(obj["status"] or {}), "connectedMembers": entry.connected_members}
-    if args.output in ("json", "yaml"):
-        found = [obj for kind in kinds for obj in objects[kind]]
-        if args.name and len(found) == 1 and len(kinds) == 1:
-            print(presenting.dump(found[0], args.output), file=out)
-        elif args.name and not found:
-            raise _not_found(args)
-        else:
-            print(presenting.dump(presenting.as_list(found), args.output), file=out)
-        return EXIT_OK
-    now = dt.datetime.now(dt.UTC)
-    blocks = []
-    for kind in kinds:
-        if objects[kind]:
-            blocks.append(
-                presenting.table(
-                    objects[kind],
-                    kind,
-                    wide=args.output == "wide",
-                    with_namespace=args.namespace is None,
-                    with_kind_prefix=len(kinds) > 1,
-                    now=now,
-                )
-            )
-    if not blocks:
-        if args.name:
-            raise _not_found(args)
-        where = f" in namespace {args.namespace}" if args.namespace else ""
-        print(f"No resources found{where}.", file=sys.stderr)
-        return EXIT_OK
-    print("\n\n".join(blocks), file=out)
-    listed = [entry for entries in members.values() for entry in entries]
-    for warning in dict.fromkeys(entry.warning() for entry in coverage if entry in listed):
-        if warning:
-            print(f"Warning: {warning}", file=sys.stderr)
-    return EXIT_OK
-
-
-def _kind(spelling: str) -> str:
-    from reconciler.api import KINDS, kind_for
-
-    try:
-        return kind_for(spelling).kind
-    except KeyError:
-        known = ", ".join(sorted(name for info in KINDS for name in (info.plural, *info.short_names)))
-        raise PermanentError(f"unknown resource type {spelling!r} (known: {known}, mcp)") from None
-
-
-def _not_found(args: argparse.Namespace) -> PermanentError:
-    return PermanentError(
-        f"{args.kind} {args.name!r} not found" + (f" in namespace {args.namespace}" if args.namespace else "")
-    )
-
-
 def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.manifests import load_folder
     from reconciler.runtime import resolve_command
@@ -492,7 +436,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.engine.inputs import DesiredInput
     from reconciler.engine.proposing import DryRunPlanner
     from reconciler.manifests import load_folder
-    from reconciler.runtime import serve_mcp
+    from reconciler.runtime import caller_directory, serve_mcp
 
     token = os.environ.get(args.token_env, "")
     if len(token) < 16:
@@ -510,6 +454,8 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         port=args.port,
         plan_manifests=DryRunPlanner(load_manifests, manager=args.manager),
         manager=args.manager,
+        callers=caller_directory(token, callers_file=args.callers, anonymous=args.anonymous),
+        name_prefix=args.name_prefix,
         platform_tenant=args.platform_namespace,
     )
     return EXIT_OK
@@ -585,7 +531,9 @@ COMMANDS = {
     "demo": cmd_demo,
     "resolve": cmd_resolve,
     "run": cmd_run,
+    **REGISTRY_COMMANDS,
     "migrate": cmd_migrate,
+    "serve": cmd_serve_mcp,
     "serve-mcp": cmd_serve_mcp,
 }
 

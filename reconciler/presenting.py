@@ -21,7 +21,9 @@ from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.registry.records import KIND_OF_TABLE, ResourceRecord, SourceRef
 
 if TYPE_CHECKING:
-    # Only `test` shows probe results; `plan` and `get` start without the probe's mcp SDK.
+    # Only `test` shows probe results, and only `plan` a tool impact (its module lists tools through the probe's
+    # filters): `get` starts without the probe's mcp SDK.
+    from reconciler.engine.impact import ToolDelta, ToolImpact
     from reconciler.probe import ProbeResult
 
 _COLOURS = {
@@ -87,7 +89,86 @@ def plan_summary(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + f"; {counts.get('noop', 0)} unchanged."
 
 
-def plan_json(plan: Plan) -> str:
+UNKNOWN_UNTIL_PROBED = "unknown until probed"
+
+
+def _tool(impact: ToolImpact, tenant: str, name: str) -> str:
+    return f"{name} (destructive)" if impact.is_destructive(tenant, name) else name
+
+
+def _delta_head(delta: ToolDelta) -> str:
+    subjects = f" ({', '.join(delta.subjects)})" if delta.subjects else ""
+    return f"{delta.kind} {delta.tenant}/{delta.name}{subjects}"
+
+
+def impact_text(impact: ToolImpact) -> str:
+    """The tools agents gain and lose, per template and grant; empty when the plan changes no tools."""
+    if impact.empty:
+        return ""
+    lines = ["Tool impact:"]
+    for delta in impact.deltas:
+        lines.append(f"  {_delta_head(delta)}:")
+        lines.extend(f"    + {_tool(impact, delta.tenant, name)}" for name in delta.gained)
+        lines.extend(f"    - {_tool(impact, delta.tenant, name)}" for name in delta.lost)
+        lines.extend(f"    ? {server}: {UNKNOWN_UNTIL_PROBED}" for server in delta.unknown)
+    return "\n".join(lines)
+
+
+def impact_json(impact: ToolImpact) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": delta.kind,
+            "tenant": delta.tenant,
+            "name": delta.name,
+            "subjects": list(delta.subjects),
+            "gained": list(delta.gained),
+            "lost": list(delta.lost),
+            "unknownUntilProbed": list(delta.unknown),
+            "destructive": sorted(
+                name for name in (*delta.gained, *delta.lost) if impact.is_destructive(delta.tenant, name)
+            ),
+        }
+        for delta in impact.deltas
+    ]
+
+
+def plan_markdown(plan: Plan, impact: ToolImpact) -> str:
+    """The plan and its tool impact as a pull-request comment (GitHub-flavoured markdown)."""
+    lines = ["### mcp-reconciler plan", "", f"**{plan_summary(plan)}**", ""]
+    shown = [a for a in plan.actions if a.verb is not Verb.NOOP or a.changes or a.message]
+    if shown:
+        lines += ["| | object | action | changes |", "|---|---|---|---|"]
+        for action in shown:
+            changes = "<br>".join(
+                f"`{c.path}`: {_cell(_show(c.before))} → {_cell(_show(c.after))}" for c in action.changes
+            )
+            if action.message:
+                changes = (changes + "<br>" if changes else "") + _cell(action.message)
+            lines.append(f"| {_SYMBOLS[action.verb]} | {_cell(describe_action(action))} | {action.verb} | {changes} |")
+        lines.append("")
+    for warning in plan.warnings:
+        lines.append(f"> ⚠️ {_cell(warning)}")
+    if not impact.empty:
+        lines += ["", "#### What agents gain and lose", ""]
+        for delta in impact.deltas:
+            lines.append(f"- **{_cell(_delta_head(delta))}**")
+            for name in delta.gained:
+                flag = " ⚠️ destructive" if impact.is_destructive(delta.tenant, name) else ""
+                lines.append(f"  - gains `{name}`{flag}")
+            for name in delta.lost:
+                flag = " ⚠️ destructive" if impact.is_destructive(delta.tenant, name) else ""
+                lines.append(f"  - loses `{name}`{flag}")
+            for server in delta.unknown:
+                lines.append(f"  - `{server}`: {UNKNOWN_UNTIL_PROBED}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell: pipes escaped, newlines as breaks."""
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def plan_json(plan: Plan, impact: ToolImpact | None = None) -> str:
     actions = []
     for action in plan.actions:
         table, tenant, name = action.key
@@ -106,7 +187,13 @@ def plan_json(plan: Plan) -> str:
         )
     summary = {verb: plan.counts().get(verb, 0) for verb in (str(v) for v in Verb)}
     return json.dumps(
-        {"changes": plan.has_changes, "summary": summary, "actions": actions, "warnings": list(plan.warnings)},
+        {
+            "changes": plan.has_changes,
+            "summary": summary,
+            "actions": actions,
+            "warnings": list(plan.warnings),
+            "toolImpact": [] if impact is None else impact_json(impact),
+        },
         indent=2,
         sort_keys=False,
     )

@@ -28,6 +28,9 @@ class ToolRecord:
     description: str | None = None
     input_schema: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
+    destructive: bool | None = field(default=None, compare=False)
+    """From the tool's annotations (MCP defaults applied); None when it had none. Not part of the fingerprint:
+    hints are advice from the server, and approving a snapshot should not depend on them."""
 
 
 @dataclass(frozen=True)

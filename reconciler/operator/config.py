@@ -10,7 +10,7 @@ posting level and peering (one active instance per namespace set).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import kopf
@@ -66,6 +66,10 @@ class OperatorConfig:
     objects and a cap of 64). Registry load is bounded anyway: passes are batched per namespace."""
     max_concurrent_passes: int = 32
     """Passes in flight at once (each holds API connections and parsed objects while it waits for the engine)."""
+    upstream_interval: float = 3600.0
+    """Seconds between checks of the Registry API an imported MCPServer came from (its upstream annotations)."""
+    upstream_token: str | None = field(default=None, repr=False)
+    """Bearer token for those registries (`$MCP_RECONCILER_UPSTREAM_TOKEN`); never printed."""
     registry_threads: int = 2
     """Threads running registry transactions: a global bound on concurrent database work. They run nothing else:
     probes wait on the event loop, so servers that never answer cannot hold them."""

@@ -21,11 +21,13 @@ from typing import Any, cast
 import kopf
 
 from reconciler.api import API_GROUP, API_VERSION, KINDS
+from reconciler.engine.upstream import UPSTREAM_REGISTRY
 from reconciler.errors import PermanentError, RetryableError
 from reconciler.operator.annotations import CREDENTIAL_LABEL
 from reconciler.operator.cluster import KubeAccess
 from reconciler.operator.gathering import index_entry, secret_users
 from reconciler.operator.reconciling import ObjectReconciler
+from reconciler.operator.upstream import UpstreamChecker
 
 OBJECTS_INDEX = "mcp_objects"
 """namespace → index entries of our objects there, and ("uid", uid) → that object's entry (kwarg name in
@@ -65,9 +67,27 @@ async def _translated(work: Awaitable[None], *, reconciler: ObjectReconciler, re
         raise kopf.TemporaryError(str(error), delay=reconciler.retry_delay(retry)) from error
 
 
-def build_handlers(*, reconciler: ObjectReconciler, access: KubeAccess) -> kopf.OperatorRegistry:
-    """A kopf registry with all handlers, bound to `reconciler`; `access` answers kopf's login."""
+def build_handlers(
+    *, reconciler: ObjectReconciler, access: KubeAccess, upstream: UpstreamChecker | None = None
+) -> kopf.OperatorRegistry:
+    """A kopf registry with all handlers, bound to `reconciler`; `access` answers kopf's login. With `upstream`,
+    imported MCPServers are checked against their registry every `upstream_interval` seconds."""
     registry = kopf.OperatorRegistry()
+
+    if upstream is not None:
+        checker = upstream
+
+        @kopf.timer(
+            API_GROUP,
+            API_VERSION,
+            "mcpservers",
+            id="upstream",
+            interval=checker.interval,
+            annotations={UPSTREAM_REGISTRY: kopf.PRESENT},
+            registry=registry,
+        )
+        async def check_upstream(*, body: kopf.Body, **_: Any) -> None:
+            await checker.check(body)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

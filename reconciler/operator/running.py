@@ -36,8 +36,10 @@ from reconciler.operator.peering import (
 )
 from reconciler.operator.reconciling import ObjectReconciler
 from reconciler.operator.serving import RegistryHealth, build_app, start_server
+from reconciler.operator.upstream import UpstreamChecker
 from reconciler.registry import open_registry
 
+UPSTREAM_TOKEN_ENV = "MCP_RECONCILER_UPSTREAM_TOKEN"
 log = logging.getLogger("mcp_reconciler.operator")
 
 
@@ -128,7 +130,16 @@ class Operator:
                 app = build_app(metrics=self.metrics, health=health, peering=lambda: self.peering)
                 runner, self.port = await start_server(app, host=config.listen_host, port=config.port)
             await kopf.operator(
-                registry=build_handlers(reconciler=reconciler, access=access_of(configuration, in_cluster=in_cluster)),
+                registry=build_handlers(
+                    reconciler=reconciler,
+                    access=access_of(configuration, in_cluster=in_cluster),
+                    upstream=UpstreamChecker(
+                        events=self._events,
+                        allow_private=config.allow_private_networks,
+                        interval=config.upstream_interval,
+                        token=config.upstream_token,
+                    ),
+                ),
                 settings=build_kopf_settings(config),
                 namespaces=list(config.namespaces),
                 clusterwide=config.clusterwide,
@@ -194,6 +205,7 @@ def run_operator(
         priority=priority,
         resync_interval=resync_interval,
         kubeconfig=kubeconfig,
+        upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV) or None,
         platform_namespace=platform_namespace,
     )
     asyncio.run(Operator(config).run())

@@ -292,6 +292,7 @@ def tools_json(tools: Sequence[ToolRecord]) -> list[dict[str, Any]]:
             "description": tool.description,
             "input_schema": tool.input_schema,
             "fingerprint": tool.fingerprint,
+            **({} if tool.destructive is None else {"destructive": tool.destructive}),
         }
         for tool in tools
     ]
@@ -305,6 +306,7 @@ def tools_of(stored: Any) -> tuple[ToolRecord, ...]:
             description=item.get("description"),
             input_schema=item.get("input_schema") or {},
             fingerprint=item.get("fingerprint", ""),
+            destructive=item.get("destructive"),
         )
         for item in stored or ()
     )

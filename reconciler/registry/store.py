@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from reconciler.records import OAuthClientRecord, SealedSecret
-from reconciler.registry import lookups, reading, recording, secret_store, stamps, writing
+from reconciler.registry import catalog, lookups, reading, recording, secret_store, stamps, writing
 from reconciler.registry.connecting import (
     DEFAULT_REGISTRY_URL,
     REGISTRY_URL_ENV,
@@ -226,6 +226,14 @@ class Registry:
     def fetch_oauth_clients(self, *, tenant: str, server: str) -> list[OAuthClientRecord]:
         """Dynamically registered clients of one server, one per issuer."""
         return self._read(lambda connection: reading.oauth_clients(connection, tenant=tenant, server=server))
+
+    def fetch_catalog(self) -> list[catalog.CatalogRow]:
+        """Every server with its timestamps, latest tool snapshot and probe state: what the Registry API serves."""
+        return self._read(catalog.read_catalog)
+
+    def fetch_removed_servers(self, *, since: dt.datetime | None = None) -> list[catalog.RemovedServer]:
+        """Servers deleted or orphaned after `since`, from the audit log (the rows themselves are gone)."""
+        return self._read(lambda connection: catalog.read_removed_servers(connection, since=since))
 
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table as plain dicts, in key order: for tests that look for leaked values."""

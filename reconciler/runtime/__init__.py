@@ -1,7 +1,8 @@
 """The runtime side of the registry: which MCP servers, with which URL, headers and tools, an agent gets.
 
-Agent runtimes call `resolve` (Python); the CLI calls `resolve_command` and `serve_mcp`; tests build the
-agent-facing MCP endpoint with `build_mcp_app`; the operator renders a binding's `spec.export` ConfigMap with
+Agent runtimes call `resolve` (Python); the CLI calls `resolve_command` and `serve_mcp` (the MCP endpoint and
+the Registry API v0.1); tests build the agent-facing MCP endpoint with `build_mcp_app`, both with
+`build_serving_app`; the operator renders a binding's `spec.export` ConfigMap with
 `export_target`, `export_document` and `build_config_map`; `fetch_member_coverage` says which per-member
 credentials no member has connected yet. Everything here reads the registry and never writes
 it. The public names below are pinned by a test.
@@ -14,13 +15,14 @@ from typing import TYPE_CHECKING
 from reconciler.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from reconciler.runtime.commands import resolve_command
+    from reconciler.runtime.commands import caller_directory, resolve_command
     from reconciler.runtime.endpoint import (
         DEFAULT_PORT,
         BearerTokenGate,
         ManifestPlanner,
         build_mcp_app,
         build_mcp_server,
+        build_serving_app,
         serve_mcp,
     )
     from reconciler.runtime.exporting import (
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     )
     from reconciler.runtime.membership import MemberCoverage, fetch_member_coverage
     from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
+    from reconciler.runtime.publishing import build_entry, page_entries
+    from reconciler.runtime.registry_api import CallerDirectory, RegistryCaller, build_registry_api, load_callers
     from reconciler.runtime.resolution import MASK, CredentialScope, Resolution, ResolvedServer, ServerState
     from reconciler.runtime.resolving import UnknownTenant, resolve
 
@@ -39,20 +43,28 @@ __all__ = [
     "DEFAULT_PORT",
     "MASK",
     "BearerTokenGate",
+    "CallerDirectory",
     "CredentialScope",
     "ExportTarget",
     "ManifestPlanner",
     "MemberCoverage",
+    "RegistryCaller",
     "Resolution",
     "ResolvedServer",
     "ServerState",
     "UnknownTenant",
     "build_config_map",
+    "build_entry",
     "build_mcp_app",
     "build_mcp_server",
+    "build_registry_api",
+    "build_serving_app",
+    "caller_directory",
     "export_document",
     "export_target",
     "fetch_member_coverage",
+    "load_callers",
+    "page_entries",
     "render_mcp_config",
     "resolution_json",
     "resolution_text",
@@ -65,18 +77,21 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "commands": ["resolve_command"],
+        "commands": ["caller_directory", "resolve_command"],
         "endpoint": [
             "DEFAULT_PORT",
             "BearerTokenGate",
             "ManifestPlanner",
             "build_mcp_app",
             "build_mcp_server",
+            "build_serving_app",
             "serve_mcp",
         ],
         "exporting": ["ExportTarget", "build_config_map", "export_document", "export_target", "secret_placeholder"],
         "membership": ["MemberCoverage", "fetch_member_coverage"],
         "presenting": ["render_mcp_config", "resolution_json", "resolution_text"],
+        "publishing": ["build_entry", "page_entries"],
+        "registry_api": ["CallerDirectory", "RegistryCaller", "build_registry_api", "load_callers"],
         "resolution": ["MASK", "CredentialScope", "Resolution", "ResolvedServer", "ServerState"],
         "resolving": ["UnknownTenant", "resolve"],
     },

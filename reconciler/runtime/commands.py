@@ -1,4 +1,4 @@
-"""What the CLI's `resolve` and `serve-mcp` commands call: open the registry, do the work, hand back text.
+"""What the CLI's `resolve` and `serve` commands call: open the registry, do the work, hand back text.
 
 `reconciler.cli` stays a thin leaf: it parses arguments, builds the `SecretReader` (from a folder's Secret
 manifests; this package may not import the manifests loader) and the engine's planner for `plan`, then prints
@@ -9,12 +9,17 @@ codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
+import yaml
+
 from reconciler.credentials import SecretReader
+from reconciler.errors import PermanentError
 from reconciler.registry import open_registry
 from reconciler.registry.records import DEFAULT_MANAGER
 from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
+from reconciler.runtime.registry_api import CallerDirectory, load_callers
 from reconciler.runtime.resolving import resolve
 
 ResolveOutput = Literal["json", "mcp-config", "text"]
@@ -65,3 +70,18 @@ def resolve_command(
     if output == "text":
         return EXIT_OK, resolution_text(resolution)
     return EXIT_OK, resolution_json(resolution)
+
+
+def caller_directory(platform_token: str, *, callers_file: Path | None, anonymous: bool) -> CallerDirectory:
+    """`serve`'s Registry API callers: the platform token, the members of `callers_file`, maybe anonymous."""
+    members = {}
+    if callers_file is not None:
+        try:
+            document = yaml.safe_load(callers_file.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise PermanentError(f"{callers_file}: cannot read the callers file: {err}") from None
+        try:
+            members = load_callers(document, source=str(callers_file))
+        except ValueError as err:
+            raise PermanentError(str(err)) from None
+    return CallerDirectory(platform_token=platform_token, members=members, anonymous=anonymous)

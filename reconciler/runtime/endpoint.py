@@ -28,6 +28,8 @@ from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
 from reconciler.runtime.membership import MemberCoverage, plan_member_coverage
+from reconciler.runtime.publishing import DEFAULT_NAME_PREFIX
+from reconciler.runtime.registry_api import CallerDirectory, PathDispatcher, build_registry_api
 from reconciler.runtime.resolving import UnknownTenant, resolve
 
 DEFAULT_HOST = "127.0.0.1"
@@ -173,6 +175,29 @@ def build_mcp_app(
     return BearerTokenGate(app, token=token)
 
 
+def build_serving_app(
+    registry: Registry,
+    *,
+    token: str,
+    callers: CallerDirectory | None = None,
+    plan_manifests: ManifestPlanner | None = None,
+    host: str = DEFAULT_HOST,
+    name_prefix: str = DEFAULT_NAME_PREFIX,
+    platform_tenant: str | None = None,
+) -> ASGIApp:
+    """What `serve` runs: the MCP endpoint at `/mcp` and the Registry API (v0.1) at `/v0.1`, one process.
+
+    `callers` maps Registry API tokens to members; by default only `token` (the platform's) is known.
+    `platform_tenant` reaches the MCP endpoint's `resolve_template` (see `build_mcp_server`).
+    """
+    directory = callers or CallerDirectory(platform_token=token)
+    api = build_registry_api(registry, callers=directory, prefix=name_prefix)
+    mcp_app = build_mcp_app(
+        registry, token=token, plan_manifests=plan_manifests, host=host, platform_tenant=platform_tenant
+    )
+    return PathDispatcher(api, mcp_app)
+
+
 def serve_mcp(
     *,
     registry_url: str | None,
@@ -182,15 +207,23 @@ def serve_mcp(
     plan_manifests: ManifestPlanner | None = None,
     manager: str = DEFAULT_MANAGER,
     log_level: str = "info",
+    callers: CallerDirectory | None = None,
+    name_prefix: str = DEFAULT_NAME_PREFIX,
     platform_tenant: str | None = None,
 ) -> None:
-    """Serve the endpoint until interrupted (blocking); the registry is opened here and closed on the way out."""
+    """Serve the endpoint and the Registry API until interrupted (blocking); the registry is opened here."""
     registry = open_registry(registry_url, manager=manager)
     try:
-        app = build_mcp_app(
-            registry, token=token, plan_manifests=plan_manifests, host=host, platform_tenant=platform_tenant
+        app = build_serving_app(
+            registry,
+            token=token,
+            callers=callers,
+            plan_manifests=plan_manifests,
+            host=host,
+            name_prefix=name_prefix,
+            platform_tenant=platform_tenant,
         )
-        log.info("serving the registry %s read-only at http://%s:%d%s", registry.url, host, port, MCP_PATH)
+        log.info("serving the registry %s read-only at http://%s:%d%s and /v0.1", registry.url, host, port, MCP_PATH)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         registry.close()

@@ -17,7 +17,7 @@ from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.reconciling import EngineSettings, reconcile
 from reconciler.manifests import load_folder
 from reconciler.registry import Registry
-from reconciler.runtime import UnknownTenant, build_mcp_app, export_document, resolve
+from reconciler.runtime import UnknownTenant, build_mcp_app, build_serving_app, export_document, resolve
 from tests.integration.cli.test_commands import run
 from tests.integration.runtime.test_endpoint import TOKEN, call, structured
 
@@ -204,10 +204,12 @@ def test_cli_and_export_offer_it(registry: Registry, registry_url: str, tenants:
     assert exported["crm"]["headers"] == {"Authorization": "Bearer ${secret:beta/creds#crm}"}
 
 
-@pytest.fixture
-def endpoint(registry: Registry) -> Iterator[str]:
+@pytest.fixture(params=[build_mcp_app, build_serving_app], ids=["mcp-app", "serving-app"])
+def endpoint(request: pytest.FixtureRequest, registry: Registry) -> Iterator[str]:
+    """The endpoint alone, and as `serve` runs it beside the Registry API."""
+    build = request.param
     with ServerLoop() as loop:
-        base = loop.serve_asgi(lambda _url: build_mcp_app(registry, token=TOKEN, platform_tenant=PLATFORM))
+        base = loop.serve_asgi(lambda _url: build(registry, token=TOKEN, platform_tenant=PLATFORM))
         yield f"{base}/mcp"
 
 
