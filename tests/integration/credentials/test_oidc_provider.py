@@ -205,6 +205,37 @@ def test_member_login_refresh_rotation_and_tools(
     assert not [value for value in leaked if value and value in text]
 
 
+def test_a_preset_confidential_client_needs_no_registration(
+    registry_url: str, oidc_protected_mcp: OIDCProtectedMCP
+) -> None:
+    provider, url = oidc_protected_mcp.provider, oidc_protected_mcp.url
+    preset = provider.static_confidential
+    record = code_server("crm", url, "confidential", clientId=preset.client_id)
+    with world(registry_url) as w:
+        w.add_servers(record)
+        prepared = prepare(w, record)
+        assert prepared.client is None and f"client_id={preset.client_id}&" in (
+            prepared.authorization_url_template or ""
+        )
+        verifier, challenge = new_pkce()
+        landed = provider.authorize_member(login_url(prepared, state="st", challenge=challenge), login="carol")
+        query = {key: values[0] for key, values in parse_qs(urlsplit(landed).query).items()}
+        assert query["iss"] == provider.issuer and query["state"] == "st"
+        token = run(
+            lambda http: exchange_authorization_code(
+                client=token_client(provider, preset.client_id, preset.client_secret, "client_secret_basic"),
+                code=query["code"],
+                code_verifier=verifier,
+                redirect_uri=REDIRECT_URI,
+                resource=url,
+                access=w.context(http).access(allow_private=True),
+                fingerprint_key=w.registry.fingerprint_key(),
+            )
+        )
+    assert claims_of(token.access_token)["sub"] == "carol"
+    assert probe(url, token.headers()).ok
+
+
 def test_a_deregistered_client_is_gone_at_the_provider(registry_url: str, oidc_protected_mcp: OIDCProtectedMCP) -> None:
     provider, url = oidc_protected_mcp.provider, oidc_protected_mcp.url
     record = code_server("crm", url, "confidential")
