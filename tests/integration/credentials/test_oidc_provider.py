@@ -292,25 +292,28 @@ def test_client_credentials_with_the_static_client(registry_url: str, oidc_prote
         assert not cached.fresh and cached.access_token == token.access_token
 
 
-@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+@pytest.mark.parametrize(
+    ("method", "spelled_out"),
+    [("client_secret_basic", True), ("client_secret_post", True), ("client_secret_basic", False)],
+    ids=["basic", "post", "scope-and-resource-discovered"],
+)
 def test_client_credentials_through_dynamic_registration(
-    registry_url: str, oidc_protected_mcp: OIDCProtectedMCP, method: str
+    registry_url: str, oidc_protected_mcp: OIDCProtectedMCP, method: str, spelled_out: bool
 ) -> None:
     url = oidc_protected_mcp.url
+    explicit = {"scopes": [OIDC_SCOPE], "resource": url} if spelled_out else {}
     record = server(
-        "ops",
-        url,
-        "oauthClientCredentials",
-        dynamicRegistration=True,
-        tokenEndpointAuthMethod=method,
-        scopes=[OIDC_SCOPE],
-        resource=url,
+        "ops", url, "oauthClientCredentials", dynamicRegistration=True, tokenEndpointAuthMethod=method, **explicit
     )
     with world(registry_url) as w:
         w.add_servers(record)
         prepared = prepare(w, record)
         assert prepared.client is not None and prepared.minted
+        assert prepared.client.token_endpoint_auth_method == method
+        claims = claims_of(dict(prepared.headers)["Authorization"].removeprefix("Bearer "))
+        assert claims["aud"] == url and claims["scope"] == OIDC_SCOPE
         assert probe(url, dict(prepared.headers)).ok
+        assert prepare(w, record).client.reused  # type: ignore[union-attr]
 
 
 def test_a_token_for_another_resource_is_refused(registry_url: str, oidc_protected_mcp: OIDCProtectedMCP) -> None:
