@@ -1,7 +1,9 @@
 """The credentials package against a certified OpenID provider (oidc-provider on 127.0.0.1) and an MCP server
 that accepts only its JWT access tokens: discovery (RFC 9728 → RFC 8414), dynamic registration (RFC 7591) and
 deregistration (RFC 7592), a member's authorization code with PKCE and `resource` after the provider's real login
-and consent pages, rotating refresh tokens, client credentials, and tool listing through the probe.
+and consent pages, rotating refresh tokens, client credentials, and tool listing through the probe. The last
+tests check what the provider offers that the product does not use yet (private_key_jwt, revocation with
+introspection, a short token lifetime), so the OAuth work can build on them.
 
 No code is faked: every code, token and client comes from the provider. Registry-touching tests run on SQLite
 and PostgreSQL.
