@@ -13,13 +13,27 @@ CONTAINER_TOOL ?= $(firstword $(foreach tool,buildah podman docker,$(shell comma
 
 .PHONY: setup demo test quick lint bench crds image clean
 
+# oidc-provider (npm), the real authorization server of the OAuth tests, from its lockfile. Without npm the
+# oidc-provider tests skip locally; in CI (MCP_RECONCILER_REQUIRE_SERVICES=1) setup fails here instead.
+OIDC_DIR := tests/oidc
+OIDC_INSTALLED := $(OIDC_DIR)/node_modules/.installed
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed
+$(OIDC_INSTALLED): $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(OIDC_DIR) && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	elif [ "$$MCP_RECONCILER_REQUIRE_SERVICES" = 1 ]; then \
+		echo "make setup: npm is missing; CI needs node and npm for oidc-provider (apt-get install nodejs npm)" >&2; exit 1; \
+	else \
+		echo "make setup: npm not found; the oidc-provider tests will skip (apt-get install nodejs npm)" >&2; \
+	fi
+
+setup: $(VENV)/.installed $(OIDC_INSTALLED)
 
 demo: setup
 	$(BIN)/mcp-reconciler demo
@@ -49,4 +63,4 @@ image:
 	$(CONTAINER_TOOL) build -f Containerfile --build-arg VERSION=$(APP_VERSION) -t $(IMAGE):$(APP_VERSION) .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mcp-registry.db*
+	rm -rf $(VENV) $(OIDC_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache mcp-registry.db*

@@ -2,6 +2,9 @@
 
 Services the suite needs (PostgreSQL, local MCP servers, the API server) must be present in CI; elsewhere
 a missing service skips with the reason.
+
+The oidc-provider fixtures (`oidc_provider`, `oidc_protected_mcp`) are registered here for every suite: they are
+the real authorization server the OAuth tests of the CLI, the engine and the operator share.
 """
 
 from __future__ import annotations
@@ -9,6 +12,10 @@ from __future__ import annotations
 import os
 
 import pytest
+
+from tests.fixtures.oidc_provider import oidc_protected_mcp, oidc_provider
+
+__all__ = ["oidc_protected_mcp", "oidc_provider"]
 
 REQUIRE_SERVICES = os.environ.get("MCP_RECONCILER_REQUIRE_SERVICES") == "1"
 

@@ -373,7 +373,17 @@ def _registration(
         redirect_uris=context.settings.redirect_uris if code_flow else (),
         scopes=_scopes(auth) or (discovery.scopes_supported if discovery else ()),
         client_name=context.settings.client_name,
+        preferred_method=None if code_flow else _declared_secret_method(auth),
     )
+
+
+def _declared_secret_method(auth: Mapping[str, Any]) -> TokenAuthMethod | None:
+    declared = auth.get("tokenEndpointAuthMethod")
+    methods: dict[str, TokenAuthMethod] = {
+        "client_secret_basic": "client_secret_basic",
+        "client_secret_post": "client_secret_post",
+    }
+    return methods.get(declared) if isinstance(declared, str) else None
 
 
 def _rotation_due(client: RegisteredClient | None, *, context: CredentialContext, now: dt.datetime) -> str | None:

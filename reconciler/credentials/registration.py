@@ -58,13 +58,24 @@ CLIENT_CREDENTIALS_GRANTS = ("client_credentials",)
 PENDING_MARKER = "pendingClient"
 
 
-def choose_auth_method(advertised: Sequence[str], *, confidential: bool) -> TokenAuthMethod:
+def choose_auth_method(
+    advertised: Sequence[str], *, confidential: bool, preferred: TokenAuthMethod | None = None
+) -> TokenAuthMethod:
     """The token endpoint auth method to register with, limited to what the server advertises. Pure.
 
-    Public clients use `none`. Confidential clients prefer `client_secret_basic`, then `client_secret_post`, then
-    `none` (the server then treats the client as public). With no list advertised, a public client still asks
-    for `none` (the server answers the registration if it cannot), a confidential one uses the RFC 8414 default.
+    A confidential client whose spec names a method (`preferred`, `spec.auth.tokenEndpointAuthMethod`) registers
+    with that one, or is refused when the server advertises a list without it. Otherwise public clients use
+    `none`; confidential clients prefer `client_secret_basic`, then `client_secret_post`, then `none` (the server
+    then treats the client as public). With no list advertised, a public client still asks for `none` (the
+    server answers the registration if it cannot), a confidential one uses the RFC 8414 default.
     """
+    if confidential and preferred is not None:
+        if advertised and preferred not in advertised:
+            raise RegistrationRefused(
+                f"spec.auth.tokenEndpointAuthMethod is {preferred}, which the authorization server does not offer "
+                f"(token_endpoint_auth_methods_supported: {', '.join(advertised)}); choose one it offers or omit it"
+            )
+        return preferred
     if not confidential:
         if advertised and "none" not in advertised:
             raise RegistrationRefused(
@@ -96,9 +107,13 @@ class ClientRegistration:
     redirect_uris: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     client_name: str = "mcp-reconciler"
+    preferred_method: TokenAuthMethod | None = None
+    """The spec's `tokenEndpointAuthMethod`, when it names one: registered as asked (see `choose_auth_method`)."""
 
     def method(self) -> TokenAuthMethod:
-        return choose_auth_method(self.advertised_methods, confidential=self.confidential)
+        return choose_auth_method(
+            self.advertised_methods, confidential=self.confidential, preferred=self.preferred_method
+        )
 
 
 @dataclass(frozen=True)
@@ -294,12 +309,14 @@ def stored_clients(*, tenant: str, server: str, stores: CredentialStores) -> lis
 
 
 def _usable(client: RegisteredClient, registration: ClientRegistration) -> bool:
-    """A stored client still fits the spec: same issuer, public or confidential as asked, a method the server
-    still advertises, and its secret still readable."""
+    """A stored client still fits the spec: same issuer, public or confidential as asked, the method the spec
+    names (if it names one), a method the server still advertises, and its secret still readable."""
     wanted = registration.method()
     if client.issuer != registration.issuer:
         return False
     if (client.token_endpoint_auth_method == "none") != (wanted == "none"):
+        return False
+    if registration.preferred_method is not None and client.token_endpoint_auth_method != wanted:
         return False
     advertised = registration.advertised_methods
     if advertised and client.token_endpoint_auth_method not in advertised:

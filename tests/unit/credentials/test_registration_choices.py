@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,25 @@ NOW = dt.datetime(2025, 11, 22, 12, 0, tzinfo=dt.UTC)
 )
 def test_method_choice(advertised: tuple[str, ...], confidential: bool, chosen: str) -> None:
     assert choose_auth_method(advertised, confidential=confidential) == chosen
+
+
+@pytest.mark.parametrize(
+    ("advertised", "preferred", "chosen"),
+    [
+        ((BASIC, POST, NONE), POST, POST),  # the spec's tokenEndpointAuthMethod wins over the preference order
+        ((BASIC, POST), BASIC, BASIC),
+        ((), POST, POST),  # no list advertised: registered as asked, the server answers if it cannot
+    ],
+)
+def test_a_declared_method_is_registered_as_declared(advertised: tuple[str, ...], preferred: Any, chosen: str) -> None:
+    assert choose_auth_method(advertised, confidential=True, preferred=preferred) == chosen
+
+
+def test_a_declared_method_the_server_does_not_offer_is_refused() -> None:
+    with pytest.raises(
+        RegistrationRefused, match=r"tokenEndpointAuthMethod is client_secret_post.*client_secret_basic"
+    ):
+        choose_auth_method((BASIC, NONE), confidential=True, preferred="client_secret_post")
 
 
 @pytest.mark.parametrize(
