@@ -164,21 +164,23 @@ def run_to_end(command: list[str], *, opened: Callable[[int], bool] | None = Non
     used when `opened(pid)` first held."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     opened_at = None
-    try:
-        while opened is not None and opened_at is None and process.poll() is None:
-            used = cpu_seconds(process.pid)
-            if used is not None and opened(process.pid):
-                opened_at = used
-            if time.monotonic() - started > RUN_BOUND_SECONDS:
-                raise AssertionError(f"{command[3]} did not finish within {RUN_BOUND_SECONDS:.0f}s")
-            time.sleep(POLL_SECONDS)
-        stdout, stderr = process.communicate(timeout=RUN_BOUND_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=RUN_BOUND_SECONDS)
+    # `with` closes the pipes however the run ends (a failed bound, a pytest timeout), so no open pipe is left
+    # for the garbage collector to report inside some later test.
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            while opened is not None and opened_at is None and process.poll() is None:
+                used = cpu_seconds(process.pid)
+                if used is not None and opened(process.pid):
+                    opened_at = used
+                if time.monotonic() - started > RUN_BOUND_SECONDS:
+                    raise AssertionError(f"{command[3]} did not finish within {RUN_BOUND_SECONDS:.0f}s")
+                time.sleep(POLL_SECONDS)
+            stdout, stderr = process.communicate(timeout=RUN_BOUND_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=RUN_BOUND_SECONDS)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     finished = Finished(process.returncode, stdout, stderr, time.monotonic() - started, cpu=cpu)
@@ -194,23 +196,23 @@ def run_and_kill(command: list[str], *, at_cpu: float) -> Finished:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     deadline = started + RUN_BOUND_SECONDS
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed_at = None
-    try:
-        while process.poll() is None:
-            used = cpu_seconds(process.pid)
-            if used is not None and used >= at_cpu:
-                process.send_signal(signal.SIGKILL)
-                killed_at = used
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"apply did not reach {at_cpu:.2f}s of CPU within {RUN_BOUND_SECONDS:.0f}s")
-            time.sleep(POLL_SECONDS)
-        _, stderr = process.communicate(timeout=RUN_BOUND_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=RUN_BOUND_SECONDS)
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            while process.poll() is None:
+                used = cpu_seconds(process.pid)
+                if used is not None and used >= at_cpu:
+                    process.send_signal(signal.SIGKILL)
+                    killed_at = used
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"apply did not reach {at_cpu:.2f}s of CPU within {RUN_BOUND_SECONDS:.0f}s")
+                time.sleep(POLL_SECONDS)
+            _, stderr = process.communicate(timeout=RUN_BOUND_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=RUN_BOUND_SECONDS)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Finished(process.returncode, "", stderr, time.monotonic() - started, cpu=cpu, killed_at_cpu=killed_at)
