@@ -24,6 +24,7 @@ from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry.records import DEFAULT_MANAGER
 
 if TYPE_CHECKING:
+    from reconciler.credentials import SecretReader
     from reconciler.probe import ProbeSettings
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--show-secrets", action="store_true", help="print header values instead of masks")
     resolve.add_argument("--namespace-tools", action="store_true", help="name tools mcp:<server>:<tool>")
     resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
+    resolve.add_argument(
+        "--no-refresh",
+        action="store_true",
+        help="do not renew client-credentials tokens that are due (renewing asks their authorization servers)",
+    )
+    _add_probe(resolve)
     _add_platform_namespace(resolve)
     _add_registry(resolve)
 
@@ -290,6 +297,10 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
         report = reconcile(desired, registry, settings=settings, probe=probe)
     finally:
         registry.close()
+    if probe is not None and not report.plan.conflicts:
+        # A pass prepares tokens only for what it probes: a run with nothing to change still renews due ones.
+        namespaces = sorted({resource.metadata.namespace for resource in desired.resources})
+        _renew_minted_tokens(args, secrets=desired.secrets, tenants=namespaces)
     # Plan warnings are printed with the plan; the rest (input, credential clean-up) here.
     _print_warnings([warning for warning in report.warnings if warning not in report.plan.warnings])
     print(presenting.plan_text(report.plan, colour=_colour(out)).replace("Plan: ", "Applied: "), file=out)
@@ -411,6 +422,8 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         # The registry holds only references; the values come from the folder's Secrets.
         raise PermanentError("--show-secrets needs -f DIR: the folder whose Secrets hold the header values")
     secrets = load_folder(args.filename).secrets if args.filename else None
+    if not args.no_refresh:
+        _renew_minted_tokens(args, secrets=secrets, tenants=[args.namespace])
     code, text = resolve_command(
         registry_url=args.registry,
         namespace_or_tenant=args.namespace,
@@ -428,6 +441,42 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
     )
     print(text, file=out)
     return code
+
+
+def _renew_minted_tokens(
+    args: argparse.Namespace, *, secrets: SecretReader | None, tenants: Sequence[str] | None
+) -> None:
+    """Renew the client-credentials tokens due in `tenants` (a tenant slug or namespace each), so that what a
+    runtime is handed next is fresh; a server that cannot be renewed is a warning, its token stays as it is."""
+    from reconciler.engine.refreshing import renew_client_credentials
+    from reconciler.registry import open_registry
+
+    registry = open_registry(args.registry, manager=args.manager)
+    try:
+        slugs = None
+        if tenants is not None:
+            found = [registry.find_tenant(name) for name in tenants]
+            slugs = [tenant.slug for tenant in found if tenant is not None]
+            if not slugs:
+                return
+        renewal = renew_client_credentials(
+            registry, secrets or _NO_SECRETS, tenants=slugs, settings=_probe_settings(args)
+        )
+    finally:
+        registry.close()
+    _print_warnings(
+        [f"client-credentials token of {server} not renewed: {why}" for server, why in renewal.failed.items()]
+    )
+
+
+class _NoSecrets:
+    """No folder given: only values the reconciler minted itself (dynamically registered clients) are known."""
+
+    def read(self, namespace: str, name: str, key: str) -> str | None:
+        return None
+
+
+_NO_SECRETS = _NoSecrets()
 
 
 def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:

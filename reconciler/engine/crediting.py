@@ -96,7 +96,7 @@ class CredentialStep:
     """Dynamically registered clients replaced this run: (tenant, server) → what happened."""
 
 
-def _context(
+def credentials_context(
     registry: Registry,
     secrets: SecretReader,
     http: ProbeHttp,
@@ -252,7 +252,7 @@ def release_deleted(
         async with ProbeHttp() as http:
             context: CredentialContext | ReconcilerError
             try:
-                context = _context(registry, secrets, http, settings)
+                context = credentials_context(registry, secrets, http, settings)
             except ReconcilerError as error:  # no store key: the registration tokens cannot be unsealed
                 context = error
             for row in deleted:
@@ -332,7 +332,9 @@ def prepare_credentials(
 
     async def run() -> dict[tuple[str, str], PreparedCredentials | CredentialFailure]:
         async with ProbeHttp() as http:
-            context = _context(registry, secrets, http, options.settings, client_max_age=options.client_max_age)
+            context = credentials_context(
+                registry, secrets, http, options.settings, client_max_age=options.client_max_age
+            )
             discoveries = {
                 (record.tenant, record.name): discovery
                 for record in oauth

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from reconciler.credentials.stores import ACCESS_TOKEN, local_reference
 from reconciler.registry.lookups import BoundServerRow, GrantMatch
 from reconciler.registry.records import ConnectionRecord, HeaderRecord, ServerRecord, UserTokenRecord
 from reconciler.runtime.resolution import CredentialScope, ServerState
@@ -312,16 +313,18 @@ def server_credential(
     if server.auth_type == "oauthAuthorizationCode":
         return _needs_own_account(server, caller=caller, lines=lines, connection=None, scope=CredentialScope.USER)
     if server.auth_type == "oauthClientCredentials":
-        reason = (
-            "the server's OAuth client-credentials token is minted by the reconciler and is not handed to "
-            "runtimes; give the server a shared connection"
+        # The token the reconciler minted (and renews at 80% of its lifetime) is sealed in the registry under a
+        # `local:` reference; resolving reads it there and checks it has not expired.
+        header = HeaderSource(
+            "Authorization",
+            origin=f"the client-credentials token the reconciler minted for {server.name}",
+            secret_ref=local_reference(server.tenant, server.name, ACCESS_TOKEN),
+            prefix=DEFAULT_SCHEME,
         )
         return Credential(
-            lines=(*lines, f"credential: unavailable — {reason}"),
+            lines=(*lines, "credential: the reconciler's client-credentials token (minted, renewed before expiry)"),
             scope=scope,
-            state=ServerState.BLOCKED,
-            reason=reason,
-            action=f"an administrator must create a shared platform MCPConnection for {server.name}",
+            header=header,
         )
     return Credential(lines=lines, scope=scope)
 

@@ -10,13 +10,16 @@ A secret that cannot be read blocks its server and is named by reference; values
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from collections.abc import Sequence
 
+from reconciler.api.times import format_time
 from reconciler.credentials import (
     MintedSecretStore,
     SecretReader,
     fingerprint,
+    is_local_reference,
     last_good_value,
     load_store_key,
     parse_reference,
@@ -47,6 +50,7 @@ def resolve(
     namespace_tools: bool = False,
     explain: bool = False,
     platform_tenant: str | None = None,
+    now: dt.datetime | None = None,
 ) -> Resolution:
     """The servers, URLs, headers and tools `template` gets for this agent and member.
 
@@ -55,7 +59,8 @@ def resolve(
     referenced secret is read so a missing one shows up as a blocked server either way. Forbidden servers
     are listed only with `explain`. `platform_tenant` (a slug or namespace) is the platform whose featured
     servers every tenant is offered last, with the platform's own credential and only where a grant in the
-    platform namespace names the Organization.
+    platform namespace names the Organization. Tokens the reconciler minted (client credentials) are read from the
+    registry's sealed store whatever `secrets` is, and one that has expired by `now` is never handed out.
     """
     if show_secrets and secrets is None:
         raise ValueError("show_secrets needs a secret source to read header values from")
@@ -70,6 +75,7 @@ def resolve(
         platform_tenant=platform_tenant,
     )
     verifiers: dict[str, VerifiedValues] = {}
+    minted = MintedValues(registry, now=now)
 
     def verified(decision: ServerDecision) -> VerifiedValues | None:
         # A platform server's values were recorded (and last-good copies kept) under the platform tenant.
@@ -79,7 +85,7 @@ def resolve(
         return verifiers.setdefault(slug, VerifiedValues(registry, slug))
 
     servers = tuple(
-        _resolved(decision, secrets=secrets, show_secrets=show_secrets, verified=verified(decision))
+        _resolved(decision, secrets=secrets, show_secrets=show_secrets, verified=verified(decision), minted=minted)
         for decision in decisions.servers
         if explain or decision.state is not ServerState.FORBIDDEN
     )
@@ -157,13 +163,93 @@ class VerifiedValues:
         return self._store
 
 
+class MintedValues:
+    """Values the reconciler minted (client-credentials tokens), sealed in the registry: read with the local store
+    key, and handed out only before they expire. The key is loaded on first use, never created here."""
+
+    def __init__(self, registry: Registry, *, now: dt.datetime | None = None) -> None:
+        self._registry = registry
+        self._now = now
+        self._store: MintedSecretStore | None = None
+        self._problem: str | None = None
+        self._loaded = False
+
+    def problem(self, reference: str) -> str | None:
+        """Why the minted value behind `reference` cannot be handed out, or None when it can."""
+        store = self._minted()
+        if store is None:
+            return f"{reference} cannot be read: {self._problem}"
+        tenant, name, purpose = _local_parts(reference)
+        found = store.get(tenant, name, purpose)
+        if found is None:
+            return (
+                f"the reconciler has not minted a client-credentials token for {name} yet (or its last attempt failed)"
+            )
+        now = self._now or dt.datetime.now(dt.UTC)
+        if found.expires_at is not None and _aware(found.expires_at) <= now:
+            return f"the client-credentials token for {name} expired at {format_time(_aware(found.expires_at))}"
+        return None
+
+    def usable(self, reference: str) -> str | None:
+        """The value, when `problem` finds none."""
+        if self.problem(reference) is not None or self._store is None:
+            return None
+        tenant, name, purpose = _local_parts(reference)
+        found = self._store.get(tenant, name, purpose)
+        return None if found is None else found.value
+
+    def _minted(self) -> MintedSecretStore | None:
+        if not self._loaded:
+            self._loaded = True
+            try:
+                key = load_store_key(environ=os.environ, database_path=self._registry.database_path(), create=False)
+            except ReconcilerError as err:
+                self._problem = str(err)
+                return None
+            self._store = MintedSecretStore(self._registry, key)
+        return self._store
+
+
+def _minted_problem(source: HeaderSource, minted: MintedValues | None) -> str | None:
+    if minted is None or source.secret_ref is None or not is_local_reference(source.secret_ref):
+        return None
+    return minted.problem(source.secret_ref)
+
+
+def _local_parts(reference: str) -> tuple[str, str, str]:
+    namespace, name, purpose = parse_reference(reference)
+    return namespace.removeprefix("local:"), name, purpose
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 def _resolved(
-    decision: ServerDecision, *, secrets: SecretReader | None, show_secrets: bool, verified: VerifiedValues | None
+    decision: ServerDecision,
+    *,
+    secrets: SecretReader | None,
+    show_secrets: bool,
+    verified: VerifiedValues | None,
+    minted: MintedValues | None = None,
 ) -> ResolvedServer:
     server = decision.server
     headers, unreadable, unverified = _header_values(
-        decision.headers, secrets=secrets, show_secrets=show_secrets, verified=verified, server=server.name
+        decision.headers,
+        secrets=secrets,
+        show_secrets=show_secrets,
+        verified=verified,
+        server=server.name,
+        minted=minted,
     )
+    unusable = [problem for source in decision.headers if (problem := _minted_problem(source, minted)) is not None]
+    if unusable:
+        return _blocked(
+            decision,
+            "; ".join(unusable),
+            "the reconciler mints and renews this token: run `mcp-reconciler apply` (or `resolve`, which renews "
+            "due tokens) or let the operator's resync run; see the server's CredentialsValid condition",
+        )
     if unverified:
         reason = (
             f"the current value of {', '.join(unverified)} has not been verified against the server and no "
@@ -198,6 +284,7 @@ def _header_values(
     show_secrets: bool,
     verified: VerifiedValues | None = None,
     server: str = "",
+    minted: MintedValues | None = None,
 ) -> tuple[dict[str, str], list[str], list[str]]:
     """Header values (masked unless `show_secrets`), the references that could not be read, and those whose
     current value was never verified (with no last good copy to use instead)."""
@@ -207,6 +294,11 @@ def _header_values(
     for source in sources:
         if source.secret_ref is None:
             value = source.value or ""
+        elif minted is not None and is_local_reference(source.secret_ref):
+            token = minted.usable(source.secret_ref)
+            if token is None:
+                continue  # `_minted_problem` says why
+            value = token if show_secrets else MASK
         else:
             secret = _read(secrets, source.secret_ref) if secrets is not None else MASK
             if secret is None:

@@ -85,7 +85,14 @@ def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
     code, out, _ = run("get", "mcpgrant", "-o", "json", "--registry", sqlite_url)
     document = json.loads(out)
     assert document["kind"] == "List" and document["apiVersion"] == "v1"
-    (item,) = document["items"]
+    assert [item["metadata"]["name"] for item in document["items"]] == [
+        "ops-team",
+        "ops-team-billing",
+        "ops-team-calendar",
+        "ops-team-docs",
+        "ops-team-status",
+    ]
+    item = document["items"][0]
     assert item["apiVersion"] == "mcp.reconciler.dev/v1alpha1" and item["kind"] == "MCPAccessGrant"
     assert item["metadata"]["name"] == "ops-team" and item["spec"]["target"] == {"serverRef": "crm-mcp"}
     assert {c["type"] for c in item["status"]["conditions"]} == {"Ready", "Synced"}

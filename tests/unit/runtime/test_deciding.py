@@ -327,7 +327,12 @@ CASES = {
         scope=USER,
         credential="Authorization=acme-ns/alice-token#t",
     ),
-    "fallback/client-credentials-not-for-runtimes": Case(server=server(auth_type="oauthClientCredentials"), state=B),
+    # the token the reconciler minted, by its sealed reference (resolving checks it exists and has not expired)
+    "fallback/client-credentials-minted-token": Case(
+        server=server(auth_type="oauthClientCredentials"),
+        scope=SERVER,
+        credential="Authorization=local:acme/crm#oauth-access-token",
+    ),
     # a binding's pinned connection wins, but is never stretched to someone it is not for
     "pinned/wins-over-user-connection": Case(
         connections=(PLATFORM_SHARED, ALICE_OWN),
@@ -548,7 +553,8 @@ def platform_org(name: str = "search") -> GrantMatch:
         (platform_server(featured=False), (platform_org(),), None, None),
         (platform_server(enabled=False), (platform_org(),), None, None),
         (platform_server("crm"), (platform_org("crm"),), None, None),
-        (platform_server(auth_type="oauthClientCredentials", auth={}), (platform_org(),), B, None),
+        (platform_server(auth_type="oauthClientCredentials", auth={}), (platform_org(),), R,
+         "Authorization=local:platform/search#oauth-access-token"),
     ],
     ids=["featured-granted", "no-grant", "team-grant-is-the-platforms", "not-featured", "disabled", "name-taken",
          "client-credentials"],
