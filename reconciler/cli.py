@@ -174,6 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry(serve)
 
     add_registry_commands(commands, allow_private_default=os.environ.get(ALLOW_PRIVATE_ENV) == "1")
+    for verb, what in (
+        ("connect", "connect a member's own account to an authorization-code server (a browser login)"),
+        ("disconnect", "revoke and delete a member's tokens for an authorization-code server"),
+    ):
+        login = commands.add_parser(verb, help=what)
+        login.add_argument("name", help="the MCPServer")
+        login.add_argument("-n", "--namespace", required=True, help="namespace (or tenant slug)")
+        login.add_argument("--member", required=True, metavar="ID", help="the member whose account it is")
+        login.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the client's")
+        if verb == "connect":
+            login.add_argument("--open", action="store_true", help="open the URL in the default browser")
+            login.add_argument(
+                "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the login"
+            )
+        _add_probe(login)
+        _add_registry(login)
 
     operator = commands.add_parser("run", help="run the Kubernetes operator")
     operator.add_argument(
@@ -479,6 +495,18 @@ class _NoSecrets:
 _NO_SECRETS = _NoSecrets()
 
 
+def cmd_connect(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.cli_connect import cmd_connect as connect
+
+    return connect(args, out, settings=_probe_settings(args))
+
+
+def cmd_disconnect(args: argparse.Namespace, out: TextIO) -> int:
+    from reconciler.cli_connect import cmd_disconnect as disconnect
+
+    return disconnect(args, out, settings=_probe_settings(args))
+
+
 def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     import tempfile
 
@@ -575,6 +603,8 @@ COMMANDS = {
     "plan": cmd_plan,
     "apply": cmd_apply,
     "get": cmd_get,
+    "connect": cmd_connect,
+    "disconnect": cmd_disconnect,
     "crds": cmd_crds,
     "test": cmd_test,
     "demo": cmd_demo,

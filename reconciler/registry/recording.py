@@ -165,6 +165,21 @@ def insert_user_token(connection: sa.Connection, token: UserTokenRecord, *, now:
     return int(connection.execute(statement).scalar_one())
 
 
+def delete_user_tokens(connection: sa.Connection, *, tenant: str, server: str, user_id: str) -> int:
+    """A member's own token rows for a server (not through a connection); how many were deleted."""
+    table = schema.user_tokens
+    server_ids = (
+        sa.select(schema.servers.c.id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .where(schema.tenants.c.slug == tenant, schema.servers.c.name == server)
+        .scalar_subquery()
+    )
+    statement = sa.delete(table).where(
+        table.c.server_id == server_ids, table.c.user_id == user_id, table.c.connection_id.is_(None)
+    )
+    return int(connection.execute(statement).rowcount or 0)
+
+
 def ensure_fingerprint_key(connection: sa.Connection, *, proposed: bytes | None = None) -> str:
     table = schema.registry_meta
     value = (proposed or os.urandom(FINGERPRINT_KEY_BYTES)).hex()

@@ -398,6 +398,10 @@ class RegistryTransaction:
         """Store a member's own token reference (what the runtime does when a member connects); returns its id."""
         return recording.insert_user_token(self._live(), token, now=_now())
 
+    def delete_user_tokens(self, *, tenant: str, server: str, user_id: str) -> int:
+        """Forget a member's own token rows for a server (a reconnect replaces them, a disconnect ends them)."""
+        return recording.delete_user_tokens(self._live(), tenant=tenant, server=server, user_id=user_id)
+
     def ensure_fingerprint_key(self, *, proposed: bytes | None = None) -> str:
         """The stored fingerprint key (hex), created (as `proposed`, if given) when absent; concurrent creators
         agree on one value."""

@@ -180,14 +180,16 @@ class MintedValues:
         if store is None:
             return f"{reference} cannot be read: {self._problem}"
         tenant, name, purpose = _local_parts(reference)
+        server, _, member = name.partition("@")
+        whose = f"member {member}'s token for {server}" if member else f"the client-credentials token for {server}"
         found = store.get(tenant, name, purpose)
         if found is None:
-            return (
-                f"the reconciler has not minted a client-credentials token for {name} yet (or its last attempt failed)"
-            )
+            if member:
+                return f"{whose} is not stored any more (disconnected while this resolution ran)"
+            return f"the reconciler has not minted {whose} yet (or its last attempt failed)"
         now = self._now or dt.datetime.now(dt.UTC)
         if found.expires_at is not None and _aware(found.expires_at) <= now:
-            return f"the client-credentials token for {name} expired at {format_time(_aware(found.expires_at))}"
+            return f"{whose} expired at {format_time(_aware(found.expires_at))}"
         return None
 
     def usable(self, reference: str) -> str | None:

@@ -1,0 +1,214 @@
+"""A member connects their own account: the authorization-code login (PKCE S256, RFC 8707 `resource`) that the
+reconciler drives for someone at a browser, and where the tokens it yields are kept.
+
+Pure. `begin_login` fills one login's URL, state and verifier into the authorization-URL template the
+credentials step publishes for the server; `code_from_callback` checks what reached the redirect URI (the state
+it sent, an error the authorization server reported, the RFC 9207 `iss` when the answer carries one) and
+returns the code; `member_token_secrets` is what to seal. The engine performs the exchange and the writes
+(`engine/connecting.py`); the CLI's `connect` is the driver with a loopback callback (RFC 8252).
+
+Tokens are sealed in the registry with the local store key (`local:<tenant>/<server>@<member>#…`) rather than
+written to Kubernetes Secrets: the same store already keeps every value the reconciler obtains, it works with
+and without a cluster, the `user_tokens` row (the table the runtime owns) points at it like at any Secret, and
+a rotated refresh token is replaced in the same transaction as the access token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from reconciler.credentials.authorization import fill_authorization_url, new_pkce
+from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest
+from reconciler.credentials.errors import IncompleteAuthSpec, OAuthRejected
+from reconciler.credentials.headers import SecretReader
+from reconciler.credentials.local_store import NewSecret
+from reconciler.credentials.registration import RegisteredClient
+from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference, require_reference
+from reconciler.credentials.tokens import MintedToken, TokenAuthMethod, TokenClient
+from reconciler.errors import ErrorClass, PermanentError
+
+MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,199}$")
+
+
+class LoginFailed(PermanentError):
+    """The login did not end with a code this login asked for (denied, a foreign state, another issuer)."""
+
+    reason = "LoginFailed"
+    error_class: ErrorClass = "auth"
+
+
+@dataclass(frozen=True)
+class Login:
+    """One login in progress. `state` and `code_verifier` are single-use secrets of this login only."""
+
+    authorization_url: str = field(repr=False)
+    """Carries the state: kept out of the repr like it."""
+    redirect_uri: str
+    state: str = field(repr=False)
+    code_verifier: str = field(repr=False)
+    issuer: str | None = None
+    """The authorization server the code must come from (RFC 9207), when known."""
+    iss_required: bool = False
+    """The issuer advertises `authorization_response_iss_parameter_supported`: a callback without `iss` fails."""
+
+
+def member_owner(server: str, member: str) -> str:
+    """The name a member's sealed tokens for `server` are kept under; a member id that cannot be part of a
+    reference is refused here, before anyone logs in."""
+    if not MEMBER_ID.match(member):
+        raise PermanentError(
+            f"member id {member!r} cannot name a stored token: use letters, digits and . _ : @ + - "
+            "(at most 200 characters, starting with a letter or digit)"
+        )
+    return f"{server}@{member}"
+
+
+def member_token_reference(tenant: str, server: str, member: str) -> str:
+    """Where a member's access token for `server` is sealed (what their `user_tokens` row points at)."""
+    return local_reference(tenant, member_owner(server, member), ACCESS_TOKEN)
+
+
+def begin_login(template: str, *, redirect_uri: str, issuer: str | None = None, iss_required: bool = False) -> Login:
+    """A fresh login from the published template: new state, new PKCE pair, the URL to open."""
+    verifier, challenge = new_pkce()
+    state = secrets.token_urlsafe(32)
+    url = fill_authorization_url(template, redirect_uri=redirect_uri, state=state, code_challenge=challenge)
+    return Login(url, redirect_uri, state=state, code_verifier=verifier, issuer=issuer, iss_required=iss_required)
+
+
+def code_from_callback(login: Login, params: Mapping[str, str]) -> str:
+    """The authorization code, once the callback's parameters prove they answer this login.
+
+    Raises `LoginFailed` for a state this login did not send, an error the authorization server reported
+    (`access_denied`...), an `iss` naming another issuer (RFC 9207: a mix-up attack), or no code at all.
+    """
+    if not secrets.compare_digest(params.get("state", ""), login.state):
+        raise LoginFailed("the callback's state is not the one this login sent (a stale or forged callback)")
+    issuer = params.get("iss")
+    if issuer is None and login.iss_required:
+        raise LoginFailed("the callback carries no iss although the issuer promises one (RFC 9207)")
+    if issuer is not None and login.issuer is not None and issuer.rstrip("/") != login.issuer.rstrip("/"):
+        raise LoginFailed(f"the callback came from issuer {issuer}, not {login.issuer} (RFC 9207)")
+    error = params.get("error")
+    if error:
+        described = params.get("error_description")
+        raise LoginFailed(f"the authorization server answered {error}" + (f": {described}" if described else ""))
+    code = params.get("code")
+    if not code:
+        raise LoginFailed("the callback carries neither a code nor an error")
+    return code
+
+
+def member_token_secrets(tenant: str, server: str, member: str, token: MintedToken) -> list[NewSecret]:
+    """The member's access token (and refresh token, when one was issued) to seal, with clear metadata only."""
+    owner = member_owner(server, member)
+    meta = {"issuedAt": token.issued_at.isoformat(), "tokenType": token.token_type, "scope": token.scope}
+    sealed = [NewSecret(tenant, owner, ACCESS_TOKEN, token.access_token, meta, token.expires_at)]
+    if token.refresh_token:
+        sealed.append(NewSecret(tenant, owner, REFRESH_TOKEN, token.refresh_token, {}))
+    return sealed
+
+
+def refusal_message(error: OAuthRejected) -> str:
+    """An exchange the token endpoint refused, worded for the member (the OAuth error, never a value)."""
+    return f"the authorization server refused the code exchange: {error}"
+
+
+def expires_in(token: MintedToken, now: dt.datetime | None = None) -> str:
+    """`expires in 59m`, or `does not expire`: for the line the CLI prints after connecting."""
+    now = now or dt.datetime.now(dt.UTC)
+    if token.expires_at is None:
+        return "does not expire"
+    minutes = max(0, int((token.expires_at - now).total_seconds() // 60))
+    return f"expires in {minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"expires in {minutes}m"
+
+
+# -- through the authorization-server port ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuerFacts:
+    """What RFC 8414 metadata says that a login and a disconnect need."""
+
+    issuer: str | None = None
+    revocation_endpoint: str | None = None
+    iss_parameter_supported: bool = False
+
+
+def metadata_url(issuer: str) -> str:
+    """RFC 8414 §3.1: the well-known path goes between the host and the issuer's path."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + path, "", ""))
+
+
+async def issuer_facts(issuer: str, *, access: AuthServerAccess) -> IssuerFacts:
+    """The issuer's metadata (bounded and SSRF-guarded like every request); empty facts when it has none."""
+    answer = await access.send("GET", metadata_url(issuer), purpose="the authorization server metadata request")
+    document = answer.document or {} if answer.ok else {}
+    revocation = document.get("revocation_endpoint")
+    named = document.get("issuer")
+    return IssuerFacts(
+        issuer=named if isinstance(named, str) else None,
+        revocation_endpoint=revocation if isinstance(revocation, str) else None,
+        iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
+    )
+
+
+def login_token_client(
+    auth: Mapping[str, Any], *, token_url: str, registered: RegisteredClient | None, secrets: SecretReader
+) -> TokenClient:
+    """Who exchanges the code: the dynamically registered client, else the spec's client id (and its secret for a
+    confidential client, with the declared or default method)."""
+    if registered is not None:
+        return TokenClient(
+            token_url=token_url,
+            client_id=registered.client_id,
+            client_secret=registered.client_secret,
+            method=_registered_method(registered.token_endpoint_auth_method),
+        )
+    client_id = auth.get("clientId")
+    if not isinstance(client_id, str):
+        reference = auth.get("clientIdRef")
+        if not isinstance(reference, str):
+            raise IncompleteAuthSpec("set spec.auth.clientId: no client was registered for this server")
+        client_id = require_reference(secrets, reference, purpose="spec.auth.clientId")
+    secret_ref = auth.get("clientSecretRef")
+    if auth.get("pkce") == "confidential" and isinstance(secret_ref, str):
+        secret = require_reference(secrets, secret_ref, purpose="spec.auth.clientSecret")
+        declared = auth.get("tokenEndpointAuthMethod")
+        secret_method: TokenAuthMethod = (
+            "client_secret_post" if declared == "client_secret_post" else "client_secret_basic"
+        )
+        return TokenClient(token_url=token_url, client_id=client_id, client_secret=secret, method=secret_method)
+    return TokenClient(token_url=token_url, client_id=client_id, client_secret=None, method="none")
+
+
+def _registered_method(name: str) -> TokenAuthMethod:
+    methods: dict[str, TokenAuthMethod] = {"client_secret_post": "client_secret_post", "none": "none"}
+    return methods.get(name, "client_secret_basic")
+
+
+def revocation_request(endpoint: str, token: str, *, hint: str, client: TokenClient) -> AuthServerRequest:
+    """RFC 7009 §2.1: the token, its type hint, and the client's authentication as at the token endpoint."""
+    headers, form = client.authentication()
+    return AuthServerRequest(
+        method="POST",
+        url=endpoint,
+        purpose="the revocation request",
+        form={"token": token, "token_type_hint": hint, **form},
+        headers=headers,
+        secrets=(token, client.client_secret),
+    )
+
+
+async def revoke(endpoint: str, token: str, *, hint: str, client: TokenClient, access: AuthServerAccess) -> bool:
+    """Ask the issuer to revoke one token; True when it said 200 (RFC 7009 §2.2: also for unknown tokens)."""
+    answer = await access.perform(revocation_request(endpoint, token, hint=hint, client=client))
+    return answer.ok

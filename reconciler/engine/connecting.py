@@ -1,0 +1,236 @@
+"""Connect and disconnect a member's own account on an `oauthAuthorizationCode` server: the I/O half.
+
+`credentials.connecting` decides (the login's URL, state and verifier; whether a callback answers it; what to
+seal; the revocation request). This module performs: it prepares the server's client as a pass would (reusing a
+registered one), reads the issuer's metadata, exchanges the code through the probe's SSRF-guarded client, and
+writes the sealed tokens and the member's `user_tokens` row in one registry transaction, so a reconnect replaces
+both or neither. A disconnect revokes (RFC 7009, where the issuer offers it) and then deletes both. Called by the
+CLI's `connect` / `disconnect`; the loopback callback and the browser are the driver's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import anyio
+
+from reconciler.credentials import (
+    MintedSecretStore,
+    SecretReader,
+    discovery_from_status,
+    exchange_authorization_code,
+    load_store_key,
+    prepare_server_credentials,
+)
+from reconciler.credentials.connecting import (
+    IssuerFacts,
+    Login,
+    begin_login,
+    code_from_callback,
+    issuer_facts,
+    login_token_client,
+    member_owner,
+    member_token_reference,
+    member_token_secrets,
+    revoke,
+)
+from reconciler.credentials.errors import IncompleteAuthSpec
+from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN
+from reconciler.credentials.tokens import MintedToken, TokenClient
+from reconciler.engine.crediting import credentials_context
+from reconciler.engine.inputs import StaticSecrets
+from reconciler.errors import PermanentError
+from reconciler.probe import ProbeHttp, ProbeSettings
+from reconciler.records import AuthDiscovery
+from reconciler.registry import Registry
+from reconciler.registry.records import ServerRecord, UserTokenRecord
+
+CODE_FLOW = "oauthAuthorizationCode"
+
+
+@dataclass(frozen=True)
+class MemberLogin:
+    """A login begun for one member on one server: what finishing it needs (secrets kept out of the repr)."""
+
+    tenant: str
+    server: str
+    member: str
+    login: Login
+    token_client: TokenClient = field(repr=False)
+    resource: str | None
+    allow_private: bool
+
+
+@dataclass(frozen=True)
+class Disconnection:
+    revoked: tuple[str, ...]
+    """Token types the issuer was asked to revoke and confirmed (`refresh_token`, `access_token`)."""
+    revocation: str
+    """What happened about revocation, in words (revoked, not offered by the issuer, nothing to revoke)."""
+    rows: int
+
+
+def begin_member_login(
+    registry: Registry,
+    secrets: SecretReader,
+    *,
+    tenant: str,
+    server: str,
+    member: str,
+    redirect_uri: str,
+    settings: ProbeSettings,
+    now: dt.datetime | None = None,
+) -> MemberLogin:
+    """Prepare the server's client (registering it if it has none) and begin one login for `member`."""
+    member_owner(server, member)
+    record, discovery = _code_server(registry, tenant, server)
+    tenant = record.tenant
+
+    async def run() -> MemberLogin:
+        async with ProbeHttp() as http:
+            context = credentials_context(registry, secrets, http, settings)
+            prepared = await prepare_server_credentials(record, context=context, discovery=discovery, now=now)
+            known = discovery or prepared.discovery
+            template = prepared.authorization_url_template
+            token_url = record.auth.get("tokenUrl") or (known.token_url if known else None)
+            if template is None or not token_url:
+                missing = "authorization" if template is None else "token"
+                field_name = "authUrl" if template is None else "tokenUrl"
+                raise IncompleteAuthSpec(
+                    f"server {tenant}/{server}: no {missing} endpoint; set spec.auth.{field_name} "
+                    "(discovery found none)"
+                )
+            access = context.access(allow_private=record.allow_private)
+            issuer = known.authorization_servers[0] if known and known.authorization_servers else None
+            facts = await issuer_facts(issuer, access=access) if issuer else IssuerFacts()
+            login = begin_login(
+                template,
+                redirect_uri=redirect_uri,
+                issuer=facts.issuer or issuer,
+                iss_required=facts.iss_parameter_supported,
+            )
+            client = login_token_client(record.auth, token_url=token_url, registered=prepared.client, secrets=secrets)
+            resource = record.auth.get("resource") or (known.resource if known else None)
+            return MemberLogin(tenant, server, member, login, client, resource, record.allow_private)
+
+    return anyio.run(run)
+
+
+def finish_member_login(
+    registry: Registry,
+    pending: MemberLogin,
+    callback: Mapping[str, str],
+    *,
+    settings: ProbeSettings,
+    now: dt.datetime | None = None,
+) -> MintedToken:
+    """Check the callback, exchange its code and store the member's tokens; the token for a summary line."""
+    code = code_from_callback(pending.login, callback)
+
+    async def run() -> MintedToken:
+        async with ProbeHttp() as http:
+            context = credentials_context(registry, StaticSecrets(), http, settings)
+            return await exchange_authorization_code(
+                client=pending.token_client,
+                code=code,
+                code_verifier=pending.login.code_verifier,
+                redirect_uri=pending.login.redirect_uri,
+                resource=pending.resource,
+                access=context.access(allow_private=pending.allow_private),
+                fingerprint_key=registry.fingerprint_key(),
+                now=now,
+            )
+
+    token = anyio.run(run)
+    minted = _minted(registry)
+    row = UserTokenRecord(
+        tenant=pending.tenant,
+        server=pending.server,
+        user_id=pending.member,
+        secret_ref=member_token_reference(pending.tenant, pending.server, pending.member),
+        expires_at=token.expires_at,
+    )
+    with registry.transaction() as transaction:
+        minted.delete(pending.tenant, member_owner(pending.server, pending.member), transaction=transaction)
+        minted.put_all(
+            member_token_secrets(pending.tenant, pending.server, pending.member, token), transaction=transaction
+        )
+        transaction.delete_user_tokens(tenant=pending.tenant, server=pending.server, user_id=pending.member)
+        transaction.insert_user_token(row)
+    return token
+
+
+def disconnect_member(
+    registry: Registry,
+    secrets: SecretReader,
+    *,
+    tenant: str,
+    server: str,
+    member: str,
+    settings: ProbeSettings,
+) -> Disconnection:
+    """Revoke the member's tokens where the issuer offers revocation, then delete them and their row."""
+    owner = member_owner(server, member)
+    record, discovery = _code_server(registry, tenant, server)
+    tenant = record.tenant
+    minted = _minted(registry)
+    held = {
+        hint: found.value
+        for hint, purpose in (("refresh_token", REFRESH_TOKEN), ("access_token", ACCESS_TOKEN))
+        if (found := minted.get(tenant, owner, purpose)) is not None
+    }
+
+    async def run() -> tuple[tuple[str, ...], str]:
+        if not held:
+            return (), "nothing to revoke: no token is stored for this member"
+        async with ProbeHttp() as http:
+            context = credentials_context(registry, secrets, http, settings)
+            prepared = await prepare_server_credentials(record, context=context, discovery=discovery)
+            known = discovery or prepared.discovery
+            issuer = known.authorization_servers[0] if known and known.authorization_servers else None
+            access = context.access(allow_private=record.allow_private)
+            facts = await issuer_facts(issuer, access=access) if issuer else IssuerFacts()
+            if facts.revocation_endpoint is None:
+                return (), "not revoked: the issuer advertises no revocation endpoint (RFC 7009)"
+            token_url = record.auth.get("tokenUrl") or (known.token_url if known else None) or ""
+            client = login_token_client(record.auth, token_url=token_url, registered=prepared.client, secrets=secrets)
+            # The refresh token first: revoking it may end the access tokens issued with it (RFC 7009 §2.1).
+            revoked = tuple(
+                [
+                    hint
+                    for hint, value in held.items()
+                    if await revoke(facts.revocation_endpoint, value, hint=hint, client=client, access=access)
+                ]
+            )
+            return revoked, f"revoked at {facts.revocation_endpoint}: {', '.join(revoked) or 'nothing confirmed'}"
+
+    revoked, revocation = anyio.run(run)
+    with registry.transaction() as transaction:
+        minted.delete(tenant, owner, transaction=transaction)
+        rows = transaction.delete_user_tokens(tenant=tenant, server=server, user_id=member)
+    return Disconnection(revoked=revoked, revocation=revocation, rows=rows)
+
+
+def _code_server(registry: Registry, tenant: str, server: str) -> tuple[ServerRecord, AuthDiscovery | None]:
+    """The applied server row and its last discovery; a clear error when it is not an authorization-code server."""
+    found = registry.find_tenant(tenant)
+    if found is None:
+        raise PermanentError(f"no tenant has slug or namespace {tenant!r} in registry {registry.url}")
+    state = registry.fetch_state(tenants=[found.slug])
+    record = state.get(("servers", found.slug, server))
+    if not isinstance(record, ServerRecord):
+        raise PermanentError(f"MCPServer {found.namespace}/{server} is not in registry {registry.url}: apply it first")
+    if record.auth_type != CODE_FLOW:
+        raise PermanentError(
+            f"MCPServer {found.namespace}/{server}: spec.auth.type is {record.auth_type}; members connect their "
+            f"own account only on {CODE_FLOW} servers"
+        )
+    probe_state = registry.fetch_probe_states(tenants=[found.slug]).get((found.slug, server))
+    return record, discovery_from_status(probe_state.discovery if probe_state is not None else None)
+
+
+def _minted(registry: Registry) -> MintedSecretStore:
+    return MintedSecretStore(registry, load_store_key(environ=os.environ, database_path=registry.database_path()))

@@ -1,0 +1,195 @@
+"""`connect` / `disconnect` for an administrator at a terminal: a member's own account on an authorization-code
+server, through a loopback callback (RFC 8252), PKCE S256, RFC 8707 resource and RFC 9207 `iss`; then `resolve`
+hands that member (and only that member) a token the protected server accepts, and `disconnect` revokes it
+(RFC 7009) and deletes it. The browser is played by an HTTP client following the real redirects. Real CLI, real
+registry (SQLite and PostgreSQL), the project's authorization server and the MCP server it protects."""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+
+from reconciler.cli import main
+from reconciler.registry import open_registry
+from tests.fixtures.authorization_server import OAuthServers
+from tests.integration.cli.test_commands import run
+from tests.integration.cli.test_connection_truth import folder_with
+from tests.integration.credentials.support import probe
+
+BOUND_SECONDS = 60.0
+CODE_SERVER = {"type": "oauthAuthorizationCode", "pkce": "public"}
+
+
+@pytest.fixture(autouse=True)
+def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_RECONCILER_KEY_FILE", str(tmp_path / "store.key"))
+
+
+class Terminal(io.StringIO):
+    """What the command prints, with the authorization URL handed over the moment it is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: queue.Queue[str] = queue.Queue()
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.startswith("http"):
+                self.urls.put(line.strip())
+        return super().write(text)
+
+
+class Connecting:
+    """`connect` running in a thread, as a person at a terminal would run it."""
+
+    def __init__(self, *argv: str) -> None:
+        self.terminal = Terminal()
+        self.code: int | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(argv,), daemon=True)
+        self.thread.start()
+
+    def _run(self, argv: tuple[str, ...]) -> None:
+        try:
+            self.code = main(list(argv), out=self.terminal)
+        except BaseException as err:  # handed to the test thread
+            self.error = err
+
+    def url(self) -> str:
+        """The authorization URL once printed; fails at once (with what happened) if the command ends first."""
+        deadline = time.monotonic() + BOUND_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                return self.terminal.urls.get(timeout=0.2)
+            except queue.Empty:
+                if not self.thread.is_alive():
+                    raise AssertionError(f"connect ended first: {self.error!r}\n{self.terminal.getvalue()}") from None
+        raise AssertionError(f"no authorization URL within {BOUND_SECONDS:.0f}s")
+
+    def result(self) -> tuple[int | None, str]:
+        self.thread.join(timeout=BOUND_SECONDS)
+        assert not self.thread.is_alive(), "connect did not finish"
+        if isinstance(self.error, SystemExit):
+            return int(self.error.code or 0), self.terminal.getvalue()
+        assert self.error is None, self.error
+        return self.code, self.terminal.getvalue()
+
+
+def code_folder(tmp_path: Path, url: str) -> str:
+    folder = folder_with(tmp_path, url, CODE_SERVER)
+    grant = {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPAccessGrant",
+        "metadata": {"name": "everyone", "namespace": "acme"},
+        "spec": {"target": {"serverRef": "crm"}, "subjects": [{"kind": "Organization"}]},
+    }
+    (Path(folder) / "grant.yaml").write_text(yaml.safe_dump(grant, sort_keys=False))
+    return folder
+
+
+def resolve_for(registry_url: str, member: str, *extra: str) -> tuple[dict[str, Any], str]:
+    code, out, err = run("resolve", "-n", "acme", "--user", member, "-o", "json", *extra, "--registry", registry_url)
+    assert code == 0, err
+    (server,) = json.loads(out)["servers"]
+    return server, out + err
+
+
+def connect(registry_url: str, member: str) -> Connecting:
+    return Connecting(
+        "connect", "crm", "-n", "acme", "--member", member, "--timeout", str(BOUND_SECONDS),
+        "--allow-private-networks", "--registry", registry_url,
+    )  # fmt: skip
+
+
+def test_a_member_connects_resolves_and_disconnects(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    folder = code_folder(tmp_path, oauth_servers.protected)
+    code, out, err = run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)
+    assert code == 0, out + err
+    before, _ = resolve_for(registry_url, "alice")
+    assert before["state"] == "needs_connection"
+
+    running = connect(registry_url, "alice")
+    url = running.url()
+    assert "code_challenge_method=S256" in url and "resource=" in url
+    assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in url
+    page = httpx2.get(url, follow_redirects=True, timeout=BOUND_SECONDS)
+    assert page.status_code == 200 and "Connected" in page.text, page.text
+    code, printed = running.result()
+    assert code == 0 and "Connected: member alice on acme/crm" in printed, printed
+    assert oauth_servers.main.grant_counts["authorization_code"] == 1
+
+    alice, _ = resolve_for(registry_url, "alice", "--show-secrets", "-f", folder)
+    assert alice["state"] == "ready", alice
+    token = alice["headers"]["Authorization"].removeprefix("Bearer ")
+    assert probe(oauth_servers.protected, {"Authorization": f"Bearer {token}"}).ok
+    masked, masked_text = resolve_for(registry_url, "alice")
+    assert masked["state"] == "ready" and token not in masked_text and token not in printed
+    bob, _ = resolve_for(registry_url, "bob")
+    assert bob["state"] == "needs_connection", "alice's token is hers alone"
+    with open_registry(registry_url) as registry:
+        dumped = json.dumps(registry.dump(), default=str)
+    assert token not in dumped and not any(value in dumped for value in oauth_servers.main.issued_values())
+
+    code, out, err = run(
+        "disconnect", "crm", "-n", "acme", "--member", "alice", "--allow-private-networks", "--registry", registry_url
+    )
+    assert code == 0 and "revoked at" in out and "refresh_token" in out, out + err
+    assert oauth_servers.main.revoked[0] == "refresh_token"
+    assert not probe(oauth_servers.protected, {"Authorization": f"Bearer {token}"}).ok, "revoked at the issuer"
+    after, _ = resolve_for(registry_url, "alice")
+    assert after["state"] == "needs_connection"
+    with open_registry(registry_url) as registry:
+        assert registry.count_user_tokens(tenants=["acme"]) == {}
+
+
+def test_a_refused_login_stores_nothing_and_says_why(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    folder = code_folder(tmp_path, oauth_servers.protected)
+    assert run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)[0] == 0
+    oauth_servers.main.deny_logins = True
+
+    running = connect(registry_url, "alice")
+    page = httpx2.get(running.url(), follow_redirects=True, timeout=BOUND_SECONDS)
+    assert page.status_code == 400 and "access_denied" in page.text
+    code, _ = running.result()
+    assert code == 1
+    assert oauth_servers.main.grant_counts["authorization_code"] == 0
+    with open_registry(registry_url) as registry:
+        assert registry.count_user_tokens(tenants=["acme"]) == {}
+
+
+def test_a_forged_callback_is_refused(tmp_path: Path, registry_url: str, oauth_servers: OAuthServers) -> None:
+    folder = code_folder(tmp_path, oauth_servers.protected)
+    assert run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)[0] == 0
+    running = connect(registry_url, "alice")
+    url = running.url()
+    redirect_uri = httpx2.URL(url).params["redirect_uri"]
+    page = httpx2.get(f"{redirect_uri}?code=stolen&state=not-the-state", timeout=BOUND_SECONDS)
+    assert page.status_code == 400 and "state" in page.text
+    code, _ = running.result()
+    assert code == 1 and oauth_servers.main.grant_counts["authorization_code"] == 0
+
+
+def test_connect_refuses_a_server_that_is_not_an_authorization_code_server(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    folder = folder_with(tmp_path, oauth_servers.protected, {"type": "none"})
+    assert run("apply", "-f", folder, "--no-probe", "--registry", registry_url)[0] == 0
+    code, _, err = run("connect", "crm", "-n", "acme", "--member", "alice", "--registry", registry_url)
+    assert code == 1 and "spec.auth.type is none" in err and "Traceback" not in err
+    code, _, err = run("connect", "nope", "-n", "acme", "--member", "alice", "--registry", registry_url)
+    assert code == 1 and "acme/nope is not in registry" in err
+    code, _, err = run("connect", "crm", "-n", "acme", "--member", "a/b", "--registry", registry_url)
+    assert code == 1 and "member id 'a/b'" in err
