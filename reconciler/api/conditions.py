@@ -14,6 +14,7 @@ class ConditionType(StrEnum):
     DISCOVERED = "Discovered"
     CREDENTIALS_VALID = "CredentialsValid"
     TOOLS_DRIFTED = "ToolsDrifted"
+    AUTH_SERVER_CHANGED = "AuthServerChanged"
 
 
 class Reason(StrEnum):
@@ -52,6 +53,8 @@ class Reason(StrEnum):
     AWAITING_USER_AUTHORIZATION = "AwaitingUserAuthorization"
     TOOLS_UNCHANGED = "ToolsUnchanged"
     TOOLS_CHANGED = "ToolsChanged"
+    # AuthServerChanged
+    ISSUER_CHANGED = "IssuerChanged"
 
 
 PROBE_FAILURE_REASONS: dict[str, Reason] = {

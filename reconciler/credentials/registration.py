@@ -130,6 +130,14 @@ class RegisteredClient:
     registered_at: dt.datetime | None = None
     reused: bool = False
     """True when taken from the registry rather than registered by this call."""
+    replaced_issuer: str | None = None
+    """Set when this call forgot a client bound to another issuer: the server moved to another authorization
+    server (SEP-2352), and the old client was not used against the new one."""
+
+    @property
+    def is_metadata_document(self) -> bool:
+        """A CIMD client: its id is the URL of its metadata document, and nothing was registered."""
+        return self.client_id.startswith(("https://", "http://"))
 
     @property
     def can_deregister(self) -> bool:
@@ -312,7 +320,7 @@ def _usable(client: RegisteredClient, registration: ClientRegistration) -> bool:
     """A stored client still fits the spec: same issuer, public or confidential as asked, the method the spec
     names (if it names one), a method the server still advertises, and its secret still readable."""
     wanted = registration.method()
-    if client.issuer != registration.issuer:
+    if client.issuer != registration.issuer or client.is_metadata_document:
         return False
     if (client.token_endpoint_auth_method == "none") != (wanted == "none"):
         return False
@@ -334,20 +342,55 @@ async def ensure_client(
     """The server's registered client: the stored one when it still fits, else a new registration (saved).
 
     Clients registered with another issuer (the server moved to another authorization server) are deregistered
-    and forgotten first.
+    and forgotten first, never used against the new one; the result's `replaced_issuer` names the old issuer.
     """
     tenant, server = registration.tenant, registration.server
     current: RegisteredClient | None = None
+    replaced: str | None = None
     for client in stored_clients(tenant=tenant, server=server, stores=stores):
         if current is None and _usable(client, registration):
             current = client
         else:
+            replaced = client.issuer if client.issuer != registration.issuer else replaced
             await forget_client(client, tenant=tenant, server=server, stores=stores, access=access)
-    if current is not None:
-        return current
-    client = await register_client(registration, access=access, now=now)
-    save_client(client, tenant=tenant, server=server, stores=stores)
-    return client
+    if current is None:
+        current = await register_client(registration, access=access, now=now)
+        save_client(current, tenant=tenant, server=server, stores=stores)
+    return replace(current, replaced_issuer=replaced)
+
+
+async def ensure_metadata_client(
+    *,
+    tenant: str,
+    server: str,
+    issuer: str,
+    client_id: str,
+    stores: CredentialStores,
+    access: AuthServerAccess,
+    now: dt.datetime | None = None,
+) -> RegisteredClient:
+    """The server's CIMD client: nothing is registered, but the client id (the metadata document's URL) is kept in
+    `oauth_clients` with the issuer it is used with, as every client is, so that a move to another authorization
+    server is noticed (`replaced_issuer`). Other clients of the server (a dynamically registered one from before,
+    or one bound to another issuer) are deregistered where RFC 7592 allows and forgotten."""
+    current: RegisteredClient | None = None
+    replaced: str | None = None
+    for client in stored_clients(tenant=tenant, server=server, stores=stores):
+        if current is None and client.issuer == issuer and client.client_id == client_id:
+            current = client
+        else:
+            replaced = client.issuer if client.issuer != issuer else replaced
+            await forget_client(client, tenant=tenant, server=server, stores=stores, access=access)
+    if current is None:
+        current = RegisteredClient(
+            issuer=issuer,
+            client_id=client_id,
+            token_endpoint_auth_method="none",
+            registered_at=now or dt.datetime.now(dt.UTC),
+        )
+        save_client(current, tenant=tenant, server=server, stores=stores)
+        logger.info("using CIMD client %s for %s/%s with %s", client_id, tenant, server, issuer)
+    return replace(current, replaced_issuer=replaced)
 
 
 # -- deregistering -------------------------------------------------------------------------------------------

@@ -81,7 +81,10 @@ def probe_sections(
     found: list[cond.ConditionDict] = []
     last = dict(state.last_test or {})
     changes = last.pop("toolChanges", {}) or {}
-    minted = last.pop("credentials", None)
+    minted = dict(last.pop("credentials", None) or {})
+    previous_issuer = minted.pop("previousIssuer", None)
+    if previous_issuer:
+        found.append(cond.auth_server_changed(str(previous_issuer), str(minted.get("issuer") or "another issuer")))
     failure = last.pop("credentialFailure", None)
     if failure:
         found.append(cond.credentials_refused(str(failure.get("reason") or ""), str(failure.get("message", ""))))
