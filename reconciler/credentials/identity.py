@@ -32,10 +32,11 @@ def public_url_problem(url: str) -> str | None:
     and must compare exactly. The draft asks for https; http is accepted for loopback set-ups and tests.
     """
     parts = urlsplit(url)
+    # The URL is not quoted back: user info in it may be a password.
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an absolute http(s) URL"
+        return "the public URL is not an absolute http(s) URL"
     if parts.query or parts.fragment or "@" in parts.netloc:
-        return f"{url!r} must have no query, fragment or user info"
+        return "the public URL must have no query, fragment or user info"
     return None
 
 
