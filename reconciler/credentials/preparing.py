@@ -4,7 +4,8 @@ its deletion must clean up. This is the module the engine calls; the others are 
     after apply, before probe   prepare_server_credentials(record, context=..., discovery=...)  (or prepare_many)
                                   oauthClientCredentials: (register the client when dynamicRegistration) and mint
                                     or reuse a token → `headers` to merge into the probe target (they win)
-                                  oauthAuthorizationCode: register the client when no clientId (RFC 7591),
+                                  oauthAuthorizationCode: the client per `identity.choose_client_identity`
+                                    (clientId, else CIMD, else RFC 7591 registration),
                                     → `authorization_url_template`, `connected_members`; nothing to list with
                                   other auth types: nothing (their headers come from `headers.py`)
     client rotation due         rotate_server_client(record, context=..., discovery=..., verify_with=...)

@@ -6,7 +6,10 @@ probing, for `oauthAuthorizationCode` servers without a `clientId` and `oauthCli
 `oauth_clients` table; the client secret and the registration access token go to the local encrypted store
 (`local:<tenant>/<server>#dcr-client-secret`, `#dcr-registration-token`). The next run reuses the client.
 `forget_clients` deregisters (RFC 7592 DELETE, where the server gave a registration URI and token) and deletes
-everything when the server goes.
+everything when the server goes. A CIMD client (`ensure_metadata_client`: the client id is the URL of the
+reconciler's client metadata document, nothing is registered) gets a row too, so every managed client id is
+bound to its issuer: a client recorded with another issuer than the one discovery names now is forgotten, never
+used against the new one, and the result's `replaced_issuer` says so (SEP-2352).
 
 Auth method choice (`choose_auth_method`): a public client registers with `none`; a confidential one takes the
 first of `client_secret_basic`, `client_secret_post`, `none` the server lists in
