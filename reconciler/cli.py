@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--name-prefix", default="local.mcp-reconciler", metavar="DNS", help="<prefix>.<tenant>/<server>"
     )
+    _add_public_url(serve)
     _add_platform_namespace(serve)
     _add_registry(serve)
 
@@ -472,6 +473,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     token = os.environ.get(args.token_env, "")
     if len(token) < 16:
         raise PermanentError(f"set ${args.token_env} to a bearer token of at least 16 characters")
+    public_url = _public_url(args)
 
     def load_manifests(text: str) -> DesiredInput:
         with tempfile.TemporaryDirectory() as folder:
@@ -488,6 +490,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         callers=caller_directory(token, callers_file=args.callers, anonymous=args.anonymous),
         name_prefix=args.name_prefix,
         platform_tenant=args.platform_namespace,
+        public_url=public_url,
     )
     return EXIT_OK
 
