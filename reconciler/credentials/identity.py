@@ -18,6 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 ClientIdentity = Literal["cimd", "dynamic", "preregistered"]
+PresetBinding = Literal["bind", "keep", "changed"]
 
 CALLBACK_PATH = "/oauth/callback"
 CLIENT_METADATA_PATH = "/oauth/client-metadata.json"
@@ -72,6 +73,17 @@ def client_metadata_document(
         "token_endpoint_auth_method": "none",
         "application_type": "web",
     }
+
+
+def preset_binding(bound: tuple[str, str] | None, *, client_id: str, issuer: str) -> PresetBinding:
+    """What a pre-registered client's issuer binding (SEP-2352) says now. Pure.
+
+    `bound` is the (client id, issuer) recorded when the client was first used. A new client id is bound afresh
+    (the spec names a client of the new issuer); the same one with another issuer is `changed`: not to be used.
+    """
+    if bound is None or bound[0] != client_id:
+        return "bind"
+    return "keep" if bound[1] == issuer else "changed"
 
 
 def choose_client_identity(

@@ -36,7 +36,7 @@ from reconciler.api.conditions import Reason
 from reconciler.api.times import format_time
 from reconciler.credentials.authorization import authorization_url_template, connected_members
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerClient
-from reconciler.credentials.errors import IncompleteAuthSpec, RegistrationRefused
+from reconciler.credentials.errors import AuthServerUnavailable, IncompleteAuthSpec, RegistrationRefused
 from reconciler.credentials.headers import SecretReader
 from reconciler.credentials.identity import (
     DEFAULT_REDIRECT_URI,
@@ -53,6 +53,7 @@ from reconciler.credentials.registration import (
     CredentialStores,
     DeregistrationResult,
     RegisteredClient,
+    bind_preset_client,
     client_rotation_due,
     client_still_registered,
     ensure_client,
@@ -277,8 +278,10 @@ async def _prepare_client_credentials(
     # Dynamic registration needs the registration endpoint, which only discovery knows for this auth type; a
     # registered client is bound to the issuer the resource names now, so a stored discovery is asked again.
     dynamic = bool(auth.get("dynamicRegistration"))
-    if (discovery is None and (not auth.get("tokenUrl") or dynamic)) or (dynamic and _names_issuer(discovery)):
+    if discovery is None and (not auth.get("tokenUrl") or dynamic):
         discovery = discovered = await discover_server(record, access=access)
+    elif discovery is not None and discovery.authorization_servers:
+        discovery = discovered = await _rediscover(record, access=access, stored=discovery)
     client, token_client = await _token_client(record, context=context, discovery=discovery, now=now)
     token = await client_credentials_token(
         client=token_client,
@@ -336,6 +339,7 @@ async def _token_client(
     client_id = _client_id(record, context=context)
     if client_id is None:
         raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientId")
+    _bind_preset(record, client_id=client_id, discovery=discovery, context=context)
     secret_ref = auth.get("clientSecretRef")
     if not isinstance(secret_ref, str):
         raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientSecret.secretKeyRef")
@@ -410,8 +414,29 @@ def _issuer(discovery: AuthDiscovery | None, *, fallback: str, context: Credenti
     return context.authserver.origin(fallback)
 
 
-def _names_issuer(discovery: AuthDiscovery | None) -> bool:
-    return discovery is not None and bool(discovery.authorization_servers)
+async def _rediscover(record: ServerFacts, *, access: AuthServerAccess, stored: AuthDiscovery) -> AuthDiscovery:
+    """Discovery asked again before a client is used: a client is bound to the issuer the resource names now
+    (SEP-2352), and a stored discovery may predate a move to another authorization server. When the resource
+    cannot be asked right now, the stored discovery stands and the check waits for the next pass."""
+    try:
+        return await discover_server(record, access=access)
+    except AuthServerUnavailable as err:
+        logger.info("rediscovering %s/%s failed, keeping the stored discovery: %s", record.tenant, record.name, err)
+        return stored
+
+
+def _bind_preset(
+    record: ServerFacts, *, client_id: str, discovery: AuthDiscovery | None, context: CredentialContext
+) -> None:
+    """Hold the spec's client id to the issuer discovery names (nothing to hold it to when discovery named none)."""
+    if discovery is not None and discovery.authorization_servers:
+        bind_preset_client(
+            tenant=record.tenant,
+            server=record.name,
+            client_id=client_id,
+            issuer=discovery.authorization_servers[0],
+            stores=context.stores,
+        )
 
 
 def _declared_secret_method(auth: Mapping[str, Any]) -> TokenAuthMethod | None:
@@ -440,11 +465,10 @@ async def _prepare_authorization_code(
     confidential = auth.get("pkce") == "confidential"
     discovered = None
     needs_registration = client_id is None and not auth.get("registerUrl")
-    # A client the reconciler manages is bound to the issuer the resource names now: a stored discovery that
-    # named one is asked again, so a move to another authorization server is seen before any client is used.
-    stale = client_id is None and _names_issuer(discovery)
-    if stale or (discovery is None and (not auth.get("authUrl") or needs_registration)):
+    if discovery is None and (not auth.get("authUrl") or needs_registration):
         discovery = discovered = await discover_server(record, access=access)
+    elif discovery is not None and discovery.authorization_servers:
+        discovery = discovered = await _rediscover(record, access=access, stored=discovery)
     identity = choose_client_identity(
         preset_client_id=client_id is not None,
         code_flow=True,
@@ -468,6 +492,8 @@ async def _prepare_authorization_code(
         registration = _registration(record, context=context, discovery=discovery, confidential=confidential)
         client = await ensure_client(registration, stores=context.stores, access=access, now=now)
         client_id = client.client_id
+    else:
+        _bind_preset(record, client_id=client_id, discovery=discovery, context=context)
     auth_url = auth.get("authUrl") or (discovery.auth_url if discovery else None)
     template = None
     if auth_url:

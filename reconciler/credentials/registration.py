@@ -35,17 +35,20 @@ from typing import Any, Literal
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest, rejection
 from reconciler.credentials.errors import (
     AuthServerBlocked,
+    AuthServerChanged,
     AuthServerUnavailable,
     OAuthRejected,
     RegistrationRefused,
     redact,
 )
+from reconciler.credentials.identity import preset_binding
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
 from reconciler.credentials.storage import CredentialRegistry
 from reconciler.credentials.stores import (
     CLIENT_SECRET,
     PENDING_CLIENT_SECRET,
     PENDING_REGISTRATION_TOKEN,
+    PRESET_CLIENT_BINDING,
     REGISTRATION_TOKEN,
     local_reference,
 )
@@ -394,6 +397,22 @@ async def ensure_metadata_client(
         save_client(current, tenant=tenant, server=server, stores=stores)
         logger.info("using CIMD client %s for %s/%s with %s", client_id, tenant, server, issuer)
     return replace(current, replaced_issuer=replaced)
+
+
+def bind_preset_client(*, tenant: str, server: str, client_id: str, issuer: str, stores: CredentialStores) -> None:
+    """Hold a pre-registered client to the issuer it was first used with (SEP-2352).
+
+    The binding is sealed in the minted store (the client id may be a Secret's value) and goes with the server.
+    Raises `AuthServerChanged` when the resource now names another issuer for the same client id; a new client id
+    in the spec is bound afresh.
+    """
+    stored = stores.minted.get(tenant, server, PRESET_CLIENT_BINDING)
+    bound = None if stored is None else (stored.value, str(stored.meta.get("issuer", "")))
+    decision = preset_binding(bound, client_id=client_id, issuer=issuer)
+    if decision == "changed" and bound is not None:
+        raise AuthServerChanged(previous=bound[1], current=issuer)
+    if decision == "bind":
+        stores.minted.put_all([NewSecret(tenant, server, PRESET_CLIENT_BINDING, client_id, {"issuer": issuer})])
 
 
 # -- deregistering -------------------------------------------------------------------------------------------

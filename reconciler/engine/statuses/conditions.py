@@ -159,6 +159,12 @@ def auth_server_changed(previous: str, current: str) -> ConditionDict:
     )
 
 
+def auth_server_changed_for_preset(message: str) -> ConditionDict:
+    """The same move for the spec's pre-registered client: it is not sent to the new issuer, and the spec must
+    name a client of the new one (CredentialsValid is False meanwhile)."""
+    return condition(ConditionType.AUTH_SERVER_CHANGED, "True", Reason.PREREGISTERED_CLIENT_NOT_USED, message)
+
+
 def rotation_failed(message: str) -> ConditionDict:
     """A changed Secret was refused by the live server; the last good credential stays in use."""
     return credentials_invalid(Reason.ROTATION_FAILED, message)

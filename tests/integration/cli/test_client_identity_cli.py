@@ -28,7 +28,7 @@ def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MCP_RECONCILER_PUBLIC_URL", raising=False)
 
 
-def write_folder(folder: Path, url: str, *, interval: str = "1h") -> str:
+def write_folder(folder: Path, url: str, *, interval: str = "1h", auth: dict[str, Any] = CODE_FLOW) -> str:
     folder.mkdir(exist_ok=True)
     server = {
         "apiVersion": "mcp.reconciler.dev/v1alpha1",
@@ -36,7 +36,7 @@ def write_folder(folder: Path, url: str, *, interval: str = "1h") -> str:
         "metadata": {"name": "crm", "namespace": "acme"},
         "spec": {
             "url": url,
-            "auth": CODE_FLOW,
+            "auth": auth,
             "network": {"allowPrivate": True},
             "discovery": {"interval": interval},
         },
@@ -126,3 +126,28 @@ def test_an_issuer_change_between_two_applies(tmp_path: Path, registry_url: str,
         (stored,) = registry.fetch_oauth_clients(tenant="acme", server="crm")
     assert stored.issuer == second.issuer and stored.client_id != old_id
     assert old_id not in json.dumps(status)
+
+
+def test_a_preset_client_id_is_held_to_its_issuer(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    movable, main, second = oauth_servers.movable, oauth_servers.main, oauth_servers.second
+    preset = {**CODE_FLOW, "clientId": {"value": "crm-app"}}
+    first = apply(write_folder(tmp_path / "f", movable.url, auth=preset), registry_url)
+    assert first["credentials"]["clientIdentity"] == "preregistered"
+    assert first["credentials"]["authorizationUrlTemplate"].startswith(f"{main.issuer}/authorize?")
+
+    movable.move_to("second")
+    status = apply(write_folder(tmp_path / "f", movable.url, interval="2h", auth=preset), registry_url)
+    found = conditions(status)
+    changed = found.get("AuthServerChanged")
+    assert changed is not None and changed["reason"] == "PreregisteredClientNotUsed", status.get("conditions")
+    assert main.issuer in changed["message"] and second.issuer in changed["message"]
+    assert found["CredentialsValid"]["status"] == "False" and found["CredentialsValid"]["reason"] == "AuthServerChanged"
+    assert "crm-app" not in second.seen_client_ids
+    assert second.issuer not in status.get("credentials", {}).get("authorizationUrlTemplate", "")
+
+    renamed = {**CODE_FLOW, "clientId": {"value": "crm-app-at-second"}}
+    fixed = apply(write_folder(tmp_path / "f", movable.url, auth=renamed), registry_url)
+    assert "AuthServerChanged" not in conditions(fixed)
+    assert fixed["credentials"]["authorizationUrlTemplate"].startswith(f"{second.issuer}/authorize?")

@@ -10,8 +10,10 @@ import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+import pytest
 
 from reconciler.credentials import (
+    AuthServerChanged,
     CredentialContext,
     CredentialSettings,
     MintedToken,
@@ -229,6 +231,32 @@ def test_moving_to_a_cimd_issuer_forgets_the_registered_client(registry_url: str
         assert moved.client.replaced_issuer == main.issuer and first.client.client_id in main.deregistered
         (stored,) = w.registry.fetch_oauth_clients(tenant=TENANT, server="crm")
         assert stored.issuer == cimd.issuer and stored.client_id == metadata_document_url(public_url)
+
+
+def test_a_preset_client_is_not_sent_to_a_new_issuer(registry_url: str, oauth_servers: OAuthServers) -> None:
+    movable, main, second = oauth_servers.movable, oauth_servers.main, oauth_servers.second
+    record = code_server(movable.url, clientId="preset-client")
+    with world(registry_url) as w:
+        w.add_servers(record)
+        first = prepare(w, record, None)
+        assert first.identity == "preregistered"
+        assert (first.authorization_url_template or "").startswith(f"{main.issuer}/authorize?")
+
+        movable.move_to("second")
+        with pytest.raises(AuthServerChanged) as refused:
+            run(
+                lambda http: prepare_server_credentials(
+                    record, context=context(w, http, None), discovery=stored_discovery(main)
+                )
+            )
+        message = str(refused.value)
+        assert main.issuer in message and second.issuer in message and "preset-client" not in message
+        assert "preset-client" not in second.seen_client_ids
+
+        # The spec names a client of the new issuer: bound afresh, and used.
+        renamed = code_server(movable.url, clientId="preset-client-at-second")
+        moved = prepare(w, renamed, None)
+        assert (moved.authorization_url_template or "").startswith(f"{second.issuer}/authorize?")
 
 
 def stored_discovery(authorization_server: AuthorizationServer) -> AuthDiscovery:

@@ -10,6 +10,7 @@ from reconciler.credentials.identity import (
     choose_client_identity,
     client_metadata_document,
     metadata_document_url,
+    preset_binding,
     public_url_problem,
     redirect_uri,
 )
@@ -97,3 +98,17 @@ def test_public_url_problem(url: str, problem: str | None) -> None:
     found = public_url_problem(url)
     assert (found is None) if problem is None else (found is not None and problem in found)
     assert "pw" not in (found or "")
+
+
+@pytest.mark.parametrize(
+    ("bound", "client_id", "issuer", "expected"),
+    [
+        (None, "crm-app", "https://a.example", "bind"),
+        (("crm-app", "https://a.example"), "crm-app", "https://a.example", "keep"),
+        (("crm-app", "https://a.example"), "crm-app", "https://b.example", "changed"),
+        (("crm-app", "https://a.example"), "crm-app-at-b", "https://b.example", "bind"),
+    ],
+    ids=["first-use", "same-issuer", "moved", "new-client-id-for-the-new-issuer"],
+)
+def test_preset_binding(bound: tuple[str, str] | None, client_id: str, issuer: str, expected: str) -> None:
+    assert preset_binding(bound, client_id=client_id, issuer=issuer) == expected
