@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
+from reconciler.cli import build_parser
 from reconciler.credentials.identity import DEFAULT_REDIRECT_URI, metadata_document_url
 from reconciler.registry import open_registry
 from tests.fixtures.authorization_server import OAuthServers
@@ -151,3 +152,12 @@ def test_a_preset_client_id_is_held_to_its_issuer(
     fixed = apply(write_folder(tmp_path / "f", movable.url, auth=renamed), registry_url)
     assert "AuthServerChanged" not in conditions(fixed)
     assert fixed["credentials"]["authorizationUrlTemplate"].startswith(f"{second.issuer}/authorize?")
+
+
+@pytest.mark.parametrize("command", ["apply", "test", "run", "serve"])
+def test_every_reconciling_command_takes_the_public_url(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    required = {"apply": ["-f", "x"], "test": ["crm", "-f", "x"], "run": [], "serve": []}[command]
+    parsed = build_parser().parse_args([command, *required, "--public-url", "https://flag.example"])
+    assert parsed.public_url == "https://flag.example"
+    monkeypatch.setenv("MCP_RECONCILER_PUBLIC_URL", "https://env.example")
+    assert build_parser().parse_args([command, *required]).public_url == "https://env.example"
