@@ -63,6 +63,30 @@ def _add_prune(parser: argparse.ArgumentParser) -> None:
 
 ALLOW_PRIVATE_ENV = "MCP_RECONCILER_ALLOW_PRIVATE_NETWORKS"
 PLATFORM_NAMESPACE_ENV = "MCP_RECONCILER_PLATFORM_NAMESPACE"
+PUBLIC_URL_ENV = "MCP_RECONCILER_PUBLIC_URL"
+
+
+def _add_public_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--public-url",
+        default=os.environ.get(PUBLIC_URL_ENV) or None,
+        metavar="URL",
+        help="where the reconciler is reachable: OAuth callback {URL}/oauth/callback and, where the authorization "
+        f"server supports CIMD, client id {{URL}}/oauth/client-metadata.json (${PUBLIC_URL_ENV})",
+    )
+
+
+def _public_url(args: argparse.Namespace) -> str | None:
+    """The checked `--public-url`: client ids and redirect URIs are built from it and compared exactly."""
+    from reconciler.credentials.identity import public_url_problem
+
+    url: str | None = args.public_url
+    if url is None:
+        return None
+    problem = public_url_problem(url)
+    if problem is not None:
+        raise PermanentError(f"--public-url: {problem}")
+    return url.rstrip("/")
 
 
 def _add_probe(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="re-register dynamically registered OAuth clients older than this (e.g. 720h); default: on expiry",
     )
+    _add_public_url(apply)
     _add_probe(apply)
     _add_prune(apply)
     _add_registry(apply)
@@ -121,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("-n", "--namespace", default=None, help="namespace of the MCPServer (default: unique match)")
     test.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR", help="the manifests folder")
     test.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    _add_public_url(test)
     _add_probe(test)
     _add_registry(test)
 
@@ -170,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--name-prefix", default="local.mcp-reconciler", metavar="DNS", help="<prefix>.<tenant>/<server>"
     )
+    _add_public_url(serve)
     _add_platform_namespace(serve)
     _add_registry(serve)
 
@@ -214,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not contact MCP servers (no discovery, tool snapshots or verification of rotated Secrets)",
     )
     operator.add_argument("--metrics-port", type=int, default=8080, help="port for /metrics and /healthz")
+    _add_public_url(operator)
     _add_platform_namespace(operator)
     operator.add_argument("--standalone", action="store_true", help="no peering: this instance is always active")
     operator.add_argument("--peering", default="mcp-reconciler", metavar="NAME", help="kopf peering object name")
@@ -301,12 +329,15 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
             max_age = dt.timedelta(seconds=parse_duration(args.client_max_age))
         except ValueError as err:
             raise PermanentError(f"--client-max-age: {err}") from None
+    public_url = _public_url(args)
     desired = load_folder(args.filename)
     registry = open_registry(args.registry, manager=args.manager)
     probe = (
         None
         if args.no_probe
-        else ProbeOptions(_probe_settings(args), on_result=_progress(sys.stderr), client_max_age=max_age)
+        else ProbeOptions(
+            _probe_settings(args), on_result=_progress(sys.stderr), client_max_age=max_age, public_url=public_url
+        )
     )
     try:
         settings = EngineSettings(manager=args.manager, prune=not args.no_prune, network=_probe_settings(args))
@@ -365,6 +396,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         spaces = ", ".join(sorted(r.metadata.namespace for r in matches))
         raise PermanentError(f"MCPServer {args.name!r} exists in several namespaces ({spaces}): pass -n")
     source = SourceRef("MCPServer", matches[0].metadata.namespace, args.name)
+    public_url = _public_url(args)
     registry = open_registry(args.registry, manager=args.manager)
     try:
         outcome = test_server(
@@ -372,7 +404,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             registry,
             source=source,
             settings=EngineSettings(manager=args.manager),
-            probe=ProbeOptions(_probe_settings(args)),
+            probe=ProbeOptions(_probe_settings(args), public_url=public_url),
         )
     finally:
         registry.close()
@@ -518,6 +550,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     token = os.environ.get(args.token_env, "")
     if len(token) < 16:
         raise PermanentError(f"set ${args.token_env} to a bearer token of at least 16 characters")
+    public_url = _public_url(args)
 
     def load_manifests(text: str) -> DesiredInput:
         with tempfile.TemporaryDirectory() as folder:
@@ -534,6 +567,7 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         callers=caller_directory(token, callers_file=args.callers, anonymous=args.anonymous),
         name_prefix=args.name_prefix,
         platform_tenant=args.platform_namespace,
+        public_url=public_url,
     )
     return EXIT_OK
 
@@ -546,6 +580,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         resync = parse_duration(args.resync_interval)
     except ValueError as err:
         raise PermanentError(f"--resync-interval: {err}") from None
+    public_url = _public_url(args)
     run_operator(
         args.namespace,
         registry_url=args.registry,
@@ -558,6 +593,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         resync_interval=resync,
         kubeconfig=args.kubeconfig,
         platform_namespace=args.platform_namespace,
+        public_url=public_url,
     )
     return EXIT_OK
 

@@ -49,6 +49,8 @@ class AuthDiscovery:
     scopes_supported: tuple[str, ...] = ()
     token_endpoint_auth_methods_supported: tuple[str, ...] = ()
     grant_types_supported: tuple[str, ...] = ()
+    client_id_metadata_document_supported: bool = False
+    """The authorization server accepts a Client ID Metadata Document URL as `client_id` (CIMD)."""
 
     def as_status(self) -> dict[str, Any]:
         """camelCase keys, as in `reconciler.api.server.DiscoveryStatus`."""
@@ -64,6 +66,7 @@ class AuthDiscovery:
             "scopesSupported": list(self.scopes_supported),
             "tokenEndpointAuthMethodsSupported": list(self.token_endpoint_auth_methods_supported),
             "grantTypesSupported": list(self.grant_types_supported),
+            "clientIdMetadataDocumentSupported": self.client_id_metadata_document_supported,
         }
 
 

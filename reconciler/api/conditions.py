@@ -14,6 +14,7 @@ class ConditionType(StrEnum):
     DISCOVERED = "Discovered"
     CREDENTIALS_VALID = "CredentialsValid"
     TOOLS_DRIFTED = "ToolsDrifted"
+    AUTH_SERVER_CHANGED = "AuthServerChanged"
 
 
 class Reason(StrEnum):
@@ -49,9 +50,14 @@ class Reason(StrEnum):
     CREDENTIALS_RESOLVED = "CredentialsResolved"
     NO_CREDENTIALS = "NoCredentials"
     ROTATION_FAILED = "RotationFailed"
+    AUTH_SERVER_CHANGED = "AuthServerChanged"
+    """CredentialsValid: the spec's pre-registered client is bound to another issuer (SEP-2352)."""
     AWAITING_USER_AUTHORIZATION = "AwaitingUserAuthorization"
     TOOLS_UNCHANGED = "ToolsUnchanged"
     TOOLS_CHANGED = "ToolsChanged"
+    # AuthServerChanged
+    ISSUER_CHANGED = "IssuerChanged"
+    PREREGISTERED_CLIENT_NOT_USED = "PreregisteredClientNotUsed"
 
 
 PROBE_FAILURE_REASONS: dict[str, Reason] = {

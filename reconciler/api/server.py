@@ -281,6 +281,8 @@ class DiscoveryStatus(Model):
     """Client authentication methods the token endpoint accepts."""
     grant_types_supported: list[str] = Field(default_factory=list)
     """OAuth grant types the authorization server supports."""
+    client_id_metadata_document_supported: bool | None = None
+    """The authorization server accepts a Client ID Metadata Document URL as client id (CIMD)."""
     filled_fields: list[str] = Field(default_factory=list)
     """Auth fields the spec left empty and discovery filled."""
     discovered_at: Timestamp | None = None
@@ -390,6 +392,11 @@ class CredentialStatus(Model):
     """With `perMember`: how many members have authorized their account."""
     authorization_url_template: str | None = None
     """Authorization URL a member opens to connect their account."""
+    client_identity: Literal["cimd", "dynamic", "preregistered"] | None = None
+    """How the reconciler identifies itself to the authorization server: a Client ID Metadata Document URL,
+    a dynamically registered client (RFC 7591), or the spec's pre-registered `clientId`."""
+    issuer: str | None = None
+    """The authorization server the client in use is bound to (its issuer)."""
 
 
 class MCPServerStatus(StatusBase):

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from reconciler.credentials.authserver import AuthServerAccess, AuthServerClient
     from reconciler.credentials.errors import (
         AuthServerBlocked,
+        AuthServerChanged,
         AuthServerUnavailable,
         CrossNamespaceReference,
         IncompleteAuthSpec,
@@ -124,6 +125,7 @@ __all__ = [
     "KEY_FILE_ENV",
     "AuthServerAccess",
     "AuthServerBlocked",
+    "AuthServerChanged",
     "AuthServerClient",
     "AuthServerUnavailable",
     "ClientRegistration",
@@ -213,6 +215,7 @@ __getattr__ = lazy_exports(
         "authserver": ["AuthServerAccess", "AuthServerClient"],
         "errors": [
             "AuthServerBlocked",
+            "AuthServerChanged",
             "AuthServerUnavailable",
             "CrossNamespaceReference",
             "IncompleteAuthSpec",

@@ -6,6 +6,7 @@
     ├── SecretKeyProblem          the local store's key is missing, malformed, insecure or not the one used
     ├── IncompleteAuthSpec        an OAuth endpoint or client the spec omits and discovery did not find
     ├── AuthServerBlocked         the SSRF guard refused an authorization-server URL
+    ├── AuthServerChanged         a pre-registered client's resource moved to another authorization server
     └── OAuthRejected             the authorization server said no (`error` from RFC 6749 section 5.2)
         ├── InvalidClient         `invalid_client`: wrong client id or secret, or an unsupported auth method
         └── RegistrationRefused   dynamic registration (RFC 7591) is impossible or was refused
@@ -105,6 +106,25 @@ class AuthServerBlocked(PermanentError):
 
     reason = "Blocked"
     error_class: ErrorClass = "blocked"
+
+
+class AuthServerChanged(PermanentError):
+    """The resource names another authorization server than the one its pre-registered client (`spec.auth.clientId`)
+    was first used with. SEP-2352: credentials are bound to their issuer, so the client is not sent to the new one
+    and the spec must name a client of the new issuer. Names both issuers, never the client id (it may be a
+    Secret's value)."""
+
+    reason = "AuthServerChanged"  # Reason.AUTH_SERVER_CHANGED
+    error_class: ErrorClass = "auth"
+
+    def __init__(self, *, previous: str, current: str) -> None:
+        self.previous = previous
+        self.current = current
+        super().__init__(
+            f"the authorization server changed from {previous} to {current}; the pre-registered client "
+            f"(spec.auth.clientId) was used with {previous} and is not sent to {current}: register a client "
+            f"there and set spec.auth.clientId to it"
+        )
 
 
 class AuthServerUnavailable(RetryableError):

@@ -4,7 +4,8 @@ its deletion must clean up. This is the module the engine calls; the others are 
     after apply, before probe   prepare_server_credentials(record, context=..., discovery=...)  (or prepare_many)
                                   oauthClientCredentials: (register the client when dynamicRegistration) and mint
                                     or reuse a token → `headers` to merge into the probe target (they win)
-                                  oauthAuthorizationCode: register the client when no clientId (RFC 7591),
+                                  oauthAuthorizationCode: the client per `identity.choose_client_identity`
+                                    (clientId, else CIMD, else RFC 7591 registration),
                                     → `authorization_url_template`, `connected_members`; nothing to list with
                                   other auth types: nothing (their headers come from `headers.py`)
     client rotation due         rotate_server_client(record, context=..., discovery=..., verify_with=...)
@@ -35,8 +36,15 @@ from reconciler.api.conditions import Reason
 from reconciler.api.times import format_time
 from reconciler.credentials.authorization import authorization_url_template, connected_members
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerClient
-from reconciler.credentials.errors import IncompleteAuthSpec, RegistrationRefused
+from reconciler.credentials.errors import AuthServerUnavailable, IncompleteAuthSpec, RegistrationRefused
 from reconciler.credentials.headers import SecretReader
+from reconciler.credentials.identity import (
+    DEFAULT_REDIRECT_URI,
+    ClientIdentity,
+    choose_client_identity,
+    metadata_document_url,
+    redirect_uri,
+)
 from reconciler.credentials.registration import (
     AUTHORIZATION_CODE_GRANTS,
     CLIENT_CREDENTIALS_GRANTS,
@@ -45,9 +53,11 @@ from reconciler.credentials.registration import (
     CredentialStores,
     DeregistrationResult,
     RegisteredClient,
+    bind_preset_client,
     client_rotation_due,
     client_still_registered,
     ensure_client,
+    ensure_metadata_client,
     forget_clients,
     rotate_client,
 )
@@ -67,7 +77,7 @@ from reconciler.records import AuthDiscovery
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REDIRECT_URIS = ("http://127.0.0.1/oauth/callback",)
+DEFAULT_REDIRECT_URIS = (DEFAULT_REDIRECT_URI,)
 DEFAULT_MAX_CONCURRENCY = 16
 
 
@@ -109,6 +119,15 @@ class CredentialSettings:
     """Re-register dynamically registered clients older than this (None: only when their secret expires)."""
     renew_client_before: dt.timedelta = dt.timedelta(hours=1)
     """Re-register a client this long before its `client_secret_expires_at`."""
+    public_url: str | None = None
+    """Where the reconciler is reachable (`--public-url`): its CIMD client id and callback are built from it."""
+
+    @classmethod
+    def for_public_url(cls, public_url: str | None, **settings: Any) -> CredentialSettings:
+        """Settings whose redirect URIs are `{public URL}/oauth/callback` and the loopback one, so that both the
+        connect service and an administrator's `connect` at a terminal (RFC 8252, any port) can finish a login."""
+        uris = tuple(dict.fromkeys((redirect_uri(public_url), DEFAULT_REDIRECT_URI)))
+        return cls(public_url=public_url, redirect_uris=uris, **settings)
 
 
 @dataclass(frozen=True)
@@ -150,15 +169,25 @@ class PreparedCredentials:
     connected_members: int | None = None
     discovery: AuthDiscovery | None = None
     """Set when this step had to discover the server itself."""
+    identity: ClientIdentity | None = None
+    """How the reconciler identified itself: CIMD, a dynamically registered client, or the spec's client id."""
 
     def credential_status(self) -> dict[str, Any]:
-        """camelCase facts for `status.credentials` (`reconciler.api.server.CredentialStatus`); no values."""
+        """camelCase facts for `status.credentials` (`reconciler.api.server.CredentialStatus`); no values.
+
+        `previousIssuer` is set only in the pass that found the server moved to another authorization server:
+        the status builder turns it into the AuthServerChanged condition and keeps it out of `status.credentials`.
+        """
+        client = self.client
         facts: dict[str, Any] = {
             "secretRef": self.token_reference,
             "fingerprint": self.fingerprint,
             "expiresAt": format_time(self.expires_at) if self.expires_at else None,
             "authorizationUrlTemplate": self.authorization_url_template,
             "connectedMembers": self.connected_members,
+            "clientIdentity": self.identity,
+            "issuer": client.issuer if client is not None else None,
+            "previousIssuer": client.replaced_issuer if client is not None else None,
         }
         return {key: value for key, value in facts.items() if value is not None}
 
@@ -248,9 +277,13 @@ async def _prepare_client_credentials(
     auth = record.auth
     access = context.access(allow_private=record.allow_private)
     discovered = None
-    # Dynamic registration needs the registration endpoint, which only discovery knows for this auth type.
-    if discovery is None and (not auth.get("tokenUrl") or auth.get("dynamicRegistration")):
+    # Dynamic registration needs the registration endpoint, which only discovery knows for this auth type; a
+    # registered client is bound to the issuer the resource names now, so a stored discovery is asked again.
+    dynamic = bool(auth.get("dynamicRegistration"))
+    if discovery is None and (not auth.get("tokenUrl") or dynamic):
         discovery = discovered = await discover_server(record, access=access)
+    elif discovery is not None and discovery.authorization_servers:
+        discovery = discovered = await _rediscover(record, access=access, stored=discovery)
     client, token_client = await _token_client(record, context=context, discovery=discovery, now=now)
     token = await client_credentials_token(
         client=token_client,
@@ -269,6 +302,7 @@ async def _prepare_client_credentials(
             client=client,
             client_rotation_due=_rotation_due(client, context=context, now=now),
             discovery=discovered,
+            identity="dynamic" if client is not None else "preregistered",
         ),
         token,
     )
@@ -307,6 +341,7 @@ async def _token_client(
     client_id = _client_id(record, context=context)
     if client_id is None:
         raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientId")
+    _bind_preset(record, client_id=client_id, discovery=discovery, context=context)
     secret_ref = auth.get("clientSecretRef")
     if not isinstance(secret_ref, str):
         raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientSecret.secretKeyRef")
@@ -358,14 +393,11 @@ def _registration(
             f"server {record.tenant}/{record.name}: the authorization server offers no registration endpoint "
             "(RFC 7591); set spec.auth.clientId (and clientSecret)"
         )
-    issuer = discovery.authorization_servers[0] if discovery and discovery.authorization_servers else None
-    if issuer is None:
-        issuer = context.authserver.origin(registration_url)
     code_flow = record.auth_type == "oauthAuthorizationCode"
     return ClientRegistration(
         tenant=record.tenant,
         server=record.name,
-        issuer=issuer,
+        issuer=_issuer(discovery, fallback=registration_url, context=context),
         registration_url=registration_url,
         confidential=confidential,
         advertised_methods=discovery.token_endpoint_auth_methods_supported if discovery else (),
@@ -375,6 +407,38 @@ def _registration(
         client_name=context.settings.client_name,
         preferred_method=None if code_flow else _declared_secret_method(auth),
     )
+
+
+def _issuer(discovery: AuthDiscovery | None, *, fallback: str, context: CredentialContext) -> str:
+    """The issuer a client is bound to: the one discovery named, else the origin of the endpoint it talks to."""
+    if discovery is not None and discovery.authorization_servers:
+        return discovery.authorization_servers[0]
+    return context.authserver.origin(fallback)
+
+
+async def _rediscover(record: ServerFacts, *, access: AuthServerAccess, stored: AuthDiscovery) -> AuthDiscovery:
+    """Discovery asked again before a client is used: a client is bound to the issuer the resource names now
+    (SEP-2352), and a stored discovery may predate a move to another authorization server. When the resource
+    cannot be asked right now, the stored discovery stands and the check waits for the next pass."""
+    try:
+        return await discover_server(record, access=access)
+    except AuthServerUnavailable as err:
+        logger.info("rediscovering %s/%s failed, keeping the stored discovery: %s", record.tenant, record.name, err)
+        return stored
+
+
+def _bind_preset(
+    record: ServerFacts, *, client_id: str, discovery: AuthDiscovery | None, context: CredentialContext
+) -> None:
+    """Hold the spec's client id to the issuer discovery names (nothing to hold it to when discovery named none)."""
+    if discovery is not None and discovery.authorization_servers:
+        bind_preset_client(
+            tenant=record.tenant,
+            server=record.name,
+            client_id=client_id,
+            issuer=discovery.authorization_servers[0],
+            stores=context.stores,
+        )
 
 
 def _declared_secret_method(auth: Mapping[str, Any]) -> TokenAuthMethod | None:
@@ -387,7 +451,7 @@ def _declared_secret_method(auth: Mapping[str, Any]) -> TokenAuthMethod | None:
 
 
 def _rotation_due(client: RegisteredClient | None, *, context: CredentialContext, now: dt.datetime) -> str | None:
-    if client is None:
+    if client is None or client.is_metadata_document:  # a CIMD client has no secret and no registration to renew
         return None
     return client_rotation_due(
         client, now=now, max_age=context.settings.client_max_age, renew_before=context.settings.renew_client_before
@@ -400,17 +464,38 @@ async def _prepare_authorization_code(
     auth = record.auth
     access = context.access(allow_private=record.allow_private)
     client_id = _client_id(record, context=context)
+    confidential = auth.get("pkce") == "confidential"
     discovered = None
     needs_registration = client_id is None and not auth.get("registerUrl")
     if discovery is None and (not auth.get("authUrl") or needs_registration):
         discovery = discovered = await discover_server(record, access=access)
+    elif discovery is not None and discovery.authorization_servers:
+        discovery = discovered = await _rediscover(record, access=access, stored=discovery)
+    identity = choose_client_identity(
+        preset_client_id=client_id is not None,
+        code_flow=True,
+        confidential=confidential,
+        public_url=context.settings.public_url,
+        cimd_supported=discovery is not None and discovery.client_id_metadata_document_supported,
+    )
     client = None
-    if client_id is None:
-        registration = _registration(
-            record, context=context, discovery=discovery, confidential=auth.get("pkce") == "confidential"
+    if identity == "cimd" and discovery is not None and context.settings.public_url:
+        client = await ensure_metadata_client(
+            tenant=record.tenant,
+            server=record.name,
+            issuer=_issuer(discovery, fallback=discovery.auth_url or record.url, context=context),
+            client_id=metadata_document_url(context.settings.public_url),
+            stores=context.stores,
+            access=access,
+            now=now,
         )
+        client_id = client.client_id
+    elif client_id is None:
+        registration = _registration(record, context=context, discovery=discovery, confidential=confidential)
         client = await ensure_client(registration, stores=context.stores, access=access, now=now)
         client_id = client.client_id
+    else:
+        _bind_preset(record, client_id=client_id, discovery=discovery, context=context)
     auth_url = auth.get("authUrl") or (discovery.auth_url if discovery else None)
     template = None
     if auth_url:
@@ -427,6 +512,7 @@ async def _prepare_authorization_code(
         authorization_url_template=template,
         connected_members=connected_members(context.stores.registry, record.tenant, record.name),
         discovery=discovered,
+        identity=identity,
     )
 
 
@@ -463,6 +549,7 @@ def discovery_from_status(status: Mapping[str, Any] | None) -> AuthDiscovery | N
         scopes_supported=texts("scopesSupported"),
         token_endpoint_auth_methods_supported=texts("tokenEndpointAuthMethodsSupported"),
         grant_types_supported=texts("grantTypesSupported"),
+        client_id_metadata_document_supported=status.get("clientIdMetadataDocumentSupported") is True,
     )
 
 

@@ -6,7 +6,10 @@ probing, for `oauthAuthorizationCode` servers without a `clientId` and `oauthCli
 `oauth_clients` table; the client secret and the registration access token go to the local encrypted store
 (`local:<tenant>/<server>#dcr-client-secret`, `#dcr-registration-token`). The next run reuses the client.
 `forget_clients` deregisters (RFC 7592 DELETE, where the server gave a registration URI and token) and deletes
-everything when the server goes.
+everything when the server goes. A CIMD client (`ensure_metadata_client`: the client id is the URL of the
+reconciler's client metadata document, nothing is registered) gets a row too, so every managed client id is
+bound to its issuer: a client recorded with another issuer than the one discovery names now is forgotten, never
+used against the new one, and the result's `replaced_issuer` says so (SEP-2352).
 
 Auth method choice (`choose_auth_method`): a public client registers with `none`; a confidential one takes the
 first of `client_secret_basic`, `client_secret_post`, `none` the server lists in
@@ -32,17 +35,20 @@ from typing import Any, Literal
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest, rejection
 from reconciler.credentials.errors import (
     AuthServerBlocked,
+    AuthServerChanged,
     AuthServerUnavailable,
     OAuthRejected,
     RegistrationRefused,
     redact,
 )
+from reconciler.credentials.identity import preset_binding
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
 from reconciler.credentials.storage import CredentialRegistry
 from reconciler.credentials.stores import (
     CLIENT_SECRET,
     PENDING_CLIENT_SECRET,
     PENDING_REGISTRATION_TOKEN,
+    PRESET_CLIENT_BINDING,
     REGISTRATION_TOKEN,
     local_reference,
 )
@@ -130,6 +136,14 @@ class RegisteredClient:
     registered_at: dt.datetime | None = None
     reused: bool = False
     """True when taken from the registry rather than registered by this call."""
+    replaced_issuer: str | None = None
+    """Set when this call forgot a client bound to another issuer: the server moved to another authorization
+    server (SEP-2352), and the old client was not used against the new one."""
+
+    @property
+    def is_metadata_document(self) -> bool:
+        """A CIMD client: its id is the URL of its metadata document, and nothing was registered."""
+        return self.client_id.startswith(("https://", "http://"))
 
     @property
     def can_deregister(self) -> bool:
@@ -312,7 +326,7 @@ def _usable(client: RegisteredClient, registration: ClientRegistration) -> bool:
     """A stored client still fits the spec: same issuer, public or confidential as asked, the method the spec
     names (if it names one), a method the server still advertises, and its secret still readable."""
     wanted = registration.method()
-    if client.issuer != registration.issuer:
+    if client.issuer != registration.issuer or client.is_metadata_document:
         return False
     if (client.token_endpoint_auth_method == "none") != (wanted == "none"):
         return False
@@ -334,20 +348,71 @@ async def ensure_client(
     """The server's registered client: the stored one when it still fits, else a new registration (saved).
 
     Clients registered with another issuer (the server moved to another authorization server) are deregistered
-    and forgotten first.
+    and forgotten first, never used against the new one; the result's `replaced_issuer` names the old issuer.
     """
     tenant, server = registration.tenant, registration.server
     current: RegisteredClient | None = None
+    replaced: str | None = None
     for client in stored_clients(tenant=tenant, server=server, stores=stores):
         if current is None and _usable(client, registration):
             current = client
         else:
+            replaced = client.issuer if client.issuer != registration.issuer else replaced
             await forget_client(client, tenant=tenant, server=server, stores=stores, access=access)
-    if current is not None:
-        return current
-    client = await register_client(registration, access=access, now=now)
-    save_client(client, tenant=tenant, server=server, stores=stores)
-    return client
+    if current is None:
+        current = await register_client(registration, access=access, now=now)
+        save_client(current, tenant=tenant, server=server, stores=stores)
+    return replace(current, replaced_issuer=replaced)
+
+
+async def ensure_metadata_client(
+    *,
+    tenant: str,
+    server: str,
+    issuer: str,
+    client_id: str,
+    stores: CredentialStores,
+    access: AuthServerAccess,
+    now: dt.datetime | None = None,
+) -> RegisteredClient:
+    """The server's CIMD client: nothing is registered, but the client id (the metadata document's URL) is kept in
+    `oauth_clients` with the issuer it is used with, as every client is, so that a move to another authorization
+    server is noticed (`replaced_issuer`). Other clients of the server (a dynamically registered one from before,
+    or one bound to another issuer) are deregistered where RFC 7592 allows and forgotten."""
+    current: RegisteredClient | None = None
+    replaced: str | None = None
+    for client in stored_clients(tenant=tenant, server=server, stores=stores):
+        if current is None and client.issuer == issuer and client.client_id == client_id:
+            current = client
+        else:
+            replaced = client.issuer if client.issuer != issuer else replaced
+            await forget_client(client, tenant=tenant, server=server, stores=stores, access=access)
+    if current is None:
+        current = RegisteredClient(
+            issuer=issuer,
+            client_id=client_id,
+            token_endpoint_auth_method="none",
+            registered_at=now or dt.datetime.now(dt.UTC),
+        )
+        save_client(current, tenant=tenant, server=server, stores=stores)
+        logger.info("using CIMD client %s for %s/%s with %s", client_id, tenant, server, issuer)
+    return replace(current, replaced_issuer=replaced)
+
+
+def bind_preset_client(*, tenant: str, server: str, client_id: str, issuer: str, stores: CredentialStores) -> None:
+    """Hold a pre-registered client to the issuer it was first used with (SEP-2352).
+
+    The binding is sealed in the minted store (the client id may be a Secret's value) and goes with the server.
+    Raises `AuthServerChanged` when the resource now names another issuer for the same client id; a new client id
+    in the spec is bound afresh.
+    """
+    stored = stores.minted.get(tenant, server, PRESET_CLIENT_BINDING)
+    bound = None if stored is None else (stored.value, str(stored.meta.get("issuer", "")))
+    decision = preset_binding(bound, client_id=client_id, issuer=issuer)
+    if decision == "changed" and bound is not None:
+        raise AuthServerChanged(previous=bound[1], current=issuer)
+    if decision == "bind":
+        stores.minted.put_all([NewSecret(tenant, server, PRESET_CLIENT_BINDING, client_id, {"issuer": issuer})])
 
 
 # -- deregistering -------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ CLIENT_SECRET = "dcr-client-secret"
 REGISTRATION_TOKEN = "dcr-registration-token"
 PENDING_CLIENT_SECRET = "dcr-pending-client-secret"
 PENDING_REGISTRATION_TOKEN = "dcr-pending-registration-token"
+PRESET_CLIENT_BINDING = "preset-client-issuer"
+"""A pre-registered client id (sealed: it may be a Secret's value) with the issuer it was first used with (meta)."""
 
 
 @runtime_checkable

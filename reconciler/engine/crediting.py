@@ -103,6 +103,7 @@ def credentials_context(
     settings: ProbeSettings,
     *,
     client_max_age: dt.timedelta | None = None,
+    public_url: str | None = None,
 ) -> CredentialContext:
     key = load_store_key(environ=os.environ, database_path=registry.database_path())
     minted = MintedSecretStore(registry, key)
@@ -111,7 +112,7 @@ def credentials_context(
         secrets=secrets,
         authserver=ProbeAuthServer(http, settings),
         fingerprint_key=registry.fingerprint_key(),
-        settings=CredentialSettings(client_max_age=client_max_age),
+        settings=CredentialSettings.for_public_url(public_url, client_max_age=client_max_age),
         max_concurrency=settings.max_concurrency,
     )
 
@@ -333,7 +334,12 @@ def prepare_credentials(
     async def run() -> dict[tuple[str, str], PreparedCredentials | CredentialFailure]:
         async with ProbeHttp() as http:
             context = credentials_context(
-                registry, secrets, http, options.settings, client_max_age=options.client_max_age
+                registry,
+                secrets,
+                http,
+                options.settings,
+                client_max_age=options.client_max_age,
+                public_url=options.public_url,
             )
             discoveries = {
                 (record.tenant, record.name): discovery

@@ -74,6 +74,8 @@ class ProbeOptions:
     """Progress callback: (servers done, servers to probe)."""
     client_max_age: dt.timedelta | None = None
     """Re-register dynamically registered clients older than this (besides when their secret expires)."""
+    public_url: str | None = None
+    """Where the reconciler is reachable (`--public-url`): its OAuth callback and CIMD client id."""
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ class NamespaceBatches:
             if config.probe
             else None
         )
+        self._public_url = config.public_url
         self._probe_slots = anyio.Semaphore(config.probe_concurrency)
         """Probes in flight across all namespaces. Probes wait on the event loop, never on a registry thread."""
         self._http: ProbeHttp | None = None
@@ -274,7 +275,7 @@ class NamespaceBatches:
         probe = None
         if self._probe_settings is not None:
             forced = frozenset(request.view.source for request in requests if request.forced)
-            probe = ProbeOptions(self._probe_settings, forced=forced)
+            probe = ProbeOptions(self._probe_settings, forced=forced, public_url=self._public_url)
         return plan_pass(
             desired, self._registry, settings=self._engine_settings, scope=scope, now=self._clock(), probe=probe
         )

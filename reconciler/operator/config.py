@@ -94,6 +94,9 @@ class OperatorConfig:
     peering_check_seconds: float = 10.0
     """How often a mandatory-peering instance re-checks that its peering object exists (for the log and `/healthz`)."""
     """`/healthz` pings the registry at most this often."""
+    public_url: str | None = None
+    """Where the reconciler is reachable (`--public-url`, the chart's `publicUrl`): the OAuth callback
+    `{public URL}/oauth/callback`, and the CIMD client id `{public URL}/oauth/client-metadata.json`."""
     kubeconfig: Path | None = None
     """Explicit kubeconfig; None: `$KUBECONFIG` or `~/.kube/config`, else the in-cluster service account."""
     kube_context: str | None = None

@@ -184,6 +184,7 @@ def run_operator(
     resync_interval: float = 300.0,
     kubeconfig: Path | None = None,
     platform_namespace: str | None = None,
+    public_url: str | None = None,
 ) -> None:
     """Run the operator until SIGINT/SIGTERM (blocking; `mcp-reconciler run` calls this).
 
@@ -192,7 +193,8 @@ def run_operator(
     (None: no server). `probe`: contact the MCP servers (discovery, tool snapshots, rotation checks). Without
     `standalone`, the kopf peering object `peering_name` must exist in each
     served namespace (the chart creates it) so that only one instance is active. `platform_namespace`: the
-    platform tenant whose featured servers every exported ConfigMap offers last.
+    platform tenant whose featured servers every exported ConfigMap offers last. `public_url`: where the
+    reconciler is reachable, for its OAuth callback and CIMD client id (`--public-url`).
     """
     config = OperatorConfig(
         namespaces=tuple(namespaces),
@@ -207,5 +209,6 @@ def run_operator(
         kubeconfig=kubeconfig,
         upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV) or None,
         platform_namespace=platform_namespace,
+        public_url=public_url,
     )
     asyncio.run(Operator(config).run())

@@ -4,9 +4,10 @@ Built by `build_mcp_app` (tests serve it with uvicorn on 127.0.0.1) and run by `
 `serve-mcp`). Agents get four tools — list servers with their health, show one server's tool snapshot and
 discovery result, resolve a template for a member, and plan proposed manifests — and nothing that writes.
 Every HTTP request must carry `Authorization: Bearer <token>` (compared in constant time); anything else gets
-401 with `WWW-Authenticate`. Parsing YAML and planning are the manifests loader's and the engine's jobs, which
-this package may not import: the driver injects a `ManifestPlanner` (`reconciler.engine.proposing.DryRunPlanner`),
-and without one the `plan` tool is not offered.
+401 with `WWW-Authenticate`. The one exception is the reconciler's CIMD client metadata document, which `serve
+--public-url` publishes for authorization servers to fetch anonymously (`ClientMetadataRoute`). Parsing YAML and
+planning are the manifests loader's and the engine's jobs, which this package may not import: the driver injects
+a `ManifestPlanner` (`reconciler.engine.proposing.DryRunPlanner`), and without one the `plan` tool is not offered.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Any, Protocol
 import uvicorn
 from mcp.server import MCPServer
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from reconciler.credentials.identity import CLIENT_METADATA_PATH, client_metadata_document
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
@@ -175,6 +177,27 @@ def build_mcp_app(
     return BearerTokenGate(app, token=token)
 
 
+class ClientMetadataRoute:
+    """ASGI: `GET /oauth/client-metadata.json` answers the reconciler's Client ID Metadata Document (CIMD) without
+    a token, since authorization servers fetch it anonymously; every other request goes on to `app`. The document
+    holds no secret (the draft forbids one)."""
+
+    def __init__(self, app: ASGIApp, *, public_url: str) -> None:
+        self._app = app
+        self._document = client_metadata_document(public_url)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != CLIENT_METADATA_PATH:
+            await self._app(scope, receive, send)
+            return
+        response: Response
+        if scope.get("method") in ("GET", "HEAD"):
+            response = JSONResponse(self._document, headers={"cache-control": "public, max-age=300"})
+        else:
+            response = Response(status_code=405, headers={"allow": "GET, HEAD"})
+        await response(scope, receive, send)
+
+
 def build_serving_app(
     registry: Registry,
     *,
@@ -184,18 +207,21 @@ def build_serving_app(
     host: str = DEFAULT_HOST,
     name_prefix: str = DEFAULT_NAME_PREFIX,
     platform_tenant: str | None = None,
+    public_url: str | None = None,
 ) -> ASGIApp:
     """What `serve` runs: the MCP endpoint at `/mcp` and the Registry API (v0.1) at `/v0.1`, one process.
 
     `callers` maps Registry API tokens to members; by default only `token` (the platform's) is known.
-    `platform_tenant` reaches the MCP endpoint's `resolve_template` (see `build_mcp_server`).
+    `platform_tenant` reaches the MCP endpoint's `resolve_template` (see `build_mcp_server`). With `public_url`
+    (where this app is reachable), it also publishes the CIMD document the reconciler's client id points to.
     """
     directory = callers or CallerDirectory(platform_token=token)
     api = build_registry_api(registry, callers=directory, prefix=name_prefix)
     mcp_app = build_mcp_app(
         registry, token=token, plan_manifests=plan_manifests, host=host, platform_tenant=platform_tenant
     )
-    return PathDispatcher(api, mcp_app)
+    app: ASGIApp = PathDispatcher(api, mcp_app)
+    return ClientMetadataRoute(app, public_url=public_url) if public_url else app
 
 
 def serve_mcp(
@@ -210,6 +236,7 @@ def serve_mcp(
     callers: CallerDirectory | None = None,
     name_prefix: str = DEFAULT_NAME_PREFIX,
     platform_tenant: str | None = None,
+    public_url: str | None = None,
 ) -> None:
     """Serve the endpoint and the Registry API until interrupted (blocking); the registry is opened here."""
     registry = open_registry(registry_url, manager=manager)
@@ -222,6 +249,7 @@ def serve_mcp(
             host=host,
             name_prefix=name_prefix,
             platform_tenant=platform_tenant,
+            public_url=public_url,
         )
         log.info("serving the registry %s read-only at http://%s:%d%s and /v0.1", registry.url, host, port, MCP_PATH)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -147,6 +147,24 @@ def credentials_refused(reason: str, message: str) -> ConditionDict:
     return credentials_invalid(reason or Reason.AUTH_ERROR, message)
 
 
+def auth_server_changed(previous: str, current: str) -> ConditionDict:
+    """The resource now names another authorization server (SEP-2352): the client bound to the old issuer was
+    forgotten, never used against the new one, and the reconciler identified itself to the new one afresh."""
+    return condition(
+        ConditionType.AUTH_SERVER_CHANGED,
+        "True",
+        Reason.ISSUER_CHANGED,
+        f"the authorization server changed from {previous} to {current}; the client bound to {previous} was "
+        f"forgotten and is not used with {current}",
+    )
+
+
+def auth_server_changed_for_preset(message: str) -> ConditionDict:
+    """The same move for the spec's pre-registered client: it is not sent to the new issuer, and the spec must
+    name a client of the new one (CredentialsValid is False meanwhile)."""
+    return condition(ConditionType.AUTH_SERVER_CHANGED, "True", Reason.PREREGISTERED_CLIENT_NOT_USED, message)
+
+
 def rotation_failed(message: str) -> ConditionDict:
     """A changed Secret was refused by the live server; the last good credential stays in use."""
     return credentials_invalid(Reason.ROTATION_FAILED, message)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.api import MCPServer
+from reconciler.api.conditions import Reason
 from reconciler.api.server import DiscoveryStatus, LastTest, ServerInfo, ToolChanges, ToolSnapshotStatus
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.statuses import conditions as cond
@@ -81,10 +82,15 @@ def probe_sections(
     found: list[cond.ConditionDict] = []
     last = dict(state.last_test or {})
     changes = last.pop("toolChanges", {}) or {}
-    minted = last.pop("credentials", None)
+    minted = dict(last.pop("credentials", None) or {})
+    previous_issuer = minted.pop("previousIssuer", None)
+    if previous_issuer:
+        found.append(cond.auth_server_changed(str(previous_issuer), str(minted.get("issuer") or "another issuer")))
     failure = last.pop("credentialFailure", None)
     if failure:
         found.append(cond.credentials_refused(str(failure.get("reason") or ""), str(failure.get("message", ""))))
+        if failure.get("reason") == Reason.AUTH_SERVER_CHANGED:
+            found.append(cond.auth_server_changed_for_preset(str(failure.get("message", ""))))
     discovery = None
     if state.discovery is not None:
         discovery = DiscoveryStatus.model_validate(state.discovery)

@@ -183,6 +183,13 @@ def test_the_platform_namespace_is_passed_when_set(render: Render) -> None:
     assert "--platform-namespace" not in container(render({}))["args"]
 
 
+def test_the_public_url_is_passed_when_set(render: Render) -> None:
+    args = container(render({"publicUrl": "https://reconciler.example.com"}))["args"]
+
+    assert args[args.index("--public-url") + 1] == "https://reconciler.example.com"
+    assert "--public-url" not in container(render({}))["args"]
+
+
 def test_registry_url_comes_only_from_a_secret(render: Render) -> None:
     def registry_env(manifests: list[dict[str, Any]]) -> dict[str, Any]:
         found = [env for env in container(manifests)["env"] if env["name"] == "MCP_RECONCILER_REGISTRY"]

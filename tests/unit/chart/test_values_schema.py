@@ -128,6 +128,8 @@ def test_misspelled_keys_are_rejected(chart: helm.Chart, overrides: Any, expecte
         ({"probes": {"path": "healthz"}}, "probes.path"),
         ({"metrics": {"serviceMonitor": {"interval": 30}}}, "metrics.serviceMonitor.interval"),
         ({"podDisruptionBudget": {"maxUnavailable": 0}}, "podDisruptionBudget.maxUnavailable"),
+        ({"publicUrl": "reconciler.example.com"}, "publicUrl"),
+        ({"publicUrl": "https://reconciler.example.com/?x=1"}, "publicUrl"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -148,6 +150,7 @@ def test_realistic_overrides_are_accepted(chart: helm.Chart) -> None:
         "global": {"imageRegistry": "registry.internal"},
         "watch": {"scope": "Namespaced", "namespaces": ["tenant-acme", "tenant-globex"]},
         "registry": {"existingSecret": {"name": "mcp-registry-app", "key": "uri"}},
+        "publicUrl": "https://mcp-reconciler.example.com/acme",
         "image": {"repository": "registry.internal/mcp-reconciler", "digest": "sha256:" + "0" * 64},
         "metrics": {"port": 9090, "serviceMonitor": {"enabled": True, "interval": "1m", "labels": {"release": "kps"}}},
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},

@@ -184,6 +184,7 @@ def test_discovery_round_trips_through_status() -> None:
 PUBLIC = [
     "AuthServerAccess",
     "AuthServerBlocked",
+    "AuthServerChanged",
     "AuthServerClient",
     "CredentialRegistry",
     "CredentialTransaction",

@@ -1,0 +1,106 @@
+"""How the reconciler identifies itself to an authorization server: pure decisions, no I/O.
+
+`preparing.py` calls `choose_client_identity` for every OAuth server before it registers or reuses a client, and
+the drivers call `public_url_problem` on the configured public URL (`--public-url`, `$MCP_RECONCILER_PUBLIC_URL`,
+the chart's `publicUrl`). The order follows MCP 2025-11-25 and later: a pre-registered client (`spec.auth.clientId`)
+first; then a Client ID Metadata Document (CIMD, IETF draft "OAuth Client ID Metadata Document"), where the
+authorization server advertises `client_id_metadata_document_supported` and the reconciler has a public URL to
+publish the document at (`{public URL}/oauth/client-metadata.json` is then the `client_id`, and nothing is
+registered); else dynamic client registration (RFC 7591). CIMD describes a public client (no secret), so only
+authorization-code servers with `pkce: public` use it; confidential and client-credentials clients keep DCR.
+`client_metadata_document` builds the document a serving route publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+ClientIdentity = Literal["cimd", "dynamic", "preregistered"]
+PresetBinding = Literal["bind", "keep", "changed"]
+
+CALLBACK_PATH = "/oauth/callback"
+CLIENT_METADATA_PATH = "/oauth/client-metadata.json"
+DEFAULT_REDIRECT_URI = "http://127.0.0.1/oauth/callback"
+"""Without a public URL: the loopback callback every dynamically registered client was pinned to before."""
+
+
+def public_url_problem(url: str) -> str | None:
+    """Why `url` cannot be the reconciler's public URL, or None. Pure.
+
+    An absolute http(s) URL without query, fragment or userinfo: the `client_id` and redirect URI are built from it
+    and must compare exactly. The draft asks for https; http is accepted for loopback set-ups and tests.
+    """
+    parts = urlsplit(url)
+    # The URL is not quoted back: user info in it may be a password.
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "the public URL is not an absolute http(s) URL"
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        return "the public URL must have no query, fragment or user info"
+    return None
+
+
+def _base(public_url: str) -> str:
+    return public_url.rstrip("/")
+
+
+def redirect_uri(public_url: str | None) -> str:
+    """The OAuth callback registered for authorization-code clients. Pure."""
+    return f"{_base(public_url)}{CALLBACK_PATH}" if public_url else DEFAULT_REDIRECT_URI
+
+
+def metadata_document_url(public_url: str) -> str:
+    """The CIMD `client_id`: where the client metadata document is published. Pure."""
+    return f"{_base(public_url)}{CLIENT_METADATA_PATH}"
+
+
+def client_metadata_document(
+    public_url: str, *, client_name: str = "mcp-reconciler", redirect_uris: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The Client ID Metadata Document the reconciler publishes at `metadata_document_url`. Pure.
+
+    A public authorization-code client (PKCE, `token_endpoint_auth_method: none`): the draft forbids shared
+    secrets in the document. `client_id` must equal the document's own URL, which authorization servers check.
+    """
+    return {
+        "client_id": metadata_document_url(public_url),
+        "client_name": client_name,
+        "client_uri": _base(public_url),
+        "redirect_uris": list(redirect_uris) or [redirect_uri(public_url)],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "application_type": "web",
+    }
+
+
+def preset_binding(bound: tuple[str, str] | None, *, client_id: str, issuer: str) -> PresetBinding:
+    """What a pre-registered client's issuer binding (SEP-2352) says now. Pure.
+
+    `bound` is the (client id, issuer) recorded when the client was first used. A new client id is bound afresh
+    (the spec names a client of the new issuer); the same one with another issuer is `changed`: not to be used.
+    """
+    if bound is None or bound[0] != client_id:
+        return "bind"
+    return "keep" if bound[1] == issuer else "changed"
+
+
+def choose_client_identity(
+    *,
+    preset_client_id: bool,
+    code_flow: bool,
+    confidential: bool,
+    public_url: str | None,
+    cimd_supported: bool,
+) -> ClientIdentity:
+    """Which client the reconciler presents to a server's authorization server. Pure.
+
+    `preset_client_id`: the spec names `clientId` (or `clientIdRef`). `cimd_supported`: the authorization server's
+    metadata says `client_id_metadata_document_supported: true`.
+    """
+    if preset_client_id:
+        return "preregistered"
+    if code_flow and not confidential and public_url and cimd_supported:
+        return "cimd"
+    return "dynamic"

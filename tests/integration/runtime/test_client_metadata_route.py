@@ -1,0 +1,80 @@
+"""`serve --public-url` publishes the reconciler's Client ID Metadata Document at `/oauth/client-metadata.json`,
+without a token (authorization servers fetch it anonymously), while everything else still needs one; and the
+fixture authorization server, speaking CIMD, accepts the served document as a client. uvicorn on 127.0.0.1,
+SQLite and PostgreSQL registries."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx2
+import pytest
+
+from reconciler.credentials.identity import client_metadata_document, metadata_document_url, redirect_uri
+from reconciler.demo.serving import ServerLoop
+from reconciler.registry import Registry
+from reconciler.runtime import build_serving_app
+from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
+
+__all__ = ["oauth_servers", "oauth_servers_session"]
+
+TOKEN = "client-metadata-route-token"
+
+
+@pytest.fixture
+def served(registry: Registry) -> Iterator[str]:
+    """Base URL of `serve`'s app with its public URL set to where it listens."""
+    with ServerLoop() as loop:
+        yield loop.serve_asgi(lambda url: build_serving_app(registry, token=TOKEN, public_url=url))
+
+
+def test_the_document_is_public_and_the_rest_still_needs_the_token(served: str) -> None:
+    with httpx2.Client(timeout=10.0) as http:
+        document = http.get(metadata_document_url(served))
+        assert document.status_code == 200, document.text
+        assert document.json() == client_metadata_document(served)
+        assert document.json()["client_id"] == metadata_document_url(served)
+        assert http.post(metadata_document_url(served)).status_code == 405
+        assert http.get(f"{served}/v0.1/servers").status_code == 401
+        assert http.post(f"{served}/mcp", json={}).status_code == 401
+
+
+def test_without_a_public_url_there_is_no_document(registry: Registry) -> None:
+    with ServerLoop() as loop:
+        base = loop.serve_asgi(lambda _url: build_serving_app(registry, token=TOKEN))
+        with httpx2.Client(timeout=10.0) as http:
+            assert http.get(metadata_document_url(base)).status_code == 401
+
+
+def test_a_cimd_authorization_server_accepts_the_served_document(served: str, oauth_servers: OAuthServers) -> None:
+    cimd = oauth_servers.cimd
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    query = {
+        "response_type": "code",
+        "client_id": metadata_document_url(served),
+        "redirect_uri": redirect_uri(served),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": "s",
+    }
+    with httpx2.Client(timeout=10.0) as http:
+        answer = http.get(f"{cimd.issuer}/authorize?{urlencode(query)}")
+        assert answer.status_code == 302, answer.text
+        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+        token = http.post(
+            f"{cimd.issuer}/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri(served),
+                "code_verifier": verifier,
+                "client_id": metadata_document_url(served),
+            },
+        )
+    assert token.status_code == 200, token.text
+    assert cimd.registrations == 0 and cimd.metadata_fetches == [metadata_document_url(served)] * 2
