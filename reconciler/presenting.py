@@ -15,6 +15,7 @@ import yaml
 
 from reconciler.api import KINDS
 from reconciler.api.common import GROUP_VERSION
+from reconciler.api.conditions import PROBE_FAILURE_REASONS, Reason
 from reconciler.api.printing import PRINTER_COLUMNS, column_value
 from reconciler.api.times import format_time
 from reconciler.engine.planning import Action, Plan, Verb
@@ -302,6 +303,9 @@ def test_text(result: ProbeResult, *, colour: bool) -> str:
 
     hint = result.hint or HINTS.get(result.error_class or "", "")
     text = _paint(f"Failed · {result.error_class}: {result.message}", "31", colour)
+    if result.error_class == "insufficient_scope":
+        scopes = " ".join(result.challenged_scopes) or "(none named)"
+        text += f"\nreason: {Reason.INSUFFICIENT_SCOPE}; challenged scopes: {scopes}"
     return text + (f"\nhint: {hint}" if hint else "")
 
 
@@ -311,5 +315,10 @@ def test_json(result: ProbeResult) -> dict[str, Any]:
         {"name": tool.name, "title": tool.title, "description": tool.description}
         for tool in sorted(result.tools or (), key=lambda tool: tool.name)
     ]
-    error = None if result.ok else {"class": result.error_class, "message": result.message, "hint": result.hint}
+    error: dict[str, Any] | None = None
+    if not result.ok:
+        reason = PROBE_FAILURE_REASONS.get(result.error_class or "", Reason.UNAVAILABLE)
+        error = {"class": result.error_class, "reason": str(reason), "message": result.message, "hint": result.hint}
+        if result.error_class == "insufficient_scope":
+            error["challengedScopes"] = list(result.challenged_scopes)
     return {"ok": result.ok, "tools": tools, "error": error, "latencyMs": result.latency_ms}
