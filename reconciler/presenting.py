@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # Only `test` shows probe results, and only `plan` a tool impact (its module lists tools through the probe's
     # filters): `get` starts without the probe's mcp SDK.
     from reconciler.engine.impact import ToolDelta, ToolImpact
-    from reconciler.probe import ProbeResult
+    from reconciler.probe import AuthDiscovery, ProbeResult
 
 _COLOURS = {
     Verb.CREATE: "32",
@@ -309,8 +309,9 @@ def test_text(result: ProbeResult, *, colour: bool) -> str:
     return text + (f"\nhint: {hint}" if hint else "")
 
 
-def test_json(result: ProbeResult) -> dict[str, Any]:
-    """ThinkWork's Test Connection shape: `{ok, tools, error}`, plus the class and latency."""
+def test_json(result: ProbeResult, *, applied: bool = True) -> dict[str, Any]:
+    """ThinkWork's Test Connection shape: `{ok, tools, error}`, plus the class and latency; `discovery` (the
+    `DiscoveryStatus` fields, camelCase) when discovery ran, and `applied: false` for discover-before-save."""
     tools = [
         {"name": tool.name, "title": tool.title, "description": tool.description}
         for tool in sorted(result.tools or (), key=lambda tool: tool.name)
@@ -321,4 +322,35 @@ def test_json(result: ProbeResult) -> dict[str, Any]:
         error = {"class": result.error_class, "reason": str(reason), "message": result.message, "hint": result.hint}
         if result.error_class == "insufficient_scope":
             error["challengedScopes"] = list(result.challenged_scopes)
-    return {"ok": result.ok, "tools": tools, "error": error, "latencyMs": result.latency_ms}
+    discovery = result.discovery.as_status() if result.discovery is not None else None
+    document = {"ok": result.ok, "tools": tools, "error": error, "latencyMs": result.latency_ms, "discovery": discovery}
+    return document if applied else {**document, "applied": False, "recorded": False}
+
+
+DISCOVERY_LINES: tuple[tuple[str, str], ...] = (
+    ("authorization URL", "authUrl"),
+    ("token URL", "tokenUrl"),
+    ("registration URL", "registerUrl"),
+    ("resource", "resource"),
+    ("scopes", "scopesSupported"),
+    ("token endpoint auth methods", "tokenEndpointAuthMethodsSupported"),
+)
+
+
+def discovery_text(discovery: AuthDiscovery | None) -> str:
+    """What discovery found, one fact a line, as Test Connection shows it before a server is saved."""
+    if discovery is None:
+        return "discovery: no answer to learn from"
+    status = discovery.as_status()
+    lines = [
+        f"requires auth: {'yes' if discovery.requires_auth else 'no'}",
+        f"recommended auth mode: {discovery.recommended_auth_mode or '(cannot tell)'}",
+    ]
+    if discovery.requires_auth:
+        for label, key in DISCOVERY_LINES:
+            value = status[key]
+            shown = ", ".join(value) if isinstance(value, list) else value
+            lines.append(f"{label}: {shown or '-'}")
+        supported = discovery.client_id_metadata_document_supported
+        lines.append(f"client ID metadata documents (CIMD): {'supported' if supported else 'not advertised'}")
+    return "\n".join(lines)

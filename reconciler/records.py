@@ -49,6 +49,9 @@ class AuthDiscovery:
     scopes_supported: tuple[str, ...] = ()
     token_endpoint_auth_methods_supported: tuple[str, ...] = ()
     grant_types_supported: tuple[str, ...] = ()
+    client_id_metadata_document_supported: bool = False
+    """The authorization server advertises Client ID Metadata Documents (CIMD): a client may use the HTTPS URL
+    of its metadata as its `client_id` instead of registering. False when not advertised or not read."""
 
     def as_status(self) -> dict[str, Any]:
         """camelCase keys, as in `reconciler.api.server.DiscoveryStatus`."""
@@ -64,6 +67,7 @@ class AuthDiscovery:
             "scopesSupported": list(self.scopes_supported),
             "tokenEndpointAuthMethodsSupported": list(self.token_endpoint_auth_methods_supported),
             "grantTypesSupported": list(self.grant_types_supported),
+            "clientIdMetadataDocumentSupported": self.client_id_metadata_document_supported,
         }
 
 

@@ -281,6 +281,9 @@ class DiscoveryStatus(Model):
     """Client authentication methods the token endpoint accepts."""
     grant_types_supported: list[str] = Field(default_factory=list)
     """OAuth grant types the authorization server supports."""
+    client_id_metadata_document_supported: bool | None = None
+    """Whether the authorization server advertises Client ID Metadata Documents (CIMD,
+    `client_id_metadata_document_supported`): the client's `client_id` may be the HTTPS URL of its metadata."""
     filled_fields: list[str] = Field(default_factory=list)
     """Auth fields the spec left empty and discovery filled."""
     discovered_at: Timestamp | None = None

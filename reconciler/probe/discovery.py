@@ -188,6 +188,7 @@ async def discover_auth(
         scopes_supported=found.scopes_supported or _texts(server_doc, "scopes_supported"),
         token_endpoint_auth_methods_supported=_texts(server_doc, "token_endpoint_auth_methods_supported"),
         grant_types_supported=grants,
+        client_id_metadata_document_supported=server_doc.get("client_id_metadata_document_supported") is True,
     )
 
 
