@@ -46,7 +46,9 @@ HINTS: Final[dict[str, str]] = {
     "transport": "check the URL, the transport and that the server is reachable",
     "tls": "check the server's certificate, and that the URL's scheme matches the port (https vs http)",
     "auth": "check the credentials and the auth type; the discovery result shows what the server expects",
-    "insufficient_scope": "grant the credential the scopes the server named (add them to spec.auth.scopes)",
+    "insufficient_scope": (
+        "the token lacks scopes the server named: have it issued with them; for OAuth, add them to spec.auth.scopes"
+    ),
     "downstream": "the server is reachable but failed the request; check the server's own logs",
     "timeout": "the server did not answer in time; check that it is up and not overloaded",
     "protocol": "the URL answers, but not as an MCP server; check the path and the transport",
