@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.probe.challenges import AuthChallenge, MalformedChallenge, challenged_scopes, parse_challenges
+from reconciler.probe.discovery import Challenge
 
 
 @pytest.mark.parametrize(
@@ -86,3 +87,19 @@ def test_challenged_scopes_come_only_from_a_bearer_insufficient_scope_challenge(
     header: str | None, scopes: tuple[str, ...] | None
 ) -> None:
     assert challenged_scopes(header) == scopes
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "value"),
+    [
+        ('Bearer resource_metadata="http://x/.well-known/r", scope="a b"', "scope", "a b"),
+        ('Basic realm="scope=wrong", Bearer scope="right"', "scope", "right"),
+        ('Basic scope="basic-only"', "scope", "basic-only"),
+        ('Bearer error="invalid_token", error_description="scope=\\"no\\""', "scope", None),
+        ('Bearer resource_metadata=http://x/r, scope="unclosed', "resource_metadata", "http://x/r"),
+        (None, "scope", None),
+    ],
+    ids=["bearer", "another-challenge-first", "no-bearer", "inside-a-quoted-string", "malformed-loose", "none"],
+)
+def test_discovery_reads_the_bearer_challenges_parameters(header: str | None, name: str, value: str | None) -> None:
+    assert Challenge(status=401, www_authenticate=header).parameter(name) == value
