@@ -141,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prune(apply)
     _add_registry(apply)
 
-    test = commands.add_parser("test", help="Test Connection: probe one server now and record the result")
+    test = commands.add_parser(
+        "test",
+        help="Test Connection: probe one server now and record the result (before apply: discovery only, no writes)",
+    )
     test.add_argument("name")
     test.add_argument("-n", "--namespace", default=None, help="namespace of the MCPServer (default: unique match)")
     test.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR", help="the manifests folder")
@@ -378,7 +381,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.engine.probing import ProbeOptions
     from reconciler.engine.reconciling import EngineSettings, test_server
     from reconciler.manifests import load_folder
-    from reconciler.registry import open_registry
+    from reconciler.registry import open_registry_if_present
     from reconciler.registry.records import SourceRef
 
     desired = load_folder(args.filename)
@@ -397,7 +400,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
         raise PermanentError(f"MCPServer {args.name!r} exists in several namespaces ({spaces}): pass -n")
     source = SourceRef("MCPServer", matches[0].metadata.namespace, args.name)
     public_url = _public_url(args)
-    registry = open_registry(args.registry, manager=args.manager)
+    # Before save (no registry yet, or no row for the server) the test only discovers: nothing is created.
+    registry = open_registry_if_present(args.registry, manager=args.manager)
     try:
         outcome = test_server(
             desired,
@@ -407,14 +411,21 @@ def cmd_test(args: argparse.Namespace, out: TextIO) -> int:
             probe=ProbeOptions(_probe_settings(args), public_url=public_url),
         )
     finally:
-        registry.close()
+        if registry is not None:
+            registry.close()
     result = outcome.result
     if args.output == "json":
-        print(json.dumps(presenting.test_json(result), indent=2), file=out)
+        print(json.dumps(presenting.test_json(result, applied=not outcome.discovered_only), indent=2), file=out)
     else:
         print(presenting.test_text(result, colour=_colour(out)), file=out)
-        if not outcome.recorded:
-            print("note: not recorded — the server has no registry row yet (run apply first)", file=sys.stderr)
+        if outcome.discovered_only:
+            print(presenting.discovery_text(result.discovery), file=out)
+    if not outcome.recorded:
+        print(
+            f"note: not recorded — MCPServer {source.namespace}/{source.name} is not applied yet: discovery only, "
+            "nothing written (run apply to save it)",
+            file=sys.stderr,
+        )
     return EXIT_OK if result.ok else EXIT_ERROR
 
 

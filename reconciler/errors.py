@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ErrorClass = Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"]
+ErrorClass = Literal[
+    "transport", "auth", "insufficient_scope", "downstream", "timeout", "protocol", "tls", "blocked", "internal"
+]
 
 MAX_MESSAGE_LENGTH = 300
 

@@ -15,6 +15,7 @@ import yaml
 
 from reconciler.api import KINDS
 from reconciler.api.common import GROUP_VERSION
+from reconciler.api.conditions import PROBE_FAILURE_REASONS, Reason
 from reconciler.api.printing import PRINTER_COLUMNS, column_value
 from reconciler.api.times import format_time
 from reconciler.engine.planning import Action, Plan, Verb
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     # Only `test` shows probe results, and only `plan` a tool impact (its module lists tools through the probe's
     # filters): `get` starts without the probe's mcp SDK.
     from reconciler.engine.impact import ToolDelta, ToolImpact
-    from reconciler.probe import ProbeResult
+    from reconciler.probe import AuthDiscovery, ProbeResult
 
 _COLOURS = {
     Verb.CREATE: "32",
@@ -302,14 +303,54 @@ def test_text(result: ProbeResult, *, colour: bool) -> str:
 
     hint = result.hint or HINTS.get(result.error_class or "", "")
     text = _paint(f"Failed · {result.error_class}: {result.message}", "31", colour)
+    if result.error_class == "insufficient_scope":
+        scopes = " ".join(result.challenged_scopes) or "(none named)"
+        text += f"\nreason: {Reason.INSUFFICIENT_SCOPE}; challenged scopes: {scopes}"
     return text + (f"\nhint: {hint}" if hint else "")
 
 
-def test_json(result: ProbeResult) -> dict[str, Any]:
-    """ThinkWork's Test Connection shape: `{ok, tools, error}`, plus the class and latency."""
+def test_json(result: ProbeResult, *, applied: bool = True) -> dict[str, Any]:
+    """ThinkWork's Test Connection shape: `{ok, tools, error}`, plus the class and latency; `discovery` (the
+    `DiscoveryStatus` fields, camelCase) when discovery ran, and `applied: false` for discover-before-save."""
     tools = [
         {"name": tool.name, "title": tool.title, "description": tool.description}
         for tool in sorted(result.tools or (), key=lambda tool: tool.name)
     ]
-    error = None if result.ok else {"class": result.error_class, "message": result.message, "hint": result.hint}
-    return {"ok": result.ok, "tools": tools, "error": error, "latencyMs": result.latency_ms}
+    error: dict[str, Any] | None = None
+    if not result.ok:
+        reason = PROBE_FAILURE_REASONS.get(result.error_class or "", Reason.UNAVAILABLE)
+        error = {"class": result.error_class, "reason": str(reason), "message": result.message, "hint": result.hint}
+        if result.error_class == "insufficient_scope":
+            error["challengedScopes"] = list(result.challenged_scopes)
+    discovery = result.discovery.as_status() if result.discovery is not None else None
+    document = {"ok": result.ok, "tools": tools, "error": error, "latencyMs": result.latency_ms, "discovery": discovery}
+    return document if applied else {**document, "applied": False, "recorded": False}
+
+
+DISCOVERY_LINES: tuple[tuple[str, str], ...] = (
+    ("authorization URL", "authUrl"),
+    ("token URL", "tokenUrl"),
+    ("registration URL", "registerUrl"),
+    ("resource", "resource"),
+    ("scopes", "scopesSupported"),
+    ("token endpoint auth methods", "tokenEndpointAuthMethodsSupported"),
+)
+
+
+def discovery_text(discovery: AuthDiscovery | None) -> str:
+    """What discovery found, one fact a line, as Test Connection shows it before a server is saved."""
+    if discovery is None:
+        return "discovery: no answer to learn from"
+    status = discovery.as_status()
+    lines = [
+        f"requires auth: {'yes' if discovery.requires_auth else 'no'}",
+        f"recommended auth mode: {discovery.recommended_auth_mode or '(cannot tell)'}",
+    ]
+    if discovery.requires_auth:
+        for label, key in DISCOVERY_LINES:
+            value = status[key]
+            shown = ", ".join(value) if isinstance(value, list) else value
+            lines.append(f"{label}: {shown or '-'}")
+        supported = discovery.client_id_metadata_document_supported
+        lines.append(f"client ID metadata documents (CIMD): {'supported' if supported else 'not advertised'}")
+    return "\n".join(lines)

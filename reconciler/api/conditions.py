@@ -26,6 +26,7 @@ class Reason(StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"
     TRANSPORT_ERROR = "TransportError"
     AUTH_ERROR = "AuthError"
+    INSUFFICIENT_SCOPE = "InsufficientScope"
     DOWNSTREAM_ERROR = "DownstreamError"
     TIMEOUT = "Timeout"
     PROTOCOL_ERROR = "ProtocolError"
@@ -63,6 +64,7 @@ class Reason(StrEnum):
 PROBE_FAILURE_REASONS: dict[str, Reason] = {
     "transport": Reason.TRANSPORT_ERROR,
     "auth": Reason.AUTH_ERROR,
+    "insufficient_scope": Reason.INSUFFICIENT_SCOPE,
     "downstream": Reason.DOWNSTREAM_ERROR,
     "timeout": Reason.TIMEOUT,
     "protocol": Reason.PROTOCOL_ERROR,

@@ -358,13 +358,20 @@ class LastTest(Model):
     ok: bool
     """Whether the test succeeded."""
     error_class: (
-        Literal["transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"] | None
+        Literal[
+            "transport", "auth", "insufficient_scope", "downstream", "timeout", "protocol", "tls", "blocked", "internal"
+        ]
+        | None
     ) = None
-    """What failed: transport, auth, downstream, timeout, protocol, tls, blocked or internal (a reconciler fault)."""
+    """What failed: transport, auth, insufficient_scope (the token lacks a scope the server names), downstream,
+    timeout, protocol, tls, blocked or internal (a reconciler fault)."""
     message: str = ""
     """Detail of the failure; never contains a credential."""
     hint: str | None = None
     """What to check next, when the failure suggests it (for example the other `transport`)."""
+    challenged_scopes: list[str] = Field(default_factory=list)
+    """With `insufficient_scope`: the scopes the server's `WWW-Authenticate` challenge names, for a step-up
+    re-authorization (SEP-835) with their union with the configured scopes."""
     latency_ms: int | None = None
     """Round-trip time of the test in milliseconds."""
     at: Timestamp | None = None

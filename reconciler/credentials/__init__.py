@@ -12,6 +12,7 @@ The engine imports from here only (the submodules are the package's own layout):
   probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
   (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
+- step-up: `step_up_scopes` (pure; the scopes to re-authorize with after an `insufficient_scope` refusal);
 - ports: `AuthServerClient` (HTTP to authorization servers; the engine passes the probe's `ProbeAuthServer`),
   `CredentialRegistry` / `CredentialTransaction` (storage; the registry satisfies them). This package imports
   neither the probe nor the registry;
@@ -101,6 +102,7 @@ if TYPE_CHECKING:
         plan_rotation,
         verdict,
     )
+    from reconciler.credentials.scopes import step_up_scopes
     from reconciler.credentials.storage import CredentialRegistry, CredentialTransaction
     from reconciler.credentials.stores import (
         SecretStore,
@@ -205,6 +207,7 @@ __all__ = [
     "require_reference",
     "rotate_client",
     "rotate_server_client",
+    "step_up_scopes",
     "verdict",
 ]
 
@@ -282,6 +285,7 @@ __getattr__ = lazy_exports(
             "plan_rotation",
             "verdict",
         ],
+        "scopes": ["step_up_scopes"],
         "storage": ["CredentialRegistry", "CredentialTransaction"],
         "stores": ["SecretStore", "arequire_reference", "is_local_reference", "local_reference", "require_reference"],
         "tokens": [

@@ -158,7 +158,7 @@ def failure_error(
     message = one_line(redact(failure.message, secrets))
     if failure.error_class == "blocked":
         return AuthServerBlocked(message)
-    if failure.error_class == "auth":
+    if failure.error_class in ("auth", "insufficient_scope"):
         return OAuthRejected(message, endpoint=failure.endpoint)
     return AuthServerUnavailable(message, error_class=failure.error_class)
 

@@ -123,11 +123,12 @@ def verdict(result: ProbeOutcome) -> Verdict:
     """What a verification probe says about the credential. Pure.
 
     `verified`: the server accepted it (the probe succeeded, or failed downstream of authentication);
-    `rejected`: an auth-class failure (401/403, OAuth errors); `inconclusive`: the server could not be asked
-    (transport, timeout, TLS, blocked, not MCP) - no evidence either way, so it is not a failed attempt.
+    `rejected`: an auth-class failure (401/403, OAuth errors, a token short of a scope); `inconclusive`: the
+    server could not be asked (transport, timeout, TLS, blocked, not MCP) - no evidence either way, so it is not a
+    failed attempt.
     """
     if result.ok or result.error_class == "downstream":
         return "verified"
-    if result.error_class == "auth":
+    if result.error_class in ("auth", "insufficient_scope"):
         return "rejected"
     return "inconclusive"

@@ -305,6 +305,7 @@ def _record_probe(
         "errorClass": result.error_class,
         "message": result.message,
         **({"hint": result.hint} if result.hint and not result.ok else {}),
+        **({"challengedScopes": list(result.challenged_scopes)} if result.error_class == "insufficient_scope" else {}),
         "latencyMs": result.latency_ms,
         "at": format_time(result.at),
         "toolChanges": changes,

@@ -1,11 +1,15 @@
 """Error classes for probe failures: which class a failure belongs to, a one-line message and a hint.
 
-`probing.py` calls `classify` with whatever escaped a probe (often nested exception groups from the SDK's task
-groups) plus the HTTP trace; our own code raises `ProbeFailure` when it already knows the class. Classes:
+`probing.py` calls `classify_failure` (`authserver.py` its shorthand `classify`) with whatever escaped a probe
+(often nested exception groups from the SDK's task groups) plus the HTTP trace; our own code raises
+`ProbeFailure` when it already knows the class. Classes:
 
     transport   DNS failure, refused connection, HTTP 404/405/5xx without a JSON-RPC body, dropped connection
     tls         certificate or handshake errors
     auth        HTTP 401/403, OAuth discovery problems (e.g. an issuer mismatch)
+    insufficient_scope
+                HTTP 403 with a Bearer `insufficient_scope` challenge: the token is good but lacks a scope; the
+                scopes the challenge names come back with the class (SEP-835 step-up)
     downstream  the server answered with a JSON-RPC error
     timeout     connect, request or whole-probe timeout
     protocol    the server answers but not in MCP (HTML, invalid JSON-RPC, too large, past the page bounds)
@@ -34,6 +38,7 @@ from mcp.shared.exceptions import MCPError
 
 from reconciler.errors import ErrorClass as ErrorClass  # re-exported: its home before it moved down
 from reconciler.errors import one_line as one_line
+from reconciler.probe.challenges import MalformedChallenge, challenged_scopes, parse_challenges
 from reconciler.probe.ssrf import BlockedDestination
 from reconciler.probe.tracing import HttpExchange, HttpTrace
 
@@ -41,6 +46,9 @@ HINTS: Final[dict[str, str]] = {
     "transport": "check the URL, the transport and that the server is reachable",
     "tls": "check the server's certificate, and that the URL's scheme matches the port (https vs http)",
     "auth": "check the credentials and the auth type; the discovery result shows what the server expects",
+    "insufficient_scope": (
+        "the token lacks scopes the server named: have it issued with them; for OAuth, add them to spec.auth.scopes"
+    ),
     "downstream": "the server is reachable but failed the request; check the server's own logs",
     "timeout": "the server did not answer in time; check that it is up and not overloaded",
     "protocol": "the URL answers, but not as an MCP server; check the path and the transport",
@@ -99,13 +107,33 @@ def _find(leaves: list[BaseException], kind: type[_Found]) -> _Found | None:
     return None
 
 
+@dataclass(frozen=True)
+class Classified:
+    """A failure's class and one-line message, plus the scopes an `insufficient_scope` challenge named."""
+
+    error_class: ErrorClass
+    message: str
+    challenged_scopes: tuple[str, ...] = ()
+
+
 def classify(exc: BaseException, *, trace: HttpTrace | None, context: FailureContext) -> tuple[ErrorClass, str]:
     """The class and one-line message for a failed probe; see the module docstring for the classes."""
-    error_class, message = _classify(exc, trace=trace, context=context)
-    return error_class, one_line(message)
+    classified = classify_failure(exc, trace=trace, context=context)
+    return classified.error_class, classified.message
 
 
-def _classify(exc: BaseException, *, trace: HttpTrace | None, context: FailureContext) -> tuple[ErrorClass, str]:
+def classify_failure(exc: BaseException, *, trace: HttpTrace | None, context: FailureContext) -> Classified:
+    """`classify`, keeping the scopes a `403 insufficient_scope` challenge named."""
+    found = _classify(exc, trace=trace, context=context)
+    if isinstance(found, Classified):
+        return dataclasses.replace(found, message=one_line(found.message))
+    error_class, message = found
+    return Classified(error_class, one_line(message))
+
+
+def _classify(
+    exc: BaseException, *, trace: HttpTrace | None, context: FailureContext
+) -> tuple[ErrorClass, str] | Classified:
     if trace is not None and trace.unanswered and context.stage == "connecting":
         # The connection was open and a request sent: the server accepted TCP, then said nothing.
         context = dataclasses.replace(context, stage="waiting for the response")
@@ -194,8 +222,13 @@ def hint_for(error_class: ErrorClass, *, transport: str, trace: HttpTrace | None
     return HINTS[error_class]
 
 
-def _from_exchange(exchange: HttpExchange, context: FailureContext) -> tuple[ErrorClass, str]:
+def _from_exchange(exchange: HttpExchange, context: FailureContext) -> tuple[ErrorClass, str] | Classified:
     status = f"HTTP {exchange.status}{' ' + exchange.reason if exchange.reason else ''}"
+    scopes = challenged_scopes(exchange.www_authenticate) if exchange.status == 403 else None
+    if scopes is not None:
+        named = f"it names scope(s) {' '.join(scopes)}" if scopes else "it names no scopes"
+        message = f"server refused the token for insufficient scope ({status}): {named}"
+        return Classified("insufficient_scope", message, scopes)
     if exchange.status in (401, 403):
         detail = _challenge_error(exchange.www_authenticate)
         said = f"{status}{': ' + detail if detail else ''}"
@@ -251,15 +284,20 @@ def _ssl_reason(error: ssl.SSLError) -> str:
 
 
 def _challenge_error(header: str | None) -> str | None:
-    """The `error` (and scope) of a Bearer challenge: safe to show, it names the problem, not the token."""
+    """The `error` (and scope) of the first challenge that has one: safe to show, it names the problem, not the
+    token. A header that does not parse is still searched for an `error`, so a sloppy server is not silenced."""
     if not header:
         return None
-    error = re.search(r'error="?([A-Za-z0-9_.-]+)', header)
-    scope = re.search(r'scope="([^"]*)"', header)
-    parts = [error.group(1)] if error else []
-    if scope:
-        parts.append(f"scope {scope.group(1)}")
-    return ", ".join(parts) or None
+    try:
+        challenges = parse_challenges(header)
+    except MalformedChallenge:
+        error = re.search(r'error="?([A-Za-z0-9_.-]+)', header)
+        return error.group(1) if error else None
+    for challenge in challenges:
+        if (code := challenge.param("error")) is not None:
+            scope = challenge.param("scope")
+            return f"{code}, scope {scope}" if scope is not None else code
+    return None
 
 
 def _host(url: str) -> str:

@@ -24,6 +24,7 @@ from mcp.client.auth.utils import (
 )
 from mcp.shared.auth import OAuthMetadata, ProtectedResourceMetadata
 
+from reconciler.probe.challenges import MalformedChallenge, parse_challenges
 from reconciler.probe.classification import ProbeFailure
 from reconciler.probe.settings import Transport
 from reconciler.probe.ssrf import BlockedDestination, url_problem
@@ -67,9 +68,19 @@ class Challenge:
         return self.status == 401 or (self.status == 403 and bool(self.www_authenticate))
 
     def parameter(self, name: str) -> str | None:
-        """A `WWW-Authenticate` parameter (`resource_metadata`, `scope`), quoted or not."""
+        """A `WWW-Authenticate` parameter (`resource_metadata`, `scope`) of the Bearer challenge (of any, when none
+        is Bearer), read by the auth-param grammar; a header that does not parse is searched loosely."""
         if not self.www_authenticate:
             return None
+        try:
+            challenges = parse_challenges(self.www_authenticate)
+        except MalformedChallenge:
+            return self._loose_parameter(name)
+        bearer = [challenge for challenge in challenges if challenge.is_scheme("Bearer")]
+        return next((value for c in bearer or challenges if (value := c.param(name)) is not None), None)
+
+    def _loose_parameter(self, name: str) -> str | None:
+        assert self.www_authenticate is not None
         match = re.search(rf'(?:^|[\s,]){name}=(?:"([^"]*)"|([^\s,]+))', self.www_authenticate)
         return (match.group(1) if match.group(1) is not None else match.group(2)) if match else None
 

@@ -30,7 +30,7 @@ from reconciler.probe.classification import (
     ErrorClass,
     FailureContext,
     ProbeFailure,
-    classify,
+    classify_failure,
     hint_for,
     one_line,
 )
@@ -69,6 +69,8 @@ class ProbeResult:
     """The server's `ttlMs` for its tool list (2026-07-28): how long the list stays fresh. None: no hint."""
     cache_scope: CacheScope | None = None
     """The server's `cacheScope`: `private` means the list is what this probe's identity sees. None: no hint."""
+    challenged_scopes: tuple[str, ...] = ()
+    """With `insufficient_scope`: the scopes the server's challenge named (SEP-835), for a step-up."""
 
 
 @dataclass
@@ -227,12 +229,13 @@ async def _probe_server(
     error_class: ErrorClass | None = None
     message = ""
     hint: str | None = None
+    challenged: tuple[str, ...] = ()
     try:
         with anyio.fail_after(settings.total_timeout):
             await probe.run()
     except Exception as exc:  # every failure becomes a result; cancellation is a BaseException and passes
         trace = probe.listing_trace if probe.stage != "discovering auth" else probe.discovery_trace
-        error_class, message = classify(
+        classified = classify_failure(
             exc,
             trace=trace,
             context=FailureContext(
@@ -244,7 +247,8 @@ async def _probe_server(
                 total_timeout=settings.total_timeout,
             ),
         )
-        message = one_line(_scrub(message, target.secret_values()))
+        error_class, challenged = classified.error_class, classified.challenged_scopes
+        message = one_line(_scrub(classified.message, target.secret_values()))
         hint = hint_for(error_class, transport=target.transport, trace=trace)
     latency_ms = round((time.monotonic() - started) * 1000)
     ok = error_class is None
@@ -282,6 +286,7 @@ async def _probe_server(
         pages=probe.pages,
         ttl_ms=probe.ttl_ms if tools is not None else None,
         cache_scope=probe.cache_scope if tools is not None else None,
+        challenged_scopes=challenged,
     )
 
 

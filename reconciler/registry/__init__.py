@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     )
     from reconciler.registry.records import DEFAULT_MANAGER
     from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
-    from reconciler.registry.store import Registry, RegistryTransaction, open_registry
+    from reconciler.registry.store import Registry, RegistryTransaction, open_registry, open_registry_if_present
 
 __all__ = [
     "DEFAULT_MANAGER",
@@ -38,6 +38,7 @@ __all__ = [
     "RegistryTransaction",
     "RegistryUnavailable",
     "open_registry",
+    "open_registry_if_present",
     "resolve_registry_url",
 ]
 
@@ -55,6 +56,6 @@ __getattr__ = lazy_exports(
         ],
         "records": ["DEFAULT_MANAGER"],
         "rows": ["AuditLogRow", "OAuthClientRecord"],
-        "store": ["Registry", "RegistryTransaction", "open_registry"],
+        "store": ["Registry", "RegistryTransaction", "open_registry", "open_registry_if_present"],
     },
 )

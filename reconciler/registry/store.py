@@ -38,7 +38,7 @@ from reconciler.registry.connecting import (
     single_statement_reads,
     translated_errors,
 )
-from reconciler.registry.migrating import upgrade_registry
+from reconciler.registry.migrating import stored_revision, upgrade_registry
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
     AuditEntry,
@@ -60,6 +60,7 @@ __all__ = [
     "Registry",
     "RegistryTransaction",
     "open_registry",
+    "open_registry_if_present",
     "resolve_registry_url",
 ]
 
@@ -86,6 +87,28 @@ def open_registry(url: str | None = None, *, manager: str = DEFAULT_MANAGER) -> 
         raise
     counter.reset()
     return Registry(engine, url=parsed, manager=manager, applied_migrations=applied, counter=counter)
+
+
+def open_registry_if_present(url: str | None = None, *, manager: str = DEFAULT_MANAGER) -> Registry | None:
+    """`open_registry` for a caller that must not create one: None when there is no registry there yet (no SQLite
+    file, or a database without the registry's schema), and nothing is created or migrated in that case.
+
+    Test Connection on a server nobody applied calls this, so trying a server out leaves no database behind.
+    """
+    parsed = parse_registry_url(resolve_registry_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and (
+        not database or database == ":memory:" or (not database.startswith("file:") and not os.path.exists(database))
+    ):
+        return None
+    check_sqlite_file(parsed)
+    engine = create_registry_engine(parsed)
+    try:
+        with translated_errors(parsed):
+            present = stored_revision(engine) is not None
+    finally:
+        engine.dispose()
+    return open_registry(url, manager=manager) if present else None
 
 
 class Registry:

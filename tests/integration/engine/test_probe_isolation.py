@@ -61,7 +61,7 @@ STEPS: dict[str, list[tuple[str, str, Predicate]]] = {
     "tool listing": [("reconciler.probe.probing", "_Probe._snapshot", _target_of_self)],
     "classification": [
         ("reconciler.probe.probing", "open_transport", lambda n, a, k: a[0].server == VICTIM),
-        ("reconciler.probe.probing", "classify", lambda n, a, k: n in k["context"].url),
+        ("reconciler.probe.probing", "classify_failure", lambda n, a, k: n in k["context"].url),
     ],
     "recording": [("reconciler.engine.probing", "_record_probe", lambda n, a, k: a[0].record.name == VICTIM)],
 }

@@ -9,7 +9,13 @@ from starlette.responses import PlainTextResponse
 
 from reconciler.demo.serving import ServerLoop
 from reconciler.probe import HINTS, ProbeSettings
-from tests.fixtures.mcp_servers import DOWNSTREAM_ERROR, LocalServers, answer_everything
+from tests.fixtures.mcp_servers import (
+    DEMANDED_SCOPES,
+    DOWNSTREAM_ERROR,
+    SCOPE_DEMANDING_TOKEN,
+    LocalServers,
+    answer_everything,
+)
 from tests.integration.probe.support import LOCAL, probe, target
 
 
@@ -132,3 +138,18 @@ def test_every_result_is_classified_and_single_line(mcp_servers: LocalServers) -
         assert result.error_class in HINTS
         assert "\n" not in result.message and len(result.message) <= 300
         assert result.at.tzinfo is not None
+
+
+def test_a_token_short_of_a_scope_is_insufficient_scope_naming_the_scopes(mcp_servers: LocalServers) -> None:
+    headers = {"Authorization": f"Bearer {SCOPE_DEMANDING_TOKEN}"}
+    result = probe(target(mcp_servers.scope_demanding, headers=headers))
+    assert (result.ok, result.error_class) == (False, "insufficient_scope"), result.message
+    assert result.challenged_scopes == DEMANDED_SCOPES
+    assert "HTTP 403" in result.message and "scope(s) mcp:tools files:write" in result.message, result.message
+    assert result.hint == HINTS["insufficient_scope"] and SCOPE_DEMANDING_TOKEN not in result.message
+    assert result.discovery is not None and result.discovery.requires_auth
+
+
+def test_no_token_at_the_scope_demanding_server_is_plain_auth(mcp_servers: LocalServers) -> None:
+    result = probe(target(mcp_servers.scope_demanding))
+    assert (result.error_class, result.challenged_scopes) == ("auth", ())

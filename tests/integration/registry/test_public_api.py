@@ -24,6 +24,7 @@ def test_the_package_exports_exactly_these_names() -> None:
         "RegistryTransaction",
         "RegistryUnavailable",
         "open_registry",
+        "open_registry_if_present",
         "resolve_registry_url",
     ]
     assert all(hasattr(reconciler.registry, name) for name in reconciler.registry.__all__)

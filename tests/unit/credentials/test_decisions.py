@@ -394,6 +394,7 @@ VERDICTS = [
     (Outcome(True, None), "verified"),
     (Outcome(False, "downstream"), "verified"),
     (Outcome(False, "auth"), "rejected"),
+    (Outcome(False, "insufficient_scope"), "rejected"),
     (Outcome(False, "transport"), "inconclusive"),
     (Outcome(False, "timeout"), "inconclusive"),
     (Outcome(False, "blocked"), "inconclusive"),

@@ -263,6 +263,7 @@ PUBLIC = [
     "require_reference",
     "rotate_client",
     "rotate_server_client",
+    "step_up_scopes",
     "verdict",
     "VerifiedValue",
     "last_good_value",

@@ -80,6 +80,7 @@ def _result(ok: bool, error_class: str | None) -> ProbeResult:
         (True, None, "verified"),
         (False, "downstream", "verified"),
         (False, "auth", "rejected"),
+        (False, "insufficient_scope", "rejected"),
         (False, "transport", "inconclusive"),
         (False, "timeout", "inconclusive"),
         (False, "tls", "inconclusive"),

@@ -61,6 +61,7 @@ def summary(condition: dict[str, Any]) -> tuple[str, str, str, str]:
         (lambda: cond.secret_missing("m"), ("Ready", "False", "SecretNotFound", "m")),
         (lambda: cond.probe_failed("timeout", "m"), ("Ready", "False", "Timeout", "m")),
         (lambda: cond.probe_failed("tls", "m"), ("Ready", "False", "TLSError", "m")),
+        (lambda: cond.probe_failed("insufficient_scope", "m"), ("Ready", "False", "InsufficientScope", "m")),
         (lambda: cond.probe_failed("something-new", "m"), ("Ready", "False", "Unavailable", "m")),
         (lambda: cond.tools_not_approved("m"), ("Ready", "False", "ToolsNotApproved", "m")),
         (lambda: cond.credential_unusable("bad"), ("Ready", "False", "AuthError", "credentials: bad")),
@@ -488,3 +489,23 @@ def test_reported_status_reads_the_row_in_use() -> None:
     action = Action(Verb.NOOP, obj.key, obj.source, desired=obj.record, observed=held)
     status = reported_status(inputs(obj, Verb.NOOP, action=action), probe=ProbeSections())
     assert status["credentials"]["fingerprint"] == "old"
+
+
+def test_an_insufficient_scope_probe_says_so_in_ready_and_keeps_the_challenged_scopes_in_last_test() -> None:
+    last_test = {
+        "ok": False,
+        "errorClass": "insufficient_scope",
+        "message": "server refused the token for insufficient scope (HTTP 403 Forbidden): it names scope(s) a b",
+        "challengedScopes": ["a", "b"],
+        "latencyMs": 5,
+        "at": "2026-01-01T12:00:00Z",
+    }
+    discovery = {"requiresAuth": True, "recommendedAuthMode": "bearer"}
+    state = ProbeStateRecord(tenant="acme", server="s", discovery=discovery, last_test=last_test, probed_at=T0)
+    sections = probe_sections(server(), state, [SNAPSHOT], next_probe_at=T1)
+    (ready,) = [item for item in sections.conditions if item["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InsufficientScope")
+    assert ready["message"].startswith("insufficient_scope error: ") and "scope(s) a b" in ready["message"]
+    status = build_status(inputs(server(), Verb.NOOP, extra=sections.as_extra()))
+    assert status["lastTest"]["errorClass"] == "insufficient_scope"
+    assert status["lastTest"]["challengedScopes"] == ["a", "b"]

@@ -7,9 +7,17 @@ import ssl
 import anyio
 import httpx2
 import mcp_types
+import pytest
 from mcp.shared.exceptions import MCPError
 
-from reconciler.probe.classification import FailureContext, ProbeFailure, classify, one_line
+from reconciler.probe.classification import (
+    Classified,
+    FailureContext,
+    ProbeFailure,
+    classify,
+    classify_failure,
+    one_line,
+)
 from reconciler.probe.ssrf import BlockedDestination
 from reconciler.probe.tracing import HttpExchange, HttpTrace
 
@@ -82,3 +90,67 @@ def test_timeouts_name_the_limit_that_expired() -> None:
 def test_messages_are_one_bounded_line() -> None:
     assert one_line("a\n  b\tc") == "a b c"
     assert len(one_line("x" * 1000)) == 300
+
+
+def challenged(status: int, www_authenticate: str) -> HttpTrace:
+    answer = HttpExchange(
+        method="POST",
+        url=CONTEXT.url,
+        status=status,
+        reason="Forbidden" if status == 403 else "Unauthorized",
+        content_type="application/json",
+        www_authenticate=www_authenticate,
+    )
+    return HttpTrace(exchanges=[answer])
+
+
+GENERIC = MCPError(mcp_types.INTERNAL_ERROR, "Server returned an error response")
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "expected"),
+    [
+        (
+            403,
+            'Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="http://x/y"',
+            Classified(
+                "insufficient_scope",
+                "server refused the token for insufficient scope (HTTP 403 Forbidden): "
+                "it names scope(s) files:read files:write",
+                ("files:read", "files:write"),
+            ),
+        ),
+        (
+            403,
+            'Basic realm="x", Bearer error="insufficient_scope"',
+            Classified(
+                "insufficient_scope",
+                "server refused the token for insufficient scope (HTTP 403 Forbidden): it names no scopes",
+            ),
+        ),
+        (
+            403,
+            'Bearer error="insufficient_scope", scope="unclosed',
+            Classified("auth", "server refused access (HTTP 403 Forbidden: insufficient_scope)"),
+        ),
+        (
+            403,
+            'Bearer error="invalid_token", error_description="a, b"',
+            Classified("auth", "server refused access (HTTP 403 Forbidden: invalid_token)"),
+        ),
+        (
+            401,
+            'Bearer error="insufficient_scope", scope="a"',
+            Classified("auth", "server rejected the credentials (HTTP 401 Unauthorized: insufficient_scope, scope a)"),
+        ),
+    ],
+    ids=["scopes-named", "no-scope-param", "malformed", "other-error", "401-is-not-step-up"],
+)
+def test_a_403_insufficient_scope_challenge_is_its_own_class_naming_the_scopes(
+    status: int, header: str, expected: Classified
+) -> None:
+    assert classify_failure(GENERIC, trace=challenged(status, header), context=CONTEXT) == expected
+    assert classify(GENERIC, trace=challenged(status, header), context=CONTEXT) == (
+        expected.error_class,
+        expected.message,
+    )

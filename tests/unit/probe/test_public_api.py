@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 
 import reconciler.probe
+from reconciler.api.conditions import PROBE_FAILURE_REASONS
+from reconciler.errors import ErrorClass
 from reconciler.probe import ProbeSettings, ProbeTarget
 from reconciler.probe.websocket import websocket_url
 
@@ -44,8 +47,10 @@ def test_all_is_pinned() -> None:
 
 
 def test_every_error_class_has_a_one_line_hint() -> None:
-    classes = {"transport", "auth", "downstream", "timeout", "protocol", "tls", "blocked", "internal"}
-    assert set(reconciler.probe.HINTS) == classes
+    classes = {"transport", "auth", "insufficient_scope", "downstream", "timeout", "protocol", "tls", "blocked"}
+    classes.add("internal")
+    assert set(reconciler.probe.HINTS) == classes == set(typing.get_args(ErrorClass))
+    assert set(PROBE_FAILURE_REASONS) == classes and PROBE_FAILURE_REASONS["insufficient_scope"] == "InsufficientScope"
     assert all(hint and "\n" not in hint for hint in reconciler.probe.HINTS.values())
 
 

@@ -17,6 +17,7 @@ local terminalReadyReasons = {
   SecretNotFound = true,
   Conflict = true,
   AuthError = true,
+  InsufficientScope = true,
   ToolsNotApproved = true,
   Blocked = true,
   InvalidSpec = true,
