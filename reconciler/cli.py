@@ -26,6 +26,8 @@ from reconciler.registry.records import DEFAULT_MANAGER
 if TYPE_CHECKING:
     from reconciler.credentials import SecretReader
     from reconciler.probe import ProbeSettings
+    from reconciler.registry import Registry
+    from reconciler.runtime.connect_service import Connector
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 log = logging.getLogger("mcp_reconciler")
@@ -199,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--name-prefix", default="local.mcp-reconciler", metavar="DNS", help="<prefix>.<tenant>/<server>"
     )
+    serve.add_argument(
+        "-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold OAuth clients' secrets (connect)"
+    )
     _add_public_url(serve)
+    _add_probe(serve)
     _add_platform_namespace(serve)
     _add_registry(serve)
 
@@ -218,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
             login.add_argument(
                 "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the login"
             )
+        _add_public_url(login)
         _add_probe(login)
         _add_registry(login)
 
@@ -541,13 +548,13 @@ _NO_SECRETS = _NoSecrets()
 def cmd_connect(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.cli_connect import cmd_connect as connect
 
-    return connect(args, out, settings=_probe_settings(args))
+    return connect(args, out, settings=_probe_settings(args), public_url=_public_url(args))
 
 
 def cmd_disconnect(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler.cli_connect import cmd_disconnect as disconnect
 
-    return disconnect(args, out, settings=_probe_settings(args))
+    return disconnect(args, out, settings=_probe_settings(args), public_url=_public_url(args))
 
 
 def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
@@ -579,8 +586,22 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         name_prefix=args.name_prefix,
         platform_tenant=args.platform_namespace,
         public_url=public_url,
+        connector_for=_connector_for(args, public_url),
     )
     return EXIT_OK
+
+
+def _connector_for(args: argparse.Namespace, public_url: str | None) -> Callable[[Registry], Connector] | None:
+    """The engine's logins for `serve`'s connect service, which needs a public URL for its callback."""
+    if public_url is None:
+        return None
+    from reconciler.engine.connecting import EngineConnector
+    from reconciler.engine.inputs import StaticSecrets
+    from reconciler.manifests import load_folder
+
+    secrets = load_folder(args.filename).secrets if args.filename else StaticSecrets()
+    settings = _probe_settings(args)
+    return lambda registry: EngineConnector(registry, secrets=secrets, settings=settings, public_url=public_url)
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:

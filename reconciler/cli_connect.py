@@ -105,7 +105,9 @@ class LoopbackCallback:
             self._thread.join(timeout=5)
 
 
-def cmd_connect(args: argparse.Namespace, out: TextIO, *, settings: ProbeSettings) -> int:
+def cmd_connect(
+    args: argparse.Namespace, out: TextIO, *, settings: ProbeSettings, public_url: str | None = None
+) -> int:
     from reconciler.credentials.connecting import expires_in
     from reconciler.engine.connecting import begin_member_login, finish_member_login
     from reconciler.registry import open_registry
@@ -122,6 +124,7 @@ def cmd_connect(args: argparse.Namespace, out: TextIO, *, settings: ProbeSetting
                 member=args.member,
                 redirect_uri=callback.redirect_uri,
                 settings=settings,
+                public_url=public_url,
             )
             print(f"Open this URL to connect member {args.member}'s account to {args.name}:", file=out)
             print(pending.login.authorization_url, file=out, flush=True)
@@ -142,14 +145,22 @@ def cmd_connect(args: argparse.Namespace, out: TextIO, *, settings: ProbeSetting
     return 0
 
 
-def cmd_disconnect(args: argparse.Namespace, out: TextIO, *, settings: ProbeSettings) -> int:
+def cmd_disconnect(
+    args: argparse.Namespace, out: TextIO, *, settings: ProbeSettings, public_url: str | None = None
+) -> int:
     from reconciler.engine.connecting import disconnect_member
     from reconciler.registry import open_registry
 
     registry = open_registry(args.registry, manager=args.manager)
     try:
         done = disconnect_member(
-            registry, _secrets(args), tenant=args.namespace, server=args.name, member=args.member, settings=settings
+            registry,
+            _secrets(args),
+            tenant=args.namespace,
+            server=args.name,
+            member=args.member,
+            settings=settings,
+            public_url=public_url,
         )
     finally:
         registry.close()

@@ -15,7 +15,10 @@ a rotated refresh token is replaced in the same transaction as the access token.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Mapping
@@ -74,12 +77,40 @@ def member_token_reference(tenant: str, server: str, member: str) -> str:
     return local_reference(tenant, member_owner(server, member), ACCESS_TOKEN)
 
 
-def begin_login(template: str, *, redirect_uri: str, issuer: str | None = None, iss_required: bool = False) -> Login:
-    """A fresh login from the published template: new state, new PKCE pair, the URL to open."""
+def begin_login(
+    template: str,
+    *,
+    redirect_uri: str,
+    issuer: str | None = None,
+    iss_required: bool = False,
+    state: str | None = None,
+) -> Login:
+    """A fresh login from the published template: new state (unless the caller signed one), new PKCE pair, the
+    URL to open."""
     verifier, challenge = new_pkce()
-    state = secrets.token_urlsafe(32)
+    state = state or secrets.token_urlsafe(32)
     url = fill_authorization_url(template, redirect_uri=redirect_uri, state=state, code_challenge=challenge)
     return Login(url, redirect_uri, state=state, code_verifier=verifier, issuer=issuer, iss_required=iss_required)
+
+
+def signed_state(key: bytes, *, expires_at: float) -> str:
+    """A state that proves it came from this service and until when it holds: `<nonce>.<expiry>.<HMAC>`."""
+    body = f"{secrets.token_urlsafe(24)}.{int(expires_at)}"
+    return f"{body}.{_state_mac(key, body)}"
+
+
+def state_holds(key: bytes, state: str, *, now: float) -> bool:
+    """The state was signed with `key` and has not expired (single use is the caller's: it forgets the state)."""
+    body, _, mac = state.rpartition(".")
+    _nonce, _, expiry = body.partition(".")
+    if not body or not expiry.isdigit():
+        return False
+    return hmac.compare_digest(mac, _state_mac(key, body)) and now < int(expiry)
+
+
+def _state_mac(key: bytes, body: str) -> str:
+    digest = hmac.new(key, body.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def code_from_callback(login: Login, params: Mapping[str, str]) -> str:

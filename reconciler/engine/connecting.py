@@ -63,6 +63,10 @@ class MemberLogin:
     resource: str | None
     allow_private: bool
 
+    @property
+    def authorization_url(self) -> str:
+        return self.login.authorization_url
+
 
 @dataclass(frozen=True)
 class Disconnection:
@@ -83,15 +87,18 @@ def begin_member_login(
     redirect_uri: str,
     settings: ProbeSettings,
     now: dt.datetime | None = None,
+    state: str | None = None,
+    public_url: str | None = None,
 ) -> MemberLogin:
-    """Prepare the server's client (registering it if it has none) and begin one login for `member`."""
+    """Prepare the server's client (registering it if it has none) and begin one login for `member`; `state`
+    when the caller signs its own (the connect service)."""
     member_owner(server, member)
     record, discovery = _code_server(registry, tenant, server)
     tenant = record.tenant
 
     async def run() -> MemberLogin:
         async with ProbeHttp() as http:
-            context = credentials_context(registry, secrets, http, settings)
+            context = credentials_context(registry, secrets, http, settings, public_url=public_url)
             prepared = await prepare_server_credentials(record, context=context, discovery=discovery, now=now)
             known = discovery or prepared.discovery
             template = prepared.authorization_url_template
@@ -111,6 +118,7 @@ def begin_member_login(
                 redirect_uri=redirect_uri,
                 issuer=facts.issuer or issuer,
                 iss_required=facts.iss_parameter_supported,
+                state=state,
             )
             client = login_token_client(record.auth, token_url=token_url, registered=prepared.client, secrets=secrets)
             resource = record.auth.get("resource") or (known.resource if known else None)
@@ -171,6 +179,7 @@ def disconnect_member(
     server: str,
     member: str,
     settings: ProbeSettings,
+    public_url: str | None = None,
 ) -> Disconnection:
     """Revoke the member's tokens where the issuer offers revocation, then delete them and their row."""
     owner = member_owner(server, member)
@@ -187,7 +196,7 @@ def disconnect_member(
         if not held:
             return (), "nothing to revoke: no token is stored for this member"
         async with ProbeHttp() as http:
-            context = credentials_context(registry, secrets, http, settings)
+            context = credentials_context(registry, secrets, http, settings, public_url=public_url)
             prepared = await prepare_server_credentials(record, context=context, discovery=discovery)
             known = discovery or prepared.discovery
             issuer = known.authorization_servers[0] if known and known.authorization_servers else None
@@ -234,3 +243,45 @@ def _code_server(registry: Registry, tenant: str, server: str) -> tuple[ServerRe
 
 def _minted(registry: Registry) -> MintedSecretStore:
     return MintedSecretStore(registry, load_store_key(environ=os.environ, database_path=registry.database_path()))
+
+
+class EngineConnector:
+    """The connect service's `Connector` over these functions, for one open registry (what `serve` builds)."""
+
+    def __init__(
+        self, registry: Registry, *, secrets: SecretReader, settings: ProbeSettings, public_url: str | None
+    ) -> None:
+        self._registry = registry
+        self._secrets = secrets
+        self._settings = settings
+        self._public_url = public_url
+
+    def begin(self, *, namespace: str, server: str, member: str, redirect_uri: str, state: str) -> MemberLogin:
+        return begin_member_login(
+            self._registry,
+            self._secrets,
+            tenant=namespace,
+            server=server,
+            member=member,
+            redirect_uri=redirect_uri,
+            settings=self._settings,
+            state=state,
+            public_url=self._public_url,
+        )
+
+    def finish(self, pending: object, callback: dict[str, str]) -> None:
+        if not isinstance(pending, MemberLogin):
+            raise TypeError(f"not a login this connector began: {type(pending).__name__}")
+        finish_member_login(self._registry, pending, callback, settings=self._settings)
+
+    def disconnect(self, *, namespace: str, server: str, member: str) -> str:
+        done = disconnect_member(
+            self._registry,
+            self._secrets,
+            tenant=namespace,
+            server=server,
+            member=member,
+            settings=self._settings,
+            public_url=self._public_url,
+        )
+        return done.revocation

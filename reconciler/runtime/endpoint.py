@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from reconciler.credentials.identity import CLIENT_METADATA_PATH, client_metadat
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
+from reconciler.runtime.connect_service import Connector, ConnectRoutes, ConnectService
 from reconciler.runtime.membership import MemberCoverage, plan_member_coverage
 from reconciler.runtime.publishing import DEFAULT_NAME_PREFIX
 from reconciler.runtime.registry_api import CallerDirectory, PathDispatcher, build_registry_api
@@ -208,12 +209,14 @@ def build_serving_app(
     name_prefix: str = DEFAULT_NAME_PREFIX,
     platform_tenant: str | None = None,
     public_url: str | None = None,
+    connector: Connector | None = None,
 ) -> ASGIApp:
     """What `serve` runs: the MCP endpoint at `/mcp` and the Registry API (v0.1) at `/v0.1`, one process.
 
     `callers` maps Registry API tokens to members; by default only `token` (the platform's) is known.
     `platform_tenant` reaches the MCP endpoint's `resolve_template` (see `build_mcp_server`). With `public_url`
-    (where this app is reachable), it also publishes the CIMD document the reconciler's client id points to.
+    (where this app is reachable), it also publishes the CIMD document the reconciler's client id points to, and
+    with a `connector` too it serves the connect service (`connect_service.py`) under `/oauth/`.
     """
     directory = callers or CallerDirectory(platform_token=token)
     api = build_registry_api(registry, callers=directory, prefix=name_prefix)
@@ -221,6 +224,8 @@ def build_serving_app(
         registry, token=token, plan_manifests=plan_manifests, host=host, platform_tenant=platform_tenant
     )
     app: ASGIApp = PathDispatcher(api, mcp_app)
+    if public_url and connector is not None:
+        app = ConnectRoutes(app, ConnectService(connector, public_url=public_url, callers=directory))
     return ClientMetadataRoute(app, public_url=public_url) if public_url else app
 
 
@@ -237,12 +242,15 @@ def serve_mcp(
     name_prefix: str = DEFAULT_NAME_PREFIX,
     platform_tenant: str | None = None,
     public_url: str | None = None,
+    connector_for: Callable[[Registry], Connector] | None = None,
 ) -> None:
-    """Serve the endpoint and the Registry API until interrupted (blocking); the registry is opened here."""
+    """Serve the endpoint and the Registry API until interrupted (blocking); the registry is opened here.
+    `connector_for` builds the connect service's logins over that registry (the CLI passes the engine's)."""
     registry = open_registry(registry_url, manager=manager)
     try:
         app = build_serving_app(
             registry,
+            connector=connector_for(registry) if connector_for is not None else None,
             token=token,
             callers=callers,
             plan_manifests=plan_manifests,
