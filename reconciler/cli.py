@@ -354,10 +354,6 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
         report = reconcile(desired, registry, settings=settings, probe=probe)
     finally:
         registry.close()
-    if probe is not None and not report.plan.conflicts:
-        # A pass prepares tokens only for what it probes: a run with nothing to change still renews due ones.
-        namespaces = sorted({resource.metadata.namespace for resource in desired.resources})
-        _renew_minted_tokens(args, secrets=desired.secrets, tenants=namespaces)
     # Plan warnings are printed with the plan; the rest (input, credential clean-up) here.
     _print_warnings([warning for warning in report.warnings if warning not in report.plan.warnings])
     print(presenting.plan_text(report.plan, colour=_colour(out)).replace("Plan: ", "Applied: "), file=out)

@@ -1,11 +1,11 @@
 """Renew the client-credentials tokens runtimes are handed before they expire, without a probe or a change.
 
-A pass prepares credentials only for the servers it probes, and a pass with nothing to change stops early, so
-neither keeps a minted token fresh on its own. This module does: for each `oauthClientCredentials` server of the
-given tenants whose sealed token is missing or past `refresh_at` of its lifetime (`renewal_due`, pure), it runs
-the same preparation a probe would (`credentials.prepare_many`: the token cache mints afresh exactly when due)
-and reports what it renewed and what failed. Called by the CLI's `resolve` (on demand, before the registry is
-read for the decision) and `apply`, and by the operator's resync.
+Passes (`apply`, the operator's resync) renew a due token by probing the server (`probing.token_refresh_due`),
+but only when they run with probing and get to it. `resolve` is asked at any time: for each
+`oauthClientCredentials` server of the given tenants whose sealed token is missing or past `refresh_at` of its
+lifetime (`renewal_due`, pure), this runs the same preparation a probe would (`credentials.prepare_many`: the
+token cache mints afresh exactly when due) and reports what it renewed and what failed. Called by the CLI's
+`resolve` on demand, before the registry is read for the decision.
 """
 
 from __future__ import annotations
