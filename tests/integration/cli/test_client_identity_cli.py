@@ -81,7 +81,8 @@ def test_the_environment_sets_the_public_url_for_dcr(
 
     assert status["credentials"]["clientIdentity"] == "dynamic"
     (client,) = oauth_servers.main.clients.values()
-    assert client.redirect_uris == [f"{public_url}/oauth/callback"]
+    # The public callback, and the loopback one an administrator's `connect` at a terminal uses (RFC 8252).
+    assert client.redirect_uris == [f"{public_url}/oauth/callback", DEFAULT_REDIRECT_URI]
 
 
 def test_without_a_public_url_the_loopback_callback_stays(

@@ -142,7 +142,7 @@ def test_dcr_with_the_public_redirect_uri_where_cimd_is_not_advertised(
 
         assert prepared.identity == "dynamic" and prepared.client is not None
         registered = oauth_servers.main.clients[prepared.client.client_id]
-        assert registered.redirect_uris == [f"{public_url}/oauth/callback"]
+        assert registered.redirect_uris == [f"{public_url}/oauth/callback", DEFAULT_REDIRECT_URI]
         assert prepared.credential_status()["clientIdentity"] == "dynamic"
         token = member_logs_in(w, prepared, oauth_servers.main, redirect_uri(public_url))
         assert probe(oauth_servers.protected, token.headers()).ok
