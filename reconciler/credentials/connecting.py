@@ -21,20 +21,21 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from reconciler.credentials.authorization import fill_authorization_url, new_pkce
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest
 from reconciler.credentials.errors import IncompleteAuthSpec, OAuthRejected
 from reconciler.credentials.headers import SecretReader
 from reconciler.credentials.local_store import NewSecret
-from reconciler.credentials.registration import RegisteredClient
+from reconciler.credentials.registration import CredentialStores, RegisteredClient, stored_clients
+from reconciler.credentials.scopes import step_up_scopes
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference, require_reference
 from reconciler.credentials.tokens import MintedToken, TokenAuthMethod, TokenClient
-from reconciler.errors import ErrorClass, PermanentError
+from reconciler.errors import ErrorClass, PermanentError, ReconcilerError
 
 MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,199}$")
 
@@ -91,6 +92,22 @@ def begin_login(
     state = state or secrets.token_urlsafe(32)
     url = fill_authorization_url(template, redirect_uri=redirect_uri, state=state, code_challenge=challenge)
     return Login(url, redirect_uri, state=state, code_verifier=verifier, issuer=issuer, iss_required=iss_required)
+
+
+def with_step_up(template: str, challenged: Sequence[str]) -> str:
+    """The authorization-URL template asking for the union of its scopes and those a server challenged for
+    (`insufficient_scope`, SEP-835 step-up), in that order; unchanged when nothing was challenged."""
+    if not challenged:
+        return template
+    base, separator, query = template.partition("?")
+    params = query.split("&") if separator else []
+    current = next((unquote(p.removeprefix("scope=")).split() for p in params if p.startswith("scope=")), [])
+    scope = "scope=" + quote(" ".join(step_up_scopes(current, challenged)), safe="")
+    if any(p.startswith("scope=") for p in params):
+        params = [scope if p.startswith("scope=") else p for p in params]
+    else:
+        params.insert(min(2, len(params)), scope)
+    return f"{base}?{'&'.join(params)}"
 
 
 def signed_state(key: bytes, *, expires_at: float) -> str:
@@ -243,3 +260,45 @@ async def revoke(endpoint: str, token: str, *, hint: str, client: TokenClient, a
     """Ask the issuer to revoke one token; True when it said 200 (RFC 7009 §2.2: also for unknown tokens)."""
     answer = await access.perform(revocation_request(endpoint, token, hint=hint, client=client))
     return answer.ok
+
+
+async def forget_member_tokens(
+    tenant: str, server: str, *, stores: CredentialStores, access: AuthServerAccess
+) -> tuple[int, int]:
+    """Before a server's rows go: revoke every member's tokens where the issuer offers revocation and a stored
+    client can ask (RFC 7009), then delete them all whatever it answered. (members, tokens revoked)."""
+    prefix = f"{server}@"
+    sealed_names = {sealed.name for sealed in stores.registry.fetch_local_secrets(tenant)}
+    owners = sorted(name for name in sealed_names if name.startswith(prefix))
+    if not owners:
+        return 0, 0
+    clients = stored_clients(tenant=tenant, server=server, stores=stores)
+    client = clients[0] if clients else None
+    endpoint = None
+    if client is not None:
+        try:
+            endpoint = (await issuer_facts(client.issuer, access=access)).revocation_endpoint
+        except ReconcilerError:
+            endpoint = None  # unreachable or refused: the tokens are deleted all the same
+    revoked = 0
+    for owner in owners:
+        if client is not None and endpoint is not None:
+            asker = login_token_client({}, token_url="", registered=client, secrets=_NO_VALUES)
+            for hint, purpose in (("refresh_token", REFRESH_TOKEN), ("access_token", ACCESS_TOKEN)):
+                found = stores.minted.get(tenant, owner, purpose)
+                if found is None:
+                    continue
+                try:
+                    revoked += await revoke(endpoint, found.value, hint=hint, client=asker, access=access)
+                except ReconcilerError:
+                    continue
+        stores.minted.delete(tenant, owner)
+    return len(owners), revoked
+
+
+class _NoValues:
+    def read(self, namespace: str, name: str, key: str) -> str | None:
+        return None
+
+
+_NO_VALUES = _NoValues()

@@ -36,6 +36,7 @@ from reconciler.credentials.connecting import (
     member_token_reference,
     member_token_secrets,
     revoke,
+    with_step_up,
 )
 from reconciler.credentials.errors import IncompleteAuthSpec
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN
@@ -95,6 +96,7 @@ def begin_member_login(
     member_owner(server, member)
     record, discovery = _code_server(registry, tenant, server)
     tenant = record.tenant
+    challenged = _challenged_scopes(registry, record)
 
     async def run() -> MemberLogin:
         async with ProbeHttp() as http:
@@ -102,6 +104,8 @@ def begin_member_login(
             prepared = await prepare_server_credentials(record, context=context, discovery=discovery, now=now)
             known = discovery or prepared.discovery
             template = prepared.authorization_url_template
+            if template is not None:
+                template = with_step_up(template, challenged)
             token_url = record.auth.get("tokenUrl") or (known.token_url if known else None)
             if template is None or not token_url:
                 missing = "authorization" if template is None else "token"
@@ -239,6 +243,13 @@ def _code_server(registry: Registry, tenant: str, server: str) -> tuple[ServerRe
         )
     probe_state = registry.fetch_probe_states(tenants=[found.slug]).get((found.slug, server))
     return record, discovery_from_status(probe_state.discovery if probe_state is not None else None)
+
+
+def _challenged_scopes(registry: Registry, record: ServerRecord) -> tuple[str, ...]:
+    """The scopes the server's last test was refused for (`insufficient_scope`): a new login asks for them too."""
+    state = registry.fetch_probe_states(tenants=[record.tenant]).get((record.tenant, record.name))
+    scopes = (state.last_test or {}).get("challengedScopes") if state is not None else None
+    return tuple(str(scope) for scope in scopes) if isinstance(scopes, list) else ()
 
 
 def _minted(registry: Registry) -> MintedSecretStore:

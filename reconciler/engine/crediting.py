@@ -47,6 +47,7 @@ from reconciler.credentials import (
     rotate_server_client,
     verdict,
 )
+from reconciler.credentials.connecting import forget_member_tokens
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
@@ -229,9 +230,10 @@ def before_apply(
 def release_deleted(
     actions: Iterable[Action], *, registry: Registry, secrets: SecretReader, settings: ProbeSettings
 ) -> list[str]:
-    """Before OAuth servers' rows are deleted: deregister their dynamically registered clients (RFC 7592, each
-    exchange bounded by `settings.total_timeout`) and delete every value sealed for them, whatever the
-    authorization server answers. Returns one warning per client that may still be registered, naming it."""
+    """Before OAuth servers' rows are deleted: revoke their members' tokens where the issuer offers it (RFC 7009)
+    and delete them, deregister their dynamically registered clients (RFC 7592, each exchange bounded by
+    `settings.total_timeout`) and delete every value sealed for them, whatever the authorization server answers.
+    Returns one warning per client that may still be registered, naming it."""
     deleted = [
         action.observed
         for action in actions
@@ -262,13 +264,22 @@ def release_deleted(
                 try:
                     if isinstance(context, ReconcilerError):
                         raise context
+                    # Members' tokens first, while the client that may revoke them is still registered.
+                    access = context.access(allow_private=row.allow_private)
+                    await forget_member_tokens(row.tenant, row.name, stores=context.stores, access=access)
                     released = await release_server_credentials(
                         row.tenant, row.name, context=context, allow_private=row.allow_private
                     )
                 except ReconcilerError as error:
                     # The sealed values go in every case; only deregistration needed them.
+                    members = {
+                        sealed.name
+                        for sealed in registry.fetch_local_secrets(row.tenant)
+                        if sealed.name.startswith(f"{row.name}@")
+                    }
                     with registry.transaction() as transaction:
-                        transaction.delete_local_secrets(row.tenant, row.name, None)
+                        for owner in (row.name, *sorted(members)):
+                            transaction.delete_local_secrets(row.tenant, owner, None)
                     for client in clients:
                         left_behind(row, client.client_id, client.issuer, f"deregistration impossible ({error})")
                     continue

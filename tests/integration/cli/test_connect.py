@@ -6,6 +6,7 @@ registry (SQLite and PostgreSQL), the project's authorization server and the MCP
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import queue
@@ -193,3 +194,48 @@ def test_connect_refuses_a_server_that_is_not_an_authorization_code_server(
     assert code == 1 and "acme/nope is not in registry" in err
     code, _, err = run("connect", "crm", "-n", "acme", "--member", "a/b", "--registry", registry_url)
     assert code == 1 and "member id 'a/b'" in err
+
+
+def test_a_login_asks_for_the_scopes_the_server_challenged_for(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    """Step-up (SEP-835): the last test was refused for `files:write`; the next login asks for it too."""
+    folder = code_folder(tmp_path, oauth_servers.protected)
+    assert run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)[0] == 0
+    with open_registry(registry_url) as registry:
+        state = registry.fetch_probe_states(tenants=["acme"])[("acme", "crm")]
+        refused = {**(state.last_test or {}), "ok": False, "errorClass": "insufficient_scope"}
+        refused["challengedScopes"] = ["files:write"]
+        with registry.transaction() as transaction:
+            transaction.put_probe_state(dataclasses.replace(state, last_test=refused))
+
+    running = connect(registry_url, "alice")
+    url = httpx2.URL(running.url())
+    scopes = url.params["scope"].split()
+    assert scopes[-1] == "files:write" and scopes.count("files:write") == 1, scopes
+    page = httpx2.get(url, follow_redirects=True, timeout=BOUND_SECONDS)
+    assert page.status_code == 200 and running.result()[0] == 0
+
+
+def test_deleting_the_server_revokes_and_removes_its_members_tokens(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    folder = code_folder(tmp_path, oauth_servers.protected)
+    assert run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)[0] == 0
+    running = connect(registry_url, "alice")
+    assert httpx2.get(running.url(), follow_redirects=True, timeout=BOUND_SECONDS).status_code == 200
+    assert running.result()[0] == 0
+    alice, _ = resolve_for(registry_url, "alice", "--show-secrets", "-f", folder)
+    token = alice["headers"]["Authorization"].removeprefix("Bearer ")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "ns.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: acme\n")
+    code, out, err = run("apply", "-f", str(empty), "--allow-private-networks", "--registry", registry_url)
+    assert code == 0 and "MCPServer acme/crm: delete" in out, out + err
+    assert oauth_servers.main.revoked[:1] == ["refresh_token"], oauth_servers.main.revoked
+    assert not probe(oauth_servers.protected, {"Authorization": f"Bearer {token}"}).ok
+    assert oauth_servers.main.deregistered, "the client goes after the members' tokens"
+    with open_registry(registry_url) as registry:
+        assert registry.fetch_local_secrets("acme") == []
+        assert registry.count_user_tokens(tenants=["acme"]) == {}

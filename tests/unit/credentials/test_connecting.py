@@ -15,6 +15,7 @@ from reconciler.credentials.connecting import (
     member_owner,
     member_token_reference,
     metadata_url,
+    with_step_up,
 )
 from reconciler.errors import PermanentError
 
@@ -78,3 +79,12 @@ def test_member_tokens_are_named_per_server_and_member() -> None:
 def test_metadata_url_puts_the_well_known_path_before_the_issuer_path() -> None:
     assert metadata_url("https://a.example") == "https://a.example/.well-known/oauth-authorization-server"
     assert metadata_url("https://a.example/t/1/") == "https://a.example/.well-known/oauth-authorization-server/t/1"
+
+
+def test_step_up_asks_for_the_configured_and_the_challenged_scopes() -> None:
+    stepped = with_step_up(TEMPLATE, ["files:write", "mcp:tools"])
+    assert parse_qs(urlsplit(stepped).query)["scope"] == ["mcp:tools files:write"]
+    assert "{redirect_uri}" in stepped and "{state}" in stepped
+    assert with_step_up(TEMPLATE, []) == TEMPLATE
+    bare = authorization_url_template(auth_url=f"{ISSUER}/authorize", client_id="c1")
+    assert parse_qs(urlsplit(with_step_up(bare, ["files:write"])).query)["scope"] == ["files:write"]
