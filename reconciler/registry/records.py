@@ -310,6 +310,9 @@ class UserTokenRecord:
     value_keys: tuple[str, ...] = ()
     """Keys of the member's other stored values, kept in the same Secret as the token (`secret_ref` with its
     key replaced): what a connection's `memberHeaders` read."""
+    refresh_token_ref: str | None = None
+    """Where the member's refresh token is sealed (`local:` reference); None when none is stored, so an expired
+    token can only be replaced by the member connecting again."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ A secret that cannot be read blocks its server and is named by reference; values
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from collections.abc import Sequence
 
@@ -47,6 +48,7 @@ def resolve(
     namespace_tools: bool = False,
     explain: bool = False,
     platform_tenant: str | None = None,
+    now: dt.datetime | None = None,
 ) -> Resolution:
     """The servers, URLs, headers and tools `template` gets for this agent and member.
 
@@ -55,7 +57,8 @@ def resolve(
     referenced secret is read so a missing one shows up as a blocked server either way. Forbidden servers
     are listed only with `explain`. `platform_tenant` (a slug or namespace) is the platform whose featured
     servers every tenant is offered last, with the platform's own credential and only where a grant in the
-    platform namespace names the Organization.
+    platform namespace names the Organization. `now` (the clock, unless given) is when members' tokens are judged
+    expired: an expired one that cannot be refreshed makes its server `needs_reauthorization`.
     """
     if show_secrets and secrets is None:
         raise ValueError("show_secrets needs a secret source to read header values from")
@@ -68,6 +71,7 @@ def resolve(
         caller=caller,
         namespace_tools=namespace_tools,
         platform_tenant=platform_tenant,
+        now=now,
     )
     verifiers: dict[str, VerifiedValues] = {}
 
@@ -105,11 +109,13 @@ def fetch_decisions(
     caller: Caller,
     namespace_tools: bool = False,
     platform_tenant: str | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[ResolutionInputs, Decisions]:
     """The rows and the per-server decisions for one caller, before any secret value is read.
 
     `resolve` goes on to read header values; `exporting` turns the secret references into placeholders. The
     platform tenant's rows are read for no member and no team, so only its Organization grants can match.
+    `now` (the clock, unless given) is when members' tokens are judged expired.
     """
     inputs = registry.fetch_resolution_inputs(tenant, template=template, user=caller.user, teams=caller.teams)
     if inputs is None:
@@ -119,7 +125,14 @@ def fetch_decisions(
         platform = registry.fetch_resolution_inputs(platform_tenant, template=None)
         if platform is None:
             raise UnknownTenant(f"the platform namespace {platform_tenant!r} is no tenant in registry {registry.url}")
-    decisions = decide(inputs, caller=caller, template=template, namespace_tools=namespace_tools, platform=platform)
+    decisions = decide(
+        inputs,
+        caller=caller,
+        template=template,
+        namespace_tools=namespace_tools,
+        now=now or dt.datetime.now(dt.UTC),
+        platform=platform,
+    )
     return inputs, decisions
 
 
