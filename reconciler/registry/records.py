@@ -313,6 +313,14 @@ class UserTokenRecord:
     refresh_token_ref: str | None = None
     """Where the member's refresh token is sealed (`local:` reference); None when none is stored, so an expired
     token can only be replaced by the member connecting again."""
+    issued_at: dt.datetime | None = None
+    client_id: str | None = None
+    """The OAuth client the token was obtained with; a refresh uses this client and no other."""
+    issuer: str | None = None
+    """The authorization server that issued the token; a refresh goes to this issuer and no other (SEP-2352)."""
+    scopes: tuple[str, ...] = ()
+    refresh_lease_until: dt.datetime | None = None
+    """While one resolution refreshes the token, when its lease runs out; None when nobody is refreshing."""
 
 
 @dataclass(frozen=True)
