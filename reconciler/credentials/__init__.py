@@ -11,6 +11,9 @@ The engine imports from here only (the submodules are the package's own layout):
 - the credentials step: `prepare_server_credentials` / `prepare_many` (DCR + minting, after apply and before
   probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
   (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
+- members' tokens: `refresh_member_token` (the refresh a runtime sends for a member's due token, to the issuer it
+  came from), `is_invalid_grant`, `member_token_name` and `member_token_secrets` (where a member's token set is
+  sealed);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
 - ports: `AuthServerClient` (HTTP to authorization servers; the engine passes the probe's `ProbeAuthServer`),
   `CredentialRegistry` / `CredentialTransaction` (storage; the registry satisfies them). This package imports
@@ -64,6 +67,12 @@ if TYPE_CHECKING:
         MintedSecrets,
         MintedSecretStore,
         NewSecret,
+    )
+    from reconciler.credentials.member_tokens import (
+        is_invalid_grant,
+        member_token_name,
+        member_token_secrets,
+        refresh_member_token,
     )
     from reconciler.credentials.preparing import (
         CredentialContext,
@@ -186,10 +195,13 @@ __all__ = [
     "fill_authorization_url",
     "fingerprint",
     "forget_clients",
+    "is_invalid_grant",
     "is_local_reference",
     "last_good_value",
     "load_store_key",
     "local_reference",
+    "member_token_name",
+    "member_token_secrets",
     "new_pkce",
     "parse_reference",
     "pin_verified",
@@ -198,6 +210,7 @@ __all__ = [
     "prepare_server_credentials",
     "read_reference",
     "refresh_access_token",
+    "refresh_member_token",
     "register_client",
     "release_server_credentials",
     "require_reference",
@@ -244,6 +257,7 @@ __getattr__ = lazy_exports(
             "MintedSecretStore",
             "NewSecret",
         ],
+        "member_tokens": ["is_invalid_grant", "member_token_name", "member_token_secrets", "refresh_member_token"],
         "preparing": [
             "CredentialContext",
             "CredentialFailure",

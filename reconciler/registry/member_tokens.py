@@ -104,6 +104,7 @@ def store_refreshed(
     row_id: int,
     *,
     holder: str,
+    secret_ref: str,
     expires_at: dt.datetime | None,
     issued_at: dt.datetime,
     refresh_token_ref: str | None,
@@ -115,6 +116,7 @@ def store_refreshed(
         sa.update(table)
         .where(table.c.id == row_id, table.c.refresh_lease_holder == holder)
         .values(
+            secret_ref=secret_ref,
             expires_at=expires_at,
             issued_at=issued_at,
             refresh_token_ref=refresh_token_ref,

@@ -26,6 +26,7 @@ from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry import Registry
 from reconciler.registry.lookups import ResolutionInputs
 from reconciler.runtime.deciding import Caller, Decisions, HeaderSource, ServerDecision, decide
+from reconciler.runtime.renewing import MemberTokenValues, TokenRenewal, default_renewal, renew_due_tokens
 from reconciler.runtime.resolution import MASK, Resolution, ResolvedServer, ServerState
 
 
@@ -49,6 +50,8 @@ def resolve(
     explain: bool = False,
     platform_tenant: str | None = None,
     now: dt.datetime | None = None,
+    renew_tokens: bool = False,
+    renewal: TokenRenewal | None = None,
 ) -> Resolution:
     """The servers, URLs, headers and tools `template` gets for this agent and member.
 
@@ -59,11 +62,22 @@ def resolve(
     servers every tenant is offered last, with the platform's own credential and only where a grant in the
     platform namespace names the Organization. `now` (the clock, unless given) is when members' tokens are judged
     expired: an expired one that cannot be refreshed makes its server `needs_reauthorization`.
+
+    With `renew_tokens`, the member's tokens past 80% of their lifetime are refreshed first (single-flight across
+    concurrent resolutions; `renewing`), with `renewal` (default: `default_renewal(registry)`), and the sealed
+    values it stores are read from its local store.
     """
     if show_secrets and secrets is None:
         raise ValueError("show_secrets needs a secret source to read header values from")
     team_names = tuple(dict.fromkeys(teams))
     caller = Caller(agent=agent, user=user, teams=team_names)
+    if renew_tokens and user is not None:
+        renewal = renewal or default_renewal(registry)
+        _renew_member_tokens(
+            registry, tenant, template=template, caller=caller, renewal=renewal, secrets=secrets, now=now
+        )
+    if renewal is not None and secrets is not None:
+        secrets = MemberTokenValues(secrets, renewal.minted)
     inputs, decisions = fetch_decisions(
         registry,
         tenant,
@@ -134,6 +148,26 @@ def fetch_decisions(
         platform=platform,
     )
     return inputs, decisions
+
+
+def _renew_member_tokens(
+    registry: Registry,
+    tenant: str,
+    *,
+    template: str | None,
+    caller: Caller,
+    renewal: TokenRenewal,
+    secrets: SecretReader | None,
+    now: dt.datetime | None,
+) -> None:
+    """Refresh the caller's due tokens among the offered servers' before the rows are read for the decision."""
+    inputs = registry.fetch_resolution_inputs(tenant, template=template, user=caller.user, teams=caller.teams)
+    if inputs is None or not inputs.tokens:
+        return
+    servers = {row.server.name: row.server for row in inputs.bound}
+    renew_due_tokens(
+        registry, inputs.tokens, servers, renewal=renewal, secrets=secrets, now=now or dt.datetime.now(dt.UTC)
+    )
 
 
 class VerifiedValues:

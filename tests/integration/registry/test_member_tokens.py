@@ -111,6 +111,7 @@ def test_the_holder_stores_the_renewed_token_and_releases_the_lease(registry: Re
         tx.store_refreshed_token(
             stored,
             holder="a",
+            secret_ref="local:acme/member-1#oauth-access-token",
             issued_at=renewed_at,
             expires_at=renewed_at + dt.timedelta(hours=1),
             refresh_token_ref="local:acme/member-1#oauth-refresh-token",
@@ -140,7 +141,9 @@ def test_a_holder_that_lost_its_lease_stores_nothing_not_even_sealed_values(regi
 
     with pytest.raises(ConcurrentChange), registry.transaction() as tx:
         tx.put_local_secrets([sealed])
-        tx.store_refreshed_token(stored, holder="slow", issued_at=T0, expires_at=None, refresh_token_ref=None)
+        tx.store_refreshed_token(
+            stored, holder="slow", secret_ref="x", issued_at=T0, expires_at=None, refresh_token_ref=None
+        )
 
     assert registry.fetch_local_secret("acme", "member-1", "oauth-access-token") is None
     assert registry.fetch_member_token(stored) == dataclasses.replace(

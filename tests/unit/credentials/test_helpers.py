@@ -182,6 +182,10 @@ def test_discovery_round_trips_through_status() -> None:
 
 
 PUBLIC = [
+    "is_invalid_grant",
+    "member_token_name",
+    "member_token_secrets",
+    "refresh_member_token",
     "AuthServerAccess",
     "AuthServerBlocked",
     "AuthServerClient",
