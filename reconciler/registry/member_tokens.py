@@ -5,12 +5,15 @@ sealed elsewhere (the local secret store); a row holds only their references. A 
 compare-and-set UPDATE: it succeeds only while nobody holds an unexpired lease *and* the row still carries the
 expiry the claimant read, so a caller with a stale view never refreshes a token someone else just renewed. The
 holder's later writes are guarded by its holder id, so a refresher whose lease ran out and was taken over
-cannot overwrite the newer token.
+cannot overwrite the newer token. `writing.delete` calls `delete_sealed_values` so that deleting a server or a
+connection takes its members' sealed tokens with the rows that cascade.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -137,3 +140,49 @@ def release_refresh(connection: sa.Connection, row_id: int, *, holder: str, forg
         values["refresh_token_ref"] = None
     statement = sa.update(table).where(table.c.id == row_id, table.c.refresh_lease_holder == holder).values(values)
     return connection.execute(statement).rowcount == 1
+
+
+LOCAL_PREFIX = "local:"
+
+
+def delete_sealed_values(
+    connection: sa.Connection, *, servers: Sequence[Mapping[str, Any]], connections: Sequence[Mapping[str, Any]]
+) -> int:
+    """Before servers or connections are deleted: the sealed values their members' token rows reference.
+
+    The rows go by the foreign keys' cascade; their sealed values (`local:<tenant>/<name>#<purpose>` references,
+    the local store's keys) would outlive them. Values behind other references (Kubernetes Secrets) are not the
+    registry's to delete. `servers` / `connections` are the deletion's `{b_tenant_id, b_name}` keys."""
+    tokens = schema.user_tokens
+    owners: list[sa.ColumnElement[bool]] = []
+    for table, column, keys in (
+        (schema.servers, tokens.c.server_id, servers),
+        (schema.connections, tokens.c.connection_id, connections),
+    ):
+        pairs = [(key["b_tenant_id"], key["b_name"]) for key in keys]
+        if pairs:
+            doomed = sa.select(table.c.id).where(sa.tuple_(table.c.tenant_id, table.c.name).in_(pairs))
+            owners.append(column.in_(doomed))
+    if not owners:
+        return 0
+    query = sa.select(tokens.c.secret_ref, tokens.c.refresh_token_ref).where(sa.or_(*owners))
+    parts = {
+        found
+        for row in connection.execute(query)
+        for reference in row
+        if reference is not None and (found := _local_parts(reference)) is not None
+    }
+    if not parts:
+        return 0
+    sealed = schema.local_secrets
+    statement = sa.delete(sealed).where(sa.tuple_(sealed.c.tenant, sealed.c.name, sealed.c.purpose).in_(sorted(parts)))
+    return connection.execute(statement).rowcount
+
+
+def _local_parts(reference: str) -> tuple[str, str, str] | None:
+    """(tenant, name, purpose) of a `local:<tenant>/<name>#<purpose>` reference; None for any other reference."""
+    if not reference.startswith(LOCAL_PREFIX):
+        return None
+    head, _, purpose = reference[len(LOCAL_PREFIX) :].partition("#")
+    tenant, _, name = head.partition("/")
+    return (tenant, name, purpose) if tenant and name and purpose else None

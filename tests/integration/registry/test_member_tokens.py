@@ -165,3 +165,49 @@ def test_a_failed_refresh_releases_the_lease_and_invalid_grant_forgets_the_refre
     found = registry.fetch_member_token(stored)
     assert found is not None and found.refresh_lease_until is None
     assert found.refresh_token_ref == (None if forget else token_set().refresh_token_ref)
+
+
+def _sealed(name: str, purpose: str) -> SealedSecret:
+    return SealedSecret(tenant="acme", name=name, purpose=purpose, ciphertext="sealed", key_id="k")
+
+
+@pytest.mark.parametrize(
+    ("table", "name", "gone"), [("servers", "crm", {"m1", "m2"}), ("connections", "crm-alice", {"m2"})]
+)
+def test_deleting_a_server_or_connection_deletes_its_members_tokens_and_sealed_values(
+    registry: Registry, table: str, name: str, gone: set[str]
+) -> None:
+    write(registry, full_tenant("acme"))
+    with registry.transaction() as tx:
+        tx.put_local_secrets(
+            [
+                _sealed(owner, purpose)
+                for owner in ("m1", "m2", "m3", "crm")
+                for purpose in ("oauth-access-token", "oauth-refresh-token")
+            ]
+        )
+        for owner, user, connection, server in (
+            ("m1", "alice", None, "crm"),
+            ("m2", "bob", "crm-alice", "crm"),
+            ("m3", "carol", None, "wiki"),
+        ):
+            tx.put_member_token(
+                token_set(
+                    user_id=user,
+                    connection=connection,
+                    server=server,
+                    secret_ref=f"local:acme/{owner}#oauth-access-token",
+                    refresh_token_ref=f"local:acme/{owner}#oauth-refresh-token",
+                )
+            )
+        tx.put_member_token(token_set(user_id="dave", secret_ref="ns-acme/dave#token", refresh_token_ref=None))
+
+    with registry.transaction() as tx:
+        tx.delete([(table, "acme", name)])  # type: ignore[list-item]
+
+    left = {(s.name, s.purpose) for s in registry.fetch_local_secrets("acme")}
+    kept = {"m1", "m2", "m3"} - gone
+    assert left == {(owner, p) for owner in (*kept, "crm") for p in ("oauth-access-token", "oauth-refresh-token")}
+    users = {t.user_id for server in ("crm", "wiki") for t in registry.fetch_user_tokens(tenant="acme", server=server)}
+    expected = {"alice", "bob", "carol", "dave"} - ({"alice", "bob", "dave"} if table == "servers" else {"bob"})
+    assert users == expected
