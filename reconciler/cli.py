@@ -146,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--show-secrets", action="store_true", help="print header values instead of masks")
     resolve.add_argument("--namespace-tools", action="store_true", help="name tools mcp:<server>:<tool>")
     resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
+    resolve.add_argument(
+        "--renew-tokens",
+        action="store_true",
+        help="first refresh the member's tokens past 80%% of their lifetime (one refresh however many run at once)",
+    )
+    resolve.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        default=os.environ.get(ALLOW_PRIVATE_ENV) == "1",
+        help="let refreshes reach authorization servers of servers with spec.network.allowPrivate on private addresses",
+    )
     _add_platform_namespace(resolve)
     _add_registry(resolve)
 
@@ -425,6 +436,8 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         secrets=secrets,
         manager=args.manager,
         platform_tenant=args.platform_namespace,
+        renew_tokens=args.renew_tokens,
+        allow_private_networks=args.allow_private_networks,
     )
     print(text, file=out)
     return code

@@ -9,6 +9,7 @@ resolutions' reprs and a full registry dump: none may appear in clear.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from reconciler.credentials import MintedSecretStore, MintedToken
+from reconciler.credentials import KEY_ENV, MintedSecretStore, MintedToken
 from reconciler.engine.inputs import StaticSecrets
 from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import Registry
@@ -27,6 +28,7 @@ from reconciler.runtime import resolve
 from reconciler.runtime.renewing import TokenRenewal, store_member_tokens
 from reconciler.runtime.resolution import Resolution, ServerState
 from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
+from tests.integration.cli.test_commands import run
 
 __all__ = ["oauth_servers", "oauth_servers_session"]
 
@@ -218,6 +220,34 @@ def test_an_unreachable_authorization_server_keeps_the_token_and_releases_the_le
     assert resolved.reason is not None and "has not been refreshed yet" in resolved.reason
     (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
     assert row.refresh_token_ref is not None and row.refresh_lease_until is None
+
+
+def test_the_cli_resolve_renews_with_the_local_stores_key(
+    registry: Registry,
+    registry_url: str,
+    oauth_servers: OAuthServers,
+    monkeypatch: pytest.MonkeyPatch,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    key = os.urandom(32)
+    monkeypatch.setenv(KEY_ENV, base64.urlsafe_b64encode(key).decode())
+    _member_server(registry, oauth_servers)
+    stored = TokenRenewal(minted=MintedSecretStore(registry, key), fingerprint_key=registry.fingerprint_key())
+    issued_at = dt.datetime.now(dt.UTC) - LIFETIME * 0.9  # due by the real clock the CLI reads
+    old_access, old_refresh = _connect_alice(registry, oauth_servers, stored, issued_at=issued_at)
+    command = ("resolve", "-n", TENANT, "--user", "alice", "-o", "json", "--registry", registry_url)
+
+    code, out, err = run(*command, "--renew-tokens", "--allow-private-networks")
+    again, _, _ = run(*command, "--renew-tokens", "--allow-private-networks")
+
+    assert (code, again, err) == (0, 0, "")
+    assert oauth_servers.main.token_requests == 1, "the second run finds the token renewed"
+    (server,) = json.loads(out)["servers"]
+    assert (server["state"], server["headers"]) == ("ready", {"Authorization": "Bearer ***"})
+    (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert row.issued_at is not None and row.issued_at > issued_at
+    (new_refresh,) = oauth_servers.main.refresh_tokens
+    _assert_nowhere([old_access, old_refresh, new_refresh], registry, logs, out)
 
 
 def _parts(reference: str) -> tuple[str, str, str]:
