@@ -11,9 +11,10 @@ The engine imports from here only (the submodules are the package's own layout):
 - the credentials step: `prepare_server_credentials` / `prepare_many` (DCR + minting, after apply and before
   probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
   (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
-- members' tokens: `refresh_member_token` (the refresh a runtime sends for a member's due token, to the issuer it
-  came from), `is_invalid_grant`, `member_token_name` and `member_token_secrets` (where a member's token set is
-  sealed);
+- members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
+  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renewal_due`, `refresh_member_token` (the
+  refresh itself, to the issuer the token came from), `is_invalid_grant`, `member_token_name` and
+  `member_token_secrets` (where a member's token set is sealed);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
 - ports: `AuthServerClient` (HTTP to authorization servers; the engine passes the probe's `ProbeAuthServer`),
   `CredentialRegistry` / `CredentialTransaction` (storage; the registry satisfies them). This package imports
@@ -69,10 +70,14 @@ if TYPE_CHECKING:
         NewSecret,
     )
     from reconciler.credentials.member_tokens import (
+        MemberTokenRenewal,
+        RenewalOutcome,
         is_invalid_grant,
         member_token_name,
         member_token_secrets,
         refresh_member_token,
+        renew_member_token,
+        renewal_due,
     )
     from reconciler.credentials.preparing import (
         CredentialContext,
@@ -109,7 +114,12 @@ if TYPE_CHECKING:
         plan_rotation,
         verdict,
     )
-    from reconciler.credentials.storage import CredentialRegistry, CredentialTransaction
+    from reconciler.credentials.storage import (
+        CredentialRegistry,
+        CredentialTransaction,
+        MemberTokenRegistry,
+        MemberTokenTransaction,
+    )
     from reconciler.credentials.stores import (
         SecretStore,
         arequire_reference,
@@ -149,6 +159,9 @@ __all__ = [
     "KubernetesSecretStore",
     "LocalSecret",
     "LocalSecretStore",
+    "MemberTokenRegistry",
+    "MemberTokenRenewal",
+    "MemberTokenTransaction",
     "MemoryMintedSecrets",
     "MemoryTokenCache",
     "MintedSecretStore",
@@ -162,6 +175,7 @@ __all__ = [
     "RegisteredClient",
     "RegistrationRefused",
     "ReleasedCredentials",
+    "RenewalOutcome",
     "ResolvedHeaders",
     "RotationAction",
     "RotationDecision",
@@ -213,6 +227,8 @@ __all__ = [
     "refresh_member_token",
     "register_client",
     "release_server_credentials",
+    "renew_member_token",
+    "renewal_due",
     "require_reference",
     "rotate_client",
     "rotate_server_client",
@@ -257,7 +273,16 @@ __getattr__ = lazy_exports(
             "MintedSecretStore",
             "NewSecret",
         ],
-        "member_tokens": ["is_invalid_grant", "member_token_name", "member_token_secrets", "refresh_member_token"],
+        "member_tokens": [
+            "MemberTokenRenewal",
+            "RenewalOutcome",
+            "is_invalid_grant",
+            "member_token_name",
+            "member_token_secrets",
+            "refresh_member_token",
+            "renew_member_token",
+            "renewal_due",
+        ],
         "preparing": [
             "CredentialContext",
             "CredentialFailure",
@@ -293,7 +318,7 @@ __getattr__ = lazy_exports(
             "plan_rotation",
             "verdict",
         ],
-        "storage": ["CredentialRegistry", "CredentialTransaction"],
+        "storage": ["CredentialRegistry", "CredentialTransaction", "MemberTokenRegistry", "MemberTokenTransaction"],
         "stores": ["SecretStore", "arequire_reference", "is_local_reference", "local_reference", "require_reference"],
         "tokens": [
             "MemoryTokenCache",

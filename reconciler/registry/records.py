@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from reconciler.records import ToolRecord as ToolRecord  # re-exported: its home before it moved down
+from reconciler.records import UserTokenRecord as UserTokenRecord  # re-exported: the credentials package refreshes
 
 FINGERPRINT_KEY_BYTES = 32
 """Length of the random key that fingerprints secrets (stored hex-encoded in `registry_meta`)."""
@@ -294,33 +295,6 @@ class ResourceRecord:
     status: dict[str, Any] = field(default_factory=dict)
     uid: str | None = None
     created_at: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class UserTokenRecord:
-    """A member's own token for a per-member server: written by the runtime, read by the reconciler."""
-
-    tenant: str
-    server: str
-    user_id: str
-    secret_ref: str
-    connection: str | None = None
-    expires_at: dt.datetime | None = None
-    row_id: int | None = None
-    value_keys: tuple[str, ...] = ()
-    """Keys of the member's other stored values, kept in the same Secret as the token (`secret_ref` with its
-    key replaced): what a connection's `memberHeaders` read."""
-    refresh_token_ref: str | None = None
-    """Where the member's refresh token is sealed (`local:` reference); None when none is stored, so an expired
-    token can only be replaced by the member connecting again."""
-    issued_at: dt.datetime | None = None
-    client_id: str | None = None
-    """The OAuth client the token was obtained with; a refresh uses this client and no other."""
-    issuer: str | None = None
-    """The authorization server that issued the token; a refresh goes to this issuer and no other (SEP-2352)."""
-    scopes: tuple[str, ...] = ()
-    refresh_lease_until: dt.datetime | None = None
-    """While one resolution refreshes the token, when its lease runs out; None when nobody is refreshing."""
 
 
 @dataclass(frozen=True)

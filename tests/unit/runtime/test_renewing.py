@@ -7,12 +7,17 @@ import datetime as dt
 
 import pytest
 
-from reconciler.credentials import OAuthRejected, is_invalid_grant, member_token_name, member_token_secrets
+from reconciler.credentials import (
+    OAuthRejected,
+    is_invalid_grant,
+    member_token_name,
+    member_token_secrets,
+    renewal_due,
+)
 from reconciler.credentials.member_tokens import metadata_request, token_endpoint_of
 from reconciler.credentials.tokens import MintedToken
 from reconciler.records import AuthServerAnswer
 from reconciler.registry.records import UserTokenRecord
-from reconciler.runtime.renewing import renewal_due
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
