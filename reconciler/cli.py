@@ -278,6 +278,7 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler import presenting
     from reconciler.engine.probing import ProbeOptions
     from reconciler.engine.reconciling import EngineSettings, reconcile
+    from reconciler.engine.renewing import renew_member_tokens
     from reconciler.manifests import load_folder
     from reconciler.registry import open_registry
 
@@ -296,14 +297,22 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
         if args.no_probe
         else ProbeOptions(_probe_settings(args), on_result=_progress(sys.stderr), client_max_age=max_age)
     )
+    renewals = None
     try:
         settings = EngineSettings(manager=args.manager, prune=not args.no_prune, network=_probe_settings(args))
         report = reconcile(desired, registry, settings=settings, probe=probe)
+        if probe is not None:
+            # Members' tokens of the folder's tenants, renewed when due (the same network permission as probing).
+            tenants = {tenant.slug for tenant in desired.tenants.values()}
+            renewals = renew_member_tokens(registry, tenants=tenants, settings=probe.settings, secrets=desired.secrets)
     finally:
         registry.close()
     # Plan warnings are printed with the plan; the rest (input, credential clean-up) here.
     _print_warnings([warning for warning in report.warnings if warning not in report.plan.warnings])
     print(presenting.plan_text(report.plan, colour=_colour(out)).replace("Plan: ", "Applied: "), file=out)
+    summary = renewals.summary() if renewals is not None else None
+    if summary is not None:
+        print(summary, file=out)
     if report.probed:
         print("", file=out)
         print(presenting.probe_table([(obj.source, result) for obj, result in report.probed]), file=out)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from reconciler.registry import conversion, row_ids, schema
 from reconciler.registry.recording import insert_user_token
-from reconciler.registry.records import UserTokenRecord
+from reconciler.registry.records import RefreshableMemberToken, UserTokenRecord
 
 
 def fetch_member_token(connection: sa.Connection, row_id: int) -> UserTokenRecord | None:
@@ -186,3 +186,36 @@ def _local_parts(reference: str) -> tuple[str, str, str] | None:
     head, _, purpose = reference[len(LOCAL_PREFIX) :].partition("#")
     tenant, _, name = head.partition("/")
     return (tenant, name, purpose) if tenant and name and purpose else None
+
+
+def refreshable_tokens(connection: sa.Connection, *, tenants: Sequence[str] | None) -> list[RefreshableMemberToken]:
+    """Every member token with a stored refresh token (of `tenants`, or all), with its server's URL and network
+    switch: what the engine's runs renew when due. Tokens nobody can refresh are not read."""
+    table = schema.user_tokens
+    query = (
+        sa.select(
+            table,
+            schema.tenants.c.slug.label("tenant_slug"),
+            schema.servers.c.name.label("server_name"),
+            schema.servers.c.url.label("server_url"),
+            schema.servers.c.allow_private.label("server_allow_private"),
+            schema.connections.c.name.label("connection_name"),
+        )
+        .join(schema.servers, schema.servers.c.id == table.c.server_id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .outerjoin(schema.connections, schema.connections.c.id == table.c.connection_id)
+        .where(table.c.refresh_token_ref.is_not(None))
+        .order_by(table.c.id)
+    )
+    if tenants is not None:
+        query = query.where(schema.tenants.c.slug.in_(sorted(set(tenants))))
+    return [
+        RefreshableMemberToken(
+            token=conversion.user_token_of(
+                row, tenant=row["tenant_slug"], server=row["server_name"], connection=row["connection_name"]
+            ),
+            server_url=row["server_url"],
+            allow_private=bool(row["server_allow_private"]),
+        )
+        for row in connection.execute(query).mappings()
+    ]

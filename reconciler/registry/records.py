@@ -298,6 +298,15 @@ class ResourceRecord:
 
 
 @dataclass(frozen=True)
+class RefreshableMemberToken:
+    """A member token that has a refresh token, with what refreshing it needs from its server's row."""
+
+    token: UserTokenRecord
+    server_url: str
+    allow_private: bool
+
+
+@dataclass(frozen=True)
 class ToolSnapshotRecord:
     """A server's tool list at one moment, with what the handshake told us."""
 

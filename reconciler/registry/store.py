@@ -46,6 +46,7 @@ from reconciler.registry.records import (
     ObservedState,
     ProbeStateRecord,
     Record,
+    RefreshableMemberToken,
     ResourceRecord,
     RowKey,
     TenantRecord,
@@ -313,6 +314,13 @@ class Registry:
     def fetch_member_token(self, row_id: int) -> UserTokenRecord | None:
         """One member token row by id (what a refresher and its waiters re-read); None once it is gone."""
         return self._read(lambda connection: member_tokens.fetch_member_token(connection, row_id))
+
+    def fetch_refreshable_member_tokens(
+        self, *, tenants: Collection[str] | None = None
+    ) -> list[RefreshableMemberToken]:
+        """Every member token with a refresh token (of `tenants`, or all) and its server's URL and network switch."""
+        chosen = None if tenants is None else sorted(tenants)
+        return self._read(lambda connection: member_tokens.refreshable_tokens(connection, tenants=chosen))
 
     def claim_token_refresh(
         self,
