@@ -308,7 +308,10 @@ def _expired_token(
         connection=connection,
         state=ServerState.BLOCKED,
         reason=reason,
-        action="resolve with token renewal (renew_tokens=True): the runtime refreshes it with the stored refresh token",
+        action=(
+            "resolve with token renewal (renew_tokens=True, CLI --renew-tokens; apply renews too): the stored "
+            "refresh token gets a new one"
+        ),
     )
 
 
