@@ -1,12 +1,13 @@
 """Members' tokens renewed by the reconciler's own runs, not only when an agent resolves.
 
-Called by the CLI's `apply` after its pass (when it probes: the same network permission) and available to the
-operator's resync. Reads the member tokens that have a refresh token (one query, of the run's tenants), keeps
-the due ones (`credentials.renewal_due`: past 80% of their lifetime) and renews each with the credentials
-package's single-flight `renew_member_token`, through the probe's authorization-server adapter; a runtime
-resolving at the same moment shares the registry's lease, so one refresh request is sent either way. Failures
-are counted and logged by the credentials package, never raised: a token that cannot be renewed shows up in the
-next resolution as `needs_reauthorization` (refused) or stays as it is (anything else).
+Called by the CLI's `apply` after its pass (when it probes: the same network permission) and by the operator's
+periodic sweep (`operator.reconciling`, every `member_token_interval` over the namespaces it serves). Reads the
+member tokens that have a refresh token (one query, of the run's tenants), keeps the due ones
+(`credentials.renewal_due`: past 80% of their lifetime) and renews each with the credentials package's
+single-flight `renew_member_token`, through the probe's authorization-server adapter; a runtime resolving at the
+same moment shares the registry's lease, so one refresh request is sent either way. Failures are counted and
+logged by the credentials package, never raised: a token that cannot be renewed shows up in the next resolution
+as `needs_reauthorization` (refused) or stays as it is (anything else).
 """
 
 from __future__ import annotations
@@ -63,11 +64,14 @@ def renew_member_tokens(
     *,
     tenants: Collection[str] | None,
     settings: ProbeSettings,
+    namespaces: Collection[str] | None = None,
     secrets: SecretReader | None = None,
     now: dt.datetime | None = None,
 ) -> MemberRenewals:
-    """Renew the due member tokens of `tenants` (None: every tenant). Synchronous, like the loop's other steps."""
-    due = due_member_tokens(registry.fetch_refreshable_member_tokens(tenants=tenants), now=now or _now())
+    """Renew the due member tokens of `tenants` and `namespaces` (None: all). Synchronous, like the loop's other
+    steps: the operator runs it off the event loop."""
+    found = registry.fetch_refreshable_member_tokens(tenants=tenants, namespaces=namespaces)
+    due = due_member_tokens(found, now=now or _now())
     if not due:
         return MemberRenewals()
     try:

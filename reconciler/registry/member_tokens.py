@@ -188,9 +188,11 @@ def _local_parts(reference: str) -> tuple[str, str, str] | None:
     return (tenant, name, purpose) if tenant and name and purpose else None
 
 
-def refreshable_tokens(connection: sa.Connection, *, tenants: Sequence[str] | None) -> list[RefreshableMemberToken]:
-    """Every member token with a stored refresh token (of `tenants`, or all), with its server's URL and network
-    switch: what the engine's runs renew when due. Tokens nobody can refresh are not read."""
+def refreshable_tokens(
+    connection: sa.Connection, *, tenants: Sequence[str] | None, namespaces: Sequence[str] | None = None
+) -> list[RefreshableMemberToken]:
+    """Every member token with a stored refresh token (of `tenants` and `namespaces`, or all), with its server's
+    URL and network switch: what the engine's runs renew when due. Tokens nobody can refresh are not read."""
     table = schema.user_tokens
     query = (
         sa.select(
@@ -209,6 +211,8 @@ def refreshable_tokens(connection: sa.Connection, *, tenants: Sequence[str] | No
     )
     if tenants is not None:
         query = query.where(schema.tenants.c.slug.in_(sorted(set(tenants))))
+    if namespaces is not None:
+        query = query.where(schema.tenants.c.namespace.in_(sorted(set(namespaces))))
     return [
         RefreshableMemberToken(
             token=conversion.user_token_of(

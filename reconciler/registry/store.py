@@ -316,11 +316,15 @@ class Registry:
         return self._read(lambda connection: member_tokens.fetch_member_token(connection, row_id))
 
     def fetch_refreshable_member_tokens(
-        self, *, tenants: Collection[str] | None = None
+        self, *, tenants: Collection[str] | None = None, namespaces: Collection[str] | None = None
     ) -> list[RefreshableMemberToken]:
-        """Every member token with a refresh token (of `tenants`, or all) and its server's URL and network switch."""
-        chosen = None if tenants is None else sorted(tenants)
-        return self._read(lambda connection: member_tokens.refreshable_tokens(connection, tenants=chosen))
+        """Every member token with a refresh token (of `tenants` and `namespaces`, or all) and its server's URL and
+        network switch."""
+        slugs = None if tenants is None else sorted(tenants)
+        spaces = None if namespaces is None else sorted(namespaces)
+        return self._read(
+            lambda connection: member_tokens.refreshable_tokens(connection, tenants=slugs, namespaces=spaces)
+        )
 
     def claim_token_refresh(
         self,
