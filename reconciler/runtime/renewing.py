@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
-import logging
 import os
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +39,6 @@ from reconciler.probe.settings import ProbeSettings
 from reconciler.probe.transports import ProbeHttp
 from reconciler.registry import Registry
 from reconciler.registry.records import ServerRecord, UserTokenRecord
-
-logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
