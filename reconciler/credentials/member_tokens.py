@@ -9,11 +9,11 @@ value together), so every later resolution decides `needs_reauthorization` once 
 failure releases the lease and leaves the token as it was.
 
 A member token is bound to the issuer and client it was obtained with (SEP-2352): the token endpoint is read from
-that issuer's own RFC 8414 metadata, whose `issuer` must be the stored one, and the refresh names the stored
-client (authenticated like the server's registered client for that issuer, else as a public client). What is
-decided is pure (`renewal_due`, `metadata_request`, `token_endpoint_of`, `is_invalid_grant`, `member_token_name`,
-`member_token_secrets`); the requests go through the authorization-server port. Token values never reach a log
-line or an error.
+that issuer's own metadata (RFC 8414, else OpenID Connect Discovery), whose `issuer` must be the stored one, and
+the refresh names the stored client (authenticated like the server's registered client for that issuer, else as
+a public client). What is decided is pure (`renewal_due`, `metadata_requests`, `token_endpoint_of`,
+`is_invalid_grant`, `member_token_name`, `member_token_secrets`); the requests go through the authorization-server
+port. Token values never reach a log line or an error.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 INVALID_GRANT = "invalid_grant"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
+OIDC_METADATA_PATH = "/.well-known/openid-configuration"
 _METHODS: dict[str | None, TokenAuthMethod] = {
     "client_secret_basic": "client_secret_basic",
     "client_secret_post": "client_secret_post",
@@ -247,6 +248,16 @@ def metadata_request(issuer: str) -> AuthServerRequest:
     return AuthServerRequest(method="GET", url=url, purpose="the authorization server metadata request")
 
 
+def metadata_requests(issuer: str) -> tuple[AuthServerRequest, ...]:
+    """Where the issuer's metadata may be, in order: RFC 8414, then OpenID Connect Discovery (the well-known
+    segment after the issuer's path), which OpenID providers serve instead. Pure."""
+    oidc = issuer.rstrip("/") + OIDC_METADATA_PATH
+    return (
+        metadata_request(issuer),
+        AuthServerRequest(method="GET", url=oidc, purpose="the OpenID provider metadata request"),
+    )
+
+
 def token_endpoint_of(answer: AuthServerAnswer, *, issuer: str) -> str:
     """The token endpoint the issuer's own metadata names; `OAuthRejected` when the metadata is for another
     issuer or names none (a member token is never sent anywhere else). Pure."""
@@ -288,10 +299,13 @@ async def refresh_member_token(
     Raises `OAuthRejected` (`is_invalid_grant` when the refresh token is refused), `AuthServerUnavailable` and
     `AuthServerBlocked` like every request through the port.
     """
-    request = metadata_request(issuer)
-    answer = await access.perform(request)
-    if answer.status >= 500 or answer.status == 429:
-        raise rejection(answer, url=request.url, purpose=request.purpose)
+    requests = metadata_requests(issuer)
+    for request in requests:
+        answer = await access.perform(request)
+        if answer.status >= 500 or answer.status == 429:
+            raise rejection(answer, url=request.url, purpose=request.purpose)
+        if answer.ok:
+            break
     client = TokenClient(
         token_url=token_endpoint_of(answer, issuer=issuer),
         client_id=client_id,

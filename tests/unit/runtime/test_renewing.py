@@ -14,7 +14,7 @@ from reconciler.credentials import (
     member_token_secrets,
     renewal_due,
 )
-from reconciler.credentials.member_tokens import metadata_request, token_endpoint_of
+from reconciler.credentials.member_tokens import metadata_request, metadata_requests, token_endpoint_of
 from reconciler.credentials.tokens import MintedToken
 from reconciler.records import AuthServerAnswer
 from reconciler.registry.records import UserTokenRecord
@@ -35,6 +35,20 @@ def test_metadata_comes_from_the_issuers_well_known_url(issuer: str, url: str) -
     request = metadata_request(issuer)
 
     assert (request.method, request.url) == ("GET", url)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "oidc"),
+    [
+        ("https://op.example.com", "https://op.example.com/.well-known/openid-configuration"),
+        ("https://op.example.com/realms/a/", "https://op.example.com/realms/a/.well-known/openid-configuration"),
+    ],
+)
+def test_an_openid_providers_discovery_document_comes_second(issuer: str, oidc: str) -> None:
+    first, second = metadata_requests(issuer)
+
+    assert first == metadata_request(issuer)
+    assert (second.method, second.url) == ("GET", oidc)
 
 
 def test_only_the_issuers_own_metadata_names_the_token_endpoint() -> None:
