@@ -183,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not renew client-credentials tokens that are due (renewing asks their authorization servers)",
     )
+    resolve.add_argument(
+        "--renew-tokens",
+        action="store_true",
+        help="first refresh the member's tokens past 80%% of their lifetime (one refresh however many run at once)",
+    )
     _add_probe(resolve)
     _add_platform_namespace(resolve)
     _add_registry(resolve)
@@ -328,6 +333,7 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler import presenting
     from reconciler.engine.probing import ProbeOptions
     from reconciler.engine.reconciling import EngineSettings, reconcile
+    from reconciler.engine.renewing import renew_member_tokens
     from reconciler.manifests import load_folder
     from reconciler.registry import open_registry
 
@@ -349,14 +355,22 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
             _probe_settings(args), on_result=_progress(sys.stderr), client_max_age=max_age, public_url=public_url
         )
     )
+    renewals = None
     try:
         settings = EngineSettings(manager=args.manager, prune=not args.no_prune, network=_probe_settings(args))
         report = reconcile(desired, registry, settings=settings, probe=probe)
+        if probe is not None:
+            # Members' tokens of the folder's tenants, renewed when due (the same network permission as probing).
+            tenants = {tenant.slug for tenant in desired.tenants.values()}
+            renewals = renew_member_tokens(registry, tenants=tenants, settings=probe.settings, secrets=desired.secrets)
     finally:
         registry.close()
     # Plan warnings are printed with the plan; the rest (input, credential clean-up) here.
     _print_warnings([warning for warning in report.warnings if warning not in report.plan.warnings])
     print(presenting.plan_text(report.plan, colour=_colour(out)).replace("Plan: ", "Applied: "), file=out)
+    summary = renewals.summary() if renewals is not None else None
+    if summary is not None:
+        print(summary, file=out)
     if report.probed:
         print("", file=out)
         print(presenting.probe_table([(obj.source, result) for obj, result in report.probed]), file=out)
@@ -500,6 +514,8 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         secrets=secrets,
         manager=args.manager,
         platform_tenant=args.platform_namespace,
+        renew_tokens=args.renew_tokens,
+        allow_private_networks=args.allow_private_networks,
     )
     print(text, file=out)
     return code

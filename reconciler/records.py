@@ -5,7 +5,8 @@ no dependency of their own: the tools a probe lists (`ToolRecord`, stored in too
 discovery a probe makes and the credentials step reuses (`AuthDiscovery`), a dynamically registered OAuth
 client's row (`OAuthClientRecord`), a minted value as stored, still sealed (`SealedSecret`), and what the
 authorization-server port answers (`AuthServerAnswer`, `AuthServerFailure`, `IssuedClient`: the probe's adapter
-builds them, the credentials package reads them). The old homes (`registry.records`, `registry.rows`,
+builds them, the credentials package reads them), and a member's token row (`UserTokenRecord`: the runtime writes
+it, the credentials package refreshes it). The old homes (`registry.records`, `registry.rows`,
 `registry.secret_store`, `probe.discovery`) re-export their types.
 """
 
@@ -138,3 +139,31 @@ class IssuedClient:
     client_secret: str | None = field(default=None, repr=False)
     token_endpoint_auth_method: str | None = None
     client_secret_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class UserTokenRecord:
+    """A member's own token for a per-member server: written by the runtime, read by the reconciler; the
+    credentials package refreshes it (`member_tokens`), so it lives here, below both."""
+
+    tenant: str
+    server: str
+    user_id: str
+    secret_ref: str
+    connection: str | None = None
+    expires_at: dt.datetime | None = None
+    row_id: int | None = None
+    value_keys: tuple[str, ...] = ()
+    """Keys of the member's other stored values, kept in the same Secret as the token (`secret_ref` with its
+    key replaced): what a connection's `memberHeaders` read."""
+    refresh_token_ref: str | None = None
+    """Where the member's refresh token is sealed (`local:` reference); None when none is stored, so an expired
+    token can only be replaced by the member connecting again."""
+    issued_at: dt.datetime | None = None
+    client_id: str | None = None
+    """The OAuth client the token was obtained with; a refresh uses this client and no other."""
+    issuer: str | None = None
+    """The authorization server that issued the token; a refresh goes to this issuer and no other (SEP-2352)."""
+    scopes: tuple[str, ...] = ()
+    refresh_lease_until: dt.datetime | None = None
+    """While one resolution refreshes the token, when its lease runs out; None when nobody is refreshing."""

@@ -11,6 +11,10 @@ The engine imports from here only (the submodules are the package's own layout):
 - the credentials step: `prepare_server_credentials` / `prepare_many` (DCR + minting, after apply and before
   probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
   (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
+- members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
+  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renewal_due`, `refresh_member_token` (the
+  refresh itself, to the issuer the token came from), `is_invalid_grant`, `member_token_name` and
+  `member_token_secrets` (where a member's token set is sealed);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
 - step-up: `step_up_scopes` (pure; the scopes to re-authorize with after an `insufficient_scope` refusal);
 - ports: `AuthServerClient` (HTTP to authorization servers; the engine passes the probe's `ProbeAuthServer`),
@@ -67,6 +71,17 @@ if TYPE_CHECKING:
         MintedSecretStore,
         NewSecret,
     )
+    from reconciler.credentials.member_tokens import (
+        MemberTokenRenewal,
+        RenewalOutcome,
+        is_invalid_grant,
+        member_token_name,
+        member_token_secrets,
+        refresh_member_token,
+        renew_member_token,
+        renewal_due,
+        store_member_tokens,
+    )
     from reconciler.credentials.preparing import (
         CredentialContext,
         CredentialFailure,
@@ -103,7 +118,12 @@ if TYPE_CHECKING:
         verdict,
     )
     from reconciler.credentials.scopes import step_up_scopes
-    from reconciler.credentials.storage import CredentialRegistry, CredentialTransaction
+    from reconciler.credentials.storage import (
+        CredentialRegistry,
+        CredentialTransaction,
+        MemberTokenRegistry,
+        MemberTokenTransaction,
+    )
     from reconciler.credentials.stores import (
         SecretStore,
         arequire_reference,
@@ -144,6 +164,9 @@ __all__ = [
     "KubernetesSecretStore",
     "LocalSecret",
     "LocalSecretStore",
+    "MemberTokenRegistry",
+    "MemberTokenRenewal",
+    "MemberTokenTransaction",
     "MemoryMintedSecrets",
     "MemoryTokenCache",
     "MintedSecretStore",
@@ -157,6 +180,7 @@ __all__ = [
     "RegisteredClient",
     "RegistrationRefused",
     "ReleasedCredentials",
+    "RenewalOutcome",
     "ResolvedHeaders",
     "RotationAction",
     "RotationDecision",
@@ -190,10 +214,13 @@ __all__ = [
     "fill_authorization_url",
     "fingerprint",
     "forget_clients",
+    "is_invalid_grant",
     "is_local_reference",
     "last_good_value",
     "load_store_key",
     "local_reference",
+    "member_token_name",
+    "member_token_secrets",
     "new_pkce",
     "parse_reference",
     "pin_verified",
@@ -202,12 +229,16 @@ __all__ = [
     "prepare_server_credentials",
     "read_reference",
     "refresh_access_token",
+    "refresh_member_token",
     "register_client",
     "release_server_credentials",
+    "renew_member_token",
+    "renewal_due",
     "require_reference",
     "rotate_client",
     "rotate_server_client",
     "step_up_scopes",
+    "store_member_tokens",
     "verdict",
 ]
 
@@ -250,6 +281,17 @@ __getattr__ = lazy_exports(
             "MintedSecretStore",
             "NewSecret",
         ],
+        "member_tokens": [
+            "MemberTokenRenewal",
+            "RenewalOutcome",
+            "is_invalid_grant",
+            "member_token_name",
+            "member_token_secrets",
+            "refresh_member_token",
+            "renew_member_token",
+            "store_member_tokens",
+            "renewal_due",
+        ],
         "preparing": [
             "CredentialContext",
             "CredentialFailure",
@@ -286,7 +328,7 @@ __getattr__ = lazy_exports(
             "verdict",
         ],
         "scopes": ["step_up_scopes"],
-        "storage": ["CredentialRegistry", "CredentialTransaction"],
+        "storage": ["CredentialRegistry", "CredentialTransaction", "MemberTokenRegistry", "MemberTokenTransaction"],
         "stores": ["SecretStore", "arequire_reference", "is_local_reference", "local_reference", "require_reference"],
         "tokens": [
             "MemoryTokenCache",

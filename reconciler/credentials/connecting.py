@@ -30,12 +30,12 @@ from reconciler.credentials.authorization import fill_authorization_url, new_pkc
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest
 from reconciler.credentials.errors import IncompleteAuthSpec, OAuthRejected
 from reconciler.credentials.headers import SecretReader
-from reconciler.credentials.local_store import NewSecret
 from reconciler.credentials.registration import CredentialStores, RegisteredClient, stored_clients
 from reconciler.credentials.scopes import step_up_scopes
-from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference, require_reference
+from reconciler.credentials.stores import require_reference
 from reconciler.credentials.tokens import MintedToken, TokenAuthMethod, TokenClient
 from reconciler.errors import ErrorClass, PermanentError, ReconcilerError
+from reconciler.records import UserTokenRecord
 
 MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,199}$")
 
@@ -62,20 +62,14 @@ class Login:
     """The issuer advertises `authorization_response_iss_parameter_supported`: a callback without `iss` fails."""
 
 
-def member_owner(server: str, member: str) -> str:
-    """The name a member's sealed tokens for `server` are kept under; a member id that cannot be part of a
-    reference is refused here, before anyone logs in."""
+def check_member_id(member: str) -> str:
+    """A member id fit to name in a login and a row: refused here, before anyone logs in."""
     if not MEMBER_ID.match(member):
         raise PermanentError(
-            f"member id {member!r} cannot name a stored token: use letters, digits and . _ : @ + - "
+            f"member id {member!r} is not usable: use letters, digits and . _ : @ + - "
             "(at most 200 characters, starting with a letter or digit)"
         )
-    return f"{server}@{member}"
-
-
-def member_token_reference(tenant: str, server: str, member: str) -> str:
-    """Where a member's access token for `server` is sealed (what their `user_tokens` row points at)."""
-    return local_reference(tenant, member_owner(server, member), ACCESS_TOKEN)
+    return member
 
 
 def begin_login(
@@ -151,16 +145,6 @@ def code_from_callback(login: Login, params: Mapping[str, str]) -> str:
     if not code:
         raise LoginFailed("the callback carries neither a code nor an error")
     return code
-
-
-def member_token_secrets(tenant: str, server: str, member: str, token: MintedToken) -> list[NewSecret]:
-    """The member's access token (and refresh token, when one was issued) to seal, with clear metadata only."""
-    owner = member_owner(server, member)
-    meta = {"issuedAt": token.issued_at.isoformat(), "tokenType": token.token_type, "scope": token.scope}
-    sealed = [NewSecret(tenant, owner, ACCESS_TOKEN, token.access_token, meta, token.expires_at)]
-    if token.refresh_token:
-        sealed.append(NewSecret(tenant, owner, REFRESH_TOKEN, token.refresh_token, {}))
-    return sealed
 
 
 def refusal_message(error: OAuthRejected) -> str:
@@ -263,14 +247,27 @@ async def revoke(endpoint: str, token: str, *, hint: str, client: TokenClient, a
 
 
 async def forget_member_tokens(
-    tenant: str, server: str, *, stores: CredentialStores, access: AuthServerAccess
+    tenant: str,
+    server: str,
+    tokens: Sequence[UserTokenRecord],
+    *,
+    stores: CredentialStores,
+    access: AuthServerAccess,
 ) -> tuple[int, int]:
-    """Before a server's rows go: revoke every member's tokens where the issuer offers revocation and a stored
-    client can ask (RFC 7009), then delete them all whatever it answered. (members, tokens revoked)."""
-    prefix = f"{server}@"
-    sealed_names = {sealed.name for sealed in stores.registry.fetch_local_secrets(tenant)}
-    owners = sorted(name for name in sealed_names if name.startswith(prefix))
-    if not owners:
+    """Before a server's rows go: revoke its members' tokens (`tokens`, their rows) where the issuer offers
+    revocation and a stored client can ask (RFC 7009), then delete their sealed values whatever it answered.
+    (members, tokens revoked)."""
+    sealed = sorted(
+        {
+            (name, purpose, hint)
+            for token in tokens
+            for reference, hint in ((token.refresh_token_ref, "refresh_token"), (token.secret_ref, "access_token"))
+            if reference is not None and (parts := split_reference(reference, tenant)) is not None
+            for name, purpose in [parts]
+        },
+        key=lambda item: (item[0], item[2] != "refresh_token"),
+    )
+    if not sealed:
         return 0, 0
     clients = stored_clients(tenant=tenant, server=server, stores=stores)
     client = clients[0] if clients else None
@@ -281,19 +278,28 @@ async def forget_member_tokens(
         except ReconcilerError:
             endpoint = None  # unreachable or refused: the tokens are deleted all the same
     revoked = 0
+    if client is not None and endpoint is not None:
+        asker = login_token_client({}, token_url="", registered=client, secrets=_NO_VALUES)
+        for name, purpose, hint in sealed:  # refresh tokens first: revoking one may end its access tokens
+            found = stores.minted.get(tenant, name, purpose)
+            if found is None:
+                continue
+            try:
+                revoked += await revoke(endpoint, found.value, hint=hint, client=asker, access=access)
+            except ReconcilerError:
+                continue
+    owners = sorted({name for name, _purpose, _hint in sealed})
     for owner in owners:
-        if client is not None and endpoint is not None:
-            asker = login_token_client({}, token_url="", registered=client, secrets=_NO_VALUES)
-            for hint, purpose in (("refresh_token", REFRESH_TOKEN), ("access_token", ACCESS_TOKEN)):
-                found = stores.minted.get(tenant, owner, purpose)
-                if found is None:
-                    continue
-                try:
-                    revoked += await revoke(endpoint, found.value, hint=hint, client=asker, access=access)
-                except ReconcilerError:
-                    continue
         stores.minted.delete(tenant, owner)
     return len(owners), revoked
+
+
+def split_reference(reference: str, tenant: str) -> tuple[str, str] | None:
+    """(name, purpose) of a `local:<tenant>/<name>#<purpose>` reference of this tenant; None for any other."""
+    if not reference.startswith(f"local:{tenant}/"):
+        return None
+    name, _, purpose = reference.removeprefix(f"local:{tenant}/").partition("#")
+    return (name, purpose) if name and purpose else None
 
 
 class _NoValues:

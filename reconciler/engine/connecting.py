@@ -14,6 +14,7 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -29,16 +30,15 @@ from reconciler.credentials.connecting import (
     IssuerFacts,
     Login,
     begin_login,
+    check_member_id,
     code_from_callback,
     issuer_facts,
     login_token_client,
-    member_owner,
-    member_token_reference,
-    member_token_secrets,
     revoke,
     with_step_up,
 )
 from reconciler.credentials.errors import IncompleteAuthSpec
+from reconciler.credentials.member_tokens import member_token_name, store_member_tokens
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN
 from reconciler.credentials.tokens import MintedToken, TokenClient
 from reconciler.engine.crediting import credentials_context
@@ -47,7 +47,7 @@ from reconciler.errors import PermanentError
 from reconciler.probe import ProbeHttp, ProbeSettings
 from reconciler.records import AuthDiscovery
 from reconciler.registry import Registry
-from reconciler.registry.records import ServerRecord, UserTokenRecord
+from reconciler.registry.records import ServerRecord
 
 CODE_FLOW = "oauthAuthorizationCode"
 
@@ -93,7 +93,7 @@ def begin_member_login(
 ) -> MemberLogin:
     """Prepare the server's client (registering it if it has none) and begin one login for `member`; `state`
     when the caller signs its own (the connect service)."""
-    member_owner(server, member)
+    check_member_id(member)
     record, discovery = _code_server(registry, tenant, server)
     tenant = record.tenant
     challenged = _challenged_scopes(registry, record)
@@ -157,21 +157,17 @@ def finish_member_login(
             )
 
     token = anyio.run(run)
-    minted = _minted(registry)
-    row = UserTokenRecord(
+    issuer = pending.login.issuer or _origin(pending.token_client.token_url)
+    store_member_tokens(
+        registry,
+        _minted(registry),
+        token,
         tenant=pending.tenant,
         server=pending.server,
-        user_id=pending.member,
-        secret_ref=member_token_reference(pending.tenant, pending.server, pending.member),
-        expires_at=token.expires_at,
+        user=pending.member,
+        client_id=pending.token_client.client_id,
+        issuer=issuer,
     )
-    with registry.transaction() as transaction:
-        minted.delete(pending.tenant, member_owner(pending.server, pending.member), transaction=transaction)
-        minted.put_all(
-            member_token_secrets(pending.tenant, pending.server, pending.member, token), transaction=transaction
-        )
-        transaction.delete_user_tokens(tenant=pending.tenant, server=pending.server, user_id=pending.member)
-        transaction.insert_user_token(row)
     return token
 
 
@@ -186,9 +182,10 @@ def disconnect_member(
     public_url: str | None = None,
 ) -> Disconnection:
     """Revoke the member's tokens where the issuer offers revocation, then delete them and their row."""
-    owner = member_owner(server, member)
+    check_member_id(member)
     record, discovery = _code_server(registry, tenant, server)
     tenant = record.tenant
+    owner = member_token_name(server=server, connection=None, user=member)
     minted = _minted(registry)
     held = {
         hint: found.value
@@ -250,6 +247,11 @@ def _challenged_scopes(registry: Registry, record: ServerRecord) -> tuple[str, .
     state = registry.fetch_probe_states(tenants=[record.tenant]).get((record.tenant, record.name))
     scopes = (state.last_test or {}).get("challengedScopes") if state is not None else None
     return tuple(str(scope) for scope in scopes) if isinstance(scopes, list) else ()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _minted(registry: Registry) -> MintedSecretStore:

@@ -266,20 +266,16 @@ def release_deleted(
                         raise context
                     # Members' tokens first, while the client that may revoke them is still registered.
                     access = context.access(allow_private=row.allow_private)
-                    await forget_member_tokens(row.tenant, row.name, stores=context.stores, access=access)
+                    members = registry.fetch_user_tokens(tenant=row.tenant, server=row.name)
+                    await forget_member_tokens(row.tenant, row.name, members, stores=context.stores, access=access)
                     released = await release_server_credentials(
                         row.tenant, row.name, context=context, allow_private=row.allow_private
                     )
                 except ReconcilerError as error:
                     # The sealed values go in every case; only deregistration needed them.
-                    members = {
-                        sealed.name
-                        for sealed in registry.fetch_local_secrets(row.tenant)
-                        if sealed.name.startswith(f"{row.name}@")
-                    }
+                    # Members' sealed tokens go with their rows (registry.delete); these are the server's own.
                     with registry.transaction() as transaction:
-                        for owner in (row.name, *sorted(members)):
-                            transaction.delete_local_secrets(row.tenant, owner, None)
+                        transaction.delete_local_secrets(row.tenant, row.name, None)
                     for client in clients:
                         left_behind(row, client.client_id, client.issuer, f"deregistration impossible ({error})")
                     continue

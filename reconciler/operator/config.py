@@ -66,6 +66,9 @@ class OperatorConfig:
     objects and a cap of 64). Registry load is bounded anyway: passes are batched per namespace."""
     max_concurrent_passes: int = 32
     """Passes in flight at once (each holds API connections and parsed objects while it waits for the engine)."""
+    member_token_interval: float = 60.0
+    """Seconds between sweeps renewing members' due tokens in the namespaces served (with `probe` only: the same
+    network permission); 0 disables them."""
     upstream_interval: float = 3600.0
     """Seconds between checks of the Registry API an imported MCPServer came from (its upstream annotations)."""
     upstream_token: str | None = field(default=None, repr=False)

@@ -5,13 +5,15 @@ its own periodic passes (`resyncing.ResyncScheduler`, one loop for all objects, 
 paused instance stays idle). `ObjectReconciler` holds the order of a pass and composes the parts that do the work:
 `batching.py` gathers what the engine needs and runs it (batched per namespace, probes on the event loop),
 `recording.py` writes the status subresource only when it changed, posts Events only for real changes and counts
-metrics, and `exports.py` writes a binding's exported ConfigMap. Domain errors are recorded in status and re-raised
+metrics, and `exports.py` writes a binding's exported ConfigMap. Beside the passes, one sweep renews members' due
+tokens in the namespaces served (`engine.renewing`). Domain errors are recorded in status and re-raised
 as domain errors; `handlers.py` turns them into kopf's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -20,6 +22,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from reconciler.api import MCPServer, MCPTemplateBinding
+from reconciler.engine.renewing import renew_member_tokens
 from reconciler.errors import PermanentError, ReconcilerError, RetryableError
 from reconciler.operator import statuses
 from reconciler.operator.annotations import is_paused, jittered, poll_interval, reconcile_request
@@ -33,6 +36,7 @@ from reconciler.operator.objects import BINDING_KIND, ClusterPort, IndexedObject
 from reconciler.operator.peering import AlwaysOpen, ResyncGate
 from reconciler.operator.recording import StatusRecorder
 from reconciler.operator.resyncing import ResyncScheduler
+from reconciler.probe import ProbeSettings
 from reconciler.registry import Registry
 
 __all__ = ["FINALIZED_MEMORY", "ClusterPort", "IndexedObjects", "ObjectReconciler", "ObjectView"]
@@ -61,6 +65,7 @@ class ObjectReconciler:
     ) -> None:
         self._cluster = cluster
         self._config = config
+        self._registry = registry
         threads = RegistryThreads(registry_threads)
         self._batching = NamespaceBatches(
             registry=registry, cluster=cluster, config=config, registry_threads=threads, clock=clock
@@ -88,6 +93,9 @@ class ObjectReconciler:
         """Per object backing off (transient errors, a rotation held back): how many periodic passes in a row."""
         self._objects: IndexedObjects | None = None
         self._gate: ResyncGate = gate or AlwaysOpen()
+        self._namespaces: set[str] = set()
+        """Namespaces of the objects tracked: where the member-token sweep looks."""
+        self._member_renewals: asyncio.Task[None] | None = None
         self._passes = asyncio.Semaphore(config.max_concurrent_passes)
         """Bounds memory and API connections when thousands of objects arrive at once; passes queued meanwhile
         still share engine runs."""
@@ -174,7 +182,9 @@ class ObjectReconciler:
         metadata = body.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
             return
-        key = ObjectView.of(body).key
+        view = ObjectView.of(body)
+        key = view.key
+        self._namespaces.add(view.source.namespace)
         if key not in self._resyncs:  # every watch event lands here: a known object keeps its schedule
             self._resyncs.track(key, self._rng.uniform(0, self._interval(body)))
 
@@ -187,6 +197,8 @@ class ObjectReconciler:
         if self._objects is None:
             self._objects = objects
             self._resyncs.start()
+            if self._config.probe and self._config.member_token_interval > 0:
+                self._member_renewals = asyncio.create_task(self._renew_member_tokens())
 
     async def resync_pass(self, key: str) -> float | None:
         """One periodic pass (drift repair, unwatched Secrets, expiring state); returns the delay until the next,
@@ -248,9 +260,39 @@ class ObjectReconciler:
 
     async def close(self) -> None:
         """Stop the periodic passes and wait for engine runs in flight (they hold registry connections)."""
+        if self._member_renewals is not None:
+            self._member_renewals.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._member_renewals
         await self._resyncs.stop()
         self._exports.cancel()
         await self._batching.close()
+
+    async def _renew_member_tokens(self) -> None:
+        """Every `member_token_interval`, renew the due member tokens of the namespaces served by this (active)
+        instance. Off the event loop and off the registry threads: a refresh waits on an authorization server.
+        Replicas racing are harmless: the registry's lease lets one refresh each token."""
+        settings = ProbeSettings(allow_private_networks=self._config.allow_private_networks)
+        while True:
+            await asyncio.sleep(
+                jittered(self._config.member_token_interval, fraction=self._config.jitter, rng=self._rng)
+            )
+            namespaces = [namespace for namespace in sorted(self._namespaces) if await self._gate.allows(namespace)]
+            if not namespaces:
+                continue
+            try:
+                renewals = await asyncio.to_thread(
+                    renew_member_tokens, self._registry, tenants=None, namespaces=namespaces, settings=settings
+                )
+            except ReconcilerError as error:
+                log.warning("renewing members' tokens: %s", error)
+                continue
+            except Exception:  # a bug must not end the sweeps: log it, keep the pace
+                log.exception("renewing members' tokens failed")
+                continue
+            summary = renewals.summary()
+            if summary is not None:
+                log.info("%s (namespaces %s)", summary, ", ".join(namespaces))
 
     # -- internals ----------------------------------------------------------------------------------------
 

@@ -374,4 +374,10 @@ def user_token_of(row: RowMapping, *, tenant: str, server: str, connection: str 
         expires_at=row["expires_at"],
         row_id=row["id"],
         value_keys=strings_of(row["value_keys"]),
+        refresh_token_ref=row["refresh_token_ref"],
+        issued_at=row["issued_at"],
+        client_id=row["client_id"],
+        issuer=row["issuer"],
+        scopes=strings_of(row["scopes"]),
+        refresh_lease_until=row["refresh_lease_until"],
     )

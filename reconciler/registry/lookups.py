@@ -452,6 +452,12 @@ def _tokens_query(
         tokens.c.user_id,
         tokens.c.secret_ref,
         tokens.c.value_keys,
+        tokens.c.refresh_token_ref,
+        tokens.c.issued_at,
+        tokens.c.client_id,
+        tokens.c.issuer,
+        tokens.c.scopes,
+        tokens.c.refresh_lease_until,
     )
     return (
         sa.select(*columns, tokens.c.expires_at)

@@ -159,6 +159,11 @@ def insert_user_token(connection: sa.Connection, token: UserTokenRecord, *, now:
             value_keys=list(token.value_keys),
             created_at=now,
             expires_at=token.expires_at,
+            refresh_token_ref=token.refresh_token_ref,
+            issued_at=token.issued_at,
+            client_id=token.client_id,
+            issuer=token.issuer,
+            scopes=list(token.scopes),
         )
         .returning(table.c.id)
     )

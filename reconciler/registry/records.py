@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from reconciler.records import ToolRecord as ToolRecord  # re-exported: its home before it moved down
+from reconciler.records import UserTokenRecord as UserTokenRecord  # re-exported: the credentials package refreshes
 
 FINGERPRINT_KEY_BYTES = 32
 """Length of the random key that fingerprints secrets (stored hex-encoded in `registry_meta`)."""
@@ -297,19 +298,12 @@ class ResourceRecord:
 
 
 @dataclass(frozen=True)
-class UserTokenRecord:
-    """A member's own token for a per-member server: written by the runtime, read by the reconciler."""
+class RefreshableMemberToken:
+    """A member token that has a refresh token, with what refreshing it needs from its server's row."""
 
-    tenant: str
-    server: str
-    user_id: str
-    secret_ref: str
-    connection: str | None = None
-    expires_at: dt.datetime | None = None
-    row_id: int | None = None
-    value_keys: tuple[str, ...] = ()
-    """Keys of the member's other stored values, kept in the same Secret as the token (`secret_ref` with its
-    key replaced): what a connection's `memberHeaders` read."""
+    token: UserTokenRecord
+    server_url: str
+    allow_private: bool
 
 
 @dataclass(frozen=True)

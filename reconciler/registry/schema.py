@@ -348,6 +348,16 @@ user_tokens = sa.Table(
     sa.Column("value_keys", json_type(), nullable=False, server_default=sa.text("'[]'")),
     sa.Column("created_at", UtcDateTime(), nullable=False, server_default=_now_default()),
     sa.Column("expires_at", UtcDateTime(), nullable=True),
+    # What a refresh needs (0010): the sealed refresh token's `local:` reference, when the token was issued, and
+    # the client and issuer it was obtained with (a refresh goes nowhere else).
+    sa.Column("refresh_token_ref", sa.Text(), nullable=True),
+    sa.Column("issued_at", UtcDateTime(), nullable=True),
+    sa.Column("client_id", sa.Text(), nullable=True),
+    sa.Column("issuer", sa.Text(), nullable=True),
+    sa.Column("scopes", json_type(), nullable=False, server_default=sa.text("'[]'")),
+    # The single-flight lease (0010): set by compare-and-set by the one refresher, cleared when it stores.
+    sa.Column("refresh_lease_holder", sa.Text(), nullable=True),
+    sa.Column("refresh_lease_until", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("server_id", "user_id", "connection_id"),
     # NULLs never collide in a unique constraint, so one token per member without a connection needs its own index.
     sa.Index(

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from reconciler.records import OAuthClientRecord, SealedSecret
-from reconciler.registry import catalog, lookups, reading, recording, secret_store, stamps, writing
+from reconciler.registry import catalog, lookups, member_tokens, reading, recording, secret_store, stamps, writing
 from reconciler.registry.connecting import (
     DEFAULT_REGISTRY_URL,
     REGISTRY_URL_ENV,
@@ -38,6 +38,7 @@ from reconciler.registry.connecting import (
     single_statement_reads,
     translated_errors,
 )
+from reconciler.registry.errors import ConcurrentChange
 from reconciler.registry.migrating import stored_revision, upgrade_registry
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
@@ -45,6 +46,7 @@ from reconciler.registry.records import (
     ObservedState,
     ProbeStateRecord,
     Record,
+    RefreshableMemberToken,
     ResourceRecord,
     RowKey,
     TenantRecord,
@@ -330,6 +332,48 @@ class Registry:
         """Every sealed value one owner (or a whole tenant) has in the local secret store."""
         return self._read(lambda connection: secret_store.read_sealed_of(connection, tenant=tenant, name=name))
 
+    # -- members' tokens: the runtime's refresh (reconciler.runtime.renewing) -----------------------------------
+
+    def fetch_member_token(self, row_id: int) -> UserTokenRecord | None:
+        """One member token row by id (what a refresher and its waiters re-read); None once it is gone."""
+        return self._read(lambda connection: member_tokens.fetch_member_token(connection, row_id))
+
+    def fetch_refreshable_member_tokens(
+        self, *, tenants: Collection[str] | None = None, namespaces: Collection[str] | None = None
+    ) -> list[RefreshableMemberToken]:
+        """Every member token with a refresh token (of `tenants` and `namespaces`, or all) and its server's URL and
+        network switch."""
+        slugs = None if tenants is None else sorted(tenants)
+        spaces = None if namespaces is None else sorted(namespaces)
+        return self._read(
+            lambda connection: member_tokens.refreshable_tokens(connection, tenants=slugs, namespaces=spaces)
+        )
+
+    def claim_token_refresh(
+        self,
+        row_id: int,
+        *,
+        holder: str,
+        seen_expires_at: dt.datetime | None,
+        lease: dt.timedelta,
+        now: dt.datetime | None = None,
+    ) -> bool:
+        """Compare-and-set: True when `holder` now holds the refresh lease of the row until `now + lease`.
+
+        Only one of many concurrent callers gets True: the lease must be free (or run out) and the row must still
+        expire at `seen_expires_at`, so a caller that read the token before someone else renewed it gets False
+        and re-reads instead of refreshing again."""
+        moment = now or _now()
+        with self.transaction() as transaction:
+            return member_tokens.claim_refresh(
+                transaction._live(),
+                row_id,
+                holder=holder,
+                seen_expires_at=seen_expires_at,
+                now=moment,
+                until=moment + lease,
+            )
+
     def database_path(self) -> str | None:
         """The SQLite file this registry lives in (absolute); None for PostgreSQL and in-memory databases."""
         database = self._url.database
@@ -424,6 +468,44 @@ class RegistryTransaction:
     def delete_user_tokens(self, *, tenant: str, server: str, user_id: str) -> int:
         """Forget a member's own token rows for a server (a reconnect replaces them, a disconnect ends them)."""
         return recording.delete_user_tokens(self._live(), tenant=tenant, server=server, user_id=user_id)
+
+    def put_member_token(self, token: UserTokenRecord) -> int:
+        """Store a member's token set (the references of access and refresh token, issued/expiry, client,
+        issuer, scopes), replacing the member's earlier row for the same server and connection in place."""
+        return member_tokens.put_member_token(self._live(), token, now=_now())
+
+    def store_refreshed_token(
+        self,
+        row_id: int,
+        *,
+        holder: str,
+        secret_ref: str,
+        expires_at: dt.datetime | None,
+        issued_at: dt.datetime,
+        refresh_token_ref: str | None,
+        scopes: Sequence[str] = (),
+    ) -> None:
+        """Record a renewed token and release the lease; `ConcurrentChange` (rolling back the transaction, the
+        sealed values with it) when `holder` no longer holds the lease."""
+        stored = member_tokens.store_refreshed(
+            self._live(),
+            row_id,
+            holder=holder,
+            secret_ref=secret_ref,
+            expires_at=expires_at,
+            issued_at=issued_at,
+            refresh_token_ref=refresh_token_ref,
+            scopes=tuple(scopes),
+        )
+        if not stored:
+            raise ConcurrentChange(f"member token {row_id}: the refresh lease was taken over before the refresh stored")
+
+    def release_token_refresh(self, row_id: int, *, holder: str, forget_refresh_token: bool = False) -> bool:
+        """Give the refresh lease back after a failed refresh; `forget_refresh_token` when the authorization server
+        refused the refresh token for good (`invalid_grant`). False when the lease was not `holder`'s."""
+        return member_tokens.release_refresh(
+            self._live(), row_id, holder=holder, forget_refresh_token=forget_refresh_token
+        )
 
     def ensure_fingerprint_key(self, *, proposed: bytes | None = None) -> str:
         """The stored fingerprint key (hex), created (as `proposed`, if given) when absent; concurrent creators

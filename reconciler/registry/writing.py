@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconciler.errors import MissingReference, Problem
-from reconciler.registry import conversion, row_ids, schema
+from reconciler.registry import conversion, member_tokens, row_ids, schema
 from reconciler.registry.errors import ConcurrentChange, DuplicateRow
 from reconciler.registry.records import (
     KIND_OF_TABLE,
@@ -241,6 +241,8 @@ def update(connection: sa.Connection, records: Sequence[Record], *, now: dt.date
 def delete(connection: sa.Connection, keys: Sequence[RowKey]) -> None:
     """`RegistryTransaction.delete`: by key, referencing tables first; what cascades from a row goes with it."""
     by_table = _keys_by_table(connection, keys)
+    # Members' token rows cascade from their server or connection; their sealed values must go explicitly.
+    member_tokens.delete_sealed_values(connection, servers=by_table["servers"], connections=by_table["connections"])
     for spec in reversed(TABLE_SPECS):
         if by_table[spec.name]:
             connection.execute(sa.delete(spec.table).where(*_key_match(spec.table)), by_table[spec.name])

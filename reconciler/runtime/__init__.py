@@ -4,8 +4,9 @@ Agent runtimes call `resolve` (Python); the CLI calls `resolve_command` and `ser
 the Registry API v0.1); tests build the agent-facing MCP endpoint with `build_mcp_app`, both with
 `build_serving_app`; the operator renders a binding's `spec.export` ConfigMap with
 `export_target`, `export_document` and `build_config_map`; `fetch_member_coverage` says which per-member
-credentials no member has connected yet. Everything here reads the registry and never writes
-it. The public names below are pinned by a test.
+credentials no member has connected yet. Everything here reads the registry and writes only what the runtime
+owns: members' tokens (`store_member_tokens`, and `resolve(..., renew_tokens=True)` with a `TokenRenewal`, default
+`default_renewal`, refreshing the due ones). The public names below are pinned by a test.
 
 The names load lazily, so `get` (which asks only `membership`) does not import the endpoint's mcp SDK and uvicorn.
 """
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
     from reconciler.runtime.publishing import build_entry, page_entries
     from reconciler.runtime.registry_api import CallerDirectory, RegistryCaller, build_registry_api, load_callers
+    from reconciler.runtime.renewing import TokenRenewal, default_renewal, store_member_tokens
     from reconciler.runtime.resolution import MASK, CredentialScope, Resolution, ResolvedServer, ServerState
     from reconciler.runtime.resolving import UnknownTenant, resolve
 
@@ -52,6 +54,7 @@ __all__ = [
     "Resolution",
     "ResolvedServer",
     "ServerState",
+    "TokenRenewal",
     "UnknownTenant",
     "build_config_map",
     "build_entry",
@@ -60,6 +63,7 @@ __all__ = [
     "build_registry_api",
     "build_serving_app",
     "caller_directory",
+    "default_renewal",
     "export_document",
     "export_target",
     "fetch_member_coverage",
@@ -72,6 +76,7 @@ __all__ = [
     "resolve_command",
     "secret_placeholder",
     "serve_mcp",
+    "store_member_tokens",
 ]
 
 __getattr__ = lazy_exports(
@@ -91,6 +96,7 @@ __getattr__ = lazy_exports(
         "membership": ["MemberCoverage", "fetch_member_coverage"],
         "presenting": ["render_mcp_config", "resolution_json", "resolution_text"],
         "publishing": ["build_entry", "page_entries"],
+        "renewing": ["TokenRenewal", "default_renewal", "store_member_tokens"],
         "registry_api": ["CallerDirectory", "RegistryCaller", "build_registry_api", "load_callers"],
         "resolution": ["MASK", "CredentialScope", "Resolution", "ResolvedServer", "ServerState"],
         "resolving": ["UnknownTenant", "resolve"],

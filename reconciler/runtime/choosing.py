@@ -5,11 +5,14 @@ not blocked. Pure: connections, members' token rows and the server's auth → a 
 why there is none). Preference: a binding's pinned connection; else the member's own (user scope, newest
 first, or their token for the server), the agent's, the platform's (usable ones first); last the server's own
 credential when it is featured or declares no connections. Values are never read here: headers are
-`HeaderSource`s (a literal or a secret reference).
+`HeaderSource`s (a literal or a secret reference). A member's token past its `expires_at` (judged against the
+index's `now`, which the caller injects) is never sent: without a stored refresh token it reads
+`needs_reauthorization`, with one it waits for the runtime's renewal (`resolve(..., renew_tokens=True)`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +68,8 @@ class CredentialIndex:
     server_grants: dict[str, list[GrantMatch]] = field(default_factory=lambda: defaultdict(list))
     connection_grants: dict[str, list[GrantMatch]] = field(default_factory=lambda: defaultdict(list))
     tokens: dict[tuple[str, str | None], UserTokenRecord] = field(default_factory=dict)
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    """The moment members' tokens are judged against; `decide` sets the one its caller injected."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,9 @@ def choose_credential(
         token = index.tokens.get((server.name, None))
         if token is not None and server_granted:
             lines.append(f"connection: none — member {caller.user}'s own token for {server.name} (user_tokens)")
+            expired = _expired_token(token, server=server, caller=caller, now=index.now, lines=lines, connection=None)
+            if expired is not None:
+                return expired
             header = HeaderSource(
                 "Authorization",
                 origin=f"member {caller.user}'s token",
@@ -188,7 +196,7 @@ def _usable(connection: ConnectionRecord, index: CredentialIndex, *, caller: Cal
     if connection.credential_mode != "perMember":
         return True
     token = index.tokens.get((connection.server, connection.name)) if caller.user is not None else None
-    return token is not None and not _missing_values(connection, token)
+    return token is not None and not _missing_values(connection, token) and not token_expired(token, now=index.now)
 
 
 def _use(
@@ -205,6 +213,11 @@ def _use(
         token = index.tokens.get((connection.server, connection.name)) if caller.user is not None else None
         if token is None:
             return _needs_own_account(server, caller=caller, lines=lines, connection=connection, scope=scope)
+        expired = _expired_token(
+            token, server=server, caller=caller, now=index.now, lines=lines, connection=connection, scope=scope
+        )
+        if expired is not None:
+            return expired
         missing = _missing_values(connection, token)
         if missing:
             reason = (
@@ -250,6 +263,57 @@ def _use(
             fingerprint=connection.fingerprint,
         )
     return Credential(lines=tuple(lines), scope=scope, connection=connection, header=shared)
+
+
+def token_expired(token: UserTokenRecord, *, now: dt.datetime) -> bool:
+    """Whether a member's token is past its expiry (a token without one never expires). Pure."""
+    return token.expires_at is not None and now >= token.expires_at
+
+
+def _expired_token(
+    token: UserTokenRecord,
+    *,
+    server: ServerRecord,
+    caller: Caller,
+    now: dt.datetime,
+    lines: Iterable[str],
+    connection: ConnectionRecord | None,
+    scope: CredentialScope = CredentialScope.USER,
+) -> Credential | None:
+    """Why an expired member token is not sent, or None while it is valid.
+
+    Without a refresh token only the member can fix it (`needs_reauthorization`); with one the runtime can, so
+    the server is blocked for this resolution only, until a resolution with renewal refreshes the token."""
+    if not token_expired(token, now=now):
+        return None
+    assert token.expires_at is not None
+    through = f" for connection {connection.name}" if connection is not None else ""
+    expired = f"member {caller.user}'s token for {server.name}{through} expired at {token.expires_at.isoformat()}"
+    label = server.display_name or server.name
+    if token.refresh_token_ref is None:
+        reason = (
+            f"{expired} and cannot be refreshed (no refresh token is stored, or the authorization server refused it)"
+        )
+        return Credential(
+            lines=(*lines, f"credential: expired — {reason}"),
+            scope=scope,
+            connection=connection,
+            state=ServerState.NEEDS_REAUTHORIZATION,
+            reason=reason,
+            action=f"reconnect your {label} account (authorize it again); the runtime stores the new token",
+        )
+    reason = f"{expired} and has not been refreshed yet"
+    return Credential(
+        lines=(*lines, f"credential: expired — {reason}"),
+        scope=scope,
+        connection=connection,
+        state=ServerState.BLOCKED,
+        reason=reason,
+        action=(
+            "resolve with token renewal (renew_tokens=True, CLI --renew-tokens; apply renews too): the stored "
+            "refresh token gets a new one"
+        ),
+    )
 
 
 def _needs_own_account(

@@ -16,10 +16,12 @@ import yaml
 
 from reconciler.credentials import SecretReader
 from reconciler.errors import PermanentError
+from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import open_registry
 from reconciler.registry.records import DEFAULT_MANAGER
 from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
 from reconciler.runtime.registry_api import CallerDirectory, load_callers
+from reconciler.runtime.renewing import default_renewal
 from reconciler.runtime.resolving import resolve
 
 ResolveOutput = Literal["json", "mcp-config", "text"]
@@ -41,15 +43,21 @@ def resolve_command(
     secrets: SecretReader | None = None,
     manager: str = DEFAULT_MANAGER,
     platform_tenant: str | None = None,
+    renew_tokens: bool = False,
+    allow_private_networks: bool = False,
 ) -> tuple[int, str]:
     """`mcp-reconciler resolve`: (exit code, text to print). Values are masked unless `show_secrets`.
 
     `namespace_or_tenant` is the `-n` namespace (or a tenant slug). `secrets` is needed for `show_secrets`;
     when given without it, secrets are still read so a missing one shows as a blocked server.
-    `-o mcp-config` lists only ready servers and ignores `explain`.
+    `-o mcp-config` lists only ready servers and ignores `explain`. `renew_tokens` refreshes the member's due
+    tokens first (`allow_private_networks` as for probes); the local store's key must exist.
     """
     registry = open_registry(registry_url, manager=manager)
     try:
+        renewal = None
+        if renew_tokens:
+            renewal = default_renewal(registry, probe=ProbeSettings(allow_private_networks=allow_private_networks))
         resolution = resolve(
             registry,
             namespace_or_tenant,
@@ -62,6 +70,8 @@ def resolve_command(
             namespace_tools=namespace_tools,
             explain=explain and output != "mcp-config",
             platform_tenant=platform_tenant,
+            renew_tokens=renew_tokens,
+            renewal=renewal,
         )
     finally:
         registry.close()

@@ -15,9 +15,11 @@ The order of decisions for each offered server, and the explanation line each on
    connection decides: the member's own (user scope, newest first, or their own token for the server),
    the agent's, the platform's (usable ones first). Last comes the server's own credential, offered when the
    server is featured (ibl.ai's fallback) or declares no connections at all (a ThinkWork-style tenant key).
-   A per-member connection the member has not connected yet gives `needs_connection`, never silence.
+   A per-member connection the member has not connected yet gives `needs_connection`, never silence; a
+   member token past its expiry that cannot be refreshed gives `needs_reauthorization`.
    This step lives in `choosing.py`.
-5. **state** — ready, needs_connection, blocked or forbidden, with the reason and what to do.
+5. **state** — ready, needs_connection, needs_reauthorization, blocked or forbidden, with the reason and what
+   to do.
 
 Header values are not read here: each header is a `HeaderSource` (a literal or a secret reference), so a
 decision never holds a secret.
@@ -25,6 +27,7 @@ decision never holds a secret.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +47,9 @@ from reconciler.runtime.choosing import (
 from reconciler.runtime.resolution import TOOL_NAMESPACE_PREFIX, CredentialScope, ResolvedServer, ServerState
 
 __all__ = ["Caller", "Decisions", "HeaderSource", "ServerDecision", "decide"]
+
+_WAITING_ON_MEMBER = (ServerState.NEEDS_CONNECTION, ServerState.NEEDS_REAUTHORIZATION)
+"""States whose tools are still listed: the member can act, and should see what acting gets them."""
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,14 @@ def decide(
     caller: Caller,
     template: str | None,
     namespace_tools: bool,
+    now: dt.datetime,
     platform: ResolutionInputs | None = None,
 ) -> Decisions:
     """Per-server decisions, in binding order (a server bound twice keeps its first binding), then the platform
-    tenant's featured servers (`platform`: its rows, read for no member), the last fallback of every tenant."""
-    index = _index(inputs, caller)
+    tenant's featured servers (`platform`: its rows, read for no member), the last fallback of every tenant.
+
+    `now` is when members' tokens are judged to have expired: injected, so the decision stays a pure function."""
+    index = _index(inputs, caller, now=now)
     notes: list[str] = []
     if template is not None and not inputs.bindings:
         notes.append(f"no MCPTemplateBinding in tenant {inputs.tenant.slug} binds template {template}")
@@ -185,8 +194,8 @@ def _decide_platform_server(
     return _finished(row, credential, lines=lines, tools=tools)
 
 
-def _index(inputs: ResolutionInputs, caller: Caller) -> CredentialIndex:
-    index = CredentialIndex()
+def _index(inputs: ResolutionInputs, caller: Caller, *, now: dt.datetime) -> CredentialIndex:
+    index = CredentialIndex(now=now)
     for connection in inputs.connections:
         index.connections[connection.server].append(connection)
     for grant in inputs.grants:
@@ -281,8 +290,8 @@ def _finished(
             state=credential.state,
             connection=credential.connection.name if credential.connection else None,
             scope=credential.scope,
-            tools=tools if credential.state is ServerState.NEEDS_CONNECTION else (),
-            tool_snapshot=row.snapshot_hash if credential.state is ServerState.NEEDS_CONNECTION else None,
+            tools=tools if credential.state in _WAITING_ON_MEMBER else (),
+            tool_snapshot=row.snapshot_hash if credential.state in _WAITING_ON_MEMBER else None,
             reason=credential.reason,
             action=credential.action,
             explain=tuple(lines),

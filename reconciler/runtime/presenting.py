@@ -102,5 +102,5 @@ def _row(server: ResolvedServer) -> tuple[str, ...]:
 
 def _tool_count(server: ResolvedServer) -> str:
     """The number of tools offered; `unknown` for an offered server never probed (its tools are not listed)."""
-    offered = server.state in (ServerState.READY, ServerState.NEEDS_CONNECTION)
+    offered = server.state in (ServerState.READY, ServerState.NEEDS_CONNECTION, ServerState.NEEDS_REAUTHORIZATION)
     return "unknown" if offered and not server.tools_known else str(len(server.tools))

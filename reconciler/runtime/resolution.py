@@ -23,6 +23,10 @@ class ServerState(StrEnum):
     """Usable now: URL, headers and tools are what to mount."""
     NEEDS_CONNECTION = "needs_connection"
     """Allowed, but no credential reaches the server for this caller yet; `action` says what to do."""
+    NEEDS_REAUTHORIZATION = "needs_reauthorization"
+    """The member connected once, but their token expired and cannot be refreshed (no refresh token, or the
+    authorization server refused it): the member must connect again. Distinct from `needs_connection`, which
+    means the member never connected."""
     BLOCKED = "blocked"
     """Allowed, but unusable until an administrator acts (unapproved tools, an unusable pinned connection...)."""
     FORBIDDEN = "forbidden"

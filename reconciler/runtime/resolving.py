@@ -28,6 +28,7 @@ from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry import Registry
 from reconciler.registry.lookups import ResolutionInputs
 from reconciler.runtime.deciding import Caller, Decisions, HeaderSource, ServerDecision, decide
+from reconciler.runtime.renewing import MemberTokenValues, TokenRenewal, default_renewal, renew_due_tokens
 from reconciler.runtime.resolution import MASK, Resolution, ResolvedServer, ServerState
 
 
@@ -51,6 +52,8 @@ def resolve(
     explain: bool = False,
     platform_tenant: str | None = None,
     now: dt.datetime | None = None,
+    renew_tokens: bool = False,
+    renewal: TokenRenewal | None = None,
 ) -> Resolution:
     """The servers, URLs, headers and tools `template` gets for this agent and member.
 
@@ -61,11 +64,24 @@ def resolve(
     servers every tenant is offered last, with the platform's own credential and only where a grant in the
     platform namespace names the Organization. Tokens the reconciler minted (client credentials) are read from the
     registry's sealed store whatever `secrets` is, and one that has expired by `now` is never handed out.
+    `now` (the clock, unless given) is when members' tokens are judged
+    expired: an expired one that cannot be refreshed makes its server `needs_reauthorization`.
+
+    With `renew_tokens`, the member's tokens past 80% of their lifetime are refreshed first (single-flight across
+    concurrent resolutions; `renewing`), with `renewal` (default: `default_renewal(registry)`), and the sealed
+    values it stores are read from its local store.
     """
     if show_secrets and secrets is None:
         raise ValueError("show_secrets needs a secret source to read header values from")
     team_names = tuple(dict.fromkeys(teams))
     caller = Caller(agent=agent, user=user, teams=team_names)
+    if renew_tokens and user is not None:
+        renewal = renewal or default_renewal(registry)
+        _renew_member_tokens(
+            registry, tenant, template=template, caller=caller, renewal=renewal, secrets=secrets, now=now
+        )
+    if renewal is not None and secrets is not None:
+        secrets = MemberTokenValues(secrets, renewal.minted)
     inputs, decisions = fetch_decisions(
         registry,
         tenant,
@@ -73,6 +89,7 @@ def resolve(
         caller=caller,
         namespace_tools=namespace_tools,
         platform_tenant=platform_tenant,
+        now=now,
     )
     verifiers: dict[str, VerifiedValues] = {}
     minted = MintedValues(registry, now=now)
@@ -111,11 +128,13 @@ def fetch_decisions(
     caller: Caller,
     namespace_tools: bool = False,
     platform_tenant: str | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[ResolutionInputs, Decisions]:
     """The rows and the per-server decisions for one caller, before any secret value is read.
 
     `resolve` goes on to read header values; `exporting` turns the secret references into placeholders. The
     platform tenant's rows are read for no member and no team, so only its Organization grants can match.
+    `now` (the clock, unless given) is when members' tokens are judged expired.
     """
     inputs = registry.fetch_resolution_inputs(tenant, template=template, user=caller.user, teams=caller.teams)
     if inputs is None:
@@ -125,8 +144,35 @@ def fetch_decisions(
         platform = registry.fetch_resolution_inputs(platform_tenant, template=None)
         if platform is None:
             raise UnknownTenant(f"the platform namespace {platform_tenant!r} is no tenant in registry {registry.url}")
-    decisions = decide(inputs, caller=caller, template=template, namespace_tools=namespace_tools, platform=platform)
+    decisions = decide(
+        inputs,
+        caller=caller,
+        template=template,
+        namespace_tools=namespace_tools,
+        now=now or dt.datetime.now(dt.UTC),
+        platform=platform,
+    )
     return inputs, decisions
+
+
+def _renew_member_tokens(
+    registry: Registry,
+    tenant: str,
+    *,
+    template: str | None,
+    caller: Caller,
+    renewal: TokenRenewal,
+    secrets: SecretReader | None,
+    now: dt.datetime | None,
+) -> None:
+    """Refresh the caller's due tokens among the offered servers' before the rows are read for the decision."""
+    inputs = registry.fetch_resolution_inputs(tenant, template=template, user=caller.user, teams=caller.teams)
+    if inputs is None or not inputs.tokens:
+        return
+    servers = {row.server.name: row.server for row in inputs.bound}
+    renew_due_tokens(
+        registry, inputs.tokens, servers, renewal=renewal, secrets=secrets, now=now or dt.datetime.now(dt.UTC)
+    )
 
 
 class VerifiedValues:
@@ -180,8 +226,8 @@ class MintedValues:
         if store is None:
             return f"{reference} cannot be read: {self._problem}"
         tenant, name, purpose = _local_parts(reference)
-        server, _, member = name.partition("@")
-        whose = f"member {member}'s token for {server}" if member else f"the client-credentials token for {server}"
+        member = name.startswith("member_")  # `credentials.member_token_name`
+        whose = "the member's stored token" if member else f"the client-credentials token for {name}"
         found = store.get(tenant, name, purpose)
         if found is None:
             if member:

@@ -12,8 +12,7 @@ from reconciler.credentials.connecting import (
     LoginFailed,
     begin_login,
     code_from_callback,
-    member_owner,
-    member_token_reference,
+    check_member_id,
     metadata_url,
     with_step_up,
 )
@@ -68,12 +67,11 @@ def test_a_callback_that_does_not_answer_this_login_fails(params: dict[str, str]
         code_from_callback(pending, given)
 
 
-def test_member_tokens_are_named_per_server_and_member() -> None:
-    assert member_owner("crm", "alice@example.com") == "crm@alice@example.com"
-    assert member_token_reference("acme", "crm", "alice") == "local:acme/crm@alice#oauth-access-token"
+def test_a_member_id_that_cannot_name_a_login_is_refused() -> None:
+    assert check_member_id("alice@example.com") == "alice@example.com"
     for bad in ("a/b", "a#b", "", " alice", "x" * 201):
         with pytest.raises(PermanentError, match="member id"):
-            member_owner("crm", bad)
+            check_member_id(bad)
 
 
 def test_metadata_url_puts_the_well_known_path_before_the_issuer_path() -> None:

@@ -182,6 +182,16 @@ def test_discovery_round_trips_through_status() -> None:
 
 
 PUBLIC = [
+    "MemberTokenRenewal",
+    "RenewalOutcome",
+    "renew_member_token",
+    "renewal_due",
+    "MemberTokenRegistry",
+    "MemberTokenTransaction",
+    "is_invalid_grant",
+    "member_token_name",
+    "member_token_secrets",
+    "refresh_member_token",
     "AuthServerAccess",
     "AuthServerBlocked",
     "AuthServerChanged",

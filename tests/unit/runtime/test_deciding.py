@@ -4,6 +4,7 @@ credential scope, connection and credential header. Pure: no registry, no secret
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,6 +23,8 @@ from reconciler.runtime.deciding import Caller, ServerDecision, decide
 from reconciler.runtime.resolution import CredentialScope, ServerState
 
 TENANT = TenantRecord(slug="acme", namespace="acme-ns")
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+"""When every decision here is made: tokens expiring later are valid, earlier ones expired."""
 APPROVED = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
 ALICE = Caller(user="alice", teams=("support",))
@@ -127,7 +130,7 @@ def decide_one(case: Case) -> ServerDecision:
         tokens=case.tokens,
         bindings=("b",),
     )
-    decisions = decide(inputs, caller=case.caller, template="t", namespace_tools=False)
+    decisions = decide(inputs, caller=case.caller, template="t", namespace_tools=False, now=NOW)
     assert len(decisions.servers) == 1
     return decisions.servers[0]
 
@@ -460,7 +463,7 @@ def test_tools_pass_the_server_filter_then_the_bindings(
     )
     inputs = ResolutionInputs(tenant=TENANT, bound=(row,), grants=(org(),), bindings=("b",))
 
-    (decision,) = decide(inputs, caller=ALICE, template="t", namespace_tools=namespace).servers
+    (decision,) = decide(inputs, caller=ALICE, template="t", namespace_tools=namespace, now=NOW).servers
 
     assert decision.tools == expected
 
@@ -507,7 +510,7 @@ def test_a_binding_can_assign_servers_to_agents(
     rows = (BoundServerRow(server=server(), binding="b", binding_agents=agents, snapshot_hash=APPROVED),)
     inputs = ResolutionInputs(tenant=TENANT, bound=rows, grants=(org(),), bindings=("b",))
 
-    decisions = decide(inputs, caller=caller, template="t", namespace_tools=False)
+    decisions = decide(inputs, caller=caller, template="t", namespace_tools=False, now=NOW)
 
     assert [d.server.name for d in decisions.servers] == (["crm"] if offered else [])
     assert decisions.notes == (() if note is None else (note,))
@@ -524,7 +527,7 @@ def test_an_agent_binding_does_not_shadow_a_later_binding_for_everyone() -> None
     )
     inputs = ResolutionInputs(tenant=TENANT, bound=rows, grants=(org(),), bindings=("a-tutor", "b-all"))
 
-    (decision,) = decide(inputs, caller=Caller(agent="grader"), template="t", namespace_tools=False).servers
+    (decision,) = decide(inputs, caller=Caller(agent="grader"), template="t", namespace_tools=False, now=NOW).servers
 
     assert decision.explain[0] == "binding: b-all offers crm"
 
@@ -568,7 +571,7 @@ def test_the_platforms_featured_servers_come_last(
         tenant=PLATFORM_TENANT, bound=(BoundServerRow(server=platform_row, snapshot_hash=APPROVED),), grants=grants
     )
 
-    decisions = decide(inputs, caller=ALICE, template="t", namespace_tools=False, platform=platform)
+    decisions = decide(inputs, caller=ALICE, template="t", namespace_tools=False, now=NOW, platform=platform)
 
     assert decisions.servers[0].server.tenant == "acme"
     offered = decisions.servers[1:]
@@ -587,7 +590,7 @@ def test_the_platform_tenant_itself_gets_no_second_copy() -> None:
         tenant=PLATFORM_TENANT, bound=(BoundServerRow(server=platform_server()),), grants=(platform_org(),)
     )
 
-    decisions = decide(platform, caller=ALICE, template=None, namespace_tools=False, platform=platform)
+    decisions = decide(platform, caller=ALICE, template=None, namespace_tools=False, now=NOW, platform=platform)
 
     assert [decision.server.name for decision in decisions.servers] == ["search"]
     assert decisions.servers[0].explain[0].startswith("binding: no template asked for")
@@ -636,12 +639,12 @@ def test_disabled_twice_bound_and_unbound_servers_leave_notes() -> None:
     grants = (org(), org(on_server="off"))
     inputs = ResolutionInputs(tenant=TENANT, bound=rows, grants=grants, bindings=("a", "b"))
 
-    decisions = decide(inputs, caller=ALICE, template="t", namespace_tools=False)
+    decisions = decide(inputs, caller=ALICE, template="t", namespace_tools=False, now=NOW)
 
     assert [d.server.name for d in decisions.servers] == ["crm"]
     assert decisions.notes == (
         "off: disabled (spec.enabled: false), not offered",
         "crm: also bound by binding b; binding a listed it first and wins",
     )
-    unbound = decide(ResolutionInputs(tenant=TENANT), caller=ALICE, template="t", namespace_tools=False)
+    unbound = decide(ResolutionInputs(tenant=TENANT), caller=ALICE, template="t", namespace_tools=False, now=NOW)
     assert unbound.notes == ("no MCPTemplateBinding in tenant acme binds template t",)

@@ -19,6 +19,7 @@ def test_the_package_exports_exactly_these_names() -> None:
         "Resolution",
         "ResolvedServer",
         "ServerState",
+        "TokenRenewal",
         "UnknownTenant",
         "build_config_map",
         "build_entry",
@@ -27,6 +28,7 @@ def test_the_package_exports_exactly_these_names() -> None:
         "build_registry_api",
         "build_serving_app",
         "caller_directory",
+        "default_renewal",
         "export_document",
         "export_target",
         "fetch_member_coverage",
@@ -39,5 +41,6 @@ def test_the_package_exports_exactly_these_names() -> None:
         "resolve_command",
         "secret_placeholder",
         "serve_mcp",
+        "store_member_tokens",
     ]
     assert all(hasattr(reconciler.runtime, name) for name in reconciler.runtime.__all__)

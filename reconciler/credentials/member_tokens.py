@@ -1,0 +1,382 @@
+"""Refreshing a member's own token: behind `resolve(..., renew_tokens=True)` and the engine's pass.
+
+The runtime (`reconciler.runtime.renewing`) and the engine call `renew_member_token` for a member's token that is
+due (`renewal_due`: past `refresh_at` of its lifetime). It is single-flight across threads and processes: the
+registry's compare-and-set lease (the `MemberTokenRegistry` port) lets exactly one caller send the refresh-token
+grant; the others wait, bounded, until the row changes. The holder seals the new access token and the rotated
+refresh token and updates the row in one transaction. `invalid_grant` forgets the refresh token (row and sealed
+value together), so every later resolution decides `needs_reauthorization` once the token expires; any other
+failure releases the lease and leaves the token as it was.
+
+A member token is bound to the issuer and client it was obtained with (SEP-2352): the token endpoint is read from
+that issuer's own metadata (RFC 8414, else OpenID Connect Discovery), whose `issuer` must be the stored one, and
+the refresh names the stored client (authenticated like the server's registered client for that issuer, else as
+a public client). What is decided is pure (`renewal_due`, `metadata_requests`, `token_endpoint_of`,
+`is_invalid_grant`, `member_token_name`, `member_token_secrets`); the requests go through the authorization-server
+port. Token values never reach a log line or an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+
+from reconciler.credentials.authserver import (
+    AuthServerAccess,
+    AuthServerAnswer,
+    AuthServerClient,
+    AuthServerRequest,
+    rejection,
+)
+from reconciler.credentials.errors import OAuthRejected
+from reconciler.credentials.headers import SecretReader, parse_reference
+from reconciler.credentials.local_store import MintedSecrets, NewSecret
+from reconciler.credentials.storage import MemberTokenRegistry, MemberTokenStore
+from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference, split_local
+from reconciler.credentials.tokens import (
+    DEFAULT_REFRESH_AT,
+    MintedToken,
+    TokenAuthMethod,
+    TokenClient,
+    refresh_access_token,
+)
+from reconciler.errors import ReconcilerError, RetryableError
+from reconciler.records import OAuthClientRecord, UserTokenRecord
+
+logger = logging.getLogger(__name__)
+
+INVALID_GRANT = "invalid_grant"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
+OIDC_METADATA_PATH = "/.well-known/openid-configuration"
+_METHODS: dict[str | None, TokenAuthMethod] = {
+    "client_secret_basic": "client_secret_basic",
+    "client_secret_post": "client_secret_post",
+    "none": "none",
+}
+
+
+class RenewalOutcome(enum.StrEnum):
+    """What one `renew_member_token` call did."""
+
+    RENEWED = "renewed"
+    WAITED = "waited"
+    """Another caller held the lease; this one waited (bounded) for its refresh to end."""
+    REFUSED = "refused"
+    """`invalid_grant`: the refresh token is forgotten and the member must reconnect."""
+    FAILED = "failed"
+    """Anything else (the server unreachable, the client refused, the lease lost): the token is as it was."""
+
+
+@dataclass(frozen=True)
+class MemberTokenRenewal:
+    """What renewing members' tokens needs: the ports and the bounds. `lease` outlives one refresh's own bound, so
+    a refresher that dies holds the others up for at most `lease`; `wait` bounds how long a caller waits for
+    another's refresh."""
+
+    registry: MemberTokenRegistry
+    minted: MintedSecrets
+    authserver: AuthServerClient
+    fingerprint_key: bytes = field(repr=False)
+    secrets: SecretReader | None = None
+    """Where client secrets behind non-`local:` references are read (a pre-registered confidential client)."""
+    refresh_at: float = DEFAULT_REFRESH_AT
+    lease: dt.timedelta = dt.timedelta(seconds=90)
+    wait: float = 20.0
+    poll_interval: float = 0.05
+
+
+def renewal_due(token: UserTokenRecord, *, now: dt.datetime, refresh_at: float = DEFAULT_REFRESH_AT) -> bool:
+    """Whether a member's token should be refreshed now: refreshable, and past `refresh_at` of its lifetime (or
+    its expiry, when its issue time is unknown). Pure."""
+    if token.expires_at is None or token.refresh_token_ref is None or not (token.client_id and token.issuer):
+        return False
+    if now >= token.expires_at:
+        return True
+    if token.issued_at is None:
+        return False
+    return now >= token.issued_at + (token.expires_at - token.issued_at) * refresh_at
+
+
+async def renew_member_token(
+    token: UserTokenRecord, *, server_url: str, allow_private: bool, renewal: MemberTokenRenewal
+) -> RenewalOutcome:
+    """Refresh one member's token, single-flight (see the module docstring); never raises for a failed refresh,
+    whose cause is logged without any value."""
+    assert token.row_id is not None
+    registry = renewal.registry
+    holder = uuid.uuid4().hex
+    if not registry.claim_token_refresh(
+        token.row_id, holder=holder, seen_expires_at=token.expires_at, lease=renewal.lease
+    ):
+        await _await_refresh(token, renewal=renewal)
+        return RenewalOutcome.WAITED
+    what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
+    try:
+        refreshed = await _refresh(token, server_url=server_url, allow_private=allow_private, renewal=renewal)
+    except OAuthRejected as err:
+        refused = is_invalid_grant(err)
+        _release(token, renewal=renewal, holder=holder, forget=refused)
+        if refused:
+            logger.info("%s: the refresh token was refused (invalid_grant); the member must reconnect", what)
+            return RenewalOutcome.REFUSED
+        logger.warning("%s was not refreshed: %s", what, err)
+        return RenewalOutcome.FAILED
+    except ReconcilerError as err:
+        _release(token, renewal=renewal, holder=holder, forget=False)
+        logger.warning("%s was not refreshed: %s", what, err)
+        return RenewalOutcome.FAILED
+    except BaseException:
+        _release(token, renewal=renewal, holder=holder, forget=False)
+        raise
+    try:
+        _store(token, refreshed, renewal=renewal, holder=holder)
+    except RetryableError as err:
+        # The lease ran out mid-refresh and another caller took over: its token set stands, ours is discarded.
+        logger.warning("%s: the refresh outlived its lease (%s)", what, err)
+        return RenewalOutcome.FAILED
+    logger.info("%s refreshed; it expires at %s", what, refreshed.expires_at)
+    return RenewalOutcome.RENEWED
+
+
+async def _refresh(
+    token: UserTokenRecord, *, server_url: str, allow_private: bool, renewal: MemberTokenRenewal
+) -> MintedToken:
+    assert token.refresh_token_ref is not None and token.issuer is not None and token.client_id is not None
+    refresh_token = _read(token.refresh_token_ref, renewal=renewal)
+    if refresh_token is None:
+        raise OAuthRejected("the stored refresh token is gone", oauth_error=INVALID_GRANT)
+    clients = renewal.registry.fetch_oauth_clients(tenant=token.tenant, server=token.server)
+    client_secret, method = _client_authentication(token, clients, renewal=renewal)
+    return await refresh_member_token(
+        issuer=token.issuer,
+        client_id=token.client_id,
+        client_secret=client_secret,
+        method=method,
+        refresh_token=refresh_token,
+        scopes=token.scopes,
+        resource=server_url,
+        access=AuthServerAccess(client=renewal.authserver, allow_private=allow_private),
+        fingerprint_key=renewal.fingerprint_key,
+    )
+
+
+def _client_authentication(
+    token: UserTokenRecord, clients: Sequence[OAuthClientRecord], *, renewal: MemberTokenRenewal
+) -> tuple[str | None, TokenAuthMethod]:
+    """The secret and method of the client the token was obtained with: the server's registered client for that
+    issuer when it is the same client, else a public client (`none`)."""
+    for client in clients:
+        if client.client_id != token.client_id or client.issuer != token.issuer:
+            continue
+        method = _METHODS.get(client.token_endpoint_auth_method, "client_secret_basic")
+        if client.client_secret_ref is None or method == "none":
+            return None, "none"
+        return _read(client.client_secret_ref, renewal=renewal), method
+    return None, "none"
+
+
+def _read(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
+    try:
+        namespace, name, key = parse_reference(reference)
+    except ValueError:
+        return None
+    if split_local(namespace) is not None:
+        return renewal.minted.read(namespace, name, key)
+    return None if renewal.secrets is None else renewal.secrets.read(namespace, name, key)
+
+
+def _store(token: UserTokenRecord, refreshed: MintedToken, *, renewal: MemberTokenRenewal, holder: str) -> None:
+    assert token.row_id is not None and token.issuer is not None and token.client_id is not None
+    name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
+    secrets, access_ref, refresh_ref = member_token_secrets(
+        refreshed, tenant=token.tenant, name=name, issuer=token.issuer, client_id=token.client_id
+    )
+    with renewal.registry.transaction() as transaction:
+        renewal.minted.put_all(secrets, transaction=transaction)
+        transaction.store_refreshed_token(
+            token.row_id,
+            holder=holder,
+            secret_ref=access_ref,
+            expires_at=refreshed.expires_at,
+            issued_at=refreshed.issued_at,
+            refresh_token_ref=refresh_ref,
+            scopes=tuple((refreshed.scope or "").split()) or token.scopes,
+        )
+
+
+def _release(token: UserTokenRecord, *, renewal: MemberTokenRenewal, holder: str, forget: bool) -> None:
+    assert token.row_id is not None
+    with renewal.registry.transaction() as transaction:
+        if transaction.release_token_refresh(token.row_id, holder=holder, forget_refresh_token=forget) and forget:
+            name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
+            renewal.minted.delete(token.tenant, name, [REFRESH_TOKEN], transaction=transaction)
+
+
+async def _await_refresh(token: UserTokenRecord, *, renewal: MemberTokenRenewal) -> None:
+    """Wait, bounded, until another caller's refresh of `token` ended (the row changed or the lease is gone)."""
+    assert token.row_id is not None
+    deadline = time.monotonic() + renewal.wait
+    while time.monotonic() < deadline:
+        found = renewal.registry.fetch_member_token(token.row_id)
+        if found is None or found.expires_at != token.expires_at or found.refresh_lease_until is None:
+            return
+        await anyio.sleep(renewal.poll_interval)
+    logger.warning(
+        "member %s's token for %s/%s: another refresh did not finish within %.0f s",
+        token.user_id,
+        token.tenant,
+        token.server,
+        renewal.wait,
+    )
+
+
+def metadata_request(issuer: str) -> AuthServerRequest:
+    """The issuer's RFC 8414 metadata request (the well-known segment goes before the issuer's path). Pure."""
+    parts = urlsplit(issuer)
+    path = METADATA_PATH + (parts.path.rstrip("/") if parts.path not in ("", "/") else "")
+    url = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return AuthServerRequest(method="GET", url=url, purpose="the authorization server metadata request")
+
+
+def metadata_requests(issuer: str) -> tuple[AuthServerRequest, ...]:
+    """Where the issuer's metadata may be, in order: RFC 8414, then OpenID Connect Discovery (the well-known
+    segment after the issuer's path), which OpenID providers serve instead. Pure."""
+    oidc = issuer.rstrip("/") + OIDC_METADATA_PATH
+    return (
+        metadata_request(issuer),
+        AuthServerRequest(method="GET", url=oidc, purpose="the OpenID provider metadata request"),
+    )
+
+
+def token_endpoint_of(answer: AuthServerAnswer, *, issuer: str) -> str:
+    """The token endpoint the issuer's own metadata names; `OAuthRejected` when the metadata is for another
+    issuer or names none (a member token is never sent anywhere else). Pure."""
+    document: Mapping[str, Any] = answer.document or {}
+    if not answer.ok or document.get("issuer") != issuer:
+        raise OAuthRejected(
+            f"{answer.endpoint} is not the metadata of issuer {issuer} (HTTP {answer.status}); "
+            "the member's token is bound to that issuer",
+            endpoint=answer.endpoint,
+        )
+    endpoint = document.get("token_endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        raise OAuthRejected(f"issuer {issuer} advertises no token_endpoint", endpoint=answer.endpoint)
+    return endpoint
+
+
+def is_invalid_grant(error: OAuthRejected) -> bool:
+    """Whether the server refused the refresh token itself (expired, revoked, already rotated): only the member
+    can fix that, by connecting again."""
+    return error.oauth_error == INVALID_GRANT
+
+
+async def refresh_member_token(
+    *,
+    issuer: str,
+    client_id: str,
+    client_secret: str | None,
+    method: TokenAuthMethod,
+    refresh_token: str,
+    scopes: Sequence[str] = (),
+    resource: str | None = None,
+    access: AuthServerAccess,
+    fingerprint_key: bytes,
+    now: dt.datetime | None = None,
+) -> MintedToken:
+    """The member's next token set from the refresh-token grant at `issuer`'s token endpoint.
+
+    A server that rotates refresh tokens returns a new one, which the caller must store with the access token.
+    Raises `OAuthRejected` (`is_invalid_grant` when the refresh token is refused), `AuthServerUnavailable` and
+    `AuthServerBlocked` like every request through the port.
+    """
+    requests = metadata_requests(issuer)
+    for request in requests:
+        answer = await access.perform(request)
+        if answer.status >= 500 or answer.status == 429:
+            raise rejection(answer, url=request.url, purpose=request.purpose)
+        if answer.ok:
+            break
+    client = TokenClient(
+        token_url=token_endpoint_of(answer, issuer=issuer),
+        client_id=client_id,
+        client_secret=client_secret,
+        method=method,
+    )
+    return await refresh_access_token(
+        client=client,
+        refresh_token=refresh_token,
+        scopes=scopes,
+        resource=resource,
+        access=access,
+        fingerprint_key=fingerprint_key,
+        now=now,
+    )
+
+
+def member_token_name(*, server: str, connection: str | None, user: str) -> str:
+    """The local-store owner name of one member's tokens for a server (and connection). The underscore no
+    Kubernetes name may hold keeps it apart from the servers' own minted values. Pure."""
+    digest = hashlib.sha256("\0".join((server, connection or "", user)).encode("utf-8")).hexdigest()[:32]
+    return f"member_{digest}"
+
+
+def member_token_secrets(
+    token: MintedToken, *, tenant: str, name: str, issuer: str, client_id: str
+) -> tuple[list[NewSecret], str, str | None]:
+    """What to seal for a member's token set, and the references of the access and refresh token. Pure."""
+    meta = {"issuer": issuer, "clientId": client_id, "issuedAt": token.issued_at.isoformat(), "scope": token.scope}
+    secrets = [NewSecret(tenant, name, ACCESS_TOKEN, token.access_token, meta, token.expires_at)]
+    refresh_ref = None
+    if token.refresh_token:
+        secrets.append(NewSecret(tenant, name, REFRESH_TOKEN, token.refresh_token, {"issuer": issuer}))
+        refresh_ref = local_reference(tenant, name, REFRESH_TOKEN)
+    return secrets, local_reference(tenant, name, ACCESS_TOKEN), refresh_ref
+
+
+def store_member_tokens(
+    registry: MemberTokenStore,
+    minted: MintedSecrets,
+    token: MintedToken,
+    *,
+    tenant: str,
+    server: str,
+    user: str,
+    connection: str | None = None,
+    client_id: str,
+    issuer: str,
+    scopes: Sequence[str] = (),
+) -> int:
+    """Seal a member's access and refresh token and record the row that references them, in one transaction
+    (what a connect flow's callback does after the code exchange); returns the row id."""
+    name = member_token_name(server=server, connection=connection, user=user)
+    secrets, access_ref, refresh_ref = member_token_secrets(
+        token, tenant=tenant, name=name, issuer=issuer, client_id=client_id
+    )
+    record = UserTokenRecord(
+        tenant=tenant,
+        server=server,
+        user_id=user,
+        connection=connection,
+        secret_ref=access_ref,
+        refresh_token_ref=refresh_ref,
+        issued_at=token.issued_at,
+        expires_at=token.expires_at,
+        client_id=client_id,
+        issuer=issuer,
+        scopes=tuple(scopes) or tuple((token.scope or "").split()),
+    )
+    with registry.transaction() as transaction:
+        minted.put_all(secrets, transaction=transaction)
+        if refresh_ref is None:
+            minted.delete(tenant, name, [REFRESH_TOKEN], transaction=transaction)
+        return transaction.put_member_token(record)

@@ -1,0 +1,147 @@
+"""Members' tokens kept usable: storing a member's token set, and refreshing the due ones before a resolution.
+
+Called by `resolving.resolve` when asked to `renew_tokens`, and by whatever completes a member's connect flow
+(`store_member_tokens`). A member token is due once `refresh_at` (0.8) of its lifetime has passed. The refresh
+itself, single-flight under the registry's lease, is the credentials package's `renew_member_token`; this module
+passes it the ports: the registry, the local store, and the probe's authorization-server adapter (SSRF-guarded,
+bounded), and runs it from the synchronous `resolve`.
+
+Values live where the reconciler's minted values live: sealed in the registry's local store (`local:` references
+on the row), because the runtime both reads and rewrites them on every refresh and the registry is the store it
+already shares with every replica; a Kubernetes Secret would need write access to the cluster from every runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import os
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from reconciler.credentials import (
+    MemberTokenRenewal,
+    MintedSecretStore,
+    SecretReader,
+    load_store_key,
+    renew_member_token,
+    renewal_due,
+)
+from reconciler.credentials import (
+    store_member_tokens as store_member_tokens,  # a runtime stores a member's tokens through this module
+)
+from reconciler.credentials.stores import split_local
+from reconciler.credentials.tokens import DEFAULT_REFRESH_AT
+from reconciler.probe.authserver import ProbeAuthServer
+from reconciler.probe.settings import ProbeSettings
+from reconciler.probe.transports import ProbeHttp
+from reconciler.registry import Registry
+from reconciler.registry.records import ServerRecord, UserTokenRecord
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class TokenRenewal:
+    """What refreshing members' tokens needs, passed in by the caller (`default_renewal` builds one).
+
+    `probe` bounds and guards the two requests of a refresh like every probe request; `wait` bounds how long a
+    resolution waits for another one's refresh; the lease outlives the refresh's own bound, so a refresher that
+    dies blocks others for at most `lease`."""
+
+    minted: MintedSecretStore
+    fingerprint_key: bytes = field(repr=False)
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    refresh_at: float = DEFAULT_REFRESH_AT
+    wait: float = 20.0
+    poll_interval: float = 0.05
+
+    @property
+    def lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=3 * self.probe.total_timeout)
+
+
+def default_renewal(registry: Registry, *, probe: ProbeSettings | None = None) -> TokenRenewal:
+    """A renewal with the local store's key (`$MCP_RECONCILER_KEY` or the key file) and the registry's
+    fingerprint key. Raises `SecretKeyProblem` when no key exists: nothing sealed could be read anyway."""
+    key = load_store_key(environ=os.environ, database_path=registry.database_path(), create=False)
+    return TokenRenewal(
+        minted=MintedSecretStore(registry, key),
+        fingerprint_key=registry.fingerprint_key(),
+        probe=probe or ProbeSettings(),
+    )
+
+
+def renew_due_tokens(
+    registry: Registry,
+    tokens: Sequence[UserTokenRecord],
+    servers: dict[str, ServerRecord],
+    *,
+    renewal: TokenRenewal,
+    secrets: SecretReader | None,
+    now: dt.datetime,
+) -> None:
+    """Refresh each due token of `tokens` (one member's), single-flight (`credentials.renew_member_token`);
+    failures are logged, never raised, so the resolution that follows reports the token's state instead."""
+    due = [
+        (token, servers[token.server])
+        for token in tokens
+        if token.server in servers
+        and token.row_id is not None
+        and renewal_due(token, now=now, refresh_at=renewal.refresh_at)
+    ]
+    if due:
+        _run(_renew_all(registry, due, renewal=renewal, secrets=secrets), timeout=renewal.lease.total_seconds())
+
+
+async def _renew_all(
+    registry: Registry,
+    due: Sequence[tuple[UserTokenRecord, ServerRecord]],
+    *,
+    renewal: TokenRenewal,
+    secrets: SecretReader | None,
+) -> None:
+    async with ProbeHttp() as http:
+        ports = MemberTokenRenewal(
+            registry=registry,
+            minted=renewal.minted,
+            authserver=ProbeAuthServer(http, renewal.probe),
+            fingerprint_key=renewal.fingerprint_key,
+            secrets=secrets,
+            refresh_at=renewal.refresh_at,
+            lease=renewal.lease,
+            wait=renewal.wait,
+            poll_interval=renewal.poll_interval,
+        )
+        for token, server in due:
+            await renew_member_token(token, server_url=server.url, allow_private=server.allow_private, renewal=ports)
+
+
+def _run(coroutine: Coroutine[Any, Any, _T], *, timeout: float) -> _T:
+    """Run a coroutine to completion from synchronous code, also when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=timeout)
+
+
+class MemberTokenValues:
+    """A `SecretReader` that reads `local:` references (members' sealed tokens) from the local store and every
+    other reference from the caller's reader, so a resolution renders a refreshed token like any other value."""
+
+    def __init__(self, secrets: SecretReader, minted: MintedSecretStore) -> None:
+        self._secrets = secrets
+        self._minted = minted
+
+    def __repr__(self) -> str:
+        return f"MemberTokenValues({self._secrets!r}, {self._minted!r})"
+
+    def read(self, namespace: str, name: str, key: str) -> str | None:
+        if split_local(namespace) is not None:
+            found = self._minted.read(namespace, name, key)
+            return found if found is not None else self._secrets.read(namespace, name, key)
+        return self._secrets.read(namespace, name, key)

@@ -1,0 +1,96 @@
+"""The reconciler's own runs renew members' due tokens (`engine.renewing`), on SQLite and PostgreSQL, against the
+real fixture authorization server: one refresh per due token, nothing for tokens not due or of other tenants,
+and a refused refresh token counted and forgotten. No token value reaches the logs or the registry in clear."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import os
+
+import pytest
+
+from reconciler.credentials import KEY_ENV, MintedSecretStore, RenewalOutcome
+from reconciler.engine.renewing import renew_member_tokens
+from reconciler.probe import ProbeSettings
+from reconciler.registry import Registry
+from tests.fixtures.authorization_server import OAuthServers
+from tests.integration.runtime.test_token_renewal import (
+    LIFETIME,
+    SERVER,
+    TENANT,
+    TokenRenewal,
+    _assert_nowhere,
+    _connect_alice,
+    _member_server,
+)
+
+LOCAL = ProbeSettings(allow_private_networks=True, total_timeout=10)
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> bytes:
+    value = os.urandom(32)
+    monkeypatch.setenv(KEY_ENV, base64.urlsafe_b64encode(value).decode())
+    return value
+
+
+def _alice(registry: Registry, oauth_servers: OAuthServers, key: bytes, *, age: float) -> tuple[str, str]:
+    _member_server(registry, oauth_servers)
+    stored = TokenRenewal(minted=MintedSecretStore(registry, key), fingerprint_key=registry.fingerprint_key())
+    return _connect_alice(registry, oauth_servers, stored, issued_at=dt.datetime.now(dt.UTC) - LIFETIME * age)
+
+
+def test_a_run_renews_the_due_tokens_of_its_tenants(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    old = _alice(registry, oauth_servers, key, age=0.85)
+
+    elsewhere = renew_member_tokens(registry, tenants={"other"}, settings=LOCAL)
+    first = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
+    second = renew_member_tokens(registry, tenants=None, settings=LOCAL)
+
+    assert (elsewhere.summary(), second.summary()) == (None, None), "nothing due: nothing sent"
+    assert first.outcomes == {RenewalOutcome.RENEWED: 1}
+    assert first.summary() == "member tokens: 1 renewed"
+    assert oauth_servers.main.token_requests == 1
+    (new_refresh,) = oauth_servers.main.refresh_tokens
+    (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert row.refresh_token_ref is not None
+    assert MintedSecretStore(registry, key).read(*_split(row.refresh_token_ref)) == new_refresh
+    _assert_nowhere([*old, new_refresh], registry, caplog)
+
+
+def test_a_refused_refresh_token_is_counted_and_forgotten(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes
+) -> None:
+    _alice(registry, oauth_servers, key, age=0.9)
+    oauth_servers.main.refresh_tokens.clear()
+
+    renewals = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
+
+    assert renewals.summary() == "member tokens: 1 refused (those members must reconnect)"
+    (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert row.refresh_token_ref is None
+    assert renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL).summary() is None
+
+
+def test_without_the_local_stores_key_nothing_is_renewed(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    _alice(registry, oauth_servers, key, age=0.9)
+    monkeypatch.delenv(KEY_ENV)
+    monkeypatch.setenv("MCP_RECONCILER_KEY_FILE", str(tmp_path) + "/absent.key")
+
+    renewals = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
+
+    assert renewals.summary() is not None and renewals.summary().startswith("member tokens: not renewed: no key")  # type: ignore[union-attr]
+    assert oauth_servers.main.token_requests == 0
+
+
+def _split(reference: str) -> tuple[str, str, str]:
+    head, _, purpose = reference.partition("#")
+    namespace, _, name = head.partition("/")
+    return namespace, name, purpose

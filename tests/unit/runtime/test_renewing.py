@@ -1,0 +1,120 @@
+"""The pure parts of refreshing a member's token: where the issuer's metadata is, what it must say, when a token is
+due, and where a member's token set is sealed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from reconciler.credentials import (
+    OAuthRejected,
+    is_invalid_grant,
+    member_token_name,
+    member_token_secrets,
+    renewal_due,
+)
+from reconciler.credentials.member_tokens import metadata_request, metadata_requests, token_endpoint_of
+from reconciler.credentials.tokens import MintedToken
+from reconciler.records import AuthServerAnswer
+from reconciler.registry.records import UserTokenRecord
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "url"),
+    [
+        ("https://as.example.com", "https://as.example.com/.well-known/oauth-authorization-server"),
+        ("https://as.example.com/", "https://as.example.com/.well-known/oauth-authorization-server"),
+        ("https://as.example.com/tenant/a", "https://as.example.com/.well-known/oauth-authorization-server/tenant/a"),
+    ],
+)
+def test_metadata_comes_from_the_issuers_well_known_url(issuer: str, url: str) -> None:
+    request = metadata_request(issuer)
+
+    assert (request.method, request.url) == ("GET", url)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "oidc"),
+    [
+        ("https://op.example.com", "https://op.example.com/.well-known/openid-configuration"),
+        ("https://op.example.com/realms/a/", "https://op.example.com/realms/a/.well-known/openid-configuration"),
+    ],
+)
+def test_an_openid_providers_discovery_document_comes_second(issuer: str, oidc: str) -> None:
+    first, second = metadata_requests(issuer)
+
+    assert first == metadata_request(issuer)
+    assert (second.method, second.url) == ("GET", oidc)
+
+
+def test_only_the_issuers_own_metadata_names_the_token_endpoint() -> None:
+    issuer = "https://as.example.com"
+    good = AuthServerAnswer(status=200, document={"issuer": issuer, "token_endpoint": f"{issuer}/token"})
+    other = AuthServerAnswer(status=200, document={"issuer": "https://evil.example", "token_endpoint": "x"})
+    none = AuthServerAnswer(status=200, document={"issuer": issuer})
+
+    assert token_endpoint_of(good, issuer=issuer) == f"{issuer}/token"
+    with pytest.raises(OAuthRejected, match="bound to that issuer"):
+        token_endpoint_of(other, issuer=issuer)
+    with pytest.raises(OAuthRejected, match="no token_endpoint"):
+        token_endpoint_of(none, issuer=issuer)
+
+
+def test_invalid_grant_is_the_member_reconnecting() -> None:
+    assert is_invalid_grant(OAuthRejected("refused", oauth_error="invalid_grant"))
+    assert not is_invalid_grant(OAuthRejected("refused", oauth_error="invalid_client"))
+
+
+def _token(**fields: object) -> UserTokenRecord:
+    values: dict[str, object] = {
+        "tenant": "t",
+        "server": "s",
+        "user_id": "alice",
+        "secret_ref": "local:t/m#a",
+        "refresh_token_ref": "local:t/m#r",
+        "client_id": "c",
+        "issuer": "https://as.example.com",
+        "issued_at": T0,
+        "expires_at": T0 + HOUR,
+    }
+    values.update(fields)
+    return UserTokenRecord(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("token", "now", "due"),
+    [
+        (_token(), T0 + HOUR * 0.79, False),
+        (_token(), T0 + HOUR * 0.8, True),
+        (_token(), T0 + HOUR * 2, True),
+        (_token(issued_at=None), T0 + HOUR * 0.9, False),
+        (_token(issued_at=None), T0 + HOUR, True),
+        (_token(expires_at=None), T0 + HOUR * 9, False),
+        (_token(refresh_token_ref=None), T0 + HOUR * 2, False),
+        (_token(issuer=None), T0 + HOUR * 2, False),
+        (_token(client_id=None), T0 + HOUR * 2, False),
+    ],
+)
+def test_a_token_is_due_past_80_percent_of_its_lifetime_when_it_can_be_refreshed(
+    token: UserTokenRecord, now: dt.datetime, due: bool
+) -> None:
+    assert renewal_due(token, now=now) is due
+
+
+def test_a_member_token_set_is_sealed_apart_from_the_servers_own_values() -> None:
+    name = member_token_name(server="crm", connection=None, user="alice@example.com")
+    token = MintedToken(access_token="at-value", issued_at=T0, expires_at=T0 + HOUR, fingerprint="", refresh_token="rt")
+
+    secrets, access_ref, refresh_ref = member_token_secrets(token, tenant="acme", name=name, issuer="i", client_id="c")
+
+    assert name.startswith("member_") and name != member_token_name(
+        server="crm", connection="x", user="alice@example.com"
+    )
+    assert access_ref == f"local:acme/{name}#oauth-access-token"
+    assert refresh_ref == f"local:acme/{name}#oauth-refresh-token"
+    assert [s.value for s in secrets] == ["at-value", "rt"]
+    assert "at-value" not in repr(secrets) and all("rt" not in str(s.meta.values()) for s in secrets)
