@@ -61,6 +61,56 @@ app.kubernetes.io/part-of: mcp-reconciler
 {{- printf "%s-metrics" (include "mcp-reconciler.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+The `serve` component (the MCP endpoint, the Registry API and the connect service). Its name keeps room for the
+"-serve" suffix so it never collides with the operator's Deployment, even with the longest release name.
+*/}}
+{{- define "mcp-reconciler.serveName" -}}
+{{- printf "%s-serve" (include "mcp-reconciler.fullname" . | trunc 57 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Selector labels of the serve pods. The operator Deployment's selector (immutable since 0.1.0) is only
+`app.kubernetes.io/name` + `instance`, so serve pods must differ in one of them or that Deployment, the PDB and
+`kubectl rollout status` would count them as operator pods: they carry the name `<name>-serve`, and
+`app.kubernetes.io/part-of` still ties them to the release.
+*/}}
+{{- define "mcp-reconciler.serveSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-serve" (include "mcp-reconciler.name" . | trunc 57 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: serve
+{{- end }}
+
+{{- define "mcp-reconciler.serveLabels" -}}
+helm.sh/chart: {{ include "mcp-reconciler.chart" . }}
+{{ include "mcp-reconciler.serveSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mcp-reconciler
+{{- end }}
+
+{{/* The platform bearer token of `serve`: a Secret the user creates, never a chart value. */}}
+{{- define "mcp-reconciler.serveTokenSecretName" -}}
+{{- required "serve.enabled needs serve.tokenSecret.name: a Secret holding the platform bearer token (at least 16 characters) that /mcp, /v0.1 and /oauth/connections require" .Values.serve.tokenSecret.name }}
+{{- end }}
+
+{{/*
+Ingress hosts: `serve.ingress.hosts` as given, or else one host taken from `publicUrl` with the path `/`, since
+the public URL is where browsers and authorization servers must reach the service.
+*/}}
+{{- define "mcp-reconciler.serveIngressHosts" -}}
+{{- if .Values.serve.ingress.hosts }}
+{{- toYaml .Values.serve.ingress.hosts }}
+{{- else if .Values.publicUrl }}
+- host: {{ (urlParse .Values.publicUrl).hostname | quote }}
+  paths:
+    - path: /
+      pathType: Prefix
+{{- else }}
+{{- fail "serve.ingress.enabled needs serve.ingress.hosts or publicUrl (the host browsers and authorization servers reach)" }}
+{{- end }}
+{{- end }}
+
 {{- define "mcp-reconciler.registrySecretName" -}}
 {{- default (printf "%s-registry" (include "mcp-reconciler.fullname" .)) .Values.registry.existingSecret.name }}
 {{- end }}

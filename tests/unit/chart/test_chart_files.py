@@ -68,6 +68,10 @@ LINT_VALUE_SETS: dict[str, dict[str, Any]] = {
         "export": {"configMaps": True},
         "peering": {"enabled": False},
     },
+    "serve-with-ingress": {
+        "publicUrl": "https://mcp-reconciler.example.com",
+        "serve": {"enabled": True, "tokenSecret": {"name": "mcp-serve"}, "ingress": {"enabled": True}},
+    },
 }
 # Findings at INFO level that are accepted, each with the reason. Anything at WARNING or ERROR fails.
 ACCEPTED_INFO = {("Chart.yaml", "icon is recommended")}  # the project publishes no icon yet

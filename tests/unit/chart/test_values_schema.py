@@ -98,6 +98,14 @@ def test_schema_and_values_declare_the_same_top_level_keys(schema: dict[str, Any
         ({"securityContext": {"runAsRoot": True}}, ("securityContext", "runAsRoot")),
         ({"resources": {"limits": {"memroy": "1Gi"}}}, ("resources.limits", "memroy")),
         ({"affinity": {"nodeAffinity": {"required": []}}}, ("affinity.nodeAffinity", "required")),
+        ({"serve": {"enable": True}}, ("serve", "enable")),
+        ({"serve": {"replicas": 2}}, ("serve", "replicas")),
+        ({"serve": {"tokenSecret": {"value": "s3cret-token-value"}}}, ("serve.tokenSecret", "value")),
+        ({"serve": {"ingress": {"host": "mcp.example.com"}}}, ("serve.ingress", "host")),
+        (
+            {"serve": {"ingress": {"hosts": [{"host": "a.example.com", "paths": [], "path": "/"}]}}},
+            ("serve.ingress.hosts.0", "path"),
+        ),
     ],
     ids=lambda value: ".".join(filter(None, value)) if isinstance(value, tuple) else None,
 )
@@ -130,6 +138,31 @@ def test_misspelled_keys_are_rejected(chart: helm.Chart, overrides: Any, expecte
         ({"podDisruptionBudget": {"maxUnavailable": 0}}, "podDisruptionBudget.maxUnavailable"),
         ({"publicUrl": "reconciler.example.com"}, "publicUrl"),
         ({"publicUrl": "https://reconciler.example.com/?x=1"}, "publicUrl"),
+        ({"serve": {"enabled": "true"}}, "serve.enabled"),
+        ({"serve": {"port": 80}}, "serve.port"),
+        ({"serve": {"enabled": True, "tokenSecret": {"name": ""}}}, "serve.tokenSecret.name"),
+        ({"serve": {"tokenSecret": {"key": ""}}}, "serve.tokenSecret.key"),
+        ({"serve": {"service": {"type": "Ingress"}}}, "serve.service.type"),
+        ({"serve": {"ingress": {"hosts": [{"host": "a.example.com", "paths": []}]}}}, "serve.ingress.hosts.0.paths"),
+        (
+            {
+                "serve": {
+                    "ingress": {
+                        "hosts": [{"host": "https://a.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}]
+                    }
+                }
+            },
+            "serve.ingress.hosts.0.host",
+        ),
+        (
+            {
+                "serve": {
+                    "ingress": {"hosts": [{"host": "a.example.com", "paths": [{"path": "/", "pathType": "Regex"}]}]}
+                }
+            },
+            "serve.ingress.hosts.0.paths.0.pathType",
+        ),
+        ({"serve": {"ingress": {"tls": [{"secretName": "x"}]}}}, "serve.ingress.tls.0"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -175,5 +208,20 @@ def test_realistic_overrides_are_accepted(chart: helm.Chart) -> None:
         "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/mcp"}},
         "podDisruptionBudget": {"enabled": True, "maxUnavailable": "100%"},
         "replicaCount": 0,
+        "serve": {
+            "enabled": True,
+            "tokenSecret": {"name": "mcp-serve", "key": "token"},
+            "extraArgs": ["--anonymous"],
+            "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}},
+            "service": {"type": "ClusterIP", "port": 80, "annotations": {"example.com/owner": "platform"}},
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                "hosts": [{"host": "mcp-reconciler.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
+                "tls": [{"secretName": "mcp-tls", "hosts": ["mcp-reconciler.example.com"]}],
+            },
+        },
     }
     assert errors(chart, overrides) == []
