@@ -1,5 +1,5 @@
-"""The pure half of a member's login: what a callback must prove before its code is exchanged, and the names
-a member's tokens are sealed under."""
+"""The pure half of a member's login: what a callback must prove before its code is exchanged, the member ids
+it accepts, and the scopes a step-up asks for."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from reconciler.credentials.authorization import authorization_url_template
 from reconciler.credentials.connecting import (
     LoginFailed,
     begin_login,
-    code_from_callback,
     check_member_id,
+    code_from_callback,
     metadata_url,
     with_step_up,
 )
