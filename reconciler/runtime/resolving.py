@@ -92,7 +92,7 @@ def resolve(
         now=now,
     )
     verifiers: dict[str, VerifiedValues] = {}
-    minted = MintedValues(registry, now=now)
+    minted = MintedValues(registry, now=now, store=renewal.minted if renewal is not None else None)
 
     def verified(decision: ServerDecision) -> VerifiedValues | None:
         # A platform server's values were recorded (and last-good copies kept) under the platform tenant.
@@ -213,12 +213,14 @@ class MintedValues:
     """Values the reconciler minted (client-credentials tokens), sealed in the registry: read with the local store
     key, and handed out only before they expire. The key is loaded on first use, never created here."""
 
-    def __init__(self, registry: Registry, *, now: dt.datetime | None = None) -> None:
+    def __init__(
+        self, registry: Registry, *, now: dt.datetime | None = None, store: MintedSecretStore | None = None
+    ) -> None:
         self._registry = registry
         self._now = now
-        self._store: MintedSecretStore | None = None
+        self._store = store
         self._problem: str | None = None
-        self._loaded = False
+        self._loaded = store is not None
 
     def problem(self, reference: str) -> str | None:
         """Why the minted value behind `reference` cannot be handed out, or None when it can."""
@@ -228,7 +230,10 @@ class MintedValues:
         tenant, name, purpose = _local_parts(reference)
         member = name.startswith("member_")  # `credentials.member_token_name`
         whose = "the member's stored token" if member else f"the client-credentials token for {name}"
-        found = store.get(tenant, name, purpose)
+        try:
+            found = store.get(tenant, name, purpose)
+        except ReconcilerError as err:  # sealed with another key: named, never the value
+            return f"{reference} cannot be read: {err}"
         if found is None:
             if member:
                 return f"{whose} is not stored any more (disconnected while this resolution ran)"

@@ -239,3 +239,27 @@ def test_deleting_the_server_revokes_and_removes_its_members_tokens(
     with open_registry(registry_url) as registry:
         assert registry.fetch_local_secrets("acme") == []
         assert registry.count_user_tokens(tenants=["acme"]) == {}
+
+
+def test_a_connected_members_token_is_refreshed_with_what_connect_stored(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    """connect records the refresh token, client and issuer; `resolve --renew-tokens` refreshes with them."""
+    folder = code_folder(tmp_path, oauth_servers.protected)
+    assert run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)[0] == 0
+    oauth_servers.main.token_lifetime = 2
+    running = connect(registry_url, "alice")
+    assert httpx2.get(running.url(), follow_redirects=True, timeout=BOUND_SECONDS).status_code == 200
+    assert running.result()[0] == 0
+    first, _ = resolve_for(registry_url, "alice", "--show-secrets", "-f", folder)
+    time.sleep(2.5)
+
+    expired, _ = resolve_for(registry_url, "alice")
+    assert expired["state"] != "ready", expired
+    renewed, text = resolve_for(
+        registry_url, "alice", "--renew-tokens", "--allow-private-networks", "--show-secrets", "-f", folder
+    )
+    assert renewed["state"] == "ready", (renewed, text)
+    assert renewed["headers"]["Authorization"] != first["headers"]["Authorization"]
+    assert oauth_servers.main.grant_counts["refresh_token"] == 1
+    assert probe(oauth_servers.protected, renewed["headers"]).ok

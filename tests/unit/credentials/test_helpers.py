@@ -274,6 +274,7 @@ PUBLIC = [
     "rotate_client",
     "rotate_server_client",
     "step_up_scopes",
+    "store_member_tokens",
     "verdict",
     "VerifiedValue",
     "last_good_value",
