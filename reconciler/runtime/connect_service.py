@@ -145,10 +145,7 @@ class ConnectService:
         return JSONResponse(found.document())
 
     async def _start(self, request: Request) -> Response:
-        body = await _json_body(request)
-        if isinstance(body, Response):
-            return body
-        fields = _fields(body, "namespace", "server", "member")
+        fields = await _member_fields(request)
         if isinstance(fields, Response):
             return fields
         namespace, server, member = fields
@@ -204,10 +201,7 @@ class ConnectService:
         return _page(200, "Connected", f"Your account is connected to {connection.server}. You can close this window.")
 
     async def _disconnect(self, request: Request) -> Response:
-        body = await _json_body(request)
-        if isinstance(body, Response):
-            return body
-        fields = _fields(body, "namespace", "server", "member")
+        fields = await _member_fields(request)
         if isinstance(fields, Response):
             return fields
         namespace, server, member = fields
@@ -243,6 +237,14 @@ class ConnectRoutes:
             await self._service(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+
+async def _member_fields(request: Request) -> tuple[str, ...] | Response:
+    """`{namespace, server, member}` from a JSON body, or the 4xx answer that says what is wrong with it."""
+    body = await _json_body(request)
+    if isinstance(body, Response):
+        return body
+    return _fields(body, "namespace", "server", "member")
 
 
 async def _json_body(request: Request) -> dict[str, Any] | Response:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from reconciler.registry import open_registry
 from reconciler.runtime import resolve
@@ -19,7 +18,7 @@ from reconciler.runtime.resolution import MASK
 from tests.fixtures.authorization_server import OAuthServers
 from tests.fixtures.oidc_provider import OIDC_SCOPE, OIDCProtectedMCP
 from tests.integration.cli.test_commands import run
-from tests.integration.cli.test_connection_truth import CLIENT_CREDENTIALS, RIGHT_SECRET, folder_with
+from tests.integration.cli.test_connection_truth import CLIENT_CREDENTIALS, RIGHT_SECRET, granted_folder
 from tests.integration.credentials.support import probe
 
 LIFETIME_SECONDS = 2
@@ -29,19 +28,6 @@ LOCAL = ("--allow-private-networks",)
 @pytest.fixture(autouse=True)
 def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_RECONCILER_KEY_FILE", str(tmp_path / "store.key"))
-
-
-def granted_folder(tmp_path: Path, url: str, auth: dict[str, Any], *, client_secret: str) -> str:
-    """One client-credentials server `acme/crm` and its Secret, granted to the whole organization."""
-    folder = folder_with(tmp_path, url, auth, client_secret=client_secret)
-    grant = {
-        "apiVersion": "mcp.reconciler.dev/v1alpha1",
-        "kind": "MCPAccessGrant",
-        "metadata": {"name": "everyone", "namespace": "acme"},
-        "spec": {"target": {"serverRef": "crm"}, "subjects": [{"kind": "Organization"}]},
-    }
-    (Path(folder) / "grant.yaml").write_text(yaml.safe_dump(grant, sort_keys=False))
-    return folder
 
 
 def resolved(registry_url: str, *extra: str) -> tuple[dict[str, Any], str, str]:

@@ -17,13 +17,12 @@ from typing import Any
 
 import httpx2
 import pytest
-import yaml
 
 from reconciler.cli import main
 from reconciler.registry import open_registry
 from tests.fixtures.authorization_server import OAuthServers
 from tests.integration.cli.test_commands import run
-from tests.integration.cli.test_connection_truth import folder_with
+from tests.integration.cli.test_connection_truth import folder_with, granted_folder
 from tests.integration.credentials.support import probe
 
 BOUND_SECONDS = 60.0
@@ -86,15 +85,7 @@ class Connecting:
 
 
 def code_folder(tmp_path: Path, url: str) -> str:
-    folder = folder_with(tmp_path, url, CODE_SERVER)
-    grant = {
-        "apiVersion": "mcp.reconciler.dev/v1alpha1",
-        "kind": "MCPAccessGrant",
-        "metadata": {"name": "everyone", "namespace": "acme"},
-        "spec": {"target": {"serverRef": "crm"}, "subjects": [{"kind": "Organization"}]},
-    }
-    (Path(folder) / "grant.yaml").write_text(yaml.safe_dump(grant, sort_keys=False))
-    return folder
+    return granted_folder(tmp_path, url, CODE_SERVER)
 
 
 def resolve_for(registry_url: str, member: str, *extra: str) -> tuple[dict[str, Any], str]:

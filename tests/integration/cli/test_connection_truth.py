@@ -44,6 +44,19 @@ def folder_with(tmp_path: Path, url: str, auth: dict[str, Any], *, client_secret
     return str(folder)
 
 
+def granted_folder(tmp_path: Path, url: str, auth: dict[str, Any], *, client_secret: str = "a-wrong-secret") -> str:
+    """`folder_with`, plus a grant of `acme/crm` to the whole organization, so `resolve` offers it to everyone."""
+    folder = folder_with(tmp_path, url, auth, client_secret=client_secret)
+    grant = {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPAccessGrant",
+        "metadata": {"name": "everyone", "namespace": "acme"},
+        "spec": {"target": {"serverRef": "crm"}, "subjects": [{"kind": "Organization"}]},
+    }
+    (Path(folder) / "grant.yaml").write_text(yaml.safe_dump(grant, sort_keys=False))
+    return folder
+
+
 CLIENT_CREDENTIALS = {
     "type": "oauthClientCredentials",
     "clientId": {"value": "reconciler"},

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx2
 import pytest
-import yaml
 from starlette.types import ASGIApp
 
 from reconciler.demo.serving import ServerLoop
@@ -24,7 +23,7 @@ from reconciler.registry import Registry
 from reconciler.runtime import build_serving_app, resolve
 from tests.fixtures.oidc_provider import OIDCProtectedMCP
 from tests.integration.cli.test_commands import run
-from tests.integration.cli.test_connection_truth import folder_with
+from tests.integration.cli.test_connection_truth import granted_folder
 from tests.integration.credentials.support import probe
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -94,14 +93,7 @@ def test_a_member_connects_in_chromium_through_oidc_provider(
     chromium: str,
     oidc_protected_mcp: OIDCProtectedMCP,
 ) -> None:
-    folder = folder_with(tmp_path, oidc_protected_mcp.url, {"type": "oauthAuthorizationCode", "pkce": "public"})
-    grant = {
-        "apiVersion": "mcp.reconciler.dev/v1alpha1",
-        "kind": "MCPAccessGrant",
-        "metadata": {"name": "everyone", "namespace": "acme"},
-        "spec": {"target": {"serverRef": "crm"}, "subjects": [{"kind": "Organization"}]},
-    }
-    (Path(folder) / "grant.yaml").write_text(yaml.safe_dump(grant))
+    folder = granted_folder(tmp_path, oidc_protected_mcp.url, {"type": "oauthAuthorizationCode", "pkce": "public"})
     # Applied with the service's public URL: the client registered at the provider lists its callback.
     code, out, err = run(
         "apply", "-f", folder, "--allow-private-networks", "--public-url", service, "--registry", registry_url

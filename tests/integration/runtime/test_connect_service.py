@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-import yaml
 
 from reconciler.demo.serving import ServerLoop
 from reconciler.engine.connecting import EngineConnector
@@ -23,7 +22,7 @@ from reconciler.registry import Registry
 from reconciler.runtime import build_serving_app, resolve
 from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
 from tests.integration.cli.test_commands import run
-from tests.integration.cli.test_connection_truth import folder_with
+from tests.integration.cli.test_connection_truth import granted_folder
 from tests.integration.credentials.support import probe
 
 __all__ = ["oauth_servers", "oauth_servers_session"]
@@ -42,14 +41,7 @@ def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def applied(tmp_path: Path, registry_url: str, registry: Registry, oauth_servers: OAuthServers) -> Registry:
     """`acme/crm`, an authorization-code server (public PKCE, DCR) protected by the fixture, granted to all."""
-    folder = folder_with(tmp_path, oauth_servers.protected, {"type": "oauthAuthorizationCode", "pkce": "public"})
-    grant = {
-        "apiVersion": "mcp.reconciler.dev/v1alpha1",
-        "kind": "MCPAccessGrant",
-        "metadata": {"name": "everyone", "namespace": "acme"},
-        "spec": {"target": {"serverRef": "crm"}, "subjects": [{"kind": "Organization"}]},
-    }
-    (Path(folder) / "grant.yaml").write_text(yaml.safe_dump(grant))
+    folder = granted_folder(tmp_path, oauth_servers.protected, {"type": "oauthAuthorizationCode", "pkce": "public"})
     code, out, err = run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)
     assert code == 0, out + err
     return registry
