@@ -80,6 +80,7 @@ def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
         "SYNCED",
         "AGE",
         "URL",
+        "OAUTH",
         "REASON",
     ]
     code, out, _ = run("get", "mcpgrant", "-o", "json", "--registry", sqlite_url)
