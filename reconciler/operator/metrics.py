@@ -15,6 +15,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MEMBER_TOKEN_STATES = {
+    "connected": "connected",
+    "expiring_24h": "expiringWithin24h",
+    "needs_reauthorization": "needsReauthorization",
+    "without_refresh_token": "withoutRefreshToken",
+}
+"""The `state` label of `mcp_reconciler_server_member_tokens`, and the `status.oauth` count it reports."""
 
 
 class OperatorMetrics:
@@ -71,6 +78,25 @@ class OperatorMetrics:
             registry=self.registry,
         )
 
+        self.member_tokens = Gauge(
+            "mcp_reconciler_server_member_tokens",
+            "Members' own tokens of an oauthAuthorizationCode server, from status.oauth: state=connected, "
+            "expiring_24h, needs_reauthorization or without_refresh_token.",
+            ["namespace", "server", "state"],
+            registry=self.registry,
+        )
+
+    def observe_oauth(self, *, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """The member-token gauges of one server from its status (every time it is recorded, so a restarted
+        operator exports them without waiting for a change); none for a server without `oauth`."""
+        rollup = status.get("oauth")
+        if not isinstance(rollup, Mapping):
+            self._forget_oauth(namespace, name)
+            return
+        for state, key in MEMBER_TOKEN_STATES.items():
+            value = rollup.get(key, 0)
+            self.member_tokens.labels(namespace, name, state).set(value if isinstance(value, int) else 0)
+
     def observe_status(
         self, *, namespace: str, name: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
     ) -> None:
@@ -87,6 +113,12 @@ class OperatorMetrics:
         """Drop per-object series of a deleted server."""
         with contextlib.suppress(KeyError):
             self.tools.remove(namespace, name)
+        self._forget_oauth(namespace, name)
+
+    def _forget_oauth(self, namespace: str, name: str) -> None:
+        for state in MEMBER_TOKEN_STATES:
+            with contextlib.suppress(KeyError):
+                self.member_tokens.remove(namespace, name, state)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
