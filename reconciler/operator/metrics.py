@@ -16,12 +16,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MEMBER_TOKEN_STATES = {
-    "connected": "connected",
-    "expiring_24h": "expiringWithin24h",
-    "needs_reauthorization": "needsReauthorization",
-    "without_refresh_token": "withoutRefreshToken",
+    "connected": ("connected", "tokens stored"),
+    "expiring_24h": ("expiringWithin24h", "expiring within 24 hours"),
+    "needs_reauthorization": ("needsReauthorization", "expired with no refresh token"),
+    "without_refresh_token": ("withoutRefreshToken", "stored without a refresh token"),
 }
-"""The `state` label of `mcp_reconciler_server_member_tokens`, and the `status.oauth` count it reports."""
+"""The gauges `mcp_reconciler_member_tokens_<state>`: the `status.oauth` count each reports, and what it counts."""
 
 
 class OperatorMetrics:
@@ -78,13 +78,16 @@ class OperatorMetrics:
             registry=self.registry,
         )
 
-        self.member_tokens = Gauge(
-            "mcp_reconciler_server_member_tokens",
-            "Members' own tokens of an oauthAuthorizationCode server, from status.oauth: state=connected, "
-            "expiring_24h, needs_reauthorization or without_refresh_token.",
-            ["namespace", "server", "state"],
-            registry=self.registry,
-        )
+        # One gauge per count, not one with a state label: the counts overlap, so a sum over them means nothing.
+        self.member_tokens = {
+            state: Gauge(
+                f"mcp_reconciler_member_tokens_{state}",
+                f"Members' own tokens of an oauthAuthorizationCode server: {meaning} (status.oauth.{key}).",
+                ["namespace", "server"],
+                registry=self.registry,
+            )
+            for state, (key, meaning) in MEMBER_TOKEN_STATES.items()
+        }
 
     def observe_oauth(self, *, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """The member-token gauges of one server from its status (every time it is recorded, so a restarted
@@ -93,9 +96,9 @@ class OperatorMetrics:
         if not isinstance(rollup, Mapping):
             self._forget_oauth(namespace, name)
             return
-        for state, key in MEMBER_TOKEN_STATES.items():
+        for state, (key, _) in MEMBER_TOKEN_STATES.items():
             value = rollup.get(key, 0)
-            self.member_tokens.labels(namespace, name, state).set(value if isinstance(value, int) else 0)
+            self.member_tokens[state].labels(namespace, name).set(value if isinstance(value, int) else 0)
 
     def observe_status(
         self, *, namespace: str, name: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
@@ -116,9 +119,9 @@ class OperatorMetrics:
         self._forget_oauth(namespace, name)
 
     def _forget_oauth(self, namespace: str, name: str) -> None:
-        for state in MEMBER_TOKEN_STATES:
+        for gauge in self.member_tokens.values():
             with contextlib.suppress(KeyError):
-                self.member_tokens.remove(namespace, name, state)
+                gauge.remove(namespace, name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -81,15 +81,17 @@ def test_member_token_gauges_follow_status_oauth_even_without_a_write(
     assert cluster.patches == []
 
     def gauges() -> dict[str, float]:
-        name = "mcp_reconciler_server_member_tokens"
         states = ("connected", "expiring_24h", "needs_reauthorization", "without_refresh_token")
-        return {state: sample(metrics, name, namespace="ns", server="crm", state=state) for state in states}
+        return {
+            state: sample(metrics, f"mcp_reconciler_member_tokens_{state}", namespace="ns", server="crm")
+            for state in states
+        }
 
     assert gauges() == {"connected": 3, "expiring_24h": 1, "needs_reauthorization": 1, "without_refresh_token": 2}
-    assert b'mcp_reconciler_server_member_tokens{namespace="ns",server="crm",state="connected"} 3.0' in metrics.render()
+    assert b'mcp_reconciler_member_tokens_connected{namespace="ns",server="crm"} 3.0' in metrics.render()
 
     run(recording.record(view, status, {**status, "oauth": {**oauth, "connected": 4, "needsReauthorization": 0}}))
     assert gauges()["connected"] == 4 and gauges()["needs_reauthorization"] == 0
 
     recording.forget(view)
-    assert b"mcp_reconciler_server_member_tokens{" not in metrics.render()
+    assert b'server="crm"' not in metrics.render()
