@@ -11,10 +11,10 @@ The names below load lazily, so the CLI's `get` can build `oauth` sections witho
 
 from typing import TYPE_CHECKING
 
+from reconciler.engine.statuses import conditions  # light: the enums and the setters
 from reconciler.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from reconciler.engine.statuses import conditions
     from reconciler.engine.statuses.building import (
         StatusInputs,
         base_conditions,

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -594,3 +595,22 @@ def test_an_authorization_code_server_reports_its_members_tokens(tmp_path: Path,
     registry.reset_statement_counts()
     apply(folder, registry)
     assert writes(registry) == 0
+
+
+def test_a_pass_tallies_every_authorization_code_servers_tokens_in_one_query(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = {"type": "oauthAuthorizationCode", "pkce": "public", "clientId": {"value": "reconciler"}}
+    folder = write_folder(tmp_path / "f", {"s.yaml": [server(f"code-{n}", auth=auth) for n in range(5)]})
+    calls: list[list[tuple[str, str]]] = []
+    tally = registry.tally_member_tokens
+
+    def counted(servers: list[tuple[str, str]], **kwargs: Any) -> Any:
+        calls.append(sorted(servers))
+        return tally(servers, **kwargs)
+
+    monkeypatch.setattr(registry, "tally_member_tokens", counted)
+    report = apply(folder, registry)
+
+    assert calls == [[("acme", f"code-{n}") for n in range(5)]]
+    assert {r.status["oauth"]["summary"] for r in report.results} == {"not connected"}  # type: ignore[attr-defined]
