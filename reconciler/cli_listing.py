@@ -1,5 +1,5 @@
-"""The `get` command: objects as last applied, with their status and how many members connected each
-per-member credential.
+"""The `get` command: objects as last applied, with their status, how many members connected each
+per-member credential, and each authorization-code server's members' tokens (`status.oauth`) as of now.
 
 `cli.build_parser` declares its arguments; `cli.main` dispatches to `cmd_get` (and `demo` calls it after its
 apply). Like every command it imports what it uses inside the function, so `--help` starts without pydantic,
@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 from reconciler.errors import PermanentError
 
@@ -21,17 +22,39 @@ EXIT_OK = 0
 def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     from reconciler import presenting
     from reconciler.api import KINDS
+    from reconciler.engine.statuses.oauth import MEMBER_AUTHORIZED, horizon, oauth_health
     from reconciler.registry import open_registry
     from reconciler.runtime.membership import coverage_of_objects, fetch_member_coverage
 
     kinds = [info.kind for info in KINDS] if args.kind == "mcp" else [_kind(args.kind)]
+    now = dt.datetime.now(dt.UTC)
     registry = open_registry(args.registry, manager=args.manager)
     try:
         stored = registry.fetch_resources(namespace=args.namespace, name=args.name)
         coverage = fetch_member_coverage(registry) if {"MCPServer", "MCPConnection"} & set(kinds) else ()
+        member_authorized = [
+            r for r in stored if r.kind == "MCPServer" and r.kind in kinds and _auth_type(r.spec) == MEMBER_AUTHORIZED
+        ]
+        tallies = (
+            registry.tally_member_tokens([(r.tenant, r.name) for r in member_authorized], now=now, horizon=horizon(now))
+            if member_authorized
+            else {}
+        )
     finally:
         registry.close()
     objects = {kind: [presenting.as_object(r) for r in stored if r.kind == kind] for kind in kinds}
+    # The members' tokens as of now (the stored status has them as of the last pass that rebuilt it).
+    expected = {(entry.tenant, entry.server) for entry in coverage}
+    rollups = {
+        (r.namespace, r.name): oauth_health(
+            tallies.get((r.tenant, r.name)), members_expected=(r.tenant, r.name) in expected
+        )
+        for r in member_authorized
+    }
+    for obj in objects.get("MCPServer", []):
+        health = rollups.get((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+        if health is not None:
+            obj["status"] = {**(obj["status"] or {}), "oauth": health.model_dump(mode="json", by_alias=True)}
     members = coverage_of_objects(coverage, [obj for kind in kinds for obj in objects[kind]])
     for obj in objects.get("MCPConnection", []):
         for entry in members.get(("MCPConnection", obj["metadata"]["namespace"], obj["metadata"]["name"]), []):
@@ -45,7 +68,6 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
         else:
             print(presenting.dump(presenting.as_list(found), args.output), file=out)
         return EXIT_OK
-    now = dt.datetime.now(dt.UTC)
     blocks = []
     for kind in kinds:
         if objects[kind]:
@@ -71,6 +93,11 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
         if warning:
             print(f"Warning: {warning}", file=sys.stderr)
     return EXIT_OK
+
+
+def _auth_type(spec: Mapping[str, Any]) -> str:
+    auth = spec.get("auth")
+    return str(auth.get("type", "none")) if isinstance(auth, Mapping) else "none"
 
 
 def _kind(spelling: str) -> str:

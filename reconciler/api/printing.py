@@ -68,6 +68,13 @@ PRINTER_COLUMNS: dict[str, tuple[PrinterColumn, ...]] = {
         _SYNCED,
         _AGE,
         PrinterColumn("URL", "string", ".spec.url", priority=1, description="Endpoint URL."),
+        PrinterColumn(
+            "OAuth",
+            "string",
+            ".status.oauth.summary",
+            priority=1,
+            description="Members' own tokens (oauthAuthorizationCode): connected, expiring, needing re-authorization.",
+        ),
         _REASON,
     ),
     "MCPConnection": (

@@ -406,6 +406,28 @@ class CredentialStatus(Model):
     """The authorization server the client in use is bound to (its issuer)."""
 
 
+class OAuthHealth(Model):
+    """With `oauthAuthorizationCode`: how the members' own tokens for this server stand (counts only, never a value
+    or a member id), so a token that is about to lapse or needs a person shows before an agent resolves it."""
+
+    model_config = Model.model_config | {"extra": "ignore", "strict": False}
+
+    connected: int = 0
+    """Member tokens stored for this server (one per member, and per per-member connection)."""
+    expiring_within24h: int = Field(default=0, alias="expiringWithin24h")
+    """Tokens not yet expired that expire within 24 hours."""
+    needs_reauthorization: int = 0
+    """Tokens expired with no refresh token: the member must authorize again (`needs_reauthorization`)."""
+    without_refresh_token: int = 0
+    """Tokens stored without a refresh token: they cannot be renewed and lapse at their expiry."""
+    members_expected: bool = False
+    """The server is offered to members who must each connect their own account (no connection of its own, or an
+    active `perMember` connection), so zero `connected` means every agent gets `needs_connection`."""
+    summary: str = ""
+    """The counts in a compact form, as the `OAuth` column of `get -o wide` / `kubectl get -o wide` prints them:
+    `3 connected, 1 expiring, 1 reauth`, or `not connected` when members are expected and nobody connected."""
+
+
 class MCPServerStatus(StatusBase):
     """Observed state of an `MCPServer`."""
 
@@ -422,6 +444,8 @@ class MCPServerStatus(StatusBase):
     tools: ToolSnapshotStatus | None = None
     last_test: LastTest | None = None
     credentials: CredentialStatus | None = None
+    oauth: OAuthHealth | None = None
+    """With `oauthAuthorizationCode`: the members' tokens rolled up (connected, expiring, needing re-authorization)."""
 
 
 class MCPServer(Model):

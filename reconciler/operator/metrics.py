@@ -15,6 +15,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MEMBER_TOKEN_STATES = {
+    "connected": ("connected", "tokens stored"),
+    "expiring_24h": ("expiringWithin24h", "expiring within 24 hours"),
+    "needs_reauthorization": ("needsReauthorization", "expired with no refresh token"),
+    "without_refresh_token": ("withoutRefreshToken", "stored without a refresh token"),
+}
+"""The gauges `mcp_reconciler_member_tokens_<state>`: the `status.oauth` count each reports, and what it counts."""
 
 
 class OperatorMetrics:
@@ -71,6 +78,28 @@ class OperatorMetrics:
             registry=self.registry,
         )
 
+        # One gauge per count, not one with a state label: the counts overlap, so a sum over them means nothing.
+        self.member_tokens = {
+            state: Gauge(
+                f"mcp_reconciler_member_tokens_{state}",
+                f"Members' own tokens of an oauthAuthorizationCode server: {meaning} (status.oauth.{key}).",
+                ["namespace", "server"],
+                registry=self.registry,
+            )
+            for state, (key, meaning) in MEMBER_TOKEN_STATES.items()
+        }
+
+    def observe_oauth(self, *, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """The member-token gauges of one server from its status (every time it is recorded, so a restarted
+        operator exports them without waiting for a change); none for a server without `oauth`."""
+        rollup = status.get("oauth")
+        if not isinstance(rollup, Mapping):
+            self._forget_oauth(namespace, name)
+            return
+        for state, (key, _) in MEMBER_TOKEN_STATES.items():
+            value = rollup.get(key, 0)
+            self.member_tokens[state].labels(namespace, name).set(value if isinstance(value, int) else 0)
+
     def observe_status(
         self, *, namespace: str, name: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
     ) -> None:
@@ -87,6 +116,12 @@ class OperatorMetrics:
         """Drop per-object series of a deleted server."""
         with contextlib.suppress(KeyError):
             self.tools.remove(namespace, name)
+        self._forget_oauth(namespace, name)
+
+    def _forget_oauth(self, namespace: str, name: str) -> None:
+        for gauge in self.member_tokens.values():
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -123,6 +123,8 @@ class StatusRecorder:
             Reason.ROTATION_FAILED
         ):
             self._metrics.rotations.labels(kind, "failed").inc()
+        if kind == "MCPServer":
+            self._metrics.observe_oauth(namespace=view.source.namespace, name=view.source.name, status=status)
         if kind == "MCPServer" and (previous is None or dict(previous) != status):
             self._metrics.observe_status(
                 namespace=view.source.namespace, name=view.source.name, before=previous, after=status

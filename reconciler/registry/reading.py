@@ -8,6 +8,7 @@ connection it reads through, so the same query serves both. The runtime's resolu
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from reconciler.registry.records import (
     BindingRecord,
     BoundServerRecord,
     GrantSubjectRecord,
+    MemberTokenTally,
     ObservedState,
     ProbeStateRecord,
     Record,
@@ -144,6 +146,52 @@ def connected_member_counts(
         .group_by(schema.tenants.c.slug, schema.servers.c.name, schema.connections.c.name)
     )
     return {(slug, server, name): count for slug, server, name, count in connection.execute(query)}
+
+
+def member_token_tallies(
+    connection: sa.Connection,
+    servers: Collection[tuple[str, str]],
+    *,
+    now: dt.datetime,
+    horizon: dt.datetime,
+) -> dict[tuple[str, str], MemberTokenTally]:
+    """One grouped aggregate over `user_tokens` for `servers` ((tenant, server) pairs): each server's tallies at
+    `now`, counting as expiring the tokens that lapse after `now` and by `horizon`. Servers without tokens are
+    absent."""
+    if not servers:
+        return {}
+    table = schema.user_tokens
+    no_refresh = table.c.refresh_token_ref.is_(None)
+    expired = sa.and_(table.c.expires_at.is_not(None), table.c.expires_at <= now)
+    expiring = sa.and_(table.c.expires_at > now, table.c.expires_at <= horizon)
+
+    def tally(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    query = (
+        sa.select(
+            schema.tenants.c.slug,
+            schema.servers.c.name,
+            sa.func.count(table.c.id),
+            tally(expiring),
+            tally(sa.and_(expired, no_refresh)),
+            tally(no_refresh),
+        )
+        .select_from(table)
+        .join(schema.servers, schema.servers.c.id == table.c.server_id)
+        .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
+        .where(sa.tuple_(schema.tenants.c.slug, schema.servers.c.name).in_(sorted(set(servers))))
+        .group_by(schema.tenants.c.slug, schema.servers.c.name)
+    )
+    return {
+        (slug, name): MemberTokenTally(
+            connected=int(count),
+            expiring=int(soon or 0),
+            needs_reauthorization=int(lapsed or 0),
+            without_refresh_token=int(bare or 0),
+        )
+        for slug, name, count, soon, lapsed, bare in connection.execute(query)
+    }
 
 
 def oauth_clients(connection: sa.Connection, *, tenant: str, server: str) -> list[OAuthClientRecord]:

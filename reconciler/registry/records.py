@@ -298,6 +298,20 @@ class ResourceRecord:
 
 
 @dataclass(frozen=True)
+class MemberTokenTally:
+    """One server's member tokens counted at a moment (`Registry.tally_member_tokens`): counts only, no member."""
+
+    connected: int = 0
+    """Token rows (one per member, and per per-member connection)."""
+    expiring: int = 0
+    """Not expired yet, but expiring before the horizon the caller gave."""
+    needs_reauthorization: int = 0
+    """Expired with no refresh token."""
+    without_refresh_token: int = 0
+    """No refresh token stored."""
+
+
+@dataclass(frozen=True)
 class RefreshableMemberToken:
     """A member token that has a refresh token, with what refreshing it needs from its server's row."""
 

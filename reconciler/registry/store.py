@@ -43,6 +43,7 @@ from reconciler.registry.migrating import stored_revision, upgrade_registry
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
     AuditEntry,
+    MemberTokenTally,
     ObservedState,
     ProbeStateRecord,
     Record,
@@ -247,6 +248,16 @@ class Registry:
         """How many distinct members stored their own token, by (tenant, server, connection); the connection is
         None for tokens of the server itself. Pairs nobody connected are absent."""
         return self._read(lambda connection: reading.connected_member_counts(connection, tenants=tenants))
+
+    def tally_member_tokens(
+        self, servers: Collection[tuple[str, str]], *, now: dt.datetime, horizon: dt.datetime
+    ) -> dict[tuple[str, str], MemberTokenTally]:
+        """Members' tokens of `servers` ((tenant, server) pairs) counted at `now` in one grouped query: connected,
+        expiring by `horizon`, needing re-authorization, without a refresh token. Servers without tokens are
+        absent."""
+        return self._read(
+            lambda connection: reading.member_token_tallies(connection, servers, now=now, horizon=horizon)
+        )
 
     def fetch_oauth_clients(self, *, tenant: str, server: str) -> list[OAuthClientRecord]:
         """Dynamically registered clients of one server, one per issuer."""

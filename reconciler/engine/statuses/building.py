@@ -24,7 +24,7 @@ from reconciler.api import (
     MCPTemplateBinding,
     MCPTemplateBindingStatus,
 )
-from reconciler.api.common import StatusBase
+from reconciler.api.common import Model, StatusBase
 from reconciler.api.conditions import ConditionType, Reason
 from reconciler.api.kinds import Resource
 from reconciler.api.server import OAuthAuthorizationCodeAuth
@@ -65,6 +65,11 @@ class StatusInputs:
 def dump_status(status: StatusBase) -> dict[str, Any]:
     """The document as written: camelCase, times in the one format, only the fields that were set."""
     return status.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def dump_section(section: Model) -> dict[str, Any]:
+    """One typed section as it appears in a written status (camelCase, times in the one format)."""
+    return section.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def missing_text(missing: Sequence[MissingSecret]) -> str:

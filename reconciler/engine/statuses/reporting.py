@@ -1,5 +1,6 @@
 """The status the report step gives one object: the credential facts of the row in use, the server's probe
-sections and the pass's rotation verdict, on top of `building`'s conditions, ids and times.
+sections, the pass's rotation verdict and an authorization-code server's member-token rollup, on top of
+`building`'s conditions, ids and times.
 
 Pure; called by the report step for every object it reports, and by Test Connection for the server it tested,
 so both write the same document for the same facts.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.api import MCPConnection, MCPServer
-from reconciler.api.server import ApiKeyAuth, BearerAuth
+from reconciler.api.server import ApiKeyAuth, BearerAuth, OAuthAuthorizationCodeAuth, OAuthHealth
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Verb
 from reconciler.engine.statuses.building import StatusInputs, build_status
@@ -43,6 +44,11 @@ def row_credential_facts(obj: DesiredObject, in_use: Record) -> dict[str, Any]:
     return {}
 
 
+def _member_authorized(obj: DesiredObject) -> bool:
+    resource = obj.resource
+    return isinstance(resource, MCPServer) and isinstance(resource.spec.auth, OAuthAuthorizationCodeAuth)
+
+
 def in_use(obj: DesiredObject, action: Action) -> Record:
     """The row after this pass: an action that writes nothing (a held-back rotation, ObserveOnly) leaves the
     observed row in place; everything else leaves the desired one."""
@@ -56,15 +62,21 @@ def reported_status(
     *,
     probe: ProbeSections,
     rotation: Rotation | None = None,
+    oauth: OAuthHealth | None = None,
 ) -> dict[str, Any]:
     """The document for one object: `inputs` (whose `extra` is ignored) with the row's credential facts, the
     probe's sections (a minted token's facts over the row's) and, from a pass that ran the credentials step,
-    the `rotation`'s facts and condition (None, as for Test Connection: the stored facts are not carried)."""
+    the `rotation`'s facts and condition (None, as for Test Connection: the stored facts are not carried), and an
+    authorization-code server's `oauth` rollup (None, as for Test Connection: the stored one is kept)."""
     extra = row_credential_facts(inputs.obj, in_use(inputs.obj, inputs.action))
     sections = probe.as_extra()
     if "credentials" in sections and "credentials" in extra:
         sections["credentials"] = {**extra["credentials"], **sections["credentials"]}
     extra.update(sections)
+    if oauth is not None:
+        extra["oauth"] = oauth
+    elif inputs.previous and inputs.previous.get("oauth") and _member_authorized(inputs.obj):
+        extra["oauth"] = inputs.previous["oauth"]
     conditions = list(probe.conditions)
     if rotation is not None:
         rotation_extra, rotation_conditions = rotation_sections(

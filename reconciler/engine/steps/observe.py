@@ -8,10 +8,14 @@ that a fresh registry creates its fingerprint key on first use (after the input 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
+from reconciler.api.server import OAuthHealth
 from reconciler.engine.desired import DesiredObject, build_desired
 from reconciler.engine.inputs import DesiredInput
+from reconciler.engine.statuses import oauth
+from reconciler.engine.statuses.oauth import MEMBER_AUTHORIZED
 from reconciler.engine.steps.passing import Pass
 from reconciler.engine.validation import validate
 from reconciler.registry import Registry
@@ -32,7 +36,28 @@ def observe(current: Pass, registry: Registry) -> None:
     current.probe_states = dict(registry.fetch_probe_states(tenants=current.read_tenants))
     servers = {obj.key[1:] for obj in current.objects if obj.key[0] == "servers"}
     current.snapshots = {key: registry.fetch_tool_snapshots(*key) for key in current.probe_states if key in servers}
+    current.oauth = member_oauth(current.objects, everything, registry, now=current.now)
     current.sink.read(registry, tenants=current.read_tenants)
+
+
+def member_oauth(
+    targets: list[DesiredObject], everything: list[DesiredObject], registry: Registry, *, now: dt.datetime
+) -> dict[tuple[str, str], OAuthHealth]:
+    """`status.oauth` of the authorization-code servers among `targets`: their members' tokens tallied in one
+    grouped query, and whether members are expected to connect, judged from every connection of the input."""
+    servers = {
+        obj.key[1:]: obj.record
+        for obj in targets
+        if isinstance(obj.record, ServerRecord) and obj.record.auth_type == MEMBER_AUTHORIZED
+    }
+    if not servers:
+        return {}
+    tallies = registry.tally_member_tokens(list(servers), now=now, horizon=oauth.horizon(now))
+    connections = [obj.record for obj in everything if isinstance(obj.record, ConnectionRecord)]
+    return {
+        key: oauth.oauth_health(tallies.get(key), members_expected=oauth.expects_members(server, connections))
+        for key, server in servers.items()
+    }
 
 
 def _first_rows(current: Pass, registry: Registry) -> list[DesiredObject] | None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
+from reconciler.api.server import OAuthHealth
 from reconciler.credentials import CredentialFailure, PreparedCredentials
 from reconciler.engine.crediting import CredentialStep
 from reconciler.engine.desired import DesiredObject
@@ -154,6 +155,9 @@ class Pass:
     prepared: dict[tuple[str, str], PreparedCredentials | CredentialFailure] = field(default_factory=dict)
     reported: set[SourceRef] = field(default_factory=set)
     """Objects whose status this pass has built already: a later report rebuilds one only if it was probed."""
+    oauth: dict[tuple[str, str], OAuthHealth] = field(default_factory=dict)
+    """`status.oauth` of each authorization-code server of the pass, by (tenant, server): its members' tokens
+    tallied by the observe step in one query."""
 
     @property
     def plan(self) -> Plan:

@@ -2,9 +2,9 @@
 
 The loop in `reconciling.py` calls `report_pass` once with every result; the operator calls it once for the
 objects that need no probe and then once per group of results as they arrive, so one server that never answers
-delays only its own status. Status is a pure function of the rows, the probe state and the credentials step
-(`build_statuses`); the sink says what the status was before and where the new one goes, and the scope what a
-whole pass leaves for the next one's fast path.
+delays only its own status. Status is a pure function of the rows, the probe state, the credentials step and the
+members' tokens the observe step tallied (`build_statuses`); the sink says what the status was before and where
+the new one goes, and the scope what a whole pass leaves for the next one's fast path.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from reconciler.engine.crediting import accepted_values, credential_facts, pin_a
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action
 from reconciler.engine.probing import ProbeJob, RecordedProbe, next_probe_at, record_probe
-from reconciler.engine.statuses.building import StatusInputs
+from reconciler.engine.statuses.building import StatusInputs, dump_section
 from reconciler.engine.statuses.probes import probe_sections
 from reconciler.engine.statuses.reporting import reported_status
 from reconciler.engine.steps.passing import ObjectResult, Pass
@@ -113,7 +113,9 @@ def build_statuses(current: Pass, *, chosen: frozenset[SourceRef], probed_now: f
         action = current.actions[obj.source]
         # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
         spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
-        standing = sink.standing(obj, action, spec_hash=spec_hash, probed=obj.key in probed_now)
+        # A stored status stands only while its members' tokens tally the same (they move without the rows).
+        moved = obj.key in probed_now or _oauth_moved(current, obj, spec_hash=spec_hash)
+        standing = sink.standing(obj, action, spec_hash=spec_hash, probed=moved)
         if standing is not None:
             results.append(standing)
             continue
@@ -122,6 +124,14 @@ def build_statuses(current: Pass, *, chosen: frozenset[SourceRef], probed_now: f
         results.append(ObjectResult(obj, action, generation, status, previous is None or dict(previous) != status))
         sink.keep(obj, spec_hash=spec_hash, status=status, generation=generation)
     return results
+
+
+def _oauth_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
+    health = current.oauth.get(obj.key[1:])
+    if health is None:
+        return False
+    _, previous = current.sink.previous_of(obj, spec_hash=spec_hash)
+    return (previous or {}).get("oauth") != dump_section(health)
 
 
 def _status(
@@ -141,4 +151,5 @@ def _status(
         ),
         probe=probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state)),
         rotation=rotation_verdict(obj, current.credential_step),
+        oauth=current.oauth.get(server_key),
     )

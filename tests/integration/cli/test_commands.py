@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import shutil
@@ -13,6 +14,8 @@ import pytest
 import yaml
 
 from reconciler.cli import main
+from reconciler.registry import open_registry
+from reconciler.registry.records import UserTokenRecord
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 
@@ -59,6 +62,49 @@ def test_plan_json_lists_actions_with_field_diffs(tmp_path: Path, sqlite_url: st
     assert plan["summary"]["update"] == 1 and plan["changes"] is True
 
 
+def test_get_wide_shows_each_authorization_code_servers_member_tokens_as_of_now(sqlite_url: str) -> None:
+    run("apply", "-f", str(EXAMPLES / "06-oauth"), "--no-probe", "--registry", sqlite_url)
+    registry = open_registry(sqlite_url)
+    try:
+        tenant = next(t.slug for t in registry.fetch_state().tenants.values() if t.namespace == "wacht")
+        with registry.transaction() as tx:
+            # A member connected after the last apply, and their token lapsed with nothing to renew it.
+            tx.insert_user_token(
+                UserTokenRecord(
+                    tenant=tenant,
+                    server="docs-mcp",
+                    user_id="jordan",
+                    secret_ref="wacht/member-jordan#token",
+                    expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                )
+            )
+    finally:
+        registry.close()
+
+    code, out, _ = run("get", "mcps", "-n", "wacht", "-o", "wide", "--registry", sqlite_url)
+
+    lines = out.splitlines()
+    start = lines[0].index("OAUTH")
+    oauth = {line.split()[0]: line[start:].split("  ")[0].strip() for line in lines[1:]}
+    assert code == 0
+    assert oauth == {
+        "billing-mcp": "<none>",
+        "calendar-mcp": "not connected",
+        "crm-mcp": "<none>",
+        "docs-mcp": "1 connected, 1 reauth",
+        "status-mcp": "<none>",
+    }
+    code, out, _ = run("get", "mcps", "docs-mcp", "-n", "wacht", "-o", "json", "--registry", sqlite_url)
+    assert json.loads(out)["status"]["oauth"] == {
+        "connected": 1,
+        "expiringWithin24h": 0,
+        "needsReauthorization": 1,
+        "withoutRefreshToken": 1,
+        "membersExpected": True,
+        "summary": "1 connected, 1 reauth",
+    }
+
+
 def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
     run("apply", "-f", str(EXAMPLES / "06-oauth"), "--no-probe", "--registry", sqlite_url)
     code, out, _ = run("get", "mcps", "-n", "wacht", "--registry", sqlite_url)
@@ -80,6 +126,7 @@ def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
         "SYNCED",
         "AGE",
         "URL",
+        "OAUTH",
         "REASON",
     ]
     code, out, _ = run("get", "mcpgrant", "-o", "json", "--registry", sqlite_url)

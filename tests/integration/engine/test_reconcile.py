@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -556,3 +558,59 @@ def test_a_key_another_process_stored_first_wins_and_the_rows_are_built_again(
     registry.reset_statement_counts()
     second = reconcile(load_folder(folder), registry, settings=SETTINGS)
     assert not second.plan.has_changes and writes(registry) == 0
+
+
+def test_an_authorization_code_server_reports_its_members_tokens(tmp_path: Path, registry: Registry) -> None:
+    code = server(
+        "code", auth={"type": "oauthAuthorizationCode", "pkce": "public", "clientId": {"value": "reconciler"}}
+    )
+    folder = write_folder(tmp_path / "f", {"s.yaml": [code, server("plain")]})
+    first = apply(folder, registry)
+    statuses = {r.obj.resource.metadata.name: r.status for r in first.results}  # type: ignore[attr-defined]
+    assert statuses["code"]["oauth"] == {
+        "connected": 0,
+        "expiringWithin24h": 0,
+        "needsReauthorization": 0,
+        "withoutRefreshToken": 0,
+        "membersExpected": True,
+        "summary": "not connected",
+    }
+    assert "oauth" not in statuses["plain"]
+    with registry.transaction() as tx:
+        tx.insert_user_token(
+            UserTokenRecord(
+                tenant="acme",
+                server="code",
+                user_id="jordan",
+                secret_ref="acme/member-jordan#token",
+                expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+            )
+        )
+    # Only the other server changed: the code server's row is as it was, but its members' tokens moved.
+    write_folder(folder, {"s.yaml": [code, server("plain", description="changed")]})
+    apply(folder, registry)
+    stored = {r.name: r.status for r in registry.fetch_resources()}
+    assert stored["code"]["oauth"]["summary"] == "1 connected, 1 reauth"
+    assert stored["code"]["oauth"]["needsReauthorization"] == stored["code"]["oauth"]["withoutRefreshToken"] == 1
+    registry.reset_statement_counts()
+    apply(folder, registry)
+    assert writes(registry) == 0
+
+
+def test_a_pass_tallies_every_authorization_code_servers_tokens_in_one_query(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = {"type": "oauthAuthorizationCode", "pkce": "public", "clientId": {"value": "reconciler"}}
+    folder = write_folder(tmp_path / "f", {"s.yaml": [server(f"code-{n}", auth=auth) for n in range(5)]})
+    calls: list[list[tuple[str, str]]] = []
+    tally = registry.tally_member_tokens
+
+    def counted(servers: list[tuple[str, str]], **kwargs: Any) -> Any:
+        calls.append(sorted(servers))
+        return tally(servers, **kwargs)
+
+    monkeypatch.setattr(registry, "tally_member_tokens", counted)
+    report = apply(folder, registry)
+
+    assert calls == [[("acme", f"code-{n}") for n in range(5)]]
+    assert {r.status["oauth"]["summary"] for r in report.results} == {"not connected"}  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ import pytest
 
 from reconciler.records import SealedSecret
 from reconciler.registry import ConcurrentChange, Registry
-from reconciler.registry.records import UserTokenRecord
+from reconciler.registry.records import MemberTokenTally, UserTokenRecord
 from tests.integration.registry.samples import full_tenant
 from tests.integration.registry.test_contract import write
 
@@ -211,3 +211,31 @@ def test_deleting_a_server_or_connection_deletes_its_members_tokens_and_sealed_v
     users = {t.user_id for server in ("crm", "wiki") for t in registry.fetch_user_tokens(tenant="acme", server=server)}
     expected = {"alice", "bob", "carol", "dave"} - ({"alice", "bob", "dave"} if table == "servers" else {"bob"})
     assert users == expected
+
+
+def test_member_tokens_are_tallied_per_server_in_one_grouped_query(registry: Registry) -> None:
+    write(registry, full_tenant("acme"))
+    now = T0 + dt.timedelta(days=1)
+    with registry.transaction() as tx:
+        # alice: renewable and far from expiry; bob: expires in an hour, renewable; carol: expires in an hour with
+        # nothing to renew it; dave: expired with nothing to renew it; erin: no expiry known, no refresh token.
+        tx.put_member_token(token_set(expires_at=now + dt.timedelta(days=3)))
+        tx.put_member_token(token_set(user_id="bob", expires_at=now + dt.timedelta(hours=1)))
+        tx.put_member_token(token_set(user_id="carol", expires_at=now + dt.timedelta(hours=1), refresh_token_ref=None))
+        tx.put_member_token(token_set(user_id="dave", expires_at=now - dt.timedelta(minutes=1), refresh_token_ref=None))
+        tx.put_member_token(token_set(user_id="erin", expires_at=None, refresh_token_ref=None))
+        tx.put_member_token(token_set(server="wiki", user_id="alice", expires_at=now - dt.timedelta(hours=2)))
+
+    tallies = registry.tally_member_tokens(
+        [("acme", "crm"), ("acme", "wiki"), ("acme", "nobody")], now=now, horizon=now + dt.timedelta(hours=24)
+    )
+
+    assert tallies == {
+        ("acme", "crm"): MemberTokenTally(connected=5, expiring=2, needs_reauthorization=1, without_refresh_token=3),
+        # Expired but renewable: the reconciler or the next resolution refreshes it, nobody has to act.
+        ("acme", "wiki"): MemberTokenTally(connected=1),
+    }
+    assert registry.tally_member_tokens([("acme", "wiki")], now=now, horizon=now) == {
+        ("acme", "wiki"): MemberTokenTally(connected=1)
+    }
+    assert registry.tally_member_tokens([], now=now, horizon=now) == {}

@@ -70,6 +70,7 @@ def test_columns_per_kind() -> None:
             synced,
             age,
             ("URL", "string", ".spec.url", 1),
+            ("OAuth", "string", ".status.oauth.summary", 1),
             reason,
         ],
         "MCPConnection": [
@@ -142,6 +143,14 @@ CASES = [
     ("Age", SERVER, "5m"),
     ("URL", SERVER, "https://crm.example.com/mcp"),
     ("Reason", SERVER, "Reconciled"),
+    (
+        "OAuth",
+        {**SERVER, "status": {"oauth": {"connected": 3, "summary": "3 connected, 1 reauth"}}},
+        "3 connected, 1 reauth",
+    ),
+    ("OAuth", {**SERVER, "status": {"oauth": {"connected": 0, "summary": "not connected"}}}, "not connected"),
+    # Servers of any other auth type have no rollup.
+    ("OAuth", SERVER, NONE),
     # Before the first reconcile there is no status to show the effective values from.
     ("Transport", BARE_SERVER, NONE),
     ("Enabled", BARE_SERVER, NONE),

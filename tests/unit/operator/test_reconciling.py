@@ -19,8 +19,11 @@ from reconciler.operator.config import OperatorConfig
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.reconciling import ObjectReconciler, ObjectView
 from reconciler.registry import Registry, RegistryUnavailable
+from reconciler.registry.records import UserTokenRecord
 from tests.fixtures.operator_seams import FakeCluster, RecordingSink
 from tests.unit.operator.bodies import NOW, conditions, obj, run, server
+
+HOUR = dt.timedelta(hours=1)
 
 
 def test_first_pass_writes_unknown_then_the_result_and_a_second_pass_writes_nothing(
@@ -323,3 +326,28 @@ def test_a_pass_with_a_body_from_before_the_deletion_changes_nothing(
     run(reconciler.reconcile(body, peers=[body]))  # e.g. a kopf update or a Secret's change, queued behind it
     assert registry.fetch_state().rows == {}
     assert (len(cluster.patches), len(sink.posted)) == (patches, posted)
+
+
+def test_an_authorization_code_server_reports_its_members_tokens_when_they_move(
+    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry
+) -> None:
+    body = server(auth={"type": "oauthAuthorizationCode", "pkce": "public", "clientId": {"value": "reconciler"}})
+    run(reconciler.reconcile(body, peers=[body]))
+    status = cluster.statuses[("MCPServer", "ns", "crm")]
+    assert status["oauth"]["summary"] == "not connected" and status["oauth"]["membersExpected"] is True
+    body["status"] = status
+    run(reconciler.reconcile(body, peers=[body]))
+    assert len(cluster.patches) == 2, "the same tally: nothing written"
+
+    tenant = next(iter(registry.fetch_state().tenants))
+    with registry.transaction() as tx:
+        tx.insert_user_token(
+            UserTokenRecord(
+                tenant=tenant, server="crm", user_id="jordan", secret_ref="ns/jordan#token", expires_at=NOW + HOUR
+            )
+        )
+    run(reconciler.reconcile(body, peers=[body]))
+    assert len(cluster.patches) == 3
+    oauth = cluster.statuses[("MCPServer", "ns", "crm")]["oauth"]
+    assert oauth["summary"] == "1 connected, 1 expiring"
+    assert oauth["withoutRefreshToken"] == 1 and oauth["needsReauthorization"] == 0

@@ -59,3 +59,39 @@ def test_a_finalizer_waiting_for_the_registry_says_so(cluster: FakeCluster, sink
     assert synced["status"] == "False" and synced["message"] == "deletion waits for the registry: registry unavailable"
     assert sample(metrics, "mcp_reconciler_reconcile_errors_total", kind="MCPServer", reason="ReconcileError") == 1
     assert sample(metrics, "mcp_reconciler_reconciles_total", kind="MCPServer", outcome="error") == 0
+
+
+def test_member_token_gauges_follow_status_oauth_even_without_a_write(
+    cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    metrics = OperatorMetrics()
+    recording = recorder(cluster, sink, metrics)
+    view = ObjectView.of(server())
+    oauth = {
+        "connected": 3,
+        "expiringWithin24h": 1,
+        "needsReauthorization": 1,
+        "withoutRefreshToken": 2,
+        "membersExpected": True,
+        "summary": "3 connected, 1 expiring, 1 reauth",
+    }
+    status = {**statuses.first_sight(generation=1, now=NOW), "oauth": oauth}
+    # The status the object already has (an operator just restarted): nothing is written, the gauges are set.
+    run(recording.record(view, status, dict(status)))
+    assert cluster.patches == []
+
+    def gauges() -> dict[str, float]:
+        states = ("connected", "expiring_24h", "needs_reauthorization", "without_refresh_token")
+        return {
+            state: sample(metrics, f"mcp_reconciler_member_tokens_{state}", namespace="ns", server="crm")
+            for state in states
+        }
+
+    assert gauges() == {"connected": 3, "expiring_24h": 1, "needs_reauthorization": 1, "without_refresh_token": 2}
+    assert b'mcp_reconciler_member_tokens_connected{namespace="ns",server="crm"} 3.0' in metrics.render()
+
+    run(recording.record(view, status, {**status, "oauth": {**oauth, "connected": 4, "needsReauthorization": 0}}))
+    assert gauges()["connected"] == 4 and gauges()["needs_reauthorization"] == 0
+
+    recording.forget(view)
+    assert b'server="crm"' not in metrics.render()
