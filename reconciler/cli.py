@@ -222,7 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         login = commands.add_parser(verb, help=what)
         login.add_argument("name", help="the MCPServer")
         login.add_argument("-n", "--namespace", required=True, help="namespace (or tenant slug)")
-        login.add_argument("--member", required=True, metavar="ID", help="the member whose account it is")
+        whose = login.add_mutually_exclusive_group(required=True)
+        whose.add_argument("--member", metavar="ID", help="the member whose account it is")
+        whose.add_argument(
+            "--shared",
+            action="store_true",
+            help="the organization's connection: every granted member without their own uses it",
+        )
         login.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the client's")
         if verb == "connect":
             login.add_argument("--open", action="store_true", help="open the URL in the default browser")

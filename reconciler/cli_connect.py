@@ -105,6 +105,15 @@ class LoopbackCallback:
             self._thread.join(timeout=5)
 
 
+def _whose(args: argparse.Namespace) -> tuple[str, str]:
+    """(the `user_tokens` member id, how to name it): a member, or the organization (`--shared`)."""
+    from reconciler.records import ORGANIZATION_MEMBER
+
+    if args.shared:
+        return ORGANIZATION_MEMBER, "the organization"
+    return str(args.member), f"member {args.member}"
+
+
 def cmd_connect(
     args: argparse.Namespace, out: TextIO, *, settings: ProbeSettings, public_url: str | None = None
 ) -> int:
@@ -113,6 +122,7 @@ def cmd_connect(
     from reconciler.registry import open_registry
 
     secrets = _secrets(args)
+    member, who = _whose(args)
     registry = open_registry(args.registry, manager=args.manager)
     try:
         with LoopbackCallback().running() as callback:
@@ -121,12 +131,12 @@ def cmd_connect(
                 secrets,
                 tenant=args.namespace,
                 server=args.name,
-                member=args.member,
+                member=member,
                 redirect_uri=callback.redirect_uri,
                 settings=settings,
                 public_url=public_url,
             )
-            print(f"Open this URL to connect member {args.member}'s account to {args.name}:", file=out)
+            print(f"Open this URL to connect {who}'s account to {args.name}:", file=out)
             print(pending.login.authorization_url, file=out, flush=True)
             if args.open:
                 webbrowser.open(pending.login.authorization_url)
@@ -138,10 +148,10 @@ def cmd_connect(
             except ReconcilerError as err:
                 callback.answer(False, str(err))
                 raise
-            callback.answer(True, f"Member {args.member} is connected to {args.name}. Return to the terminal.")
+            callback.answer(True, f"{who[0].upper()}{who[1:]} is connected to {args.name}. Return to the terminal.")
     finally:
         registry.close()
-    print(f"Connected: member {args.member} on {args.namespace}/{args.name} (the token {expires_in(token)}).", file=out)
+    print(f"Connected: {who} on {args.namespace}/{args.name} (the token {expires_in(token)}).", file=out)
     return 0
 
 
@@ -151,6 +161,7 @@ def cmd_disconnect(
     from reconciler.engine.connecting import disconnect_member
     from reconciler.registry import open_registry
 
+    member, who = _whose(args)
     registry = open_registry(args.registry, manager=args.manager)
     try:
         done = disconnect_member(
@@ -158,13 +169,13 @@ def cmd_disconnect(
             _secrets(args),
             tenant=args.namespace,
             server=args.name,
-            member=args.member,
+            member=member,
             settings=settings,
             public_url=public_url,
         )
     finally:
         registry.close()
-    print(f"Disconnected: member {args.member} from {args.namespace}/{args.name}; {done.revocation}.", file=out)
+    print(f"Disconnected: {who} from {args.namespace}/{args.name}; {done.revocation}.", file=out)
     return 0
 
 

@@ -167,3 +167,8 @@ class UserTokenRecord:
     scopes: tuple[str, ...] = ()
     refresh_lease_until: dt.datetime | None = None
     """While one resolution refreshes the token, when its lease runs out; None when nobody is refreshing."""
+
+
+ORGANIZATION_MEMBER = "@organization"
+"""The `user_tokens.user_id` of an organization-level connection (OpenWork's: an admin connects once, every granted
+member uses it unless they connected their own). No member id can take it: member ids start with a letter or digit."""

@@ -35,7 +35,7 @@ from reconciler.credentials.scopes import step_up_scopes
 from reconciler.credentials.stores import require_reference
 from reconciler.credentials.tokens import MintedToken, TokenAuthMethod, TokenClient
 from reconciler.errors import ErrorClass, PermanentError, ReconcilerError
-from reconciler.records import UserTokenRecord
+from reconciler.records import ORGANIZATION_MEMBER, UserTokenRecord
 
 MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,199}$")
 
@@ -63,7 +63,10 @@ class Login:
 
 
 def check_member_id(member: str) -> str:
-    """A member id fit to name in a login and a row: refused here, before anyone logs in."""
+    """A member id fit to name in a login and a row (or the organization's, `ORGANIZATION_MEMBER`): refused here,
+    before anyone logs in."""
+    if member == ORGANIZATION_MEMBER:
+        return member
     if not MEMBER_ID.match(member):
         raise PermanentError(
             f"member id {member!r} is not usable: use letters, digits and . _ : @ + - "

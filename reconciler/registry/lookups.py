@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.registry import conversion, schema
 from reconciler.registry.records import (
     ConnectionRecord,
@@ -136,18 +137,17 @@ def read_resolution_inputs(
         )
         for row in grant_rows.mappings()
     )
-    tokens: tuple[UserTokenRecord, ...] = ()
-    if user is not None:
-        tokens = tuple(
-            conversion.user_token_of(
-                row,
-                tenant=tenant.slug,
-                server=server_names[row["server_id"]],
-                connection=None if row["connection_id"] is None else connection_names.get(row["connection_id"]),
-            )
-            for row in connection.execute(statements.tokens, {**params, "user": user}).mappings()
-            if row["server_id"] in server_names
+    # The caller's tokens and the organization's (an organization-level connection serves members without one).
+    tokens = tuple(
+        conversion.user_token_of(
+            row,
+            tenant=tenant.slug,
+            server=server_names[row["server_id"]],
+            connection=None if row["connection_id"] is None else connection_names.get(row["connection_id"]),
         )
+        for row in connection.execute(statements.tokens, {**params, "user": user or ORGANIZATION_MEMBER}).mappings()
+        if row["server_id"] in server_names
+    )
     return ResolutionInputs(
         tenant=tenant,
         bound=bound,
@@ -461,6 +461,10 @@ def _tokens_query(
     )
     return (
         sa.select(*columns, tokens.c.expires_at)
-        .where(tokens.c.tenant_id == tenant_id, tokens.c.user_id == user, tokens.c.server_id.in_(offered))
+        .where(
+            tokens.c.tenant_id == tenant_id,
+            tokens.c.user_id.in_([user, sa.literal(ORGANIZATION_MEMBER)]),
+            tokens.c.server_id.in_(offered),
+        )
         .order_by(tokens.c.id)
     )

@@ -68,6 +68,8 @@ class CredentialIndex:
     server_grants: dict[str, list[GrantMatch]] = field(default_factory=lambda: defaultdict(list))
     connection_grants: dict[str, list[GrantMatch]] = field(default_factory=lambda: defaultdict(list))
     tokens: dict[tuple[str, str | None], UserTokenRecord] = field(default_factory=dict)
+    organization_tokens: dict[tuple[str, str | None], UserTokenRecord] = field(default_factory=dict)
+    """The organization-level connection's tokens (`ORGANIZATION_MEMBER`): for members without their own."""
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     """The moment members' tokens are judged against; `decide` sets the one its caller injected."""
 
@@ -134,6 +136,10 @@ def choose_credential(
         chosen = sorted(platform, key=lambda c: not _usable(c, index, caller=caller))[0]
         lines.append(f"connection: {chosen.name} — the platform's ({_mode(chosen)})")
         return _use(chosen, CredentialScope.PLATFORM, index, server=server, caller=caller, lines=lines)
+
+    organization = index.organization_tokens.get((server.name, None))
+    if organization is not None and server_granted and server.auth_type == "oauthAuthorizationCode":
+        return _organization_token(organization, server=server, caller=caller, now=index.now, lines=lines)
 
     if server_granted and (server.featured or not all_connections):
         scope = CredentialScope.FEATURED if server.featured else CredentialScope.SERVER
@@ -314,6 +320,40 @@ def _expired_token(
             "refresh token gets a new one"
         ),
     )
+
+
+def _organization_token(
+    token: UserTokenRecord, *, server: ServerRecord, caller: Caller, now: dt.datetime, lines: list[str]
+) -> Credential:
+    """The organization-level connection an administrator made (OpenWork): shared by every granted member who has
+    not connected their own account."""
+    lines.append(f"connection: none — the organization's connection to {server.name} (connected by an administrator)")
+    if token_expired(token, now=now):
+        assert token.expires_at is not None
+        label = server.display_name or server.name
+        renewable = token.refresh_token_ref is not None
+        reason = f"the organization's token for {server.name} expired at {token.expires_at.isoformat()}" + (
+            " and has not been refreshed yet" if renewable else " and cannot be refreshed"
+        )
+        return Credential(
+            lines=(*lines, f"credential: expired — {reason}"),
+            scope=CredentialScope.PLATFORM,
+            state=ServerState.BLOCKED if renewable else ServerState.NEEDS_REAUTHORIZATION,
+            reason=reason,
+            action=(
+                "resolve with token renewal (CLI --renew-tokens; apply renews too)"
+                if renewable
+                else f"an administrator must connect the organization's {label} account again "
+                f"(mcp-reconciler connect {server.name} --shared)"
+            ),
+        )
+    header = HeaderSource(
+        "Authorization",
+        origin=f"the organization's token for {server.name}",
+        secret_ref=token.secret_ref,
+        prefix=DEFAULT_SCHEME,
+    )
+    return Credential(lines=tuple(lines), scope=CredentialScope.PLATFORM, header=header)
 
 
 def _needs_own_account(

@@ -2,9 +2,9 @@
 comes back to `{public URL}/oauth/callback`, and a UI polls until it is done (OpenWork's flow, ThinkWork's
 per-user tokens). One route set of `serve`, beside the MCP endpoint and the Registry API.
 
-    POST   /oauth/connections       {namespace, server, member}  → 201 {id, authorizationUrl, status, statusUrl}
+    POST   /oauth/connections       {namespace, server, member | shared: true} → 201 {id, authorizationUrl, ...}
     GET    /oauth/connections/{id}                               → {id, status, server, member, error}
-    DELETE /oauth/connections       {namespace, server, member}  → {disconnected, revocation}
+    DELETE /oauth/connections       {namespace, server, member | shared: true} → {disconnected, revocation}
     GET    /oauth/callback          (the authorization server's redirect) → a small page that says how it went
 
 The three `/oauth/connections` routes take the platform's bearer token; the callback takes none, and is held to
@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reconciler.credentials.connecting import signed_state, state_holds
 from reconciler.errors import ReconcilerError
+from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.runtime.registry_api import CallerDirectory
 
 CONNECTIONS_PATH = "/oauth/connections"
@@ -240,10 +241,15 @@ class ConnectRoutes:
 
 
 async def _member_fields(request: Request) -> tuple[str, ...] | Response:
-    """`{namespace, server, member}` from a JSON body, or the 4xx answer that says what is wrong with it."""
+    """`{namespace, server, member}` (or `shared: true` for the organization's connection instead of a member)
+    from a JSON body, or the 4xx answer that says what is wrong with it."""
     body = await _json_body(request)
     if isinstance(body, Response):
         return body
+    if body.get("shared") is True:
+        if "member" in body:
+            return JSONResponse({"error": "give a member or shared: true, not both"}, 400)
+        body = {**body, "member": ORGANIZATION_MEMBER}
     return _fields(body, "namespace", "server", "member")
 
 

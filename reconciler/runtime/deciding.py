@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.probe import filter_tool_names
+from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.registry.lookups import BoundServerRow, GrantMatch, ResolutionInputs
 from reconciler.registry.records import ConnectionRecord, ServerRecord
 from reconciler.runtime.choosing import (
@@ -206,6 +207,8 @@ def _index(inputs: ResolutionInputs, caller: Caller, *, now: dt.datetime) -> Cre
     for token in inputs.tokens:  # oldest first, so the newest token of a (server, connection) pair wins
         if token.user_id == caller.user:
             index.tokens[(token.server, token.connection)] = token
+        elif token.user_id == ORGANIZATION_MEMBER:
+            index.organization_tokens[(token.server, token.connection)] = token
     return index
 
 

@@ -254,3 +254,41 @@ def test_a_connected_members_token_is_refreshed_with_what_connect_stored(
     assert renewed["headers"]["Authorization"] != first["headers"]["Authorization"]
     assert oauth_servers.main.grant_counts["refresh_token"] == 1
     assert probe(oauth_servers.protected, renewed["headers"]).ok
+
+
+def test_an_organization_connection_serves_every_member_without_their_own(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    """OpenWork: an administrator connects once for the organization; members without their own account (and
+    agents run for no member) use it; a member who connects their own uses theirs; disconnect clears it."""
+    folder = code_folder(tmp_path, oauth_servers.protected)
+    assert run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)[0] == 0
+    shared = Connecting(
+        "connect", "crm", "-n", "acme", "--shared", "--timeout", str(BOUND_SECONDS),
+        "--allow-private-networks", "--registry", registry_url,
+    )  # fmt: skip
+    assert httpx2.get(shared.url(), follow_redirects=True, timeout=BOUND_SECONDS).status_code == 200
+    code, printed = shared.result()
+    assert code == 0 and "Connected: the organization on acme/crm" in printed, printed
+
+    bob, _ = resolve_for(registry_url, "bob", "--show-secrets", "-f", folder)
+    assert bob["state"] == "ready" and bob["scope"] == "platform", bob
+    organization_token = bob["headers"]["Authorization"]
+    assert probe(oauth_servers.protected, bob["headers"]).ok
+    code, out, err = run("resolve", "-n", "acme", "-o", "json", "--registry", registry_url)
+    assert code == 0 and json.loads(out)["servers"][0]["state"] == "ready", out + err
+
+    alice_connects = connect(registry_url, "alice")
+    assert httpx2.get(alice_connects.url(), follow_redirects=True, timeout=BOUND_SECONDS).status_code == 200
+    assert alice_connects.result()[0] == 0
+    alice, _ = resolve_for(registry_url, "alice", "--show-secrets", "-f", folder)
+    assert alice["scope"] == "user" and alice["headers"]["Authorization"] != organization_token
+
+    code, out, err = run(
+        "disconnect", "crm", "-n", "acme", "--shared", "--allow-private-networks", "--registry", registry_url
+    )
+    assert code == 0 and "Disconnected: the organization" in out, out + err
+    after, _ = resolve_for(registry_url, "bob")
+    assert after["state"] == "needs_connection"
+    still, _ = resolve_for(registry_url, "alice")
+    assert still["state"] == "ready", "alice's own connection is hers, not the organization's"
