@@ -9,11 +9,12 @@ value together), so every later resolution decides `needs_reauthorization` once 
 failure releases the lease and leaves the token as it was.
 
 A member token is bound to the issuer and client it was obtained with (SEP-2352): the token endpoint is read from
-that issuer's own metadata (RFC 8414, else OpenID Connect Discovery), whose `issuer` must be the stored one, and
-the refresh names the stored client (authenticated like the server's registered client for that issuer, else as
-a public client). What is decided is pure (`renewal_due`, `metadata_requests`, `token_endpoint_of`,
-`is_invalid_grant`, `member_token_name`, `member_token_secrets`); the requests go through the authorization-server
-port. Token values never reach a log line or an error.
+that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per issuer and `MemberTokenRenewal`, so
+a bulk run does not double its requests), whose `issuer` must be the stored one, and the refresh names the stored
+client (authenticated like the server's registered client for that issuer, else as a public client). What is
+decided is pure (`renewal_due`, `metadata_requests`, `token_endpoint_of`, `is_invalid_grant`, `member_token_name`,
+`member_token_secrets`); the requests go through the authorization-server port. Token values never reach a log
+line or an error.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -93,6 +94,9 @@ class MemberTokenRenewal:
     lease: dt.timedelta = dt.timedelta(seconds=90)
     wait: float = 20.0
     poll_interval: float = 0.05
+    token_endpoints: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The token endpoint each issuer's metadata named, read once per renewal: a bulk run renews thousands of
+    tokens of a handful of issuers, and one metadata request per token doubled its requests."""
 
 
 def renewal_due(token: UserTokenRecord, *, now: dt.datetime, refresh_at: float = DEFAULT_REFRESH_AT) -> bool:
@@ -167,6 +171,7 @@ async def _refresh(
         resource=server_url,
         access=AuthServerAccess(client=renewal.authserver, allow_private=allow_private),
         fingerprint_key=renewal.fingerprint_key,
+        token_endpoints=renewal.token_endpoints,
     )
 
 
@@ -292,22 +297,28 @@ async def refresh_member_token(
     access: AuthServerAccess,
     fingerprint_key: bytes,
     now: dt.datetime | None = None,
+    token_endpoints: MutableMapping[str, str] | None = None,
 ) -> MintedToken:
     """The member's next token set from the refresh-token grant at `issuer`'s token endpoint.
 
     A server that rotates refresh tokens returns a new one, which the caller must store with the access token.
-    Raises `OAuthRejected` (`is_invalid_grant` when the refresh token is refused), `AuthServerUnavailable` and
-    `AuthServerBlocked` like every request through the port.
+    `token_endpoints` (issuer → endpoint) spares the metadata requests for an issuer already read, and learns the
+    endpoint of one that was not. Raises `OAuthRejected` (`is_invalid_grant` when the refresh token is refused),
+    `AuthServerUnavailable` and `AuthServerBlocked` like every request through the port.
     """
-    requests = metadata_requests(issuer)
-    for request in requests:
-        answer = await access.perform(request)
-        if answer.status >= 500 or answer.status == 429:
-            raise rejection(answer, url=request.url, purpose=request.purpose)
-        if answer.ok:
-            break
+    token_url = None if token_endpoints is None else token_endpoints.get(issuer)
+    if token_url is None:
+        for request in metadata_requests(issuer):
+            answer = await access.perform(request)
+            if answer.status >= 500 or answer.status == 429:
+                raise rejection(answer, url=request.url, purpose=request.purpose)
+            if answer.ok:
+                break
+        token_url = token_endpoint_of(answer, issuer=issuer)
+        if token_endpoints is not None:
+            token_endpoints[issuer] = token_url
     client = TokenClient(
-        token_url=token_endpoint_of(answer, issuer=issuer),
+        token_url=token_url,
         client_id=client_id,
         client_secret=client_secret,
         method=method,

@@ -1,6 +1,7 @@
 """The reconciler's own runs renew members' due tokens (`engine.renewing`), on SQLite and PostgreSQL, against the
 real fixture authorization server: one refresh per due token, nothing for tokens not due or of other tenants,
-and a refused refresh token counted and forgotten. No token value reaches the logs or the registry in clear."""
+and a refused refresh token counted and forgotten; each issuer's metadata is read once per run. No token value
+reaches the logs or the registry in clear."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import os
 
 import pytest
 
-from reconciler.credentials import KEY_ENV, MintedSecretStore, RenewalOutcome
+from reconciler.credentials import KEY_ENV, MintedSecretStore, MintedToken, RenewalOutcome
 from reconciler.engine.renewing import renew_member_tokens
 from reconciler.probe import ProbeSettings
 from reconciler.registry import Registry
+from reconciler.runtime import store_member_tokens
 from tests.fixtures.authorization_server import OAuthServers
 from tests.integration.runtime.test_token_renewal import (
+    CLIENT_ID,
     LIFETIME,
     SERVER,
     TENANT,
@@ -61,6 +64,41 @@ def test_a_run_renews_the_due_tokens_of_its_tenants(
     assert row.refresh_token_ref is not None
     assert MintedSecretStore(registry, key).read(*_split(row.refresh_token_ref)) == new_refresh
     _assert_nowhere([*old, new_refresh], registry, caplog)
+
+
+def test_a_run_reads_each_issuers_metadata_once(registry: Registry, oauth_servers: OAuthServers, key: bytes) -> None:
+    _alice(registry, oauth_servers, key, age=0.85)
+    main = oauth_servers.main
+    issued_at = dt.datetime.now(dt.UTC) - LIFETIME * 0.9
+    for member in ("bob", "carol", "dave"):
+        access_token, refresh_token = main.issue_member_tokens(CLIENT_ID, resource=oauth_servers.protected)
+        token = MintedToken(
+            access_token=access_token,
+            issued_at=issued_at,
+            expires_at=issued_at + LIFETIME,
+            fingerprint="",
+            scope="mcp:tools",
+            refresh_token=refresh_token,
+        )
+        store_member_tokens(
+            registry,
+            MintedSecretStore(registry, key),
+            token,
+            tenant=TENANT,
+            server=SERVER,
+            user=member,
+            client_id=CLIENT_ID,
+            issuer=main.issuer,
+        )
+
+    started = dt.datetime.now(dt.UTC)
+    renewals = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
+
+    assert renewals.outcomes == {RenewalOutcome.RENEWED: 4}
+    assert (main.token_requests, main.metadata_requests) == (4, 1), "one metadata request per issuer and run"
+    rows = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert len(rows) == 4
+    assert all(row.issued_at is not None and row.issued_at >= started for row in rows)
 
 
 def test_a_refused_refresh_token_is_counted_and_forgotten(
