@@ -71,7 +71,8 @@ class RenewalOutcome(enum.StrEnum):
 
     RENEWED = "renewed"
     WAITED = "waited"
-    """Another caller held the lease; this one waited (bounded) for its refresh to end."""
+    """Another caller held the lease (or had just renewed the token); this one waited, at most `wait` seconds, for
+    its refresh to end."""
     REFUSED = "refused"
     """`invalid_grant`: the refresh token is forgotten and the member must reconnect."""
     FAILED = "failed"
@@ -82,7 +83,8 @@ class RenewalOutcome(enum.StrEnum):
 class MemberTokenRenewal:
     """What renewing members' tokens needs: the ports and the bounds. `lease` outlives one refresh's own bound, so
     a refresher that dies holds the others up for at most `lease`; `wait` bounds how long a caller waits for
-    another's refresh."""
+    another's refresh (0: not at all, for a caller that hands no token out and only wants the token renewed by
+    someone, as the engine's runs)."""
 
     registry: MemberTokenRegistry
     minted: MintedSecrets
@@ -230,6 +232,8 @@ def _release(token: UserTokenRecord, *, renewal: MemberTokenRenewal, holder: str
 async def _await_refresh(token: UserTokenRecord, *, renewal: MemberTokenRenewal) -> None:
     """Wait, bounded, until another caller's refresh of `token` ended (the row changed or the lease is gone)."""
     assert token.row_id is not None
+    if renewal.wait <= 0:
+        return
     deadline = time.monotonic() + renewal.wait
     while time.monotonic() < deadline:
         found = renewal.registry.fetch_member_token(token.row_id)

@@ -1,6 +1,7 @@
 """The reconciler's own runs renew members' due tokens (`engine.renewing`), on SQLite and PostgreSQL, against the
 real fixture authorization server: one refresh per due token, nothing for tokens not due or of other tenants,
-and a refused refresh token counted and forgotten; each issuer's metadata is read once per run. No token value
+and a refused refresh token counted and forgotten; each issuer's metadata is read once per run; racing runs send
+one refresh per token, and a run leaves a token another caller is refreshing to it without waiting. No token value
 reaches the logs or the registry in clear."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import base64
 import datetime as dt
 import logging
 import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -30,6 +33,8 @@ from tests.integration.runtime.test_token_renewal import (
 )
 
 LOCAL = ProbeSettings(allow_private_networks=True, total_timeout=10)
+RACERS = 4
+JOIN_SECONDS = 120
 
 
 @pytest.fixture
@@ -66,11 +71,11 @@ def test_a_run_renews_the_due_tokens_of_its_tenants(
     _assert_nowhere([*old, new_refresh], registry, caplog)
 
 
-def test_a_run_reads_each_issuers_metadata_once(registry: Registry, oauth_servers: OAuthServers, key: bytes) -> None:
-    _alice(registry, oauth_servers, key, age=0.85)
+def _more_members(registry: Registry, oauth_servers: OAuthServers, key: bytes, members: list[str]) -> dt.datetime:
+    """Store due tokens (90% of their lifetime) for `members` beside alice's; returns their issue time."""
     main = oauth_servers.main
     issued_at = dt.datetime.now(dt.UTC) - LIFETIME * 0.9
-    for member in ("bob", "carol", "dave"):
+    for member in members:
         access_token, refresh_token = main.issue_member_tokens(CLIENT_ID, resource=oauth_servers.protected)
         token = MintedToken(
             access_token=access_token,
@@ -90,15 +95,57 @@ def test_a_run_reads_each_issuers_metadata_once(registry: Registry, oauth_server
             client_id=CLIENT_ID,
             issuer=main.issuer,
         )
+    return issued_at
+
+
+def test_a_run_reads_each_issuers_metadata_once(registry: Registry, oauth_servers: OAuthServers, key: bytes) -> None:
+    _alice(registry, oauth_servers, key, age=0.85)
+    _more_members(registry, oauth_servers, key, ["bob", "carol", "dave"])
 
     started = dt.datetime.now(dt.UTC)
     renewals = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
 
+    main = oauth_servers.main
     assert renewals.outcomes == {RenewalOutcome.RENEWED: 4}
     assert (main.token_requests, main.metadata_requests) == (4, 1), "one metadata request per issuer and run"
     rows = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
     assert len(rows) == 4
     assert all(row.issued_at is not None and row.issued_at >= started for row in rows)
+
+
+def test_racing_runs_send_one_refresh_per_token(registry: Registry, oauth_servers: OAuthServers, key: bytes) -> None:
+    _alice(registry, oauth_servers, key, age=0.85)
+    _more_members(registry, oauth_servers, key, [f"member-{index}" for index in range(11)])
+    started = dt.datetime.now(dt.UTC)
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        runs = [pool.submit(renew_member_tokens, registry, tenants={TENANT}, settings=LOCAL) for _ in range(RACERS)]
+        outcomes = sum((run.result(timeout=JOIN_SECONDS).outcomes for run in runs), Counter[RenewalOutcome]())
+
+    assert oauth_servers.main.token_requests == 12, "exactly one refresh request per token"
+    assert outcomes[RenewalOutcome.RENEWED] == 12
+    assert set(outcomes) <= {RenewalOutcome.RENEWED, RenewalOutcome.WAITED}
+    rows = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert len(rows) == 12
+    assert all(row.issued_at is not None and row.issued_at >= started for row in rows)
+
+
+def test_a_run_leaves_a_token_another_caller_is_refreshing(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    _alice(registry, oauth_servers, key, age=0.85)
+    (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert row.row_id is not None
+    held = registry.claim_token_refresh(
+        row.row_id, holder="a-runtime", seen_expires_at=row.expires_at, lease=dt.timedelta(minutes=5)
+    )
+
+    renewals = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
+
+    assert held
+    assert renewals.outcomes == {RenewalOutcome.WAITED: 1}
+    assert oauth_servers.main.token_requests == 0
+    assert "did not finish" not in caplog.text, "a run does not wait for another caller's refresh"
 
 
 def test_a_refused_refresh_token_is_counted_and_forgotten(
