@@ -93,7 +93,8 @@ def serve() -> None:
                     for issued in list(server.tokens.values())
                     if issued.subject and issued.subject.startswith(argument)
                 )
-                print(json.dumps({"requests": server.token_requests, "per_subject": dict(issued)}), flush=True)
+                answer = {"requests": server.token_requests, "metadata": server.metadata_requests}
+                print(json.dumps({**answer, "per_subject": dict(issued)}), flush=True)
 
 
 class Child:
@@ -124,11 +125,13 @@ class Child:
     def issue(self, count: int, prefix: str, resource: str) -> list[tuple[str, str]]:
         return [(access, refresh) for access, refresh in self.ask(f"issue {count} {prefix} {resource}")]
 
-    def refreshes(self, prefix: str, subjects: Sequence[str]) -> tuple[int, Counter[int]]:
-        """(token-endpoint requests so far, {refresh grants: subjects}) for `subjects` (issued with `prefix`)."""
+    def refreshes(self, prefix: str, subjects: Sequence[str]) -> tuple[int, int, Counter[int]]:
+        """(token-endpoint requests so far, metadata requests so far, {refresh grants: subjects}) for `subjects`
+        (issued with `prefix`)."""
         answer = self.ask(f"counts {prefix}")
         per_subject: dict[str, int] = answer["per_subject"]
-        return answer["requests"], Counter(per_subject.get(subject, 0) - 1 for subject in subjects)
+        counted = Counter(per_subject.get(subject, 0) - 1 for subject in subjects)
+        return answer["requests"], answer["metadata"], counted
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -290,13 +293,13 @@ def run_backend(backend: str, child: Child, *, tokens: int, racers: int) -> tupl
                     prefix=f"{backend}-{run_id}-b{senders}-",
                     resource=resource,
                 )
-                requests_before, _ = child.refreshes("-", [])
+                requests_before, metadata_before, _ = child.refreshes("-", [])
                 # Each run renews the set in the state the previous one left: move the clock to 85% of the lifetime
                 # of the tokens it holds now.
                 now = dt.datetime.now(dt.UTC) + LIFETIME * DUE_AT
                 marker = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
                 elapsed, outcomes = renewal(registry, racers=senders, now=now)
-                requests_after, per_token = child.refreshes(f"{backend}-{run_id}-m", users)
+                requests_after, metadata_after, per_token = child.refreshes(f"{backend}-{run_id}-m", users)
                 sent = requests_after - requests_before
                 expected = Counter({run: tokens})
                 twice = sum(count for refreshes, count in per_token.items() if refreshes > run)
@@ -313,9 +316,11 @@ def run_backend(backend: str, child: Child, *, tokens: int, racers: int) -> tupl
                     + ("" if ratio <= RATIO_TARGET else "  MISSED"),
                     f"  token requests per token   {sent / tokens:8.3f}   (target 1; distribution of this run's "
                     f"refreshes per token: {describe(per_token, runs=run)})" + ("" if ok else "  FAILED"),
+                    f"  metadata requests          {metadata_after - metadata_before:8d}   (the issuer's RFC 8414 "
+                    "document: once per renewer and run)",
                     f"  refreshed twice / lost     {twice} / {lost}" + ("" if twice == lost == 0 else "  FAILED"),
                 ]
-                print("\n".join(lines[-6:]), flush=True)
+                print("\n".join(lines[-7:]), flush=True)
         finally:
             registry.close()
             if admin is not None:
