@@ -99,6 +99,12 @@ class MemberTokenRenewal:
     token_endpoints: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The token endpoint each issuer's metadata named, read once per renewal: a bulk run renews thousands of
     tokens of a handful of issuers, and one metadata request per token doubled its requests."""
+    oauth_clients: dict[tuple[str, str], Sequence[OAuthClientRecord]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """Each (tenant, server)'s registered clients, read once per renewal: a bulk run renews many members' tokens
+    for one server. A client re-registered meanwhile fails that run's refreshes (FAILED: the tokens stay as they
+    are) until the next run reads it again."""
 
 
 def renewal_due(token: UserTokenRecord, *, now: dt.datetime, refresh_at: float = DEFAULT_REFRESH_AT) -> bool:
@@ -161,7 +167,10 @@ async def _refresh(
     refresh_token = _read(token.refresh_token_ref, renewal=renewal)
     if refresh_token is None:
         raise OAuthRejected("the stored refresh token is gone", oauth_error=INVALID_GRANT)
-    clients = renewal.registry.fetch_oauth_clients(tenant=token.tenant, server=token.server)
+    clients = renewal.oauth_clients.get((token.tenant, token.server))
+    if clients is None:
+        clients = renewal.registry.fetch_oauth_clients(tenant=token.tenant, server=token.server)
+        renewal.oauth_clients[(token.tenant, token.server)] = clients
     client_secret, method = _client_authentication(token, clients, renewal=renewal)
     return await refresh_member_token(
         issuer=token.issuer,

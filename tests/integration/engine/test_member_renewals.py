@@ -1,8 +1,8 @@
 """The reconciler's own runs renew members' due tokens (`engine.renewing`), on SQLite and PostgreSQL, against the
 real fixture authorization server: one refresh per due token, nothing for tokens not due or of other tenants,
-and a refused refresh token counted and forgotten; each issuer's metadata is read once per run; racing runs send
-one refresh per token, and a run leaves a token another caller is refreshing to it without waiting. No token value
-reaches the logs or the registry in clear."""
+and a refused refresh token counted and forgotten; each issuer's metadata and each server's clients are read once
+per run; racing runs send one refresh per token, and a run leaves a token another caller is refreshing to it
+without waiting. No token value reaches the logs or the registry in clear."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 from reconciler.credentials import KEY_ENV, MintedSecretStore, MintedToken, RenewalOutcome
 from reconciler.engine.renewing import renew_member_tokens
 from reconciler.probe import ProbeSettings
+from reconciler.records import OAuthClientRecord
 from reconciler.registry import Registry
 from reconciler.runtime import store_member_tokens
 from tests.fixtures.authorization_server import OAuthServers
@@ -98,9 +99,19 @@ def _more_members(registry: Registry, oauth_servers: OAuthServers, key: bytes, m
     return issued_at
 
 
-def test_a_run_reads_each_issuers_metadata_once(registry: Registry, oauth_servers: OAuthServers, key: bytes) -> None:
+def test_a_run_reads_each_issuers_metadata_and_each_servers_clients_once(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _alice(registry, oauth_servers, key, age=0.85)
     _more_members(registry, oauth_servers, key, ["bob", "carol", "dave"])
+    client_reads: list[tuple[str, str]] = []
+    fetch_oauth_clients = registry.fetch_oauth_clients
+
+    def counted(*, tenant: str, server: str) -> list[OAuthClientRecord]:
+        client_reads.append((tenant, server))
+        return fetch_oauth_clients(tenant=tenant, server=server)
+
+    monkeypatch.setattr(registry, "fetch_oauth_clients", counted)
 
     started = dt.datetime.now(dt.UTC)
     renewals = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
@@ -108,6 +119,7 @@ def test_a_run_reads_each_issuers_metadata_once(registry: Registry, oauth_server
     main = oauth_servers.main
     assert renewals.outcomes == {RenewalOutcome.RENEWED: 4}
     assert (main.token_requests, main.metadata_requests) == (4, 1), "one metadata request per issuer and run"
+    assert client_reads == [(TENANT, SERVER)], "one read of the server's clients per run"
     rows = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
     assert len(rows) == 4
     assert all(row.issued_at is not None and row.issued_at >= started for row in rows)
