@@ -54,6 +54,7 @@ quick: setup
 bench: setup
 	$(BIN)/python bench/registry_bench.py
 	$(BIN)/python bench/probe_bench.py
+	$(BIN)/python bench/refresh_bench.py
 
 crds: setup
 	$(BIN)/mcp-reconciler crds

@@ -9,11 +9,12 @@ value together), so every later resolution decides `needs_reauthorization` once 
 failure releases the lease and leaves the token as it was.
 
 A member token is bound to the issuer and client it was obtained with (SEP-2352): the token endpoint is read from
-that issuer's own metadata (RFC 8414, else OpenID Connect Discovery), whose `issuer` must be the stored one, and
-the refresh names the stored client (authenticated like the server's registered client for that issuer, else as
-a public client). What is decided is pure (`renewal_due`, `metadata_requests`, `token_endpoint_of`,
-`is_invalid_grant`, `member_token_name`, `member_token_secrets`); the requests go through the authorization-server
-port. Token values never reach a log line or an error.
+that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per issuer and `MemberTokenRenewal`, so
+a bulk run does not double its requests), whose `issuer` must be the stored one, and the refresh names the stored
+client (authenticated like the server's registered client for that issuer, else as a public client). What is
+decided is pure (`renewal_due`, `metadata_requests`, `token_endpoint_of`, `is_invalid_grant`, `member_token_name`,
+`member_token_secrets`); the requests go through the authorization-server port. Token values never reach a log
+line or an error.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -70,7 +71,8 @@ class RenewalOutcome(enum.StrEnum):
 
     RENEWED = "renewed"
     WAITED = "waited"
-    """Another caller held the lease; this one waited (bounded) for its refresh to end."""
+    """Another caller held the lease (or had just renewed the token); this one waited, at most `wait` seconds, for
+    its refresh to end."""
     REFUSED = "refused"
     """`invalid_grant`: the refresh token is forgotten and the member must reconnect."""
     FAILED = "failed"
@@ -81,7 +83,8 @@ class RenewalOutcome(enum.StrEnum):
 class MemberTokenRenewal:
     """What renewing members' tokens needs: the ports and the bounds. `lease` outlives one refresh's own bound, so
     a refresher that dies holds the others up for at most `lease`; `wait` bounds how long a caller waits for
-    another's refresh."""
+    another's refresh (0: not at all, for a caller that hands no token out and only wants the token renewed by
+    someone, as the engine's runs)."""
 
     registry: MemberTokenRegistry
     minted: MintedSecrets
@@ -93,6 +96,15 @@ class MemberTokenRenewal:
     lease: dt.timedelta = dt.timedelta(seconds=90)
     wait: float = 20.0
     poll_interval: float = 0.05
+    token_endpoints: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The token endpoint each issuer's metadata named, read once per renewal: a bulk run renews thousands of
+    tokens of a handful of issuers, and one metadata request per token doubled its requests."""
+    oauth_clients: dict[tuple[str, str], Sequence[OAuthClientRecord]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """Each (tenant, server)'s registered clients, read once per renewal: a bulk run renews many members' tokens
+    for one server. A client re-registered meanwhile fails that run's refreshes (FAILED: the tokens stay as they
+    are) until the next run reads it again."""
 
 
 def renewal_due(token: UserTokenRecord, *, now: dt.datetime, refresh_at: float = DEFAULT_REFRESH_AT) -> bool:
@@ -155,7 +167,10 @@ async def _refresh(
     refresh_token = _read(token.refresh_token_ref, renewal=renewal)
     if refresh_token is None:
         raise OAuthRejected("the stored refresh token is gone", oauth_error=INVALID_GRANT)
-    clients = renewal.registry.fetch_oauth_clients(tenant=token.tenant, server=token.server)
+    clients = renewal.oauth_clients.get((token.tenant, token.server))
+    if clients is None:
+        clients = renewal.registry.fetch_oauth_clients(tenant=token.tenant, server=token.server)
+        renewal.oauth_clients[(token.tenant, token.server)] = clients
     client_secret, method = _client_authentication(token, clients, renewal=renewal)
     return await refresh_member_token(
         issuer=token.issuer,
@@ -167,6 +182,7 @@ async def _refresh(
         resource=server_url,
         access=AuthServerAccess(client=renewal.authserver, allow_private=allow_private),
         fingerprint_key=renewal.fingerprint_key,
+        token_endpoints=renewal.token_endpoints,
     )
 
 
@@ -225,6 +241,8 @@ def _release(token: UserTokenRecord, *, renewal: MemberTokenRenewal, holder: str
 async def _await_refresh(token: UserTokenRecord, *, renewal: MemberTokenRenewal) -> None:
     """Wait, bounded, until another caller's refresh of `token` ended (the row changed or the lease is gone)."""
     assert token.row_id is not None
+    if renewal.wait <= 0:
+        return
     deadline = time.monotonic() + renewal.wait
     while time.monotonic() < deadline:
         found = renewal.registry.fetch_member_token(token.row_id)
@@ -292,22 +310,28 @@ async def refresh_member_token(
     access: AuthServerAccess,
     fingerprint_key: bytes,
     now: dt.datetime | None = None,
+    token_endpoints: MutableMapping[str, str] | None = None,
 ) -> MintedToken:
     """The member's next token set from the refresh-token grant at `issuer`'s token endpoint.
 
     A server that rotates refresh tokens returns a new one, which the caller must store with the access token.
-    Raises `OAuthRejected` (`is_invalid_grant` when the refresh token is refused), `AuthServerUnavailable` and
-    `AuthServerBlocked` like every request through the port.
+    `token_endpoints` (issuer → endpoint) spares the metadata requests for an issuer already read, and learns the
+    endpoint of one that was not. Raises `OAuthRejected` (`is_invalid_grant` when the refresh token is refused),
+    `AuthServerUnavailable` and `AuthServerBlocked` like every request through the port.
     """
-    requests = metadata_requests(issuer)
-    for request in requests:
-        answer = await access.perform(request)
-        if answer.status >= 500 or answer.status == 429:
-            raise rejection(answer, url=request.url, purpose=request.purpose)
-        if answer.ok:
-            break
+    token_url = None if token_endpoints is None else token_endpoints.get(issuer)
+    if token_url is None:
+        for request in metadata_requests(issuer):
+            answer = await access.perform(request)
+            if answer.status >= 500 or answer.status == 429:
+                raise rejection(answer, url=request.url, purpose=request.purpose)
+            if answer.ok:
+                break
+        token_url = token_endpoint_of(answer, issuer=issuer)
+        if token_endpoints is not None:
+            token_endpoints[issuer] = token_url
     client = TokenClient(
-        token_url=token_endpoint_of(answer, issuer=issuer),
+        token_url=token_url,
         client_id=client_id,
         client_secret=client_secret,
         method=method,

@@ -5,7 +5,9 @@ periodic sweep (`operator.reconciling`, every `member_token_interval` over the n
 member tokens that have a refresh token (one query, of the run's tenants), keeps the due ones
 (`credentials.renewal_due`: past 80% of their lifetime) and renews each with the credentials package's
 single-flight `renew_member_token`, through the probe's authorization-server adapter; a runtime resolving at the
-same moment shares the registry's lease, so one refresh request is sent either way. Failures are counted and
+same moment shares the registry's lease, so one refresh request is sent either way. A token another caller is
+refreshing is left to it without waiting (a run hands no token out), so racing runs (operator replicas, an `apply`
+beside the sweep) spread over the set instead of queueing behind each other's leases. Failures are counted and
 logged by the credentials package, never raised: a token that cannot be renewed shows up in the next resolution
 as `needs_reauthorization` (refused) or stays as it is (anything else).
 """
@@ -91,6 +93,7 @@ def renew_member_tokens(
                 fingerprint_key=fingerprint_key,
                 secrets=secrets,
                 lease=dt.timedelta(seconds=3 * settings.total_timeout),
+                wait=0,
             )
             for item in due:
                 outcome = await renew_member_token(

@@ -1,6 +1,8 @@
 """The reconciler's own runs renew members' due tokens (`engine.renewing`), on SQLite and PostgreSQL, against the
 real fixture authorization server: one refresh per due token, nothing for tokens not due or of other tenants,
-and a refused refresh token counted and forgotten. No token value reaches the logs or the registry in clear."""
+and a refused refresh token counted and forgotten; each issuer's metadata and each server's clients are read once
+per run; racing runs send one refresh per token, and a run leaves a token another caller is refreshing to it
+without waiting. No token value reaches the logs or the registry in clear."""
 
 from __future__ import annotations
 
@@ -8,15 +10,20 @@ import base64
 import datetime as dt
 import logging
 import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from reconciler.credentials import KEY_ENV, MintedSecretStore, RenewalOutcome
+from reconciler.credentials import KEY_ENV, MintedSecretStore, MintedToken, RenewalOutcome
 from reconciler.engine.renewing import renew_member_tokens
 from reconciler.probe import ProbeSettings
+from reconciler.records import OAuthClientRecord
 from reconciler.registry import Registry
+from reconciler.runtime import store_member_tokens
 from tests.fixtures.authorization_server import OAuthServers
 from tests.integration.runtime.test_token_renewal import (
+    CLIENT_ID,
     LIFETIME,
     SERVER,
     TENANT,
@@ -27,6 +34,8 @@ from tests.integration.runtime.test_token_renewal import (
 )
 
 LOCAL = ProbeSettings(allow_private_networks=True, total_timeout=10)
+RACERS = 4
+JOIN_SECONDS = 120
 
 
 @pytest.fixture
@@ -61,6 +70,94 @@ def test_a_run_renews_the_due_tokens_of_its_tenants(
     assert row.refresh_token_ref is not None
     assert MintedSecretStore(registry, key).read(*_split(row.refresh_token_ref)) == new_refresh
     _assert_nowhere([*old, new_refresh], registry, caplog)
+
+
+def _more_members(registry: Registry, oauth_servers: OAuthServers, key: bytes, members: list[str]) -> dt.datetime:
+    """Store due tokens (90% of their lifetime) for `members` beside alice's; returns their issue time."""
+    main = oauth_servers.main
+    issued_at = dt.datetime.now(dt.UTC) - LIFETIME * 0.9
+    for member in members:
+        access_token, refresh_token = main.issue_member_tokens(CLIENT_ID, resource=oauth_servers.protected)
+        token = MintedToken(
+            access_token=access_token,
+            issued_at=issued_at,
+            expires_at=issued_at + LIFETIME,
+            fingerprint="",
+            scope="mcp:tools",
+            refresh_token=refresh_token,
+        )
+        store_member_tokens(
+            registry,
+            MintedSecretStore(registry, key),
+            token,
+            tenant=TENANT,
+            server=SERVER,
+            user=member,
+            client_id=CLIENT_ID,
+            issuer=main.issuer,
+        )
+    return issued_at
+
+
+def test_a_run_reads_each_issuers_metadata_and_each_servers_clients_once(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _alice(registry, oauth_servers, key, age=0.85)
+    _more_members(registry, oauth_servers, key, ["bob", "carol", "dave"])
+    client_reads: list[tuple[str, str]] = []
+    fetch_oauth_clients = registry.fetch_oauth_clients
+
+    def counted(*, tenant: str, server: str) -> list[OAuthClientRecord]:
+        client_reads.append((tenant, server))
+        return fetch_oauth_clients(tenant=tenant, server=server)
+
+    monkeypatch.setattr(registry, "fetch_oauth_clients", counted)
+
+    started = dt.datetime.now(dt.UTC)
+    renewals = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
+
+    main = oauth_servers.main
+    assert renewals.outcomes == {RenewalOutcome.RENEWED: 4}
+    assert (main.token_requests, main.metadata_requests) == (4, 1), "one metadata request per issuer and run"
+    assert client_reads == [(TENANT, SERVER)], "one read of the server's clients per run"
+    rows = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert len(rows) == 4
+    assert all(row.issued_at is not None and row.issued_at >= started for row in rows)
+
+
+def test_racing_runs_send_one_refresh_per_token(registry: Registry, oauth_servers: OAuthServers, key: bytes) -> None:
+    _alice(registry, oauth_servers, key, age=0.85)
+    _more_members(registry, oauth_servers, key, [f"member-{index}" for index in range(11)])
+    started = dt.datetime.now(dt.UTC)
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        runs = [pool.submit(renew_member_tokens, registry, tenants={TENANT}, settings=LOCAL) for _ in range(RACERS)]
+        outcomes = sum((run.result(timeout=JOIN_SECONDS).outcomes for run in runs), Counter[RenewalOutcome]())
+
+    assert oauth_servers.main.token_requests == 12, "exactly one refresh request per token"
+    assert outcomes[RenewalOutcome.RENEWED] == 12
+    assert set(outcomes) <= {RenewalOutcome.RENEWED, RenewalOutcome.WAITED}
+    rows = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert len(rows) == 12
+    assert all(row.issued_at is not None and row.issued_at >= started for row in rows)
+
+
+def test_a_run_leaves_a_token_another_caller_is_refreshing(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    _alice(registry, oauth_servers, key, age=0.85)
+    (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert row.row_id is not None
+    held = registry.claim_token_refresh(
+        row.row_id, holder="a-runtime", seen_expires_at=row.expires_at, lease=dt.timedelta(minutes=5)
+    )
+
+    renewals = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
+
+    assert held
+    assert renewals.outcomes == {RenewalOutcome.WAITED: 1}
+    assert oauth_servers.main.token_requests == 0
+    assert "did not finish" not in caplog.text, "a run does not wait for another caller's refresh"
 
 
 def test_a_refused_refresh_token_is_counted_and_forgotten(
