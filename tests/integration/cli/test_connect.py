@@ -242,16 +242,17 @@ def test_a_connected_members_token_is_refreshed_with_what_connect_stored(
     running = connect(registry_url, "alice")
     assert httpx2.get(running.url(), follow_redirects=True, timeout=BOUND_SECONDS).status_code == 200
     assert running.result()[0] == 0
-    first, _ = resolve_for(registry_url, "alice", "--show-secrets", "-f", folder)
+    first = {f"Bearer {value}" for value in oauth_servers.main.issued_values()}
     time.sleep(2.5)
 
     expired, _ = resolve_for(registry_url, "alice")
     assert expired["state"] != "ready", expired
+    oauth_servers.main.token_lifetime = 3600  # the refreshed token stays valid however slow the machine is
     renewed, text = resolve_for(
         registry_url, "alice", "--renew-tokens", "--allow-private-networks", "--show-secrets", "-f", folder
     )
     assert renewed["state"] == "ready", (renewed, text)
-    assert renewed["headers"]["Authorization"] != first["headers"]["Authorization"]
+    assert renewed["headers"]["Authorization"] not in first
     assert oauth_servers.main.grant_counts["refresh_token"] == 1
     assert probe(oauth_servers.protected, renewed["headers"]).ok
 
