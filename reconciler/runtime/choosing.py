@@ -285,8 +285,11 @@ def _expired_token(
     lines: Iterable[str],
     connection: ConnectionRecord | None,
     scope: CredentialScope = CredentialScope.USER,
+    whose: str | None = None,
+    reconnect: str | None = None,
 ) -> Credential | None:
-    """Why an expired member token is not sent, or None while it is valid.
+    """Why an expired member token (or the organization's: `whose`, `reconnect`) is not sent, or None while it is
+    valid.
 
     Without a refresh token only the member can fix it (`needs_reauthorization`); with one the runtime can, so
     the server is blocked for this resolution only, until a resolution with renewal refreshes the token."""
@@ -294,7 +297,8 @@ def _expired_token(
         return None
     assert token.expires_at is not None
     through = f" for connection {connection.name}" if connection is not None else ""
-    expired = f"member {caller.user}'s token for {server.name}{through} expired at {token.expires_at.isoformat()}"
+    owner = whose or f"member {caller.user}'s"
+    expired = f"{owner} token for {server.name}{through} expired at {token.expires_at.isoformat()}"
     label = server.display_name or server.name
     if token.refresh_token_ref is None:
         reason = (
@@ -306,7 +310,8 @@ def _expired_token(
             connection=connection,
             state=ServerState.NEEDS_REAUTHORIZATION,
             reason=reason,
-            action=f"reconnect your {label} account (authorize it again); the runtime stores the new token",
+            action=reconnect
+            or f"reconnect your {label} account (authorize it again); the runtime stores the new token",
         )
     reason = f"{expired} and has not been refreshed yet"
     return Credential(
@@ -328,25 +333,22 @@ def _organization_token(
     """The organization-level connection an administrator made (OpenWork): shared by every granted member who has
     not connected their own account."""
     lines.append(f"connection: none — the organization's connection to {server.name} (connected by an administrator)")
-    if token_expired(token, now=now):
-        assert token.expires_at is not None
-        label = server.display_name or server.name
-        renewable = token.refresh_token_ref is not None
-        reason = f"the organization's token for {server.name} expired at {token.expires_at.isoformat()}" + (
-            " and has not been refreshed yet" if renewable else " and cannot be refreshed"
-        )
-        return Credential(
-            lines=(*lines, f"credential: expired — {reason}"),
-            scope=CredentialScope.PLATFORM,
-            state=ServerState.BLOCKED if renewable else ServerState.NEEDS_REAUTHORIZATION,
-            reason=reason,
-            action=(
-                "resolve with token renewal (CLI --renew-tokens; apply renews too)"
-                if renewable
-                else f"an administrator must connect the organization's {label} account again "
-                f"(mcp-reconciler connect {server.name} --shared)"
-            ),
-        )
+    expired = _expired_token(
+        token,
+        server=server,
+        caller=caller,
+        now=now,
+        lines=lines,
+        connection=None,
+        scope=CredentialScope.PLATFORM,
+        whose="the organization's",
+        reconnect=(
+            f"an administrator must connect the organization's {server.display_name or server.name} account "
+            f"again (mcp-reconciler connect {server.name} --shared)"
+        ),
+    )
+    if expired is not None:
+        return expired
     header = HeaderSource(
         "Authorization",
         origin=f"the organization's token for {server.name}",

@@ -330,6 +330,24 @@ CASES = {
         scope=USER,
         credential="Authorization=acme-ns/alice-token#t",
     ),
+    # OpenWork's organization-level connection: for a member without their own token; the member's own wins
+    "fallback/authorization-code-organization-token": Case(
+        server=server(auth_type="oauthAuthorizationCode"),
+        tokens=(token(user="@organization"),),
+        scope=PLATFORM,
+        credential="Authorization=acme-ns/@organization-token#t",
+    ),
+    "fallback/authorization-code-own-token-before-the-organizations": Case(
+        server=server(auth_type="oauthAuthorizationCode"),
+        tokens=(token(user="@organization"), token()),
+        scope=USER,
+        credential="Authorization=acme-ns/alice-token#t",
+    ),
+    "fallback/authorization-code-expired-organization-token": Case(
+        server=server(auth_type="oauthAuthorizationCode"),
+        tokens=(dataclasses.replace(token(user="@organization"), expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)),),
+        state=ServerState.NEEDS_REAUTHORIZATION,
+    ),
     # the token the reconciler minted, by its sealed reference (resolving checks it exists and has not expired)
     "fallback/client-credentials-minted-token": Case(
         server=server(auth_type="oauthClientCredentials"),
