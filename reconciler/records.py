@@ -49,6 +49,8 @@ class AuthDiscovery:
     register_url: str | None = None
     scopes_supported: tuple[str, ...] = ()
     token_endpoint_auth_methods_supported: tuple[str, ...] = ()
+    token_endpoint_auth_signing_alg_values_supported: tuple[str, ...] = ()
+    """JWS algorithms the token endpoint takes for `private_key_jwt` client assertions (RFC 8414)."""
     grant_types_supported: tuple[str, ...] = ()
     client_id_metadata_document_supported: bool = False
     """The authorization server accepts a Client ID Metadata Document URL as `client_id` (CIMD)."""
@@ -66,6 +68,7 @@ class AuthDiscovery:
             "registerUrl": self.register_url,
             "scopesSupported": list(self.scopes_supported),
             "tokenEndpointAuthMethodsSupported": list(self.token_endpoint_auth_methods_supported),
+            "tokenEndpointAuthSigningAlgValuesSupported": list(self.token_endpoint_auth_signing_alg_values_supported),
             "grantTypesSupported": list(self.grant_types_supported),
             "clientIdMetadataDocumentSupported": self.client_id_metadata_document_supported,
         }

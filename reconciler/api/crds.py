@@ -198,8 +198,24 @@ _UNION_MEMBER_RULES: dict[str, tuple[Rule, ...]] = {
             "dynamicRegistration registers its own client: remove clientId and clientSecret",
         ),
         Rule(
-            f"{_CLIENT_CREDENTIALS_DYNAMIC} || (has(self.clientId) && has(self.clientSecret))",
-            "set clientId and clientSecret, or dynamicRegistration: true",
+            f"{_CLIENT_CREDENTIALS_DYNAMIC}"
+            " || (has(self.clientId) && (has(self.clientSecret) || has(self.clientAssertion)))",
+            "set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true",
+        ),
+        Rule(
+            "!has(self.clientAssertion) || (has(self.clientId) && !has(self.clientSecret)"
+            f" && !{_CLIENT_CREDENTIALS_DYNAMIC})",
+            "clientAssertion needs clientId and replaces clientSecret and dynamicRegistration",
+        ),
+        Rule(
+            "!has(self.clientAssertion) || !has(self.tokenEndpointAuthMethod)"
+            " || self.tokenEndpointAuthMethod == 'private_key_jwt'",
+            "clientAssertion authenticates with private_key_jwt: remove tokenEndpointAuthMethod",
+        ),
+        Rule(
+            "has(self.clientAssertion) || !has(self.tokenEndpointAuthMethod)"
+            " || self.tokenEndpointAuthMethod != 'private_key_jwt'",
+            "tokenEndpointAuthMethod private_key_jwt needs clientAssertion (the private key)",
         ),
         _SECRET_FROM_SECRET_KEY_REF,
     ),

@@ -74,6 +74,21 @@ class ApiKeyAuth(Model):
     """Header that carries the key (default `X-API-Key`)."""
 
 
+SigningAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+
+class ClientAssertion(Model):
+    """`private_key_jwt` (RFC 7523): the client proves itself with a short-lived JWT signed by its private key, so
+    no shared secret travels (what the MCP "OAuth Client Credentials" extension recommends)."""
+
+    private_key: SecretKeyRef
+    """The Secret key holding the client's private key (PEM: RSA, EC P-256/384/521 or Ed25519)."""
+    key_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    """`kid` of the key as the authorization server knows it (its registered JWKS)."""
+    algorithm: SigningAlgorithm | None = None
+    """JWS algorithm; default: the first one the server advertises that fits the key, else the key's usual one."""
+
+
 class OAuthClientCredentialsAuth(Model):
     """OAuth 2.0 client-credentials grant; the reconciler mints and refreshes the access token."""
 
@@ -93,16 +108,26 @@ class OAuthClientCredentialsAuth(Model):
     """RFC 8707 resource indicator; defaults to the discovered protected resource."""
     audience: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     """`audience` parameter for authorization servers that want one."""
-    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] | None = None
-    """How the client authenticates at the token endpoint (default: what the server prefers)."""
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt"] | None = None
+    """How the client authenticates at the token endpoint (default: what the server prefers; `private_key_jwt`
+    with `clientAssertion`)."""
+    client_assertion: ClientAssertion | None = None
+    """Authenticate with a signed JWT (`private_key_jwt`, RFC 7523) instead of `clientSecret`."""
 
     @model_validator(mode="after")
     def _client(self) -> OAuthClientCredentialsAuth:
+        if self.client_assertion is not None:
+            if self.client_secret is not None or self.dynamic_registration or self.client_id is None:
+                raise ValueError("clientAssertion needs clientId and replaces clientSecret and dynamicRegistration")
+            if self.token_endpoint_auth_method not in (None, "private_key_jwt"):
+                raise ValueError("clientAssertion authenticates with private_key_jwt: remove tokenEndpointAuthMethod")
+        elif self.token_endpoint_auth_method == "private_key_jwt":
+            raise ValueError("tokenEndpointAuthMethod private_key_jwt needs clientAssertion (the private key)")
         if self.dynamic_registration:
             if self.client_id is not None or self.client_secret is not None:
                 raise ValueError("dynamicRegistration registers its own client: remove clientId and clientSecret")
-        elif self.client_id is None or self.client_secret is None:
-            raise ValueError("set clientId and clientSecret, or dynamicRegistration: true")
+        elif self.client_id is None or (self.client_secret is None and self.client_assertion is None):
+            raise ValueError("set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true")
         if self.client_secret is not None and self.client_secret.secret_key_ref is None:
             raise ValueError("clientSecret must come from secretKeyRef, not a literal value")
         return self
@@ -279,6 +304,8 @@ class DiscoveryStatus(Model):
     """Scopes the server advertises."""
     token_endpoint_auth_methods_supported: list[str] = Field(default_factory=list)
     """Client authentication methods the token endpoint accepts."""
+    token_endpoint_auth_signing_alg_values_supported: list[str] = Field(default_factory=list)
+    """JWS algorithms the token endpoint takes for `private_key_jwt` client assertions (RFC 8414)."""
     grant_types_supported: list[str] = Field(default_factory=list)
     """OAuth grant types the authorization server supports."""
     client_id_metadata_document_supported: bool | None = None

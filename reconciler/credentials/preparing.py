@@ -34,6 +34,7 @@ import anyio
 
 from reconciler.api.conditions import Reason
 from reconciler.api.times import format_time
+from reconciler.credentials.assertions import signing_algorithm
 from reconciler.credentials.authorization import authorization_url_template, connected_members
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerClient
 from reconciler.credentials.errors import AuthServerUnavailable, IncompleteAuthSpec, RegistrationRefused
@@ -342,12 +343,41 @@ async def _token_client(
     if client_id is None:
         raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientId")
     _bind_preset(record, client_id=client_id, discovery=discovery, context=context)
+    key_ref = auth.get("clientAssertionKeyRef")
+    if isinstance(key_ref, str):
+        return None, _assertion_client(
+            record, client_id, key_ref, token_url=token_url, context=context, discovery=discovery
+        )
     secret_ref = auth.get("clientSecretRef")
     if not isinstance(secret_ref, str):
         raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientSecret.secretKeyRef")
     secret = require_reference(context.secrets, secret_ref, purpose="spec.auth.clientSecret")
     method = auth.get("tokenEndpointAuthMethod") or _preferred_secret_method(discovery)
     return None, TokenClient(token_url=token_url, client_id=client_id, client_secret=secret, method=method)
+
+
+def _assertion_client(
+    record: ServerFacts,
+    client_id: str,
+    key_ref: str,
+    *,
+    token_url: str,
+    context: CredentialContext,
+    discovery: AuthDiscovery | None,
+) -> TokenClient:
+    """A `private_key_jwt` client: the key from its Secret, the algorithm fitted to the key and the server."""
+    settings = record.auth.get("clientAssertion") or {}
+    pem = require_reference(context.secrets, key_ref, purpose="spec.auth.clientAssertion.privateKey")
+    advertised = discovery.token_endpoint_auth_signing_alg_values_supported if discovery else ()
+    algorithm = signing_algorithm(pem, declared=settings.get("algorithm"), advertised=advertised)
+    return TokenClient(
+        token_url=token_url,
+        client_id=client_id,
+        method="private_key_jwt",
+        private_key=pem,
+        signing_algorithm=algorithm,
+        key_id=settings.get("keyId"),
+    )
 
 
 def _client_for(client: RegisteredClient, *, token_url: str) -> TokenClient:
@@ -548,6 +578,7 @@ def discovery_from_status(status: Mapping[str, Any] | None) -> AuthDiscovery | N
         register_url=text("registerUrl"),
         scopes_supported=texts("scopesSupported"),
         token_endpoint_auth_methods_supported=texts("tokenEndpointAuthMethodsSupported"),
+        token_endpoint_auth_signing_alg_values_supported=texts("tokenEndpointAuthSigningAlgValuesSupported"),
         grant_types_supported=texts("grantTypesSupported"),
         client_id_metadata_document_supported=status.get("clientIdMetadataDocumentSupported") is True,
     )

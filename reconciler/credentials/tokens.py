@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
+from reconciler.credentials.assertions import ASSERTION_TYPE, client_assertion
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerAnswer, AuthServerRequest, rejection
 from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.fingerprints import fingerprint
@@ -31,7 +32,7 @@ from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_ref
 
 logger = logging.getLogger(__name__)
 
-TokenAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
+TokenAuthMethod = Literal["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
 TOKEN_AUTH_METHODS: tuple[TokenAuthMethod, ...] = ("client_secret_basic", "client_secret_post", "none")
 DEFAULT_REFRESH_AT = 0.8
 FORM_CONTENT = "application/x-www-form-urlencoded"
@@ -155,9 +156,28 @@ class TokenClient:
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
     method: TokenAuthMethod = "client_secret_basic"
+    private_key: str | None = field(default=None, repr=False)
+    """PEM key that signs `private_key_jwt` assertions (RFC 7523); with `signing_algorithm` and `key_id`."""
+    signing_algorithm: str | None = None
+    key_id: str | None = None
 
     def authentication(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(headers, form fields) that authenticate the client with its method."""
+        """(headers, form fields) that authenticate the client with its method (a fresh assertion each call)."""
+        if self.method == "private_key_jwt":
+            if self.private_key is None or self.signing_algorithm is None:
+                raise ValueError("private_key_jwt needs a private key and an algorithm")
+            signed = client_assertion(
+                client_id=self.client_id,
+                audience=self.token_url,
+                pem=self.private_key,
+                algorithm=self.signing_algorithm,
+                key_id=self.key_id,
+            )
+            return {}, {
+                "client_id": self.client_id,
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": signed,
+            }
         if self.method == "client_secret_basic":
             # RFC 6749 section 2.3.1: both parts form-urlencoded before base64.
             pair = f"{quote(self.client_id, safe='')}:{quote(self.client_secret or '', safe='')}"
@@ -172,7 +192,15 @@ def request_inputs(
 ) -> str:
     """A keyed fingerprint of everything a token request depends on, secret included: the cache key."""
     canonical = json.dumps(
-        [client.token_url, client.client_id, client.client_secret, client.method, sorted(scopes), resource, audience]
+        [
+            client.token_url,
+            client.client_id,
+            client.client_secret or client.private_key,
+            client.method,
+            sorted(scopes),
+            resource,
+            audience,
+        ]
     )
     return fingerprint(fingerprint_key, canonical)
 
@@ -324,8 +352,14 @@ def token_request(
         purpose=purpose,
         form={**grant, **client_fields},
         headers={**headers, "content-type": FORM_CONTENT},
-        secrets=(client.client_secret, *extra_secrets),
+        secrets=(client.client_secret, *_assertion(client_fields), *extra_secrets),
     )
+
+
+def _assertion(client_fields: Mapping[str, str]) -> tuple[str, ...]:
+    """A signed client assertion is a credential too: redacted like a secret."""
+    assertion = client_fields.get("client_assertion")
+    return (assertion,) if assertion else ()
 
 
 async def _token_request(

@@ -67,7 +67,13 @@ from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord
 
 OAUTH_TYPES = ("oauthClientCredentials", "oauthAuthorizationCode")
-FINGERPRINT_FIELDS = ("fingerprint", "secretFingerprint", "clientIdFingerprint", "clientSecretFingerprint")
+FINGERPRINT_FIELDS = (
+    "fingerprint",
+    "secretFingerprint",
+    "clientIdFingerprint",
+    "clientSecretFingerprint",
+    "clientAssertionKeyFingerprint",
+)
 
 
 def is_rotation(action: Action) -> bool:

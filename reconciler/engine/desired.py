@@ -172,6 +172,13 @@ def _auth_columns(builder: _Builder, server: MCPServer) -> dict[str, Any]:
                 columns[f"{camel}Ref"], columns[f"{camel}Fingerprint"] = ref, print_
             else:
                 columns[camel] = value.value
+    if isinstance(auth, OAuthClientCredentialsAuth) and auth.client_assertion is not None:
+        # The key is a secret part like clientSecret; the rest of the assertion settings are plain.
+        assertion = columns.pop("clientAssertion")
+        assertion.pop("privateKey", None)
+        columns["clientAssertion"] = assertion
+        ref, print_ = builder.secret(auth.client_assertion.private_key, "spec.auth.clientAssertion.privateKey")
+        columns["clientAssertionKeyRef"], columns["clientAssertionKeyFingerprint"] = ref, print_
     return columns
 
 

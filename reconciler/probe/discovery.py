@@ -198,6 +198,9 @@ async def discover_auth(
         register_url=_text(server_doc, "registration_endpoint"),
         scopes_supported=found.scopes_supported or _texts(server_doc, "scopes_supported"),
         token_endpoint_auth_methods_supported=_texts(server_doc, "token_endpoint_auth_methods_supported"),
+        token_endpoint_auth_signing_alg_values_supported=_texts(
+            server_doc, "token_endpoint_auth_signing_alg_values_supported"
+        ),
         grant_types_supported=grants,
         client_id_metadata_document_supported=server_doc.get("client_id_metadata_document_supported") is True,
     )

@@ -53,6 +53,7 @@ HASH = "sha256:" + "ab" * 32
 
 _NEEDS_SECRET = "secretKeyRef is required with type: bearer or apiKey"
 _OAUTH_ONLY = "only allowed with type: oauthClientCredentials or oauthAuthorizationCode"
+ASSERTION = {"privateKey": {"name": "oauth", "key": "private-key"}, "keyId": "k1", "algorithm": "ES256"}
 
 SERVER_CASES = [
     SpecCase("no auth", "MCPServer", server()),
@@ -262,13 +263,64 @@ SERVER_CASES = [
         "client credentials without a client",
         "MCPServer",
         server({"type": "oauthClientCredentials"}),
-        "set clientId and clientSecret, or dynamicRegistration: true",
+        "set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true",
     ),
     SpecCase(
         "client credentials without a secret",
         "MCPServer",
         server({"type": "oauthClientCredentials", "clientId": CLIENT_ID}),
-        "set clientId and clientSecret, or dynamicRegistration: true",
+        "set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true",
+    ),
+    SpecCase(
+        "client credentials with a client assertion",
+        "MCPServer",
+        server({"type": "oauthClientCredentials", "clientId": CLIENT_ID, "clientAssertion": ASSERTION}),
+    ),
+    SpecCase(
+        "client credentials with a client assertion and a secret",
+        "MCPServer",
+        server(
+            {
+                "type": "oauthClientCredentials",
+                "clientId": CLIENT_ID,
+                "clientSecret": CLIENT_SECRET,
+                "clientAssertion": ASSERTION,
+            }
+        ),
+        "clientAssertion needs clientId and replaces clientSecret and dynamicRegistration",
+    ),
+    SpecCase(
+        "client credentials with a client assertion and a secret method",
+        "MCPServer",
+        server(
+            {
+                "type": "oauthClientCredentials",
+                "clientId": CLIENT_ID,
+                "clientAssertion": ASSERTION,
+                "tokenEndpointAuthMethod": "client_secret_post",
+            }
+        ),
+        "clientAssertion authenticates with private_key_jwt: remove tokenEndpointAuthMethod",
+    ),
+    SpecCase(
+        "client credentials, private_key_jwt without the key",
+        "MCPServer",
+        server(
+            {
+                "type": "oauthClientCredentials",
+                "clientId": CLIENT_ID,
+                "clientSecret": CLIENT_SECRET,
+                "tokenEndpointAuthMethod": "private_key_jwt",
+            }
+        ),
+        "tokenEndpointAuthMethod private_key_jwt needs clientAssertion (the private key)",
+    ),
+    SpecCase(
+        "authorization code with a client assertion",
+        "MCPServer",
+        server({"type": "oauthAuthorizationCode", "clientId": CLIENT_ID, "clientAssertion": ASSERTION}),
+        "Extra inputs are not permitted",
+        "clientAssertion is only allowed with type: oauthClientCredentials",
     ),
     SpecCase(
         "client credentials with a literal secret",

@@ -235,6 +235,7 @@ def test_auth_union_is_one_object_with_a_required_type() -> None:
         "resource",
         "audience",
         "tokenEndpointAuthMethod",
+        "clientAssertion",
         "pkce",
         "authUrl",
         "registerUrl",
