@@ -118,13 +118,9 @@ def choose_credential(
             expired = _expired_token(token, server=server, caller=caller, now=index.now, lines=lines, connection=None)
             if expired is not None:
                 return expired
-            header = HeaderSource(
-                "Authorization",
-                origin=f"member {caller.user}'s token",
-                secret_ref=token.secret_ref,
-                prefix=DEFAULT_SCHEME,
+            return _token_credential(
+                token, origin=f"member {caller.user}'s token", scope=CredentialScope.USER, lines=lines
             )
-            return Credential(lines=tuple(lines), scope=CredentialScope.USER, header=header)
     if caller.agent is not None:
         agents = [c for c in newest_first if c.scope == "agent" and c.subject == caller.agent]
         if agents:
@@ -349,13 +345,16 @@ def _organization_token(
     )
     if expired is not None:
         return expired
-    header = HeaderSource(
-        "Authorization",
-        origin=f"the organization's token for {server.name}",
-        secret_ref=token.secret_ref,
-        prefix=DEFAULT_SCHEME,
-    )
-    return Credential(lines=tuple(lines), scope=CredentialScope.PLATFORM, header=header)
+    origin = f"the organization's token for {server.name}"
+    return _token_credential(token, origin=origin, scope=CredentialScope.PLATFORM, lines=lines)
+
+
+def _token_credential(
+    token: UserTokenRecord, *, origin: str, scope: CredentialScope, lines: Iterable[str]
+) -> Credential:
+    """A stored OAuth token (a member's or the organization's) sent as `Authorization: Bearer`."""
+    header = HeaderSource("Authorization", origin=origin, secret_ref=token.secret_ref, prefix=DEFAULT_SCHEME)
+    return Credential(lines=tuple(lines), scope=scope, header=header)
 
 
 def _needs_own_account(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.credentials import KEY_ENV, MintedSecretStore, MintedToken
+from reconciler.credentials import KEY_ENV, MintedSecretStore
 from reconciler.registry import open_registry
 from reconciler.runtime import store_member_tokens
 from tests.fixtures.authorization_server import OAuthServers
@@ -58,15 +58,9 @@ def test_apply_renews_a_members_due_token_with_the_registered_client(
     try:
         (client,) = registry.fetch_oauth_clients(tenant="acme", server="crm")
         assert client.client_secret_ref is not None and client.client_secret_ref.startswith("local:")
-        access_token, refresh_token = main.issue_member_tokens(client.client_id, resource=oauth_servers.protected)
         issued_at = dt.datetime.now(dt.UTC) - LIFETIME * 0.85
-        token = MintedToken(
-            access_token=access_token,
-            issued_at=issued_at,
-            expires_at=issued_at + LIFETIME,
-            fingerprint="",
-            scope="mcp:tools",
-            refresh_token=refresh_token,
+        token = main.member_token_set(
+            client.client_id, resource=oauth_servers.protected, issued_at=issued_at, lifetime=LIFETIME
         )
         store_member_tokens(
             registry,

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from reconciler.credentials import KEY_ENV, MintedSecretStore, MintedToken, RenewalOutcome
+from reconciler.credentials import KEY_ENV, MintedSecretStore, RenewalOutcome
 from reconciler.engine.renewing import renew_member_tokens
 from reconciler.probe import ProbeSettings
 from reconciler.records import OAuthClientRecord
@@ -77,14 +77,8 @@ def _more_members(registry: Registry, oauth_servers: OAuthServers, key: bytes, m
     main = oauth_servers.main
     issued_at = dt.datetime.now(dt.UTC) - LIFETIME * 0.9
     for member in members:
-        access_token, refresh_token = main.issue_member_tokens(CLIENT_ID, resource=oauth_servers.protected)
-        token = MintedToken(
-            access_token=access_token,
-            issued_at=issued_at,
-            expires_at=issued_at + LIFETIME,
-            fingerprint="",
-            scope="mcp:tools",
-            refresh_token=refresh_token,
+        token = main.member_token_set(
+            CLIENT_ID, resource=oauth_servers.protected, issued_at=issued_at, lifetime=LIFETIME
         )
         store_member_tokens(
             registry,

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from reconciler.credentials import KEY_ENV, MintedSecretStore, MintedToken
+from reconciler.credentials import KEY_ENV, MintedSecretStore
 from reconciler.engine.inputs import StaticSecrets
 from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import Registry
@@ -86,14 +86,8 @@ def _connect_alice(
     registry: Registry, oauth_servers: OAuthServers, renewal: TokenRenewal, *, issued_at: dt.datetime
 ) -> tuple[str, str]:
     """What a connect flow's callback stores: alice's first token set, obtained with `member-app`."""
-    access_token, refresh_token = oauth_servers.main.issue_member_tokens(CLIENT_ID, resource=oauth_servers.protected)
-    token = MintedToken(
-        access_token=access_token,
-        issued_at=issued_at,
-        expires_at=issued_at + LIFETIME,
-        fingerprint="",
-        scope="mcp:tools",
-        refresh_token=refresh_token,
+    token = oauth_servers.main.member_token_set(
+        CLIENT_ID, resource=oauth_servers.protected, issued_at=issued_at, lifetime=LIFETIME
     )
     store_member_tokens(
         registry,
@@ -105,7 +99,8 @@ def _connect_alice(
         client_id=CLIENT_ID,
         issuer=oauth_servers.main.issuer,
     )
-    return access_token, refresh_token
+    assert token.refresh_token is not None
+    return token.access_token, token.refresh_token
 
 
 def _resolve(registry: Registry, renewal: TokenRenewal, *, now: dt.datetime) -> Resolution:
