@@ -64,7 +64,7 @@ from reconciler.probe import (
     verify_credential,
 )
 from reconciler.registry import Registry, RegistryTransaction
-from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord
+from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, RowKey, ServerRecord, UserTokenRecord
 
 OAUTH_TYPES = ("oauthClientCredentials", "oauthAuthorizationCode")
 FINGERPRINT_FIELDS = (
@@ -240,6 +240,7 @@ def release_deleted(
     and delete them, deregister their dynamically registered clients (RFC 7592, each exchange bounded by
     `settings.total_timeout`) and delete every value sealed for them, whatever the authorization server answers.
     Returns one warning per client that may still be registered, naming it."""
+    actions = list(actions)
     deleted = [
         action.observed
         for action in actions
@@ -247,6 +248,16 @@ def release_deleted(
         and isinstance(action.observed, ServerRecord)
         and action.observed.auth_type in OAUTH_TYPES
     ]
+    gone = {(row.tenant, row.name) for row in deleted}
+    connections = [
+        action.observed
+        for action in actions
+        if action.verb is Verb.DELETE
+        and isinstance(action.observed, ConnectionRecord)
+        and (action.observed.tenant, action.observed.server) not in gone
+    ]
+    if connections:
+        _revoke_connections_members(connections, registry=registry, secrets=secrets, settings=settings)
     if not deleted:
         return []
     warnings: list[str] = []
@@ -294,6 +305,36 @@ def release_deleted(
 
     anyio.run(run)
     return warnings
+
+
+def _revoke_connections_members(
+    connections: Sequence[ConnectionRecord], *, registry: Registry, secrets: SecretReader, settings: ProbeSettings
+) -> None:
+    """Before connections' rows are deleted (their server stays): revoke the tokens members obtained through them,
+    where the issuer offers it; the rows and sealed values go with `registry.delete`. Best effort: a failure here
+    never holds a deletion back."""
+    by_server: dict[tuple[str, str], list[UserTokenRecord]] = {}
+    for connection in connections:
+        rows = registry.fetch_user_tokens(tenant=connection.tenant, server=connection.server)
+        members = [row for row in rows if row.connection == connection.name]
+        if members:
+            by_server.setdefault((connection.tenant, connection.server), []).extend(members)
+    if not by_server:
+        return
+
+    async def run() -> None:
+        async with ProbeHttp() as http:
+            try:
+                context = credentials_context(registry, secrets, http, settings)
+            except ReconcilerError:
+                return  # no store key: nothing sealed can be read to revoke
+            for (tenant, server), members in sorted(by_server.items()):
+                row = registry.fetch_state(tenants=[tenant]).get(("servers", tenant, server))
+                allow_private = isinstance(row, ServerRecord) and row.allow_private
+                access = context.access(allow_private=allow_private)
+                await forget_member_tokens(tenant, server, members, stores=context.stores, access=access)
+
+    anyio.run(run)
 
 
 def _references(action: Action) -> list[str]:

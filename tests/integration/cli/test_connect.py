@@ -7,8 +7,10 @@ registry (SQLite and PostgreSQL), the project's authorization server and the MCP
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import json
+import os
 import queue
 import threading
 import time
@@ -17,8 +19,10 @@ from typing import Any
 
 import httpx2
 import pytest
+import yaml
 
 from reconciler.cli import main
+from reconciler.credentials import MintedSecretStore, load_store_key, store_member_tokens
 from reconciler.registry import open_registry
 from tests.fixtures.authorization_server import OAuthServers
 from tests.integration.cli.test_commands import run
@@ -293,3 +297,43 @@ def test_an_organization_connection_serves_every_member_without_their_own(
     assert after["state"] == "needs_connection"
     still, _ = resolve_for(registry_url, "alice")
     assert still["state"] == "ready", "alice's own connection is hers, not the organization's"
+
+
+def test_deleting_a_connection_revokes_the_tokens_members_obtained_through_it(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    """A per-member connection goes (its server stays): its members' tokens are revoked at the issuer, then their
+    rows and sealed values go with it."""
+    folder = Path(code_folder(tmp_path, oauth_servers.protected))
+    connection = {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPConnection",
+        "metadata": {"name": "members", "namespace": "acme"},
+        "spec": {"serverRef": "crm", "scope": "platform", "credentialMode": "perMember"},
+    }
+    (folder / "connection.yaml").write_text(yaml.safe_dump(connection))
+    assert run("apply", "-f", str(folder), "--allow-private-networks", "--registry", registry_url)[0] == 0
+    with open_registry(registry_url) as registry:
+        (client,) = registry.fetch_oauth_clients(tenant="acme", server="crm")
+        token = oauth_servers.main.member_token_set(
+            client.client_id,
+            resource=oauth_servers.protected,
+            issued_at=dt.datetime.now(dt.UTC),
+            lifetime=dt.timedelta(hours=1),
+        )
+        key = load_store_key(environ=os.environ, database_path=registry.database_path())
+        store_member_tokens(
+            registry, MintedSecretStore(registry, key), token, tenant="acme", server="crm", user="alice",
+            connection="members", client_id=client.client_id, issuer=oauth_servers.main.issuer,
+        )  # fmt: skip
+    assert probe(oauth_servers.protected, {"Authorization": f"Bearer {token.access_token}"}).ok
+
+    (folder / "connection.yaml").unlink()
+    code, out, err = run("apply", "-f", str(folder), "--allow-private-networks", "--registry", registry_url)
+    assert code == 0 and "MCPConnection acme/members: delete" in out, out + err
+    assert oauth_servers.main.revoked[:1] == ["refresh_token"], oauth_servers.main.revoked
+    assert not probe(oauth_servers.protected, {"Authorization": f"Bearer {token.access_token}"}).ok
+    with open_registry(registry_url) as registry:
+        assert registry.count_user_tokens(tenants=["acme"]) == {}
+        assert not [s for s in registry.fetch_local_secrets("acme") if s.name.startswith("member_")]
+        assert registry.fetch_oauth_clients(tenant="acme", server="crm"), "the server and its client stay"
