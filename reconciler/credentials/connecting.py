@@ -24,12 +24,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote
 
 from reconciler.credentials.authorization import fill_authorization_url, new_pkce
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest
 from reconciler.credentials.errors import IncompleteAuthSpec, OAuthRejected
 from reconciler.credentials.headers import SecretReader
+from reconciler.credentials.member_tokens import metadata_request, metadata_requests
 from reconciler.credentials.registration import CredentialStores, RegisteredClient, stored_clients
 from reconciler.credentials.scopes import step_up_scopes
 from reconciler.credentials.stores import require_reference
@@ -178,15 +179,18 @@ class IssuerFacts:
 
 def metadata_url(issuer: str) -> str:
     """RFC 8414 §3.1: the well-known path goes between the host and the issuer's path."""
-    parts = urlsplit(issuer)
-    path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + path, "", ""))
+    return metadata_request(issuer).url
 
 
 async def issuer_facts(issuer: str, *, access: AuthServerAccess) -> IssuerFacts:
-    """The issuer's metadata (bounded and SSRF-guarded like every request); empty facts when it has none."""
-    answer = await access.send("GET", metadata_url(issuer), purpose="the authorization server metadata request")
-    document = answer.document or {} if answer.ok else {}
+    """The issuer's metadata, RFC 8414 else OpenID Connect Discovery (`metadata_requests`, as refreshing reads
+    it), bounded and SSRF-guarded like every request; empty facts when it serves neither."""
+    document: Mapping[str, Any] = {}
+    for request in metadata_requests(issuer):
+        answer = await access.perform(request)
+        if answer.ok and answer.document:
+            document = answer.document
+            break
     revocation = document.get("revocation_endpoint")
     named = document.get("issuer")
     return IssuerFacts(
