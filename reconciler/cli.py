@@ -68,12 +68,13 @@ PLATFORM_NAMESPACE_ENV = "MCP_RECONCILER_PLATFORM_NAMESPACE"
 PUBLIC_URL_ENV = "MCP_RECONCILER_PUBLIC_URL"
 
 
-def _add_public_url(parser: argparse.ArgumentParser) -> None:
+def _add_public_url(parser: argparse.ArgumentParser, *, help: str | None = None) -> None:
     parser.add_argument(
         "--public-url",
         default=os.environ.get(PUBLIC_URL_ENV) or None,
         metavar="URL",
-        help="where the reconciler is reachable: OAuth callback {URL}/oauth/callback and, where the authorization "
+        help=help
+        or "where the reconciler is reachable: OAuth callback {URL}/oauth/callback and, where the authorization "
         f"server supports CIMD, client id {{URL}}/oauth/client-metadata.json (${PUBLIC_URL_ENV})",
     )
 
@@ -189,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="first refresh the member's tokens past 80%% of their lifetime (one refresh however many run at once)",
     )
     _add_probe(resolve)
+    _add_public_url(
+        resolve,
+        help="where `serve`'s connect service is reachable: a server waiting on the member's own login gets a "
+        f"connectUrl, {{URL}}/oauth/connect?link=... (${PUBLIC_URL_ENV})",
+    )
     _add_platform_namespace(resolve)
     _add_registry(resolve)
 
@@ -522,6 +528,7 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         platform_tenant=args.platform_namespace,
         renew_tokens=args.renew_tokens,
         allow_private_networks=args.allow_private_networks,
+        public_url=_public_url(args),
     )
     print(text, file=out)
     return code

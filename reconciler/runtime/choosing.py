@@ -87,6 +87,9 @@ class Credential:
     action: str | None = None
     member_headers: tuple[HeaderSource, ...] = ()
     """A per-member connection's headers valued from the member's stored values (sent after the credential)."""
+    connect_member: str | None = None
+    """The member whose own login on the server (the connect flow, no connection) makes it ready: a resolution
+    with a public URL hands them a connect link."""
 
 
 def choose_credential(
@@ -308,6 +311,7 @@ def _expired_token(
             reason=reason,
             action=reconnect
             or f"reconnect your {label} account (authorize it again); the runtime stores the new token",
+            connect_member=caller.user if whose is None and connection is None else None,
         )
     reason = f"{expired} and has not been refreshed yet"
     return Credential(
@@ -380,6 +384,7 @@ def _needs_own_account(
         state=ServerState.NEEDS_CONNECTION,
         reason=reason,
         action=action,
+        connect_member=caller.user if connection is None else None,
     )
 
 

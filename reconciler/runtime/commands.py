@@ -45,13 +45,15 @@ def resolve_command(
     platform_tenant: str | None = None,
     renew_tokens: bool = False,
     allow_private_networks: bool = False,
+    public_url: str | None = None,
 ) -> tuple[int, str]:
     """`mcp-reconciler resolve`: (exit code, text to print). Values are masked unless `show_secrets`.
 
     `namespace_or_tenant` is the `-n` namespace (or a tenant slug). `secrets` is needed for `show_secrets`;
     when given without it, secrets are still read so a missing one shows as a blocked server.
     `-o mcp-config` lists only ready servers and ignores `explain`. `renew_tokens` refreshes the member's due
-    tokens first (`allow_private_networks` as for probes); the local store's key must exist.
+    tokens first (`allow_private_networks` as for probes); the local store's key must exist. `public_url` (the
+    connect service's) gives servers waiting on the member's own login a `connectUrl`.
     """
     registry = open_registry(registry_url, manager=manager)
     try:
@@ -72,6 +74,7 @@ def resolve_command(
             platform_tenant=platform_tenant,
             renew_tokens=renew_tokens,
             renewal=renewal,
+            public_url=public_url,
         )
     finally:
         registry.close()

@@ -6,17 +6,22 @@ per-user tokens). One route set of `serve`, beside the MCP endpoint and the Regi
     GET    /oauth/connections/{id}                               → {id, status, server, member, error}
     DELETE /oauth/connections       {namespace, server, member | shared: true} → {disconnected, revocation}
     GET    /oauth/callback          (the authorization server's redirect) → a small page that says how it went
+    GET    /oauth/connect?link=…    (a member's browser, from a resolution's connectUrl) → 302 to a fresh login
 
 The three `/oauth/connections` routes take the platform's bearer token; the callback takes none, and is held to
 the `state` it carries: signed by this process (HMAC, a key of its own), expiring (`LOGIN_SECONDS`) and single
-use (the login is forgotten when its callback arrives). Pending logins live in this process's memory, bounded
-(`MAX_PENDING`): run one `serve` replica, or route the callback to the one that started the login. The logins
+use (the login is forgotten when its callback arrives). `/oauth/connect` takes no token either: its `link` is a
+connect link (`credentials/connect_links.py`) signed with a key derived from the registry's store key, which names
+the namespace, server and member and expires; each opening begins a new login with its own state and PKCE pair.
+Pending logins live in this process's memory, bounded (`MAX_PENDING`): run one `serve` replica, or route the
+callback to the one that started the login. The logins
 themselves are the engine's (`engine/connecting.py`), handed in as a `Connector`, since the runtime does not
 import the engine; they block, so they run on worker threads.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import secrets
@@ -28,9 +33,10 @@ from typing import Any, Literal, Protocol
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from reconciler.credentials.connect_links import CONNECT_PATH, LinkRefused, read_link
 from reconciler.credentials.connecting import signed_state, state_holds
 from reconciler.errors import ReconcilerError
 from reconciler.records import ORGANIZATION_MEMBER
@@ -89,8 +95,15 @@ class Connection:
         }
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    status: int
+    message: str
+
+
 class ConnectService:
-    """The routes above over one `Connector`; `clock` is injectable so expiry can be tested without waiting."""
+    """The routes above over one `Connector`; `clock` is injectable so expiry can be tested without waiting.
+    `link_key` (`linking.registry_link_key`) opens connect links; without it `/oauth/connect` answers 404."""
 
     def __init__(
         self,
@@ -99,11 +112,13 @@ class ConnectService:
         public_url: str,
         callers: CallerDirectory,
         clock: Callable[[], float] = time.time,
+        link_key: bytes | None = None,
     ) -> None:
         self._connector = connector
         self._public_url = public_url.rstrip("/")
         self._callers = callers
         self._clock = clock
+        self._link_key = link_key
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._by_id: dict[str, Connection] = {}
@@ -114,7 +129,7 @@ class ConnectService:
         return f"{self._public_url}{CALLBACK_PATH}"
 
     def handles(self, path: str) -> bool:
-        return path in (CALLBACK_PATH, CONNECTIONS_PATH) or path.startswith(CONNECTIONS_PATH + "/")
+        return path in (CALLBACK_PATH, CONNECTIONS_PATH, CONNECT_PATH) or path.startswith(CONNECTIONS_PATH + "/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -125,6 +140,8 @@ class ConnectService:
         path, method = request.url.path, request.method
         if path == CALLBACK_PATH:
             return await self._callback(request) if method == "GET" else _not_allowed("GET")
+        if path == CONNECT_PATH:
+            return await self._open_link(request) if method == "GET" else _not_allowed("GET")
         caller = self._callers.caller_for(request.headers.get("authorization", ""))
         if caller is None or not caller.platform:
             return JSONResponse(
@@ -150,12 +167,47 @@ class ConnectService:
         if isinstance(fields, Response):
             return fields
         namespace, server, member = fields
+        connection = await self._begin(namespace=namespace, server=server, member=member)
+        if isinstance(connection, _Refusal):
+            return JSONResponse({"error": connection.message}, connection.status)
+        assert connection.pending is not None
+        document = {
+            **connection.document(),
+            "authorizationUrl": connection.pending.authorization_url,
+            "statusUrl": f"{self._public_url}{CONNECTIONS_PATH}/{connection.id}",
+            "expiresIn": LOGIN_SECONDS,
+        }
+        return JSONResponse(document, 201, headers={"cache-control": "no-store"})
+
+    async def _open_link(self, request: Request) -> Response:
+        """A member opened a connect link: begin the login it names and send the browser to the authorization
+        server; a link that does not hold gets a page saying why, and nothing is begun or stored."""
+        if self._link_key is None:
+            return _page(404, "Not connected", "This service does not open connect links.")
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        try:
+            target = read_link(self._link_key, request.query_params.get("link", ""), now=now)
+        except LinkRefused as err:
+            return _page(400, "Not connected", str(err))
+        connection = await self._begin(namespace=target.namespace, server=target.server, member=target.member)
+        if isinstance(connection, _Refusal):
+            return _page(connection.status, "Not connected", connection.message)
+        assert connection.pending is not None
+        # The link is a capability: keep it out of the Referer the authorization server would see.
+        return RedirectResponse(
+            connection.pending.authorization_url,
+            302,
+            headers={"cache-control": "no-store", "referrer-policy": "no-referrer"},
+        )
+
+    async def _begin(self, *, namespace: str, server: str, member: str) -> Connection | _Refusal:
+        """A login begun through the connector and remembered under its signed state until its callback."""
         now = self._clock()
         state = signed_state(self._key, expires_at=now + LOGIN_SECONDS)
         with self._lock:
             self._forget_expired(now)
             if len(self._by_state) >= MAX_PENDING:
-                return JSONResponse({"error": "too many logins in progress; try again shortly"}, 503)
+                return _Refusal(503, "too many logins in progress; try again shortly")
         try:
             pending = await anyio.to_thread.run_sync(
                 lambda: self._connector.begin(
@@ -163,7 +215,7 @@ class ConnectService:
                 )
             )
         except ReconcilerError as err:
-            return JSONResponse({"error": str(err)}, 400)
+            return _Refusal(400, str(err))
         connection = Connection(
             id=secrets.token_urlsafe(16),
             namespace=namespace,
@@ -176,13 +228,7 @@ class ConnectService:
         with self._lock:
             self._by_id[connection.id] = connection
             self._by_state[state] = connection
-        document = {
-            **connection.document(),
-            "authorizationUrl": pending.authorization_url,
-            "statusUrl": f"{self._public_url}{CONNECTIONS_PATH}/{connection.id}",
-            "expiresIn": LOGIN_SECONDS,
-        }
-        return JSONResponse(document, 201, headers={"cache-control": "no-store"})
+        return connection
 
     async def _callback(self, request: Request) -> Response:
         params = dict(request.query_params)

@@ -27,6 +27,7 @@ decision never holds a secret.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
@@ -67,6 +68,9 @@ class ServerDecision:
     reason: str | None = None
     action: str | None = None
     explain: tuple[str, ...] = ()
+    connect_member: str | None = None
+    """Whose own login on this server would make it ready (the connect flow can start it); None when the fix is
+    someone else's (an administrator, a per-member connection, the platform's server)."""
 
     def resolved(self, headers: dict[str, str]) -> ResolvedServer:
         """The decision as a caller gets it, with header values rendered by the caller (`resolve` reads the
@@ -191,6 +195,8 @@ def _decide_platform_server(
         caller=caller,
         lines=(),
     )
+    # A member's login here would be kept under the platform tenant, where no decision for them ever looks.
+    credential = dataclasses.replace(credential, connect_member=None)
     lines.extend(credential.lines)
     return _finished(row, credential, lines=lines, tools=tools)
 
@@ -298,6 +304,7 @@ def _finished(
             reason=credential.reason,
             action=credential.action,
             explain=tuple(lines),
+            connect_member=credential.connect_member,
         )
     headers = merged_headers(server, credential.connection, credential.header, credential.member_headers)
     lines.extend(header.describe() for header in headers)

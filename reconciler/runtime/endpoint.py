@@ -30,6 +30,7 @@ from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
 from reconciler.runtime.connect_service import Connector, ConnectRoutes, ConnectService
+from reconciler.runtime.linking import registry_link_key
 from reconciler.runtime.membership import MemberCoverage, plan_member_coverage
 from reconciler.runtime.publishing import DEFAULT_NAME_PREFIX
 from reconciler.runtime.registry_api import CallerDirectory, PathDispatcher, build_registry_api
@@ -91,10 +92,12 @@ def build_mcp_server(
     *,
     plan_manifests: ManifestPlanner | None = None,
     platform_tenant: str | None = None,
+    public_url: str | None = None,
 ) -> MCPServer:
     """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`).
 
     `platform_tenant`: the platform whose featured servers `resolve_template` offers every tenant last.
+    `public_url`: where the connect service listens; `resolve_template` then hands members connect links.
     """
     with _host_logging_kept():
         server = MCPServer(
@@ -142,6 +145,7 @@ def build_mcp_server(
             namespace_tools=namespace_tools,
             explain=explain,
             platform_tenant=platform_tenant,
+            public_url=public_url,
         )
         return resolution.to_json()
 
@@ -168,12 +172,16 @@ def build_mcp_app(
     plan_manifests: ManifestPlanner | None = None,
     host: str = DEFAULT_HOST,
     platform_tenant: str | None = None,
+    public_url: str | None = None,
 ) -> ASGIApp:
     """The bearer-protected streamable-HTTP app (served at `/mcp`); the caller keeps `registry` open meanwhile.
 
     `host` is where it will listen: on 127.0.0.1/localhost the SDK also rejects foreign Host/Origin headers.
+    `public_url` as for `build_mcp_server`.
     """
-    server = build_mcp_server(registry, plan_manifests=plan_manifests, platform_tenant=platform_tenant)
+    server = build_mcp_server(
+        registry, plan_manifests=plan_manifests, platform_tenant=platform_tenant, public_url=public_url
+    )
     app = server.streamable_http_app(streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host)
     return BearerTokenGate(app, token=token)
 
@@ -216,16 +224,24 @@ def build_serving_app(
     `callers` maps Registry API tokens to members; by default only `token` (the platform's) is known.
     `platform_tenant` reaches the MCP endpoint's `resolve_template` (see `build_mcp_server`). With `public_url`
     (where this app is reachable), it also publishes the CIMD document the reconciler's client id points to, and
-    with a `connector` too it serves the connect service (`connect_service.py`) under `/oauth/`.
+    with a `connector` too it serves the connect service (`connect_service.py`) under `/oauth/`, which opens the
+    connect links `resolve_template` hands out (signed with a key derived from the registry's store key).
     """
     directory = callers or CallerDirectory(platform_token=token)
     api = build_registry_api(registry, callers=directory, prefix=name_prefix)
+    connecting = bool(public_url) and connector is not None
     mcp_app = build_mcp_app(
-        registry, token=token, plan_manifests=plan_manifests, host=host, platform_tenant=platform_tenant
+        registry,
+        token=token,
+        plan_manifests=plan_manifests,
+        host=host,
+        platform_tenant=platform_tenant,
+        public_url=public_url if connecting else None,
     )
     app: ASGIApp = PathDispatcher(api, mcp_app)
     if public_url and connector is not None:
-        app = ConnectRoutes(app, ConnectService(connector, public_url=public_url, callers=directory))
+        key = registry_link_key(registry, create=True)
+        app = ConnectRoutes(app, ConnectService(connector, public_url=public_url, callers=directory, link_key=key))
     return ClientMetadataRoute(app, public_url=public_url) if public_url else app
 
 

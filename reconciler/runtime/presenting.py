@@ -58,7 +58,8 @@ def _mcp_config_template() -> Template:
 
 
 def resolution_text(resolution: Resolution) -> str:
-    """A table of servers; the reason and action under each one not ready; the decision chain when explained."""
+    """A table of servers; the reason, action and connect link under each one not ready; the decision chain when
+    explained."""
     request = [f"tenant {resolution.tenant} (namespace {resolution.namespace})"]
     request.append(f"template {resolution.template}" if resolution.template else "no template (every server)")
     if resolution.agent:
@@ -81,6 +82,8 @@ def resolution_text(resolution: Resolution) -> str:
                 lines.append(f"    why: {server.reason}")
             if server.action:
                 lines.append(f"    do:  {server.action}")
+            if server.connect_url:
+                lines.append(f"    open: {server.connect_url}")
             if resolution.explained:
                 lines.extend(f"    · {line}" for line in server.explain)
     if resolution.explained and resolution.notes:

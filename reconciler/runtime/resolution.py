@@ -68,6 +68,10 @@ class ResolvedServer:
     """What the caller (or an administrator) must do to make it ready."""
     explain: tuple[str, ...] = ()
     """The chain of decisions (binding → grant → connection → state), when explained."""
+    connect_url: str | None = None
+    """Where the member starts their own login to make the server ready (`needs_connection`,
+    `needs_reauthorization`): a signed, expiring link to the connect service, issued when the resolution was given
+    its public URL. It carries no token or secret."""
 
     @property
     def tools_known(self) -> bool:
@@ -88,6 +92,8 @@ class ResolvedServer:
             "reason": self.reason,
             "action": self.action,
         }
+        if self.connect_url is not None:
+            document["connectUrl"] = self.connect_url
         if explain:
             document["explain"] = list(self.explain)
         return document

@@ -24,10 +24,12 @@ from reconciler.credentials import (
     load_store_key,
     parse_reference,
 )
+from reconciler.credentials.connect_links import LinkTarget
 from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.registry import Registry
 from reconciler.registry.lookups import ResolutionInputs
 from reconciler.runtime.deciding import Caller, Decisions, HeaderSource, ServerDecision, decide
+from reconciler.runtime.linking import ConnectLinks, links_for
 from reconciler.runtime.renewing import MemberTokenValues, TokenRenewal, default_renewal, renew_due_tokens
 from reconciler.runtime.resolution import MASK, Resolution, ResolvedServer, ServerState
 
@@ -54,6 +56,7 @@ def resolve(
     now: dt.datetime | None = None,
     renew_tokens: bool = False,
     renewal: TokenRenewal | None = None,
+    public_url: str | None = None,
 ) -> Resolution:
     """The servers, URLs, headers and tools `template` gets for this agent and member.
 
@@ -70,6 +73,11 @@ def resolve(
     With `renew_tokens`, the member's tokens past 80% of their lifetime are refreshed first (single-flight across
     concurrent resolutions; `renewing`), with `renewal` (default: `default_renewal(registry)`), and the sealed
     values it stores are read from its local store.
+
+    With `public_url` (where the connect service of `serve` is reachable: its `--public-url`), a server that waits on
+    the member's own login (`needs_connection`, `needs_reauthorization`) carries a `connect_url`: a signed link,
+    valid for an hour, that starts exactly that login (`linking`). The link is signed with a key derived from the
+    registry's store key; without one yet, the server's action says so instead.
     """
     if show_secrets and secrets is None:
         raise ValueError("show_secrets needs a secret source to read header values from")
@@ -106,6 +114,15 @@ def resolve(
         for decision in decisions.servers
         if explain or decision.state is not ServerState.FORBIDDEN
     )
+    if public_url is not None:
+        servers = _with_connect_links(
+            servers,
+            decisions.servers,
+            registry=registry,
+            public_url=public_url,
+            namespace=inputs.tenant.namespace,
+            now=now or dt.datetime.now(dt.UTC),
+        )
     return Resolution(
         tenant=inputs.tenant.slug,
         namespace=inputs.tenant.namespace,
@@ -118,6 +135,37 @@ def resolve(
         secrets_shown=show_secrets,
         notes=decisions.notes if explain else (),
     )
+
+
+def _with_connect_links(
+    servers: tuple[ResolvedServer, ...],
+    decisions: Sequence[ServerDecision],
+    *,
+    registry: Registry,
+    public_url: str,
+    namespace: str,
+    now: dt.datetime,
+) -> tuple[ResolvedServer, ...]:
+    """Each server waiting on the member's own login with the link that starts it (or, without a store key to sign
+    with, an action that says why there is none)."""
+    members = {decision.server.name: decision.connect_member for decision in decisions}
+    links: ConnectLinks | str | None = None
+    linked: list[ResolvedServer] = []
+    for server in servers:
+        member = members.get(server.name)
+        if member is None or server.state not in _WAITING_ON_LOGIN:
+            linked.append(server)
+            continue
+        links = links if links is not None else links_for(registry, public_url)
+        if isinstance(links, str):
+            linked.append(dataclasses.replace(server, action=f"{server.action} (no connect link: {links})"))
+            continue
+        target = LinkTarget(namespace=namespace, server=server.name, member=member)
+        linked.append(dataclasses.replace(server, connect_url=links.url(target, now=now)))
+    return tuple(linked)
+
+
+_WAITING_ON_LOGIN = (ServerState.NEEDS_CONNECTION, ServerState.NEEDS_REAUTHORIZATION)
 
 
 def fetch_decisions(
