@@ -25,7 +25,7 @@ from reconciler.registry import Registry
 from reconciler.runtime import build_serving_app, resolve
 from tests.e2e.kube import TABLE_ACCEPT, KubeHttp, custom_path, wait_for
 from tests.e2e.running import RunningOperator
-from tests.e2e.support import GROUP_VERSION, Ref, create, get, server
+from tests.e2e.support import GROUP_VERSION, Ref, create, get, server, wait_ready
 from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
 from tests.integration.credentials.support import probe
 
@@ -117,9 +117,11 @@ def test_the_operator_rolls_up_a_member_connected_through_serve(
         "metadata": {"name": "everyone", "namespace": namespace},
         "spec": {"target": {"serverRef": "crm"}, "subjects": [{"kind": "Organization"}]},
     }
-    create(kube, grant)
+    everyone = create(kube, grant)
 
-    # Reconciled: the client registered (DCR with the public URL's callback), nobody connected yet.
+    # Reconciled: the grant in the registry, the client registered (DCR with the public URL's callback), nobody
+    # connected yet.
+    wait_ready(kube, everyone, timeout=WAIT)
     before = wait_oauth(kube, crm, connected=0, summary="not connected")
     assert before["membersExpected"] is True
     wait_for(lambda: oauth_cell(kube, namespace, "crm") == "not connected", timeout=WAIT, what="the Table's OAuth")
