@@ -4,10 +4,11 @@
 public URL is configured; the connect service (`runtime/connect_service.py`, `GET /oauth/connect?link=…`) opens it
 and redirects to a fresh authorization URL with its own state and PKCE pair. A login's URL cannot be handed out
 ahead of time (its state and verifier are per login), so the link names the login instead:
-`v1.<payload>.<mac>`, the payload being the namespace, server, member and expiry as compact JSON in urlsafe base64,
-the MAC an HMAC-SHA256 under a key derived (HKDF, a label of its own) from the registry's store key, which the
-resolving process and `serve` both hold already. No token or secret travels in a link: it is a signed, expiring
-request "start a login for this member on this server", as unforgeable as the store key is secret.
+`v1.<payload>.<mac>`, the payload being the namespace, server, member, the `perMember` connection the login goes
+through (if any) and the expiry as compact JSON in urlsafe base64, the MAC an HMAC-SHA256 under a key derived (HKDF,
+a label of its own) from the registry's store key, which the resolving process and `serve` both hold already. No
+token or secret travels in a link: it is a signed, expiring request "start a login for this member on this server",
+as unforgeable as the store key is secret.
 
 Pure: signing and reading, with the clock passed in. Who calls: `runtime/resolving.py` signs, the connect service
 reads.
@@ -51,6 +52,8 @@ class LinkTarget:
     namespace: str
     server: str
     member: str
+    connection: str | None = None
+    """The member's own login through this `perMember` MCPConnection of the server; None: on the server itself."""
 
 
 def link_key(store_key: bytes) -> bytes:
@@ -61,7 +64,14 @@ def link_key(store_key: bytes) -> bytes:
 
 def sign_link(key: bytes, target: LinkTarget, *, expires_at: dt.datetime) -> str:
     """The link token for `target`, valid until `expires_at` (whole seconds)."""
-    payload = {"ns": target.namespace, "srv": target.server, "mem": target.member, "exp": int(expires_at.timestamp())}
+    payload: dict[str, str | int] = {
+        "ns": target.namespace,
+        "srv": target.server,
+        "mem": target.member,
+        "exp": int(expires_at.timestamp()),
+    }
+    if target.connection is not None:
+        payload["con"] = target.connection
     body = f"{LINK_VERSION}.{_b64(json.dumps(payload, separators=(',', ':'), sort_keys=True).encode())}"
     return f"{body}.{_mac(key, body)}"
 
@@ -90,12 +100,23 @@ def read_link(key: bytes, token: str, *, now: dt.datetime) -> LinkTarget:
         raise LinkRefused("this connect link cannot be read: ask for a fresh one (resolve again)") from err
     fields = {name: document.get(name) if isinstance(document, dict) else None for name in ("ns", "srv", "mem")}
     expiry = document.get("exp") if isinstance(document, dict) else None
-    if not all(isinstance(value, str) and value for value in fields.values()) or not isinstance(expiry, int):
+    connection = document.get("con") if isinstance(document, dict) else None
+    named = all(isinstance(value, str) and value for value in fields.values())
+    if (
+        not named
+        or not isinstance(expiry, int)
+        or not (connection is None or (isinstance(connection, str) and connection))
+    ):
         raise LinkRefused("this connect link cannot be read: ask for a fresh one (resolve again)")
     expires_at = dt.datetime.fromtimestamp(expiry, dt.UTC)
     if now >= expires_at:
         raise LinkRefused(f"this connect link expired at {expires_at.isoformat()}: ask for a fresh one (resolve again)")
-    return LinkTarget(namespace=str(fields["ns"]), server=str(fields["srv"]), member=str(fields["mem"]))
+    return LinkTarget(
+        namespace=str(fields["ns"]),
+        server=str(fields["srv"]),
+        member=str(fields["mem"]),
+        connection=connection if isinstance(connection, str) else None,
+    )
 
 
 def _mac(key: bytes, body: str) -> str:

@@ -47,7 +47,7 @@ from reconciler.errors import PermanentError
 from reconciler.probe import ProbeHttp, ProbeSettings
 from reconciler.records import AuthDiscovery
 from reconciler.registry import Registry
-from reconciler.registry.records import ServerRecord
+from reconciler.registry.records import ConnectionRecord, ServerRecord
 
 CODE_FLOW = "oauthAuthorizationCode"
 
@@ -63,6 +63,8 @@ class MemberLogin:
     token_client: TokenClient = field(repr=False)
     resource: str | None
     allow_private: bool
+    connection: str | None = None
+    """The `perMember` MCPConnection the tokens are kept for; None: the member's own on the server itself."""
 
     @property
     def authorization_url(self) -> str:
@@ -90,11 +92,15 @@ def begin_member_login(
     now: dt.datetime | None = None,
     state: str | None = None,
     public_url: str | None = None,
+    connection: str | None = None,
 ) -> MemberLogin:
     """Prepare the server's client (registering it if it has none) and begin one login for `member`; `state`
-    when the caller signs its own (the connect service)."""
+    when the caller signs its own (the connect service); `connection` when the member connects through one of the
+    server's `perMember` MCPConnections rather than on the server itself."""
     check_member_id(member)
     record, discovery = _code_server(registry, tenant, server)
+    if connection is not None:
+        _member_connection(registry, record, connection)
     tenant = record.tenant
     challenged = _challenged_scopes(registry, record)
 
@@ -126,7 +132,7 @@ def begin_member_login(
             )
             client = login_token_client(record.auth, token_url=token_url, registered=prepared.client, secrets=secrets)
             resource = record.auth.get("resource") or (known.resource if known else None)
-            return MemberLogin(tenant, server, member, login, client, resource, record.allow_private)
+            return MemberLogin(tenant, server, member, login, client, resource, record.allow_private, connection)
 
     return anyio.run(run)
 
@@ -165,6 +171,7 @@ def finish_member_login(
         tenant=pending.tenant,
         server=pending.server,
         user=pending.member,
+        connection=pending.connection,
         client_id=pending.token_client.client_id,
         issuer=issuer,
     )
@@ -242,6 +249,24 @@ def _code_server(registry: Registry, tenant: str, server: str) -> tuple[ServerRe
     return record, discovery_from_status(probe_state.discovery if probe_state is not None else None)
 
 
+def _member_connection(registry: Registry, record: ServerRecord, name: str) -> ConnectionRecord:
+    """The server's active `perMember` connection `name`, which members' own logins may go through; a clear error
+    for any other."""
+    namespace = registry.find_tenant(record.tenant)
+    where = f"MCPConnection {namespace.namespace if namespace else record.tenant}/{name}"
+    found = registry.fetch_state(tenants=[record.tenant]).get(("connections", record.tenant, name))
+    if not isinstance(found, ConnectionRecord):
+        raise PermanentError(f"{where} is not in registry {registry.url}: apply it first")
+    if found.server != record.name:
+        raise PermanentError(f"{where} belongs to server {found.server}, not {record.name}")
+    if found.credential_mode != "perMember" or not found.active:
+        what = "inactive" if found.active is False else f"{found.credential_mode}, not perMember"
+        raise PermanentError(
+            f"{where} is {what}: members connect their own account only through an active perMember one"
+        )
+    return found
+
+
 def _challenged_scopes(registry: Registry, record: ServerRecord) -> tuple[str, ...]:
     """The scopes the server's last test was refused for (`insufficient_scope`): a new login asks for them too."""
     state = registry.fetch_probe_states(tenants=[record.tenant]).get((record.tenant, record.name))
@@ -269,7 +294,16 @@ class EngineConnector:
         self._settings = settings
         self._public_url = public_url
 
-    def begin(self, *, namespace: str, server: str, member: str, redirect_uri: str, state: str) -> MemberLogin:
+    def begin(
+        self,
+        *,
+        namespace: str,
+        server: str,
+        member: str,
+        redirect_uri: str,
+        state: str,
+        connection: str | None = None,
+    ) -> MemberLogin:
         return begin_member_login(
             self._registry,
             self._secrets,
@@ -280,6 +314,7 @@ class EngineConnector:
             settings=self._settings,
             state=state,
             public_url=self._public_url,
+            connection=connection,
         )
 
     def finish(self, pending: object, callback: dict[str, str]) -> None:

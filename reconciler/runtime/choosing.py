@@ -16,6 +16,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from reconciler.credentials.stores import ACCESS_TOKEN, local_reference
 from reconciler.registry.lookups import BoundServerRow, GrantMatch
@@ -88,8 +89,10 @@ class Credential:
     member_headers: tuple[HeaderSource, ...] = ()
     """A per-member connection's headers valued from the member's stored values (sent after the credential)."""
     connect_member: str | None = None
-    """The member whose own login on the server (the connect flow, no connection) makes it ready: a resolution
-    with a public URL hands them a connect link."""
+    """The member whose own login on the server (the connect flow) makes it ready: a resolution with a public URL
+    hands them a connect link."""
+    connect_connection: str | None = None
+    """The `perMember` connection that login goes through (None: the server itself)."""
 
 
 def choose_credential(
@@ -311,7 +314,7 @@ def _expired_token(
             reason=reason,
             action=reconnect
             or f"reconnect your {label} account (authorize it again); the runtime stores the new token",
-            connect_member=caller.user if whose is None and connection is None else None,
+            **_own_login(server, connection, caller, whose=whose),
         )
     reason = f"{expired} and has not been refreshed yet"
     return Credential(
@@ -384,8 +387,28 @@ def _needs_own_account(
         state=ServerState.NEEDS_CONNECTION,
         reason=reason,
         action=action,
-        connect_member=caller.user if connection is None else None,
+        **_own_login(server, connection, caller),
     )
+
+
+class _OwnLogin(TypedDict, total=False):
+    connect_member: str
+    connect_connection: str
+
+
+def _own_login(
+    server: ServerRecord, connection: ConnectionRecord | None, caller: Caller, *, whose: str | None = None
+) -> _OwnLogin:
+    """`connect_member` / `connect_connection` when the member's own authorization-code login fixes the server: on
+    the server itself, or through a `perMember` connection that asks the member for no stored values (a login
+    cannot supply those); nothing otherwise, nor for a token that is not the member's (`whose`)."""
+    if whose is not None or caller.user is None or server.auth_type != "oauthAuthorizationCode":
+        return {}
+    if connection is None:
+        return {"connect_member": caller.user}
+    if connection.credential_mode != "perMember" or connection.member_headers:
+        return {}
+    return {"connect_member": caller.user, "connect_connection": connection.name}
 
 
 def server_credential(

@@ -63,7 +63,16 @@ class PendingLogin(Protocol):
 class Connector(Protocol):
     """The engine's logins, as the service needs them (blocking calls; the service runs them on threads)."""
 
-    def begin(self, *, namespace: str, server: str, member: str, redirect_uri: str, state: str) -> PendingLogin: ...
+    def begin(
+        self,
+        *,
+        namespace: str,
+        server: str,
+        member: str,
+        redirect_uri: str,
+        state: str,
+        connection: str | None = None,
+    ) -> PendingLogin: ...
 
     def finish(self, pending: PendingLogin, callback: dict[str, str]) -> None: ...
 
@@ -83,9 +92,10 @@ class Connection:
     pending: PendingLogin | None = field(default=None, repr=False)
     status: Status = "pending"
     error: str | None = None
+    connection: str | None = None
 
     def document(self) -> dict[str, Any]:
-        return {
+        document = {
             "id": self.id,
             "status": self.status,
             "namespace": self.namespace,
@@ -93,6 +103,7 @@ class Connection:
             "member": self.member,
             "error": self.error,
         }
+        return document if self.connection is None else {**document, "connection": self.connection}
 
 
 @dataclass(frozen=True)
@@ -189,7 +200,9 @@ class ConnectService:
             target = read_link(self._link_key, request.query_params.get("link", ""), now=now)
         except LinkRefused as err:
             return _page(400, "Not connected", str(err))
-        connection = await self._begin(namespace=target.namespace, server=target.server, member=target.member)
+        connection = await self._begin(
+            namespace=target.namespace, server=target.server, member=target.member, through=target.connection
+        )
         if isinstance(connection, _Refusal):
             return _page(connection.status, "Not connected", connection.message)
         assert connection.pending is not None
@@ -200,8 +213,11 @@ class ConnectService:
             headers={"cache-control": "no-store", "referrer-policy": "no-referrer"},
         )
 
-    async def _begin(self, *, namespace: str, server: str, member: str) -> Connection | _Refusal:
-        """A login begun through the connector and remembered under its signed state until its callback."""
+    async def _begin(
+        self, *, namespace: str, server: str, member: str, through: str | None = None
+    ) -> Connection | _Refusal:
+        """A login begun through the connector (on the server, or `through` one of its perMember connections) and
+        remembered under its signed state until its callback."""
         now = self._clock()
         state = signed_state(self._key, expires_at=now + LOGIN_SECONDS)
         with self._lock:
@@ -211,7 +227,12 @@ class ConnectService:
         try:
             pending = await anyio.to_thread.run_sync(
                 lambda: self._connector.begin(
-                    namespace=namespace, server=server, member=member, redirect_uri=self.redirect_uri, state=state
+                    namespace=namespace,
+                    server=server,
+                    member=member,
+                    redirect_uri=self.redirect_uri,
+                    state=state,
+                    connection=through,
                 )
             )
         except ReconcilerError as err:
@@ -224,6 +245,7 @@ class ConnectService:
             state=state,
             expires_at=now + LOGIN_SECONDS,
             pending=pending,
+            connection=through,
         )
         with self._lock:
             self._by_id[connection.id] = connection

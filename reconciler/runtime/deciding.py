@@ -70,7 +70,9 @@ class ServerDecision:
     explain: tuple[str, ...] = ()
     connect_member: str | None = None
     """Whose own login on this server would make it ready (the connect flow can start it); None when the fix is
-    someone else's (an administrator, a per-member connection, the platform's server)."""
+    someone else's (an administrator, the organization's connection, the platform's server)."""
+    connect_connection: str | None = None
+    """The `perMember` connection that login goes through; None: the server itself."""
 
     def resolved(self, headers: dict[str, str]) -> ResolvedServer:
         """The decision as a caller gets it, with header values rendered by the caller (`resolve` reads the
@@ -196,7 +198,7 @@ def _decide_platform_server(
         lines=(),
     )
     # A member's login here would be kept under the platform tenant, where no decision for them ever looks.
-    credential = dataclasses.replace(credential, connect_member=None)
+    credential = dataclasses.replace(credential, connect_member=None, connect_connection=None)
     lines.extend(credential.lines)
     return _finished(row, credential, lines=lines, tools=tools)
 
@@ -305,6 +307,7 @@ def _finished(
             action=credential.action,
             explain=tuple(lines),
             connect_member=credential.connect_member,
+            connect_connection=credential.connect_connection,
         )
     headers = merged_headers(server, credential.connection, credential.header, credential.member_headers)
     lines.extend(header.describe() for header in headers)

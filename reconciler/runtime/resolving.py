@@ -148,19 +148,24 @@ def _with_connect_links(
 ) -> tuple[ResolvedServer, ...]:
     """Each server waiting on the member's own login with the link that starts it (or, without a store key to sign
     with, an action that says why there is none)."""
-    members = {decision.server.name: decision.connect_member for decision in decisions}
+    logins = {decision.server.name: decision for decision in decisions if decision.connect_member is not None}
     links: ConnectLinks | str | None = None
     linked: list[ResolvedServer] = []
     for server in servers:
-        member = members.get(server.name)
-        if member is None or server.state not in _WAITING_ON_LOGIN:
+        decision = logins.get(server.name)
+        if decision is None or decision.connect_member is None or server.state not in _WAITING_ON_LOGIN:
             linked.append(server)
             continue
         links = links if links is not None else links_for(registry, public_url)
         if isinstance(links, str):
             linked.append(dataclasses.replace(server, action=f"{server.action} (no connect link: {links})"))
             continue
-        target = LinkTarget(namespace=namespace, server=server.name, member=member)
+        target = LinkTarget(
+            namespace=namespace,
+            server=server.name,
+            member=decision.connect_member,
+            connection=decision.connect_connection,
+        )
         linked.append(dataclasses.replace(server, connect_url=links.url(target, now=now)))
     return tuple(linked)
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+import yaml
 
 from reconciler.credentials.connect_links import LinkTarget, connect_url, link_key, sign_link
 from reconciler.demo.serving import ServerLoop
@@ -25,10 +26,11 @@ from reconciler.engine.inputs import StaticSecrets
 from reconciler.probe import ProbeSettings
 from reconciler.registry import Registry
 from reconciler.runtime import build_serving_app, default_renewal, resolve
+from reconciler.runtime.linking import registry_link_key
 from reconciler.runtime.resolution import ResolvedServer
 from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
 from tests.integration.cli.test_commands import run
-from tests.integration.cli.test_connection_truth import granted_folder
+from tests.integration.cli.test_connection_truth import folder_with, granted_folder
 from tests.integration.credentials.support import probe
 from tests.integration.runtime.test_endpoint import TOKEN, call, structured
 
@@ -205,3 +207,52 @@ def test_without_a_public_url_or_a_store_key_there_is_no_link(
     assert keyless.connect_url is None
     assert keyless.action is not None and "no connect link: no key for the local secret store" in keyless.action
     assert not (tmp_path / "never-created.key").exists(), "resolving never creates the store key"
+
+
+def test_a_member_connects_through_a_per_member_connection(
+    tmp_path: Path, registry_url: str, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    """OpenWork's per-member credential mode: the link names the connection, and the token is kept for it."""
+    folder = Path(folder_with(tmp_path, oauth_servers.protected, {"type": "oauthAuthorizationCode", "pkce": "public"}))
+    objects = [
+        {
+            "apiVersion": "mcp.reconciler.dev/v1alpha1",
+            "kind": "MCPConnection",
+            "metadata": {"name": "crm-members", "namespace": "acme"},
+            "spec": {"serverRef": "crm", "scope": "platform", "credentialMode": "perMember"},
+        },
+        {
+            "apiVersion": "mcp.reconciler.dev/v1alpha1",
+            "kind": "MCPAccessGrant",
+            "metadata": {"name": "members", "namespace": "acme"},
+            "spec": {"target": {"connectionRef": "crm-members"}, "subjects": [{"kind": "Organization"}]},
+        },
+    ]
+    (folder / "connection.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    code, out, err = run("apply", "-f", str(folder), "--allow-private-networks", "--registry", registry_url)
+    assert code == 0, out + err
+    connector = EngineConnector(registry, secrets=StaticSecrets(), settings=LOCAL, public_url=None)
+    with ServerLoop() as loop:
+        served = loop.serve_asgi(
+            lambda url: build_serving_app(registry, token=TOKEN, public_url=url, connector=connector)
+        )
+        server = waiting(registry, served)
+        assert (server.state, server.connection) == ("needs_connection", "crm-members"), server.reason
+        assert server.connect_url is not None
+
+        # Signed with the right key, but naming a connection that is gone: refused, nothing begun.
+        stale = LinkTarget("acme", "crm", "alice", connection="crm-gone")
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        refused = open_link(
+            connect_url(served, sign_link(registry_link_key(registry, create=False), stale, expires_at=expires))
+        )
+        assert refused.status_code == 400 and "MCPConnection acme/crm-gone is not in registry" in refused.text
+
+        page = open_link(server.connect_url)
+        assert page.status_code == 200 and "Connected" in page.text, page.text
+
+    (resolved,) = resolve(registry, "acme", user="alice", secrets=StaticSecrets(), show_secrets=True).servers
+    assert (resolved.state, resolved.connection) == ("ready", "crm-members"), resolved.reason
+    assert probe(oauth_servers.protected, dict(resolved.headers)).ok
+    (row,) = registry.dump()["user_tokens"]
+    assert row["user_id"] == "alice" and row["connection_id"] is not None, "kept for the connection"

@@ -52,6 +52,14 @@ def test_a_link_names_its_login_and_holds_until_it_expires() -> None:
         read_link(KEY, token, now=NOW + HOUR)
 
 
+def test_a_link_can_name_the_per_member_connection_the_login_goes_through() -> None:
+    through = LinkTarget(namespace="acme", server="crm", member="alice", connection="crm-members")
+
+    assert read_link(KEY, signed(through), now=NOW) == through
+    with pytest.raises(LinkRefused, match="not issued by this reconciler or was altered"):
+        read_link(KEY, with_payload(signed(through), lambda d: d.pop("con")), now=NOW)
+
+
 def test_the_link_key_is_derived_and_never_the_store_key_itself() -> None:
     assert KEY != STORE_KEY and len(KEY) == 32
     assert link_key(STORE_KEY) == KEY, "every process holding the store key derives the same link key"

@@ -3,6 +3,7 @@ and the text table."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from reconciler.runtime import (
@@ -146,6 +147,16 @@ def test_text_shows_a_table_with_why_and_what_to_do() -> None:
         "    why: member bob has not connected their own account to notion",
         "    do:  connect your Notion account",
     ]
+
+
+def test_a_connect_link_is_shown_where_the_member_can_act() -> None:
+    link = "https://mcp.acme.example/oauth/connect?link=v1.e30.mac"
+    linked = dataclasses.replace(WAITING, connect_url=link)
+
+    assert resolution_text(resolution(READY, linked)).splitlines()[-1] == f"    open: {link}"
+    document = json.loads(resolution_json(resolution(READY, linked)))
+    assert document["servers"][1]["connectUrl"] == link
+    assert "connectUrl" not in document["servers"][0], "no link, no key: the documented shape is unchanged"
 
 
 def test_text_explained_lists_the_decisions_and_notes() -> None:
