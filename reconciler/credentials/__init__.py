@@ -12,9 +12,10 @@ The engine imports from here only (the submodules are the package's own layout):
   probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
   (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
 - members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
-  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renewal_due`, `refresh_member_token` (the
-  refresh itself, to the issuer the token came from), `is_invalid_grant`, `member_token_name` and
-  `member_token_secrets` (where a member's token set is sealed);
+  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renew_member_tokens_in_batches` (the
+  same for the engine's bulk runs: a batch's leases claimed and stored together; `DueMemberToken`),
+  `renewal_due`, `refresh_member_token` (the refresh itself, to the issuer the token came from),
+  `is_invalid_grant`, `member_token_name` and `member_token_secrets` (where a member's token set is sealed);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
 - step-up: `step_up_scopes` (pure; the scopes to re-authorize with after an `insufficient_scope` refusal);
 - ports: `AuthServerClient` (HTTP to authorization servers; the engine passes the probe's `ProbeAuthServer`),
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
         NewSecret,
     )
     from reconciler.credentials.member_tokens import (
+        DueMemberToken,
         MemberTokenRenewal,
         RenewalOutcome,
         is_invalid_grant,
@@ -79,6 +81,7 @@ if TYPE_CHECKING:
         member_token_secrets,
         refresh_member_token,
         renew_member_token,
+        renew_member_tokens_in_batches,
         renewal_due,
         store_member_tokens,
     )
@@ -159,6 +162,7 @@ __all__ = [
     "CredentialStores",
     "CredentialTransaction",
     "CrossNamespaceReference",
+    "DueMemberToken",
     "IncompleteAuthSpec",
     "InvalidClient",
     "KubernetesSecretStore",
@@ -233,6 +237,7 @@ __all__ = [
     "register_client",
     "release_server_credentials",
     "renew_member_token",
+    "renew_member_tokens_in_batches",
     "renewal_due",
     "require_reference",
     "rotate_client",
@@ -282,6 +287,7 @@ __getattr__ = lazy_exports(
             "NewSecret",
         ],
         "member_tokens": [
+            "DueMemberToken",
             "MemberTokenRenewal",
             "RenewalOutcome",
             "is_invalid_grant",
@@ -289,6 +295,7 @@ __getattr__ = lazy_exports(
             "member_token_secrets",
             "refresh_member_token",
             "renew_member_token",
+            "renew_member_tokens_in_batches",
             "store_member_tokens",
             "renewal_due",
         ],

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 import anyio
 
 from reconciler.credentials import (
+    DueMemberToken,
     MemberTokenRenewal,
     MintedSecretStore,
     RenewalOutcome,
     SecretReader,
     load_store_key,
-    renew_member_token,
+    renew_member_tokens_in_batches,
     renewal_due,
 )
 from reconciler.errors import ReconcilerError
@@ -95,11 +96,8 @@ def renew_member_tokens(
                 lease=dt.timedelta(seconds=3 * settings.total_timeout),
                 wait=0,
             )
-            for item in due:
-                outcome = await renew_member_token(
-                    item.token, server_url=item.server_url, allow_private=item.allow_private, renewal=renewal
-                )
-                outcomes[outcome] += 1
+            targets = [DueMemberToken(item.token, item.server_url, item.allow_private) for item in due]
+            outcomes.update(await renew_member_tokens_in_batches(targets, renewal=renewal))
 
     anyio.run(renew_all)
     return MemberRenewals(outcomes=outcomes)
