@@ -73,6 +73,7 @@ if TYPE_CHECKING:
         NewSecret,
     )
     from reconciler.credentials.member_tokens import (
+        RENEWAL_BATCH,
         DueMemberToken,
         MemberTokenRenewal,
         RenewalOutcome,
@@ -148,6 +149,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KEY_ENV",
     "KEY_FILE_ENV",
+    "RENEWAL_BATCH",
     "AuthServerAccess",
     "AuthServerBlocked",
     "AuthServerChanged",
@@ -287,6 +289,7 @@ __getattr__ = lazy_exports(
             "NewSecret",
         ],
         "member_tokens": [
+            "RENEWAL_BATCH",
             "DueMemberToken",
             "MemberTokenRenewal",
             "RenewalOutcome",
