@@ -17,6 +17,7 @@ The engine imports from here only (the submodules are the package's own layout):
   `renewal_due`, `refresh_member_token` (the refresh itself, to the issuer the token came from),
   `is_invalid_grant`, `member_token_name` and `member_token_secrets` (where a member's token set is sealed);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
+- `private_key_jwt`: `public_jwk` (the public half of a client-assertion key, for a published JWKS);
 - step-up: `step_up_scopes` (pure; the scopes to re-authorize with after an `insufficient_scope` refusal);
 - ports: `AuthServerClient` (HTTP to authorization servers; the engine passes the probe's `ProbeAuthServer`),
   `CredentialRegistry` / `CredentialTransaction` (storage; the registry satisfies them). This package imports
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 from reconciler.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
+    from reconciler.credentials.assertions import public_jwk
     from reconciler.credentials.authorization import (
         authorization_url_template,
         connected_members,
@@ -233,6 +235,7 @@ __all__ = [
     "plan_rotation",
     "prepare_many",
     "prepare_server_credentials",
+    "public_jwk",
     "read_reference",
     "refresh_access_token",
     "refresh_member_token",
@@ -252,6 +255,7 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
+        "assertions": ["public_jwk"],
         "authorization": ["authorization_url_template", "connected_members", "fill_authorization_url", "new_pkce"],
         "authserver": ["AuthServerAccess", "AuthServerClient"],
         "errors": [

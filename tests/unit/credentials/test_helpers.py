@@ -182,6 +182,7 @@ def test_discovery_round_trips_through_status() -> None:
 
 
 PUBLIC = [
+    "public_jwk",
     "RENEWAL_BATCH",
     "DueMemberToken",
     "MemberTokenRenewal",
