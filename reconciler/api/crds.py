@@ -199,13 +199,12 @@ _UNION_MEMBER_RULES: dict[str, tuple[Rule, ...]] = {
         ),
         Rule(
             f"{_CLIENT_CREDENTIALS_DYNAMIC}"
-            " || (has(self.clientId) && (has(self.clientSecret) || has(self.clientAssertion)))",
-            "set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true",
+            " || has(self.clientAssertion) || (has(self.clientId) && has(self.clientSecret))",
+            "set clientId and clientSecret, or clientAssertion (clientId optional), or dynamicRegistration: true",
         ),
         Rule(
-            "!has(self.clientAssertion) || (has(self.clientId) && !has(self.clientSecret)"
-            f" && !{_CLIENT_CREDENTIALS_DYNAMIC})",
-            "clientAssertion needs clientId and replaces clientSecret and dynamicRegistration",
+            f"!has(self.clientAssertion) || (!has(self.clientSecret) && !{_CLIENT_CREDENTIALS_DYNAMIC})",
+            "clientAssertion replaces clientSecret and dynamicRegistration",
         ),
         Rule(
             "!has(self.clientAssertion) || !has(self.tokenEndpointAuthMethod)"

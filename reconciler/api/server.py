@@ -95,7 +95,9 @@ class OAuthClientCredentialsAuth(Model):
     type: Literal["oauthClientCredentials"]
     """Auth type discriminator."""
     client_id: CredentialValue | None = None
-    """Client id (a literal value or a Secret key); omit with `dynamicRegistration: true`."""
+    """Client id (a literal value or a Secret key); omit with `dynamicRegistration: true`, and with
+    `clientAssertion` to be a Client ID Metadata Document client (the authorization server must advertise CIMD, and
+    the reconciler needs a public URL, where `serve` publishes the document and the key's public half)."""
     client_secret: CredentialValue | None = None
     """Client secret (use `secretKeyRef`)."""
     dynamic_registration: bool = False
@@ -112,13 +114,14 @@ class OAuthClientCredentialsAuth(Model):
     """How the client authenticates at the token endpoint (default: what the server prefers; `private_key_jwt`
     with `clientAssertion`)."""
     client_assertion: ClientAssertion | None = None
-    """Authenticate with a signed JWT (`private_key_jwt`, RFC 7523) instead of `clientSecret`."""
+    """Authenticate with a signed JWT (`private_key_jwt`, RFC 7523) instead of `clientSecret`. Without `clientId`
+    the client is the reconciler's CIMD client, `{public URL}/oauth/client-credentials-metadata.json`."""
 
     @model_validator(mode="after")
     def _client(self) -> OAuthClientCredentialsAuth:
         if self.client_assertion is not None:
-            if self.client_secret is not None or self.dynamic_registration or self.client_id is None:
-                raise ValueError("clientAssertion needs clientId and replaces clientSecret and dynamicRegistration")
+            if self.client_secret is not None or self.dynamic_registration:
+                raise ValueError("clientAssertion replaces clientSecret and dynamicRegistration")
             if self.token_endpoint_auth_method not in (None, "private_key_jwt"):
                 raise ValueError("clientAssertion authenticates with private_key_jwt: remove tokenEndpointAuthMethod")
         elif self.token_endpoint_auth_method == "private_key_jwt":
@@ -126,8 +129,10 @@ class OAuthClientCredentialsAuth(Model):
         if self.dynamic_registration:
             if self.client_id is not None or self.client_secret is not None:
                 raise ValueError("dynamicRegistration registers its own client: remove clientId and clientSecret")
-        elif self.client_id is None or (self.client_secret is None and self.client_assertion is None):
-            raise ValueError("set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true")
+        elif self.client_assertion is None and (self.client_id is None or self.client_secret is None):
+            raise ValueError(
+                "set clientId and clientSecret, or clientAssertion (clientId optional), or dynamicRegistration: true"
+            )
         if self.client_secret is not None and self.client_secret.secret_key_ref is None:
             raise ValueError("clientSecret must come from secretKeyRef, not a literal value")
         return self

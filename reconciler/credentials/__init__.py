@@ -12,10 +12,12 @@ The engine imports from here only (the submodules are the package's own layout):
   probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
   (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
 - members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
-  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renewal_due`, `refresh_member_token` (the
-  refresh itself, to the issuer the token came from), `is_invalid_grant`, `member_token_name` and
-  `member_token_secrets` (where a member's token set is sealed);
+  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renew_member_tokens_in_batches` (the
+  same for the engine's bulk runs: a batch's leases claimed and stored together; `DueMemberToken`),
+  `renewal_due`, `refresh_member_token` (the refresh itself, to the issuer the token came from),
+  `is_invalid_grant`, `member_token_name` and `member_token_secrets` (where a member's token set is sealed);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
+- `private_key_jwt`: `public_jwk` (the public half of a client-assertion key, for a published JWKS);
 - step-up: `step_up_scopes` (pure; the scopes to re-authorize with after an `insufficient_scope` refusal);
 - ports: `AuthServerClient` (HTTP to authorization servers; the engine passes the probe's `ProbeAuthServer`),
   `CredentialRegistry` / `CredentialTransaction` (storage; the registry satisfies them). This package imports
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING
 from reconciler.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
+    from reconciler.credentials.assertions import public_jwk
     from reconciler.credentials.authorization import (
         authorization_url_template,
         connected_members,
@@ -72,6 +75,8 @@ if TYPE_CHECKING:
         NewSecret,
     )
     from reconciler.credentials.member_tokens import (
+        RENEWAL_BATCH,
+        DueMemberToken,
         MemberTokenRenewal,
         RenewalOutcome,
         is_invalid_grant,
@@ -79,6 +84,7 @@ if TYPE_CHECKING:
         member_token_secrets,
         refresh_member_token,
         renew_member_token,
+        renew_member_tokens_in_batches,
         renewal_due,
         store_member_tokens,
     )
@@ -145,6 +151,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KEY_ENV",
     "KEY_FILE_ENV",
+    "RENEWAL_BATCH",
     "AuthServerAccess",
     "AuthServerBlocked",
     "AuthServerChanged",
@@ -159,6 +166,7 @@ __all__ = [
     "CredentialStores",
     "CredentialTransaction",
     "CrossNamespaceReference",
+    "DueMemberToken",
     "IncompleteAuthSpec",
     "InvalidClient",
     "KubernetesSecretStore",
@@ -227,12 +235,14 @@ __all__ = [
     "plan_rotation",
     "prepare_many",
     "prepare_server_credentials",
+    "public_jwk",
     "read_reference",
     "refresh_access_token",
     "refresh_member_token",
     "register_client",
     "release_server_credentials",
     "renew_member_token",
+    "renew_member_tokens_in_batches",
     "renewal_due",
     "require_reference",
     "rotate_client",
@@ -245,6 +255,7 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
+        "assertions": ["public_jwk"],
         "authorization": ["authorization_url_template", "connected_members", "fill_authorization_url", "new_pkce"],
         "authserver": ["AuthServerAccess", "AuthServerClient"],
         "errors": [
@@ -282,6 +293,8 @@ __getattr__ = lazy_exports(
             "NewSecret",
         ],
         "member_tokens": [
+            "RENEWAL_BATCH",
+            "DueMemberToken",
             "MemberTokenRenewal",
             "RenewalOutcome",
             "is_invalid_grant",
@@ -289,6 +302,7 @@ __getattr__ = lazy_exports(
             "member_token_secrets",
             "refresh_member_token",
             "renew_member_token",
+            "renew_member_tokens_in_batches",
             "store_member_tokens",
             "renewal_due",
         ],

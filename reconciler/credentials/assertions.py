@@ -5,14 +5,19 @@ Pure apart from the clock and a random `jti`. `signing_algorithm` picks the JWS 
 declares (checked against the key), else the first the authorization server advertises
 (`token_endpoint_auth_signing_alg_values_supported`) that fits the key, else the key's usual one.
 `client_assertion` signs `iss = sub = client_id`, `aud = ` the token endpoint, a unique `jti` and a one-minute
-lifetime. The key and the assertion never appear in a repr, a log line or an error.
+lifetime. `public_jwk` is the public half a CIMD client publishes at its `jwks_uri` (the engine computes it when it
+reads the key; `serve` publishes it). The key and the assertion never appear in a repr, a log line or an error.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import json
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -24,6 +29,8 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_SECONDS = 60
 KEY_FIELD = "spec.auth.clientAssertion.privateKey"
 
+PUBLIC_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+"""The RFC 7638 members of each key type: its public parameters, and the input of its thumbprint."""
 _RSA = ("RS256", "PS256", "RS384", "PS384", "RS512", "PS512")
 _EC_BY_CURVE = {"secp256r1": ("ES256",), "secp384r1": ("ES384",), "secp521r1": ("ES512",)}
 
@@ -78,3 +85,27 @@ def client_assertion(
     }
     headers = {"kid": key_id} if key_id else None
     return jwt.encode(claims, _key(pem), algorithm=algorithm, headers=headers)
+
+
+def public_jwk(pem: str, *, key_id: str | None, algorithm: str | None) -> dict[str, Any]:
+    """The public half of the key as a JWK for a published JWKS: the public parameters only, `kid` (`key_id`, else
+    the RFC 7638 thumbprint), `alg` (`algorithm` checked against the key, else the key's usual one) and
+    `use: sig`. Pure; `IncompleteAuthSpec` for a key that cannot sign assertions."""
+    key = _key(pem)
+    algorithm = signing_algorithm(pem, declared=algorithm, advertised=())
+    exported: dict[str, Any]
+    if isinstance(key, rsa.RSAPrivateKey):
+        exported = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        exported = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    else:
+        exported = jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    public = {name: exported[name] for name in PUBLIC_MEMBERS[exported["kty"]]}
+    return {**public, "kid": key_id or jwk_thumbprint(public), "alg": algorithm, "use": "sig"}
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638: base64url SHA-256 of the key type's required members, sorted, without whitespace. Pure."""
+    members = {name: jwk[name] for name in PUBLIC_MEMBERS[jwk["kty"]]}
+    digest = hashlib.sha256(json.dumps(members, sort_keys=True, separators=(",", ":")).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")

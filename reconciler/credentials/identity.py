@@ -6,9 +6,15 @@ the chart's `publicUrl`). The order follows MCP 2025-11-25 and later: a pre-regi
 first; then a Client ID Metadata Document (CIMD, IETF draft "OAuth Client ID Metadata Document"), where the
 authorization server advertises `client_id_metadata_document_supported` and the reconciler has a public URL to
 publish the document at (`{public URL}/oauth/client-metadata.json` is then the `client_id`, and nothing is
-registered); else dynamic client registration (RFC 7591). CIMD describes a public client (no secret), so only
-authorization-code servers with `pkce: public` use it; confidential and client-credentials clients keep DCR.
-`client_metadata_document` builds the document a serving route publishes.
+registered); else dynamic client registration (RFC 7591). A metadata document carries no shared secret, so two
+kinds of client use CIMD: authorization-code servers with `pkce: public` (`client_metadata_document`, at
+`/oauth/client-metadata.json`, `token_endpoint_auth_method: none`), and client-credentials servers that sign
+`private_key_jwt` assertions (`spec.auth.clientAssertion` without `clientId`): their document
+(`client_credentials_metadata_document`, at `/oauth/client-credentials-metadata.json`) says
+`token_endpoint_auth_method: private_key_jwt` and names `jwks_uri` (`/oauth/jwks.json`), where `serve` publishes the
+public halves of their keys. One document describes one client with one authentication method, so the two are two
+documents, two client ids. Confidential code-flow clients and client-secret clients keep DCR. A serving route
+publishes the documents.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ PresetBinding = Literal["bind", "keep", "changed"]
 
 CALLBACK_PATH = "/oauth/callback"
 CLIENT_METADATA_PATH = "/oauth/client-metadata.json"
+CLIENT_CREDENTIALS_METADATA_PATH = "/oauth/client-credentials-metadata.json"
+JWKS_PATH = "/oauth/jwks.json"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1/oauth/callback"
 """Without a public URL: the loopback callback every dynamically registered client was pinned to before."""
 
@@ -75,6 +83,32 @@ def client_metadata_document(
     }
 
 
+def client_credentials_metadata_url(public_url: str) -> str:
+    """The CIMD `client_id` of the reconciler's `private_key_jwt` client-credentials client. Pure."""
+    return f"{_base(public_url)}{CLIENT_CREDENTIALS_METADATA_PATH}"
+
+
+def jwks_url(public_url: str) -> str:
+    """Where the public keys of the `private_key_jwt` CIMD client are published (its `jwks_uri`). Pure."""
+    return f"{_base(public_url)}{JWKS_PATH}"
+
+
+def client_credentials_metadata_document(public_url: str, *, client_name: str = "mcp-reconciler") -> dict[str, Any]:
+    """The Client ID Metadata Document of the reconciler's client-credentials client. Pure.
+
+    It authenticates with `private_key_jwt`, the draft's way for a CIMD client to be confidential: no secret in the
+    document, the verification keys at `jwks_uri`. No redirect URIs: the client-credentials grant has no redirect.
+    """
+    return {
+        "client_id": client_credentials_metadata_url(public_url),
+        "client_name": client_name,
+        "client_uri": _base(public_url),
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": jwks_url(public_url),
+    }
+
+
 def preset_binding(bound: tuple[str, str] | None, *, client_id: str, issuer: str) -> PresetBinding:
     """What a pre-registered client's issuer binding (SEP-2352) says now. Pure.
 
@@ -93,14 +127,16 @@ def choose_client_identity(
     confidential: bool,
     public_url: str | None,
     cimd_supported: bool,
+    signs_assertions: bool = False,
 ) -> ClientIdentity:
     """Which client the reconciler presents to a server's authorization server. Pure.
 
     `preset_client_id`: the spec names `clientId` (or `clientIdRef`). `cimd_supported`: the authorization server's
-    metadata says `client_id_metadata_document_supported: true`.
+    metadata says `client_id_metadata_document_supported: true`. `signs_assertions`: a client-credentials client
+    with a private key (`private_key_jwt`), which CIMD can describe, unlike a shared secret.
     """
     if preset_client_id:
         return "preregistered"
-    if code_flow and not confidential and public_url and cimd_supported:
+    if (signs_assertions if not code_flow else not confidential) and public_url and cimd_supported:
         return "cimd"
     return "dynamic"

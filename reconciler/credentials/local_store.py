@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconciler.credentials.headers import SecretReader
+from reconciler.credentials.headers import SecretReader, parse_reference
 from reconciler.credentials.sealing import SecretSealer
 from reconciler.credentials.storage import CredentialRegistry, CredentialTransaction
 from reconciler.credentials.stores import local_reference, split_local
@@ -67,6 +67,10 @@ class MintedSecrets(Protocol):
     ) -> int: ...
 
     def read(self, namespace: str, name: str, key: str) -> str | None: ...
+
+    def read_many(self, references: Collection[str]) -> dict[str, str]:
+        """The values behind many `local:` references; absent values (and other references) are left out."""
+        ...
 
 
 def put_secret(store: MintedSecrets, secret: NewSecret, *, transaction: CredentialTransaction | None = None) -> str:
@@ -126,6 +130,12 @@ class MintedSecretStore:
             return None
         found = self.get(tenant, name, key)
         return None if found is None else found.value
+
+    def read_many(self, references: Collection[str]) -> dict[str, str]:
+        """`read` for many references in one registry query (a bulk renewal's refresh tokens)."""
+        keys = {key: reference for reference in references if (key := _local_key(reference)) is not None}
+        found = self._registry.fetch_local_secrets_by_key(keys)
+        return {keys[key]: self._unseal(sealed).value for key, sealed in found.items() if key in keys}
 
     def _seal(self, secret: NewSecret) -> SealedSecret:
         reference = local_reference(secret.tenant, secret.name, secret.purpose)
@@ -190,6 +200,20 @@ class MemoryMintedSecrets:
         tenant = split_local(namespace)
         found = None if tenant is None else self.get(tenant, name, key)
         return None if found is None else found.value
+
+    def read_many(self, references: Collection[str]) -> dict[str, str]:
+        keys = {key: reference for reference in references if (key := _local_key(reference)) is not None}
+        return {reference: self._values[key].value for key, reference in keys.items() if key in self._values}
+
+
+def _local_key(reference: str) -> tuple[str, str, str] | None:
+    """(tenant, name, purpose) of a `local:<tenant>/<name>#<purpose>` reference, else None."""
+    try:
+        namespace, name, purpose = parse_reference(reference)
+    except ValueError:
+        return None
+    tenant = split_local(namespace)
+    return None if tenant is None else (tenant, name, purpose)
 
 
 class LocalSecretStore:

@@ -2,8 +2,9 @@
 its deletion must clean up. This is the module the engine calls; the others are its parts.
 
     after apply, before probe   prepare_server_credentials(record, context=..., discovery=...)  (or prepare_many)
-                                  oauthClientCredentials: (register the client when dynamicRegistration) and mint
-                                    or reuse a token → `headers` to merge into the probe target (they win)
+                                  oauthClientCredentials: (register the client when dynamicRegistration; a key
+                                    without clientId: the private_key_jwt CIMD client) and mint or reuse a token
+                                    → `headers` to merge into the probe target (they win)
                                   oauthAuthorizationCode: the client per `identity.choose_client_identity`
                                     (clientId, else CIMD, else RFC 7591 registration),
                                     → `authorization_url_template`, `connected_members`; nothing to list with
@@ -34,7 +35,7 @@ import anyio
 
 from reconciler.api.conditions import Reason
 from reconciler.api.times import format_time
-from reconciler.credentials.assertions import signing_algorithm
+from reconciler.credentials.assertions import public_jwk, signing_algorithm
 from reconciler.credentials.authorization import authorization_url_template, connected_members
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerClient
 from reconciler.credentials.errors import AuthServerUnavailable, IncompleteAuthSpec, RegistrationRefused
@@ -43,6 +44,7 @@ from reconciler.credentials.identity import (
     DEFAULT_REDIRECT_URI,
     ClientIdentity,
     choose_client_identity,
+    client_credentials_metadata_url,
     metadata_document_url,
     redirect_uri,
 )
@@ -281,7 +283,9 @@ async def _prepare_client_credentials(
     # Dynamic registration needs the registration endpoint, which only discovery knows for this auth type; a
     # registered client is bound to the issuer the resource names now, so a stored discovery is asked again.
     dynamic = bool(auth.get("dynamicRegistration"))
-    if discovery is None and (not auth.get("tokenUrl") or dynamic):
+    # A CIMD client (a key, no client id) needs the metadata that says whether the issuer takes CIMD, and its issuer.
+    metadata_client = isinstance(auth.get("clientAssertionKeyRef"), str) and _client_id(record, context=context) is None
+    if discovery is None and (not auth.get("tokenUrl") or dynamic or metadata_client):
         discovery = discovered = await discover_server(record, access=access)
     elif discovery is not None and discovery.authorization_servers:
         discovery = discovered = await _rediscover(record, access=access, stored=discovery)
@@ -303,7 +307,7 @@ async def _prepare_client_credentials(
             client=client,
             client_rotation_due=_rotation_due(client, context=context, now=now),
             discovery=discovered,
-            identity="dynamic" if client is not None else "preregistered",
+            identity=("cimd" if client.is_metadata_document else "dynamic") if client is not None else "preregistered",
         ),
         token,
     )
@@ -340,10 +344,15 @@ async def _token_client(
         )
         return client, _client_for(client, token_url=token_url)
     client_id = _client_id(record, context=context)
+    key_ref = auth.get("clientAssertionKeyRef")
+    if client_id is None and isinstance(key_ref, str):
+        client = await _metadata_assertion_client(record, context=context, discovery=discovery, now=now)
+        return client, _assertion_client(
+            record, client.client_id, key_ref, token_url=token_url, context=context, discovery=discovery, published=True
+        )
     if client_id is None:
         raise IncompleteAuthSpec(f"server {record.tenant}/{record.name}: set spec.auth.clientId")
     _bind_preset(record, client_id=client_id, discovery=discovery, context=context)
-    key_ref = auth.get("clientAssertionKeyRef")
     if isinstance(key_ref, str):
         return None, _assertion_client(
             record, client_id, key_ref, token_url=token_url, context=context, discovery=discovery
@@ -364,19 +373,64 @@ def _assertion_client(
     token_url: str,
     context: CredentialContext,
     discovery: AuthDiscovery | None,
+    published: bool = False,
 ) -> TokenClient:
-    """A `private_key_jwt` client: the key from its Secret, the algorithm fitted to the key and the server."""
+    """A `private_key_jwt` client: the key from its Secret, the algorithm fitted to the key and the server. A CIMD
+    client (`published`) signs with the `kid` and `alg` its published JWK names, so the server finds the key."""
     settings = record.auth.get("clientAssertion") or {}
     pem = require_reference(context.secrets, key_ref, purpose="spec.auth.clientAssertion.privateKey")
-    advertised = discovery.token_endpoint_auth_signing_alg_values_supported if discovery else ()
-    algorithm = signing_algorithm(pem, declared=settings.get("algorithm"), advertised=advertised)
+    key_id: str | None
+    if published:
+        jwk = public_jwk(pem, key_id=settings.get("keyId"), algorithm=settings.get("algorithm"))
+        algorithm, key_id = str(jwk["alg"]), str(jwk["kid"])
+    else:
+        advertised = discovery.token_endpoint_auth_signing_alg_values_supported if discovery else ()
+        algorithm = signing_algorithm(pem, declared=settings.get("algorithm"), advertised=advertised)
+        key_id = settings.get("keyId")
     return TokenClient(
         token_url=token_url,
         client_id=client_id,
         method="private_key_jwt",
         private_key=pem,
         signing_algorithm=algorithm,
-        key_id=settings.get("keyId"),
+        key_id=key_id,
+    )
+
+
+async def _metadata_assertion_client(
+    record: ServerFacts, *, context: CredentialContext, discovery: AuthDiscovery | None, now: dt.datetime
+) -> RegisteredClient:
+    """The reconciler's `private_key_jwt` CIMD client for a server with a key and no client id, bound to the
+    issuer like every client; `IncompleteAuthSpec` when the issuer does not take CIMD or there is no public URL."""
+    public_url = context.settings.public_url
+    supported = discovery is not None and discovery.client_id_metadata_document_supported
+    identity = choose_client_identity(
+        preset_client_id=False,
+        code_flow=False,
+        confidential=True,
+        public_url=public_url,
+        cimd_supported=supported,
+        signs_assertions=True,
+    )
+    if identity != "cimd" or discovery is None or not public_url:
+        need = (
+            "a public URL to publish its metadata document and keys at (--public-url, $MCP_RECONCILER_PUBLIC_URL, "
+            "the chart's publicUrl)"
+            if not public_url
+            else "an authorization server that advertises client_id_metadata_document_supported"
+        )
+        raise IncompleteAuthSpec(
+            f"server {record.tenant}/{record.name}: spec.auth.clientAssertion without clientId makes the reconciler a "
+            f"Client ID Metadata Document client, which needs {need}; or set spec.auth.clientId"
+        )
+    return await ensure_metadata_client(
+        tenant=record.tenant,
+        server=record.name,
+        issuer=_issuer(discovery, fallback=discovery.token_url or record.url, context=context),
+        client_id=client_credentials_metadata_url(public_url),
+        stores=context.stores,
+        access=context.access(allow_private=record.allow_private),
+        now=now,
     )
 
 

@@ -39,6 +39,10 @@ class CredentialRegistry(Protocol):
 
     def fetch_local_secrets(self, tenant: str, name: str | None = None) -> list[SealedSecret]: ...
 
+    def fetch_local_secrets_by_key(
+        self, keys: Collection[tuple[str, str, str]]
+    ) -> Mapping[tuple[str, str, str], SealedSecret]: ...
+
     def fetch_oauth_clients(self, *, tenant: str, server: str) -> list[OAuthClientRecord]: ...
 
     def count_user_tokens(self, *, tenants: Collection[str] | None = None) -> Mapping[tuple[str, str], int]: ...
@@ -61,6 +65,10 @@ class MemberTokenTransaction(CredentialTransaction, Protocol):
 
     def release_token_refresh(self, row_id: int, *, holder: str, forget_refresh_token: bool = False) -> bool: ...
 
+    def store_refreshed_tokens(self, tokens: Sequence[UserTokenRecord], *, holder: str) -> set[int]: ...
+
+    def release_token_refreshes(self, row_ids: Collection[int], *, holder: str) -> int: ...
+
 
 class MemberTokenRegistry(Protocol):
     """What refreshing members' tokens reads and writes: the rows, the single-flight lease, the OAuth clients."""
@@ -78,6 +86,15 @@ class MemberTokenRegistry(Protocol):
         lease: dt.timedelta,
         now: dt.datetime | None = None,
     ) -> bool: ...
+
+    def claim_token_refreshes(
+        self,
+        seen: Mapping[int, dt.datetime],
+        *,
+        holder: str,
+        lease: dt.timedelta,
+        now: dt.datetime | None = None,
+    ) -> set[int]: ...
 
     def fetch_oauth_clients(self, *, tenant: str, server: str) -> list[OAuthClientRecord]: ...
 

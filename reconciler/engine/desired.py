@@ -31,11 +31,11 @@ from reconciler.api.server import (
     OAuthAuthorizationCodeAuth,
     OAuthClientCredentialsAuth,
 )
-from reconciler.credentials import fingerprint
+from reconciler.credentials import fingerprint, public_jwk
 from reconciler.engine.inputs import ADOPT_ANNOTATION, DesiredInput, Tenant
 from reconciler.engine.rendering import TemplateError, render_template
 from reconciler.engine.validation import discovery_candidates, validate
-from reconciler.errors import InvalidInput, Problem
+from reconciler.errors import InvalidInput, Problem, ReconcilerError
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
     BindingRecord,
@@ -135,6 +135,18 @@ class _Builder:
             return reference, None
         return reference, fingerprint(self.fingerprint_key, value)
 
+    def public_key(self, ref: SecretKeyRef, field: str, *, key_id: str | None, algorithm: str | None) -> Any:
+        """The public half (a JWK) of the private key in the Secret, to publish; None when the Secret is missing
+        (`secret` records that) or the key unusable (a problem on `field`)."""
+        value = self.desired.secrets.read(self.namespace, ref.name, ref.key)
+        if value is None:
+            return None
+        try:
+            return public_jwk(value, key_id=key_id, algorithm=algorithm)
+        except ReconcilerError as err:
+            self.problem(field, str(err))
+            return None
+
     def headers(self, headers: list[Header], prefix: str) -> tuple[HeaderRecord, ...]:
         built = []
         for index, header in enumerate(headers):
@@ -179,6 +191,16 @@ def _auth_columns(builder: _Builder, server: MCPServer) -> dict[str, Any]:
         columns["clientAssertion"] = assertion
         ref, print_ = builder.secret(auth.client_assertion.private_key, "spec.auth.clientAssertion.privateKey")
         columns["clientAssertionKeyRef"], columns["clientAssertionKeyFingerprint"] = ref, print_
+        if auth.client_id is None:
+            # A CIMD client: `serve` publishes the key's public half at the document's `jwks_uri` from this row.
+            public = builder.public_key(
+                auth.client_assertion.private_key,
+                "spec.auth.clientAssertion.privateKey",
+                key_id=auth.client_assertion.key_id,
+                algorithm=auth.client_assertion.algorithm,
+            )
+            if public is not None:
+                columns["clientAssertionPublicKey"] = public
     return columns
 
 

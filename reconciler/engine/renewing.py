@@ -4,8 +4,10 @@ Called by the CLI's `apply` after its pass (when it probes: the same network per
 periodic sweep (`operator.reconciling`, every `member_token_interval` over the namespaces it serves). Reads the
 member tokens that have a refresh token (one query, of the run's tenants), keeps the due ones
 (`credentials.renewal_due`: past 80% of their lifetime) and renews each with the credentials package's
-single-flight `renew_member_token`, through the probe's authorization-server adapter; a runtime resolving at the
-same moment shares the registry's lease, so one refresh request is sent either way. A token another caller is
+single-flight `renew_member_tokens_in_batches` (a batch's leases claimed, and its renewed tokens stored, together),
+through the probe's authorization-server adapter; a runtime resolving at the same moment shares the registry's
+lease, so one refresh request is sent either way. The lease is three of the port's request bounds, which is what
+lets a batch spend refresh tokens safely (see the credentials function). A token another caller is
 refreshing is left to it without waiting (a run hands no token out), so racing runs (operator replicas, an `apply`
 beside the sweep) spread over the set instead of queueing behind each other's leases. Failures are counted and
 logged by the credentials package, never raised: a token that cannot be renewed shows up in the next resolution
@@ -23,12 +25,14 @@ from dataclasses import dataclass, field
 import anyio
 
 from reconciler.credentials import (
+    RENEWAL_BATCH,
+    DueMemberToken,
     MemberTokenRenewal,
     MintedSecretStore,
     RenewalOutcome,
     SecretReader,
     load_store_key,
-    renew_member_token,
+    renew_member_tokens_in_batches,
     renewal_due,
 )
 from reconciler.errors import ReconcilerError
@@ -69,9 +73,10 @@ def renew_member_tokens(
     namespaces: Collection[str] | None = None,
     secrets: SecretReader | None = None,
     now: dt.datetime | None = None,
+    batch_size: int = RENEWAL_BATCH,
 ) -> MemberRenewals:
-    """Renew the due member tokens of `tenants` and `namespaces` (None: all). Synchronous, like the loop's other
-    steps: the operator runs it off the event loop."""
+    """Renew the due member tokens of `tenants` and `namespaces` (None: all), `batch_size` leases at a time.
+    Synchronous, like the loop's other steps: the operator runs it off the event loop."""
     found = registry.fetch_refreshable_member_tokens(tenants=tenants, namespaces=namespaces)
     due = due_member_tokens(found, now=now or _now())
     if not due:
@@ -95,11 +100,8 @@ def renew_member_tokens(
                 lease=dt.timedelta(seconds=3 * settings.total_timeout),
                 wait=0,
             )
-            for item in due:
-                outcome = await renew_member_token(
-                    item.token, server_url=item.server_url, allow_private=item.allow_private, renewal=renewal
-                )
-                outcomes[outcome] += 1
+            targets = [DueMemberToken(item.token, item.server_url, item.allow_private) for item in due]
+            outcomes.update(await renew_member_tokens_in_batches(targets, renewal=renewal, batch_size=batch_size))
 
     anyio.run(renew_all)
     return MemberRenewals(outcomes=outcomes)

@@ -12,7 +12,7 @@ connection takes its members' sealed tokens with the rows that cascade.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -100,6 +100,95 @@ def claim_refresh(
         .values(refresh_lease_holder=holder, refresh_lease_until=until)
     )
     return connection.execute(statement).rowcount == 1
+
+
+def claim_refreshes(
+    connection: sa.Connection,
+    seen: Mapping[int, dt.datetime],
+    *,
+    holder: str,
+    now: dt.datetime,
+    until: dt.datetime,
+) -> set[int]:
+    """`claim_refresh` for many rows: each row is taken only if its lease is free (or ran out) and it still expires
+    when the caller saw it (`seen`: row id → expiry). Returns the ids `holder` now holds.
+
+    The free rows are selected and locked first, then leased. On PostgreSQL, rows another claimant is locking are
+    skipped rather than waited for (they are being claimed by someone), so racing batches never wait on each
+    other or deadlock; SQLite's writer holds the whole database anyway."""
+    if not seen:
+        return set()
+    table = schema.user_tokens
+    free = sa.select(table.c.id).where(
+        sa.tuple_(table.c.id, table.c.expires_at).in_(sorted(seen.items())),
+        sa.or_(table.c.refresh_lease_until.is_(None), table.c.refresh_lease_until <= now),
+    )
+    if connection.dialect.name == "postgresql":
+        free = free.order_by(table.c.id).with_for_update(skip_locked=True)
+    claimed = {int(row_id) for row_id in connection.execute(free).scalars()}
+    if claimed:
+        connection.execute(
+            sa.update(table)
+            .where(table.c.id.in_(sorted(claimed)))
+            .values(refresh_lease_holder=holder, refresh_lease_until=until)
+        )
+    return claimed
+
+
+def store_refreshed_many(connection: sa.Connection, tokens: Sequence[UserTokenRecord], *, holder: str) -> set[int]:
+    """`store_refreshed` for many rows: the renewed facts of every row `holder` still holds, with their leases
+    released, in two statements. The held rows are locked first (PostgreSQL; SQLite's writer already holds the
+    database), so no claimant can take one between the check and the write. Returns the ids stored."""
+    if not tokens:
+        return set()
+    table = schema.user_tokens
+    check = sa.select(table.c.id).where(
+        table.c.id.in_([token.row_id for token in tokens]), table.c.refresh_lease_holder == holder
+    )
+    if connection.dialect.name == "postgresql":
+        check = check.with_for_update()
+    held = {int(row_id) for row_id in connection.execute(check).scalars()}
+    rows = [
+        {
+            "b_id": token.row_id,
+            "secret_ref": token.secret_ref,
+            "expires_at": token.expires_at,
+            "issued_at": token.issued_at,
+            "refresh_token_ref": token.refresh_token_ref,
+            "scopes": list(token.scopes),
+        }
+        for token in tokens
+        if token.row_id in held
+    ]
+    if rows:
+        connection.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(
+                secret_ref=sa.bindparam("secret_ref"),
+                expires_at=sa.bindparam("expires_at"),
+                issued_at=sa.bindparam("issued_at"),
+                refresh_token_ref=sa.bindparam("refresh_token_ref"),
+                scopes=sa.bindparam("scopes"),
+                refresh_lease_holder=None,
+                refresh_lease_until=None,
+            ),
+            rows,
+        )
+    return held
+
+
+def release_refreshes(connection: sa.Connection, row_ids: Collection[int], *, holder: str) -> int:
+    """Give back the leases `holder` holds on `row_ids` (refreshes that failed or were never sent); how many."""
+    if not row_ids:
+        return 0
+    table = schema.user_tokens
+    statement = (
+        sa.update(table)
+        .where(table.c.id.in_(sorted(row_ids)), table.c.refresh_lease_holder == holder)
+        .values(refresh_lease_holder=None, refresh_lease_until=None)
+    )
+    return int(connection.execute(statement).rowcount)
 
 
 def store_refreshed(

@@ -206,6 +206,18 @@ def oauth_clients(connection: sa.Connection, *, tenant: str, server: str) -> lis
     return [_oauth_client_of(row, tenant=tenant, server=server) for row in _mappings(connection, query)]
 
 
+def published_client_keys(connection: sa.Connection) -> list[dict[str, Any]]:
+    """The public keys (JWKs) the engine recorded for CIMD client-credentials servers (`clientAssertionPublicKey`
+    in their auth), in server order: what `serve` publishes at the CIMD client's `jwks_uri`."""
+    table = schema.servers
+    query = sa.select(table.c.auth).where(table.c.auth_type == "oauthClientCredentials").order_by(table.c.id)
+    return [
+        dict(auth["clientAssertionPublicKey"])
+        for auth in connection.execute(query).scalars()
+        if isinstance(auth, Mapping) and isinstance(auth.get("clientAssertionPublicKey"), Mapping)
+    ]
+
+
 def every_row(connection: sa.Connection) -> dict[str, list[dict[str, Any]]]:
     return {
         table.name: [dict(row) for row in _mappings(connection, sa.select(table).order_by(*table.primary_key.columns))]

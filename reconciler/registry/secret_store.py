@@ -40,6 +40,19 @@ def read_sealed(connection: sa.Connection, *, tenant: str, name: str, purpose: s
     return None if row is None else _sealed_of(row)
 
 
+def read_sealed_many(
+    connection: sa.Connection, keys: Collection[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], SealedSecret]:
+    """The stored values of many (tenant, name, purpose) keys in one query; absent keys are absent."""
+    if not keys:
+        return {}
+    table = schema.local_secrets
+    query = sa.select(table).where(sa.tuple_(table.c.tenant, table.c.name, table.c.purpose).in_(sorted(keys)))
+    return {
+        (row["tenant"], row["name"], row["purpose"]): _sealed_of(row) for row in connection.execute(query).mappings()
+    }
+
+
 def read_sealed_of(connection: sa.Connection, *, tenant: str, name: str | None = None) -> list[SealedSecret]:
     """Every stored value of one owner (or of a whole tenant), by purpose."""
     table = schema.local_secrets

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -271,6 +271,11 @@ class Registry:
         """Servers deleted or orphaned after `since`, from the audit log (the rows themselves are gone)."""
         return self._read(lambda connection: catalog.read_removed_servers(connection, since=since))
 
+    def fetch_published_client_keys(self) -> list[dict[str, Any]]:
+        """The public halves (JWKs) of the client-assertion keys of the servers that use the reconciler's CIMD
+        client: what `serve` publishes as its JWKS. Public keys only; the registry holds no private key."""
+        return self._read(reading.published_client_keys)
+
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table as plain dicts, in key order: for tests that look for leaked values."""
         return self._read(reading.every_row)
@@ -343,6 +348,13 @@ class Registry:
         """Every sealed value one owner (or a whole tenant) has in the local secret store."""
         return self._read(lambda connection: secret_store.read_sealed_of(connection, tenant=tenant, name=name))
 
+    def fetch_local_secrets_by_key(
+        self, keys: Collection[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], SealedSecret]:
+        """Many sealed values by (tenant, name, purpose), in one query: a bulk renewal reads its batch's refresh
+        tokens at once."""
+        return self._read(lambda connection: secret_store.read_sealed_many(connection, keys))
+
     # -- members' tokens: the runtime's refresh (reconciler.runtime.renewing) -----------------------------------
 
     def fetch_member_token(self, row_id: int) -> UserTokenRecord | None:
@@ -383,6 +395,22 @@ class Registry:
                 seen_expires_at=seen_expires_at,
                 now=moment,
                 until=moment + lease,
+            )
+
+    def claim_token_refreshes(
+        self,
+        seen: Mapping[int, dt.datetime],
+        *,
+        holder: str,
+        lease: dt.timedelta,
+        now: dt.datetime | None = None,
+    ) -> set[int]:
+        """`claim_token_refresh` for a batch, in one transaction of two statements: the ids of `seen` (row id → the
+        expiry the caller read) that `holder` now holds until `now + lease`."""
+        moment = now or _now()
+        with self.transaction() as transaction:
+            return member_tokens.claim_refreshes(
+                transaction._live(), seen, holder=holder, now=moment, until=moment + lease
             )
 
     def database_path(self) -> str | None:
@@ -517,6 +545,15 @@ class RegistryTransaction:
         return member_tokens.release_refresh(
             self._live(), row_id, holder=holder, forget_refresh_token=forget_refresh_token
         )
+
+    def store_refreshed_tokens(self, tokens: Sequence[UserTokenRecord], *, holder: str) -> set[int]:
+        """Record renewed tokens (`row_id` and the new facts) and release their leases, for the rows `holder` still
+        holds (locked until the transaction ends); returns their ids. The caller seals values only for those."""
+        return member_tokens.store_refreshed_many(self._live(), tokens, holder=holder)
+
+    def release_token_refreshes(self, row_ids: Collection[int], *, holder: str) -> int:
+        """Give back the leases `holder` holds on `row_ids` (refreshes that failed or were never sent)."""
+        return member_tokens.release_refreshes(self._live(), row_ids, holder=holder)
 
     def ensure_fingerprint_key(self, *, proposed: bytes | None = None) -> str:
         """The stored fingerprint key (hex), created (as `proposed`, if given) when absent; concurrent creators

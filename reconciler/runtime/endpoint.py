@@ -4,8 +4,8 @@ Built by `build_mcp_app` (tests serve it with uvicorn on 127.0.0.1) and run by `
 `serve-mcp`). Agents get four tools — list servers with their health, show one server's tool snapshot and
 discovery result, resolve a template for a member, and plan proposed manifests — and nothing that writes.
 Every HTTP request must carry `Authorization: Bearer <token>` (compared in constant time); anything else gets
-401 with `WWW-Authenticate`. The one exception is the reconciler's CIMD client metadata document, which `serve
---public-url` publishes for authorization servers to fetch anonymously (`ClientMetadataRoute`). Parsing YAML and
+401 with `WWW-Authenticate`. The exceptions are the reconciler's CIMD client metadata documents and its JWKS, which
+`serve --public-url` publishes for authorization servers to fetch anonymously (`ClientMetadataRoute`). Parsing YAML and
 planning are the manifests loader's and the engine's jobs, which this package may not import: the driver injects
 a `ManifestPlanner` (`reconciler.engine.proposing.DryRunPlanner`), and without one the `plan` tool is not offered.
 """
@@ -15,17 +15,26 @@ from __future__ import annotations
 import hmac
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+import anyio
+import anyio.to_thread
 import uvicorn
 from mcp.server import MCPServer
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from reconciler.credentials.identity import CLIENT_METADATA_PATH, client_metadata_document
+from reconciler.credentials.assertions import PUBLIC_MEMBERS
+from reconciler.credentials.identity import (
+    CLIENT_CREDENTIALS_METADATA_PATH,
+    CLIENT_METADATA_PATH,
+    JWKS_PATH,
+    client_credentials_metadata_document,
+    client_metadata_document,
+)
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
 from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
@@ -187,24 +196,56 @@ def build_mcp_app(
 
 
 class ClientMetadataRoute:
-    """ASGI: `GET /oauth/client-metadata.json` answers the reconciler's Client ID Metadata Document (CIMD) without
-    a token, since authorization servers fetch it anonymously; every other request goes on to `app`. The document
-    holds no secret (the draft forbids one)."""
+    """ASGI: the reconciler's Client ID Metadata Documents (CIMD) and its JWKS, without a token, since authorization
+    servers fetch them anonymously; every other request goes on to `app`.
 
-    def __init__(self, app: ASGIApp, *, public_url: str) -> None:
+    `GET /oauth/client-metadata.json` describes the public authorization-code client;
+    `GET /oauth/client-credentials-metadata.json` the `private_key_jwt` client-credentials client, whose `jwks_uri`
+    is `GET /oauth/jwks.json`: the public halves of the keys of the servers that use it, read from the registry
+    (where the engine records them) on each request, so a rotated key is published as soon as it is applied. The
+    documents hold no secret (the draft forbids one), and each JWK is rebuilt from an allow-list of public members,
+    so no private parameter can be published."""
+
+    def __init__(self, app: ASGIApp, *, public_url: str, registry: Registry | None = None) -> None:
         self._app = app
-        self._document = client_metadata_document(public_url)
+        self._registry = registry
+        self._documents = {
+            CLIENT_METADATA_PATH: client_metadata_document(public_url),
+            CLIENT_CREDENTIALS_METADATA_PATH: client_credentials_metadata_document(public_url),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") != CLIENT_METADATA_PATH:
+        path = scope.get("path")
+        if scope["type"] != "http" or (path not in self._documents and path != JWKS_PATH):
             await self._app(scope, receive, send)
             return
         response: Response
-        if scope.get("method") in ("GET", "HEAD"):
-            response = JSONResponse(self._document, headers={"cache-control": "public, max-age=300"})
-        else:
+        if scope.get("method") not in ("GET", "HEAD"):
             response = Response(status_code=405, headers={"allow": "GET, HEAD"})
+        elif path == JWKS_PATH:
+            keys = (
+                []
+                if self._registry is None
+                else await anyio.to_thread.run_sync(self._registry.fetch_published_client_keys)
+            )
+            response = JSONResponse(published_jwks(keys), headers={"cache-control": "public, max-age=60"})
+        else:
+            response = JSONResponse(self._documents[str(path)], headers={"cache-control": "public, max-age=300"})
         await response(scope, receive, send)
+
+
+def published_jwks(keys: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The JWKS to publish: each key's public members only (RFC 7638's, per key type) with `kid`, `alg` and
+    `use: sig`; a key of an unknown type, or one already listed, is left out. Pure."""
+    published: list[dict[str, Any]] = []
+    for key in keys:
+        members = PUBLIC_MEMBERS.get(str(key.get("kty")))
+        if members is None or not all(isinstance(key.get(name), str) for name in (*members, "kid", "alg")):
+            continue
+        jwk = {name: key[name] for name in members} | {"kid": key["kid"], "alg": key["alg"], "use": "sig"}
+        if jwk not in published:
+            published.append(jwk)
+    return {"keys": published}
 
 
 def build_serving_app(
@@ -242,7 +283,7 @@ def build_serving_app(
     if public_url and connector is not None:
         key = registry_link_key(registry, create=True)
         app = ConnectRoutes(app, ConnectService(connector, public_url=public_url, callers=directory, link_key=key))
-    return ClientMetadataRoute(app, public_url=public_url) if public_url else app
+    return ClientMetadataRoute(app, public_url=public_url, registry=registry) if public_url else app
 
 
 def serve_mcp(

@@ -11,13 +11,24 @@ import datetime as dt
 import logging
 import os
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
+import anyio
 import pytest
 
-from reconciler.credentials import KEY_ENV, MintedSecretStore, RenewalOutcome
+from reconciler.credentials import (
+    KEY_ENV,
+    RENEWAL_BATCH,
+    DueMemberToken,
+    MemberTokenRenewal,
+    MintedSecretStore,
+    RenewalOutcome,
+    renew_member_tokens_in_batches,
+)
 from reconciler.engine.renewing import renew_member_tokens
-from reconciler.probe import ProbeSettings
+from reconciler.probe import ProbeAuthServer, ProbeHttp, ProbeSettings
 from reconciler.records import OAuthClientRecord
 from reconciler.registry import Registry
 from reconciler.runtime import store_member_tokens
@@ -36,6 +47,7 @@ from tests.integration.runtime.test_token_renewal import (
 LOCAL = ProbeSettings(allow_private_networks=True, total_timeout=10)
 RACERS = 4
 JOIN_SECONDS = 120
+_T = TypeVar("_T")
 
 
 @pytest.fixture
@@ -119,13 +131,19 @@ def test_a_run_reads_each_issuers_metadata_and_each_servers_clients_once(
     assert all(row.issued_at is not None and row.issued_at >= started for row in rows)
 
 
-def test_racing_runs_send_one_refresh_per_token(registry: Registry, oauth_servers: OAuthServers, key: bytes) -> None:
+@pytest.mark.parametrize("batch_size", [RENEWAL_BATCH, 3])
+def test_racing_runs_send_one_refresh_per_token(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, batch_size: int
+) -> None:
     _alice(registry, oauth_servers, key, age=0.85)
     _more_members(registry, oauth_servers, key, [f"member-{index}" for index in range(11)])
     started = dt.datetime.now(dt.UTC)
 
     with ThreadPoolExecutor(max_workers=RACERS) as pool:
-        runs = [pool.submit(renew_member_tokens, registry, tenants={TENANT}, settings=LOCAL) for _ in range(RACERS)]
+        runs = [
+            pool.submit(renew_member_tokens, registry, tenants={TENANT}, settings=LOCAL, batch_size=batch_size)
+            for _ in range(RACERS)
+        ]
         outcomes = sum((run.result(timeout=JOIN_SECONDS).outcomes for run in runs), Counter[RenewalOutcome]())
 
     assert oauth_servers.main.token_requests == 12, "exactly one refresh request per token"
@@ -134,6 +152,41 @@ def test_racing_runs_send_one_refresh_per_token(registry: Registry, oauth_server
     rows = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
     assert len(rows) == 12
     assert all(row.issued_at is not None and row.issued_at >= started for row in rows)
+
+
+def test_a_batch_spends_no_refresh_token_once_its_lease_could_run_out(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes
+) -> None:
+    """A lease is unsafe only if it can run out while its refresh token is spent: a batch whose lease left no
+    room for a refresh and the store sends nothing, and gives every lease back for the next run."""
+    _alice(registry, oauth_servers, key, age=0.85)
+    _more_members(registry, oauth_servers, key, ["bob", "carol"])
+    before = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    due = [DueMemberToken(token, oauth_servers.protected, True) for token in before]
+
+    async def renew(http: ProbeHttp) -> Counter[RenewalOutcome]:
+        renewal = MemberTokenRenewal(
+            registry=registry,
+            minted=MintedSecretStore(registry, key),
+            authserver=ProbeAuthServer(http, LOCAL),
+            fingerprint_key=registry.fingerprint_key(),
+            lease=dt.timedelta(0),
+            wait=0,
+        )
+        return await renew_member_tokens_in_batches(due, renewal=renewal)
+
+    outcomes = anyio.run(_with_http, renew)
+
+    assert outcomes == {RenewalOutcome.FAILED: 3}
+    assert (oauth_servers.main.token_requests, oauth_servers.main.metadata_requests) == (0, 0)
+    after = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert after == before, "every token as it was, every lease given back"
+    assert all(row.refresh_lease_until is None for row in after)
+
+
+async def _with_http(work: Callable[[ProbeHttp], Awaitable[_T]]) -> _T:
+    async with ProbeHttp() as http:
+        return await work(http)
 
 
 def test_a_run_leaves_a_token_another_caller_is_refreshing(

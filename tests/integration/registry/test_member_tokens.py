@@ -167,6 +167,92 @@ def test_a_failed_refresh_releases_the_lease_and_invalid_grant_forgets_the_refre
     assert found.refresh_token_ref == (None if forget else token_set().refresh_token_ref)
 
 
+@pytest.fixture
+def members(registry: Registry) -> list[int]:
+    """Four members' token rows of one server, all expiring at `token_set()`'s expiry."""
+    write(registry, full_tenant("acme"))
+    with registry.transaction() as tx:
+        return [tx.put_member_token(token_set(user_id=f"member-{index}")) for index in range(4)]
+
+
+def test_a_batch_claim_takes_only_the_free_rows_that_still_expire_when_seen(
+    registry: Registry, members: list[int]
+) -> None:
+    seen = token_set().expires_at
+    assert seen is not None
+    free, stale, held, ran_out = members
+    assert registry.claim_token_refresh(held, holder="a-runtime", seen_expires_at=seen, lease=LEASE * 4, now=T0)
+    assert registry.claim_token_refresh(ran_out, holder="dead", seen_expires_at=seen, lease=LEASE / 2, now=T0)
+    claims = {free: seen, stale: seen - dt.timedelta(hours=5), held: seen, ran_out: seen}
+
+    claimed = registry.claim_token_refreshes(claims, holder="batch", lease=LEASE, now=T0 + LEASE)
+
+    assert claimed == {free, ran_out}
+    leases = {row_id: registry.fetch_member_token(row_id) for row_id in members}
+    assert {row_id: found.refresh_lease_until for row_id, found in leases.items() if found is not None} == {
+        free: T0 + 2 * LEASE,
+        stale: None,
+        held: T0 + 4 * LEASE,
+        ran_out: T0 + 2 * LEASE,
+    }
+    assert registry.claim_token_refreshes({}, holder="batch", lease=LEASE, now=T0) == set()
+
+
+def test_of_many_concurrent_batch_claimants_each_row_goes_to_exactly_one(
+    registry: Registry, members: list[int]
+) -> None:
+    seen = token_set().expires_at
+    assert seen is not None
+    barrier = threading.Barrier(CLAIMANTS, timeout=JOIN_SECONDS)
+
+    def claim(index: int) -> set[int]:
+        # Overlapping batches, in different orders: every row is wanted by most claimants.
+        batch = members[index % 4 :] + members[: index % 4]
+        barrier.wait()
+        return registry.claim_token_refreshes(
+            dict.fromkeys(batch[: 2 + index % 3], seen), holder=f"run-{index}", lease=LEASE, now=T0
+        )
+
+    with ThreadPoolExecutor(CLAIMANTS) as pool:
+        won = list(pool.map(claim, range(CLAIMANTS), timeout=JOIN_SECONDS))
+
+    assert sorted(row_id for claimed in won for row_id in claimed) == sorted(members), "each row claimed once"
+
+
+def test_a_batch_stores_only_the_rows_whose_lease_is_still_its_own(registry: Registry, members: list[int]) -> None:
+    seen = token_set().expires_at
+    assert seen is not None
+    kept, lost, failed, _ = members
+    assert registry.claim_token_refreshes(dict.fromkeys([kept, lost, failed], seen), holder="slow", lease=LEASE, now=T0)
+    # the batch outlived its lease on `lost`, and a runtime took that token over
+    assert registry.claim_token_refresh(lost, holder="fast", seen_expires_at=seen, lease=LEASE, now=T0 + LEASE)
+    renewed_at = T0 + dt.timedelta(minutes=50)
+
+    def renewed(row_id: int) -> UserTokenRecord:
+        stored = registry.fetch_member_token(row_id)
+        assert stored is not None
+        return dataclasses.replace(
+            stored,
+            secret_ref="local:acme/renewed#oauth-access-token",
+            issued_at=renewed_at,
+            scopes=("mcp:tools",),
+            expires_at=renewed_at + dt.timedelta(hours=1),
+        )
+
+    wanted = {row_id: renewed(row_id) for row_id in (kept, lost)}
+    with registry.transaction() as tx:
+        stored = tx.store_refreshed_tokens(list(wanted.values()), holder="slow")
+        assert tx.release_token_refreshes([lost, failed], holder="slow") == 1
+
+    assert stored == {kept}
+    after = {row_id: registry.fetch_member_token(row_id) for row_id in (kept, lost, failed)}
+    assert after[kept] == dataclasses.replace(wanted[kept], refresh_lease_until=None)
+    assert after[lost] == dataclasses.replace(
+        token_set(user_id="member-1"), row_id=lost, refresh_lease_until=T0 + 2 * LEASE
+    ), "the runtime's lease and the token it is renewing are left alone"
+    assert after[failed] == dataclasses.replace(token_set(user_id="member-2"), row_id=failed)
+
+
 def _sealed(name: str, purpose: str) -> SealedSecret:
     return SealedSecret(tenant="acme", name=name, purpose=purpose, ciphertext="sealed", key_id="k")
 

@@ -1,7 +1,8 @@
-"""`serve --public-url` publishes the reconciler's Client ID Metadata Document at `/oauth/client-metadata.json`,
-without a token (authorization servers fetch it anonymously), while everything else still needs one; and the
-fixture authorization server, speaking CIMD, accepts the served document as a client. uvicorn on 127.0.0.1,
-SQLite and PostgreSQL registries."""
+"""`serve --public-url` publishes the reconciler's Client ID Metadata Documents at `/oauth/client-metadata.json` and
+`/oauth/client-credentials-metadata.json`, and at `/oauth/jwks.json` the public keys the registry records for the
+second (never a private member), without a token (authorization servers fetch them anonymously), while everything
+else still needs one; and the fixture authorization server, speaking CIMD, accepts the served document as a client.
+uvicorn on 127.0.0.1, SQLite and PostgreSQL registries."""
 
 from __future__ import annotations
 
@@ -14,9 +15,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2
 import pytest
 
-from reconciler.credentials.identity import client_metadata_document, metadata_document_url, redirect_uri
+from reconciler.credentials.identity import (
+    client_credentials_metadata_document,
+    client_credentials_metadata_url,
+    client_metadata_document,
+    jwks_url,
+    metadata_document_url,
+    redirect_uri,
+)
 from reconciler.demo.serving import ServerLoop
 from reconciler.registry import Registry
+from reconciler.registry.records import ServerRecord, TenantRecord
 from reconciler.runtime import build_serving_app
 from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
 
@@ -78,3 +87,39 @@ def test_a_cimd_authorization_server_accepts_the_served_document(served: str, oa
         )
     assert token.status_code == 200, token.text
     assert cimd.registrations == 0 and cimd.metadata_fetches == [metadata_document_url(served)] * 2
+
+
+def test_the_jwks_publishes_the_recorded_public_keys_and_never_a_private_member(
+    served: str, registry: Registry
+) -> None:
+    recorded = {"kty": "EC", "crv": "P-256", "x": "eHg", "y": "eXk", "kid": "k1", "alg": "ES256", "use": "sig"}
+    # A row carrying more than a public key (written by hand, or by a bug) still publishes only the public members.
+    tampered = {"kty": "RSA", "n": "bm4", "e": "AQAB", "d": "ZGQ", "p": "cHA", "q": "cXE", "dp": "ZHA", "dq": "ZHE",
+                "qi": "cWk", "kid": "k2", "alg": "RS256"}  # fmt: skip
+    with registry.transaction() as tx:
+        tx.ensure_tenants([TenantRecord(slug="acme", namespace="acme")])
+        tx.insert(
+            [
+                ServerRecord(
+                    tenant="acme", name=name, url="https://mcp.example.com/mcp", auth_type=auth_type, auth=auth
+                )
+                for name, auth_type, auth in (
+                    ("ec", "oauthClientCredentials", {"clientAssertionPublicKey": recorded}),
+                    ("rsa", "oauthClientCredentials", {"clientAssertionPublicKey": tampered}),
+                    ("again", "oauthClientCredentials", {"clientAssertionPublicKey": recorded}),
+                    ("secret", "oauthClientCredentials", {"clientId": "c"}),
+                    ("bearer", "bearer", {"secretRef": "acme/t#token"}),
+                )
+            ]
+        )
+
+    with httpx2.Client(timeout=10.0) as http:
+        answer = http.get(jwks_url(served))
+        document = http.get(client_credentials_metadata_url(served))
+
+    assert answer.status_code == 200 and document.status_code == 200
+    assert answer.json() == {
+        "keys": [recorded, {"kty": "RSA", "n": "bm4", "e": "AQAB", "kid": "k2", "alg": "RS256", "use": "sig"}]
+    }
+    assert document.json() == client_credentials_metadata_document(served)
+    assert document.json()["jwks_uri"] == jwks_url(served)

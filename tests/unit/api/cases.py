@@ -263,18 +263,29 @@ SERVER_CASES = [
         "client credentials without a client",
         "MCPServer",
         server({"type": "oauthClientCredentials"}),
-        "set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true",
+        "set clientId and clientSecret, or clientAssertion (clientId optional), or dynamicRegistration: true",
     ),
     SpecCase(
         "client credentials without a secret",
         "MCPServer",
         server({"type": "oauthClientCredentials", "clientId": CLIENT_ID}),
-        "set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true",
+        "set clientId and clientSecret, or clientAssertion (clientId optional), or dynamicRegistration: true",
     ),
     SpecCase(
         "client credentials with a client assertion",
         "MCPServer",
         server({"type": "oauthClientCredentials", "clientId": CLIENT_ID, "clientAssertion": ASSERTION}),
+    ),
+    SpecCase(
+        "client credentials with a client assertion and no client id (CIMD)",
+        "MCPServer",
+        server({"type": "oauthClientCredentials", "clientAssertion": ASSERTION}),
+    ),
+    SpecCase(
+        "client credentials with a client assertion and dynamic registration",
+        "MCPServer",
+        server({"type": "oauthClientCredentials", "dynamicRegistration": True, "clientAssertion": ASSERTION}),
+        "clientAssertion replaces clientSecret and dynamicRegistration",
     ),
     SpecCase(
         "client credentials with a client assertion and a secret",
@@ -287,7 +298,7 @@ SERVER_CASES = [
                 "clientAssertion": ASSERTION,
             }
         ),
-        "clientAssertion needs clientId and replaces clientSecret and dynamicRegistration",
+        "clientAssertion replaces clientSecret and dynamicRegistration",
     ),
     SpecCase(
         "client credentials with a client assertion and a secret method",

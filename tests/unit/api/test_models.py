@@ -40,7 +40,10 @@ def test_whole_object_reports_the_spec_path() -> None:
         MCPServer.model_validate(manifest)
     (error,) = caught.value.errors()
     assert error["loc"][:3] == ("spec", "auth", "oauthClientCredentials")
-    assert "set clientId and clientSecret (or clientAssertion), or dynamicRegistration: true" in error["msg"]
+    assert (
+        "set clientId and clientSecret, or clientAssertion (clientId optional), or dynamicRegistration: true"
+        in error["msg"]
+    )
 
 
 def test_authorization_code_dynamic_registration_is_implied_when_unset() -> None:

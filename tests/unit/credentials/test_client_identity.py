@@ -8,7 +8,10 @@ import pytest
 from reconciler.credentials.identity import (
     DEFAULT_REDIRECT_URI,
     choose_client_identity,
+    client_credentials_metadata_document,
+    client_credentials_metadata_url,
     client_metadata_document,
+    jwks_url,
     metadata_document_url,
     preset_binding,
     public_url_problem,
@@ -112,3 +115,41 @@ def test_public_url_problem(url: str, problem: str | None) -> None:
 )
 def test_preset_binding(bound: tuple[str, str] | None, client_id: str, issuer: str, expected: str) -> None:
     assert preset_binding(bound, client_id=client_id, issuer=issuer) == expected
+
+
+@pytest.mark.parametrize(
+    ("preset", "public_url", "cimd", "expected"),
+    [
+        (False, PUBLIC, True, "cimd"),
+        (True, PUBLIC, True, "preregistered"),
+        (False, None, True, "dynamic"),
+        (False, PUBLIC, False, "dynamic"),
+    ],
+    ids=["key-and-cimd", "preset-wins", "no-public-url", "not-advertised"],
+)
+def test_a_client_credentials_client_with_a_key_can_be_a_cimd_client(
+    preset: bool, public_url: str | None, cimd: bool, expected: str
+) -> None:
+    chosen = choose_client_identity(
+        preset_client_id=preset,
+        code_flow=False,
+        confidential=True,
+        public_url=public_url,
+        cimd_supported=cimd,
+        signs_assertions=True,
+    )
+    assert chosen == expected
+
+
+def test_the_client_credentials_document_names_its_keys_and_no_secret() -> None:
+    document = client_credentials_metadata_document(f"{PUBLIC}/")
+    assert document == {
+        "client_id": f"{PUBLIC}/oauth/client-credentials-metadata.json",
+        "client_name": "mcp-reconciler",
+        "client_uri": PUBLIC,
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": f"{PUBLIC}/oauth/jwks.json",
+    }
+    assert document["client_id"] == client_credentials_metadata_url(PUBLIC) != metadata_document_url(PUBLIC)
+    assert document["jwks_uri"] == jwks_url(PUBLIC)
