@@ -6,7 +6,8 @@ built from `Registry.fetch_catalog` by `publishing.py`.
 
 Who sees what. Every request is mapped to a `RegistryCaller` from its bearer token (`CallerDirectory`):
 
-- the serving token (the one the MCP endpoint takes) is the platform's: every enabled server, and deleted ones;
+- the serving token (the one the MCP endpoint takes) is the platform's: every server (a disabled one as
+  `deprecated`), and deleted ones;
 - a token listed in the callers file is a member: `member`, `teams` and optionally `tenants`. The file holds
   only each token's SHA-256, so it can live in git or a ConfigMap. A member sees, in each of its tenants, the
   servers a grant opens to them (the same decision `resolve` makes without a template: a grant naming the
@@ -137,11 +138,11 @@ def _strings(value: Any, *, where: str) -> tuple[str, ...]:
 def visible_entries(
     registry: Registry, caller: RegistryCaller, *, prefix: str, platform_tenant: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every entry `caller` may see: enabled servers it is granted (all for the platform), deleted ones too, and
-    the featured servers of `platform_tenant` that `resolve` would offer the caller."""
+    """Every entry `caller` may see: the servers it is granted (every one, disabled and deleted ones included, for
+    the platform), and the featured servers of `platform_tenant` that `resolve` would offer the caller."""
     rows = registry.fetch_catalog()
     if caller.platform:
-        allowed = {(row.tenant.slug, row.server.name) for row in rows if row.server.enabled}
+        allowed = {(row.tenant.slug, row.server.name) for row in rows}
     else:
         tenants = {row.tenant.slug: row.tenant.namespace for row in rows}
         # A platform namespace nothing was applied to yet offers nothing (resolve would refuse it as unknown).

@@ -1,7 +1,8 @@
 """Upstream lifecycle under the operator: an MCPServer imported from a Registry API (our own `serve` on
 127.0.0.1, over a SQLite registry) whose entry was deleted there gets the `Upstream` condition `UpstreamDeleted`
-and its Event, from the operator's timer, against a real API server; the timer's next ticks write nothing, and
-when the entry is published again the condition turns back to `UpstreamActive`."""
+and its Event, from the operator's timer, against a real API server; the timer's next ticks write nothing; when
+the entry is published again the condition turns back to `UpstreamActive`, and when it is disabled there (published
+`deprecated`) to `UpstreamDeprecated`."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ spec: {url: "https://docs.example.com/mcp"}
 class Upstream:
     url: str
     republish: Callable[[], None]
+    disable: Callable[[], None]
 
 
 @pytest.fixture
@@ -68,7 +70,9 @@ def upstream(tmp_path: Path) -> Iterator[Upstream]:
         publish(UPSTREAM.split("\n---\n")[0])
         with ServerLoop() as loop:
             base = loop.serve_asgi(lambda _url: build_serving_app(registry, token=TOKEN))
-            yield Upstream(base, lambda: publish(UPSTREAM))
+            yield Upstream(
+                base, lambda: publish(UPSTREAM), lambda: publish(UPSTREAM.replace('"}', '", enabled: false}'))
+            )
 
 
 def test_an_imported_server_deleted_upstream_reports_it_in_status_until_it_is_back(
@@ -109,3 +113,10 @@ def test_an_imported_server_deleted_upstream_reports_it_in_status_until_it_is_ba
     back = wait_condition(kube, docs, type_="Upstream", status="True", reason="UpstreamActive")
     assert condition(back, "Upstream")["message"].startswith(f"{NAME} is active at {upstream.url}")
     assert wait_event(kube, namespace, name="docs", reason="UpstreamActive")["type"] == "Normal"
+
+    upstream.disable()  # published as deprecated, with why
+    deprecated = wait_condition(kube, docs, type_="Upstream", status="False", reason="UpstreamDeprecated")
+    assert condition(deprecated, "Upstream")["message"] == (
+        f"{NAME} is deprecated at {upstream.url}: Disabled in acme-prod: registered but not offered to agents."
+    )
+    assert wait_event(kube, namespace, name="docs", reason="UpstreamDeprecated")["type"] == "Warning"

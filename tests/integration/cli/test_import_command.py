@@ -78,6 +78,15 @@ spec:
   url: https://search.example.com/mcp
   transport: streamable-http
   auth: {type: apiKey, headerName: X-Search-Key, secretKeyRef: {name: search-credentials, key: x-search-key}}
+---
+apiVersion: mcp.reconciler.dev/v1alpha1
+kind: MCPServer
+metadata: {name: legacy, namespace: acme-prod}
+spec:
+  description: The old search, kept registered while agents move off it.
+  url: https://legacy.example.com/mcp
+  transport: streamable-http
+  enabled: false
 """
 
 
@@ -332,6 +341,19 @@ def test_upstream_findings_become_a_condition_in_get_and_clear_when_the_entry_is
     back = upstream_condition(registry_url, "docs")
     assert (back["status"], back["reason"]) == ("True", "UpstreamActive")
     assert back["lastTransitionTime"] >= deleted["lastTransitionTime"]
+
+    # Disabled upstream (registered, not offered to agents) is published as deprecated, with why.
+    (upstream_folder / "world.yaml").write_text(
+        APPLIED.replace("  featured: true\n", "  featured: true\n  enabled: false\n")
+    )
+    assert run("apply", "-f", str(upstream_folder), "--no-probe", "--registry", registry_url)[0] == 0
+    assert run(*check)[0] == 2
+    deprecated = upstream_condition(registry_url, "docs")
+    assert (deprecated["status"], deprecated["reason"]) == ("False", "UpstreamDeprecated")
+    assert deprecated["message"] == (
+        f"local.mcp-reconciler.acme/docs is deprecated at {served}: "
+        "Disabled in acme-prod: registered but not offered to agents."
+    )
 
 
 def test_upstream_without_a_registry_only_prints(served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
