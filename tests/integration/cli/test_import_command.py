@@ -4,6 +4,7 @@ against SQLite and PostgreSQL. Importing what we serve gives back the objects th
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,15 @@ def test_bad_input_is_one_located_error_and_nothing_is_written(tmp_path: Path, c
     assert not out.exists()
 
 
-def test_every_preset_imports_offline_and_validates(tmp_path: Path) -> None:
+def test_every_preset_imports_offline_and_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list[object] = []
+
+    def refuse(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError("the catalog must import without the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     code, listing, _ = run("import", "--list-presets")
     assert code == 0
     assert [line.split()[0] for line in listing.splitlines()] == preset_names()
@@ -163,6 +172,7 @@ def test_every_preset_imports_offline_and_validates(tmp_path: Path) -> None:
     notion = yaml.safe_load((tmp_path / "notion.yaml").read_text())
     assert notion["spec"]["url"] == "https://mcp.notion.com/mcp"
     assert notion["spec"]["auth"] == {"type": "oauthAuthorizationCode", "pkce": "public"}
+    assert attempts == []
 
 
 @pytest.fixture
