@@ -6,6 +6,7 @@ the entry is published again the condition turns back to `UpstreamActive`, and w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,3 +121,5 @@ def test_an_imported_server_deleted_upstream_reports_it_in_status_until_it_is_ba
         f"{NAME} is deprecated at {upstream.url}: Disabled in acme-prod: registered but not offered to agents."
     )
     assert wait_event(kube, namespace, name="docs", reason="UpstreamDeprecated")["type"] == "Warning"
+    seen = json.dumps([get(kube, docs), events(kube, namespace, name="docs")])
+    assert TOKEN not in seen, "the registry's bearer token never reaches status or Events"
