@@ -274,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--peering", default="mcp-reconciler", metavar="NAME", help="kopf peering object name")
     operator.add_argument("--priority", type=int, default=0, help="peering priority")
     operator.add_argument("--resync-interval", default="5m", metavar="DURATION", help="default resync period")
+    operator.add_argument(
+        "--upstream-interval",
+        default="1h",
+        metavar="DURATION",
+        help="how often servers imported from a Registry API are checked there (token: $MCP_RECONCILER_UPSTREAM_TOKEN)",
+    )
     operator.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
 
     migrate = commands.add_parser(
@@ -637,6 +643,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         resync = parse_duration(args.resync_interval)
     except ValueError as err:
         raise PermanentError(f"--resync-interval: {err}") from None
+    try:
+        upstream = parse_duration(args.upstream_interval)
+    except ValueError as err:
+        raise PermanentError(f"--upstream-interval: {err}") from None
     public_url = _public_url(args)
     run_operator(
         args.namespace,
@@ -648,6 +658,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         peering_name=args.peering,
         priority=args.priority,
         resync_interval=resync,
+        upstream_interval=upstream,
         kubeconfig=args.kubeconfig,
         platform_namespace=args.platform_namespace,
         public_url=public_url,

@@ -2,7 +2,8 @@
 
 `cli.build_parser` calls `add_registry_commands`; `cli.main` dispatches through `REGISTRY_COMMANDS`. `import`
 calls `reconciler.manifests.importing.import_sources` and prints the YAML; `upstream` checks the servers a folder
-imported from registries (`reconciler.engine.upstream`) and exits 0 when all are active, 2 when one is deprecated
+imported from registries (`reconciler.engine.upstream`), records each finding as the `Upstream` condition of the
+copy `apply` stored in the registry (when there is one), and exits 0 when all are active, 2 when one is deprecated
 or deleted upstream, 1 on an error. Like every command, they import what they use inside the function, so
 `--help` starts without pydantic or the probe.
 """
@@ -17,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from reconciler.registry.records import DEFAULT_MANAGER
+
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
@@ -27,6 +30,13 @@ def add_registry_commands(
     upstream = commands.add_parser("upstream", help="check servers imported from registries for deprecation/deletion")
     upstream.add_argument("-f", "--filename", required=True, type=Path, metavar="DIR")
     upstream.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    upstream.add_argument(
+        "--registry",
+        metavar="URL",
+        help="where `apply` keeps the folder's status: each finding becomes the server's Upstream condition "
+        "(default: $MCP_RECONCILER_REGISTRY, else sqlite:///mcp-registry.db; not created when missing)",
+    )
+    upstream.add_argument("--manager", default=DEFAULT_MANAGER, help="manager id of the registry's rows")
     upstream.add_argument("--token-env", default="MCP_RECONCILER_IMPORT_TOKEN", metavar="VAR", help="registry token")
     upstream.add_argument(
         "--allow-private-networks",
@@ -93,10 +103,13 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_upstream(args: argparse.Namespace, out: TextIO) -> int:
-    from reconciler.engine.upstream import UpstreamReason, UpstreamWatcher, upstream_refs
+    import datetime as dt
+
+    from reconciler.engine.upstream import UpstreamReason, UpstreamWatcher, record_findings, upstream_refs
     from reconciler.manifests import load_folder
     from reconciler.probe import ProbeSettings
     from reconciler.probe.registry_client import fetch_changes
+    from reconciler.registry import open_registry_if_present
     from reconciler.registry.records import SourceRef
 
     desired = load_folder(args.filename)
@@ -112,6 +125,14 @@ def cmd_upstream(args: argparse.Namespace, out: TextIO) -> int:
         )
 
     findings, errors = asyncio.run(UpstreamWatcher(fetch).check(refs))
+    registry = open_registry_if_present(args.registry, manager=args.manager) if findings else None
+    if registry is not None:
+        try:
+            record_findings(registry, findings, now=dt.datetime.now(dt.UTC))
+        finally:
+            registry.close()
+    elif findings:
+        print("note: no registry to record the findings in (run apply first); they are only printed", file=sys.stderr)
     if args.output == "json":
         rows = [
             {

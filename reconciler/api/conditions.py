@@ -15,6 +15,8 @@ class ConditionType(StrEnum):
     CREDENTIALS_VALID = "CredentialsValid"
     TOOLS_DRIFTED = "ToolsDrifted"
     AUTH_SERVER_CHANGED = "AuthServerChanged"
+    UPSTREAM = "Upstream"
+    """Set only on servers imported from a Registry API, by the upstream check (not by a pass, which keeps it)."""
 
 
 class Reason(StrEnum):
@@ -59,6 +61,10 @@ class Reason(StrEnum):
     # AuthServerChanged
     ISSUER_CHANGED = "IssuerChanged"
     PREREGISTERED_CLIENT_NOT_USED = "PreregisteredClientNotUsed"
+    # Upstream
+    UPSTREAM_ACTIVE = "UpstreamActive"
+    UPSTREAM_DEPRECATED = "UpstreamDeprecated"
+    UPSTREAM_DELETED = "UpstreamDeleted"
 
 
 PROBE_FAILURE_REASONS: dict[str, Reason] = {

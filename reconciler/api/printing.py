@@ -75,6 +75,13 @@ PRINTER_COLUMNS: dict[str, tuple[PrinterColumn, ...]] = {
             priority=1,
             description="Members' own tokens (oauthAuthorizationCode): connected, expiring, needing re-authorization.",
         ),
+        PrinterColumn(
+            "Upstream",
+            "string",
+            _condition_path("Upstream", "reason"),
+            priority=1,
+            description="Imported from a Registry API: UpstreamActive, UpstreamDeprecated or UpstreamDeleted.",
+        ),
         _REASON,
     ),
     "MCPConnection": (

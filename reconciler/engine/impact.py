@@ -2,11 +2,12 @@
 
 `cli.py`'s `plan` calls `tool_impact` after planning; `presenting.py` renders the result (text, JSON, markdown).
 `plan_tool_impact` is pure: the rows before (observed) and after (the plan applied to them), and each server's
-latest snapshot. A tool is named `<server>:<tool>`. A template gets the tools of every server its bindings bind,
-through the server's and the binding's filters; a grant opens the tools of its target server (or the server of
-its target connection). A server with no snapshot yet, or whose URL the plan changes, is "unknown until probed":
-its tools cannot be counted either way. Destructive tools (from their annotations) are named so a reviewer sees
-them. Bindings name templates, not agents, so there is no per-agent section: an agent gets its template's tools.
+latest snapshot. A tool is named `<server>:<tool>`. A template gets the tools of every server its bindings for
+all agents bind, through the server's and the binding's filters; an agent a binding names (`spec.agents`) gets
+those plus the tools of the bindings naming it, which is what resolution hands that agent, so each such agent
+has a section of its own. A grant opens the tools of its target server (or the server of its target connection).
+A server with no snapshot yet, or whose URL the plan changes, is "unknown until probed": its tools cannot be
+counted either way. Destructive tools (from their annotations) are named so a reviewer sees them.
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ class ToolDelta:
 
     tenant: str
     kind: str
-    """`template` or `grant`."""
+    """`template`, `agent` or `grant`."""
     name: str
     gained: tuple[str, ...] = ()
     lost: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()
-    """For a grant: whom it names (`Member alice`, `Team support`, `Organization`)."""
+    """For a grant: whom it names (`Member alice`, `Team support`, `Organization`); for an agent: its template."""
 
     @property
     def empty(self) -> bool:
@@ -97,6 +98,10 @@ def plan_tool_impact(plan: Plan, before: Mapping[RowKey, Record], snapshots: Sna
             was = old.template_tools(template, snapshots, moved=set())
             will = new.template_tools(template, snapshots, moved=moved)
             deltas.append(_delta(tenant, "template", template, was, will))
+            for agent in sorted(old.agents_of(template) | new.agents_of(template)):
+                was = old.template_tools(template, snapshots, moved=set(), agent=agent)
+                will = new.template_tools(template, snapshots, moved=moved, agent=agent)
+                deltas.append(_delta(tenant, "agent", agent, was, will, subjects=(f"template {template}",)))
         for grant in sorted(set(old.grants) | set(new.grants)):
             was = old.grant_tools(grant, snapshots, moved=set())
             will = new.grant_tools(grant, snapshots, moved=moved)
@@ -164,11 +169,19 @@ class _TenantRows:
         narrowed = filter_tool_names(exposed, allow=tuple(allow), deny=tuple(deny))
         return _Tools(names=frozenset(f"{name}:{tool}" for tool in narrowed))
 
-    def template_tools(self, template: str, snapshots: Snapshots, *, moved: Collection[str]) -> _Tools:
+    def agents_of(self, template: str) -> set[str]:
+        """The agents of `template` some binding assigns servers to directly."""
+        return {agent for binding in self.bindings if binding.template == template for agent in binding.agents}
+
+    def template_tools(
+        self, template: str, snapshots: Snapshots, *, moved: Collection[str], agent: str | None = None
+    ) -> _Tools:
+        """What every agent of `template` gets (bindings for all its agents), and with `agent` what that agent gets
+        (those and the bindings naming it), as resolution decides."""
         names: set[str] = set()
         unknown: set[str] = set()
         for binding in self.bindings:
-            if binding.template != template:
+            if binding.template != template or (binding.agents and agent not in binding.agents):
                 continue
             for bound in binding.servers:
                 tools = self.server_tools(

@@ -7,6 +7,10 @@ asks each registry what changed since its last check (one bounded, SSRF-guarded 
 `UpstreamDeprecated` or `UpstreamDeleted` with the publisher's status message, `UpstreamActive` otherwise.
 The CLI's `upstream` command runs one check; a long-running driver calls `UpstreamWatcher.check` at an interval.
 A registry that cannot be reached leaves its servers' last findings as they were and is reported as an error.
+
+A finding becomes the server's `Upstream` condition (`upstream_condition`, `with_upstream`): the operator patches it
+into the status subresource, the CLI into the copies `apply` keeps in the registry (`record_findings`). Either
+writes only when the condition changed, and a pass keeps the condition while the object names its registry.
 """
 
 from __future__ import annotations
@@ -15,11 +19,17 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from reconciler.api.conditions import ConditionType
 from reconciler.api.serverjson import OFFICIAL_META_KEY
+from reconciler.engine.statuses import conditions as cond
+from reconciler.engine.statuses.lifecycle import Status, replace_condition
 from reconciler.errors import ReconcilerError
 from reconciler.registry.records import SourceRef
+
+if TYPE_CHECKING:
+    from reconciler.registry import Registry
 
 UPSTREAM_REGISTRY = "mcp.reconciler.dev/upstream-registry"
 UPSTREAM_NAME = "mcp.reconciler.dev/upstream-name"
@@ -49,6 +59,56 @@ class UpstreamFinding:
     reason: UpstreamReason
     message: str
     latest_version: str | None = None
+
+
+def records_upstream(annotations: Mapping[str, str] | None) -> bool:
+    """Whether an object names the registry it was imported from (and so owns an `Upstream` condition)."""
+    marks = annotations or {}
+    return bool(marks.get(UPSTREAM_REGISTRY) and marks.get(UPSTREAM_NAME))
+
+
+def upstream_condition(finding: UpstreamFinding) -> cond.ConditionDict:
+    """The `Upstream` condition one finding stands for; pure."""
+    if finding.reason is UpstreamReason.DELETED:
+        return cond.upstream_deleted(finding.message)
+    if finding.reason is UpstreamReason.DEPRECATED:
+        return cond.upstream_deprecated(finding.message)
+    return cond.upstream_active(finding.message)
+
+
+def with_upstream(previous: Mapping[str, Any] | None, condition: cond.ConditionDict, *, now: dt.datetime) -> Status:
+    """`previous` with its `Upstream` condition set to `condition`; everything else, times included, kept. Pure: a
+    status equal to `previous` means there is nothing to write."""
+    return replace_condition(previous, condition, now=now)
+
+
+def kept_upstream(
+    previous: Mapping[str, Any] | None, annotations: Mapping[str, str] | None
+) -> list[cond.ConditionDict]:
+    """What a pass keeps of the upstream check's work: the `Upstream` condition, while the object still names its
+    registry (a pass states every other condition afresh; this one only the check can know)."""
+    if not records_upstream(annotations):
+        return []
+    found = cond.find((previous or {}).get("conditions"), ConditionType.UPSTREAM)
+    return [cond.bare(found)] if found is not None else []
+
+
+def record_findings(registry: Registry, findings: Sequence[UpstreamFinding], *, now: dt.datetime) -> int:
+    """The CLI's half: each finding as the `Upstream` condition of the copy `apply` stored; returns how many copies
+    were written. A copy already saying the same is left alone, and a server `apply` never stored is skipped."""
+    written = 0
+    for finding in findings:
+        source = finding.ref.source
+        stored = registry.fetch_resources(kind=source.kind, namespace=source.namespace, name=source.name)
+        if not stored:
+            continue
+        status = with_upstream(stored[0].status, upstream_condition(finding), now=now)
+        if status == stored[0].status:
+            continue
+        with registry.transaction() as transaction:
+            transaction.put_status(source.kind, source.namespace, source.name, status)
+        written += 1
+    return written
 
 
 def upstream_refs(objects: Iterable[tuple[SourceRef, Mapping[str, str]]]) -> list[UpstreamRef]:

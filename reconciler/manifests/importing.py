@@ -236,6 +236,8 @@ def _import_one(entry: ServerEntry, imported: Imported, *, namespace: str | None
     spec["transport"] = remote.type
     if live.get("featured"):
         spec["featured"] = True
+    if live.get("enabled") is False:
+        spec["enabled"] = False
     headers, auth = _headers_and_auth(remote, live, secret_name=secret_name, secret_keys=secret_keys)
     live_auth = live.get("auth")
     if auth is None and isinstance(live_auth, Mapping) and live_auth.get("type") == "oauthAuthorizationCode":

@@ -1,8 +1,9 @@
 """Which Kubernetes Events a pass emits, and the seam that posts them.
 
 `plan_events` is pure: from the planned action and the status before and after a pass it derives Events for
-real changes only (Created, Updated, DriftRepaired, Rotated, RotationFailed, ToolsDrifted, Conflict, and a
-Warning when a pass starts failing), so an idle resync posts nothing. Messages name fields, never values.
+real changes only (Created, Updated, DriftRepaired, Rotated, RotationFailed, ToolsDrifted, Conflict, a
+Warning when a pass starts failing, and UpstreamDeprecated / UpstreamDeleted / UpstreamActive when the upstream
+check moves the `Upstream` condition), so an idle resync posts nothing. Messages name fields, never values.
 The reconcile loop calls it and hands the result to an `EventSink`; `KopfEventSink` posts through kopf's
 event queue (batched, retried), and tests pass a recording sink.
 """
@@ -120,7 +121,20 @@ def condition_events(before: Mapping[str, Any] | None, after: Mapping[str, Any])
     drifted = _entered(before, after, type_=ConditionType.TOOLS_DRIFTED, status="True")
     if drifted is not None:
         found.append(PlannedEvent(WARNING, "ToolsDrifted", str(drifted.get("message", ""))))
+    found.extend(upstream_events(before, after))
     return found
+
+
+def upstream_events(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[PlannedEvent]:
+    """A Warning when the upstream entry becomes deprecated or deleted (or turns from one to the other), a Normal
+    `UpstreamActive` when it comes back; nothing for a server first found active."""
+    leaving = _entered(before, after, type_=ConditionType.UPSTREAM, status="False")
+    if leaving is not None:
+        return [PlannedEvent(WARNING, str(leaving.get("reason")), str(leaving.get("message", "")))]
+    back = _entered(before, after, type_=ConditionType.UPSTREAM, status="True")
+    if back is not None and _condition(before, ConditionType.UPSTREAM).get("status") == "False":
+        return [PlannedEvent(NORMAL, str(back.get("reason")), str(back.get("message", "")))]
+    return []
 
 
 def plan_events(

@@ -23,6 +23,8 @@ from typing import Any
 
 from reconciler.api import MCPServer, MCPTemplateBinding
 from reconciler.engine.renewing import renew_member_tokens
+from reconciler.engine.statuses import conditions as cond
+from reconciler.engine.upstream import with_upstream
 from reconciler.errors import PermanentError, ReconcilerError, RetryableError
 from reconciler.operator import statuses
 from reconciler.operator.annotations import is_paused, jittered, poll_interval, reconcile_request
@@ -127,7 +129,7 @@ class ObjectReconciler:
                 recording.count_outcome(view, "paused")
                 return
             if not statuses.has_conditions(previous):
-                first = statuses.first_sight(generation=view.generation, now=now)
+                first = statuses.first_sight(generation=view.generation, now=now, previous=previous)
                 await recording.record(view, previous, first)
                 previous = first
             started = asyncio.get_running_loop().time()
@@ -150,6 +152,17 @@ class ObjectReconciler:
                 self._resync_retries[view.key] = 1
                 self._resyncs.hurry(view.key, min(self._interval(view.body), self.retry_delay(0)))
             recording.count_outcome(view, "changed" if result.action.writes else "noop")
+
+    async def record_upstream(self, body: Mapping[str, Any], condition: cond.ConditionDict) -> None:
+        """The upstream check's finding as the object's `Upstream` condition (`operator/upstream.py`): written under
+        the object's lock, so a pass neither races it nor drops it, and only when it changed."""
+        view = ObjectView.of(body)
+        async with self._lock(view):
+            if self._is_gone(view):
+                return
+            previous = self._recording.previous(view)
+            status = with_upstream(previous, condition, now=self._clock())
+            await self._recording.record(view, previous, status)
 
     def secret_observed(self, body: Mapping[str, Any], *, gone: bool) -> None:
         """The credential watch saw a Secret (listing, change, deletion): keep the cached copy current."""

@@ -134,7 +134,7 @@ class Operator:
                     reconciler=reconciler,
                     access=access_of(configuration, in_cluster=in_cluster),
                     upstream=UpstreamChecker(
-                        events=self._events,
+                        record=reconciler.record_upstream,
                         allow_private=config.allow_private_networks,
                         interval=config.upstream_interval,
                         token=config.upstream_token,
@@ -182,6 +182,7 @@ def run_operator(
     peering_name: str = DEFAULT_PEERING_NAME,
     priority: int = 0,
     resync_interval: float = 300.0,
+    upstream_interval: float = 3600.0,
     kubeconfig: Path | None = None,
     platform_namespace: str | None = None,
     public_url: str | None = None,
@@ -194,7 +195,8 @@ def run_operator(
     `standalone`, the kopf peering object `peering_name` must exist in each
     served namespace (the chart creates it) so that only one instance is active. `platform_namespace`: the
     platform tenant whose featured servers every exported ConfigMap offers last. `public_url`: where the
-    reconciler is reachable, for its OAuth callback and CIMD client id (`--public-url`).
+    reconciler is reachable, for its OAuth callback and CIMD client id (`--public-url`). `upstream_interval`:
+    seconds between checks of the Registry API an imported MCPServer came from.
     """
     config = OperatorConfig(
         namespaces=tuple(namespaces),
@@ -206,6 +208,7 @@ def run_operator(
         peering_name=peering_name,
         priority=priority,
         resync_interval=resync_interval,
+        upstream_interval=upstream_interval,
         kubeconfig=kubeconfig,
         upstream_token=os.environ.get(UPSTREAM_TOKEN_ENV) or None,
         platform_namespace=platform_namespace,

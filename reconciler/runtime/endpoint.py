@@ -263,13 +263,14 @@ def build_serving_app(
     """What `serve` runs: the MCP endpoint at `/mcp` and the Registry API (v0.1) at `/v0.1`, one process.
 
     `callers` maps Registry API tokens to members; by default only `token` (the platform's) is known.
-    `platform_tenant` reaches the MCP endpoint's `resolve_template` (see `build_mcp_server`). With `public_url`
+    `platform_tenant` reaches the MCP endpoint's `resolve_template` (see `build_mcp_server`) and the Registry API,
+    which lists its featured servers to every caller the way resolution offers them. With `public_url`
     (where this app is reachable), it also publishes the CIMD document the reconciler's client id points to, and
     with a `connector` too it serves the connect service (`connect_service.py`) under `/oauth/`, which opens the
     connect links `resolve_template` hands out (signed with a key derived from the registry's store key).
     """
     directory = callers or CallerDirectory(platform_token=token)
-    api = build_registry_api(registry, callers=directory, prefix=name_prefix)
+    api = build_registry_api(registry, callers=directory, prefix=name_prefix, platform_tenant=platform_tenant)
     connecting = bool(public_url) and connector is not None
     mcp_app = build_mcp_app(
         registry,

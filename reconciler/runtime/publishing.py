@@ -7,7 +7,9 @@ An entry is the published `server.json` shape (`remotes` with `type`, `url` and 
 `isRequired`, never a value) plus, under the response's `_meta`, the official lifecycle block and our live
 facts under `LIVE_META_KEY`: the tool snapshot (count, hash, names), health, last probe and discovered auth.
 The registry keeps one version per server: `1.0.<seconds since the epoch of its last change>`, so a change
-publishes a newer version and `latest` is always that one.
+publishes a newer version and `latest` is always that one. A disabled server (`spec.enabled: false`: registered
+but not offered to agents) is published `deprecated`, with a status message saying so, so that a registry that
+imported it hears about it (`mcp-reconciler upstream`); only the platform token lists it, since no grant offers it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ REMOTE_TRANSPORTS = ("streamable-http", "sse")
 PUBLIC_AUTH_SETTINGS = ("scheme", "headerName", "pkce", "scopes", "authUrl", "tokenUrl", "resource", "audience")
 """Auth settings safe to publish: never the `*Ref`/`*Fingerprint` columns or client ids."""
 REMOVED_DESCRIPTION = "Removed from this registry."
+DISABLED_MESSAGE = "Disabled in {namespace}: registered but not offered to agents."
 
 
 class InvalidQuery(ValueError):
@@ -135,18 +138,15 @@ def build_entry(row: CatalogRow, *, prefix: str = DEFAULT_NAME_PREFIX) -> dict[s
         if headers:
             remote["headers"] = headers
         detail["remotes"] = [remote]
-    return {
-        "server": detail,
-        "_meta": {
-            OFFICIAL_META_KEY: {
-                "status": "active",
-                "publishedAt": timestamp(row.published_at),
-                "updatedAt": timestamp(updated),
-                "isLatest": True,
-            },
-            LIVE_META_KEY: _live_facts(row),
-        },
-    }
+    official: dict[str, Any] = {"status": "active"}
+    if not server.enabled:
+        official = {
+            "status": "deprecated",
+            "statusMessage": DISABLED_MESSAGE.format(namespace=namespace),
+            "statusChangedAt": timestamp(row.updated_at),
+        }
+    official.update(publishedAt=timestamp(row.published_at), updatedAt=timestamp(updated), isLatest=True)
+    return {"server": detail, "_meta": {OFFICIAL_META_KEY: official, LIVE_META_KEY: _live_facts(row)}}
 
 
 def removed_entry(removed: RemovedServer, *, prefix: str = DEFAULT_NAME_PREFIX) -> dict[str, Any]:
@@ -205,6 +205,7 @@ def _live_facts(row: CatalogRow) -> dict[str, Any]:
         "server": server.name,
         "transport": server.transport,
         "featured": server.featured,
+        "enabled": server.enabled,
         "tools": None
         if snapshot is None
         else {

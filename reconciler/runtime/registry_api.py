@@ -6,13 +6,19 @@ built from `Registry.fetch_catalog` by `publishing.py`.
 
 Who sees what. Every request is mapped to a `RegistryCaller` from its bearer token (`CallerDirectory`):
 
-- the serving token (the one the MCP endpoint takes) is the platform's: every enabled server, and deleted ones;
+- the serving token (the one the MCP endpoint takes) is the platform's: every server (a disabled one as
+  `deprecated`), and deleted ones;
 - a token listed in the callers file is a member: `member`, `teams` and optionally `tenants`. The file holds
   only each token's SHA-256, so it can live in git or a ConfigMap. A member sees, in each of its tenants, the
   servers a grant opens to them (the same decision `resolve` makes without a template: a grant naming the
   member, one of their teams or the organization, on the server or one of its connections);
 - with `anonymous` set, a request without a token sees what grants to the organization open, which is what an
   IDE gallery that sends no credentials gets. Otherwise it gets 401.
+
+With a platform tenant (`serve --platform-namespace`), its featured servers are listed to every caller exactly as
+`resolve` offers them as the last fallback: featured, enabled, and opened by a grant naming the Organization in the
+platform namespace. Their entries are the platform's own (its name prefix, its live facts); nothing of the caller's
+tenant goes into them, and no caller sees another tenant's servers through them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reconciler.registry import Registry
+from reconciler.runtime.choosing import Caller
 from reconciler.runtime.publishing import (
     DEFAULT_NAME_PREFIX,
     InvalidQuery,
@@ -43,7 +50,8 @@ from reconciler.runtime.publishing import (
     registry_name,
     removed_entry,
 )
-from reconciler.runtime.resolving import resolve
+from reconciler.runtime.resolution import ServerState
+from reconciler.runtime.resolving import fetch_decisions
 
 API_PREFIX = "/v0.1"
 REALM = "mcp-reconciler"
@@ -127,13 +135,19 @@ def _strings(value: Any, *, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def visible_entries(registry: Registry, caller: RegistryCaller, *, prefix: str) -> list[dict[str, Any]]:
-    """Every entry `caller` may see: enabled servers it is granted (all for the platform), deleted ones too."""
+def visible_entries(
+    registry: Registry, caller: RegistryCaller, *, prefix: str, platform_tenant: str | None = None
+) -> list[dict[str, Any]]:
+    """Every entry `caller` may see: the servers it is granted (every one, disabled and deleted ones included, for
+    the platform), and the featured servers of `platform_tenant` that `resolve` would offer the caller."""
     rows = registry.fetch_catalog()
     if caller.platform:
-        allowed = {(row.tenant.slug, row.server.name) for row in rows if row.server.enabled}
+        allowed = {(row.tenant.slug, row.server.name) for row in rows}
     else:
-        allowed = _granted(registry, caller, tenants={row.tenant.slug: row.tenant.namespace for row in rows})
+        tenants = {row.tenant.slug: row.tenant.namespace for row in rows}
+        # A platform namespace nothing was applied to yet offers nothing (resolve would refuse it as unknown).
+        platform = platform_tenant if platform_tenant and registry.find_tenant(platform_tenant) else None
+        allowed = _granted(registry, caller, tenants=tenants, platform_tenant=platform)
     entries = [build_entry(row, prefix=prefix) for row in rows if (row.tenant.slug, row.server.name) in allowed]
     if caller.platform:
         present = {entry_name(entry) for entry in entries}
@@ -143,16 +157,24 @@ def visible_entries(registry: Registry, caller: RegistryCaller, *, prefix: str) 
     return entries
 
 
-def _granted(registry: Registry, caller: RegistryCaller, *, tenants: Mapping[str, str]) -> set[tuple[str, str]]:
-    """(tenant, server) pairs a grant opens to the caller: resolution without a template, forbidden ones left out."""
+def _granted(
+    registry: Registry, caller: RegistryCaller, *, tenants: Mapping[str, str], platform_tenant: str | None
+) -> set[tuple[str, str]]:
+    """(tenant, server) pairs a grant opens to the caller: resolution's decisions without a template, forbidden ones
+    left out. A platform server is keyed by the platform tenant, the row it is published from."""
     wanted: Iterable[str] = tenants
     if caller.tenants is not None:
         named = set(caller.tenants)
         wanted = [slug for slug, namespace in tenants.items() if slug in named or namespace in named]
     granted: set[tuple[str, str]] = set()
+    who = Caller(user=caller.member, teams=tuple(dict.fromkeys(caller.teams)))
     for slug in wanted:
-        resolution = resolve(registry, slug, user=caller.member, teams=caller.teams)
-        granted.update((slug, server.name) for server in resolution.servers)
+        _, decisions = fetch_decisions(registry, slug, template=None, caller=who, platform_tenant=platform_tenant)
+        granted.update(
+            (decision.server.tenant, decision.server.name)
+            for decision in decisions.servers
+            if decision.state is not ServerState.FORBIDDEN
+        )
     return granted
 
 
@@ -160,8 +182,18 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def build_registry_api(registry: Registry, *, callers: CallerDirectory, prefix: str = DEFAULT_NAME_PREFIX) -> Starlette:
-    """The v0.1 routes as a Starlette app (paths include `/v0.1`); the caller keeps `registry` open meanwhile."""
+def build_registry_api(
+    registry: Registry,
+    *,
+    callers: CallerDirectory,
+    prefix: str = DEFAULT_NAME_PREFIX,
+    platform_tenant: str | None = None,
+) -> Starlette:
+    """The v0.1 routes as a Starlette app (paths include `/v0.1`); the caller keeps `registry` open meanwhile.
+    `platform_tenant`: the platform whose featured servers every caller is offered (see the module's docstring)."""
+
+    def visible(caller: RegistryCaller) -> list[dict[str, Any]]:
+        return visible_entries(registry, caller, prefix=prefix, platform_tenant=platform_tenant)
 
     def authorised(
         handler: Callable[[Request, RegistryCaller], Response],
@@ -185,7 +217,7 @@ def build_registry_api(registry: Registry, *, callers: CallerDirectory, prefix: 
 
     def list_servers(request: Request, caller: RegistryCaller) -> Response:
         query = parse_query(request.query_params)
-        return JSONResponse(page_entries(visible_entries(registry, caller, prefix=prefix), query))
+        return JSONResponse(page_entries(visible(caller), query))
 
     def versions(request: Request, caller: RegistryCaller) -> Response:
         found = _named(request, caller)
@@ -205,7 +237,7 @@ def build_registry_api(registry: Registry, *, callers: CallerDirectory, prefix: 
         with_deleted = parse_flag(request.query_params.get("include_deleted"), name="include_deleted")
         return [
             entry
-            for entry in visible_entries(registry, caller, prefix=prefix)
+            for entry in visible(caller)
             if entry_name(entry) == name and (with_deleted or entry_status(entry) != "deleted")
         ]
 

@@ -32,6 +32,7 @@ from reconciler.api.times import format_time
 from reconciler.engine.desired import DesiredObject, MissingSecret
 from reconciler.engine.planning import Action, Verb
 from reconciler.engine.statuses import conditions as cond
+from reconciler.engine.upstream import kept_upstream
 
 SYNC_MESSAGES = {
     Verb.NOOP: "registry row matches the spec",
@@ -137,6 +138,7 @@ def build_status_model(inputs: StatusInputs) -> StatusBase:
     """The typed status, keeping transition and sync times when nothing really changed."""
     previous = dict(inputs.previous or {})
     current = _combine(base_conditions(inputs.obj, inputs.action), inputs.extra_conditions)
+    current += kept_upstream(previous, inputs.obj.resource.metadata.annotations)
     merged = cond.merge_conditions(previous.get("conditions"), current, generation=inputs.generation, now=inputs.now)
     fields: dict[str, Any] = {
         "observed_generation": inputs.generation,

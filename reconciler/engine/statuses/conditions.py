@@ -201,6 +201,24 @@ def tools_unchanged() -> ConditionDict:
     return condition(ConditionType.TOOLS_DRIFTED, "False", Reason.TOOLS_UNCHANGED, "")
 
 
+# Upstream
+
+
+def upstream_active(message: str) -> ConditionDict:
+    """The registry a server was imported from lists its entry as active (again)."""
+    return condition(ConditionType.UPSTREAM, "True", Reason.UPSTREAM_ACTIVE, message)
+
+
+def upstream_deprecated(message: str) -> ConditionDict:
+    """The publisher deprecated the entry; the server still works, but its replacement should be planned."""
+    return condition(ConditionType.UPSTREAM, "False", Reason.UPSTREAM_DEPRECATED, message)
+
+
+def upstream_deleted(message: str) -> ConditionDict:
+    """The entry was deleted upstream (withdrawn, or a security problem): the message says why."""
+    return condition(ConditionType.UPSTREAM, "False", Reason.UPSTREAM_DELETED, message)
+
+
 # Merging and reading
 
 
@@ -225,6 +243,11 @@ def merge_conditions(
     order = {str(kind): index for index, kind in enumerate(ConditionType)}
     merged.sort(key=lambda item: order.get(item["type"], len(order)))
     return merged
+
+
+def bare(item: Mapping[str, Any]) -> ConditionDict:
+    """A written condition without its times, as a setter returns it (to state it again in a merge)."""
+    return {key: item[key] for key in ("type", "status", "reason", "message") if key in item}
 
 
 def find(conditions: Sequence[ConditionDict] | None, type_: ConditionType) -> ConditionDict | None:

@@ -35,7 +35,7 @@ def _with_conditions(
     """`previous` with some conditions replaced and the rest kept (transition times intact)."""
     status: Status = dict(previous or {})
     replaced = {item["type"] for item in replacements}
-    kept = [_bare(item) for item in status.get("conditions") or () if item.get("type") not in replaced]
+    kept = [cond.bare(item) for item in status.get("conditions") or () if item.get("type") not in replaced]
     status["conditions"] = cond.merge_conditions(
         status.get("conditions"), [*kept, *replacements], generation=generation, now=now
     )
@@ -43,8 +43,14 @@ def _with_conditions(
     return status
 
 
-def _bare(item: Mapping[str, Any]) -> cond.ConditionDict:
-    return {key: item[key] for key in ("type", "status", "reason", "message") if key in item}
+def replace_condition(previous: Mapping[str, Any] | None, condition: cond.ConditionDict, *, now: dt.datetime) -> Status:
+    """`previous` with one condition set and the rest kept, at the generation it already observed: for what is
+    found outside a pass (the upstream check), which says nothing about the spec."""
+    generation = (previous or {}).get("observedGeneration")
+    status = _with_conditions(previous, [condition], generation=generation, now=now)
+    if generation is None:
+        status.pop("observedGeneration")
+    return status
 
 
 def has_conditions(status: Mapping[str, Any] | None) -> bool:
@@ -53,11 +59,16 @@ def has_conditions(status: Mapping[str, Any] | None) -> bool:
     return {str(ConditionType.READY), str(ConditionType.SYNCED)} <= found
 
 
-def first_sight(*, generation: int | None, now: dt.datetime) -> Status:
-    """What a new object shows until its first pass ends: Ready and Synced Unknown."""
+def first_sight(*, generation: int | None, now: dt.datetime, previous: Mapping[str, Any] | None = None) -> Status:
+    """What a new object shows until its first pass ends: Ready and Synced Unknown, and an `Upstream` condition
+    the upstream check may have written before the first pass (a pass keeps it too)."""
+    found = cond.find((previous or {}).get("conditions"), ConditionType.UPSTREAM)
+    kept = [cond.bare(found)] if found is not None else []
     return {
         "observedGeneration": generation,
-        "conditions": cond.merge_conditions(None, cond.first_sight(), generation=generation, now=now),
+        "conditions": cond.merge_conditions(
+            (previous or {}).get("conditions"), [*cond.first_sight(), *kept], generation=generation, now=now
+        ),
     }
 
 

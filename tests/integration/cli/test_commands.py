@@ -127,6 +127,7 @@ def test_get_prints_tables_and_kubernetes_lists(sqlite_url: str) -> None:
         "AGE",
         "URL",
         "OAUTH",
+        "UPSTREAM",
         "REASON",
     ]
     code, out, _ = run("get", "mcpgrant", "-o", "json", "--registry", sqlite_url)
@@ -328,3 +329,9 @@ def test_two_connections_marked_for_discovery_of_one_server_are_one_clear_error(
         + conn("second")
     )
     assert run("validate", "-f", str(tmp_path))[0] == 0
+
+
+def test_run_refuses_a_bad_upstream_interval_before_starting() -> None:
+    code, _, err = run("run", "--upstream-interval", "soon", "--standalone")
+    assert code == 1
+    assert "--upstream-interval: invalid duration 'soon'" in err

@@ -4,6 +4,7 @@ against SQLite and PostgreSQL. Importing what we serve gives back the objects th
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,15 @@ spec:
   url: https://search.example.com/mcp
   transport: streamable-http
   auth: {type: apiKey, headerName: X-Search-Key, secretKeyRef: {name: search-credentials, key: x-search-key}}
+---
+apiVersion: mcp.reconciler.dev/v1alpha1
+kind: MCPServer
+metadata: {name: legacy, namespace: acme-prod}
+spec:
+  description: The old search, kept registered while agents move off it.
+  url: https://legacy.example.com/mcp
+  transport: streamable-http
+  enabled: false
 """
 
 
@@ -140,7 +150,15 @@ def test_bad_input_is_one_located_error_and_nothing_is_written(tmp_path: Path, c
     assert not out.exists()
 
 
-def test_every_preset_imports_offline_and_validates(tmp_path: Path) -> None:
+def test_every_preset_imports_offline_and_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list[object] = []
+
+    def refuse(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError("the catalog must import without the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     code, listing, _ = run("import", "--list-presets")
     assert code == 0
     assert [line.split()[0] for line in listing.splitlines()] == preset_names()
@@ -154,6 +172,7 @@ def test_every_preset_imports_offline_and_validates(tmp_path: Path) -> None:
     notion = yaml.safe_load((tmp_path / "notion.yaml").read_text())
     assert notion["spec"]["url"] == "https://mcp.notion.com/mcp"
     assert notion["spec"]["auth"] == {"type": "oauthAuthorizationCode", "pkce": "public"}
+    assert attempts == []
 
 
 @pytest.fixture
@@ -257,3 +276,117 @@ def test_upstream_checks_are_ssrf_guarded(served: str, tmp_path: Path, monkeypat
 
     assert code == 1
     assert "blocked: 127.0.0.1 is a loopback address" in err
+
+
+def stored_copies(registry_url: str) -> list[dict[str, Any]]:
+    """The `resources` rows of namespace `mine` as stored, `updated_at` included."""
+    with open_registry(registry_url) as registry:
+        return [row for row in registry.dump()["resources"] if row["namespace"] == "mine"]
+
+
+def upstream_condition(registry_url: str, name: str) -> dict[str, Any]:
+    code, out, err = run("get", "mcpservers", name, "-n", "mine", "-o", "json", "--registry", registry_url)
+    assert code == 0, err
+    found = [item for item in json.loads(out)["status"]["conditions"] if item["type"] == "Upstream"]
+    return found[0] if found else {}
+
+
+def test_upstream_findings_become_a_condition_in_get_and_clear_when_the_entry_is_back(
+    served: str, registry_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copies `apply` keeps (namespace `mine`, its own manager, in the same registry the upstream serves)
+    carry the `Upstream` condition; a check that finds nothing new writes nothing, and `apply` keeps it."""
+    monkeypatch.setenv("MCP_RECONCILER_IMPORT_TOKEN", TOKEN)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    imported = folder / "imported.yaml"
+    servers = ["--server", "local.mcp-reconciler.acme/docs", "--server", "local.mcp-reconciler.acme/search"]
+    code, _, err = run(
+        "import", "--from", served, *servers, "-n", "mine", "--allow-private-networks", "-o", str(imported)
+    )
+    assert code == 0, err
+    mine = ["--registry", registry_url, "--manager", "mine"]
+    code, _, err = run("apply", "-f", str(folder), "--no-probe", *mine)
+    assert code == 0, err
+    check = ["upstream", "-f", str(folder), "--allow-private-networks", *mine]
+
+    assert run(*check)[0] == 0
+    active = upstream_condition(registry_url, "docs")
+    assert (active["status"], active["reason"]) == ("True", "UpstreamActive")
+
+    upstream_folder = tmp_path / "upstream"
+    upstream_folder.mkdir()
+    (upstream_folder / "world.yaml").write_text(
+        "\n---\n".join(d for d in APPLIED.split("\n---\n") if "name: docs," not in d)
+    )
+    assert run("apply", "-f", str(upstream_folder), "--no-probe", "--registry", registry_url)[0] == 0
+
+    assert run(*check)[0] == 2
+    deleted = upstream_condition(registry_url, "docs")
+    assert deleted["status"] == "False"
+    assert deleted["reason"] == "UpstreamDeleted"
+    assert deleted["message"] == (
+        f"local.mcp-reconciler.acme/docs was deleted from {served}: The server was removed from the registry."
+    )
+    assert upstream_condition(registry_url, "search")["reason"] == "UpstreamActive"
+    code, wide, _ = run("get", "mcpservers", "-n", "mine", "-o", "wide", "--registry", registry_url)
+    assert code == 0
+    header, *rows = wide.splitlines()
+    assert "UPSTREAM" in header.split()
+    assert any(row.split()[0] == "docs" and "UpstreamDeleted" in row.split() for row in rows)
+
+    before = stored_copies(registry_url)
+    assert TOKEN not in json.dumps(before, default=str)  # the registry's token never reaches a status
+    assert run(*check)[0] == 2
+    code, _, err = run("apply", "-f", str(folder), "--no-probe", *mine)
+    assert code == 0, err
+    assert stored_copies(registry_url) == before  # nothing new upstream or here: no write; apply kept it
+    imported.write_text(imported.read_text().replace("description: Docs over SSE.", "description: Our docs."))
+    code, _, err = run("apply", "-f", str(folder), "--no-probe", *mine)
+    assert code == 0, err
+    assert upstream_condition(registry_url, "docs") == {**deleted, "observedGeneration": 2}  # a pass keeps it
+
+    (upstream_folder / "world.yaml").write_text(APPLIED)
+    assert run("apply", "-f", str(upstream_folder), "--no-probe", "--registry", registry_url)[0] == 0
+    assert run(*check)[0] == 0
+    back = upstream_condition(registry_url, "docs")
+    assert (back["status"], back["reason"]) == ("True", "UpstreamActive")
+    assert back["lastTransitionTime"] >= deleted["lastTransitionTime"]
+
+    # Disabled upstream (registered, not offered to agents) is published as deprecated, with why.
+    (upstream_folder / "world.yaml").write_text(
+        APPLIED.replace("  featured: true\n", "  featured: true\n  enabled: false\n")
+    )
+    assert run("apply", "-f", str(upstream_folder), "--no-probe", "--registry", registry_url)[0] == 0
+    assert run(*check)[0] == 2
+    deprecated = upstream_condition(registry_url, "docs")
+    assert (deprecated["status"], deprecated["reason"]) == ("False", "UpstreamDeprecated")
+    assert deprecated["message"] == (
+        f"local.mcp-reconciler.acme/docs is deprecated at {served}: "
+        "Disabled in acme-prod: registered but not offered to agents."
+    )
+
+
+def test_upstream_without_a_registry_only_prints(served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_RECONCILER_IMPORT_TOKEN", TOKEN)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    code, _, err = run(
+        "import",
+        "--from",
+        served,
+        "--server",
+        "local.mcp-reconciler.acme/docs",
+        "--allow-private-networks",
+        "-o",
+        str(folder / "imported.yaml"),
+    )
+    assert code == 0, err
+    absent = tmp_path / "absent.db"
+
+    code, out, err = run("upstream", "-f", str(folder), "--allow-private-networks", "--registry", f"sqlite:///{absent}")
+
+    assert code == 0, err
+    assert "UpstreamActive" in out
+    assert "no registry to record the findings in" in err
+    assert not absent.exists()

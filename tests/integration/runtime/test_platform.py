@@ -1,7 +1,8 @@
 """Featured servers of the platform namespace, offered to every tenant as the last fallback, on SQLite and
-PostgreSQL, through `resolve` (Python), `resolve -o mcp-config` (CLI), the `spec.export` document and the agent
-endpoint. Grants still apply (in the platform namespace the Organization means every tenant's organization;
-Members and Teams there are the platform's own), and no tenant's credential ever reaches another tenant.
+PostgreSQL, through `resolve` (Python), `resolve -o mcp-config` (CLI), the `spec.export` document, the agent
+endpoint and the Registry API (v0.1). Grants still apply (in the platform namespace the Organization means every
+tenant's organization; Members and Teams there are the platform's own), and no tenant's credential ever reaches
+another tenant.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import pytest
 
 from reconciler.demo.serving import ServerLoop
@@ -17,7 +20,17 @@ from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.reconciling import EngineSettings, reconcile
 from reconciler.manifests import load_folder
 from reconciler.registry import Registry
-from reconciler.runtime import UnknownTenant, build_mcp_app, build_serving_app, export_document, resolve
+from reconciler.runtime import (
+    CallerDirectory,
+    RegistryCaller,
+    UnknownTenant,
+    build_mcp_app,
+    build_serving_app,
+    export_document,
+    resolve,
+)
+from reconciler.runtime.registry_api import member_token_hash
+from tests.fixtures.registry_schema import check_list
 from tests.integration.cli.test_commands import run
 from tests.integration.runtime.test_endpoint import TOKEN, call, structured
 
@@ -219,3 +232,84 @@ def test_the_endpoint_offers_it(registry: Registry, tenants: DesiredInput, endpo
     servers = structured(resolved)["servers"]
     assert [(server["name"], server["scope"]) for server in servers] == [("crm", "featured"), ("search", "featured")]
     assert servers[1]["headers"] == {"Authorization": "Bearer ***"}
+
+
+ALICE, BOB, CAROL = "alice-acme-registry-token", "bob-beta-registry-token", "carol-unscoped-registry-token"
+
+
+def registry_api(registry: Registry, loop: ServerLoop, *, platform_tenant: str | None) -> str:
+    """`serve`'s app with three members: alice of acme (team support), bob of beta, carol of no tenant in
+    particular (every tenant); anonymous requests allowed."""
+    callers = CallerDirectory(
+        platform_token=TOKEN,
+        members={
+            member_token_hash(ALICE): RegistryCaller(member="alice", teams=("support",), tenants=("acme",)),
+            member_token_hash(BOB): RegistryCaller(member="bob", tenants=("beta",)),
+            member_token_hash(CAROL): RegistryCaller(member="carol"),
+        },
+        anonymous=True,
+    )
+    return loop.serve_asgi(
+        lambda _url: build_serving_app(registry, token=TOKEN, callers=callers, platform_tenant=platform_tenant)
+    )
+
+
+def registry_listing(base: str, token: str | None) -> tuple[dict[str, dict[str, Any]], str]:
+    """Name → entry of one schema-checked page holding everything the caller sees, and the raw body."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx2.Client(timeout=10.0) as http:
+        response = http.get(f"{base}/v0.1/servers", params={"limit": 100}, headers=headers)
+    assert response.status_code == 200, response.text
+    check_list(response.json())
+    assert "nextCursor" not in response.json()["metadata"]
+    return {entry["server"]["name"]: entry for entry in response.json()["servers"]}, response.text
+
+
+def published(tenant: str, server: str) -> str:
+    return f"local.mcp-reconciler.{tenant}/{server}"
+
+
+def test_the_registry_api_lists_the_platforms_featured_servers_to_every_caller_as_resolve_offers_them(
+    registry: Registry, tenants: DesiredInput
+) -> None:
+    with ServerLoop() as loop:
+        base = registry_api(registry, loop, platform_tenant=PLATFORM)
+        alice, alice_text = registry_listing(base, ALICE)
+        bob, bob_text = registry_listing(base, BOB)
+        anonymous, _ = registry_listing(base, None)
+        carol, _ = registry_listing(base, CAROL)
+
+    search = published(PLATFORM, "search")
+    # acme's own crm wins over the platform's; staff-tools is granted to the platform's own team and member only;
+    # internal is not featured.
+    assert set(alice) == {published("acme", "crm"), search}
+    assert set(bob) == {published("beta", "crm"), search}
+    assert {published("acme", "crm"), published("beta", "crm"), search} <= set(anonymous)
+    assert published(PLATFORM, "staff-tools") not in set(anonymous) | set(carol)
+    # Each set is exactly what resolve offers the caller in its tenant, the platform's servers included.
+    for caller, seen, tenant in (("alice", alice, "acme"), ("bob", bob, "beta")):
+        teams = ["support"] if caller == "alice" else []
+        offered = resolve(registry, tenant, user=caller, teams=teams, platform_tenant=PLATFORM).servers
+        assert {name.split("/")[1] for name in seen} == {server.name for server in offered}
+
+    # The platform's entry is the platform's: the same for every tenant, nothing of the caller's tenant in it.
+    assert alice[search] == bob[search]
+    live = alice[search]["_meta"]["dev.reconciler.mcp/live"]
+    assert (live["tenant"], live["namespace"]) == (PLATFORM, PLATFORM)
+    assert alice[search]["server"]["remotes"][0]["headers"] == [
+        {"name": "Authorization", "description": "Bearer token", "isRequired": True, "isSecret": True}
+    ]
+    for text, other in ((alice_text, "beta"), (bob_text, "acme")):
+        assert all(secret not in text for secret in SECRETS.values())
+        assert "creds" not in text  # no Secret reference either
+        assert f"crm.{other}.example.com" not in text and f'"{other}"' not in text
+
+
+def test_without_the_platform_namespace_or_before_it_exists_the_api_lists_only_the_tenants_own(
+    registry: Registry, tenants: DesiredInput
+) -> None:
+    with ServerLoop() as loop:
+        without, _ = registry_listing(registry_api(registry, loop, platform_tenant=None), ALICE)
+        unknown, _ = registry_listing(registry_api(registry, loop, platform_tenant="nowhere"), ALICE)
+
+    assert set(without) == set(unknown) == {published("acme", "crm")}

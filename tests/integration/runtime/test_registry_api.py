@@ -94,13 +94,23 @@ def walk(base: str, *, limit: int, **params: Any) -> list[str]:
     raise AssertionError(f"more than {MAX_PAGES} pages")
 
 
-def test_the_platform_sees_every_enabled_server_as_a_valid_server_json(registry: Registry, api: str) -> None:
+def test_the_platform_sees_every_server_as_a_valid_server_json(registry: Registry, api: str) -> None:
     document = listing(api, limit=100)
 
-    enabled = sorted(
-        name(row.server.name) for row in registry.fetch_catalog() if row.server.enabled and row.tenant.slug == TENANT
+    every = sorted(name(row.server.name) for row in registry.fetch_catalog() if row.tenant.slug == TENANT)
+    assert names(document) == every
+    retired = next(entry for entry in document["servers"] if entry["server"]["name"] == name("retired"))
+    official = retired["_meta"][OFFICIAL]
+    assert (official["status"], official["statusMessage"]) == (
+        "deprecated",
+        f"Disabled in {NAMESPACE}: registered but not offered to agents.",
     )
-    assert names(document) == enabled
+    assert retired["_meta"][LIVE_META_KEY]["enabled"] is False
+    assert all(
+        entry["_meta"][OFFICIAL]["status"] == "active"
+        for entry in document["servers"]
+        if entry["server"]["name"] != name("retired")
+    )
     drive = next(entry for entry in document["servers"] if entry["server"]["name"] == name("drive"))
     assert drive["server"]["remotes"] == [
         {

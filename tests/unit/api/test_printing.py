@@ -71,6 +71,7 @@ def test_columns_per_kind() -> None:
             age,
             ("URL", "string", ".spec.url", 1),
             ("OAuth", "string", ".status.oauth.summary", 1),
+            ("Upstream", "string", '.status.conditions[?(@.type=="Upstream")].reason', 1),
             reason,
         ],
         "MCPConnection": [

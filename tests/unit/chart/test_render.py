@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from reconciler.cli import build_parser
 from tests.unit.chart.conftest import CHART_DIR, Notes, Render, find, one, rule_set
 
 APP_VERSION = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["appVersion"]
@@ -495,3 +496,21 @@ def test_an_init_container_migrates_the_registry_before_the_operator_starts(rend
     registry = [env for env in migrate["env"] if env["name"] == "MCP_RECONCILER_REGISTRY"]
     assert registry == [env for env in operator["env"] if env["name"] == "MCP_RECONCILER_REGISTRY"]
     assert all("valueFrom" in env or env["name"] in {"HOME", "PYTHONDONTWRITEBYTECODE"} for env in migrate["env"])
+
+
+def test_the_upstream_interval_and_token_reach_the_operator(render: Render) -> None:
+    overrides = {"upstream": {"interval": "30m", "tokenSecret": {"name": "upstream-registry", "key": "bearer"}}}
+    main = container(render(overrides))
+
+    args = build_parser().parse_args(main["args"])
+    assert args.upstream_interval == "30m"
+    (token,) = [env for env in main["env"] if env["name"] == "MCP_RECONCILER_UPSTREAM_TOKEN"]
+    assert token["valueFrom"] == {"secretKeyRef": {"name": "upstream-registry", "key": "bearer"}}
+    defaults = container(render())
+    assert "--upstream-interval" not in defaults["args"], "the CLI's default, 1h, needs no flag"
+    assert "MCP_RECONCILER_UPSTREAM_TOKEN" not in [env["name"] for env in defaults["env"]]
+
+
+def test_a_bad_upstream_interval_fails_the_render(render: Render) -> None:
+    with pytest.raises(helm.HelmValuesError, match=r"/upstream/interval"):
+        render({"upstream": {"interval": "hourly"}})

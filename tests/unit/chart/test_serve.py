@@ -332,3 +332,27 @@ def test_notes_tell_how_to_create_the_token_secret_and_route_the_public_url(note
     assert "create secret generic mcp-serve" in text and "--from-literal=bearer=" in text
     assert f"{PUBLIC_URL}/oauth/callback" in text
     assert f"service/{SERVE_NAME}" in text
+
+
+def test_the_registry_api_callers_file_is_mounted_from_a_configmap_and_passed_as_callers(render: Render) -> None:
+    manifests = render({"serve": {**SERVE["serve"], "callers": {"configMap": "registry-callers"}, "anonymous": True}})
+    container = serve_container(manifests)
+    args = build_parser().parse_args(container["args"])
+    assert str(args.callers) == "/etc/mcp-reconciler/callers/callers.yaml"
+    assert args.anonymous is True
+    assert {"name": "callers", "mountPath": "/etc/mcp-reconciler/callers", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    volumes = serve_deployment(manifests)["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "callers",
+        "configMap": {"name": "registry-callers", "items": [{"key": "callers.yaml", "path": "callers.yaml"}]},
+    } in volumes
+    kubernetes_validate.validate(serve_deployment(manifests), KUBERNETES_VERSION, strict=True)
+
+
+def test_without_callers_only_the_platform_token_is_known(render: Render) -> None:
+    container = serve_container(render(SERVE))
+    args = build_parser().parse_args(container["args"])
+    assert args.callers is None and args.anonymous is False
+    assert [mount["name"] for mount in container["volumeMounts"]] == ["tmp"]

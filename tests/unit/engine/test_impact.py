@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.engine.impact import ToolImpact, plan_tool_impact
 from reconciler.engine.planning import Action, Plan, Verb
+from reconciler.presenting import impact_text
 from reconciler.probe.listing import tool_record
 from reconciler.registry.records import (
     BindingRecord,
@@ -42,6 +43,13 @@ BOUND_BOTH = BindingRecord(
     name="b",
     template="helper",
     servers=(BoundServerRecord("wiki"), BoundServerRecord("crm", tools_allow=("wipe",))),
+)
+FOR_ANN = BindingRecord(
+    tenant="t",
+    name="ann",
+    template="helper",
+    agents=("ann",),
+    servers=(BoundServerRecord("crm", tools_allow=("wipe",)),),
 )
 GRANT_CRM = GrantRecord(tenant="t", name="g", target_server="crm", subjects=(GrantSubjectRecord("Team", "ops"),))
 LINE = ConnectionRecord(tenant="t", name="line", server="new")
@@ -98,6 +106,24 @@ def summary(impact: ToolImpact) -> list[tuple[str, str, tuple[str, ...], tuple[s
             id="a moved URL makes the snapshot stale",
         ),
         pytest.param(
+            rows(CRM, WIKI, BOUND_WIKI),
+            [act(Verb.CREATE, FOR_ANN)],
+            [("agent", "ann", ("crm:wipe",), (), ())],
+            id="a binding for one agent changes that agent's tools, not the template's",
+        ),
+        pytest.param(
+            rows(CRM, WIKI, BOUND_WIKI, FOR_ANN),
+            [act(Verb.UPDATE, BOUND_BOTH, BOUND_WIKI)],
+            [("template", "helper", ("crm:wipe",), (), ())],
+            id="what every agent gains, an agent that already had it gains nothing more",
+        ),
+        pytest.param(
+            rows(CRM, WIKI, BOUND_WIKI, FOR_ANN),
+            [act(Verb.DELETE, observed=WIKI)],
+            [("template", "helper", (), ("wiki:search",), ()), ("agent", "ann", (), ("wiki:search",), ())],
+            id="a server every agent had is lost by the template and by each named agent",
+        ),
+        pytest.param(
             rows(CRM, GRANT_CRM),
             [act(Verb.ORPHAN, observed=CRM)],
             [],
@@ -140,3 +166,11 @@ def test_the_destructive_flag_follows_the_mcp_defaults(
 
     assert record.destructive is destructive
     assert record.fingerprint == tool_record(mcp_types.Tool(name="t", input_schema={"type": "object"})).fingerprint
+
+
+def test_an_agent_section_names_its_template() -> None:
+    impact = plan_tool_impact(Plan(actions=(act(Verb.CREATE, FOR_ANN),)), rows(CRM, WIKI, BOUND_WIKI), SNAPSHOTS)
+
+    [delta] = impact.deltas
+    assert (delta.kind, delta.tenant, delta.name, delta.subjects) == ("agent", "t", "ann", ("template helper",))
+    assert impact_text(impact) == "Tool impact:\n  agent t/ann (template helper):\n    + crm:wipe (destructive)"

@@ -6,12 +6,21 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import pytest
+
+from reconciler.api.conditions import ConditionType
+from reconciler.engine.statuses import conditions as cond
 from reconciler.engine.upstream import (
+    UPSTREAM_REGISTRY,
+    UpstreamFinding,
     UpstreamReason,
     UpstreamRef,
     UpstreamWatcher,
+    kept_upstream,
     plan_upstream_findings,
+    upstream_condition,
     upstream_refs,
+    with_upstream,
 )
 from reconciler.errors import RetryableError
 from reconciler.registry.records import SourceRef
@@ -90,3 +99,60 @@ def test_the_watcher_asks_a_registry_at_most_once_per_refresh() -> None:
         assert finding.reason is UpstreamReason.DELETED
 
     assert asked == [None, start]
+
+
+MARKS = {UPSTREAM_REGISTRY: REGISTRY, "mcp.reconciler.dev/upstream-name": "io.example/weather"}
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [(UpstreamReason.ACTIVE, "True"), (UpstreamReason.DEPRECATED, "False"), (UpstreamReason.DELETED, "False")],
+)
+def test_each_finding_is_one_upstream_condition_with_its_message(reason: UpstreamReason, status: str) -> None:
+    finding = UpstreamFinding(REF, reason, "io.example/weather ...: the publisher's words")
+    assert upstream_condition(finding) == {
+        "type": "Upstream",
+        "status": status,
+        "reason": str(reason),
+        "message": "io.example/weather ...: the publisher's words",
+    }
+
+
+def test_with_upstream_keeps_everything_else_and_the_same_finding_changes_nothing() -> None:
+    previous = {
+        "observedGeneration": 3,
+        "registryId": "7",
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Available",
+                "message": "",
+                "observedGeneration": 3,
+                "lastTransitionTime": "2025-12-01T00:00:00Z",
+            },
+        ],
+    }
+    deleted = with_upstream(previous, cond.upstream_deleted("gone"), now=T0)
+    assert deleted["registryId"] == "7" and deleted["observedGeneration"] == 3
+    assert {c["type"]: (c["status"], c["lastTransitionTime"]) for c in deleted["conditions"]} == {
+        "Ready": ("True", "2025-12-01T00:00:00Z"),
+        "Upstream": ("False", "2026-01-01T00:00:00Z"),
+    }
+    assert with_upstream(deleted, cond.upstream_deleted("gone"), now=T0 + dt.timedelta(hours=1)) == deleted
+    deprecated = with_upstream(deleted, cond.upstream_deprecated("old"), now=T0 + dt.timedelta(hours=1))
+    assert cond.find(deprecated["conditions"], ConditionType.UPSTREAM)["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert "observedGeneration" not in with_upstream(None, cond.upstream_active("ok"), now=T0)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "kept"),
+    [(MARKS, True), ({UPSTREAM_REGISTRY: REGISTRY}, False), ({}, False), (None, False)],
+)
+def test_a_pass_keeps_the_upstream_condition_only_while_the_object_names_its_registry(
+    annotations: dict[str, str] | None, kept: bool
+) -> None:
+    previous = with_upstream(None, cond.upstream_deprecated("old"), now=T0)
+    assert kept_upstream(previous, annotations) == ([cond.upstream_deprecated("old")] if kept else [])
+    assert kept_upstream(None, annotations) == []

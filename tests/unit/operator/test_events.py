@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from reconciler.engine.planning import Action, FieldChange, Verb
+from reconciler.engine.statuses import conditions as cond
 from reconciler.operator.events import NORMAL, WARNING, PlannedEvent, action_events, condition_events, plan_events
 
 KEY = ("servers", "acme", "crm")
@@ -99,3 +100,29 @@ def test_plan_events_combines_both() -> None:
     after = _status(Synced=("True", "ReconcileSuccess"))
     assert [e.reason for e in plan_events(_action(Verb.CREATE), before=None, after=after)] == ["Created"]
     assert plan_events(None, before=after, after=after) == []
+
+
+def _upstream(condition: dict[str, Any] | None) -> dict[str, Any]:
+    return {"conditions": [condition] if condition else []}
+
+
+ACTIVE, DEPRECATED = cond.upstream_active("active"), cond.upstream_deprecated("deprecated: use v2")
+DELETED, BACK = cond.upstream_deleted("gone"), cond.upstream_active("back")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (None, ACTIVE, []),
+        (None, DEPRECATED, [PlannedEvent(WARNING, "UpstreamDeprecated", "deprecated: use v2")]),
+        (ACTIVE, DELETED, [PlannedEvent(WARNING, "UpstreamDeleted", "gone")]),
+        (DEPRECATED, DELETED, [PlannedEvent(WARNING, "UpstreamDeleted", "gone")]),
+        (DELETED, DELETED, []),
+        (DELETED, BACK, [PlannedEvent(NORMAL, "UpstreamActive", "back")]),
+        (ACTIVE, BACK, []),
+    ],
+)
+def test_upstream_events_follow_the_condition(
+    before: dict[str, Any] | None, after: dict[str, Any], expected: list[PlannedEvent]
+) -> None:
+    assert condition_events(_upstream(before), _upstream(after)) == expected

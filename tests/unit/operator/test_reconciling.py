@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from reconciler.engine.inputs import Tenant
+from reconciler.engine.statuses import conditions as cond
 from reconciler.errors import MissingReference, RetryableError
 from reconciler.operator.cluster import SecretsRead
 from reconciler.operator.config import OperatorConfig
@@ -351,3 +352,36 @@ def test_an_authorization_code_server_reports_its_members_tokens_when_they_move(
     oauth = cluster.statuses[("MCPServer", "ns", "crm")]["oauth"]
     assert oauth["summary"] == "1 connected, 1 expiring"
     assert oauth["withoutRefreshToken"] == 1 and oauth["needsReauthorization"] == 0
+
+
+def test_upstream_findings_are_a_condition_written_once_kept_by_passes_and_evented_on_change(
+    reconciler: ObjectReconciler, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    body = server()
+    body["metadata"]["annotations"].update(
+        {"mcp.reconciler.dev/upstream-registry": "https://r.example.com", "mcp.reconciler.dev/upstream-name": "a/crm"}
+    )
+    key = ("MCPServer", "ns", "crm")
+    deleted = cond.upstream_deleted("a/crm was deleted from https://r.example.com: withdrawn by its publisher")
+
+    run(reconciler.record_upstream(body, deleted))  # before the first pass: first sight keeps it
+    run(reconciler.reconcile(body, peers=[body]))
+    assert conditions(cluster.statuses[key])["Upstream"] == ("False", "UpstreamDeleted")
+    assert conditions(cluster.statuses[key])["Ready"] == ("True", "Available")
+    assert sink.reasons("crm") == ["UpstreamDeleted", "Created"]
+    writes = len(cluster.patches)
+
+    body["status"] = cluster.statuses[key]
+    run(reconciler.record_upstream(body, deleted))
+    run(reconciler.reconcile(body, peers=[body]))
+    assert len(cluster.patches) == writes, "the same finding and an idle pass write nothing"
+
+    run(reconciler.record_upstream(body, cond.upstream_active("a/crm is active at https://r.example.com")))
+    assert conditions(cluster.statuses[key])["Upstream"] == ("True", "UpstreamActive")
+    assert [e.type for _, e in sink.posted if e.reason == "UpstreamActive"] == ["Normal"]
+
+    body["metadata"]["annotations"].pop("mcp.reconciler.dev/upstream-registry")
+    body["metadata"]["generation"] = 2
+    body["status"] = cluster.statuses[key]
+    run(reconciler.reconcile(body, peers=[body]))
+    assert "Upstream" not in conditions(cluster.statuses[key]), "no longer imported: the condition goes"
