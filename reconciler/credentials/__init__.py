@@ -8,9 +8,11 @@ The engine imports from here only (the submodules are the package's own layout):
 - stores: `SecretStore` (read / aread), `LocalSecretStore` (CLI: folder Secrets + minted values),
   `KubernetesSecretStore` (operator), `MintedSecretStore` (values the reconciler mints, encrypted in the
   registry), `load_store_key`;
-- the credentials step: `prepare_server_credentials` / `prepare_many` (DCR + minting, after apply and before
-  probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
-  (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
+- OAuth decisions (pure; the engine's `engine/authorizing.py` performs them through the ports below):
+  `discovery_from_status`, `ClientRegistration`, `RegisteredClient`, `choose_auth_method`, `client_rotation_due`,
+  `TokenClient`, `MintedToken`, `authorization_url_template`, and the rest of `planning.py`, `registration.py` and
+  `tokens.py`; `CredentialContext` names the ports the engine passes, `PreparedCredentials` / `CredentialFailure`
+  what the credentials step produced;
 - members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
   `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renewal_due`, `refresh_member_token` (the
   refresh itself, to the issuer the token came from), `is_invalid_grant`, `member_token_name` and
@@ -32,7 +34,6 @@ from reconciler.lazy_exports import lazy_exports
 if TYPE_CHECKING:
     from reconciler.credentials.authorization import (
         authorization_url_template,
-        connected_members,
         fill_authorization_url,
         new_pkce,
     )
@@ -82,7 +83,7 @@ if TYPE_CHECKING:
         renewal_due,
         store_member_tokens,
     )
-    from reconciler.credentials.preparing import (
+    from reconciler.credentials.planning import (
         CredentialContext,
         CredentialFailure,
         CredentialSettings,
@@ -90,12 +91,7 @@ if TYPE_CHECKING:
         ReleasedCredentials,
         ServerClientRotation,
         ServerFacts,
-        discover_server,
         discovery_from_status,
-        prepare_many,
-        prepare_server_credentials,
-        release_server_credentials,
-        rotate_server_client,
     )
     from reconciler.credentials.registration import (
         ClientRegistration,
@@ -104,10 +100,6 @@ if TYPE_CHECKING:
         RegisteredClient,
         choose_auth_method,
         client_rotation_due,
-        ensure_client,
-        forget_clients,
-        register_client,
-        rotate_client,
     )
     from reconciler.credentials.rotation import (
         ProbeOutcome,
@@ -132,12 +124,8 @@ if TYPE_CHECKING:
         require_reference,
     )
     from reconciler.credentials.tokens import (
-        MemoryTokenCache,
         MintedToken,
-        StoredTokenCache,
-        TokenCache,
         TokenClient,
-        client_credentials_token,
         exchange_authorization_code,
         refresh_access_token,
     )
@@ -168,7 +156,6 @@ __all__ = [
     "MemberTokenRenewal",
     "MemberTokenTransaction",
     "MemoryMintedSecrets",
-    "MemoryTokenCache",
     "MintedSecretStore",
     "MintedSecrets",
     "MintedToken",
@@ -193,8 +180,6 @@ __all__ = [
     "SecretStoreUnavailable",
     "ServerClientRotation",
     "ServerFacts",
-    "StoredTokenCache",
-    "TokenCache",
     "TokenClient",
     "VerifiedValue",
     "add_connection_credential",
@@ -203,17 +188,12 @@ __all__ = [
     "arequire_reference",
     "authorization_url_template",
     "choose_auth_method",
-    "client_credentials_token",
     "client_rotation_due",
-    "connected_members",
     "default_key_path",
-    "discover_server",
     "discovery_from_status",
-    "ensure_client",
     "exchange_authorization_code",
     "fill_authorization_url",
     "fingerprint",
-    "forget_clients",
     "is_invalid_grant",
     "is_local_reference",
     "last_good_value",
@@ -225,18 +205,12 @@ __all__ = [
     "parse_reference",
     "pin_verified",
     "plan_rotation",
-    "prepare_many",
-    "prepare_server_credentials",
     "read_reference",
     "refresh_access_token",
     "refresh_member_token",
-    "register_client",
-    "release_server_credentials",
     "renew_member_token",
     "renewal_due",
     "require_reference",
-    "rotate_client",
-    "rotate_server_client",
     "step_up_scopes",
     "store_member_tokens",
     "verdict",
@@ -245,7 +219,7 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "authorization": ["authorization_url_template", "connected_members", "fill_authorization_url", "new_pkce"],
+        "authorization": ["authorization_url_template", "fill_authorization_url", "new_pkce"],
         "authserver": ["AuthServerAccess", "AuthServerClient"],
         "errors": [
             "AuthServerBlocked",
@@ -292,7 +266,7 @@ __getattr__ = lazy_exports(
             "store_member_tokens",
             "renewal_due",
         ],
-        "preparing": [
+        "planning": [
             "CredentialContext",
             "CredentialFailure",
             "CredentialSettings",
@@ -300,12 +274,7 @@ __getattr__ = lazy_exports(
             "ReleasedCredentials",
             "ServerClientRotation",
             "ServerFacts",
-            "discover_server",
             "discovery_from_status",
-            "prepare_many",
-            "prepare_server_credentials",
-            "release_server_credentials",
-            "rotate_server_client",
         ],
         "registration": [
             "ClientRegistration",
@@ -314,10 +283,6 @@ __getattr__ = lazy_exports(
             "RegisteredClient",
             "choose_auth_method",
             "client_rotation_due",
-            "ensure_client",
-            "forget_clients",
-            "register_client",
-            "rotate_client",
         ],
         "rotation": [
             "ProbeOutcome",
@@ -331,12 +296,8 @@ __getattr__ = lazy_exports(
         "storage": ["CredentialRegistry", "CredentialTransaction", "MemberTokenRegistry", "MemberTokenTransaction"],
         "stores": ["SecretStore", "arequire_reference", "is_local_reference", "local_reference", "require_reference"],
         "tokens": [
-            "MemoryTokenCache",
             "MintedToken",
-            "StoredTokenCache",
-            "TokenCache",
             "TokenClient",
-            "client_credentials_token",
             "exchange_authorization_code",
             "refresh_access_token",
         ],
