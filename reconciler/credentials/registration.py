@@ -30,7 +30,6 @@ is deregistered) or `rotation_abandoned` (it is deregistered, the old one stays)
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -56,8 +55,6 @@ from reconciler.credentials.stores import (
 )
 from reconciler.credentials.tokens import TokenAuthMethod
 from reconciler.records import AuthServerAnswer, IssuedClient, OAuthClientRecord
-
-logger = logging.getLogger(__name__)
 
 METHOD_PREFERENCE: tuple[TokenAuthMethod, ...] = ("client_secret_basic", "client_secret_post", "none")
 RFC8414_DEFAULT_METHODS = ("client_secret_basic",)
