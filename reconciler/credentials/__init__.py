@@ -8,9 +8,11 @@ The engine imports from here only (the submodules are the package's own layout):
 - stores: `SecretStore` (read / aread), `LocalSecretStore` (CLI: folder Secrets + minted values),
   `KubernetesSecretStore` (operator), `MintedSecretStore` (values the reconciler mints, encrypted in the
   registry), `load_store_key`;
-- the credentials step: `prepare_server_credentials` / `prepare_many` (DCR + minting, after apply and before
-  probing), `rotate_server_client`, `release_server_credentials` (before deleting a server), and their parts
-  (`client_credentials_token`, `ensure_client`, `authorization_url_template`, `connected_members`);
+- OAuth decisions (pure; the engine's `engine/authorizing.py` performs them through the ports below):
+  `discovery_from_status`, `ClientRegistration`, `RegisteredClient`, `choose_auth_method`, `client_rotation_due`,
+  `TokenClient`, `MintedToken`, `authorization_url_template`, and the rest of `planning.py`, `registration.py` and
+  `tokens.py`; `CredentialContext` names the ports the engine passes, `PreparedCredentials` / `CredentialFailure`
+  what the credentials step produced;
 - members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
   `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renew_member_tokens_in_batches` (the
   same for the engine's bulk runs: a batch's leases claimed and stored together; `DueMemberToken`),
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
     from reconciler.credentials.assertions import public_jwk
     from reconciler.credentials.authorization import (
         authorization_url_template,
-        connected_members,
         fill_authorization_url,
         new_pkce,
     )
@@ -88,7 +89,7 @@ if TYPE_CHECKING:
         renewal_due,
         store_member_tokens,
     )
-    from reconciler.credentials.preparing import (
+    from reconciler.credentials.planning import (
         CredentialContext,
         CredentialFailure,
         CredentialSettings,
@@ -96,12 +97,7 @@ if TYPE_CHECKING:
         ReleasedCredentials,
         ServerClientRotation,
         ServerFacts,
-        discover_server,
         discovery_from_status,
-        prepare_many,
-        prepare_server_credentials,
-        release_server_credentials,
-        rotate_server_client,
     )
     from reconciler.credentials.registration import (
         ClientRegistration,
@@ -110,10 +106,6 @@ if TYPE_CHECKING:
         RegisteredClient,
         choose_auth_method,
         client_rotation_due,
-        ensure_client,
-        forget_clients,
-        register_client,
-        rotate_client,
     )
     from reconciler.credentials.rotation import (
         ProbeOutcome,
@@ -138,12 +130,8 @@ if TYPE_CHECKING:
         require_reference,
     )
     from reconciler.credentials.tokens import (
-        MemoryTokenCache,
         MintedToken,
-        StoredTokenCache,
-        TokenCache,
         TokenClient,
-        client_credentials_token,
         exchange_authorization_code,
         refresh_access_token,
     )
@@ -176,7 +164,6 @@ __all__ = [
     "MemberTokenRenewal",
     "MemberTokenTransaction",
     "MemoryMintedSecrets",
-    "MemoryTokenCache",
     "MintedSecretStore",
     "MintedSecrets",
     "MintedToken",
@@ -201,8 +188,6 @@ __all__ = [
     "SecretStoreUnavailable",
     "ServerClientRotation",
     "ServerFacts",
-    "StoredTokenCache",
-    "TokenCache",
     "TokenClient",
     "VerifiedValue",
     "add_connection_credential",
@@ -211,17 +196,12 @@ __all__ = [
     "arequire_reference",
     "authorization_url_template",
     "choose_auth_method",
-    "client_credentials_token",
     "client_rotation_due",
-    "connected_members",
     "default_key_path",
-    "discover_server",
     "discovery_from_status",
-    "ensure_client",
     "exchange_authorization_code",
     "fill_authorization_url",
     "fingerprint",
-    "forget_clients",
     "is_invalid_grant",
     "is_local_reference",
     "last_good_value",
@@ -233,20 +213,14 @@ __all__ = [
     "parse_reference",
     "pin_verified",
     "plan_rotation",
-    "prepare_many",
-    "prepare_server_credentials",
     "public_jwk",
     "read_reference",
     "refresh_access_token",
     "refresh_member_token",
-    "register_client",
-    "release_server_credentials",
     "renew_member_token",
     "renew_member_tokens_in_batches",
     "renewal_due",
     "require_reference",
-    "rotate_client",
-    "rotate_server_client",
     "step_up_scopes",
     "store_member_tokens",
     "verdict",
@@ -256,7 +230,7 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "assertions": ["public_jwk"],
-        "authorization": ["authorization_url_template", "connected_members", "fill_authorization_url", "new_pkce"],
+        "authorization": ["authorization_url_template", "fill_authorization_url", "new_pkce"],
         "authserver": ["AuthServerAccess", "AuthServerClient"],
         "errors": [
             "AuthServerBlocked",
@@ -306,7 +280,7 @@ __getattr__ = lazy_exports(
             "store_member_tokens",
             "renewal_due",
         ],
-        "preparing": [
+        "planning": [
             "CredentialContext",
             "CredentialFailure",
             "CredentialSettings",
@@ -314,12 +288,7 @@ __getattr__ = lazy_exports(
             "ReleasedCredentials",
             "ServerClientRotation",
             "ServerFacts",
-            "discover_server",
             "discovery_from_status",
-            "prepare_many",
-            "prepare_server_credentials",
-            "release_server_credentials",
-            "rotate_server_client",
         ],
         "registration": [
             "ClientRegistration",
@@ -328,10 +297,6 @@ __getattr__ = lazy_exports(
             "RegisteredClient",
             "choose_auth_method",
             "client_rotation_due",
-            "ensure_client",
-            "forget_clients",
-            "register_client",
-            "rotate_client",
         ],
         "rotation": [
             "ProbeOutcome",
@@ -345,12 +310,8 @@ __getattr__ = lazy_exports(
         "storage": ["CredentialRegistry", "CredentialTransaction", "MemberTokenRegistry", "MemberTokenTransaction"],
         "stores": ["SecretStore", "arequire_reference", "is_local_reference", "local_reference", "require_reference"],
         "tokens": [
-            "MemoryTokenCache",
             "MintedToken",
-            "StoredTokenCache",
-            "TokenCache",
             "TokenClient",
-            "client_credentials_token",
             "exchange_authorization_code",
             "refresh_access_token",
         ],

@@ -5,7 +5,8 @@ The reconciler cannot log in for a human. For `oauthAuthorizationCode` servers i
 `response_type=code`, the client id, `code_challenge_method=S256`, scope and resource filled in, and
 `{redirect_uri}`, `{state}` and `{code_challenge}` left as placeholders (RFC 6570 style) for the runtime to fill
 per login. `fill_authorization_url` and `new_pkce` are the runtime's half (used by tests and the demo).
-Per-member connections: `connected_members` counts the members' own tokens, which the reconciler never touches.
+Per-member connections: the engine counts the members' own tokens (`engine/authorizing.connected_members`),
+which the reconciler never touches.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import secrets
 import string
 from collections.abc import Sequence
 from urllib.parse import quote, urlencode, urlsplit
-
-from reconciler.credentials.storage import CredentialRegistry
 
 REDIRECT_URI_PLACEHOLDER = "{redirect_uri}"
 STATE_PLACEHOLDER = "{state}"
@@ -68,8 +67,3 @@ def new_pkce() -> tuple[str, str]:
     verifier = "".join(secrets.choice(VERIFIER_ALPHABET) for _ in range(128))
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     return verifier, challenge
-
-
-def connected_members(registry: CredentialRegistry, tenant: str, server: str) -> int:
-    """How many members authorized their own account for a per-member server (rows in `user_tokens`)."""
-    return registry.count_user_tokens(tenants=[tenant]).get((tenant, server), 0)

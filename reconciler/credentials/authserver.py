@@ -7,7 +7,7 @@ reports into this package's errors: a refusal by the SSRF guard is `AuthServerBl
 `OAuthRejected`, the rest `AuthServerUnavailable`, each message redacted of the request's secret values.
 `tokens.py` and `registration.py` decide each request as a value (`AuthServerRequest`, built by pure functions:
 `token_request`, `registration_request`, ...) and `AuthServerAccess.perform` sends it; `rejection` and
-`failure_error` (pure) read what came back. `preparing.py` calls `discover` and `origin`.
+`failure_error` (pure) read what came back. The engine (`engine/authorizing.py`) calls `discover` and `origin`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """How the reconciler identifies itself to an authorization server: pure decisions, no I/O.
 
-`preparing.py` calls `choose_client_identity` for every OAuth server before it registers or reuses a client, and
-the drivers call `public_url_problem` on the configured public URL (`--public-url`, `$MCP_RECONCILER_PUBLIC_URL`,
-the chart's `publicUrl`). The order follows MCP 2025-11-25 and later: a pre-registered client (`spec.auth.clientId`)
-first; then a Client ID Metadata Document (CIMD, IETF draft "OAuth Client ID Metadata Document"), where the
-authorization server advertises `client_id_metadata_document_supported` and the reconciler has a public URL to
-publish the document at (`{public URL}/oauth/client-metadata.json` is then the `client_id`, and nothing is
-registered); else dynamic client registration (RFC 7591). A metadata document carries no shared secret, so two
-kinds of client use CIMD: authorization-code servers with `pkce: public` (`client_metadata_document`, at
+The engine (`engine/authorizing.py`) calls `choose_client_identity` for every OAuth server before it registers or
+reuses a client, and the drivers call `public_url_problem` on the configured public URL (`--public-url`,
+`$MCP_RECONCILER_PUBLIC_URL`, the chart's `publicUrl`). The order follows MCP 2025-11-25 and later: a pre-registered
+client (`spec.auth.clientId`) first; then a Client ID Metadata Document (CIMD, IETF draft "OAuth Client ID Metadata
+Document"), where the authorization server advertises `client_id_metadata_document_supported` and the reconciler has
+a public URL to publish the document at (`{public URL}/oauth/client-metadata.json` is then the `client_id`, and
+nothing is registered); else dynamic client registration (RFC 7591). A metadata document carries no shared secret, so
+two kinds of client use CIMD: authorization-code servers with `pkce: public` (`client_metadata_document`, at
 `/oauth/client-metadata.json`, `token_endpoint_auth_method: none`), and client-credentials servers that sign
 `private_key_jwt` assertions (`spec.auth.clientAssertion` without `clientId`): their document
 (`client_credentials_metadata_document`, at `/oauth/client-credentials-metadata.json`) says

@@ -1,40 +1,41 @@
-"""Dynamic client registration (RFC 7591), its management protocol (RFC 7592), and rotating registered clients.
+"""Dynamic client registration (RFC 7591), its management protocol (RFC 7592), and rotating registered clients:
+pure decisions. The engine (`engine/authorizing.py`) performs them: it sends the requests through the
+authorization-server port and writes the rows and sealed values through the registry, then feeds the answers
+back into the next decision here.
 
-The engine calls `ensure_client` after apply (the server row must exist, the client hangs off it) and before
-probing, for `oauthAuthorizationCode` servers without a `clientId` and `oauthClientCredentials` servers with
-`dynamicRegistration`. The client id, auth method, registration URI and expiry go to the registry's
-`oauth_clients` table; the client secret and the registration access token go to the local encrypted store
-(`local:<tenant>/<server>#dcr-client-secret`, `#dcr-registration-token`). The next run reuses the client.
-`forget_clients` deregisters (RFC 7592 DELETE, where the server gave a registration URI and token) and deletes
-everything when the server goes. A CIMD client (`ensure_metadata_client`: the client id is the URL of the
-reconciler's client metadata document, nothing is registered) gets a row too, so every managed client id is
-bound to its issuer: a client recorded with another issuer than the one discovery names now is forgotten, never
-used against the new one, and the result's `replaced_issuer` says so (SEP-2352).
+For `oauthAuthorizationCode` servers without a `clientId` and `oauthClientCredentials` servers with
+`dynamicRegistration`, after apply (the client hangs off the server row): `choose_client` picks the kept client
+that still fits the spec (`stored_client` reads one back) and names the others to forget, else
+`registration_request` is sent and `read_registration` reads the issued client; `client_rows` says what keeping
+it writes: the `oauth_clients` row (client id, auth method, registration URI, expiry) and the sealed values
+(`local:<tenant>/<server>#dcr-client-secret`, `#dcr-registration-token`). A CIMD client (`choose_metadata_client`,
+`metadata_client`: the client id is the URL of the reconciler's client metadata document, nothing is registered)
+gets a row too, so every managed client id is bound to its issuer: a client recorded with another issuer than the
+one discovery names now is forgotten, never used against the new one, and `ClientChoice.replaced_issuer` says so
+(SEP-2352). A pre-registered client is held to its issuer by `preset_binding_secret`.
 
 Auth method choice (`choose_auth_method`): a public client registers with `none`; a confidential one takes the
 first of `client_secret_basic`, `client_secret_post`, `none` the server lists in
 `token_endpoint_auth_methods_supported` (an absent list means `client_secret_basic`, RFC 8414).
 
-The requests are decided as values by pure functions (`registration_request`, `management_request` for RFC 7592)
-and so is what keeping a client writes (`client_rows`: its `oauth_clients` row, the values to seal); the
-functions that await send them through the authorization-server port and write them through the storage port.
+Forgetting a client: `management_request(client, "DELETE")` (RFC 7592, where the server gave a registration URI and
+token), `deregistration_result` reads the answer, `owned_purposes` says which sealed values were that client's.
 
-Rotation: `client_rotation_due` (pure) says when a client should be replaced (`client_secret_expires_at` close,
-or older than a maximum age); `rotate_client` registers a new client, keeps it pending while the caller verifies
-it, then promotes it and deregisters the old one, or abandons it and keeps the old one.
+Rotation: `client_rotation_due` says when a client should be replaced (`client_secret_expires_at` close, or older
+than a maximum age). A new client is registered (`needs_new_pending`) and kept pending (`pending_secrets`,
+`pending_from`) while the engine verifies it; then `rotation_promoted` (it becomes the server's client, the old one
+is deregistered) or `rotation_abandoned` (it is deregistered, the old one stays).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest, rejection
+from reconciler.credentials.authserver import AuthServerRequest, rejection
 from reconciler.credentials.errors import (
-    AuthServerBlocked,
     AuthServerChanged,
     AuthServerUnavailable,
     OAuthRejected,
@@ -42,7 +43,7 @@ from reconciler.credentials.errors import (
     redact,
 )
 from reconciler.credentials.identity import preset_binding
-from reconciler.credentials.local_store import MintedSecrets, NewSecret
+from reconciler.credentials.local_store import LocalSecret, MintedSecrets, NewSecret
 from reconciler.credentials.storage import CredentialRegistry
 from reconciler.credentials.stores import (
     CLIENT_SECRET,
@@ -53,9 +54,7 @@ from reconciler.credentials.stores import (
     local_reference,
 )
 from reconciler.credentials.tokens import TokenAuthMethod
-from reconciler.records import OAuthClientRecord
-
-logger = logging.getLogger(__name__)
+from reconciler.records import AuthServerAnswer, IssuedClient, OAuthClientRecord
 
 METHOD_PREFERENCE: tuple[TokenAuthMethod, ...] = ("client_secret_basic", "client_secret_post", "none")
 RFC8414_DEFAULT_METHODS = ("client_secret_basic",)
@@ -184,25 +183,28 @@ def registration_request(registration: ClientRegistration) -> AuthServerRequest:
     )
 
 
-async def register_client(
-    registration: ClientRegistration, *, access: AuthServerAccess, now: dt.datetime | None = None
+def read_registration(
+    answer: AuthServerAnswer,
+    *,
+    request: AuthServerRequest,
+    registration: ClientRegistration,
+    issued: IssuedClient | None,
+    now: dt.datetime,
 ) -> RegisteredClient:
-    """POST the client metadata to the registration endpoint (RFC 7591) and read the issued client."""
-    method = registration.method()
-    request = registration_request(registration)
-    url = request.url
-    answer = await access.perform(request)
+    """The client an RFC 7591 registration answer issued (`issued`: the port's reading of its document). Pure.
+
+    Raises `RegistrationRefused` for a refusal or a client the reconciler cannot use, `AuthServerUnavailable` when
+    the server failed on its side.
+    """
     if not answer.ok:
-        raise _registration_error(rejection(answer, url=url, purpose=request.purpose))
-    issued = access.read_issued_client(answer.document)
+        raise _registration_error(rejection(answer, url=request.url, purpose=request.purpose))
     where = answer.endpoint
     if issued is None:
         raise RegistrationRefused(
             f"{where} answered the registration without a valid client (no client_id?)",
             endpoint=where,
         )
-    issued_method = issued.token_endpoint_auth_method or method
-    secrets = (issued.client_secret, _text(answer.document, "registration_access_token"))
+    issued_method = issued.token_endpoint_auth_method or registration.method()
     if issued_method not in METHOD_PREFERENCE:
         raise RegistrationRefused(
             f"{where} registered client {issued.client_id!r} with auth method {issued_method!r}, "
@@ -215,25 +217,16 @@ async def register_client(
             endpoint=where,
         )
     expires = issued.client_secret_expires_at
-    client = RegisteredClient(
+    return RegisteredClient(
         issuer=registration.issuer,
         client_id=issued.client_id,
         token_endpoint_auth_method=issued_method,
         client_secret=issued.client_secret if issued_method != "none" else None,
         registration_client_uri=_text(answer.document, "registration_client_uri"),
-        registration_access_token=secrets[1],
+        registration_access_token=_text(answer.document, "registration_access_token"),
         client_secret_expires_at=dt.datetime.fromtimestamp(expires, dt.UTC) if expires else None,
-        registered_at=now or dt.datetime.now(dt.UTC),
+        registered_at=now,
     )
-    logger.info(
-        "registered OAuth client %s for %s/%s at %s (%s)",
-        client.client_id,
-        registration.tenant,
-        registration.server,
-        where,
-        issued_method,
-    )
-    return client
 
 
 def _registration_error(error: OAuthRejected | AuthServerUnavailable) -> OAuthRejected | AuthServerUnavailable:
@@ -286,40 +279,99 @@ def client_rows(client: RegisteredClient, *, tenant: str, server: str) -> Client
     )
 
 
-def save_client(client: RegisteredClient, *, tenant: str, server: str, stores: CredentialStores) -> OAuthClientRecord:
-    """Store a client as the server's current one: secrets sealed, the rest in `oauth_clients`, one transaction."""
-    rows = client_rows(client, tenant=tenant, server=server)
-    with stores.registry.transaction() as transaction:
-        stores.minted.delete(tenant, server, list(rows.unseal), transaction=transaction)
-        stores.minted.put_all(rows.seal, transaction=transaction)
-        transaction.put_oauth_client(rows.record)
-    return rows.record
-
-
 def _active_values(client: RegisteredClient) -> list[tuple[str, str | None]]:
     return [(CLIENT_SECRET, client.client_secret), (REGISTRATION_TOKEN, client.registration_access_token)]
 
 
+def stored_client(
+    record: OAuthClientRecord, *, secret: LocalSecret | None, token: LocalSecret | None
+) -> RegisteredClient:
+    """A kept client as a `RegisteredClient`: its row, with the secret and registration token unsealed. Pure."""
+    return RegisteredClient(
+        issuer=record.issuer,
+        client_id=record.client_id,
+        token_endpoint_auth_method=record.token_endpoint_auth_method or "client_secret_basic",
+        client_secret=secret.value if secret is not None and record.client_secret_ref else None,
+        registration_client_uri=record.registration_client_uri,
+        registration_access_token=token.value if token is not None and record.registration_access_token_ref else None,
+        client_secret_expires_at=record.expires_at,
+        registered_at=record.created_at,
+        reused=True,
+    )
+
+
 def stored_clients(*, tenant: str, server: str, stores: CredentialStores) -> list[RegisteredClient]:
-    """The server's registered clients with their secrets read back from the local store."""
-    clients = []
-    for record in stores.registry.fetch_oauth_clients(tenant=tenant, server=server):
-        secret = stores.minted.get(tenant, server, CLIENT_SECRET) if record.client_secret_ref else None
-        token = stores.minted.get(tenant, server, REGISTRATION_TOKEN) if record.registration_access_token_ref else None
-        clients.append(
-            RegisteredClient(
-                issuer=record.issuer,
-                client_id=record.client_id,
-                token_endpoint_auth_method=record.token_endpoint_auth_method or "client_secret_basic",
-                client_secret=secret.value if secret is not None else None,
-                registration_client_uri=record.registration_client_uri,
-                registration_access_token=token.value if token is not None else None,
-                client_secret_expires_at=record.expires_at,
-                registered_at=record.created_at,
-                reused=True,
-            )
+    """The server's kept clients with their secrets unsealed (reads only; the connect flow's way in)."""
+    return [
+        stored_client(
+            record,
+            secret=stores.minted.get(tenant, server, CLIENT_SECRET) if record.client_secret_ref else None,
+            token=stores.minted.get(tenant, server, REGISTRATION_TOKEN)
+            if record.registration_access_token_ref
+            else None,
         )
-    return clients
+        for record in stores.registry.fetch_oauth_clients(tenant=tenant, server=server)
+    ]
+
+
+@dataclass(frozen=True)
+class ClientChoice:
+    """Which kept client a server goes on with, and which to forget first (deregistered where RFC 7592 allows)."""
+
+    keep: RegisteredClient | None
+    """None: register a new one (or, for CIMD, record the metadata-document client)."""
+    forget: tuple[RegisteredClient, ...] = ()
+    replaced_issuer: str | None = None
+    """The issuer of a forgotten client when it differs from the one used now: the server moved (SEP-2352)."""
+
+
+def choose_client(stored: Sequence[RegisteredClient], registration: ClientRegistration) -> ClientChoice:
+    """Of a server's kept clients, the first that still fits the spec (`_usable`); the others are forgotten, never
+    used against another issuer. Pure; raises `RegistrationRefused` when no auth method fits."""
+    return _choice(stored, registration.issuer, lambda client: _usable(client, registration))
+
+
+def choose_metadata_client(stored: Sequence[RegisteredClient], *, issuer: str, client_id: str) -> ClientChoice:
+    """Of a server's kept clients, its CIMD client for this issuer; any other (a dynamically registered one from
+    before, or one bound to another issuer) is forgotten. Pure."""
+    return _choice(stored, issuer, lambda client: client.issuer == issuer and client.client_id == client_id)
+
+
+def _choice(stored: Sequence[RegisteredClient], issuer: str, fits: Callable[[RegisteredClient], bool]) -> ClientChoice:
+    keep: RegisteredClient | None = None
+    forget: list[RegisteredClient] = []
+    replaced: str | None = None
+    for client in stored:
+        if keep is None and fits(client):
+            keep = client
+        else:
+            replaced = client.issuer if client.issuer != issuer else replaced
+            forget.append(client)
+    return ClientChoice(keep=keep, forget=tuple(forget), replaced_issuer=replaced)
+
+
+def metadata_client(*, issuer: str, client_id: str, now: dt.datetime) -> RegisteredClient:
+    """The CIMD client to record: its id is the metadata document's URL, nothing is registered. Pure."""
+    return RegisteredClient(issuer=issuer, client_id=client_id, token_endpoint_auth_method="none", registered_at=now)
+
+
+def preset_binding_secret(
+    stored: LocalSecret | None, *, tenant: str, server: str, client_id: str, issuer: str
+) -> NewSecret | None:
+    """What holding a pre-registered client to its issuer (SEP-2352) seals: the binding to write, or None when the
+    recorded one stands. Pure.
+
+    The binding is sealed (the client id may be a Secret's value) and goes with the server. Raises
+    `AuthServerChanged` when the resource now names another issuer for the same client id; a new client id in the
+    spec is bound afresh.
+    """
+    bound = None if stored is None else (stored.value, str(stored.meta.get("issuer", "")))
+    decision = preset_binding(bound, client_id=client_id, issuer=issuer)
+    if decision == "changed" and bound is not None:
+        raise AuthServerChanged(previous=bound[1], current=issuer)
+    if decision == "bind":
+        return NewSecret(tenant, server, PRESET_CLIENT_BINDING, client_id, {"issuer": issuer})
+    return None
 
 
 def _usable(client: RegisteredClient, registration: ClientRegistration) -> bool:
@@ -336,83 +388,6 @@ def _usable(client: RegisteredClient, registration: ClientRegistration) -> bool:
     if advertised and client.token_endpoint_auth_method not in advertised:
         return False
     return wanted == "none" or client.client_secret is not None
-
-
-async def ensure_client(
-    registration: ClientRegistration,
-    *,
-    stores: CredentialStores,
-    access: AuthServerAccess,
-    now: dt.datetime | None = None,
-) -> RegisteredClient:
-    """The server's registered client: the stored one when it still fits, else a new registration (saved).
-
-    Clients registered with another issuer (the server moved to another authorization server) are deregistered
-    and forgotten first, never used against the new one; the result's `replaced_issuer` names the old issuer.
-    """
-    tenant, server = registration.tenant, registration.server
-    current: RegisteredClient | None = None
-    replaced: str | None = None
-    for client in stored_clients(tenant=tenant, server=server, stores=stores):
-        if current is None and _usable(client, registration):
-            current = client
-        else:
-            replaced = client.issuer if client.issuer != registration.issuer else replaced
-            await forget_client(client, tenant=tenant, server=server, stores=stores, access=access)
-    if current is None:
-        current = await register_client(registration, access=access, now=now)
-        save_client(current, tenant=tenant, server=server, stores=stores)
-    return replace(current, replaced_issuer=replaced)
-
-
-async def ensure_metadata_client(
-    *,
-    tenant: str,
-    server: str,
-    issuer: str,
-    client_id: str,
-    stores: CredentialStores,
-    access: AuthServerAccess,
-    now: dt.datetime | None = None,
-) -> RegisteredClient:
-    """The server's CIMD client: nothing is registered, but the client id (the metadata document's URL) is kept in
-    `oauth_clients` with the issuer it is used with, as every client is, so that a move to another authorization
-    server is noticed (`replaced_issuer`). Other clients of the server (a dynamically registered one from before,
-    or one bound to another issuer) are deregistered where RFC 7592 allows and forgotten."""
-    current: RegisteredClient | None = None
-    replaced: str | None = None
-    for client in stored_clients(tenant=tenant, server=server, stores=stores):
-        if current is None and client.issuer == issuer and client.client_id == client_id:
-            current = client
-        else:
-            replaced = client.issuer if client.issuer != issuer else replaced
-            await forget_client(client, tenant=tenant, server=server, stores=stores, access=access)
-    if current is None:
-        current = RegisteredClient(
-            issuer=issuer,
-            client_id=client_id,
-            token_endpoint_auth_method="none",
-            registered_at=now or dt.datetime.now(dt.UTC),
-        )
-        save_client(current, tenant=tenant, server=server, stores=stores)
-        logger.info("using CIMD client %s for %s/%s with %s", client_id, tenant, server, issuer)
-    return replace(current, replaced_issuer=replaced)
-
-
-def bind_preset_client(*, tenant: str, server: str, client_id: str, issuer: str, stores: CredentialStores) -> None:
-    """Hold a pre-registered client to the issuer it was first used with (SEP-2352).
-
-    The binding is sealed in the minted store (the client id may be a Secret's value) and goes with the server.
-    Raises `AuthServerChanged` when the resource now names another issuer for the same client id; a new client id
-    in the spec is bound afresh.
-    """
-    stored = stores.minted.get(tenant, server, PRESET_CLIENT_BINDING)
-    bound = None if stored is None else (stored.value, str(stored.meta.get("issuer", "")))
-    decision = preset_binding(bound, client_id=client_id, issuer=issuer)
-    if decision == "changed" and bound is not None:
-        raise AuthServerChanged(previous=bound[1], current=issuer)
-    if decision == "bind":
-        stores.minted.put_all([NewSecret(tenant, server, PRESET_CLIENT_BINDING, client_id, {"issuer": issuer})])
 
 
 # -- deregistering -------------------------------------------------------------------------------------------
@@ -435,58 +410,30 @@ def management_request(client: RegisteredClient, method: str) -> AuthServerReque
     )
 
 
-async def deregister_client(client: RegisteredClient, *, access: AuthServerAccess) -> DeregistrationResult:
-    """RFC 7592 DELETE of a client; never raises for the server's answer, so clean-up always continues."""
-    request = management_request(client, "DELETE")
-    if request is None:
-        return "not-supported"
-    try:
-        answer = await access.perform(request)
-    except (AuthServerUnavailable, AuthServerBlocked) as err:
-        logger.warning("deregistering OAuth client %s failed: %s", client.client_id, err)
-        return "failed"
+def deregistration_result(answer: AuthServerAnswer) -> DeregistrationResult:
+    """What an RFC 7592 DELETE's answer says. Pure."""
     if answer.ok:
         return "deregistered"
     if answer.status in (401, 403, 404):
         # RFC 7592 section 2.3: an unknown client or revoked registration token answers 401.
         return "already-gone"
-    logger.warning("deregistering OAuth client %s: the server answered HTTP %d", client.client_id, answer.status)
     return "failed"
 
 
-async def forget_client(
-    client: RegisteredClient, *, tenant: str, server: str, stores: CredentialStores, access: AuthServerAccess
-) -> DeregistrationResult:
-    """Deregister one client where RFC 7592 allows, then delete its row and its sealed secrets."""
-    result = await deregister_client(client, access=access)
-    # One client per server holds the sealed values; only delete them when they are this client's.
-    owned = [
+def owned_purposes(client: RegisteredClient, stored: Mapping[str, LocalSecret | None]) -> list[str]:
+    """Which of the server's sealed client values (`stored`, by purpose) are this client's: one client per server
+    holds them, and forgetting another client must not delete them. Pure."""
+    return [
         purpose
         for purpose in (CLIENT_SECRET, REGISTRATION_TOKEN)
-        if (stored := stores.minted.get(tenant, server, purpose)) is not None
-        and stored.meta.get("clientId") == client.client_id
+        if (value := stored.get(purpose)) is not None and value.meta.get("clientId") == client.client_id
     ]
-    with stores.registry.transaction() as transaction:
-        transaction.delete_oauth_client(tenant, server, client.issuer)
-        stores.minted.delete(tenant, server, owned, transaction=transaction)
-    return result
 
 
-async def forget_clients(
-    *, tenant: str, server: str, stores: CredentialStores, access: AuthServerAccess
-) -> dict[str, DeregistrationResult]:
-    """Deregister and delete every client of a server, a pending rotation included; result by client id."""
-    results: dict[str, DeregistrationResult] = {}
-    pending = pending_client(tenant=tenant, server=server, stores=stores)
-    if pending is not None:
-        results[pending.client_id] = await abandon_pending(
-            pending, tenant=tenant, server=server, stores=stores, access=access
-        )
-    for client in stored_clients(tenant=tenant, server=server, stores=stores):
-        results[client.client_id] = await forget_client(
-            client, tenant=tenant, server=server, stores=stores, access=access
-        )
-    return results
+def still_registered(answer: AuthServerAnswer, client: RegisteredClient) -> bool:
+    """What an RFC 7592 read of the client configuration says: the registration is live. Pure."""
+    document = answer.document or {}
+    return answer.ok and document.get("client_id") == client.client_id
 
 
 # -- rotating ------------------------------------------------------------------------------------------------
@@ -515,16 +462,16 @@ def client_rotation_due(
     return None
 
 
-def pending_client(*, tenant: str, server: str, stores: CredentialStores) -> RegisteredClient | None:
-    """A client registered for rotation and not yet promoted, if any (kept in the local store only)."""
-    stored = stores.minted.get(tenant, server, PENDING_REGISTRATION_TOKEN) or stores.minted.get(
-        tenant, server, PENDING_CLIENT_SECRET
-    )
+PENDING_PURPOSES = (PENDING_CLIENT_SECRET, PENDING_REGISTRATION_TOKEN)
+
+
+def pending_from(secret: LocalSecret | None, token: LocalSecret | None) -> RegisteredClient | None:
+    """A client registered for rotation and not yet promoted, from its sealed values (kept in the local store
+    only; the facts ride on whichever value exists), or None. Pure."""
+    stored = token or secret
     if stored is None or not isinstance(stored.meta.get(PENDING_MARKER), dict):
         return None
     facts: dict[str, Any] = stored.meta[PENDING_MARKER]
-    secret = stores.minted.get(tenant, server, PENDING_CLIENT_SECRET)
-    token = stores.minted.get(tenant, server, PENDING_REGISTRATION_TOKEN)
     expires = facts.get("clientSecretExpiresAt")
     registered = facts.get("registeredAt")
     return RegisteredClient(
@@ -539,7 +486,9 @@ def pending_client(*, tenant: str, server: str, stores: CredentialStores) -> Reg
     )
 
 
-def _save_pending(client: RegisteredClient, *, tenant: str, server: str, stores: CredentialStores) -> None:
+def pending_secrets(client: RegisteredClient, *, tenant: str, server: str) -> list[NewSecret]:
+    """What keeping a client as pending seals: both values, each carrying the client's facts, so that a public
+    client without a registration token still leaves a row (a crash then resumes with it). Pure."""
     facts = {
         "issuer": client.issuer,
         "clientId": client.client_id,
@@ -551,26 +500,21 @@ def _save_pending(client: RegisteredClient, *, tenant: str, server: str, stores:
         "registeredAt": client.registered_at.isoformat() if client.registered_at else None,
     }
     meta = {PENDING_MARKER: facts}
-    # The facts go on whichever value exists; a public client without registration token still needs a row.
-    values = [
+    return [
         NewSecret(tenant, server, PENDING_CLIENT_SECRET, client.client_secret or "", meta),
         NewSecret(tenant, server, PENDING_REGISTRATION_TOKEN, client.registration_access_token or "", meta),
     ]
-    stores.minted.put_all(values)
 
 
-async def abandon_pending(
-    pending: RegisteredClient, *, tenant: str, server: str, stores: CredentialStores, access: AuthServerAccess
-) -> DeregistrationResult:
-    """Drop a pending client that failed verification (deregistered where possible); the old one stays."""
-    result = await deregister_client(pending, access=access)
-    stores.minted.delete(tenant, server, [PENDING_CLIENT_SECRET, PENDING_REGISTRATION_TOKEN])
-    return result
+def needs_new_pending(pending: RegisteredClient | None, registration: ClientRegistration) -> bool:
+    """Whether a rotation registers a new client, or resumes with the pending one a crash left for the same
+    issuer. Pure."""
+    return pending is None or pending.issuer != registration.issuer
 
 
 @dataclass(frozen=True)
 class ClientRotation:
-    """What `rotate_client` did: the client in use afterwards and what happened to the other one."""
+    """What the engine's `rotate_client` did: the client in use afterwards and what happened to the other one."""
 
     promoted: bool
     current: RegisteredClient
@@ -579,39 +523,23 @@ class ClientRotation:
     message: str = ""
 
 
-async def rotate_client(
-    registration: ClientRegistration,
-    *,
-    previous: RegisteredClient,
-    verify: Callable[[RegisteredClient], Awaitable[bool]],
-    stores: CredentialStores,
-    access: AuthServerAccess,
-    now: dt.datetime | None = None,
+def rotation_abandoned(
+    previous: RegisteredClient, pending: RegisteredClient, result: DeregistrationResult
 ) -> ClientRotation:
-    """Replace `previous` by a newly registered client, keeping `previous` until the new one is verified.
+    """The new client failed verification: it was deregistered (where possible), the old one stays. Pure."""
+    return ClientRotation(
+        promoted=False,
+        current=previous,
+        retired=pending,
+        retired_result=result,
+        message=f"the new client {pending.client_id} failed verification; keeping {previous.client_id}",
+    )
 
-    The new client is kept as pending (a crash leaves it findable by `pending_client`, and a later call resumes
-    with it rather than registering yet another). `verify` decides, e.g. by minting a token with the new client
-    and probing the live server (`rotation.verify_credential`). Verified: the new client becomes the server's
-    client and `previous` is deregistered (RFC 7592). Not verified: the new one is deregistered, `previous` stays.
-    """
-    tenant, server = registration.tenant, registration.server
-    pending = pending_client(tenant=tenant, server=server, stores=stores)
-    if pending is None or pending.issuer != registration.issuer:
-        pending = await register_client(registration, access=access, now=now)
-        _save_pending(pending, tenant=tenant, server=server, stores=stores)
-    if not await verify(pending):
-        result = await abandon_pending(pending, tenant=tenant, server=server, stores=stores, access=access)
-        return ClientRotation(
-            promoted=False,
-            current=previous,
-            retired=pending,
-            retired_result=result,
-            message=f"the new client {pending.client_id} failed verification; keeping {previous.client_id}",
-        )
-    save_client(pending, tenant=tenant, server=server, stores=stores)
-    stores.minted.delete(tenant, server, [PENDING_CLIENT_SECRET, PENDING_REGISTRATION_TOKEN])
-    result = await deregister_client(previous, access=access)
+
+def rotation_promoted(
+    previous: RegisteredClient, pending: RegisteredClient, result: DeregistrationResult
+) -> ClientRotation:
+    """The new client was verified and kept; the old one was deregistered (where possible). Pure."""
     return ClientRotation(
         promoted=True,
         current=replace(pending, reused=False),
@@ -624,14 +552,3 @@ async def rotate_client(
 def scrub_client_secrets(text: str, *clients: RegisteredClient | None) -> str:
     """Text with any secret of these clients redacted (for messages built from server answers)."""
     return redact(text, [value for client in clients if client is not None for value in client.secrets()])
-
-
-async def client_still_registered(client: RegisteredClient, *, access: AuthServerAccess) -> bool:
-    """RFC 7592 read of the client configuration: the check that a registration (e.g. a rotated client that no
-    token can be minted for, such as an authorization-code client) is live. True when the server cannot say."""
-    request = management_request(client, "GET")
-    if request is None:
-        return True
-    answer = await access.perform(request)
-    document = answer.document or {}
-    return answer.ok and document.get("client_id") == client.client_id

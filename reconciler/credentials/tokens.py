@@ -1,15 +1,14 @@
-"""OAuth token requests: the client-credentials grant the reconciler mints with (cached, refreshed before expiry),
-plus the refresh-token and authorization-code grants a runtime completes for a member.
+"""OAuth token requests: the client-credentials grant the reconciler mints with (kept sealed, renewed before
+expiry), plus the refresh-token and authorization-code grants a runtime completes for a member.
 
-The engine calls `client_credentials_token` (through `preparing.prepare_server_credentials`) before it probes an
-`oauthClientCredentials` server; tests and runtimes call `exchange_authorization_code` / `refresh_access_token`
-after a member's consent. Tokens are cached in a `TokenCache`: `StoredTokenCache` keeps them in the local
-encrypted store under `local:<tenant>/<server>#oauth-access-token`, keyed by a fingerprint of everything the
-request depends on (so a rotated client secret or new scopes mint afresh), and a token is renewed once
-`refresh_at` (default 0.8) of its lifetime has passed. Access and refresh tokens never appear in a repr, a log
-line or an error message. Each request is decided by pure functions (`client_credentials_grant`, `refresh_grant`,
-`authorization_code_grant`, then `token_request`) and its answer read by `token_of`; only the sending goes through
-the authorization-server port.
+Before it probes an `oauthClientCredentials` server the engine (`engine/authorizing.py`) reads the server's kept
+token back (`stored_token`, keyed by `request_inputs`, a fingerprint of everything the request depends on, so a
+rotated client secret or new scopes mint afresh), asks `token_step` whether to reuse it, refresh it or mint anew
+(renewed once `refresh_at`, default 0.8, of its lifetime has passed), sends the `token_request` through the
+authorization-server port, reads the answer with `read_token_answer` and seals what `token_rows` says under
+`local:<tenant>/<server>#oauth-access-token`. These are pure. `exchange_authorization_code` and
+`refresh_access_token` send a member's grants themselves (the connect flow and members' token renewal call them).
+Access and refresh tokens never appear in a repr, a log line or an error message.
 """
 
 from __future__ import annotations
@@ -20,14 +19,14 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from urllib.parse import quote
 
 from reconciler.credentials.assertions import ASSERTION_TYPE, client_assertion
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerAnswer, AuthServerRequest, rejection
 from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.fingerprints import fingerprint
-from reconciler.credentials.local_store import MintedSecrets, NewSecret
+from reconciler.credentials.local_store import LocalSecret, NewSecret
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference
 
 logger = logging.getLogger(__name__)
@@ -65,87 +64,67 @@ class MintedToken:
         return now >= self.issued_at + lifetime * refresh_at or now >= self.expires_at
 
 
-class TokenCache(Protocol):
-    """Where a server's minted token lives between runs. `inputs` identifies the request that minted it."""
-
-    def load(self, inputs: str) -> MintedToken | None: ...
-
-    def save(self, token: MintedToken, *, inputs: str) -> MintedToken: ...
-
-    def clear(self) -> None: ...
+TokenStep = Literal["reuse", "refresh", "mint"]
 
 
-class MemoryTokenCache:
-    """A cache for one server in memory (tests, dry runs)."""
-
-    def __init__(self) -> None:
-        self._entry: tuple[str, MintedToken] | None = None
-        self.saves = 0
-
-    def load(self, inputs: str) -> MintedToken | None:
-        if self._entry is None or self._entry[0] != inputs:
-            return None
-        return replace(self._entry[1], fresh=False)
-
-    def save(self, token: MintedToken, *, inputs: str) -> MintedToken:
-        self._entry = (inputs, token)
-        self.saves += 1
-        return token
-
-    def clear(self) -> None:
-        self._entry = None
+def token_step(cached: MintedToken | None, *, now: dt.datetime, refresh_at: float = DEFAULT_REFRESH_AT) -> TokenStep:
+    """What a client-credentials token needs now: the cached one while less than `refresh_at` of its lifetime has
+    passed, else a refresh (when the server gave a refresh token) or a new one. Pure."""
+    if not 0 < refresh_at <= 1:
+        raise ValueError("refresh_at must be a fraction of the token lifetime in (0, 1]")
+    if cached is not None and not cached.renewal_due(now, refresh_at=refresh_at):
+        return "reuse"
+    return "refresh" if cached is not None and cached.refresh_token else "mint"
 
 
-class StoredTokenCache:
-    """A server's token in the local encrypted store: the access token (and a refresh token, if any) sealed,
-    issue time, scope and the inputs fingerprint as clear metadata."""
+def stored_token(
+    access: LocalSecret | None, refresh: LocalSecret | None, *, inputs: str, now: dt.datetime
+) -> MintedToken | None:
+    """A server's kept token, unsealed (`local:<tenant>/<server>#oauth-access-token` and its refresh token), when it
+    was minted for these `inputs`; None otherwise. Issue time, scope and fingerprint are its clear metadata. Pure."""
+    if access is None or access.meta.get("inputs") != inputs:
+        return None
+    issued_at = _parse_time(access.meta.get("issuedAt")) or access.updated_at or now
+    return MintedToken(
+        access_token=access.value,
+        issued_at=issued_at,
+        expires_at=access.expires_at,
+        fingerprint=str(access.meta.get("fingerprint", "")),
+        token_type=str(access.meta.get("tokenType", "Bearer")),
+        scope=access.meta.get("scope"),
+        refresh_token=refresh.value if refresh is not None else None,
+        reference=access.reference,
+        fresh=False,
+    )
 
-    def __init__(self, minted: MintedSecrets, *, tenant: str, server: str) -> None:
-        self._minted = minted
-        self._tenant = tenant
-        self._server = server
 
-    def __repr__(self) -> str:
-        return f"StoredTokenCache({self._tenant}/{self._server})"
+@dataclass(frozen=True)
+class TokenRows:
+    """What keeping a server's minted token seals, and the purposes whose sealed values go (a token without a
+    refresh token leaves none of an earlier one behind)."""
 
-    def load(self, inputs: str) -> MintedToken | None:
-        stored = self._minted.get(self._tenant, self._server, ACCESS_TOKEN)
-        if stored is None or stored.meta.get("inputs") != inputs:
-            return None
-        refresh = self._minted.get(self._tenant, self._server, REFRESH_TOKEN)
-        issued_at = _parse_time(stored.meta.get("issuedAt")) or stored.updated_at or dt.datetime.now(dt.UTC)
-        return MintedToken(
-            access_token=stored.value,
-            issued_at=issued_at,
-            expires_at=stored.expires_at,
-            fingerprint=str(stored.meta.get("fingerprint", "")),
-            token_type=str(stored.meta.get("tokenType", "Bearer")),
-            scope=stored.meta.get("scope"),
-            refresh_token=refresh.value if refresh is not None else None,
-            reference=stored.reference,
-            fresh=False,
-        )
+    seal: tuple[NewSecret, ...]
+    unseal: tuple[str, ...]
+    reference: str
 
-    def save(self, token: MintedToken, *, inputs: str) -> MintedToken:
-        meta = {
-            "inputs": inputs,
-            "issuedAt": token.issued_at.isoformat(),
-            "fingerprint": token.fingerprint,
-            "tokenType": token.token_type,
-            "scope": token.scope,
-        }
-        secrets = [NewSecret(self._tenant, self._server, ACCESS_TOKEN, token.access_token, meta, token.expires_at)]
-        if token.refresh_token:
-            secrets.append(
-                NewSecret(self._tenant, self._server, REFRESH_TOKEN, token.refresh_token, {"inputs": inputs})
-            )
-        self._minted.put_all(secrets)
-        if not token.refresh_token:
-            self._minted.delete(self._tenant, self._server, [REFRESH_TOKEN])
-        return replace(token, reference=local_reference(self._tenant, self._server, ACCESS_TOKEN))
 
-    def clear(self) -> None:
-        self._minted.delete(self._tenant, self._server, [ACCESS_TOKEN, REFRESH_TOKEN])
+def token_rows(token: MintedToken, *, inputs: str, tenant: str, server: str) -> TokenRows:
+    """The sealed values of a token kept as the server's (`inputs` identifies the request that minted it). Pure."""
+    meta = {
+        "inputs": inputs,
+        "issuedAt": token.issued_at.isoformat(),
+        "fingerprint": token.fingerprint,
+        "tokenType": token.token_type,
+        "scope": token.scope,
+    }
+    seal = [NewSecret(tenant, server, ACCESS_TOKEN, token.access_token, meta, token.expires_at)]
+    if token.refresh_token:
+        seal.append(NewSecret(tenant, server, REFRESH_TOKEN, token.refresh_token, {"inputs": inputs}))
+    return TokenRows(
+        seal=tuple(seal),
+        unseal=() if token.refresh_token else (REFRESH_TOKEN,),
+        reference=local_reference(tenant, server, ACCESS_TOKEN),
+    )
 
 
 @dataclass(frozen=True)
@@ -203,56 +182,6 @@ def request_inputs(
         ]
     )
     return fingerprint(fingerprint_key, canonical)
-
-
-async def client_credentials_token(
-    *,
-    client: TokenClient,
-    scopes: Sequence[str] = (),
-    resource: str | None = None,
-    audience: str | None = None,
-    access: AuthServerAccess,
-    cache: TokenCache,
-    fingerprint_key: bytes,
-    now: dt.datetime | None = None,
-    refresh_at: float = DEFAULT_REFRESH_AT,
-) -> MintedToken:
-    """A usable access token from the client-credentials grant: the cached one while less than `refresh_at` of
-    its lifetime has passed, else a refreshed (refresh token, when the server gave one) or newly minted one.
-
-    Raises `InvalidClient` (an `auth`-class error naming the client, never its secret) for `invalid_client`,
-    `OAuthRejected` for other OAuth errors, `AuthServerUnavailable` / `AuthServerBlocked` for the network.
-    """
-    if not 0 < refresh_at <= 1:
-        raise ValueError("refresh_at must be a fraction of the token lifetime in (0, 1]")
-    now = now or dt.datetime.now(dt.UTC)
-    inputs = request_inputs(fingerprint_key, client=client, scopes=scopes, resource=resource, audience=audience)
-    cached = cache.load(inputs)
-    if cached is not None and not cached.renewal_due(now, refresh_at=refresh_at):
-        return cached
-    token: MintedToken | None = None
-    if cached is not None and cached.refresh_token:
-        try:
-            token = await refresh_access_token(
-                client=client,
-                refresh_token=cached.refresh_token,
-                scopes=scopes,
-                resource=resource,
-                access=access,
-                fingerprint_key=fingerprint_key,
-                now=now,
-            )
-        except OAuthRejected as err:
-            logger.debug("refresh at %s refused (%s); minting a new token", err.endpoint, err)
-    if token is None:
-        token = await _token_request(
-            token_request(client, client_credentials_grant(scopes=scopes, resource=resource, audience=audience)),
-            client=client,
-            access=access,
-            fingerprint_key=fingerprint_key,
-            now=now,
-        )
-    return cache.save(token, inputs=inputs)
 
 
 async def refresh_access_token(
@@ -371,6 +300,19 @@ async def _token_request(
     now: dt.datetime,
 ) -> MintedToken:
     answer = await access.perform(request)
+    return read_token_answer(answer, request=request, client=client, fingerprint_key=fingerprint_key, now=now)
+
+
+def read_token_answer(
+    answer: AuthServerAnswer,
+    *,
+    request: AuthServerRequest,
+    client: TokenClient,
+    fingerprint_key: bytes,
+    now: dt.datetime,
+) -> MintedToken:
+    """The token a token endpoint's answer carries, or the error it stands for (`rejection`), naming the client
+    and never its secret. Pure."""
     if not answer.ok:
         raise rejection(
             answer,

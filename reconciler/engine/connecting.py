@@ -24,7 +24,6 @@ from reconciler.credentials import (
     discovery_from_status,
     exchange_authorization_code,
     load_store_key,
-    prepare_server_credentials,
 )
 from reconciler.credentials.connecting import (
     IssuerFacts,
@@ -41,6 +40,7 @@ from reconciler.credentials.errors import IncompleteAuthSpec
 from reconciler.credentials.member_tokens import member_token_name, store_member_tokens
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN
 from reconciler.credentials.tokens import MintedToken, TokenClient
+from reconciler.engine.authorizing import prepare_server_credentials
 from reconciler.engine.crediting import credentials_context
 from reconciler.engine.inputs import StaticSecrets
 from reconciler.errors import PermanentError

@@ -1,7 +1,8 @@
-"""The credentials step of the reconcile loop, around apply and probe. The credentials package decides; this
-module performs: all network I/O goes through one SSRF-guarded `ProbeHttp` per step, handed to the credentials
-package as its authorization-server port (`ProbeAuthServer`) and as the verification probe
-(`credential_verifier`), and the registry is passed as its storage port.
+"""The pass-level credential I/O of the credentials step (`engine/steps/credentials.py`), around apply and probe.
+The credentials package decides; this module and `authorizing.py` (one OAuth server's exchanges, which this module
+calls) perform: all network I/O goes through one SSRF-guarded `ProbeHttp` per step, handed to the credentials
+decisions' performer as the authorization-server port (`ProbeAuthServer`) and as the verification probe
+(`credential_verifier`), and the registry is the storage port.
 
     before apply    verify_rotations: a changed Secret behind a server's or connection's credential is probed
                     against the live server first; only a verified value is written (same row, in place), a
@@ -11,9 +12,10 @@ package as its authorization-server port (`ProbeAuthServer`) and as the verifica
                     probing (`apply --no-probe`, the operator's finalizer): a deletion never leaves a client
                     registered or a sealed value behind silently.
     after apply     prepare_credentials: mint or reuse OAuth client-credentials tokens, register clients
-                    dynamically (RFC 7591); the probe step then probes with those headers (`with_credentials`).
+                    dynamically (RFC 7591), re-register those due (`authorizing.py`); the probe step then probes with
+                    those headers (`with_credentials`).
 
-Called by `reconciling.reconcile`; the decisions (which actions are rotations, how status reads) are pure.
+The decisions (which actions are rotations, how status reads) are pure.
 """
 
 from __future__ import annotations
@@ -41,13 +43,11 @@ from reconciler.credentials import (
     discovery_from_status,
     load_store_key,
     pin_verified,
-    prepare_many,
     read_reference,
-    release_server_credentials,
-    rotate_server_client,
     verdict,
 )
 from reconciler.credentials.connecting import forget_member_tokens
+from reconciler.engine.authorizing import prepare_many, release_server_credentials, rotate_server_client
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome

@@ -22,10 +22,10 @@ from reconciler.credentials import (
     MintedSecrets,
     SecretReader,
     discovery_from_status,
-    prepare_many,
 )
 from reconciler.credentials.stores import ACCESS_TOKEN
 from reconciler.credentials.tokens import DEFAULT_REFRESH_AT
+from reconciler.engine.authorizing import prepare_many
 from reconciler.engine.crediting import credentials_context
 from reconciler.probe import ProbeHttp, ProbeSettings
 from reconciler.registry import Registry

@@ -3,8 +3,8 @@
 Before apply (`check_credentials`): a changed Secret is proven against the live server before any row points at
 its new fingerprint (unverified rotations are held back in the plan), and the OAuth clients of servers about to
 be deleted are released. After apply (`prepare_pass`): OAuth tokens are minted or refreshed and clients
-registered for the servers about to be probed. The decisions and the I/O are `engine/crediting.py`'s; this
-module hands them the pass.
+registered for the servers about to be probed. The credentials package decides; `engine/crediting.py` performs
+(one OAuth server's exchanges in `engine/authorizing.py`); this module hands them the pass.
 """
 
 from __future__ import annotations

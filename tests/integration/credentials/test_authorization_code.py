@@ -19,12 +19,14 @@ from reconciler.credentials import (
     RegistrationRefused,
     TokenClient,
     client_rotation_due,
-    connected_members,
     exchange_authorization_code,
     fill_authorization_url,
     new_pkce,
-    prepare_server_credentials,
     refresh_access_token,
+)
+from reconciler.engine.authorizing import (
+    connected_members,
+    prepare_server_credentials,
     release_server_credentials,
     rotate_server_client,
 )

@@ -16,6 +16,8 @@ from reconciler.credentials import (
     OAuthRejected,
     PreparedCredentials,
     SecretNotFound,
+)
+from reconciler.engine.authorizing import (
     prepare_server_credentials,
 )
 from reconciler.registry.records import ServerRecord

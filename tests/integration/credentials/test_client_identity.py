@@ -22,9 +22,11 @@ from reconciler.credentials import (
     exchange_authorization_code,
     fill_authorization_url,
     new_pkce,
-    prepare_server_credentials,
 )
 from reconciler.credentials.identity import DEFAULT_REDIRECT_URI, metadata_document_url, redirect_uri
+from reconciler.engine.authorizing import (
+    prepare_server_credentials,
+)
 from reconciler.probe import ProbeAuthServer, ProbeHttp
 from reconciler.records import AuthDiscovery
 from reconciler.registry.records import ServerRecord

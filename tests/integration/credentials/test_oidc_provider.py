@@ -27,24 +27,28 @@ from jwt.algorithms import ECAlgorithm
 
 from reconciler.credentials import (
     AuthServerAccess,
-    MemoryTokenCache,
     MintedToken,
     OAuthRejected,
     PreparedCredentials,
     TokenClient,
     authorization_url_template,
-    client_credentials_token,
-    discover_server,
     exchange_authorization_code,
     fill_authorization_url,
     new_pkce,
-    prepare_server_credentials,
     refresh_access_token,
-    release_server_credentials,
-    rotate_server_client,
 )
 from reconciler.credentials.tokens import TokenAuthMethod
 from reconciler.demo.serving import ServerLoop
+from reconciler.engine.authorizing import (
+    discover_server,
+    prepare_server_credentials,
+    release_server_credentials,
+    rotate_server_client,
+)
+from reconciler.engine.minting import (
+    MemoryTokenCache,
+    client_credentials_token,
+)
 from reconciler.probe import ProbeAuthServer
 from reconciler.records import AuthDiscovery
 from reconciler.registry.records import ServerRecord

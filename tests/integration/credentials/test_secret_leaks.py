@@ -18,11 +18,13 @@ from reconciler.credentials import (
     ResolvedHeaders,
     add_server_credential,
     add_stored_headers,
-    release_server_credentials,
-    rotate_server_client,
 )
 from reconciler.demo.servers import MCP_PATH
 from reconciler.demo.serving import ServerLoop
+from reconciler.engine.authorizing import (
+    release_server_credentials,
+    rotate_server_client,
+)
 from reconciler.errors import ReconcilerError
 from reconciler.probe import credential_verifier, verify_credential
 from reconciler.registry.records import HeaderRecord

@@ -46,7 +46,7 @@ def _target_of_self(netloc: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 STEPS: dict[str, list[tuple[str, str, Predicate]]] = {
     "credentials": [
         (
-            "reconciler.credentials.preparing",
+            "reconciler.engine.authorizing",
             "prepare_server_credentials",
             lambda netloc, args, kwargs: args[0].name == VICTIM,
         )
