@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.image.running import image_tag
+from tests.integration.image.running import UnpackedImage, image_config, image_tag
 
 ROOT = Path(__file__).resolve().parents[3]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mcp-reconciler" / "image"
@@ -82,7 +83,7 @@ def oci_layout() -> Path:
 
 
 @pytest.fixture(scope="session")
-def unpacked(oci_layout: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def unpacked(oci_layout: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnpackedImage]:
     """`umoci unpack` of the image: a runtime bundle (rootfs/ and the image's config.json) for runc."""
     bundle = tmp_path_factory.mktemp("image") / "bundle"
     unpacked = subprocess.run(
@@ -93,5 +94,7 @@ def unpacked(oci_layout: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         check=False,
     )
     assert unpacked.returncode == 0, unpacked.stderr
-    yield bundle
+    config = image_config(oci_layout)
+    runtime = json.loads((bundle / "config.json").read_text())
+    yield UnpackedImage(bundle=bundle, runtime=runtime, entrypoint=config["Entrypoint"], cmd=config["Cmd"])
     shutil.rmtree(bundle, ignore_errors=True)

@@ -74,19 +74,32 @@ def resolve_env(container: Mapping[str, Any], pod: Pod) -> list[str]:
     return values
 
 
-def container_config(image: Mapping[str, Any], container: Mapping[str, Any], pod: Pod) -> dict[str, Any]:
-    """runc's config.json for `container` of the chart, on the unpacked image's config `image`."""
-    config = copy.deepcopy(dict(image))
+@dataclass(frozen=True)
+class UnpackedImage:
+    """`umoci unpack`'s bundle (rootfs/ and its config.json) and the image's ENTRYPOINT and CMD."""
+
+    bundle: Path
+    runtime: Mapping[str, Any]
+    entrypoint: list[str]
+    cmd: list[str]
+
+
+def kubelet_argv(image: UnpackedImage, container: Mapping[str, Any]) -> list[str]:
+    """Kubernetes' rule: `command` replaces ENTRYPOINT and drops CMD; `args` replaces CMD."""
+    command = container.get("command", image.entrypoint)
+    args = container.get("args", [] if "command" in container else image.cmd)
+    return [*command, *args]
+
+
+def container_config(image: UnpackedImage, container: Mapping[str, Any], pod: Pod) -> dict[str, Any]:
+    """runc's config.json for `container` of the chart, on the unpacked image's runtime config."""
+    config = copy.deepcopy(dict(image.runtime))
     process = config["process"]
     context = container["securityContext"]
     assert context["capabilities"]["drop"] == ["ALL"] and context["allowPrivilegeEscalation"] is False
     process["terminal"] = False
     process["user"] = {"uid": pod.uid, "gid": pod.gid, "additionalGids": [pod.gid]}
-    image_args = process["args"]
-    entrypoint_length = 1  # the image's ENTRYPOINT ["mcp-reconciler"]; CMD follows it
-    command = container.get("command") or image_args[:entrypoint_length]
-    args = container.get("args") if "args" in container else ([] if "command" in container else image_args[1:])
-    process["args"] = [*command, *args]
+    process["args"] = kubelet_argv(image, container)
     image_env = [line for line in process["env"] if not line.startswith("TERM=")]
     process["env"] = [*image_env, *resolve_env(container, pod), *(f"{k}={v}" for k, v in pod.extra_env.items())]
     process["capabilities"] = {kind: [] for kind in ("bounding", "effective", "inheritable", "permitted", "ambient")}
@@ -111,10 +124,10 @@ class Bundle:
     id: str
 
     @classmethod
-    def create(cls, unpacked: Path, config: Mapping[str, Any], folder: Path) -> Bundle:
+    def create(cls, image: UnpackedImage, config: Mapping[str, Any], folder: Path) -> Bundle:
         folder.mkdir(parents=True, exist_ok=True)
         written = dict(config)
-        written["root"] = {**config["root"], "path": str(unpacked / "rootfs")}
+        written["root"] = {**config["root"], "path": str(image.bundle / "rootfs")}
         (folder / "config.json").write_text(json.dumps(written))
         return cls(path=folder, id=f"mcpr-image-test-{secrets.token_hex(4)}")
 

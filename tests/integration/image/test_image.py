@@ -10,7 +10,6 @@ PostgreSQL, answering the chart's health probe, and stopping cleanly on SIGTERM.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 import shutil
@@ -33,6 +32,7 @@ from tests.integration.image.running import (
     Bundle,
     ClusterService,
     Pod,
+    UnpackedImage,
     chart_containers,
     container_config,
     image_config,
@@ -132,22 +132,20 @@ def test_the_image_carries_the_containerfiles_settings_and_the_charts_tag(oci_la
     assert config["Labels"]["org.opencontainers.image.title"] == "mcp-reconciler"
 
 
-def test_the_default_command_prints_the_help(unpacked: Path, emptydir: Path, tmp_path: Path) -> None:
-    image = json.loads((unpacked / "config.json").read_text())
+def test_the_default_command_prints_the_help(unpacked: UnpackedImage, emptydir: Path, tmp_path: Path) -> None:
     context = {"capabilities": {"drop": ["ALL"]}, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True}
     pod = Pod(uid=65532, gid=65532, tmp=emptydir, secrets={}, fields={}, extra_env={}, read_only_mounts={})
 
-    helped = Bundle.create(unpacked, container_config(image, {"securityContext": context}, pod), tmp_path).run()
+    helped = Bundle.create(unpacked, container_config(unpacked, {"securityContext": context}, pod), tmp_path).run()
 
     assert helped.returncode == 0, helped.stderr
     assert "migrate" in helped.stdout and "run" in helped.stdout
 
 
 def test_the_pod_user_sees_a_read_only_root_and_only_tmp_writable(
-    unpacked: Path, chart: helm.Chart, emptydir: Path, tmp_path: Path
+    unpacked: UnpackedImage, chart: helm.Chart, emptydir: Path, tmp_path: Path
 ) -> None:
     pod_spec, _migrate, operator = chart_containers(render(chart, {}, namespace="mcp-system"))
-    image = json.loads((unpacked / "config.json").read_text())
     pod = pod_for(pod_spec, [operator], emptydir, secret_values={"dsn": "unused", "store-key": STORE_KEY})
     probe = (
         "import os\n"
@@ -160,7 +158,7 @@ def test_the_pod_user_sees_a_read_only_root_and_only_tmp_writable(
     )
     shell = {**operator, "command": ["python3", "-c", probe], "args": []}
 
-    seen = Bundle.create(unpacked, container_config(image, shell, pod), tmp_path).run()
+    seen = Bundle.create(unpacked, container_config(unpacked, shell, pod), tmp_path).run()
 
     assert seen.returncode == 0, seen.stderr
     assert seen.stdout.splitlines() == [
@@ -173,15 +171,14 @@ def test_the_pod_user_sees_a_read_only_root_and_only_tmp_writable(
 
 
 def test_the_migrate_init_container_creates_the_registry_on_tmp(
-    unpacked: Path, chart: helm.Chart, emptydir: Path, tmp_path: Path
+    unpacked: UnpackedImage, chart: helm.Chart, emptydir: Path, tmp_path: Path
 ) -> None:
     pod_spec, migrate, _operator = chart_containers(render(chart, {}, namespace="mcp-system"))
-    image = json.loads((unpacked / "config.json").read_text())
     registry = "sqlite:////tmp/registry.db"
     pod = pod_for(pod_spec, [migrate], emptydir, secret_values={"dsn": registry})
 
-    first = Bundle.create(unpacked, container_config(image, migrate, pod), tmp_path / "first").run()
-    again = Bundle.create(unpacked, container_config(image, migrate, pod), tmp_path / "again").run()
+    first = Bundle.create(unpacked, container_config(unpacked, migrate, pod), tmp_path / "first").run()
+    again = Bundle.create(unpacked, container_config(unpacked, migrate, pod), tmp_path / "again").run()
 
     assert migrate["command"] == ["mcp-reconciler", "migrate"]
     assert first.returncode == 0, first.stderr
@@ -192,7 +189,7 @@ def test_the_migrate_init_container_creates_the_registry_on_tmp(
 
 
 def test_the_operator_runs_from_the_image_as_the_chart_runs_it(
-    unpacked: Path,
+    unpacked: UnpackedImage,
     chart: helm.Chart,
     control_plane: ControlPlane,
     cluster_service: ClusterService,
@@ -232,14 +229,17 @@ def test_the_operator_runs_from_the_image_as_the_chart_runs_it(
         extra_env={"KUBERNETES_SERVICE_HOST": "kubernetes.default.svc", "KUBERNETES_SERVICE_PORT": "443"},
         read_only_mounts={SERVICE_ACCOUNT_DIR: account, "/etc/hosts": hosts},
     )
-    image = json.loads((unpacked / "config.json").read_text())
-    migrated = Bundle.create(unpacked, container_config(image, migrate, pod), tmp_path / "migrate").run()
+    migrated = Bundle.create(unpacked, container_config(unpacked, migrate, pod), tmp_path / "migrate").run()
     assert migrated.returncode == 0, migrated.stderr
 
-    bundle = Bundle.create(unpacked, container_config(image, operator, pod), tmp_path / "operator")
+    bundle = Bundle.create(unpacked, container_config(unpacked, operator, pod), tmp_path / "operator")
     running = bundle.start()
     try:
-        spec = {"url": mcp_servers.tools, "network": {"allowPrivate": True}, "discovery": {"enabled": True}}
+        spec: dict[str, Any] = {
+            "url": mcp_servers.tools,
+            "network": {"allowPrivate": True},
+            "discovery": {"enabled": True},
+        }
         ref = create(kube, server(namespace, "tools", **spec))
 
         def ready() -> dict[str, Any] | None:
