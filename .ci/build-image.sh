@@ -65,10 +65,13 @@ if [[ -n "${PIP_CERT:-}" && -f "$PIP_CERT" ]]; then
 fi
 
 echo "build-image: building $IMAGE:$VERSION on $BASE" >&2
+previous="$(buildah "${storage[@]}" inspect --type image --format '{{.FromImageID}}' "$IMAGE:$VERSION" 2>/dev/null || true)"
 buildah "${storage[@]}" build --quiet --layers=false -f Containerfile \
   --build-arg BASE="$BASE" --build-arg VERSION="$VERSION" "${proxy_ca[@]}" \
   -t "$IMAGE:$VERSION" . >&2
-buildah "${storage[@]}" rmi --prune >/dev/null  # the previous build of this tag, now untagged
+if [[ -n "$previous" ]]; then  # the previous build of this tag, now untagged
+  buildah "${storage[@]}" rmi "$previous" >/dev/null 2>&1 || true
+fi
 
 if [[ -n "$oci" ]]; then
   rm -rf "$oci"

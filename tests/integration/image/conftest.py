@@ -29,6 +29,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mcp-re
 TOOLS = {"buildah": "buildah", "mmdebstrap": "mmdebstrap", "umoci": "umoci", "runc": "runc"}
 BUILD_TIMEOUT_SECONDS = 20 * 60
 UNPACK_TIMEOUT_SECONDS = 5 * 60
+KEPT_BUILDS = 2
 BUILD_INPUTS = ("Containerfile", ".ci/build-image.sh", "pyproject.toml", "README.md")
 
 
@@ -64,9 +65,11 @@ def oci_layout() -> Path:
     with (CACHE / "build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (layout / "index.json").is_file():
-            for stale in CACHE.iterdir():
-                if stale.is_dir() and stale.name != "storage":
-                    shutil.rmtree(stale)
+            builds = sorted(
+                (d for d in CACHE.iterdir() if d.is_dir() and d.name != "storage"), key=lambda d: d.stat().st_mtime
+            )
+            for stale in builds[:-KEPT_BUILDS]:  # another session may still be unpacking a recent one
+                shutil.rmtree(stale, ignore_errors=True)
             partial = layout.with_name("oci.partial")
             built = subprocess.run(
                 ["bash", str(ROOT / ".ci" / "build-image.sh"), "--oci", str(partial)],
