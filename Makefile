@@ -1,12 +1,14 @@
 # The two set-up commands the README promises: `make demo` and `make test` (everything, as CI runs it).
 # Both create .venv and install the project with its dev tools on first use.
-# `make quick` is the inner loop: every test but the e2e suite (`pytest -m "not e2e"`, no kube-apiserver).
+# `make quick` is the inner loop: every test but the e2e suite and the image's build-and-run tests
+# (`pytest -m "not e2e and not image"`: no kube-apiserver, no image build).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 IMAGE ?= ghcr.io/mcp-reconciler/mcp-reconciler
+BASE ?=
 APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/mcp-reconciler/Chart.yaml)
 # buildah and podman build without a daemon; docker needs one.
 CONTAINER_TOOL ?= $(firstword $(foreach tool,buildah podman docker,$(shell command -v $(tool) 2>/dev/null)))
@@ -49,7 +51,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 quick: setup
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e and not image"
 
 bench: setup
 	$(BIN)/python bench/registry_bench.py
@@ -59,9 +61,16 @@ bench: setup
 crds: setup
 	$(BIN)/mcp-reconciler crds
 
+# With buildah, .ci/build-image.sh builds the Containerfile with no daemon and no registry: the base root
+# filesystem comes from Debian's archive (mmdebstrap) unless BASE names an image. podman and docker pull BASE
+# (default debian:bookworm-slim from docker.io).
 image:
 	@test -n "$(CONTAINER_TOOL)" || { echo "make image: no buildah, podman or docker found" >&2; exit 1; }
-	$(CONTAINER_TOOL) build -f Containerfile --build-arg VERSION=$(APP_VERSION) -t $(IMAGE):$(APP_VERSION) .
+ifeq ($(notdir $(CONTAINER_TOOL)),buildah)
+	IMAGE=$(IMAGE) VERSION=$(APP_VERSION) BASE=$(BASE) .ci/build-image.sh
+else
+	$(CONTAINER_TOOL) build -f Containerfile --build-arg VERSION=$(APP_VERSION) $(if $(BASE),--build-arg BASE=$(BASE)) -t $(IMAGE):$(APP_VERSION) .
+endif
 
 clean:
 	rm -rf $(VENV) $(OIDC_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache mcp-registry.db*

@@ -3,13 +3,17 @@ installs into a fresh venv on the system Python (what the Containerfile does on 
 runs as UID 65532 from a read-only tree with HOME=/tmp, as the chart runs it: `--help`, `migrate`, `import` of a
 preset (package data in the wheel), and a short `serve` answering the Registry API on 127.0.0.1.
 
-Dependencies come from the development venv through a `.pth` line (the image installs them from PyPI); the
-package itself comes from the wheel, which the test checks.
+The package comes from the wheel. Its dependencies are the wheel's own `Requires-Dist`, followed transitively and
+copied offline, file by file from each distribution's RECORD, out of the development venv into the fresh one
+(the image installs the same names from PyPI); `pip check` then proves the closure complete. Nothing the
+non-root user runs lies under the checkout, whose parent folders may be private (a clone under `mktemp -d`).
 """
 
 from __future__ import annotations
 
+import email.parser
 import http.client
+import importlib.metadata
 import os
 import selectors
 import shutil
@@ -19,21 +23,62 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[3]
 SYSTEM_PYTHON = shutil.which("python3.11", path="/usr/bin:/usr/local/bin") or sys.executable
 USER = 65532
 TOKEN = "image-test-serve-token-0123"
 BOUND_SECONDS = 60
-SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
 def _run(argv: list[str], **options: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, **options)  # type: ignore[call-overload]
+
+
+def wheel_requirements(wheel: Path) -> list[Requirement]:
+    """The `Requires-Dist` lines of the built wheel: what the image's `pip install` would fetch."""
+    with zipfile.ZipFile(wheel) as archive:
+        [name] = [item for item in archive.namelist() if item.endswith(".dist-info/METADATA")]
+        metadata = email.parser.Parser().parsestr(archive.read(name).decode())
+    return [Requirement(line) for line in metadata.get_all("Requires-Dist") or []]
+
+
+def runtime_closure(requirements: list[Requirement]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions those requirements need, transitively, with extras and markers honoured."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    followed: set[tuple[str, str]] = set()
+    pending = [(requirement, "") for requirement in requirements]
+    while pending:
+        requirement, extra = pending.pop()  # `extra`: the one asked of the distribution that declared this line
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        distribution = importlib.metadata.distribution(requirement.name)
+        assert distribution.version in requirement.specifier, f"{requirement} but {distribution.version} installed"
+        key = distribution.metadata["Name"].lower().replace("_", "-")
+        found[key] = distribution
+        for wanted in ["", *requirement.extras]:
+            if (key, wanted) not in followed:
+                followed.add((key, wanted))
+                pending += [(Requirement(line), wanted) for line in distribution.requires or []]
+    return list(found.values())
+
+
+def copy_distribution(distribution: importlib.metadata.Distribution, site: Path) -> None:
+    """Copy one installed distribution's files (its RECORD) into another venv's site-packages, offline."""
+    installed_site = Path(str(distribution.locate_file(""))).resolve()
+    for file in distribution.files or []:
+        source = Path(str(distribution.locate_file(file))).resolve()
+        if not source.is_relative_to(installed_site) or not source.is_file():
+            continue  # console scripts under bin/ and RECORD entries for files never written (bytecode)
+        destination = site / source.relative_to(installed_site)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +109,10 @@ def venv(tree: Path) -> Path:
     installed = _run([str(target / "bin" / "pip"), "install", "--no-deps", "--no-index", "-q", str(wheel)])
     assert installed.returncode == 0, installed.stderr
     [site] = (target / "lib").glob("python3*/site-packages")
-    (site / "zz_dependencies.pth").write_text(f"{SITE}\n")
+    for distribution in runtime_closure(wheel_requirements(wheel)):
+        copy_distribution(distribution, site)
+    checked = _run([str(target / "bin" / "python"), "-m", "pip", "check"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     compiled = _run([str(target / "bin" / "python"), "-m", "compileall", "-q", str(site / "reconciler")])
     assert compiled.returncode == 0, compiled.stderr
     for path in [target, *target.rglob("*")]:  # read-only for everyone, like the image's root filesystem

@@ -65,12 +65,9 @@ def test_user_and_entrypoint_match_the_chart(render: Render) -> None:
     assert instruction("WORKDIR") == "/tmp" and "/tmp" in mounts
 
 
-def test_make_image_tags_the_image_the_chart_pulls(render: Render) -> None:
-    deployment = one(render(), "Deployment")
-    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-
-    dry_run = subprocess.run(
-        ["make", "-n", "image", "CONTAINER_TOOL=buildah"],
+def make_image_dry_run(tool: str) -> str:
+    return subprocess.run(
+        ["make", "-n", "image", f"CONTAINER_TOOL={tool}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -78,5 +75,20 @@ def test_make_image_tags_the_image_the_chart_pulls(render: Render) -> None:
         check=True,
     ).stdout
 
-    assert image == f"{VALUES['image']['repository']}:{CHART['appVersion']}"
-    assert f"buildah build -f Containerfile --build-arg VERSION={CHART['appVersion']} -t {image} ." in dry_run
+
+def test_make_image_tags_the_image_the_chart_pulls(render: Render) -> None:
+    deployment = one(render(), "Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    repository, tag = VALUES["image"]["repository"], CHART["appVersion"]
+
+    assert image == f"{repository}:{tag}"
+    assert f"IMAGE={repository} VERSION={tag} BASE= .ci/build-image.sh" in make_image_dry_run("buildah")
+    assert f"podman build -f Containerfile --build-arg VERSION={tag}  -t {image} ." in make_image_dry_run("podman")
+
+
+def test_the_daemonless_build_script_defaults_to_the_charts_image() -> None:
+    script = (ROOT / ".ci" / "build-image.sh").read_text()
+
+    assert f'IMAGE="${{IMAGE:-{VALUES["image"]["repository"]}}}"' in script
+    assert "charts/mcp-reconciler/Chart.yaml" in script  # VERSION defaults to the chart's appVersion
+    assert "-f Containerfile" in script and '--build-arg BASE="$BASE"' in script
