@@ -40,6 +40,7 @@ from reconciler.probe import (
     ProbeResult,
     ProbeSettings,
     ProbeTarget,
+    diff_tool_risk,
     diff_tools,
     fill_auth_fields,
 )
@@ -293,6 +294,10 @@ def _record_probe(
         if previous and previous[0].hash != result.snapshot_hash:
             diff = diff_tools(previous[0].tools, result.tools)
             changes = {"added": diff.added, "removed": diff.removed, "changed": diff.changed}
+        # Annotations are outside the hash, so the risk check runs on every listing, changed hash or not.
+        risk = diff_tool_risk(previous[0].tools, result.tools) if previous else []
+        if risk:
+            changes = {**changes, "risk": risk}
     discovery: dict[str, Any] | None = None
     if result.discovery is not None:
         discovery = dict(result.discovery.as_status())
@@ -331,7 +336,7 @@ def _record_probe(
     audit = None
     if changes and any(changes.values()):
         audit = AuditEntry(
-            action="tools-changed",
+            action="tool-risk-changed" if changes.get("risk") else "tools-changed",
             table="servers",
             tenant=record.tenant,
             name=record.name,

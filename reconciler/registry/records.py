@@ -194,6 +194,8 @@ class BoundServerRecord:
     connection: str | None = None
     tools_allow: tuple[str, ...] = ()
     tools_deny: tuple[str, ...] = ()
+    tools_read_only: bool = False
+    """Admit only read-only tools (the binding's `tools.readOnly` or the server entry's); pinned servers only."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,10 @@ class BindingRecord(RecordBase):
         content = super().content()
         if not self.agents:
             del content["agents"]
+        # Likewise a server entry without readOnly hashes as it did before readOnly existed.
+        for server in content["servers"]:
+            if not server["tools_read_only"]:
+                del server["tools_read_only"]
         return content
 
 

@@ -242,6 +242,8 @@ template_binding_servers = sa.Table(
     ),
     sa.Column("tools_allow", json_type(), nullable=False),
     sa.Column("tools_deny", json_type(), nullable=False),
+    # Admit read-only tools only (pinned servers only); false for every row before 0011.
+    sa.Column("tools_read_only", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 oauth_clients = sa.Table(

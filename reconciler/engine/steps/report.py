@@ -16,13 +16,14 @@ from reconciler.engine.crediting import accepted_values, credential_facts, pin_a
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action
 from reconciler.engine.probing import ProbeJob, RecordedProbe, next_probe_at, record_probe
+from reconciler.engine.statuses.bindings import read_only_conditions
 from reconciler.engine.statuses.building import StatusInputs, dump_section
-from reconciler.engine.statuses.probes import probe_sections
+from reconciler.engine.statuses.probes import ProbeSections, probe_sections
 from reconciler.engine.statuses.reporting import reported_status
 from reconciler.engine.steps.passing import ObjectResult, Pass
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
-from reconciler.registry.records import RowKey, SourceRef
+from reconciler.registry.records import BindingRecord, RowKey, ServerRecord, SourceRef
 
 
 def report_pass(
@@ -114,7 +115,11 @@ def build_statuses(current: Pass, *, chosen: frozenset[SourceRef], probed_now: f
         # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
         spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
         # A stored status stands only while its members' tokens tally the same (they move without the rows).
-        moved = obj.key in probed_now or _oauth_moved(current, obj, spec_hash=spec_hash)
+        moved = (
+            obj.key in probed_now
+            or _oauth_moved(current, obj, spec_hash=spec_hash)
+            or _read_only_servers_moved(current, obj, probed_now)
+        )
         standing = sink.standing(obj, action, spec_hash=spec_hash, probed=moved)
         if standing is not None:
             results.append(standing)
@@ -134,12 +139,46 @@ def _oauth_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
     return (previous or {}).get("oauth") != dump_section(health)
 
 
+def _read_only_servers(current: Pass, binding: BindingRecord) -> list[str]:
+    return [bound.server for bound in binding.servers if bound.tools_read_only]
+
+
+def _read_only_servers_moved(current: Pass, obj: DesiredObject, probed_now: frozenset[RowKey]) -> bool:
+    """A read-only binding's Ready message follows its servers' snapshots: rebuild it when one was probed (a
+    server whose row changed is probed in the same pass)."""
+    if not isinstance(obj.record, BindingRecord):
+        return False
+    tenant = obj.record.tenant
+    return any(("servers", tenant, name) in probed_now for name in _read_only_servers(current, obj.record))
+
+
+def _binding_sections(current: Pass, binding: BindingRecord) -> ProbeSections:
+    """What `tools.readOnly` admits from each bound server, from the servers' rows as this pass leaves them."""
+    names = _read_only_servers(current, binding)
+    if not names:
+        return ProbeSections()
+    desired = {obj.key: obj.record for obj in current.objects if isinstance(obj.record, ServerRecord)}
+    observed = current.observed.rows if current.observed is not None else {}
+    servers: dict[str, ServerRecord] = {}
+    for name in names:
+        key: RowKey = ("servers", binding.tenant, name)
+        record = desired.get(key) or observed.get(key)
+        if isinstance(record, ServerRecord):
+            servers[name] = record
+    snapshots = {name: current.snapshots.get((binding.tenant, name), []) for name in names}
+    return ProbeSections(conditions=read_only_conditions(binding, servers=servers, snapshots=snapshots))
+
+
 def _status(
     current: Pass, obj: DesiredObject, action: Action, *, generation: int, previous: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     server_key = obj.key[1:]
     state = current.probe_states.get(server_key)
     snapshots = current.snapshots.get(server_key, [])
+    if isinstance(obj.record, BindingRecord):
+        sections = _binding_sections(current, obj.record)
+    else:
+        sections = probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state))
     return reported_status(
         StatusInputs(
             obj=obj,
@@ -149,7 +188,7 @@ def _status(
             previous=previous,
             now=current.now,
         ),
-        probe=probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state)),
+        probe=sections,
         rotation=rotation_verdict(obj, current.credential_step),
         oauth=current.oauth.get(server_key),
     )

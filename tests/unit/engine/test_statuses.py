@@ -81,6 +81,8 @@ def summary(condition: dict[str, Any]) -> tuple[str, str, str, str]:
         (lambda: cond.discovery_failed("m"), ("Discovered", "False", "DiscoveryFailed", "m")),
         (lambda: cond.tools_drifted("added: a"), ("ToolsDrifted", "True", "ToolsChanged", "added: a")),
         (lambda: cond.tools_unchanged(), ("ToolsDrifted", "False", "ToolsUnchanged", "")),
+        (lambda: cond.tool_risk_changed("risk: x"), ("ToolsDrifted", "True", "ToolRiskChanged", "risk: x")),
+        (lambda: cond.tool_risk_not_ready("m"), ("Ready", "False", "ToolRiskChanged", "m")),
     ],
 )
 def test_each_situation_has_one_wording(
@@ -272,6 +274,38 @@ SNAPSHOT = ToolSnapshotRecord(
                 "Ready": ("False", "AuthError"),
             },
         ),
+        (  # a flipped hint under Track: high-severity drift, with the hash unchanged
+            {
+                "ok": True,
+                "message": "",
+                "at": "2026-01-01T12:00:00Z",
+                "toolChanges": {"risk": ["readOnlyHint of a: false → true"]},
+            },
+            {"requiresAuth": False, "recommendedAuthMode": "none"},
+            {
+                "Discovered": ("True", "DiscoverySucceeded"),
+                "ToolsDrifted": ("True", "ToolRiskChanged"),
+                "Ready": ("False", "ToolRiskChanged"),
+            },
+        ),
+        (  # a failing probe stays the reason Ready gives; ToolsDrifted still names the risk
+            {
+                "ok": False,
+                "errorClass": "timeout",
+                "message": "slow",
+                "at": "2026-01-01T12:00:00Z",
+                "toolChanges": {
+                    "added": ["c"],
+                    "risk": ["b renamed to c with an identical description and input schema"],
+                },
+            },
+            None,
+            {
+                "Discovered": ("False", "DiscoveryFailed"),
+                "ToolsDrifted": ("True", "ToolRiskChanged"),
+                "Ready": ("False", "Timeout"),
+            },
+        ),
     ],
 )
 def test_probe_sections(
@@ -286,6 +320,13 @@ def test_probe_sections(
     assert extra["tools"]["serverInfo"] == {"name": "demo", "version": None}
     assert "toolChanges" not in extra["lastTest"] and "credentialFailure" not in extra["lastTest"]
     assert ("discovery" in extra) == (discovery is not None)
+    risk = (last_test.get("toolChanges") or {}).get("risk")
+    if risk:
+        assert extra["tools"]["changes"]["risk"] == risk
+        drifted = next(item for item in sections.conditions if item["type"] == "ToolsDrifted")
+        assert all(line in drifted["message"] for line in risk), "the condition names the tools"
+        ready = next(item for item in sections.conditions if item["type"] == "Ready")
+        assert ready["reason"] == "Timeout" or all(line in ready["message"] for line in risk)
 
 
 DOCUMENTS: list[tuple[type[MCPServerStatus] | type[MCPConnectionStatus], dict[str, Any]]] = [
