@@ -69,9 +69,15 @@ def report_pass(
         if audits:
             tx.audit(audits)
         # A status built already (with the rows) changes now only with what probing learnt.
-        probed_sources = {obj.source for obj, _ in probed}
-        chosen = frozenset(source for source in chosen if source not in current.reported or source in probed_sources)
-        results_now = build_statuses(current, chosen=chosen, probed_now=frozenset(obj.key for obj, _ in probed))
+        probed_now = frozenset(obj.key for obj, _ in probed)
+        # A read-only binding's Ready message reads its servers' snapshots: it is reported again with them.
+        probed_sources = {obj.source for obj, _ in probed} | _read_only_dependents(current, probed_now)
+        chosen = frozenset(
+            source
+            for source in chosen | (probed_sources if probed else frozenset())
+            if source not in current.reported or source in probed_sources
+        )
+        results_now = build_statuses(current, chosen=chosen, probed_now=probed_now)
         current.sink.write_with_results(tx)
         if whole:
             current.scope.remember(tx, current, stamp=stamp_reporting)
@@ -141,6 +147,17 @@ def _oauth_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
 
 def _read_only_servers(current: Pass, binding: BindingRecord) -> list[str]:
     return [bound.server for bound in binding.servers if bound.tools_read_only]
+
+
+def _read_only_dependents(current: Pass, probed_now: frozenset[RowKey]) -> set[SourceRef]:
+    """The pass's read-only bindings bound to a server probed just now."""
+    if not probed_now:
+        return set()
+    return {
+        obj.source
+        for obj in current.objects
+        if isinstance(obj.record, BindingRecord) and _read_only_servers_moved(current, obj, probed_now)
+    }
 
 
 def _read_only_servers_moved(current: Pass, obj: DesiredObject, probed_now: frozenset[RowKey]) -> bool:
