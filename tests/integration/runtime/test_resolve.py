@@ -340,6 +340,8 @@ def test_resolve_command_prints_json_mcp_config_and_text(
          {"notion": ("needs_connection", "platform"), "linear": ("ready", "platform")}),
         ("05-org-connections", "openwork", "workspace-agent", {"user": "sam", "teams": ["design"]},
          {"notion": ("needs_connection", "platform")}),
+        ("05-org-connections", "openwork", "research-agent", {"user": "jordan"},
+         {"linear": ("ready", "platform")}),
     ],
 )  # fmt: skip
 def test_examples_resolve_as_their_readmes_describe(
@@ -355,3 +357,17 @@ def test_examples_resolve_as_their_readmes_describe(
     resolution = resolve(registry, namespace, template=template, **caller)
 
     assert {s.name: (str(s.state), str(s.scope)) for s in resolution.servers} == expected
+
+
+def test_the_org_connections_example_has_a_read_only_agent_that_trusts_no_unpinned_server(registry: Registry) -> None:
+    report = reconcile(load_folder(EXAMPLES / "05-org-connections"), registry, settings=EngineSettings())
+    binding = next(r.status for r in report.results if r.obj.resource.metadata.name == "research-agent")
+    ready = next(c for c in binding["conditions"] if c["type"] == "Ready")
+
+    assert ready["status"] == "True"
+    assert ready["message"].startswith(
+        "readOnly admits no tools from linear (not pinned (spec.tools.policy: Track)): annotations from untrusted "
+        "servers must not be trusted (MCP specification)"
+    )
+    (linear,) = resolve(registry, "openwork", template="research-agent", user="jordan").servers
+    assert linear.tools == ()
