@@ -18,12 +18,13 @@ from reconciler.engine.planning import Action
 from reconciler.engine.probing import ProbeJob, RecordedProbe, next_probe_at, record_probe
 from reconciler.engine.statuses.bindings import read_only_conditions
 from reconciler.engine.statuses.building import StatusInputs, dump_section
+from reconciler.engine.statuses.oauth import counts_members
 from reconciler.engine.statuses.probes import ProbeSections, probe_sections
 from reconciler.engine.statuses.reporting import reported_status
 from reconciler.engine.steps.passing import ObjectResult, Pass
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
-from reconciler.registry.records import BindingRecord, RowKey, ServerRecord, SourceRef
+from reconciler.registry.records import BindingRecord, ConnectionRecord, RowKey, ServerRecord, SourceRef
 
 
 def report_pass(
@@ -124,6 +125,7 @@ def build_statuses(current: Pass, *, chosen: frozenset[SourceRef], probed_now: f
         moved = (
             obj.key in probed_now
             or _oauth_moved(current, obj, spec_hash=spec_hash)
+            or _members_moved(current, obj, spec_hash=spec_hash)
             or _read_only_servers_moved(current, obj, probed_now)
         )
         standing = sink.standing(obj, action, spec_hash=spec_hash, probed=moved)
@@ -147,6 +149,24 @@ def _oauth_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
 
 def _read_only_servers(current: Pass, binding: BindingRecord) -> list[str]:
     return [bound.server for bound in binding.servers if bound.tools_read_only]
+
+
+def _connected_members(current: Pass, obj: DesiredObject) -> int | None:
+    """`status.connectedMembers` of a per-member connection as the observe step counted it; None for the rest."""
+    if current.connected_members is None or not counts_members(obj.record):
+        return None
+    record = obj.record
+    assert isinstance(record, ConnectionRecord)
+    return current.connected_members.get((record.tenant, record.server, record.name), 0)
+
+
+def _members_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
+    """Members connect without any row changing: a stored status stands only while it counts them right."""
+    count = _connected_members(current, obj)
+    if count is None:
+        return False
+    _, previous = current.sink.previous_of(obj, spec_hash=spec_hash)
+    return (previous or {}).get("connectedMembers") != count
 
 
 def _read_only_dependents(current: Pass, probed_now: frozenset[RowKey]) -> set[SourceRef]:
@@ -208,4 +228,5 @@ def _status(
         probe=sections,
         rotation=rotation_verdict(obj, current.credential_step),
         oauth=current.oauth.get(server_key),
+        connected_members=_connected_members(current, obj),
     )
