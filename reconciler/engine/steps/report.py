@@ -72,11 +72,10 @@ def report_pass(
         # A status built already (with the rows) changes now only with what probing learnt.
         probed_now = frozenset(obj.key for obj, _ in probed)
         # A read-only binding's Ready message reads its servers' snapshots: it is reported again with them.
-        probed_sources = {obj.source for obj, _ in probed} | _read_only_dependents(current, probed_now)
+        dependents = _read_only_dependents(current, probed_now)
+        probed_sources = {obj.source for obj, _ in probed} | dependents
         chosen = frozenset(
-            source
-            for source in chosen | (probed_sources if probed else frozenset())
-            if source not in current.reported or source in probed_sources
+            source for source in chosen | dependents if source not in current.reported or source in probed_sources
         )
         results_now = build_statuses(current, chosen=chosen, probed_now=probed_now)
         current.sink.write_with_results(tx)
