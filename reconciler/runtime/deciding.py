@@ -29,6 +29,7 @@ decision never holds a secret.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
@@ -48,7 +49,13 @@ from reconciler.runtime.choosing import (
     merged_headers,
     server_credential,
 )
-from reconciler.runtime.resolution import TOOL_NAMESPACE_PREFIX, CredentialScope, ResolvedServer, ServerState
+from reconciler.runtime.resolution import (
+    TOOL_NAMESPACE_PREFIX,
+    CredentialScope,
+    ResolvedServer,
+    ServerState,
+    ToolNamespace,
+)
 
 __all__ = ["Caller", "Decisions", "HeaderSource", "ServerDecision", "decide", "read_only_distrust"]
 
@@ -101,14 +108,48 @@ def decide(
     *,
     caller: Caller,
     template: str | None,
-    namespace_tools: bool,
+    namespace_tools: bool | ToolNamespace,
     now: dt.datetime,
     platform: ResolutionInputs | None = None,
 ) -> Decisions:
     """Per-server decisions, in binding order (a server bound twice keeps its first binding), then the platform
     tenant's featured servers (`platform`: its rows, read for no member), the last fallback of every tenant.
 
-    `now` is when members' tokens are judged to have expired: injected, so the decision stays a pure function."""
+    `namespace_tools` names tools `mcp:<server>:<tool>` (`True` or `"server"`) or `mcp:<connection>:<tool>`
+    (`"connection"`, once the connection is chosen). `now` is when members' tokens are judged to have expired:
+    injected, so the decision stays a pure function."""
+    by_connection = namespace_tools == "connection"
+    decisions = _decide_all(
+        inputs,
+        caller=caller,
+        template=template,
+        namespace_tools=namespace_tools in (True, "server"),
+        now=now,
+        platform=platform,
+    )
+    if not by_connection:
+        return decisions
+    return dataclasses.replace(decisions, servers=tuple(_named_by_connection(d) for d in decisions.servers))
+
+
+def _named_by_connection(decision: ServerDecision) -> ServerDecision:
+    """OpenWork's naming: each tool under the connection the caller goes through (the server's own name when the
+    server is reached with its own credential), so two connections to one server never share a tool name."""
+    owner = decision.connection or decision.server.name
+    return dataclasses.replace(
+        decision, tools=tuple(f"{TOOL_NAMESPACE_PREFIX}:{owner}:{name}" for name in decision.tools)
+    )
+
+
+def _decide_all(
+    inputs: ResolutionInputs,
+    *,
+    caller: Caller,
+    template: str | None,
+    namespace_tools: bool,
+    now: dt.datetime,
+    platform: ResolutionInputs | None,
+) -> Decisions:
     index = _index(inputs, caller, now=now)
     notes: list[str] = []
     if template is not None and not inputs.bindings:

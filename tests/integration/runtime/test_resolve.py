@@ -256,6 +256,22 @@ def test_without_template_every_tenant_server_is_considered(registry: Registry, 
     assert resolution.server("linear").tools == ("mcp:linear:list_issues", "mcp:linear:create_issue")
 
 
+def test_mcp_config_can_name_tools_by_connection(registry_url: str, world: DesiredInput) -> None:
+    """OpenWork's naming, behind an explicit option: the connection the member goes through names the tools."""
+    base = ("resolve", "-n", NAMESPACE, "--user", "bob", "--team", "engineering", "-o", "mcp-config")
+    code, out, err = run(*base, "--namespace-tools=connection", "--registry", registry_url, "--no-refresh")
+    assert code == 0, err
+    linear = json.loads(out)["mcpServers"]["linear"]
+    assert linear["tools"] == ["mcp:linear-shared:list_issues", "mcp:linear-shared:create_issue"]
+
+    code, out, err = run(*base, "--namespace-tools", "--registry", registry_url, "--no-refresh")
+    assert code == 0, err
+    assert json.loads(out)["mcpServers"]["linear"]["tools"] == ["mcp:linear:list_issues", "mcp:linear:create_issue"]
+    code, out, err = run(*base, "--registry", registry_url, "--no-refresh")
+    assert code == 0, err
+    assert json.loads(out)["mcpServers"]["linear"]["tools"] == ["list_issues", "create_issue"], "plain by default"
+
+
 def test_newest_member_token_wins_and_tokens_are_per_member(registry: Registry, world: DesiredInput) -> None:
     with registry.transaction() as tx:
         tx.insert_user_token(

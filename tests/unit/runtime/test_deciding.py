@@ -20,7 +20,7 @@ from reconciler.registry.records import (
     UserTokenRecord,
 )
 from reconciler.runtime.deciding import Caller, ServerDecision, decide
-from reconciler.runtime.resolution import CredentialScope, ServerState
+from reconciler.runtime.resolution import CredentialScope, ServerState, ToolNamespace
 
 TENANT = TenantRecord(slug="acme", namespace="acme-ns")
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -720,3 +720,55 @@ def test_read_only_from_a_pinned_server_names_the_filter() -> None:
     (line,) = [line for line in decision.explain if line.startswith("tools:")]
     assert line.startswith(f"tools: 1 of 2 from snapshot {APPROVED} after ")
     assert line.endswith("binding readOnly (the pinned, approved snapshot's readOnlyHint)")
+
+
+@pytest.mark.parametrize(
+    ("case", "namespace", "tools"),
+    [
+        (Case(connections=(PLATFORM_SHARED,)), False, ("read", "write")),
+        (Case(connections=(PLATFORM_SHARED,)), True, ("mcp:crm:read", "mcp:crm:write")),
+        (Case(connections=(PLATFORM_SHARED,)), "server", ("mcp:crm:read", "mcp:crm:write")),
+        (
+            Case(connections=(PLATFORM_SHARED,)),
+            "connection",
+            ("mcp:platform-shared:read", "mcp:platform-shared:write"),
+        ),
+        (Case(connections=(PLATFORM_SHARED, ALICE_OWN)), "connection", ("mcp:alice-own:read", "mcp:alice-own:write")),
+        (Case(), "connection", ("mcp:crm:read", "mcp:crm:write")),
+        (
+            Case(connections=(conn("members", mode="perMember"),), state=N),
+            "connection",
+            ("mcp:members:read", "mcp:members:write"),
+        ),
+        (Case(server=PINNED, read_only=True), "connection", ("mcp:crm:read",)),
+    ],
+    ids=[
+        "plain",
+        "true-is-by-server",
+        "by-server",
+        "by-connection",
+        "by-the-members-own-connection",
+        "own-credential-keeps-the-servers-name",
+        "needs-connection",
+        "after-read-only",
+    ],
+)
+def test_namespaced_tool_names_by_server_or_by_connection(
+    case: Case, namespace: bool | ToolNamespace, tools: tuple[str, ...]
+) -> None:
+    row = BoundServerRow(
+        server=case.server,
+        binding="b",
+        snapshot_hash=case.snapshot,
+        tool_names=("read", "write"),
+        read_only_tools=frozenset({"read"}),
+        tools_read_only=case.read_only,
+    )
+    inputs = ResolutionInputs(
+        tenant=TENANT, bound=(row,), connections=case.connections, grants=case.grants, bindings=("b",)
+    )
+
+    (decision,) = decide(inputs, caller=ALICE, template="t", namespace_tools=namespace, now=NOW).servers
+
+    assert decision.state is case.state
+    assert decision.tools == tools
