@@ -146,7 +146,7 @@ def _oauth_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
     return (previous or {}).get("oauth") != dump_section(health)
 
 
-def _read_only_servers(current: Pass, binding: BindingRecord) -> list[str]:
+def _read_only_servers(binding: BindingRecord) -> list[str]:
     return [bound.server for bound in binding.servers if bound.tools_read_only]
 
 
@@ -185,20 +185,21 @@ def _read_only_servers_moved(current: Pass, obj: DesiredObject, probed_now: froz
     if not isinstance(obj.record, BindingRecord):
         return False
     tenant = obj.record.tenant
-    return any(("servers", tenant, name) in probed_now for name in _read_only_servers(current, obj.record))
+    return any(("servers", tenant, name) in probed_now for name in _read_only_servers(obj.record))
 
 
-def _binding_sections(current: Pass, binding: BindingRecord) -> ProbeSections:
-    """What `tools.readOnly` admits from each bound server, from the servers' rows as this pass leaves them."""
-    names = _read_only_servers(current, binding)
+def _binding_sections(current: Pass, obj: DesiredObject, binding: BindingRecord) -> ProbeSections:
+    """What `tools.readOnly` admits from each bound server, from the servers' rows as this pass leaves them (the
+    desired row of a server this pass writes, else the row observed)."""
+    names = _read_only_servers(binding)
     if not names:
         return ProbeSections()
-    desired = {obj.key: obj.record for obj in current.objects if isinstance(obj.record, ServerRecord)}
     observed = current.observed.rows if current.observed is not None else {}
     servers: dict[str, ServerRecord] = {}
     for name in names:
-        key: RowKey = ("servers", binding.tenant, name)
-        record = desired.get(key) or observed.get(key)
+        action = current.actions.get(SourceRef("MCPServer", obj.source.namespace, name))
+        record = action.desired if action is not None and action.desired is not None else None
+        record = record or observed.get(("servers", binding.tenant, name))
         if isinstance(record, ServerRecord):
             servers[name] = record
     snapshots = {name: current.snapshots.get((binding.tenant, name), []) for name in names}
@@ -212,7 +213,7 @@ def _status(
     state = current.probe_states.get(server_key)
     snapshots = current.snapshots.get(server_key, [])
     if isinstance(obj.record, BindingRecord):
-        sections = _binding_sections(current, obj.record)
+        sections = _binding_sections(current, obj, obj.record)
     else:
         sections = probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state))
     return reported_status(
