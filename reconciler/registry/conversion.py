@@ -353,6 +353,7 @@ def probe_state_values(state: ProbeStateRecord) -> Values:
         "blocked_reason": state.blocked_reason,
         "probed_at": state.probed_at,
         "list_ttl_ms": state.list_ttl_ms,
+        "tool_risk": list(state.tool_risk) or None,
     }
 
 
@@ -365,6 +366,7 @@ def probe_state_of(row: RowMapping, *, tenant: str, server: str) -> ProbeStateRe
         blocked_reason=row["blocked_reason"],
         probed_at=row["probed_at"],
         list_ttl_ms=row["list_ttl_ms"],
+        tool_risk=strings_of(row["tool_risk"]),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.records import ORGANIZATION_MEMBER, ToolAnnotationHints
+from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.registry import conversion, schema
 from reconciler.registry.records import (
     ConnectionRecord,
@@ -65,7 +65,7 @@ class BoundServerRow:
     read_only_tools: frozenset[str] = frozenset()
     """Tools of the latest snapshot whose `readOnlyHint` is true."""
     tool_risk: tuple[str, ...] = ()
-    """High-severity tool changes the last probe found (`toolChanges.risk`), still standing."""
+    """High-severity tool changes standing in the server's probe state (`ToolRiskChanged`)."""
 
 
 @dataclass(frozen=True)
@@ -192,10 +192,8 @@ def _bound_row(row: sa.Row[Any], *, tenant: str, with_template: bool) -> BoundSe
     # Only names and hints: full tool records (schemas and all) are for `fetch_tool_snapshots`, not every resolve.
     tools = row.snapshot_tools or ()
     tool_names = tuple(item["name"] for item in tools)
-    read_only_tools = frozenset(
-        item["name"] for item in tools if ToolAnnotationHints.from_json(item.get("annotations")).read_only_hint
-    )
-    tool_risk = _standing_risk(row.probe_last_test)
+    read_only_tools = frozenset(item["name"] for item in tools if _says_read_only(item))
+    tool_risk = conversion.strings_of(row.probe_tool_risk)
     if not with_template:
         return BoundServerRow(
             server=server,
@@ -222,10 +220,10 @@ def _bound_row(row: sa.Row[Any], *, tenant: str, with_template: bool) -> BoundSe
     )
 
 
-def _standing_risk(last_test: Any) -> tuple[str, ...]:
-    changes = last_test.get("toolChanges") if isinstance(last_test, dict) else None
-    risk = changes.get("risk") if isinstance(changes, dict) else None
-    return tuple(str(item) for item in risk) if isinstance(risk, list) else ()
+def _says_read_only(tool: dict[str, Any]) -> bool:
+    """`readOnlyHint: true` in a stored tool (`ToolAnnotationHints.as_json`'s shape), read without building it."""
+    annotations = tool.get("annotations")
+    return isinstance(annotations, dict) and annotations.get("readOnlyHint") is True
 
 
 def _offered_connection(row: sa.Row[Any], *, tenant: str, server: str) -> ConnectionRecord:
@@ -364,8 +362,8 @@ def _bound_query(tenant_id: sa.BindParameter[int], template: sa.BindParameter[st
         .correlate(servers)
         .scalar_subquery()
     )
-    last_test = (
-        sa.select(probe_state.c.last_test)
+    tool_risk = (
+        sa.select(probe_state.c.tool_risk)
         .where(probe_state.c.server_id == servers.c.id)
         .correlate(servers)
         .scalar_subquery()
@@ -373,7 +371,7 @@ def _bound_query(tenant_id: sa.BindParameter[int], template: sa.BindParameter[st
     facts: list[sa.ColumnElement[Any]] = [
         *(servers.c[name] for name in _SERVER_COLUMNS),
         blocked_reason.label("probe_blocked_reason"),
-        last_test.label("probe_last_test"),
+        tool_risk.label("probe_tool_risk"),
         latest.c.hash.label("snapshot_hash"),
         latest.c.tools.label("snapshot_tools"),
         discovery_connection.c.name.label("discovery_connection_name"),

@@ -359,3 +359,6 @@ class ProbeStateRecord:
     list_ttl_ms: int | None = None
     """The `ttlMs` of the tool list this probe fetched; None when the probe failed or the server gave no hint.
     It stretches the wait before the next probe (see `engine.probing.probe_interval`)."""
+    tool_risk: tuple[str, ...] = ()
+    """High-severity tool changes (`ToolRiskChanged`) standing since the probe that found them, until a later
+    listing finds none; a probe that lists nothing keeps them. Read-only bindings trust no hint meanwhile."""

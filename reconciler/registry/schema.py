@@ -288,6 +288,8 @@ server_probe_state = sa.Table(
     sa.Column("blocked_reason", sa.Text(), nullable=True),
     sa.Column("probed_at", UtcDateTime(), nullable=True),
     sa.Column("list_ttl_ms", sa.BigInteger(), nullable=True),
+    # High-severity tool changes standing since a probe found them (a JSON list of lines); NULL: none.
+    sa.Column("tool_risk", json_type(), nullable=True),
     sa.UniqueConstraint("server_id"),
 )
 

@@ -112,9 +112,10 @@ def probe_sections(
     tools = None
     if latest is not None:
         tools = _tools_section(record, latest, changes, next_probe_at=next_probe_at)
-    risk = list(changes.get("risk") or ())
+    # The standing changes, not this probe's: a probe that listed nothing keeps them, and so does the status.
+    risk = list(state.tool_risk)
     if risk:
-        found.append(cond.tool_risk_changed(changes_text(changes)))
+        found.append(cond.tool_risk_changed(changes_text({**changes, "risk": risk})))
     else:
         found.append(cond.tools_drifted(changes_text(changes)) if _drifted(changes) else cond.tools_unchanged())
     if not last.get("ok", False):

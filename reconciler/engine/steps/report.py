@@ -24,7 +24,14 @@ from reconciler.engine.statuses.reporting import reported_status
 from reconciler.engine.steps.passing import ObjectResult, Pass
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
-from reconciler.registry.records import BindingRecord, ConnectionRecord, RowKey, ServerRecord, SourceRef
+from reconciler.registry.records import (
+    BindingRecord,
+    ConnectionRecord,
+    ProbeStateRecord,
+    RowKey,
+    ServerRecord,
+    SourceRef,
+)
 
 
 def report_pass(
@@ -98,6 +105,7 @@ def _record(current: Pass, job: ProbeJob, result: ProbeResult) -> RecordedProbe:
         previous=snapshots.get(server_key, []),
         actor=current.settings.manager,
         credentials=credential_facts(current.prepared.get(server_key)),
+        standing_risk=_standing_risk(current.probe_states.get(server_key)),
     )
     current.probe_states[server_key] = item.state
     if item.snapshot is not None and (
@@ -144,6 +152,10 @@ def _oauth_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
         return False
     _, previous = current.sink.previous_of(obj, spec_hash=spec_hash)
     return (previous or {}).get("oauth") != dump_section(health)
+
+
+def _standing_risk(state: ProbeStateRecord | None) -> tuple[str, ...]:
+    return state.tool_risk if state is not None else ()
 
 
 def _read_only_servers(binding: BindingRecord) -> list[str]:

@@ -740,7 +740,11 @@ def test_probe_state_upserts_per_server(registry: Registry) -> None:
     write(registry, [ServerRecord(tenant="t", name="s"), ServerRecord(tenant="u", name="s")])
     first = ProbeStateRecord(tenant="t", server="s", discovery={"requiresAuth": False}, probed_at=T0)
     replaced = ProbeStateRecord(
-        tenant="t", server="s", last_test={"ok": False, "errorClass": "auth"}, blocked_reason="x"
+        tenant="t",
+        server="s",
+        last_test={"ok": False, "errorClass": "auth"},
+        blocked_reason="x",
+        tool_risk=("readOnlyHint of wipe: false → true",),
     )
     other = ProbeStateRecord(tenant="u", server="s")
     with registry.transaction() as transaction:
