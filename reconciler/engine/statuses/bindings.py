@@ -16,8 +16,11 @@ from reconciler.engine.statuses import conditions as cond
 from reconciler.registry.records import BindingRecord, ServerRecord, ToolSnapshotRecord
 
 
-def untrusted_reason(server: ServerRecord | None, snapshots: Sequence[ToolSnapshotRecord]) -> str | None:
-    """Why a read-only binding admits no tool of this server, or None when it honours the server's hints."""
+def untrusted_reason(
+    server: ServerRecord | None, snapshots: Sequence[ToolSnapshotRecord], tool_risk: Sequence[str] = ()
+) -> str | None:
+    """Why a read-only binding admits no tool of this server, or None when it honours the server's hints
+    (`tool_risk`: the high-severity tool changes standing in its probe state)."""
     if server is None:
         return "the server is not in the registry"
     if server.tool_policy != "Pin":
@@ -28,6 +31,8 @@ def untrusted_reason(server: ServerRecord | None, snapshots: Sequence[ToolSnapsh
         return "no tool snapshot yet to compare with the approvedHash"
     if snapshots[0].hash != server.approved_hash:
         return f"its latest tool snapshot {snapshots[0].hash} is not the approved {server.approved_hash}"
+    if tool_risk:
+        return f"its tools changed risk ({'; '.join(tool_risk)})"
     return None
 
 
@@ -36,6 +41,7 @@ def read_only_conditions(
     *,
     servers: Mapping[str, ServerRecord],
     snapshots: Mapping[str, Sequence[ToolSnapshotRecord]],
+    tool_risk: Mapping[str, Sequence[str]] | None = None,
 ) -> list[cond.ConditionDict]:
     """Ready with a message naming what `readOnly` admits from each server it applies to; [] without `readOnly`.
 
@@ -47,7 +53,7 @@ def read_only_conditions(
     trusted: list[str] = []
     refused: list[str] = []
     for name in read_only:
-        reason = untrusted_reason(servers.get(name), snapshots.get(name, ()))
+        reason = untrusted_reason(servers.get(name), snapshots.get(name, ()), (tool_risk or {}).get(name, ()))
         if reason is None:
             trusted.append(name)
         else:

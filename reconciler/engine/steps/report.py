@@ -215,7 +215,8 @@ def _binding_sections(current: Pass, obj: DesiredObject, binding: BindingRecord)
         if isinstance(record, ServerRecord):
             servers[name] = record
     snapshots = {name: current.snapshots.get((binding.tenant, name), []) for name in names}
-    return ProbeSections(conditions=read_only_conditions(binding, servers=servers, snapshots=snapshots))
+    risk = {name: _standing_risk(current.probe_states.get((binding.tenant, name))) for name in names}
+    return ProbeSections(conditions=read_only_conditions(binding, servers=servers, snapshots=snapshots, tool_risk=risk))
 
 
 def _status(

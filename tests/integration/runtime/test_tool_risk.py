@@ -175,6 +175,7 @@ def test_a_flipped_read_only_hint_is_high_severity_drift_under_pin_and_track(
     audit = [row.entry for row in registry.fetch_audit(limit=20) if row.entry.action == "tool-risk-changed"]
     assert sorted(entry.name for entry in audit) == ["pinned", "tracked"]
     assert all(entry.diff["tools"]["risk"] == [flipped] for entry in audit)
+    assert f"pinned (its tools changed risk ({flipped}))" in conditions(report, TEMPLATE)["Ready"]["message"]
 
     resolution = resolve(registry, NAMESPACE, template=TEMPLATE, explain=True)
     pinned = resolution.server("pinned")

@@ -70,6 +70,23 @@ def test_the_ready_message_says_what_read_only_admits(
     assert ready["message"].startswith(message)
 
 
+def test_a_standing_risk_change_on_a_pinned_server_admits_nothing() -> None:
+    binding = BindingRecord(
+        tenant="acme", name="b", template="t", servers=(BoundServerRecord("pinned", tools_read_only=True),)
+    )
+
+    (ready,) = read_only_conditions(
+        binding,
+        servers={"pinned": PINNED},
+        snapshots={"pinned": [snapshot("pinned", APPROVED)]},
+        tool_risk={"pinned": ["readOnlyHint of wipe: false → true"]},
+    )
+
+    assert ready["message"].startswith(
+        f"readOnly admits no tools from pinned (its tools changed risk (readOnlyHint of wipe: false → true)): {TRUST}"
+    )
+
+
 def test_both_kinds_of_server_in_one_binding_and_none_without_read_only() -> None:
     binding = BindingRecord(
         tenant="acme",
