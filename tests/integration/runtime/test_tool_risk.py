@@ -158,7 +158,12 @@ def test_read_only_admits_the_pinned_servers_read_only_tools_in_every_output(
 
 
 def test_a_flipped_read_only_hint_is_high_severity_drift_under_pin_and_track(
-    tmp_path: Path, registry: Registry, mcp_servers: LocalServers, tool_catalog: ToolCatalog, approved: str
+    tmp_path: Path,
+    registry: Registry,
+    registry_url: str,
+    mcp_servers: LocalServers,
+    tool_catalog: ToolCatalog,
+    approved: str,
 ) -> None:
     annotate(tool_catalog, delete_city_read_only=True)  # the rug pull: a destructive tool now claims to read only
 
@@ -176,6 +181,13 @@ def test_a_flipped_read_only_hint_is_high_severity_drift_under_pin_and_track(
     assert sorted(entry.name for entry in audit) == ["pinned", "tracked"]
     assert all(entry.diff["tools"]["risk"] == [flipped] for entry in audit)
     assert f"pinned (its tools changed risk ({flipped}))" in conditions(report, TEMPLATE)["Ready"]["message"]
+    code, table, err = run("get", "mcps", "-n", NAMESPACE, "-o", "wide", "--registry", registry_url)
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
+    assert all("ToolRiskChanged" in rows[name] for name in ("pinned", "tracked")), table
+    code, listed, err = run("get", "mcps", "pinned", "-n", NAMESPACE, "-o", "json", "--registry", registry_url)
+    assert code == 0, err
+    assert json.loads(listed)["status"]["tools"]["changes"]["risk"] == [flipped]
 
     resolution = resolve(registry, NAMESPACE, template=TEMPLATE, explain=True)
     pinned = resolution.server("pinned")
