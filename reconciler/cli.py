@@ -177,7 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("-o", "--output", choices=["json", "mcp-config", "text"], default="text")
     resolve.add_argument("--explain", action="store_true", help="show every decision, including forbidden servers")
     resolve.add_argument("--show-secrets", action="store_true", help="print header values instead of masks")
-    resolve.add_argument("--namespace-tools", action="store_true", help="name tools mcp:<server>:<tool>")
+    resolve.add_argument(
+        "--namespace-tools",
+        nargs="?",
+        const="server",
+        choices=["server", "connection"],
+        help="name tools mcp:<server>:<tool>, or with =connection mcp:<connection>:<tool> (OpenWork's naming)",
+    )
     resolve.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the values")
     resolve.add_argument(
         "--no-refresh",
@@ -528,7 +534,7 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         output=args.output,
         explain=args.explain,
         show_secrets=args.show_secrets,
-        namespace_tools=args.namespace_tools,
+        namespace_tools=args.namespace_tools or False,
         secrets=secrets,
         manager=args.manager,
         platform_tenant=args.platform_namespace,

@@ -1,12 +1,12 @@
 """Records that the registry, the probe and the credentials package hand one another through the engine.
 
-The three are siblings that never import each other, so the types they share live here, below all three, with
-no dependency of their own: the tools a probe lists (`ToolRecord`, stored in tool snapshots), the auth
-discovery a probe makes and the credentials step reuses (`AuthDiscovery`), a dynamically registered OAuth
-client's row (`OAuthClientRecord`), a minted value as stored, still sealed (`SealedSecret`), and what the
-authorization-server port answers (`AuthServerAnswer`, `AuthServerFailure`, `IssuedClient`: the probe's adapter
-builds them, the credentials package reads them), and a member's token row (`UserTokenRecord`: the runtime writes
-it, the credentials package refreshes it). The old homes (`registry.records`, `registry.rows`,
+The three are siblings that never import each other, so the types they share live here, below all three, with no
+dependency of their own: the tools a probe lists (`ToolRecord` with its `ToolAnnotationHints`, stored in tool
+snapshots), the auth discovery a probe makes and the credentials step reuses (`AuthDiscovery`), a dynamically
+registered OAuth client's row (`OAuthClientRecord`), a minted value as stored, still sealed (`SealedSecret`), and
+what the authorization-server port answers (`AuthServerAnswer`, `AuthServerFailure`, `IssuedClient`: the probe's
+adapter builds them, the credentials package reads them), and a member's token row (`UserTokenRecord`: the runtime
+writes it, the credentials package refreshes it). The old homes (`registry.records`, `registry.rows`,
 `registry.secret_store`, `probe.discovery`) re-export their types.
 """
 
@@ -21,6 +21,50 @@ from reconciler.errors import ErrorClass
 
 
 @dataclass(frozen=True)
+class ToolAnnotationHints:
+    """A tool's behaviour hints (MCP `ToolAnnotations`), each None when the server left it out.
+
+    Kept as sent, without the specification's defaults, so a hint that appears or disappears is visible; readers
+    apply the defaults (`ToolRecord.read_only`, `destructive`). Hints are advice from the server: the tool-risk
+    policy trusts them only for servers whose tool set is pinned and approved.
+    """
+
+    read_only_hint: bool | None = None
+    destructive_hint: bool | None = None
+    idempotent_hint: bool | None = None
+    open_world_hint: bool | None = None
+
+    def as_json(self) -> dict[str, bool]:
+        """camelCase keys as in MCP, only the hints that were sent."""
+        return {
+            key: value
+            for key, value in (
+                ("readOnlyHint", self.read_only_hint),
+                ("destructiveHint", self.destructive_hint),
+                ("idempotentHint", self.idempotent_hint),
+                ("openWorldHint", self.open_world_hint),
+            )
+            if value is not None
+        }
+
+    @classmethod
+    def from_json(cls, stored: Any) -> ToolAnnotationHints:
+        """Read `as_json`'s shape back; anything that is not a boolean counts as not sent."""
+        items = stored if isinstance(stored, Mapping) else {}
+
+        def hint(key: str) -> bool | None:
+            value = items.get(key)
+            return value if isinstance(value, bool) else None
+
+        return cls(
+            read_only_hint=hint("readOnlyHint"),
+            destructive_hint=hint("destructiveHint"),
+            idempotent_hint=hint("idempotentHint"),
+            open_world_hint=hint("openWorldHint"),
+        )
+
+
+@dataclass(frozen=True)
 class ToolRecord:
     """One tool as listed by the server: the full definition is kept so changes can be diffed."""
 
@@ -32,6 +76,13 @@ class ToolRecord:
     destructive: bool | None = field(default=None, compare=False)
     """From the tool's annotations (MCP defaults applied); None when it had none. Not part of the fingerprint:
     hints are advice from the server, and approving a snapshot should not depend on them."""
+    annotations: ToolAnnotationHints = field(default_factory=ToolAnnotationHints, compare=False)
+    """The four MCP behaviour hints as the server sent them; compared by the tool-risk drift check instead."""
+
+    @property
+    def read_only(self) -> bool:
+        """The MCP default: a tool is read-only only when it says so."""
+        return self.annotations.read_only_hint is True
 
 
 @dataclass(frozen=True)

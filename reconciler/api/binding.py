@@ -27,6 +27,30 @@ DEFAULT_EXPORT_KEY = "mcp-config.json"
 AGENTS_WITHOUT_EXPORT = "export is the template's document for no particular agent: a binding with agents cannot export"
 
 
+READ_ONLY_TRUST = (
+    "annotations from untrusted servers must not be trusted (MCP specification), so readOnly admits tools only "
+    "from a server whose tool set is pinned and approved (spec.tools.policy: Pin with a matching approvedHash); "
+    "from any other server it admits none"
+)
+"""Why `tools.readOnly` fails closed, in the words status, `resolve --explain` and the docs share."""
+
+
+class BoundToolFilter(ToolFilter):
+    """Per-template allow/deny on tool names, and whether only read-only tools are admitted."""
+
+    read_only: bool = False
+    """Admit only tools whose `readOnlyHint` is true. Honoured only for servers whose tool set is pinned and
+    approved; from any other server the binding admits no tools (annotations from untrusted servers must not be
+    trusted)."""
+
+
+class BindingTools(Model):
+    """Tool rules for every server of the binding."""
+
+    read_only: bool = False
+    """`readOnly` for every server of the binding (see `servers[].tools.readOnly`)."""
+
+
 class BoundServer(Model):
     """One server given to the template."""
 
@@ -34,8 +58,8 @@ class BoundServer(Model):
     """The `MCPServer` (same namespace)."""
     connection_ref: ObjectName | None = None
     """Pin this `MCPConnection` instead of resolving by preference."""
-    tools: ToolFilter = Field(default_factory=ToolFilter)
-    """Per-template allow/deny on tool names, applied after the server's own."""
+    tools: BoundToolFilter = Field(default_factory=BoundToolFilter)
+    """Per-template allow/deny on tool names, applied after the server's own, and `readOnly`."""
 
 
 class ConfigMapExport(Model):
@@ -75,6 +99,8 @@ class MCPTemplateBindingSpec(Model):
     empty: every agent of the template. Removing an agent, or the binding, detaches the servers from it."""
     servers: list[BoundServer] = Field(min_length=1, max_length=512)
     """Servers the template gets."""
+    tools: BindingTools = Field(default_factory=BindingTools)
+    """Tool rules for every server listed (`readOnly: true`: only read-only tools, from pinned servers only)."""
     export: BindingExport | None = None
     """Also write the template's MCP client configuration to a ConfigMap; the operator does, the CLI does not."""
 

@@ -36,6 +36,9 @@ class Reason(StrEnum):
     BLOCKED = "Blocked"
     INTERNAL_ERROR = "InternalError"
     TOOLS_NOT_APPROVED = "ToolsNotApproved"
+    TOOL_RISK_CHANGED = "ToolRiskChanged"
+    """Ready and ToolsDrifted: a tool's readOnlyHint or destructiveHint flipped, or a tool was renamed with an
+    identical description and schema; high-severity drift under every tool policy."""
     # Synced
     RECONCILE_SUCCESS = "ReconcileSuccess"
     RECONCILE_ERROR = "ReconcileError"

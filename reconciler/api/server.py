@@ -343,6 +343,9 @@ class ToolChanges(Model):
     """Tools gone since the previous snapshot."""
     changed: list[str] = Field(default_factory=list)
     """Tools whose definition changed."""
+    risk: list[str] = Field(default_factory=list)
+    """High-severity changes under every tool policy (condition reason `ToolRiskChanged`): a flipped
+    `readOnlyHint` or `destructiveHint`, a tool renamed with an identical description and input schema."""
 
 
 class ToolSnapshotStatus(Model):

@@ -299,6 +299,7 @@ def _binding_record(builder: _Builder, binding: MCPTemplateBinding) -> BindingRe
                 connection=bound.connection_ref,
                 tools_allow=tuple(bound.tools.allow),
                 tools_deny=tuple(bound.tools.deny),
+                tools_read_only=binding.spec.tools.read_only or bound.tools.read_only,
             )
             for bound in binding.spec.servers
         ),

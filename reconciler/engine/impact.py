@@ -156,6 +156,7 @@ class _TenantRows:
         moved: Collection[str],
         allow: Iterable[str] = (),
         deny: Iterable[str] = (),
+        read_only: bool = False,
     ) -> _Tools:
         server = self.servers.get(name)
         if server is None or not server.enabled:
@@ -167,6 +168,11 @@ class _TenantRows:
             [tool.name for tool in snapshot.tools], allow=server.tools_allow, deny=server.tools_deny
         )
         narrowed = filter_tool_names(exposed, allow=tuple(allow), deny=tuple(deny))
+        if read_only:
+            # As resolution decides: read-only hints count only from a pinned, approved snapshot; else no tool.
+            approved = server.tool_policy == "Pin" and server.approved_hash == snapshot.hash
+            readers = {tool.name for tool in snapshot.tools if tool.read_only} if approved else set()
+            narrowed = [tool for tool in narrowed if tool in readers]
         return _Tools(names=frozenset(f"{name}:{tool}" for tool in narrowed))
 
     def agents_of(self, template: str) -> set[str]:
@@ -185,7 +191,12 @@ class _TenantRows:
                 continue
             for bound in binding.servers:
                 tools = self.server_tools(
-                    bound.server, snapshots, moved=moved, allow=bound.tools_allow, deny=bound.tools_deny
+                    bound.server,
+                    snapshots,
+                    moved=moved,
+                    allow=bound.tools_allow,
+                    deny=bound.tools_deny,
+                    read_only=bound.tools_read_only,
                 )
                 names |= tools.names
                 unknown |= tools.unknown

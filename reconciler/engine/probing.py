@@ -40,6 +40,7 @@ from reconciler.probe import (
     ProbeResult,
     ProbeSettings,
     ProbeTarget,
+    diff_tool_risk,
     diff_tools,
     fill_auth_fields,
 )
@@ -240,11 +241,17 @@ def record_probe(
     previous: Sequence[ToolSnapshotRecord],
     actor: str,
     credentials: tuple[Mapping[str, Any] | None, Any] = (None, None),
+    standing_risk: Sequence[str] = (),
 ) -> RecordedProbe:
     """Pure: the snapshot, probe state and audit entry a probe result turns into. A fault in turning one result
-    into records is recorded as that server's `internal` failure, so the run goes on for the others."""
+    into records is recorded as that server's `internal` failure, so the run goes on for the others.
+
+    `standing_risk` is the high-severity tool changes the last probe state holds: a probe that lists no tools
+    keeps them (a server cannot clear a flipped hint by failing a probe); a listing replaces them."""
     try:
-        return _record_probe(obj, result, previous=previous, actor=actor, credentials=credentials)
+        return _record_probe(
+            obj, result, previous=previous, actor=actor, credentials=credentials, standing_risk=standing_risk
+        )
     except Exception as exc:
         record = obj.record
         assert isinstance(record, ServerRecord)
@@ -260,7 +267,12 @@ def record_probe(
         last_test = {"ok": False, "errorClass": "internal", "message": message, "hint": HINTS["internal"]}
         last_test |= {"latencyMs": result.latency_ms, "at": format_time(result.at), "toolChanges": {}}
         state = ProbeStateRecord(
-            tenant=record.tenant, server=record.name, discovery=None, last_test=last_test, probed_at=result.at
+            tenant=record.tenant,
+            server=record.name,
+            discovery=None,
+            last_test=last_test,
+            probed_at=result.at,
+            tool_risk=tuple(standing_risk),
         )
         return RecordedProbe(state=state, snapshot=None, audit=None)
 
@@ -272,11 +284,13 @@ def _record_probe(
     previous: Sequence[ToolSnapshotRecord],
     actor: str,
     credentials: tuple[Mapping[str, Any] | None, Any] = (None, None),
+    standing_risk: Sequence[str] = (),
 ) -> RecordedProbe:
     record = obj.record
     assert isinstance(record, ServerRecord) and isinstance(obj.resource, MCPServer)
     snapshot = None
     changes: dict[str, list[str]] = {}
+    tool_risk = tuple(standing_risk)
     if result.ok and result.tools is not None and result.snapshot_hash is not None:
         snapshot = ToolSnapshotRecord(
             tenant=record.tenant,
@@ -293,6 +307,11 @@ def _record_probe(
         if previous and previous[0].hash != result.snapshot_hash:
             diff = diff_tools(previous[0].tools, result.tools)
             changes = {"added": diff.added, "removed": diff.removed, "changed": diff.changed}
+        # Annotations are outside the hash, so the risk check runs on every listing, changed hash or not.
+        risk = diff_tool_risk(previous[0].tools, result.tools) if previous else []
+        if risk:
+            changes = {**changes, "risk": risk}
+        tool_risk = tuple(risk)
     discovery: dict[str, Any] | None = None
     if result.discovery is not None:
         discovery = dict(result.discovery.as_status())
@@ -327,11 +346,12 @@ def _record_probe(
         blocked_reason=blocked,
         probed_at=result.at,
         list_ttl_ms=result.ttl_ms if snapshot is not None else None,
+        tool_risk=tool_risk,
     )
     audit = None
     if changes and any(changes.values()):
         audit = AuditEntry(
-            action="tools-changed",
+            action="tool-risk-changed" if changes.get("risk") else "tools-changed",
             table="servers",
             tenant=record.tenant,
             name=record.name,

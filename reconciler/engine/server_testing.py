@@ -105,6 +105,7 @@ def test_server(
         previous=snapshots,
         actor=settings.manager,
         credentials=credential_facts(prepared.get(server_key)),
+        standing_risk=state.tool_risk if (state := states.get(server_key)) is not None else (),
     )
     if item.snapshot is not None:
         snapshots = [item.snapshot, *(s for s in snapshots if s.hash != item.snapshot.hash)][:2]

@@ -1,10 +1,10 @@
 """Which Kubernetes Events a pass emits, and the seam that posts them.
 
 `plan_events` is pure: from the planned action and the status before and after a pass it derives Events for
-real changes only (Created, Updated, DriftRepaired, Rotated, RotationFailed, ToolsDrifted, Conflict, a
-Warning when a pass starts failing, and UpstreamDeprecated / UpstreamDeleted / UpstreamActive when the upstream
-check moves the `Upstream` condition), so an idle resync posts nothing. Messages name fields, never values.
-The reconcile loop calls it and hands the result to an `EventSink`; `KopfEventSink` posts through kopf's
+real changes only (Created, Updated, DriftRepaired, Rotated, RotationFailed, ToolsDrifted, ToolRiskChanged,
+Conflict, a Warning when a pass starts failing, and UpstreamDeprecated / UpstreamDeleted / UpstreamActive when
+the upstream check moves the `Upstream` condition), so an idle resync posts nothing. Messages name fields, never
+values. The reconcile loop calls it and hands the result to an `EventSink`; `KopfEventSink` posts through kopf's
 event queue (batched, retried), and tests pass a recording sink.
 """
 
@@ -120,7 +120,10 @@ def condition_events(before: Mapping[str, Any] | None, after: Mapping[str, Any])
         found.append(PlannedEvent(WARNING, "RotationFailed", str(credentials.get("message", ""))))
     drifted = _entered(before, after, type_=ConditionType.TOOLS_DRIFTED, status="True")
     if drifted is not None:
-        found.append(PlannedEvent(WARNING, "ToolsDrifted", str(drifted.get("message", ""))))
+        # High-severity drift keeps its own reason, so an alert on Events can tell it from harmless churn.
+        risky = drifted.get("reason") == str(Reason.TOOL_RISK_CHANGED)
+        reason = str(Reason.TOOL_RISK_CHANGED) if risky else "ToolsDrifted"
+        found.append(PlannedEvent(WARNING, reason, str(drifted.get("message", ""))))
     found.extend(upstream_events(before, after))
     return found
 

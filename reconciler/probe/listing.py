@@ -21,7 +21,7 @@ import mcp_types
 
 from reconciler.api.server import ToolChanges
 from reconciler.probe.classification import ProbeFailure
-from reconciler.records import ToolRecord
+from reconciler.records import ToolAnnotationHints, ToolRecord
 
 PageFetcher = Callable[[str | None], Awaitable[mcp_types.ListToolsResult]]
 CacheScope = Literal["public", "private"]
@@ -109,6 +109,18 @@ def tool_record(tool: mcp_types.Tool) -> ToolRecord:
         input_schema=schema,
         fingerprint=tool_fingerprint(tool.name, title, tool.description, schema),
         destructive=_destructive(tool.annotations),
+        annotations=_hints(tool.annotations),
+    )
+
+
+def _hints(annotations: mcp_types.ToolAnnotations | None) -> ToolAnnotationHints:
+    if annotations is None:
+        return ToolAnnotationHints()
+    return ToolAnnotationHints(
+        read_only_hint=annotations.read_only_hint,
+        destructive_hint=annotations.destructive_hint,
+        idempotent_hint=annotations.idempotent_hint,
+        open_world_hint=annotations.open_world_hint,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import RowMapping
 
-from reconciler.records import ToolRecord
+from reconciler.records import ToolAnnotationHints, ToolRecord
 from reconciler.registry.records import (
     BindingRecord,
     BoundServerRecord,
@@ -237,6 +237,7 @@ def bound_server_values(
         "connection_id": connection_id,
         "tools_allow": list(bound.tools_allow),
         "tools_deny": list(bound.tools_deny),
+        "tools_read_only": bound.tools_read_only,
     }
 
 
@@ -246,6 +247,7 @@ def bound_server_of(row: RowMapping, *, server: str, connection: str | None) -> 
         connection=connection,
         tools_allow=strings_of(row["tools_allow"]),
         tools_deny=strings_of(row["tools_deny"]),
+        tools_read_only=bool(row["tools_read_only"]),
     )
 
 
@@ -293,6 +295,7 @@ def tools_json(tools: Sequence[ToolRecord]) -> list[dict[str, Any]]:
             "input_schema": tool.input_schema,
             "fingerprint": tool.fingerprint,
             **({} if tool.destructive is None else {"destructive": tool.destructive}),
+            **({"annotations": hints} if (hints := tool.annotations.as_json()) else {}),
         }
         for tool in tools
     ]
@@ -307,6 +310,7 @@ def tools_of(stored: Any) -> tuple[ToolRecord, ...]:
             input_schema=item.get("input_schema") or {},
             fingerprint=item.get("fingerprint", ""),
             destructive=item.get("destructive"),
+            annotations=ToolAnnotationHints.from_json(item.get("annotations")),
         )
         for item in stored or ()
     )
@@ -349,6 +353,7 @@ def probe_state_values(state: ProbeStateRecord) -> Values:
         "blocked_reason": state.blocked_reason,
         "probed_at": state.probed_at,
         "list_ttl_ms": state.list_ttl_ms,
+        "tool_risk": list(state.tool_risk) or None,
     }
 
 
@@ -361,6 +366,7 @@ def probe_state_of(row: RowMapping, *, tenant: str, server: str) -> ProbeStateRe
         blocked_reason=row["blocked_reason"],
         probed_at=row["probed_at"],
         list_ttl_ms=row["list_ttl_ms"],
+        tool_risk=strings_of(row["tool_risk"]),
     )
 
 

@@ -57,9 +57,15 @@ class BoundServerRow:
     pinned_connection_server: str | None = None
     tools_allow: tuple[str, ...] = ()
     tools_deny: tuple[str, ...] = ()
+    tools_read_only: bool = False
+    """The binding admits read-only tools only (honoured for pinned, approved servers; none from others)."""
     blocked_reason: str | None = None
     snapshot_hash: str | None = None
     tool_names: tuple[str, ...] = ()
+    read_only_tools: frozenset[str] = frozenset()
+    """Tools of the latest snapshot whose `readOnlyHint` is true."""
+    tool_risk: tuple[str, ...] = ()
+    """High-severity tool changes standing in the server's probe state (`ToolRiskChanged`)."""
 
 
 @dataclass(frozen=True)
@@ -183,14 +189,19 @@ def _bound_row(row: sa.Row[Any], *, tenant: str, with_template: bool) -> BoundSe
         discovery_interval_seconds=row.discovery_interval_seconds,
         discovery_connection=row.discovery_connection_name,
     )
-    # Only the names: full tool records (schemas and all) are for `fetch_tool_snapshots`, not for every resolve.
-    tool_names = tuple(item["name"] for item in row.snapshot_tools or ())
+    # Only names and hints: full tool records (schemas and all) are for `fetch_tool_snapshots`, not every resolve.
+    tools = row.snapshot_tools or ()
+    tool_names = tuple(item["name"] for item in tools)
+    read_only_tools = frozenset(item["name"] for item in tools if _says_read_only(item))
+    tool_risk = conversion.strings_of(row.probe_tool_risk)
     if not with_template:
         return BoundServerRow(
             server=server,
             blocked_reason=row.probe_blocked_reason,
             snapshot_hash=row.snapshot_hash,
             tool_names=tool_names,
+            read_only_tools=read_only_tools,
+            tool_risk=tool_risk,
         )
     return BoundServerRow(
         server=server,
@@ -200,10 +211,19 @@ def _bound_row(row: sa.Row[Any], *, tenant: str, with_template: bool) -> BoundSe
         pinned_connection_server=row.pinned_connection_server,
         tools_allow=conversion.strings_of(row.bound_tools_allow),
         tools_deny=conversion.strings_of(row.bound_tools_deny),
+        tools_read_only=bool(row.bound_tools_read_only),
         blocked_reason=row.probe_blocked_reason,
         snapshot_hash=row.snapshot_hash,
         tool_names=tool_names,
+        read_only_tools=read_only_tools,
+        tool_risk=tool_risk,
     )
+
+
+def _says_read_only(tool: dict[str, Any]) -> bool:
+    """`readOnlyHint: true` in a stored tool (`ToolAnnotationHints.as_json`'s shape), read without building it."""
+    annotations = tool.get("annotations")
+    return isinstance(annotations, dict) and annotations.get("readOnlyHint") is True
 
 
 def _offered_connection(row: sa.Row[Any], *, tenant: str, server: str) -> ConnectionRecord:
@@ -342,9 +362,16 @@ def _bound_query(tenant_id: sa.BindParameter[int], template: sa.BindParameter[st
         .correlate(servers)
         .scalar_subquery()
     )
+    tool_risk = (
+        sa.select(probe_state.c.tool_risk)
+        .where(probe_state.c.server_id == servers.c.id)
+        .correlate(servers)
+        .scalar_subquery()
+    )
     facts: list[sa.ColumnElement[Any]] = [
         *(servers.c[name] for name in _SERVER_COLUMNS),
         blocked_reason.label("probe_blocked_reason"),
+        tool_risk.label("probe_tool_risk"),
         latest.c.hash.label("snapshot_hash"),
         latest.c.tools.label("snapshot_tools"),
         discovery_connection.c.name.label("discovery_connection_name"),
@@ -370,6 +397,7 @@ def _bound_query(tenant_id: sa.BindParameter[int], template: sa.BindParameter[st
             bindings.c.agents.label("binding_agents"),
             bound.c.tools_allow.label("bound_tools_allow"),
             bound.c.tools_deny.label("bound_tools_deny"),
+            bound.c.tools_read_only.label("bound_tools_read_only"),
             pinned.c.name.label("pinned_connection_name"),
             pinned_server.c.name.label("pinned_connection_server"),
         )

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_PATH = Path(__file__).resolve().parent / "migrations"
-HEAD_REVISION = "0010_member_token_lifecycle"
+HEAD_REVISION = "0011_binding_read_only"
 """The newest migration, known without loading Alembic (a test checks it against the scripts' real head)."""
 VERSION_TABLE = "alembic_version"
 ADVISORY_LOCK_ID = 0x6D63_7072_6567_0001

@@ -194,6 +194,8 @@ class BoundServerRecord:
     connection: str | None = None
     tools_allow: tuple[str, ...] = ()
     tools_deny: tuple[str, ...] = ()
+    tools_read_only: bool = False
+    """Admit only read-only tools (the binding's `tools.readOnly` or the server entry's); pinned servers only."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,10 @@ class BindingRecord(RecordBase):
         content = super().content()
         if not self.agents:
             del content["agents"]
+        # Likewise a server entry without readOnly hashes as it did before readOnly existed.
+        for server in content["servers"]:
+            if not server["tools_read_only"]:
+                del server["tools_read_only"]
         return content
 
 
@@ -353,3 +359,6 @@ class ProbeStateRecord:
     list_ttl_ms: int | None = None
     """The `ttlMs` of the tool list this probe fetched; None when the probe failed or the server gave no hint.
     It stretches the wait before the next probe (see `engine.probing.probe_interval`)."""
+    tool_risk: tuple[str, ...] = ()
+    """High-severity tool changes (`ToolRiskChanged`) standing since the probe that found them, until a later
+    listing finds none; a probe that lists nothing keeps them. Read-only bindings trust no hint meanwhile."""

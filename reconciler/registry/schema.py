@@ -242,6 +242,8 @@ template_binding_servers = sa.Table(
     ),
     sa.Column("tools_allow", json_type(), nullable=False),
     sa.Column("tools_deny", json_type(), nullable=False),
+    # Admit read-only tools only (pinned servers only); false for every row before 0011.
+    sa.Column("tools_read_only", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 oauth_clients = sa.Table(
@@ -286,6 +288,8 @@ server_probe_state = sa.Table(
     sa.Column("blocked_reason", sa.Text(), nullable=True),
     sa.Column("probed_at", UtcDateTime(), nullable=True),
     sa.Column("list_ttl_ms", sa.BigInteger(), nullable=True),
+    # High-severity tool changes standing since a probe found them (a JSON list of lines); NULL: none.
+    sa.Column("tool_risk", json_type(), nullable=True),
     sa.UniqueConstraint("server_id"),
 )
 

@@ -22,6 +22,7 @@ from reconciler.registry.records import DEFAULT_MANAGER
 from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
 from reconciler.runtime.registry_api import CallerDirectory, load_callers
 from reconciler.runtime.renewing import default_renewal
+from reconciler.runtime.resolution import ToolNamespace
 from reconciler.runtime.resolving import resolve
 
 ResolveOutput = Literal["json", "mcp-config", "text"]
@@ -39,7 +40,7 @@ def resolve_command(
     output: ResolveOutput = "json",
     explain: bool = False,
     show_secrets: bool = False,
-    namespace_tools: bool = False,
+    namespace_tools: bool | ToolNamespace = False,
     secrets: SecretReader | None = None,
     manager: str = DEFAULT_MANAGER,
     platform_tenant: str | None = None,

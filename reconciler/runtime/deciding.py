@@ -10,7 +10,9 @@ The order of decisions for each offered server, and the explanation line each on
 2. **grant** — an explicit grant to the member, one of their teams or the organization, on the server or on
    one of its connections. A connection grant gives access through that connection only. No grant: forbidden.
 3. **tools** — a server whose probe state is blocked, or whose policy is Pin with a latest snapshot other
-   than the approved hash, is blocked whatever the credential.
+   than the approved hash, is blocked whatever the credential. A binding with `tools.readOnly` admits the
+   tools whose `readOnlyHint` is true, and only from a pinned, approved server whose last probe found no
+   high-severity tool change; from any other server it admits none (fail closed), and says why.
 4. **connection** — a binding's pinned connection wins; otherwise the first tier with an applicable active
    connection decides: the member's own (user scope, newest first, or their own token for the server),
    the agent's, the platform's (usable ones first). Last comes the server's own credential, offered when the
@@ -33,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reconciler.api.binding import READ_ONLY_TRUST
 from reconciler.probe import filter_tool_names
 from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.registry.lookups import BoundServerRow, GrantMatch, ResolutionInputs
@@ -46,9 +49,15 @@ from reconciler.runtime.choosing import (
     merged_headers,
     server_credential,
 )
-from reconciler.runtime.resolution import TOOL_NAMESPACE_PREFIX, CredentialScope, ResolvedServer, ServerState
+from reconciler.runtime.resolution import (
+    TOOL_NAMESPACE_PREFIX,
+    CredentialScope,
+    ResolvedServer,
+    ServerState,
+    ToolNamespace,
+)
 
-__all__ = ["Caller", "Decisions", "HeaderSource", "ServerDecision", "decide"]
+__all__ = ["Caller", "Decisions", "HeaderSource", "ServerDecision", "decide", "read_only_distrust"]
 
 _WAITING_ON_MEMBER = (ServerState.NEEDS_CONNECTION, ServerState.NEEDS_REAUTHORIZATION)
 """States whose tools are still listed: the member can act, and should see what acting gets them."""
@@ -104,14 +113,48 @@ def decide(
     *,
     caller: Caller,
     template: str | None,
-    namespace_tools: bool,
+    namespace_tools: bool | ToolNamespace,
     now: dt.datetime,
     platform: ResolutionInputs | None = None,
 ) -> Decisions:
     """Per-server decisions, in binding order (a server bound twice keeps its first binding), then the platform
     tenant's featured servers (`platform`: its rows, read for no member), the last fallback of every tenant.
 
-    `now` is when members' tokens are judged to have expired: injected, so the decision stays a pure function."""
+    `namespace_tools` names tools `mcp:<server>:<tool>` (`True` or `"server"`) or `mcp:<connection>:<tool>`
+    (`"connection"`, once the connection is chosen). `now` is when members' tokens are judged to have expired:
+    injected, so the decision stays a pure function."""
+    by_connection = namespace_tools == "connection"
+    decisions = _decide_all(
+        inputs,
+        caller=caller,
+        template=template,
+        namespace_tools=namespace_tools in (True, "server"),
+        now=now,
+        platform=platform,
+    )
+    if not by_connection:
+        return decisions
+    return dataclasses.replace(decisions, servers=tuple(_named_by_connection(d) for d in decisions.servers))
+
+
+def _named_by_connection(decision: ServerDecision) -> ServerDecision:
+    """OpenWork's naming: each tool under the connection the caller goes through (the server's own name when the
+    server is reached with its own credential), so two connections to one server never share a tool name."""
+    owner = decision.connection or decision.server.name
+    return dataclasses.replace(
+        decision, tools=tuple(f"{TOOL_NAMESPACE_PREFIX}:{owner}:{name}" for name in decision.tools)
+    )
+
+
+def _decide_all(
+    inputs: ResolutionInputs,
+    *,
+    caller: Caller,
+    template: str | None,
+    namespace_tools: bool,
+    now: dt.datetime,
+    platform: ResolutionInputs | None,
+) -> Decisions:
     index = _index(inputs, caller, now=now)
     notes: list[str] = []
     if template is not None and not inputs.bindings:
@@ -364,15 +407,37 @@ def _grant_text(grants: Sequence[GrantMatch], *, target: str) -> str:
 
 
 def _exposed_tools(row: BoundServerRow, *, namespace_tools: bool) -> tuple[str, ...]:
-    """The latest snapshot's tools that pass the server's allow/deny and then the binding's; none without one."""
+    """The latest snapshot's tools that pass the server's allow/deny, then the binding's, then its `readOnly`
+    (none at all from a server whose hints cannot be trusted); none without a snapshot."""
     if row.snapshot_hash is None:
+        return ()
+    if row.tools_read_only and read_only_distrust(row) is not None:
         return ()
     server = row.server
     names = filter_tool_names(row.tool_names, allow=server.tools_allow, deny=server.tools_deny)
     names = filter_tool_names(names, allow=row.tools_allow, deny=row.tools_deny)
+    if row.tools_read_only:
+        names = [name for name in names if name in row.read_only_tools]
     if namespace_tools:
         return tuple(f"{TOOL_NAMESPACE_PREFIX}:{server.name}:{name}" for name in names)
     return tuple(names)
+
+
+def read_only_distrust(row: BoundServerRow) -> str | None:
+    """Why a `readOnly` binding cannot take this server's `readOnlyHint`s at their word, or None when it can.
+
+    Pure. The hints are trusted only from a server whose tool set is pinned and approved, unblocked, and whose last
+    probe found no high-severity tool change (a hint flipped to read-only after approval is not what was approved).
+    """
+    server = row.server
+    if server.tool_policy != "Pin":
+        return f"{server.name} is not pinned (spec.tools.policy: {server.tool_policy})"
+    blocked = _tool_block(row)
+    if blocked is not None:
+        return f"{server.name}'s tool set is not approved: {blocked}"
+    if row.tool_risk:
+        return f"{server.name}'s tools changed risk since the last probe ({'; '.join(row.tool_risk)})"
+    return None
 
 
 def _tools_line(row: BoundServerRow, tools: tuple[str, ...]) -> str:
@@ -381,6 +446,10 @@ def _tools_line(row: BoundServerRow, tools: tuple[str, ...]) -> str:
             "tools: unknown — no tool snapshot yet (the server has not been probed); every output says so "
             "(toolSnapshot null) and lists no tool, so a runtime mounts none"
         )
+    if row.tools_read_only:
+        distrust = read_only_distrust(row)
+        if distrust is not None:
+            return f"tools: none — binding {row.binding} admits read-only tools only and {distrust}: {READ_ONLY_TRUST}"
     filters = []
     server = row.server
     for label, allow, deny in (
@@ -389,6 +458,8 @@ def _tools_line(row: BoundServerRow, tools: tuple[str, ...]) -> str:
     ):
         if allow or deny:
             filters.append(f"{label} allow={list(allow)} deny={list(deny)}")
+    if row.tools_read_only:
+        filters.append("binding readOnly (the pinned, approved snapshot's readOnlyHint)")
     applied = f" after {'; '.join(filters)}" if filters else ""
     return f"tools: {len(tools)} of {len(row.tool_names)} from snapshot {row.snapshot_hash}{applied}"
 

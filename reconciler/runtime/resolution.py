@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 MASK = "***"
 """What a secret header value reads as unless secrets were explicitly asked for."""
 TOOL_NAMESPACE_PREFIX = "mcp"
+ToolNamespace = Literal["server", "connection"]
+"""How `namespace_tools` names tools: `mcp:<server>:<tool>` (`True` means this), or `mcp:<connection>:<tool>` by the
+connection the caller goes through (OpenWork's naming; a server reached with its own credential keeps its name)."""
 
 
 class ServerState(StrEnum):

@@ -31,7 +31,7 @@ from reconciler.registry.lookups import ResolutionInputs
 from reconciler.runtime.deciding import Caller, Decisions, HeaderSource, ServerDecision, decide
 from reconciler.runtime.linking import ConnectLinks, links_for
 from reconciler.runtime.renewing import MemberTokenValues, TokenRenewal, default_renewal, renew_due_tokens
-from reconciler.runtime.resolution import MASK, Resolution, ResolvedServer, ServerState
+from reconciler.runtime.resolution import MASK, Resolution, ResolvedServer, ServerState, ToolNamespace
 
 
 class UnknownTenant(PermanentError):
@@ -50,7 +50,7 @@ def resolve(
     teams: Sequence[str] = (),
     secrets: SecretReader | None = None,
     show_secrets: bool = False,
-    namespace_tools: bool = False,
+    namespace_tools: bool | ToolNamespace = False,
     explain: bool = False,
     platform_tenant: str | None = None,
     now: dt.datetime | None = None,
@@ -68,7 +68,8 @@ def resolve(
     platform namespace names the Organization. Tokens the reconciler minted (client credentials) are read from the
     registry's sealed store whatever `secrets` is, and one that has expired by `now` is never handed out.
     `now` (the clock, unless given) is when members' tokens are judged
-    expired: an expired one that cannot be refreshed makes its server `needs_reauthorization`.
+    expired: an expired one that cannot be refreshed makes its server `needs_reauthorization`. `namespace_tools`
+    names tools `mcp:<server>:<tool>` (`True` or `"server"`) or `mcp:<connection>:<tool>` (`"connection"`).
 
     With `renew_tokens`, the member's tokens past 80% of their lifetime are refreshed first (single-flight across
     concurrent resolutions; `renewing`), with `renewal` (default: `default_renewal(registry)`), and the sealed
@@ -179,7 +180,7 @@ def fetch_decisions(
     *,
     template: str | None,
     caller: Caller,
-    namespace_tools: bool = False,
+    namespace_tools: bool | ToolNamespace = False,
     platform_tenant: str | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[ResolutionInputs, Decisions]:

@@ -197,6 +197,17 @@ def tools_drifted(message: str) -> ConditionDict:
     return condition(ConditionType.TOOLS_DRIFTED, "True", Reason.TOOLS_CHANGED, message)
 
 
+def tool_risk_changed(message: str) -> ConditionDict:
+    """ToolsDrifted with the high-severity reason; `tool_risk_not_ready` says it on Ready."""
+    return condition(ConditionType.TOOLS_DRIFTED, "True", Reason.TOOL_RISK_CHANGED, message)
+
+
+def tool_risk_not_ready(message: str) -> ConditionDict:
+    """Ready=False until a probe finds the tools' risk stable again: Argo CD shows the server Degraded, `get` shows
+    the reason, and read-only bindings admit none of its tools meanwhile."""
+    return not_ready(Reason.TOOL_RISK_CHANGED, message)
+
+
 def tools_unchanged() -> ConditionDict:
     return condition(ConditionType.TOOLS_DRIFTED, "False", Reason.TOOLS_UNCHANGED, "")
 

@@ -19,6 +19,7 @@ __all__ = [
     "EXPIRY_HORIZON",
     "MEMBER_AUTHORIZED",
     "NOT_CONNECTED",
+    "counts_members",
     "expects_members",
     "horizon",
     "oauth_health",
@@ -45,6 +46,12 @@ def expects_members(server: ServerRecord, connections: Iterable[ConnectionRecord
         return False
     own = [c for c in connections if c.tenant == server.tenant and c.server == server.name]
     return not own or any(c.credential_mode == PER_MEMBER and c.active for c in own)
+
+
+def counts_members(record: object) -> bool:
+    """A connection each member connects their own account through: its `status.connectedMembers` counts who did
+    (an inactive one too, so its count does not go stale while it is off)."""
+    return isinstance(record, ConnectionRecord) and record.credential_mode == PER_MEMBER
 
 
 def summary(tally: MemberTokenTally, *, members_expected: bool) -> str:

@@ -1,5 +1,6 @@
 """A server's probe sections of status (`discovery`, `lastTest`, `tools`, minted `credentials`) and the
-conditions they imply (Discovered, ToolsDrifted, Ready, CredentialsValid), from its stored probe state.
+conditions they imply (Discovered, ToolsDrifted with ToolRiskChanged for high-severity drift, Ready,
+CredentialsValid), from its stored probe state.
 
 Pure; called by the report step and by Test Connection with the probe state and tool snapshots the registry
 holds, so a status reads the same whether the probe ran in this pass or an earlier one.
@@ -53,6 +54,14 @@ def changes_text(changes: Mapping[str, Sequence[str]]) -> str:
     return "; ".join(parts)
 
 
+def risk_message(risk: Sequence[str]) -> str:
+    """Ready's message for high-severity tool drift: what changed, and what it means while it stands."""
+    return (
+        f"high-severity tool change: {'; '.join(risk)}; review it: read-only bindings admit no tool of this "
+        "server until a probe finds its tools' risk unchanged"
+    )
+
+
 def discovery_identity(record: ServerRecord) -> str:
     """Pure: whose credential the probe lists tools with, named without any value (status of a `private` list)."""
     if record.discovery_connection is not None:
@@ -103,7 +112,12 @@ def probe_sections(
     tools = None
     if latest is not None:
         tools = _tools_section(record, latest, changes, next_probe_at=next_probe_at)
-    found.append(cond.tools_drifted(changes_text(changes)) if _drifted(changes) else cond.tools_unchanged())
+    # The standing changes, not this probe's: a probe that listed nothing keeps them, and so does the status.
+    risk = list(state.tool_risk)
+    if risk:
+        found.append(cond.tool_risk_changed(changes_text({**changes, "risk": risk})))
+    else:
+        found.append(cond.tools_drifted(changes_text(changes)) if _drifted(changes) else cond.tools_unchanged())
     if not last.get("ok", False):
         error_class = str(last.get("errorClass") or "transport")
         hint = str(last.get("hint") or HINTS.get(error_class, ""))
@@ -111,6 +125,8 @@ def probe_sections(
         found.append(cond.probe_failed(error_class, message))
     elif state.blocked_reason:
         found.append(cond.tools_not_approved(state.blocked_reason))
+    elif risk:
+        found.append(cond.tool_risk_not_ready(risk_message(risk)))
     elif latest is not None:
         found.append(cond.connected(len(latest.tools)))
     if failure:

@@ -63,11 +63,13 @@ def reported_status(
     probe: ProbeSections,
     rotation: Rotation | None = None,
     oauth: OAuthHealth | None = None,
+    connected_members: int | None = None,
 ) -> dict[str, Any]:
     """The document for one object: `inputs` (whose `extra` is ignored) with the row's credential facts, the
     probe's sections (a minted token's facts over the row's) and, from a pass that ran the credentials step,
     the `rotation`'s facts and condition (None, as for Test Connection: the stored facts are not carried), and an
-    authorization-code server's `oauth` rollup (None, as for Test Connection: the stored one is kept)."""
+    authorization-code server's `oauth` rollup (None, as for Test Connection: the stored one is kept), and a
+    per-member connection's `connected_members` (None: not counted in this pass, the stored count is kept)."""
     extra = row_credential_facts(inputs.obj, in_use(inputs.obj, inputs.action))
     sections = probe.as_extra()
     if "credentials" in sections and "credentials" in extra:
@@ -77,6 +79,10 @@ def reported_status(
         extra["oauth"] = oauth
     elif inputs.previous and inputs.previous.get("oauth") and _member_authorized(inputs.obj):
         extra["oauth"] = inputs.previous["oauth"]
+    if connected_members is not None:
+        extra["connectedMembers"] = connected_members
+    elif inputs.previous and inputs.previous.get("connectedMembers") is not None:
+        extra["connectedMembers"] = inputs.previous["connectedMembers"]
     conditions = list(probe.conditions)
     if rotation is not None:
         rotation_extra, rotation_conditions = rotation_sections(

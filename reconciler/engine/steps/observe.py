@@ -37,6 +37,8 @@ def observe(current: Pass, registry: Registry) -> None:
     servers = {obj.key[1:] for obj in current.objects if obj.key[0] == "servers"}
     current.snapshots = {key: registry.fetch_tool_snapshots(*key) for key in current.probe_states if key in servers}
     current.oauth = member_oauth(current.objects, everything, registry, now=current.now)
+    if any(oauth.counts_members(obj.record) for obj in current.objects):
+        current.connected_members = registry.count_connected_members(tenants=current.read_tenants)
     current.sink.read(registry, tenants=current.read_tenants)
 
 

@@ -158,6 +158,9 @@ class Pass:
     oauth: dict[tuple[str, str], OAuthHealth] = field(default_factory=dict)
     """`status.oauth` of each authorization-code server of the pass, by (tenant, server): its members' tokens
     tallied by the observe step in one query."""
+    connected_members: dict[tuple[str, str, str | None], int] | None = None
+    """Members who stored their own token, by (tenant, server, connection), counted by the observe step in one
+    query when the pass has a per-member connection (None otherwise): `status.connectedMembers`."""
 
     @property
     def plan(self) -> Plan:

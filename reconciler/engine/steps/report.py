@@ -16,13 +16,22 @@ from reconciler.engine.crediting import accepted_values, credential_facts, pin_a
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action
 from reconciler.engine.probing import ProbeJob, RecordedProbe, next_probe_at, record_probe
+from reconciler.engine.statuses.bindings import read_only_conditions
 from reconciler.engine.statuses.building import StatusInputs, dump_section
-from reconciler.engine.statuses.probes import probe_sections
+from reconciler.engine.statuses.oauth import counts_members
+from reconciler.engine.statuses.probes import ProbeSections, probe_sections
 from reconciler.engine.statuses.reporting import reported_status
 from reconciler.engine.steps.passing import ObjectResult, Pass
 from reconciler.probe import ProbeResult
 from reconciler.registry import Registry
-from reconciler.registry.records import RowKey, SourceRef
+from reconciler.registry.records import (
+    BindingRecord,
+    ConnectionRecord,
+    ProbeStateRecord,
+    RowKey,
+    ServerRecord,
+    SourceRef,
+)
 
 
 def report_pass(
@@ -68,9 +77,14 @@ def report_pass(
         if audits:
             tx.audit(audits)
         # A status built already (with the rows) changes now only with what probing learnt.
-        probed_sources = {obj.source for obj, _ in probed}
-        chosen = frozenset(source for source in chosen if source not in current.reported or source in probed_sources)
-        results_now = build_statuses(current, chosen=chosen, probed_now=frozenset(obj.key for obj, _ in probed))
+        probed_now = frozenset(obj.key for obj, _ in probed)
+        # A read-only binding's Ready message reads its servers' snapshots: it is reported again with them.
+        dependents = _read_only_dependents(current, probed_now)
+        probed_sources = {obj.source for obj, _ in probed} | dependents
+        chosen = frozenset(
+            source for source in chosen | dependents if source not in current.reported or source in probed_sources
+        )
+        results_now = build_statuses(current, chosen=chosen, probed_now=probed_now)
         current.sink.write_with_results(tx)
         if whole:
             current.scope.remember(tx, current, stamp=stamp_reporting)
@@ -91,6 +105,7 @@ def _record(current: Pass, job: ProbeJob, result: ProbeResult) -> RecordedProbe:
         previous=snapshots.get(server_key, []),
         actor=current.settings.manager,
         credentials=credential_facts(current.prepared.get(server_key)),
+        standing_risk=_standing_risk(current.probe_states.get(server_key)),
     )
     current.probe_states[server_key] = item.state
     if item.snapshot is not None and (
@@ -114,7 +129,12 @@ def build_statuses(current: Pass, *, chosen: frozenset[SourceRef], probed_now: f
         # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
         spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
         # A stored status stands only while its members' tokens tally the same (they move without the rows).
-        moved = obj.key in probed_now or _oauth_moved(current, obj, spec_hash=spec_hash)
+        moved = (
+            obj.key in probed_now
+            or _oauth_moved(current, obj, spec_hash=spec_hash)
+            or _members_moved(current, obj, spec_hash=spec_hash)
+            or _read_only_servers_moved(current, obj, probed_now)
+        )
         standing = sink.standing(obj, action, spec_hash=spec_hash, probed=moved)
         if standing is not None:
             results.append(standing)
@@ -134,12 +154,81 @@ def _oauth_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
     return (previous or {}).get("oauth") != dump_section(health)
 
 
+def _standing_risk(state: ProbeStateRecord | None) -> tuple[str, ...]:
+    return state.tool_risk if state is not None else ()
+
+
+def _read_only_servers(binding: BindingRecord) -> list[str]:
+    return [bound.server for bound in binding.servers if bound.tools_read_only]
+
+
+def _connected_members(current: Pass, obj: DesiredObject) -> int | None:
+    """`status.connectedMembers` of a per-member connection as the observe step counted it; None for the rest."""
+    if current.connected_members is None or not counts_members(obj.record):
+        return None
+    record = obj.record
+    assert isinstance(record, ConnectionRecord)
+    return current.connected_members.get((record.tenant, record.server, record.name), 0)
+
+
+def _members_moved(current: Pass, obj: DesiredObject, *, spec_hash: str) -> bool:
+    """Members connect without any row changing: a stored status stands only while it counts them right."""
+    count = _connected_members(current, obj)
+    if count is None:
+        return False
+    _, previous = current.sink.previous_of(obj, spec_hash=spec_hash)
+    return (previous or {}).get("connectedMembers") != count
+
+
+def _read_only_dependents(current: Pass, probed_now: frozenset[RowKey]) -> set[SourceRef]:
+    """The pass's read-only bindings bound to a server probed just now."""
+    if not probed_now:
+        return set()
+    return {
+        obj.source
+        for obj in current.objects
+        if isinstance(obj.record, BindingRecord) and _read_only_servers_moved(current, obj, probed_now)
+    }
+
+
+def _read_only_servers_moved(current: Pass, obj: DesiredObject, probed_now: frozenset[RowKey]) -> bool:
+    """A read-only binding's Ready message follows its servers' snapshots: rebuild it when one was probed (a
+    server whose row changed is probed in the same pass)."""
+    if not isinstance(obj.record, BindingRecord):
+        return False
+    tenant = obj.record.tenant
+    return any(("servers", tenant, name) in probed_now for name in _read_only_servers(obj.record))
+
+
+def _binding_sections(current: Pass, obj: DesiredObject, binding: BindingRecord) -> ProbeSections:
+    """What `tools.readOnly` admits from each bound server, from the servers' rows as this pass leaves them (the
+    desired row of a server this pass writes, else the row observed)."""
+    names = _read_only_servers(binding)
+    if not names:
+        return ProbeSections()
+    observed = current.observed.rows if current.observed is not None else {}
+    servers: dict[str, ServerRecord] = {}
+    for name in names:
+        action = current.actions.get(SourceRef("MCPServer", obj.source.namespace, name))
+        record = action.desired if action is not None and action.desired is not None else None
+        record = record or observed.get(("servers", binding.tenant, name))
+        if isinstance(record, ServerRecord):
+            servers[name] = record
+    snapshots = {name: current.snapshots.get((binding.tenant, name), []) for name in names}
+    risk = {name: _standing_risk(current.probe_states.get((binding.tenant, name))) for name in names}
+    return ProbeSections(conditions=read_only_conditions(binding, servers=servers, snapshots=snapshots, tool_risk=risk))
+
+
 def _status(
     current: Pass, obj: DesiredObject, action: Action, *, generation: int, previous: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     server_key = obj.key[1:]
     state = current.probe_states.get(server_key)
     snapshots = current.snapshots.get(server_key, [])
+    if isinstance(obj.record, BindingRecord):
+        sections = _binding_sections(current, obj, obj.record)
+    else:
+        sections = probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state))
     return reported_status(
         StatusInputs(
             obj=obj,
@@ -149,7 +238,8 @@ def _status(
             previous=previous,
             now=current.now,
         ),
-        probe=probe_sections(obj, state, snapshots, next_probe_at=next_probe_at(obj, state)),
+        probe=sections,
         rotation=rotation_verdict(obj, current.credential_step),
         oauth=current.oauth.get(server_key),
+        connected_members=_connected_members(current, obj),
     )

@@ -134,4 +134,9 @@ def test_unchanged_server_keeps_its_hash(mcp_servers: LocalServers, tool_catalog
     second = probe(target(mcp_servers.changing))
     assert first.snapshot_hash == second.snapshot_hash
     assert first.tools is not None and second.tools is not None
-    assert diff_tools(first.tools, second.tools).model_dump() == {"added": [], "removed": [], "changed": []}
+    assert diff_tools(first.tools, second.tools).model_dump() == {
+        "added": [],
+        "removed": [],
+        "changed": [],
+        "risk": [],
+    }

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import MissingReference, PermanentError, RetryableError
+from reconciler.records import ToolAnnotationHints
 from reconciler.registry import (
     AuditLogRow,
     ConcurrentChange,
@@ -381,7 +382,9 @@ def test_update_replaces_children_in_order(registry: Registry) -> None:
         grant, subjects=(GrantSubjectRecord("member", "zed"), GrantSubjectRecord("organization"))
     )
     new_binding = dataclasses.replace(
-        binding, template="support-v2", servers=(BoundServerRecord("crm", tools_deny=("*",)), BoundServerRecord("wiki"))
+        binding,
+        template="support-v2",
+        servers=(BoundServerRecord("crm", tools_deny=("*",)), BoundServerRecord("wiki", tools_read_only=True)),
     )
 
     with registry.transaction() as transaction:
@@ -716,11 +719,32 @@ def test_tool_snapshots_keep_the_latest_and_the_previous_change(registry: Regist
     assert len(registry.dump()["tool_snapshots"]) == 2
 
 
+def test_tool_snapshots_keep_each_tools_hints_as_sent(registry: Registry) -> None:
+    write(registry, [ServerRecord(tenant="t", name="s")])
+    hints = {
+        "read": ToolAnnotationHints(read_only_hint=True, open_world_hint=False),
+        "wipe": ToolAnnotationHints(read_only_hint=False, destructive_hint=True, idempotent_hint=True),
+        "plain": ToolAnnotationHints(),
+    }
+    tools = tuple(ToolRecord(name=name, fingerprint=name, annotations=value) for name, value in hints.items())
+    with registry.transaction() as transaction:
+        transaction.put_tool_snapshot(ToolSnapshotRecord(tenant="t", server="s", hash="h", tools=tools, taken_at=T0))
+
+    (stored,) = registry.fetch_tool_snapshots("t", "s")
+
+    assert {tool.name: tool.annotations for tool in stored.tools} == hints
+    assert [tool.read_only for tool in stored.tools] == [True, False, False]
+
+
 def test_probe_state_upserts_per_server(registry: Registry) -> None:
     write(registry, [ServerRecord(tenant="t", name="s"), ServerRecord(tenant="u", name="s")])
     first = ProbeStateRecord(tenant="t", server="s", discovery={"requiresAuth": False}, probed_at=T0)
     replaced = ProbeStateRecord(
-        tenant="t", server="s", last_test={"ok": False, "errorClass": "auth"}, blocked_reason="x"
+        tenant="t",
+        server="s",
+        last_test={"ok": False, "errorClass": "auth"},
+        blocked_reason="x",
+        tool_risk=("readOnlyHint of wipe: false → true",),
     )
     other = ProbeStateRecord(tenant="u", server="s")
     with registry.transaction() as transaction:

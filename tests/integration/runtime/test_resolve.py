@@ -256,6 +256,22 @@ def test_without_template_every_tenant_server_is_considered(registry: Registry, 
     assert resolution.server("linear").tools == ("mcp:linear:list_issues", "mcp:linear:create_issue")
 
 
+def test_mcp_config_can_name_tools_by_connection(registry_url: str, world: DesiredInput) -> None:
+    """OpenWork's naming, behind an explicit option: the connection the member goes through names the tools."""
+    base = ("resolve", "-n", NAMESPACE, "--user", "bob", "--team", "engineering", "-o", "mcp-config")
+    code, out, err = run(*base, "--namespace-tools=connection", "--registry", registry_url, "--no-refresh")
+    assert code == 0, err
+    linear = json.loads(out)["mcpServers"]["linear"]
+    assert linear["tools"] == ["mcp:linear-shared:list_issues", "mcp:linear-shared:create_issue"]
+
+    code, out, err = run(*base, "--namespace-tools", "--registry", registry_url, "--no-refresh")
+    assert code == 0, err
+    assert json.loads(out)["mcpServers"]["linear"]["tools"] == ["mcp:linear:list_issues", "mcp:linear:create_issue"]
+    code, out, err = run(*base, "--registry", registry_url, "--no-refresh")
+    assert code == 0, err
+    assert json.loads(out)["mcpServers"]["linear"]["tools"] == ["list_issues", "create_issue"], "plain by default"
+
+
 def test_newest_member_token_wins_and_tokens_are_per_member(registry: Registry, world: DesiredInput) -> None:
     with registry.transaction() as tx:
         tx.insert_user_token(
@@ -340,6 +356,8 @@ def test_resolve_command_prints_json_mcp_config_and_text(
          {"notion": ("needs_connection", "platform"), "linear": ("ready", "platform")}),
         ("05-org-connections", "openwork", "workspace-agent", {"user": "sam", "teams": ["design"]},
          {"notion": ("needs_connection", "platform")}),
+        ("05-org-connections", "openwork", "research-agent", {"user": "jordan"},
+         {"linear": ("ready", "platform")}),
     ],
 )  # fmt: skip
 def test_examples_resolve_as_their_readmes_describe(
@@ -355,3 +373,17 @@ def test_examples_resolve_as_their_readmes_describe(
     resolution = resolve(registry, namespace, template=template, **caller)
 
     assert {s.name: (str(s.state), str(s.scope)) for s in resolution.servers} == expected
+
+
+def test_the_org_connections_example_has_a_read_only_agent_that_trusts_no_unpinned_server(registry: Registry) -> None:
+    report = reconcile(load_folder(EXAMPLES / "05-org-connections"), registry, settings=EngineSettings())
+    binding = next(r.status for r in report.results if r.obj.resource.metadata.name == "research-agent")
+    ready = next(c for c in binding["conditions"] if c["type"] == "Ready")
+
+    assert ready["status"] == "True"
+    assert ready["message"].startswith(
+        "readOnly admits no tools from linear (not pinned (spec.tools.policy: Track)): annotations from untrusted "
+        "servers must not be trusted (MCP specification)"
+    )
+    (linear,) = resolve(registry, "openwork", template="research-agent", user="jordan").servers
+    assert linear.tools == ()

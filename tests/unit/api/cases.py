@@ -700,6 +700,21 @@ BINDING_CASES = [
         binding(export={"configMap": {"key": "."}}),
         "key must not be '.' or start with '..'",
     ),
+    SpecCase("read-only tools for every server", "MCPTemplateBinding", binding(tools={"readOnly": True})),
+    SpecCase(
+        "read-only tools of one server, after its allow/deny",
+        "MCPTemplateBinding",
+        binding(
+            servers=[{"serverRef": "crm", "tools": {"deny": ["admin_*"], "readOnly": True}}, {"serverRef": "docs"}]
+        ),
+    ),
+    SpecCase(
+        "readOnly that is not a boolean",
+        "MCPTemplateBinding",
+        binding(tools={"readOnly": "yes"}),
+        "Input should be a valid boolean",
+        None,
+    ),
 ]
 
 ALL_CASES = SERVER_CASES + CONNECTION_CASES + GRANT_CASES + BINDING_CASES

@@ -11,6 +11,7 @@ from reconciler.engine.impact import ToolImpact, plan_tool_impact
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.presenting import impact_text
 from reconciler.probe.listing import tool_record
+from reconciler.records import ToolAnnotationHints
 from reconciler.registry.records import (
     BindingRecord,
     BoundServerRecord,
@@ -29,7 +30,14 @@ AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def snap(server: str, *tools: str, destructive: tuple[str, ...] = ()) -> ToolSnapshotRecord:
-    records = tuple(ToolRecord(name=name, destructive=name in destructive) for name in tools)
+    records = tuple(
+        ToolRecord(
+            name=name,
+            destructive=name in destructive,
+            annotations=ToolAnnotationHints(read_only_hint=name not in destructive),
+        )
+        for name in tools
+    )
     return ToolSnapshotRecord(tenant="t", server=server, hash="h", tools=records, taken_at=AT)
 
 
@@ -51,6 +59,11 @@ FOR_ANN = BindingRecord(
     agents=("ann",),
     servers=(BoundServerRecord("crm", tools_allow=("wipe",)),),
 )
+PINNED_CRM = ServerRecord(tenant="t", name="crm", url=CRM.url, tool_policy="Pin", approved_hash="h")
+READ_ONLY_CRM = BindingRecord(
+    tenant="t", name="b", template="helper", servers=(BoundServerRecord("crm", tools_read_only=True),)
+)
+ALL_OF_CRM = BindingRecord(tenant="t", name="b", template="helper", servers=(BoundServerRecord("crm"),))
 GRANT_CRM = GrantRecord(tenant="t", name="g", target_server="crm", subjects=(GrantSubjectRecord("Team", "ops"),))
 LINE = ConnectionRecord(tenant="t", name="line", server="new")
 GRANT_LINE = GrantRecord(
@@ -134,6 +147,18 @@ def summary(impact: ToolImpact) -> list[tuple[str, str, tuple[str, ...], tuple[s
             [act(Verb.UPDATE, ServerRecord(tenant="t", name="crm", url=CRM.url, enabled=False), CRM)],
             [("grant", "g", (), ("crm:read", "crm:wipe"), ())],
             id="a disabled server offers nothing",
+        ),
+        pytest.param(
+            rows(PINNED_CRM, ALL_OF_CRM),
+            [act(Verb.UPDATE, READ_ONLY_CRM, ALL_OF_CRM)],
+            [("template", "helper", (), ("crm:wipe",), ())],
+            id="readOnly on a pinned, approved server keeps its read-only tools",
+        ),
+        pytest.param(
+            rows(CRM, ALL_OF_CRM),
+            [act(Verb.UPDATE, READ_ONLY_CRM, ALL_OF_CRM)],
+            [("template", "helper", (), ("crm:read", "crm:wipe"), ())],
+            id="readOnly on a tracked server admits none of its tools",
         ),
     ],
 )

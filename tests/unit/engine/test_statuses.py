@@ -15,12 +15,15 @@ from reconciler.api.times import format_time, parse_time
 from reconciler.engine.desired import DesiredObject, MissingSecret
 from reconciler.engine.inputs import Tenant
 from reconciler.engine.planning import Action, Verb
+from reconciler.engine.probing import record_probe
 from reconciler.engine.statuses import StatusInputs, build_status, dump_status, probe_sections
 from reconciler.engine.statuses import conditions as cond
 from reconciler.engine.statuses.credentials import rotation_sections
 from reconciler.engine.statuses.lifecycle import failed, paused, with_unwatched_secrets
 from reconciler.engine.statuses.probes import ProbeSections
 from reconciler.engine.statuses.reporting import Rotation, reported_status
+from reconciler.probe import ProbeResult
+from reconciler.records import ToolAnnotationHints
 from reconciler.registry.records import ConnectionRecord, ProbeStateRecord, ServerRecord, ToolRecord, ToolSnapshotRecord
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -81,6 +84,8 @@ def summary(condition: dict[str, Any]) -> tuple[str, str, str, str]:
         (lambda: cond.discovery_failed("m"), ("Discovered", "False", "DiscoveryFailed", "m")),
         (lambda: cond.tools_drifted("added: a"), ("ToolsDrifted", "True", "ToolsChanged", "added: a")),
         (lambda: cond.tools_unchanged(), ("ToolsDrifted", "False", "ToolsUnchanged", "")),
+        (lambda: cond.tool_risk_changed("risk: x"), ("ToolsDrifted", "True", "ToolRiskChanged", "risk: x")),
+        (lambda: cond.tool_risk_not_ready("m"), ("Ready", "False", "ToolRiskChanged", "m")),
     ],
 )
 def test_each_situation_has_one_wording(
@@ -272,12 +277,47 @@ SNAPSHOT = ToolSnapshotRecord(
                 "Ready": ("False", "AuthError"),
             },
         ),
+        (  # a flipped hint under Track: high-severity drift, with the hash unchanged
+            {
+                "ok": True,
+                "message": "",
+                "at": "2026-01-01T12:00:00Z",
+                "toolChanges": {"risk": ["readOnlyHint of a: false → true"]},
+            },
+            {"requiresAuth": False, "recommendedAuthMode": "none"},
+            {
+                "Discovered": ("True", "DiscoverySucceeded"),
+                "ToolsDrifted": ("True", "ToolRiskChanged"),
+                "Ready": ("False", "ToolRiskChanged"),
+            },
+        ),
+        (  # a failing probe stays the reason Ready gives; ToolsDrifted still names the risk
+            {
+                "ok": False,
+                "errorClass": "timeout",
+                "message": "slow",
+                "at": "2026-01-01T12:00:00Z",
+                "toolChanges": {
+                    "added": ["c"],
+                    "risk": ["b renamed to c with an identical description and input schema"],
+                },
+            },
+            None,
+            {
+                "Discovered": ("False", "DiscoveryFailed"),
+                "ToolsDrifted": ("True", "ToolRiskChanged"),
+                "Ready": ("False", "Timeout"),
+            },
+        ),
     ],
 )
 def test_probe_sections(
     last_test: dict[str, Any], discovery: dict[str, Any] | None, expected: dict[str, tuple[str, str]]
 ) -> None:
-    state = ProbeStateRecord(tenant="acme", server="s", discovery=discovery, last_test=last_test, probed_at=T0)
+    risk = (last_test.get("toolChanges") or {}).get("risk") or []
+    state = ProbeStateRecord(
+        tenant="acme", server="s", discovery=discovery, last_test=last_test, probed_at=T0, tool_risk=tuple(risk)
+    )
     sections = probe_sections(server(), state, [SNAPSHOT], next_probe_at=T1)
     found = {item["type"]: (item["status"], item["reason"]) for item in sections.conditions}
     assert found == expected
@@ -286,6 +326,12 @@ def test_probe_sections(
     assert extra["tools"]["serverInfo"] == {"name": "demo", "version": None}
     assert "toolChanges" not in extra["lastTest"] and "credentialFailure" not in extra["lastTest"]
     assert ("discovery" in extra) == (discovery is not None)
+    if risk:
+        assert extra["tools"]["changes"]["risk"] == risk
+        drifted = next(item for item in sections.conditions if item["type"] == "ToolsDrifted")
+        assert all(line in drifted["message"] for line in risk), "the condition names the tools"
+        ready = next(item for item in sections.conditions if item["type"] == "Ready")
+        assert ready["reason"] == "Timeout" or all(line in ready["message"] for line in risk)
 
 
 DOCUMENTS: list[tuple[type[MCPServerStatus] | type[MCPConnectionStatus], dict[str, Any]]] = [
@@ -509,3 +555,42 @@ def test_an_insufficient_scope_probe_says_so_in_ready_and_keeps_the_challenged_s
     status = build_status(inputs(server(), Verb.NOOP, extra=sections.as_extra()))
     assert status["lastTest"]["errorClass"] == "insufficient_scope"
     assert status["lastTest"]["challengedScopes"] == ["a", "b"]
+
+
+def _listing(*tools: ToolRecord) -> ProbeResult:
+    return ProbeResult(
+        ok=True, error_class=None, message="", hint=None, latency_ms=1, at=T1, tools=tools, snapshot_hash="sha256:abc"
+    )
+
+
+WRITER = ToolRecord(name="wipe", annotations=ToolAnnotationHints(read_only_hint=False))
+CLAIMS_READ_ONLY = ToolRecord(name="wipe", annotations=ToolAnnotationHints(read_only_hint=True))
+FLIPPED = "readOnlyHint of wipe: false → true"
+
+
+@pytest.mark.parametrize(
+    ("result", "standing", "kept"),
+    [
+        (_listing(CLAIMS_READ_ONLY), (), (FLIPPED,)),
+        (_listing(CLAIMS_READ_ONLY), ("older",), (FLIPPED,)),
+        (_listing(WRITER), (FLIPPED,), ()),
+        (
+            ProbeResult(ok=False, error_class="timeout", message="slow", hint=None, latency_ms=1, at=T1),
+            (FLIPPED,),
+            (FLIPPED,),
+        ),
+    ],
+    ids=["found", "a-listing-replaces-what-stood", "a-stable-listing-clears", "a-failed-probe-keeps-it"],
+)
+def test_tool_risk_stands_until_a_listing_finds_none(
+    result: ProbeResult, standing: tuple[str, ...], kept: tuple[str, ...]
+) -> None:
+    before = ToolSnapshotRecord(tenant="acme", server="s", hash="sha256:abc", tools=(WRITER,), taken_at=T0)
+
+    recorded = record_probe(server(), result, previous=[before], actor="test", standing_risk=standing)
+
+    assert recorded.state.tool_risk == kept
+    sections = probe_sections(server(), recorded.state, [before])
+    drifted = next(item for item in sections.conditions if item["type"] == "ToolsDrifted")
+    assert (drifted["reason"] == "ToolRiskChanged") is bool(kept)
+    assert all(line in drifted["message"] for line in kept)

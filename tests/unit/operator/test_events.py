@@ -94,6 +94,11 @@ def test_rotation_failures_and_tool_drift() -> None:
         PlannedEvent(WARNING, "ToolsDrifted", "added: search"),
     ]
     assert condition_events(after, after) == []
+    risky = _status(ToolsDrifted=("True", "ToolRiskChanged", "risk: readOnlyHint of wipe: false → true"))
+    assert condition_events(after, risky) == [
+        PlannedEvent(WARNING, "ToolRiskChanged", "risk: readOnlyHint of wipe: false → true")
+    ], "high-severity drift keeps its reason, and is heard even right after other drift"
+    assert condition_events(risky, risky) == []
 
 
 def test_plan_events_combines_both() -> None:

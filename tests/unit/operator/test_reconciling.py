@@ -385,3 +385,42 @@ def test_upstream_findings_are_a_condition_written_once_kept_by_passes_and_event
     body["status"] = cluster.statuses[key]
     run(reconciler.reconcile(body, peers=[body]))
     assert "Upstream" not in conditions(cluster.statuses[key]), "no longer imported: the condition goes"
+
+
+def test_a_per_member_connection_reports_its_connected_members_when_they_move(
+    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry
+) -> None:
+    crm = server(auth={"type": "bearer", "secretKeyRef": {"name": "crm", "key": "token"}})
+    members = obj(
+        "MCPConnection", "crm-members", {"serverRef": "crm", "scope": "platform", "credentialMode": "perMember"}
+    )
+    shared = obj(
+        "MCPConnection",
+        "crm-shared",
+        {"serverRef": "crm", "scope": "platform", "auth": {"secretKeyRef": {"name": "crm", "key": "token"}}},
+    )
+    cluster.secrets["crm"] = ({"token": "t"}, True)
+    peers = [crm, members, shared]
+    run(reconciler.reconcile(crm, peers=peers))
+    for body in (members, shared):
+        run(reconciler.reconcile(body, peers=peers))
+    status = cluster.statuses[("MCPConnection", "ns", "crm-members")]
+    assert status["connectedMembers"] == 0, "nobody connected yet: said, not left out"
+    assert "connectedMembers" not in cluster.statuses[("MCPConnection", "ns", "crm-shared")]
+    members["status"] = status
+    patches = len(cluster.patches)
+    run(reconciler.reconcile(members, peers=peers))
+    assert len(cluster.patches) == patches, "the same count: nothing written"
+
+    tenant = next(iter(registry.fetch_state().tenants))
+    with registry.transaction() as tx:
+        for user in ("jordan", "sam"):
+            tx.insert_user_token(
+                UserTokenRecord(
+                    tenant=tenant, server="crm", user_id=user, secret_ref=f"ns/{user}#token", connection="crm-members"
+                )
+            )
+    run(reconciler.reconcile(members, peers=peers))
+
+    assert len(cluster.patches) == patches + 1
+    assert cluster.statuses[("MCPConnection", "ns", "crm-members")]["connectedMembers"] == 2

@@ -27,6 +27,7 @@ PUBLIC = [
     "Transport",
     "address_problem",
     "credential_verifier",
+    "diff_tool_risk",
     "diff_tools",
     "fill_auth_fields",
     "filter_tool_names",

@@ -62,7 +62,12 @@ def test_diff_reports_added_removed_and_changed_sorted() -> None:
 
 def test_diff_of_identical_lists_is_empty() -> None:
     tools = [tool("a"), tool("b")]
-    assert diff_tools(tools, list(reversed(tools))).model_dump() == {"added": [], "removed": [], "changed": []}
+    assert diff_tools(tools, list(reversed(tools))).model_dump() == {
+        "added": [],
+        "removed": [],
+        "changed": [],
+        "risk": [],
+    }
 
 
 def test_filter_globs_deny_wins_and_empty_allow_means_all() -> None:

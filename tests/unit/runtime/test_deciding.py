@@ -20,7 +20,7 @@ from reconciler.registry.records import (
     UserTokenRecord,
 )
 from reconciler.runtime.deciding import Caller, ServerDecision, decide
-from reconciler.runtime.resolution import CredentialScope, ServerState
+from reconciler.runtime.resolution import CredentialScope, ServerState, ToolNamespace
 
 TENANT = TenantRecord(slug="acme", namespace="acme-ns")
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -102,8 +102,13 @@ class Case:
     pinned: str | None = None
     snapshot: str | None = APPROVED
     blocked_reason: str | None = None
+    read_only: bool = False
+    """The binding admits read-only tools only; of the tools `read` and `write`, `read` says it is read-only."""
+    tool_risk: tuple[str, ...] = ()
     # expected
     state: ServerState = R
+    tools: tuple[str, ...] | None = None
+    """The tools the decision carries, when the case is about them."""
     scope: CredentialScope | None = None
     connection: str | None = None
     credential: str | None = None
@@ -120,6 +125,9 @@ def decide_one(case: Case) -> ServerDecision:
         ),
         snapshot_hash=case.snapshot,
         tool_names=("read", "write"),
+        read_only_tools=frozenset({"read"}),
+        tools_read_only=case.read_only,
+        tool_risk=case.tool_risk,
         blocked_reason=case.blocked_reason,
     )
     inputs = ResolutionInputs(
@@ -141,6 +149,7 @@ def credential_of(decision: ServerDecision) -> str | None:
     return None if not found else f"{found[-1].name}={found[-1].secret_ref}"
 
 
+PINNED = server(tool_policy="Pin", approved_hash=APPROVED)
 PLATFORM_SHARED = conn("platform-shared", row_id=10)
 ALICE_OWN = conn("alice-own", "user", "alice", row_id=20)
 TUTOR = conn("tutor", "agent", "tutor", row_id=30)
@@ -380,6 +389,22 @@ CASES = {
         connection="members",
     ),
     "pinned/another-servers-connection": Case(connections=(), pinned="elsewhere-conn", state=B),
+    # tools.readOnly: honoured for a pinned, approved server; from any other server no tool, and still ready
+    "read-only/pinned-and-approved": Case(server=PINNED, read_only=True, scope=SERVER, tools=("read",)),
+    "read-only/tracked-server-admits-none": Case(read_only=True, scope=SERVER, tools=()),
+    "read-only/standing-risk-change-admits-none": Case(
+        server=PINNED, read_only=True, tool_risk=("readOnlyHint of write: false → true",), scope=SERVER, tools=()
+    ),
+    "read-only/pinned-not-approved-is-blocked-anyway": Case(
+        server=PINNED, read_only=True, snapshot=OTHER, state=B, tools=()
+    ),
+    "read-only/never-probed": Case(server=PINNED, read_only=True, snapshot=None, state=B, tools=()),
+    "read-only/off-a-tracked-server-keeps-every-tool": Case(scope=SERVER, tools=("read", "write")),
+    "read-only/a-standing-risk-change-alone-blocks-nothing": Case(
+        tool_risk=("x renamed to y with an identical description and input schema",),
+        scope=SERVER,
+        tools=("read", "write"),
+    ),
 }
 
 
@@ -397,6 +422,8 @@ def test_decision_matrix(case: Case) -> None:
         assert decision.headers == ()
         assert decision.reason and decision.action
     assert decision.explain[-1] == f"state: {case.state}"
+    if case.tools is not None:
+        assert decision.tools == case.tools, decision.explain
 
 
 def test_needs_connection_says_what_the_member_must_do() -> None:
@@ -666,3 +693,82 @@ def test_disabled_twice_bound_and_unbound_servers_leave_notes() -> None:
     )
     unbound = decide(ResolutionInputs(tenant=TENANT), caller=ALICE, template="t", namespace_tools=False, now=NOW)
     assert unbound.notes == ("no MCPTemplateBinding in tenant acme binds template t",)
+
+
+@pytest.mark.parametrize(
+    ("case", "why"),
+    [
+        (Case(read_only=True), "crm is not pinned (spec.tools.policy: Track)"),
+        (
+            Case(server=PINNED, read_only=True, tool_risk=("readOnlyHint of write: false → true",)),
+            "crm's tools changed risk since the last probe (readOnlyHint of write: false → true)",
+        ),
+    ],
+    ids=["tracked", "risk-changed"],
+)
+def test_read_only_says_why_it_admits_nothing(case: Case, why: str) -> None:
+    decision = decide_one(case)
+
+    (line,) = [line for line in decision.explain if line.startswith("tools:")]
+    assert line.startswith(f"tools: none — binding b admits read-only tools only and {why}")
+    assert "annotations from untrusted servers must not be trusted (MCP specification)" in line
+
+
+def test_read_only_from_a_pinned_server_names_the_filter() -> None:
+    decision = decide_one(Case(server=PINNED, read_only=True))
+
+    (line,) = [line for line in decision.explain if line.startswith("tools:")]
+    assert line.startswith(f"tools: 1 of 2 from snapshot {APPROVED} after ")
+    assert line.endswith("binding readOnly (the pinned, approved snapshot's readOnlyHint)")
+
+
+@pytest.mark.parametrize(
+    ("case", "namespace", "tools"),
+    [
+        (Case(connections=(PLATFORM_SHARED,)), False, ("read", "write")),
+        (Case(connections=(PLATFORM_SHARED,)), True, ("mcp:crm:read", "mcp:crm:write")),
+        (Case(connections=(PLATFORM_SHARED,)), "server", ("mcp:crm:read", "mcp:crm:write")),
+        (
+            Case(connections=(PLATFORM_SHARED,)),
+            "connection",
+            ("mcp:platform-shared:read", "mcp:platform-shared:write"),
+        ),
+        (Case(connections=(PLATFORM_SHARED, ALICE_OWN)), "connection", ("mcp:alice-own:read", "mcp:alice-own:write")),
+        (Case(), "connection", ("mcp:crm:read", "mcp:crm:write")),
+        (
+            Case(connections=(conn("members", mode="perMember"),), state=N),
+            "connection",
+            ("mcp:members:read", "mcp:members:write"),
+        ),
+        (Case(server=PINNED, read_only=True), "connection", ("mcp:crm:read",)),
+    ],
+    ids=[
+        "plain",
+        "true-is-by-server",
+        "by-server",
+        "by-connection",
+        "by-the-members-own-connection",
+        "own-credential-keeps-the-servers-name",
+        "needs-connection",
+        "after-read-only",
+    ],
+)
+def test_namespaced_tool_names_by_server_or_by_connection(
+    case: Case, namespace: bool | ToolNamespace, tools: tuple[str, ...]
+) -> None:
+    row = BoundServerRow(
+        server=case.server,
+        binding="b",
+        snapshot_hash=case.snapshot,
+        tool_names=("read", "write"),
+        read_only_tools=frozenset({"read"}),
+        tools_read_only=case.read_only,
+    )
+    inputs = ResolutionInputs(
+        tenant=TENANT, bound=(row,), connections=case.connections, grants=case.grants, bindings=("b",)
+    )
+
+    (decision,) = decide(inputs, caller=ALICE, template="t", namespace_tools=namespace, now=NOW).servers
+
+    assert decision.state is case.state
+    assert decision.tools == tools

@@ -19,6 +19,7 @@ local terminalReadyReasons = {
   AuthError = true,
   InsufficientScope = true,
   ToolsNotApproved = true,
+  ToolRiskChanged = true,
   Blocked = true,
   InvalidSpec = true,
   MissingReference = true,
