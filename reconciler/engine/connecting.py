@@ -130,7 +130,13 @@ def begin_member_login(
                 iss_required=facts.iss_parameter_supported,
                 state=state,
             )
-            client = login_token_client(record.auth, token_url=token_url, registered=prepared.client, secrets=secrets)
+            client = login_token_client(
+                record.auth,
+                token_url=token_url,
+                registered=prepared.client,
+                secrets=secrets,
+                advertised=_advertised_methods(facts, known),
+            )
             resource = record.auth.get("resource") or (known.resource if known else None)
             return MemberLogin(tenant, server, member, login, client, resource, record.allow_private, connection)
 
@@ -213,7 +219,13 @@ def disconnect_member(
             if facts.revocation_endpoint is None:
                 return (), "not revoked: the issuer advertises no revocation endpoint (RFC 7009)"
             token_url = record.auth.get("tokenUrl") or (known.token_url if known else None) or ""
-            client = login_token_client(record.auth, token_url=token_url, registered=prepared.client, secrets=secrets)
+            client = login_token_client(
+                record.auth,
+                token_url=token_url,
+                registered=prepared.client,
+                secrets=secrets,
+                advertised=_advertised_methods(facts, known),
+            )
             # The refresh token first: revoking it may end the access tokens issued with it (RFC 7009 §2.1).
             revoked = tuple(
                 [
@@ -272,6 +284,11 @@ def _challenged_scopes(registry: Registry, record: ServerRecord) -> tuple[str, .
     state = registry.fetch_probe_states(tenants=[record.tenant]).get((record.tenant, record.name))
     scopes = (state.last_test or {}).get("challengedScopes") if state is not None else None
     return tuple(str(scope) for scope in scopes) if isinstance(scopes, list) else ()
+
+
+def _advertised_methods(facts: IssuerFacts, known: AuthDiscovery | None) -> tuple[str, ...]:
+    """The token endpoint's client authentication methods: from the issuer's metadata, else the last discovery."""
+    return facts.token_endpoint_auth_methods or (known.token_endpoint_auth_methods_supported if known else ())
 
 
 def _origin(url: str) -> str:

@@ -116,7 +116,13 @@ async def _renew_all(
             poll_interval=renewal.poll_interval,
         )
         for token, server in due:
-            await renew_member_token(token, server_url=server.url, allow_private=server.allow_private, renewal=ports)
+            await renew_member_token(
+                token,
+                server_url=server.url,
+                allow_private=server.allow_private,
+                server_auth=server.auth,
+                renewal=ports,
+            )
 
 
 def _run(coroutine: Coroutine[Any, Any, _T], *, timeout: float) -> _T:

@@ -337,3 +337,58 @@ def test_deleting_a_connection_revokes_the_tokens_members_obtained_through_it(
         assert registry.count_user_tokens(tenants=["acme"]) == {}
         assert not [s for s in registry.fetch_local_secrets("acme") if s.name.startswith("member_")]
         assert registry.fetch_oauth_clients(tenant="acme", server="crm"), "the server and its client stay"
+
+
+PRESET_CLIENT_ID = "crm-app"
+PRESET_SECRET = "preset-client-secret-7f3a"
+PRESET_CONFIDENTIAL = {
+    "type": "oauthAuthorizationCode",
+    "pkce": "confidential",
+    "clientId": {"value": PRESET_CLIENT_ID},
+    "clientSecret": {"secretKeyRef": {"name": "creds", "key": "client-secret"}},
+}
+
+
+@pytest.mark.parametrize("issuer", ["main", "post_only"])
+def test_a_pre_registered_confidential_client_connects_and_refreshes_as_itself(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers, caplog: pytest.LogCaptureFixture, issuer: str
+) -> None:
+    """A client registered at the issuer by hand (spec.auth.clientId + clientSecret, never in `oauth_clients`)
+    authenticates with its secret, by the method the issuer advertises, both when the code is exchanged and when
+    the member's token is refreshed; a public-client refresh would be refused with invalid_client."""
+    server = getattr(oauth_servers, issuer)
+    url = oauth_servers.protected if issuer == "main" else oauth_servers.protected_post_only
+    method = "client_secret_basic" if issuer == "main" else "client_secret_post"
+    server.add_client(
+        PRESET_CLIENT_ID, PRESET_SECRET, method=method,
+        grant_types=("authorization_code", "refresh_token"), redirect_uris=("http://127.0.0.1/oauth/callback",),
+    )  # fmt: skip
+    folder = granted_folder(tmp_path, url, PRESET_CONFIDENTIAL, client_secret=PRESET_SECRET)
+    code, out, err = run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)
+    assert code == 0, out + err
+    with open_registry(registry_url) as registry:
+        assert registry.fetch_oauth_clients(tenant="acme", server="crm") == [], "a pre-registered client is not kept"
+    server.token_lifetime = 2
+    running = Connecting(
+        "connect", "crm", "-n", "acme", "--member", "alice", "--timeout", str(BOUND_SECONDS),
+        "-f", folder, "--allow-private-networks", "--registry", registry_url,
+    )  # fmt: skip
+    page = httpx2.get(running.url(), follow_redirects=True, timeout=BOUND_SECONDS)
+    assert page.status_code == 200, page.text
+    code, printed = running.result()
+    assert code == 0, printed
+    assert server.grant_counts["authorization_code"] == 1
+    first = {f"Bearer {value}" for value in server.issued_values()}
+    time.sleep(2.5)
+    server.token_lifetime = 3600  # the refreshed token stays valid however slow the machine is
+
+    renewed, text = resolve_for(
+        registry_url, "alice", "--renew-tokens", "--allow-private-networks", "--show-secrets", "-f", folder
+    )
+
+    assert renewed["state"] == "ready", (renewed, text)
+    assert server.grant_counts["refresh_token"] == 1
+    assert renewed["headers"]["Authorization"] not in first
+    assert probe(url, renewed["headers"]).ok
+    assert set(server.seen_client_ids) <= {PRESET_CLIENT_ID}
+    assert PRESET_SECRET not in printed + text + caplog.text
