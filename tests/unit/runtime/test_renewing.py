@@ -27,6 +27,7 @@ from reconciler.credentials.member_tokens import (
 from reconciler.credentials.tokens import MintedToken, secret_method
 from reconciler.records import AuthServerAnswer, OAuthClientRecord
 from reconciler.registry.records import UserTokenRecord
+from reconciler.runtime.renewing import tokens_handed_out
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -221,3 +222,29 @@ def test_a_member_token_set_is_sealed_apart_from_the_servers_own_values() -> Non
     assert refresh_ref == f"local:acme/{name}#oauth-refresh-token"
     assert [s.value for s in secrets] == ["at-value", "rt"]
     assert "at-value" not in repr(secrets) and all("rt" not in str(s.meta.values()) for s in secrets)
+
+
+def _token(user: str, server: str = "crm", connection: str | None = None) -> UserTokenRecord:
+    return UserTokenRecord(tenant="acme", server=server, user_id=user, secret_ref="local:x", connection=connection)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "user", "handed_out"),
+    [
+        ([_token("@organization"), _token("alice")], "alice", [_token("alice")]),
+        ([_token("alice"), _token("@organization")], "alice", [_token("alice")]),
+        ([_token("@organization")], "bob", [_token("@organization")]),
+        ([_token("@organization")], None, [_token("@organization")]),
+        ([_token("alice")], None, []),
+        (
+            [_token("alice", connection="members"), _token("@organization", server="docs")],
+            "alice",
+            [_token("alice", connection="members"), _token("@organization", server="docs")],
+        ),
+    ],
+    ids=["own-after-org", "own-before-org", "org-fallback", "no-member", "someone-elses", "per-server-and-connection"],
+)
+def test_a_resolution_renews_only_the_tokens_it_hands_out(
+    tokens: list[UserTokenRecord], user: str | None, handed_out: list[UserTokenRecord]
+) -> None:
+    assert tokens_handed_out(tokens, user=user) == handed_out
