@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from reconciler.probe import ProbeSettings
     from reconciler.registry import Registry
     from reconciler.runtime.connect_service import Connector
+    from reconciler.runtime.renewing import OnDemandRenewal
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 log = logging.getLogger("mcp_reconciler")
@@ -188,12 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument(
         "--no-refresh",
         action="store_true",
-        help="do not renew client-credentials tokens that are due (renewing asks their authorization servers)",
+        help="do not first renew the due tokens about to be handed out (past 80%% of their lifetime: the member's, "
+        "the organization's, client credentials); renewing asks their authorization servers",
     )
     resolve.add_argument(
         "--renew-tokens",
         action="store_true",
-        help="first refresh the member's tokens past 80%% of their lifetime (one refresh however many run at once)",
+        help="deprecated, does nothing: resolve renews due tokens unless --no-refresh",
     )
     _add_probe(resolve)
     _add_public_url(
@@ -221,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold OAuth clients' secrets (connect)"
     )
+    serve.add_argument(
+        "--no-refresh",
+        action="store_true",
+        help="the endpoint's resolve_template does not first renew the due tokens it hands out (as resolve does)",
+    )
     _add_public_url(serve)
     _add_probe(serve)
     _add_platform_namespace(serve)
@@ -240,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--shared",
             action="store_true",
             help="the organization's connection: every granted member without their own uses it",
+        )
+        login.add_argument(
+            "--connection",
+            metavar="NAME",
+            help="a perMember MCPConnection of the server: the member's tokens are kept for it (not with --shared)",
         )
         login.add_argument("-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold the client's")
         if verb == "connect":
@@ -522,6 +534,8 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         # The registry holds only references; the values come from the folder's Secrets.
         raise PermanentError("--show-secrets needs -f DIR: the folder whose Secrets hold the header values")
     secrets = load_folder(args.filename).secrets if args.filename else None
+    if args.renew_tokens:
+        _print_warnings(["--renew-tokens is deprecated and does nothing: due tokens are renewed unless --no-refresh"])
     if not args.no_refresh:
         _renew_minted_tokens(args, secrets=secrets, tenants=[args.namespace])
     code, text = resolve_command(
@@ -538,7 +552,7 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
         secrets=secrets,
         manager=args.manager,
         platform_tenant=args.platform_namespace,
-        renew_tokens=args.renew_tokens,
+        renew_tokens=not args.no_refresh,
         allow_private_networks=args.allow_private_networks,
         public_url=_public_url(args),
     )
@@ -624,8 +638,28 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
         platform_tenant=args.platform_namespace,
         public_url=public_url,
         connector_for=_connector_for(args, public_url),
+        renewing=None if args.no_refresh else _on_demand_renewal(args),
     )
     return EXIT_OK
+
+
+def _on_demand_renewal(args: argparse.Namespace) -> OnDemandRenewal:
+    """What `serve`'s endpoint renews before it resolves, as `resolve` does: members' and the organization's
+    tokens (the runtime's), and client-credentials tokens (the engine's, with the folder's Secrets when `-f`)."""
+    from reconciler.engine.inputs import StaticSecrets
+    from reconciler.engine.refreshing import renew_client_credentials
+    from reconciler.manifests import load_folder
+    from reconciler.runtime.renewing import OnDemandRenewal
+
+    secrets = load_folder(args.filename).secrets if args.filename else StaticSecrets()
+    settings = _probe_settings(args)
+
+    def client_credentials(registry: Registry, tenant: str) -> None:
+        renewal = renew_client_credentials(registry, secrets, tenants=[tenant], settings=settings)
+        for server, why in renewal.failed.items():
+            log.warning("client-credentials token of %s not renewed: %s", server, why)
+
+    return OnDemandRenewal(probe=settings, client_credentials=client_credentials)
 
 
 def _connector_for(args: argparse.Namespace, public_url: str | None) -> Callable[[Registry], Connector] | None:

@@ -106,12 +106,23 @@ class LoopbackCallback:
 
 
 def _whose(args: argparse.Namespace) -> tuple[str, str]:
-    """(the `user_tokens` member id, how to name it): a member, or the organization (`--shared`)."""
+    """(the `user_tokens` member id, how to name it): a member, or the organization (`--shared`); through a
+    `perMember` connection with `--connection`."""
     from reconciler.records import ORGANIZATION_MEMBER
 
     if args.shared:
+        if args.connection is not None:
+            raise PermanentError(
+                "--shared connects the organization on the server itself; --connection names a perMember "
+                "connection, which holds members' own accounts: give --member with it"
+            )
         return ORGANIZATION_MEMBER, "the organization"
     return str(args.member), f"member {args.member}"
+
+
+def _through(args: argparse.Namespace) -> str:
+    """` through connection NAME` for a login kept for a perMember connection; empty on the server itself."""
+    return "" if args.connection is None else f" through connection {args.connection}"
 
 
 def cmd_connect(
@@ -135,8 +146,9 @@ def cmd_connect(
                 redirect_uri=callback.redirect_uri,
                 settings=settings,
                 public_url=public_url,
+                connection=args.connection,
             )
-            print(f"Open this URL to connect {who}'s account to {args.name}:", file=out)
+            print(f"Open this URL to connect {who}'s account to {args.name}{_through(args)}:", file=out)
             print(pending.login.authorization_url, file=out, flush=True)
             if args.open:
                 webbrowser.open(pending.login.authorization_url)
@@ -151,7 +163,9 @@ def cmd_connect(
             callback.answer(True, f"{who[0].upper()}{who[1:]} is connected to {args.name}. Return to the terminal.")
     finally:
         registry.close()
-    print(f"Connected: {who} on {args.namespace}/{args.name} (the token {expires_in(token)}).", file=out)
+    print(
+        f"Connected: {who} on {args.namespace}/{args.name}{_through(args)} (the token {expires_in(token)}).", file=out
+    )
     return 0
 
 
@@ -172,10 +186,11 @@ def cmd_disconnect(
             member=member,
             settings=settings,
             public_url=public_url,
+            connection=args.connection,
         )
     finally:
         registry.close()
-    print(f"Disconnected: {who} from {args.namespace}/{args.name}; {done.revocation}.", file=out)
+    print(f"Disconnected: {who} from {args.namespace}/{args.name}{_through(args)}; {done.revocation}.", file=out)
     return 0
 
 

@@ -34,7 +34,7 @@ from reconciler.credentials.member_tokens import metadata_request, metadata_requ
 from reconciler.credentials.registration import CredentialStores, RegisteredClient, stored_clients
 from reconciler.credentials.scopes import step_up_scopes
 from reconciler.credentials.stores import require_reference
-from reconciler.credentials.tokens import MintedToken, TokenAuthMethod, TokenClient
+from reconciler.credentials.tokens import MintedToken, TokenAuthMethod, TokenClient, secret_method
 from reconciler.errors import ErrorClass, PermanentError, ReconcilerError
 from reconciler.records import ORGANIZATION_MEMBER, UserTokenRecord
 
@@ -175,6 +175,9 @@ class IssuerFacts:
     issuer: str | None = None
     revocation_endpoint: str | None = None
     iss_parameter_supported: bool = False
+    token_endpoint_auth_methods: tuple[str, ...] = ()
+    """How the issuer lets clients authenticate (`token_endpoint_auth_methods_supported`): a pre-registered
+    client's secret is presented the way it asks."""
 
 
 def metadata_url(issuer: str) -> str:
@@ -193,18 +196,26 @@ async def issuer_facts(issuer: str, *, access: AuthServerAccess) -> IssuerFacts:
             break
     revocation = document.get("revocation_endpoint")
     named = document.get("issuer")
+    methods = document.get("token_endpoint_auth_methods_supported")
     return IssuerFacts(
         issuer=named if isinstance(named, str) else None,
         revocation_endpoint=revocation if isinstance(revocation, str) else None,
         iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
+        token_endpoint_auth_methods=tuple(str(m) for m in methods) if isinstance(methods, list) else (),
     )
 
 
 def login_token_client(
-    auth: Mapping[str, Any], *, token_url: str, registered: RegisteredClient | None, secrets: SecretReader
+    auth: Mapping[str, Any],
+    *,
+    token_url: str,
+    registered: RegisteredClient | None,
+    secrets: SecretReader,
+    advertised: Sequence[str] = (),
 ) -> TokenClient:
     """Who exchanges the code: the dynamically registered client, else the spec's client id (and its secret for a
-    confidential client, with the declared or default method)."""
+    confidential client, presented as `secret_method` says from the methods the issuer `advertised`, which is how
+    its refreshes present it too)."""
     if registered is not None:
         return TokenClient(
             token_url=token_url,
@@ -221,11 +232,8 @@ def login_token_client(
     secret_ref = auth.get("clientSecretRef")
     if auth.get("pkce") == "confidential" and isinstance(secret_ref, str):
         secret = require_reference(secrets, secret_ref, purpose="spec.auth.clientSecret")
-        declared = auth.get("tokenEndpointAuthMethod")
-        secret_method: TokenAuthMethod = (
-            "client_secret_post" if declared == "client_secret_post" else "client_secret_basic"
-        )
-        return TokenClient(token_url=token_url, client_id=client_id, client_secret=secret, method=secret_method)
+        method = secret_method(auth.get("tokenEndpointAuthMethod"), advertised)
+        return TokenClient(token_url=token_url, client_id=client_id, client_secret=secret, method=method)
     return TokenClient(token_url=token_url, client_id=client_id, client_secret=None, method="none")
 
 

@@ -11,10 +11,11 @@ failure releases the lease and leaves the token as it was.
 A member token is bound to the issuer and client it was obtained with (SEP-2352): the token endpoint is read from
 that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per issuer and `MemberTokenRenewal`, so
 a bulk run does not double its requests), whose `issuer` must be the stored one, and the refresh names the stored
-client (authenticated like the server's registered client for that issuer, else as a public client). What is
-decided is pure (`renewal_due`, `metadata_requests`, `token_endpoint_of`, `is_invalid_grant`, `member_token_name`,
-`member_token_secrets`); the requests go through the authorization-server port. Token values never reach a log
-line or an error.
+client, authenticated as `refresh_client` decides: like the server's registered client for that issuer, else like
+the spec's pre-registered client when the token was obtained with it (its secret, presented as the code exchange
+presented it), else as a public client. What is decided is pure (`renewal_due`, `metadata_requests`,
+`issuer_token_endpoint`, `refresh_client`, `is_invalid_grant`, `member_token_name`, `member_token_secrets`); the
+requests go through the authorization-server port. Token values never reach a log line or an error.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from reconciler.credentials.tokens import (
     TokenAuthMethod,
     TokenClient,
     refresh_access_token,
+    secret_method,
 )
 from reconciler.errors import ReconcilerError, RetryableError
 from reconciler.records import OAuthClientRecord, UserTokenRecord
@@ -81,6 +83,27 @@ class RenewalOutcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class IssuerTokenEndpoint:
+    """What a refresh needs from its issuer's own metadata: where to send it, and how clients may authenticate."""
+
+    url: str
+    auth_methods: tuple[str, ...] = ()
+    """`token_endpoint_auth_methods_supported` (empty when the metadata names none)."""
+
+
+@dataclass(frozen=True)
+class RefreshClient:
+    """How the client a member's token was obtained with authenticates its refresh: the reference of its secret
+    (None: no secret) and the method. Holds no value."""
+
+    secret_ref: str | None
+    method: TokenAuthMethod
+
+
+PUBLIC_CLIENT = RefreshClient(secret_ref=None, method="none")
+
+
+@dataclass(frozen=True)
 class MemberTokenRenewal:
     """What renewing members' tokens needs: the ports and the bounds. `lease` outlives one refresh's own bound, so
     a refresher that dies holds the others up for at most `lease`; `wait` bounds how long a caller waits for
@@ -97,7 +120,7 @@ class MemberTokenRenewal:
     lease: dt.timedelta = dt.timedelta(seconds=90)
     wait: float = 20.0
     poll_interval: float = 0.05
-    token_endpoints: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    token_endpoints: dict[str, IssuerTokenEndpoint] = field(default_factory=dict, repr=False, compare=False)
     """The token endpoint each issuer's metadata named, read once per renewal: a bulk run renews thousands of
     tokens of a handful of issuers, and one metadata request per token doubled its requests."""
     oauth_clients: dict[tuple[str, str], Sequence[OAuthClientRecord]] = field(
@@ -121,10 +144,16 @@ def renewal_due(token: UserTokenRecord, *, now: dt.datetime, refresh_at: float =
 
 
 async def renew_member_token(
-    token: UserTokenRecord, *, server_url: str, allow_private: bool, renewal: MemberTokenRenewal
+    token: UserTokenRecord,
+    *,
+    server_url: str,
+    allow_private: bool,
+    renewal: MemberTokenRenewal,
+    server_auth: Mapping[str, Any] | None = None,
 ) -> RenewalOutcome:
     """Refresh one member's token, single-flight (see the module docstring); never raises for a failed refresh,
-    whose cause is logged without any value."""
+    whose cause is logged without any value. `server_auth` is the server row's `auth` (its pre-registered client,
+    if any)."""
     assert token.row_id is not None
     registry = renewal.registry
     holder = uuid.uuid4().hex
@@ -138,7 +167,12 @@ async def renew_member_token(
         assert token.refresh_token_ref is not None
         refresh_token = _read(token.refresh_token_ref, renewal=renewal)
         refreshed = await _refresh(
-            token, refresh_token, server_url=server_url, allow_private=allow_private, renewal=renewal
+            token,
+            refresh_token,
+            server_url=server_url,
+            allow_private=allow_private,
+            server_auth=server_auth or {},
+            renewal=renewal,
         )
     except OAuthRejected as err:
         refused = is_invalid_grant(err)
@@ -172,6 +206,8 @@ class DueMemberToken:
     token: UserTokenRecord
     server_url: str
     allow_private: bool
+    server_auth: Mapping[str, Any] = field(default_factory=dict)
+    """The server row's `auth`: names its pre-registered client, if it has one."""
 
 
 RENEWAL_BATCH = 100
@@ -228,6 +264,7 @@ async def _renew_batch(batch: Sequence[DueMemberToken], *, renewal: MemberTokenR
                     refresh_tokens.get(token.refresh_token_ref or ""),
                     server_url=item.server_url,
                     allow_private=item.allow_private,
+                    server_auth=item.server_auth,
                     renewal=renewal,
                 )
             except OAuthRejected as err:
@@ -327,6 +364,7 @@ async def _refresh(
     *,
     server_url: str,
     allow_private: bool,
+    server_auth: Mapping[str, Any],
     renewal: MemberTokenRenewal,
 ) -> MintedToken:
     assert token.issuer is not None and token.client_id is not None
@@ -336,34 +374,73 @@ async def _refresh(
     if clients is None:
         clients = renewal.registry.fetch_oauth_clients(tenant=token.tenant, server=token.server)
         renewal.oauth_clients[(token.tenant, token.server)] = clients
-    client_secret, method = _client_authentication(token, clients, renewal=renewal)
-    return await refresh_member_token(
-        issuer=token.issuer,
+    access = AuthServerAccess(client=renewal.authserver, allow_private=allow_private)
+    endpoint = await fetch_token_endpoint(token.issuer, access=access, known=renewal.token_endpoints)
+    chosen = refresh_client(
+        token,
+        clients,
+        server_auth=server_auth,
+        preset_client_id=_preset_client_id(server_auth, renewal=renewal),
+        advertised=endpoint.auth_methods,
+    )
+    client = TokenClient(
+        token_url=endpoint.url,
         client_id=token.client_id,
-        client_secret=client_secret,
-        method=method,
+        client_secret=None if chosen.secret_ref is None else _read(chosen.secret_ref, renewal=renewal),
+        method=chosen.method,
+    )
+    return await refresh_access_token(
+        client=client,
         refresh_token=refresh_token,
         scopes=token.scopes,
         resource=server_url,
-        access=AuthServerAccess(client=renewal.authserver, allow_private=allow_private),
+        access=access,
         fingerprint_key=renewal.fingerprint_key,
-        token_endpoints=renewal.token_endpoints,
     )
 
 
-def _client_authentication(
-    token: UserTokenRecord, clients: Sequence[OAuthClientRecord], *, renewal: MemberTokenRenewal
-) -> tuple[str | None, TokenAuthMethod]:
-    """The secret and method of the client the token was obtained with: the server's registered client for that
-    issuer when it is the same client, else a public client (`none`)."""
-    for client in clients:
+def refresh_client(
+    token: UserTokenRecord,
+    registered: Sequence[OAuthClientRecord],
+    *,
+    server_auth: Mapping[str, Any],
+    preset_client_id: str | None,
+    advertised: Sequence[str] = (),
+) -> RefreshClient:
+    """How the client the token was obtained with authenticates the refresh. Pure.
+
+    The server's registered client for the token's issuer, when it is that client; else the spec's pre-registered
+    client (`preset_client_id`, the value of `clientId` or of the Secret `clientIdRef` names) when the token names
+    it: a confidential one with its `clientSecret`, presented as `secret_method` says (the code exchange presented
+    it the same way); else a public client. A refresh that skips a confidential client's authentication is refused
+    with `invalid_client`, and the member would have to reconnect for nothing."""
+    for client in registered:
         if client.client_id != token.client_id or client.issuer != token.issuer:
             continue
         method = _METHODS.get(client.token_endpoint_auth_method, "client_secret_basic")
         if client.client_secret_ref is None or method == "none":
-            return None, "none"
-        return _read(client.client_secret_ref, renewal=renewal), method
-    return None, "none"
+            return PUBLIC_CLIENT
+        return RefreshClient(secret_ref=client.client_secret_ref, method=method)
+    secret_ref = server_auth.get("clientSecretRef")
+    if (
+        preset_client_id is not None
+        and preset_client_id == token.client_id
+        and server_auth.get("pkce") == "confidential"
+        and isinstance(secret_ref, str)
+    ):
+        return RefreshClient(
+            secret_ref=secret_ref, method=secret_method(server_auth.get("tokenEndpointAuthMethod"), advertised)
+        )
+    return PUBLIC_CLIENT
+
+
+def _preset_client_id(server_auth: Mapping[str, Any], *, renewal: MemberTokenRenewal) -> str | None:
+    """The spec's pre-registered client id: `clientId`, or the value of the Secret `clientIdRef` names."""
+    literal = server_auth.get("clientId")
+    if isinstance(literal, str):
+        return literal
+    reference = server_auth.get("clientIdRef")
+    return _read(reference, renewal=renewal) if isinstance(reference, str) else None
 
 
 def _read(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
@@ -442,8 +519,14 @@ def metadata_requests(issuer: str) -> tuple[AuthServerRequest, ...]:
 
 
 def token_endpoint_of(answer: AuthServerAnswer, *, issuer: str) -> str:
-    """The token endpoint the issuer's own metadata names; `OAuthRejected` when the metadata is for another
-    issuer or names none (a member token is never sent anywhere else). Pure."""
+    """The token endpoint the issuer's own metadata names (see `issuer_token_endpoint`). Pure."""
+    return issuer_token_endpoint(answer, issuer=issuer).url
+
+
+def issuer_token_endpoint(answer: AuthServerAnswer, *, issuer: str) -> IssuerTokenEndpoint:
+    """The token endpoint the issuer's own metadata names, and the client authentication methods it advertises;
+    `OAuthRejected` when the metadata is for another issuer or names no endpoint (a member token is never sent
+    anywhere else). Pure."""
     document: Mapping[str, Any] = answer.document or {}
     if not answer.ok or document.get("issuer") != issuer:
         raise OAuthRejected(
@@ -454,7 +537,29 @@ def token_endpoint_of(answer: AuthServerAnswer, *, issuer: str) -> str:
     endpoint = document.get("token_endpoint")
     if not isinstance(endpoint, str) or not endpoint:
         raise OAuthRejected(f"issuer {issuer} advertises no token_endpoint", endpoint=answer.endpoint)
-    return endpoint
+    methods = document.get("token_endpoint_auth_methods_supported")
+    advertised = tuple(str(method) for method in methods) if isinstance(methods, list) else ()
+    return IssuerTokenEndpoint(url=endpoint, auth_methods=advertised)
+
+
+async def fetch_token_endpoint(
+    issuer: str, *, access: AuthServerAccess, known: MutableMapping[str, IssuerTokenEndpoint] | None = None
+) -> IssuerTokenEndpoint:
+    """The issuer's token endpoint from its metadata (RFC 8414, else OpenID Connect Discovery); `known` (issuer →
+    endpoint) spares the requests for an issuer already read, and learns the one that was not."""
+    found = None if known is None else known.get(issuer)
+    if found is not None:
+        return found
+    for request in metadata_requests(issuer):
+        answer = await access.perform(request)
+        if answer.status >= 500 or answer.status == 429:
+            raise rejection(answer, url=request.url, purpose=request.purpose)
+        if answer.ok:
+            break
+    found = issuer_token_endpoint(answer, issuer=issuer)
+    if known is not None:
+        known[issuer] = found
+    return found
 
 
 def is_invalid_grant(error: OAuthRejected) -> bool:
@@ -475,7 +580,7 @@ async def refresh_member_token(
     access: AuthServerAccess,
     fingerprint_key: bytes,
     now: dt.datetime | None = None,
-    token_endpoints: MutableMapping[str, str] | None = None,
+    token_endpoints: MutableMapping[str, IssuerTokenEndpoint] | None = None,
 ) -> MintedToken:
     """The member's next token set from the refresh-token grant at `issuer`'s token endpoint.
 
@@ -484,19 +589,9 @@ async def refresh_member_token(
     endpoint of one that was not. Raises `OAuthRejected` (`is_invalid_grant` when the refresh token is refused),
     `AuthServerUnavailable` and `AuthServerBlocked` like every request through the port.
     """
-    token_url = None if token_endpoints is None else token_endpoints.get(issuer)
-    if token_url is None:
-        for request in metadata_requests(issuer):
-            answer = await access.perform(request)
-            if answer.status >= 500 or answer.status == 429:
-                raise rejection(answer, url=request.url, purpose=request.purpose)
-            if answer.ok:
-                break
-        token_url = token_endpoint_of(answer, issuer=issuer)
-        if token_endpoints is not None:
-            token_endpoints[issuer] = token_url
+    endpoint = await fetch_token_endpoint(issuer, access=access, known=token_endpoints)
     client = TokenClient(
-        token_url=token_url,
+        token_url=endpoint.url,
         client_id=client_id,
         client_secret=client_secret,
         method=method,

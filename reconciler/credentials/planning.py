@@ -50,7 +50,7 @@ from reconciler.credentials.registration import (
 )
 from reconciler.credentials.rotation import ProbeOutcome
 from reconciler.credentials.stores import require_reference
-from reconciler.credentials.tokens import DEFAULT_REFRESH_AT, MintedToken, TokenAuthMethod, TokenClient
+from reconciler.credentials.tokens import DEFAULT_REFRESH_AT, MintedToken, TokenAuthMethod, TokenClient, secret_method
 from reconciler.errors import ErrorClass, ReconcilerError, RetryableError, one_line
 from reconciler.records import AuthDiscovery
 
@@ -333,10 +333,7 @@ def registered_token_client(client: RegisteredClient, *, token_url: str) -> Toke
 
 
 def _preferred_secret_method(discovery: AuthDiscovery | None) -> TokenAuthMethod:
-    advertised = discovery.token_endpoint_auth_methods_supported if discovery else ()
-    if advertised and "client_secret_basic" not in advertised and "client_secret_post" in advertised:
-        return "client_secret_post"
-    return "client_secret_basic"
+    return secret_method(None, discovery.token_endpoint_auth_methods_supported if discovery else ())
 
 
 def _scopes(auth: Mapping[str, Any]) -> tuple[str, ...]:

@@ -166,6 +166,18 @@ class TokenClient:
         return {}, {"client_id": self.client_id}
 
 
+def secret_method(declared: object, advertised: Sequence[str]) -> TokenAuthMethod:
+    """How a client secret is presented at the token endpoint: the method the spec declares, else
+    `client_secret_basic` (RFC 6749's default) unless the issuer advertises only `client_secret_post`. One rule for
+    every pre-registered client, so the code exchange, the refreshes and the revocations of a member's token
+    authenticate alike. Pure."""
+    if declared in ("client_secret_basic", "client_secret_post"):
+        return "client_secret_post" if declared == "client_secret_post" else "client_secret_basic"
+    if advertised and "client_secret_basic" not in advertised and "client_secret_post" in advertised:
+        return "client_secret_post"
+    return "client_secret_basic"
+
+
 def request_inputs(
     fingerprint_key: bytes, *, client: TokenClient, scopes: Sequence[str], resource: str | None, audience: str | None
 ) -> str:

@@ -4,8 +4,10 @@
 seal; the revocation request). This module performs: it prepares the server's client as a pass would (reusing a
 registered one), reads the issuer's metadata, exchanges the code through the probe's SSRF-guarded client, and
 writes the sealed tokens and the member's `user_tokens` row in one registry transaction, so a reconnect replaces
-both or neither. A disconnect revokes (RFC 7009, where the issuer offers it) and then deletes both. Called by the
-CLI's `connect` / `disconnect`; the loopback callback and the browser are the driver's.
+both or neither. A disconnect revokes (RFC 7009, where the issuer offers it) and then deletes both. Either may go
+through one of the server's `perMember` MCPConnections (`connection`): the tokens are then kept for it. Called by
+the CLI's `connect` / `disconnect` and `serve`'s connect service (`EngineConnector`); the loopback callback and the
+browser are the driver's.
 """
 
 from __future__ import annotations
@@ -130,7 +132,13 @@ def begin_member_login(
                 iss_required=facts.iss_parameter_supported,
                 state=state,
             )
-            client = login_token_client(record.auth, token_url=token_url, registered=prepared.client, secrets=secrets)
+            client = login_token_client(
+                record.auth,
+                token_url=token_url,
+                registered=prepared.client,
+                secrets=secrets,
+                advertised=_advertised_methods(facts, known),
+            )
             resource = record.auth.get("resource") or (known.resource if known else None)
             return MemberLogin(tenant, server, member, login, client, resource, record.allow_private, connection)
 
@@ -187,12 +195,16 @@ def disconnect_member(
     member: str,
     settings: ProbeSettings,
     public_url: str | None = None,
+    connection: str | None = None,
 ) -> Disconnection:
-    """Revoke the member's tokens where the issuer offers revocation, then delete them and their row."""
+    """Revoke the member's tokens where the issuer offers revocation, then delete them and their row; `connection`
+    for the tokens kept for one of the server's `perMember` MCPConnections rather than on the server itself."""
     check_member_id(member)
     record, discovery = _code_server(registry, tenant, server)
+    if connection is not None:
+        _member_connection(registry, record, connection)
     tenant = record.tenant
-    owner = member_token_name(server=server, connection=None, user=member)
+    owner = member_token_name(server=server, connection=connection, user=member)
     minted = _minted(registry)
     held = {
         hint: found.value
@@ -213,7 +225,13 @@ def disconnect_member(
             if facts.revocation_endpoint is None:
                 return (), "not revoked: the issuer advertises no revocation endpoint (RFC 7009)"
             token_url = record.auth.get("tokenUrl") or (known.token_url if known else None) or ""
-            client = login_token_client(record.auth, token_url=token_url, registered=prepared.client, secrets=secrets)
+            client = login_token_client(
+                record.auth,
+                token_url=token_url,
+                registered=prepared.client,
+                secrets=secrets,
+                advertised=_advertised_methods(facts, known),
+            )
             # The refresh token first: revoking it may end the access tokens issued with it (RFC 7009 §2.1).
             revoked = tuple(
                 [
@@ -227,7 +245,7 @@ def disconnect_member(
     revoked, revocation = anyio.run(run)
     with registry.transaction() as transaction:
         minted.delete(tenant, owner, transaction=transaction)
-        rows = transaction.delete_user_tokens(tenant=tenant, server=server, user_id=member)
+        rows = transaction.delete_user_tokens(tenant=tenant, server=server, user_id=member, connection=connection)
     return Disconnection(revoked=revoked, revocation=revocation, rows=rows)
 
 
@@ -272,6 +290,11 @@ def _challenged_scopes(registry: Registry, record: ServerRecord) -> tuple[str, .
     state = registry.fetch_probe_states(tenants=[record.tenant]).get((record.tenant, record.name))
     scopes = (state.last_test or {}).get("challengedScopes") if state is not None else None
     return tuple(str(scope) for scope in scopes) if isinstance(scopes, list) else ()
+
+
+def _advertised_methods(facts: IssuerFacts, known: AuthDiscovery | None) -> tuple[str, ...]:
+    """The token endpoint's client authentication methods: from the issuer's metadata, else the last discovery."""
+    return facts.token_endpoint_auth_methods or (known.token_endpoint_auth_methods_supported if known else ())
 
 
 def _origin(url: str) -> str:
@@ -322,7 +345,7 @@ class EngineConnector:
             raise TypeError(f"not a login this connector began: {type(pending).__name__}")
         finish_member_login(self._registry, pending, callback, settings=self._settings)
 
-    def disconnect(self, *, namespace: str, server: str, member: str) -> str:
+    def disconnect(self, *, namespace: str, server: str, member: str, connection: str | None = None) -> str:
         done = disconnect_member(
             self._registry,
             self._secrets,
@@ -331,5 +354,6 @@ class EngineConnector:
             member=member,
             settings=self._settings,
             public_url=self._public_url,
+            connection=connection,
         )
         return done.revocation

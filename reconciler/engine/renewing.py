@@ -100,7 +100,9 @@ def renew_member_tokens(
                 lease=dt.timedelta(seconds=3 * settings.total_timeout),
                 wait=0,
             )
-            targets = [DueMemberToken(item.token, item.server_url, item.allow_private) for item in due]
+            targets = [
+                DueMemberToken(item.token, item.server_url, item.allow_private, item.server_auth) for item in due
+            ]
             outcomes.update(await renew_member_tokens_in_batches(targets, renewal=renewal, batch_size=batch_size))
 
     anyio.run(renew_all)

@@ -4,7 +4,8 @@
 composes: `batching.py` (the engine runs), `recording.py` (status, Events, metrics) and `exports.py` (a binding's
 ConfigMap). They reach the API server through `ClusterPort` (implemented by `cluster.Cluster`, faked in tests at
 this seam), the watch's view of all objects through `IndexedObjects` (`handlers.py` adapts kopf's indexes), and the
-registry through `RegistryThreads`, so no registry call ever runs on the event loop.
+registry through `RegistryThreads`, so no registry call ever runs on the event loop. `ClusterSecretValues` lends the
+cluster's Secrets to engine work on a worker thread.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from reconciler.api import MCPTemplateBinding
 from reconciler.engine.inputs import Tenant
+from reconciler.errors import ReconcilerError
 from reconciler.operator.cluster import SecretsRead
 from reconciler.operator.events import involved_object
 from reconciler.operator.gathering import source_of
@@ -98,3 +100,23 @@ class RegistryThreads:
 
     async def run(self, call: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+
+class ClusterSecretValues:
+    """A synchronous `SecretReader` over `ClusterPort.fetch_secrets`, for engine work the operator runs on a worker
+    thread (the members' token sweep): each read is sent to the operator's event loop and waited for, bounded by
+    `timeout`. A Secret that cannot be read reads as missing, so the work reports it instead of failing."""
+
+    def __init__(self, cluster: ClusterPort, loop: asyncio.AbstractEventLoop, *, timeout: float = 30.0) -> None:
+        self._cluster = cluster
+        self._loop = loop
+        self._timeout = timeout
+
+    def read(self, namespace: str, name: str, key: str) -> str | None:
+        future = asyncio.run_coroutine_threadsafe(self._cluster.fetch_secrets(namespace, [name]), self._loop)
+        try:
+            found = future.result(timeout=self._timeout)
+        except (ReconcilerError, TimeoutError):
+            future.cancel()
+            return None
+        return found.values.get(name, {}).get(key)

@@ -34,7 +34,14 @@ from reconciler.operator.events import EventSink
 from reconciler.operator.exports import BindingExports
 from reconciler.operator.gathering import source_of
 from reconciler.operator.metrics import OperatorMetrics
-from reconciler.operator.objects import BINDING_KIND, ClusterPort, IndexedObjects, ObjectView, RegistryThreads
+from reconciler.operator.objects import (
+    BINDING_KIND,
+    ClusterPort,
+    ClusterSecretValues,
+    IndexedObjects,
+    ObjectView,
+    RegistryThreads,
+)
 from reconciler.operator.peering import AlwaysOpen, ResyncGate
 from reconciler.operator.recording import StatusRecorder
 from reconciler.operator.resyncing import ResyncScheduler
@@ -284,8 +291,10 @@ class ObjectReconciler:
     async def _renew_member_tokens(self) -> None:
         """Every `member_token_interval`, renew the due member tokens of the namespaces served by this (active)
         instance. Off the event loop and off the registry threads: a refresh waits on an authorization server.
-        Replicas racing are harmless: the registry's lease lets one refresh each token."""
+        Replicas racing are harmless: the registry's lease lets one refresh each token. A pre-registered confidential
+        client's secret is read from its Secret through the cluster port."""
         settings = ProbeSettings(allow_private_networks=self._config.allow_private_networks)
+        secrets = ClusterSecretValues(self._cluster, asyncio.get_running_loop())
         while True:
             await asyncio.sleep(
                 jittered(self._config.member_token_interval, fraction=self._config.jitter, rng=self._rng)
@@ -295,7 +304,12 @@ class ObjectReconciler:
                 continue
             try:
                 renewals = await asyncio.to_thread(
-                    renew_member_tokens, self._registry, tenants=None, namespaces=namespaces, settings=settings
+                    renew_member_tokens,
+                    self._registry,
+                    tenants=None,
+                    namespaces=namespaces,
+                    settings=settings,
+                    secrets=secrets,
                 )
             except ReconcilerError as error:
                 log.warning("renewing members' tokens: %s", error)

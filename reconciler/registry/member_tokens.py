@@ -281,7 +281,8 @@ def refreshable_tokens(
     connection: sa.Connection, *, tenants: Sequence[str] | None, namespaces: Sequence[str] | None = None
 ) -> list[RefreshableMemberToken]:
     """Every member token with a stored refresh token (of `tenants` and `namespaces`, or all), with its server's
-    URL and network switch: what the engine's runs renew when due. Tokens nobody can refresh are not read."""
+    URL, network switch and auth settings: what the engine's runs renew when due. Tokens nobody can refresh are
+    not read."""
     table = schema.user_tokens
     query = (
         sa.select(
@@ -290,6 +291,7 @@ def refreshable_tokens(
             schema.servers.c.name.label("server_name"),
             schema.servers.c.url.label("server_url"),
             schema.servers.c.allow_private.label("server_allow_private"),
+            schema.servers.c.auth.label("server_auth"),
             schema.connections.c.name.label("connection_name"),
         )
         .join(schema.servers, schema.servers.c.id == table.c.server_id)
@@ -309,6 +311,7 @@ def refreshable_tokens(
             ),
             server_url=row["server_url"],
             allow_private=bool(row["server_allow_private"]),
+            server_auth=dict(row["server_auth"] or {}),
         )
         for row in connection.execute(query).mappings()
     ]

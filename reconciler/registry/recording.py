@@ -170,8 +170,11 @@ def insert_user_token(connection: sa.Connection, token: UserTokenRecord, *, now:
     return int(connection.execute(statement).scalar_one())
 
 
-def delete_user_tokens(connection: sa.Connection, *, tenant: str, server: str, user_id: str) -> int:
-    """A member's own token rows for a server (not through a connection); how many were deleted."""
+def delete_user_tokens(
+    connection: sa.Connection, *, tenant: str, server: str, user_id: str, through: str | None = None
+) -> int:
+    """A member's own token rows for a server, on the server itself (`through` None) or through its connection
+    `through`; how many were deleted."""
     table = schema.user_tokens
     server_ids = (
         sa.select(schema.servers.c.id)
@@ -179,9 +182,18 @@ def delete_user_tokens(connection: sa.Connection, *, tenant: str, server: str, u
         .where(schema.tenants.c.slug == tenant, schema.servers.c.name == server)
         .scalar_subquery()
     )
-    statement = sa.delete(table).where(
-        table.c.server_id == server_ids, table.c.user_id == user_id, table.c.connection_id.is_(None)
-    )
+    scoped: sa.ColumnElement[bool]
+    if through is None:
+        scoped = table.c.connection_id.is_(None)
+    else:
+        connection_ids = (
+            sa.select(schema.connections.c.id)
+            .join(schema.tenants, schema.tenants.c.id == schema.connections.c.tenant_id)
+            .where(schema.tenants.c.slug == tenant, schema.connections.c.name == through)
+            .scalar_subquery()
+        )
+        scoped = table.c.connection_id == connection_ids
+    statement = sa.delete(table).where(table.c.server_id == server_ids, table.c.user_id == user_id, scoped)
     return int(connection.execute(statement).rowcount or 0)
 
 

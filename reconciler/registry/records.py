@@ -324,6 +324,8 @@ class RefreshableMemberToken:
     token: UserTokenRecord
     server_url: str
     allow_private: bool
+    server_auth: dict[str, Any] = field(default_factory=dict)
+    """The server row's `auth`: its pre-registered client, whose secret authenticates the refresh."""
 
 
 @dataclass(frozen=True)

@@ -504,9 +504,12 @@ class RegistryTransaction:
         """Store a member's own token reference (what the runtime does when a member connects); returns its id."""
         return recording.insert_user_token(self._live(), token, now=_now())
 
-    def delete_user_tokens(self, *, tenant: str, server: str, user_id: str) -> int:
-        """Forget a member's own token rows for a server (a reconnect replaces them, a disconnect ends them)."""
-        return recording.delete_user_tokens(self._live(), tenant=tenant, server=server, user_id=user_id)
+    def delete_user_tokens(self, *, tenant: str, server: str, user_id: str, connection: str | None = None) -> int:
+        """Forget a member's own token rows for a server, or for its `connection` (a reconnect replaces them, a
+        disconnect ends them)."""
+        return recording.delete_user_tokens(
+            self._live(), tenant=tenant, server=server, user_id=user_id, through=connection
+        )
 
     def put_member_token(self, token: UserTokenRecord) -> int:
         """Store a member's token set (the references of access and refresh token, issued/expiry, client,

@@ -14,7 +14,7 @@ from typing import Literal
 
 import yaml
 
-from reconciler.credentials import SecretReader
+from reconciler.credentials import SecretKeyProblem, SecretReader
 from reconciler.errors import PermanentError
 from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import open_registry
@@ -52,15 +52,20 @@ def resolve_command(
 
     `namespace_or_tenant` is the `-n` namespace (or a tenant slug). `secrets` is needed for `show_secrets`;
     when given without it, secrets are still read so a missing one shows as a blocked server.
-    `-o mcp-config` lists only ready servers and ignores `explain`. `renew_tokens` refreshes the member's due
-    tokens first (`allow_private_networks` as for probes); the local store's key must exist. `public_url` (the
-    connect service's) gives servers waiting on the member's own login a `connectUrl`.
+    `-o mcp-config` lists only ready servers and ignores `explain`. `renew_tokens` refreshes the due member and
+    organization tokens it hands out first (`allow_private_networks` as for probes; without a store key there is
+    none to refresh); the CLI renews the client-credentials tokens itself. `public_url` (the connect service's)
+    gives servers waiting on the member's own login a `connectUrl`.
     """
     registry = open_registry(registry_url, manager=manager)
     try:
         renewal = None
         if renew_tokens:
-            renewal = default_renewal(registry, probe=ProbeSettings(allow_private_networks=allow_private_networks))
+            try:
+                renewal = default_renewal(registry, probe=ProbeSettings(allow_private_networks=allow_private_networks))
+            except SecretKeyProblem:
+                renewal = None  # nothing was ever sealed: no member token to renew
+
         resolution = resolve(
             registry,
             namespace_or_tenant,

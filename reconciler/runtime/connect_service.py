@@ -2,9 +2,12 @@
 comes back to `{public URL}/oauth/callback`, and a UI polls until it is done (OpenWork's flow, ThinkWork's
 per-user tokens). One route set of `serve`, beside the MCP endpoint and the Registry API.
 
-    POST   /oauth/connections       {namespace, server, member | shared: true} → 201 {id, authorizationUrl, ...}
-    GET    /oauth/connections/{id}                               → {id, status, server, member, error}
-    DELETE /oauth/connections       {namespace, server, member | shared: true} → {disconnected, revocation}
+    POST   /oauth/connections  {namespace, server, member | shared: true, connection?} → 201 {id, authorizationUrl, …}
+    GET    /oauth/connections/{id}                                → {id, status, server, member, error}
+    DELETE /oauth/connections  {namespace, server, member | shared: true, connection?} → {disconnected, revocation}
+
+`connection` names one of the server's `perMember` MCPConnections: the member logs in through it and the tokens
+are kept for it (as a connect link naming a connection does); a disconnect naming it clears only those.
     GET    /oauth/callback          (the authorization server's redirect) → a small page that says how it went
     GET    /oauth/connect?link=…    (a member's browser, from a resolution's connectUrl) → 302 to a fresh login
 
@@ -76,7 +79,7 @@ class Connector(Protocol):
 
     def finish(self, pending: PendingLogin, callback: dict[str, str]) -> None: ...
 
-    def disconnect(self, *, namespace: str, server: str, member: str) -> str: ...
+    def disconnect(self, *, namespace: str, server: str, member: str, connection: str | None = None) -> str: ...
 
 
 @dataclass
@@ -177,8 +180,8 @@ class ConnectService:
         fields = await _member_fields(request)
         if isinstance(fields, Response):
             return fields
-        namespace, server, member = fields
-        connection = await self._begin(namespace=namespace, server=server, member=member)
+        namespace, server, member, through = fields
+        connection = await self._begin(namespace=namespace, server=server, member=member, through=through)
         if isinstance(connection, _Refusal):
             return JSONResponse({"error": connection.message}, connection.status)
         assert connection.pending is not None
@@ -273,10 +276,12 @@ class ConnectService:
         fields = await _member_fields(request)
         if isinstance(fields, Response):
             return fields
-        namespace, server, member = fields
+        namespace, server, member, through = fields
         try:
             revocation = await anyio.to_thread.run_sync(
-                lambda: self._connector.disconnect(namespace=namespace, server=server, member=member)
+                lambda: self._connector.disconnect(
+                    namespace=namespace, server=server, member=member, connection=through
+                )
             )
         except ReconcilerError as err:
             return JSONResponse({"error": str(err)}, 400)
@@ -308,17 +313,28 @@ class ConnectRoutes:
         await self._app(scope, receive, send)
 
 
-async def _member_fields(request: Request) -> tuple[str, ...] | Response:
-    """`{namespace, server, member}` (or `shared: true` for the organization's connection instead of a member)
-    from a JSON body, or the 4xx answer that says what is wrong with it."""
+async def _member_fields(request: Request) -> tuple[str, str, str, str | None] | Response:
+    """`{namespace, server, member}` (or `shared: true` for the organization's connection instead of a member) and
+    the optional `connection` (a `perMember` MCPConnection of the server) from a JSON body, or the 4xx answer that
+    says what is wrong with it."""
     body = await _json_body(request)
     if isinstance(body, Response):
         return body
+    through = body.get("connection")
+    if through is not None and (not isinstance(through, str) or not through):
+        return JSONResponse({"error": "connection: not a string (the name of a perMember MCPConnection)"}, 400)
     if body.get("shared") is True:
         if "member" in body:
             return JSONResponse({"error": "give a member or shared: true, not both"}, 400)
+        if through is not None:
+            refused = "shared: true connects the organization on the server; a perMember connection is for members"
+            return JSONResponse({"error": refused}, 400)
         body = {**body, "member": ORGANIZATION_MEMBER}
-    return _fields(body, "namespace", "server", "member")
+    fields = _fields(body, "namespace", "server", "member")
+    if isinstance(fields, Response):
+        return fields
+    namespace, server, member = fields
+    return namespace, server, member, through
 
 
 async def _json_body(request: Request) -> dict[str, Any] | Response:

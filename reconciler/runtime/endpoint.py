@@ -43,6 +43,7 @@ from reconciler.runtime.linking import registry_link_key
 from reconciler.runtime.membership import MemberCoverage, plan_member_coverage
 from reconciler.runtime.publishing import DEFAULT_NAME_PREFIX
 from reconciler.runtime.registry_api import CallerDirectory, PathDispatcher, build_registry_api
+from reconciler.runtime.renewing import OnDemandRenewal
 from reconciler.runtime.resolving import UnknownTenant, resolve
 
 DEFAULT_HOST = "127.0.0.1"
@@ -102,11 +103,14 @@ def build_mcp_server(
     plan_manifests: ManifestPlanner | None = None,
     platform_tenant: str | None = None,
     public_url: str | None = None,
+    renewing: OnDemandRenewal | None = None,
 ) -> MCPServer:
     """The read-only MCP server over an open registry (no transport, no auth: see `build_mcp_app`).
 
     `platform_tenant`: the platform whose featured servers `resolve_template` offers every tenant last.
     `public_url`: where the connect service listens; `resolve_template` then hands members connect links.
+    `renewing`: `resolve_template` first renews the due tokens it hands out, as the CLI's `resolve` does (None:
+    it renews nothing). Only token rows and sealed values change: nothing a registration declares.
     """
     with _host_logging_kept():
         server = MCPServer(
@@ -155,6 +159,9 @@ def build_mcp_server(
             explain=explain,
             platform_tenant=platform_tenant,
             public_url=public_url,
+            renew_tokens=renewing is not None,
+            renewal=renewing.renewal(registry) if renewing is not None else None,
+            client_credentials=renewing.client_credentials if renewing is not None else None,
         )
         return resolution.to_json()
 
@@ -182,14 +189,19 @@ def build_mcp_app(
     host: str = DEFAULT_HOST,
     platform_tenant: str | None = None,
     public_url: str | None = None,
+    renewing: OnDemandRenewal | None = None,
 ) -> ASGIApp:
     """The bearer-protected streamable-HTTP app (served at `/mcp`); the caller keeps `registry` open meanwhile.
 
     `host` is where it will listen: on 127.0.0.1/localhost the SDK also rejects foreign Host/Origin headers.
-    `public_url` as for `build_mcp_server`.
+    `public_url` and `renewing` as for `build_mcp_server`.
     """
     server = build_mcp_server(
-        registry, plan_manifests=plan_manifests, platform_tenant=platform_tenant, public_url=public_url
+        registry,
+        plan_manifests=plan_manifests,
+        platform_tenant=platform_tenant,
+        public_url=public_url,
+        renewing=renewing,
     )
     app = server.streamable_http_app(streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host)
     return BearerTokenGate(app, token=token)
@@ -259,6 +271,7 @@ def build_serving_app(
     platform_tenant: str | None = None,
     public_url: str | None = None,
     connector: Connector | None = None,
+    renewing: OnDemandRenewal | None = None,
 ) -> ASGIApp:
     """What `serve` runs: the MCP endpoint at `/mcp` and the Registry API (v0.1) at `/v0.1`, one process.
 
@@ -268,6 +281,7 @@ def build_serving_app(
     (where this app is reachable), it also publishes the CIMD document the reconciler's client id points to, and
     with a `connector` too it serves the connect service (`connect_service.py`) under `/oauth/`, which opens the
     connect links `resolve_template` hands out (signed with a key derived from the registry's store key).
+    `renewing`: what `resolve_template` renews first (see `build_mcp_server`).
     """
     directory = callers or CallerDirectory(platform_token=token)
     api = build_registry_api(registry, callers=directory, prefix=name_prefix, platform_tenant=platform_tenant)
@@ -279,6 +293,7 @@ def build_serving_app(
         host=host,
         platform_tenant=platform_tenant,
         public_url=public_url if connecting else None,
+        renewing=renewing,
     )
     app: ASGIApp = PathDispatcher(api, mcp_app)
     if public_url and connector is not None:
@@ -301,9 +316,11 @@ def serve_mcp(
     platform_tenant: str | None = None,
     public_url: str | None = None,
     connector_for: Callable[[Registry], Connector] | None = None,
+    renewing: OnDemandRenewal | None = None,
 ) -> None:
     """Serve the endpoint and the Registry API until interrupted (blocking); the registry is opened here.
-    `connector_for` builds the connect service's logins over that registry (the CLI passes the engine's)."""
+    `connector_for` builds the connect service's logins over that registry (the CLI passes the engine's);
+    `renewing` is what the endpoint's `resolve_template` renews first (the CLI passes the engine's minting too)."""
     registry = open_registry(registry_url, manager=manager)
     try:
         app = build_serving_app(
@@ -316,6 +333,7 @@ def serve_mcp(
             name_prefix=name_prefix,
             platform_tenant=platform_tenant,
             public_url=public_url,
+            renewing=renewing,
         )
         log.info("serving the registry %s read-only at http://%s:%d%s and /v0.1", registry.url, host, port, MCP_PATH)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

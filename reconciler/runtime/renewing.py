@@ -1,7 +1,10 @@
 """Members' tokens kept usable: storing a member's token set, and refreshing the due ones before a resolution.
 
 Called by `resolving.resolve` when asked to `renew_tokens`, and by whatever completes a member's connect flow
-(`store_member_tokens`). A member token is due once `refresh_at` (0.8) of its lifetime has passed. The refresh
+(`store_member_tokens`). A resolution renews only what it is about to hand out (`tokens_handed_out`: the member's
+own token for a server or connection, else the organization's it falls back to); client-credentials tokens are
+the engine's to mint, so a driver passes their renewal in (`ClientCredentialsRenewal`). A member token is due once
+`refresh_at` (0.8) of its lifetime has passed. The refresh
 itself, single-flight under the registry's lease, is the credentials package's `renew_member_token`; this module
 passes it the ports: the registry, the local store, and the probe's authorization-server adapter (SSRF-guarded,
 bounded), and runs it from the synchronous `resolve`.
@@ -19,11 +22,12 @@ import datetime as dt
 import os
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from reconciler.credentials import (
     MemberTokenRenewal,
     MintedSecretStore,
+    SecretKeyProblem,
     SecretReader,
     load_store_key,
     renew_member_token,
@@ -37,6 +41,7 @@ from reconciler.credentials.tokens import DEFAULT_REFRESH_AT
 from reconciler.probe.authserver import ProbeAuthServer
 from reconciler.probe.settings import ProbeSettings
 from reconciler.probe.transports import ProbeHttp
+from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.registry import Registry
 from reconciler.registry.records import ServerRecord, UserTokenRecord
 
@@ -61,6 +66,43 @@ class TokenRenewal:
     @property
     def lease(self) -> dt.timedelta:
         return dt.timedelta(seconds=3 * self.probe.total_timeout)
+
+
+class ClientCredentialsRenewal(Protocol):
+    """Renews the due client-credentials tokens of one tenant (a slug) before a resolution hands them out; never
+    raises for a server that cannot be renewed (its token stays as it is). The CLI and `serve` pass the engine's
+    (`engine.refreshing.renew_client_credentials`): the runtime does not mint."""
+
+    def __call__(self, registry: Registry, tenant: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class OnDemandRenewal:
+    """What a long-running resolver (`serve`'s MCP endpoint) renews before each resolution, as the CLI's `resolve`
+    does by default: the due member and organization tokens it hands out (requests bounded and guarded by `probe`)
+    and, through `client_credentials`, the minted client-credentials tokens."""
+
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    client_credentials: ClientCredentialsRenewal | None = None
+
+    def renewal(self, registry: Registry) -> TokenRenewal | None:
+        """The member-token renewal over the store key; None while there is no key (nothing was ever sealed)."""
+        try:
+            return default_renewal(registry, probe=self.probe)
+        except SecretKeyProblem:
+            return None
+
+
+def tokens_handed_out(tokens: Sequence[UserTokenRecord], *, user: str | None) -> list[UserTokenRecord]:
+    """The tokens a resolution for `user` would hand out: per server and connection, the member's own, else the
+    organization's shared one (the only one without a member). Pure."""
+    chosen: dict[tuple[str, str | None], UserTokenRecord] = {}
+    for token in tokens:
+        where = (token.server, token.connection)
+        own = user is not None and token.user_id == user
+        if own or (token.user_id == ORGANIZATION_MEMBER and where not in chosen):
+            chosen[where] = token
+    return list(chosen.values())
 
 
 def default_renewal(registry: Registry, *, probe: ProbeSettings | None = None) -> TokenRenewal:
@@ -116,7 +158,13 @@ async def _renew_all(
             poll_interval=renewal.poll_interval,
         )
         for token, server in due:
-            await renew_member_token(token, server_url=server.url, allow_private=server.allow_private, renewal=ports)
+            await renew_member_token(
+                token,
+                server_url=server.url,
+                allow_private=server.allow_private,
+                server_auth=server.auth,
+                renewal=ports,
+            )
 
 
 def _run(coroutine: Coroutine[Any, Any, _T], *, timeout: float) -> _T:

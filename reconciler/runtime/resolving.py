@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from reconciler.api.times import format_time
 from reconciler.credentials import (
     MintedSecretStore,
+    SecretKeyProblem,
     SecretReader,
     fingerprint,
     is_local_reference,
@@ -30,7 +31,14 @@ from reconciler.registry import Registry
 from reconciler.registry.lookups import ResolutionInputs
 from reconciler.runtime.deciding import Caller, Decisions, HeaderSource, ServerDecision, decide
 from reconciler.runtime.linking import ConnectLinks, links_for
-from reconciler.runtime.renewing import MemberTokenValues, TokenRenewal, default_renewal, renew_due_tokens
+from reconciler.runtime.renewing import (
+    ClientCredentialsRenewal,
+    MemberTokenValues,
+    TokenRenewal,
+    default_renewal,
+    renew_due_tokens,
+    tokens_handed_out,
+)
 from reconciler.runtime.resolution import MASK, Resolution, ResolvedServer, ServerState, ToolNamespace
 
 
@@ -57,6 +65,7 @@ def resolve(
     renew_tokens: bool = False,
     renewal: TokenRenewal | None = None,
     public_url: str | None = None,
+    client_credentials: ClientCredentialsRenewal | None = None,
 ) -> Resolution:
     """The servers, URLs, headers and tools `template` gets for this agent and member.
 
@@ -71,9 +80,13 @@ def resolve(
     expired: an expired one that cannot be refreshed makes its server `needs_reauthorization`. `namespace_tools`
     names tools `mcp:<server>:<tool>` (`True` or `"server"`) or `mcp:<connection>:<tool>` (`"connection"`).
 
-    With `renew_tokens`, the member's tokens past 80% of their lifetime are refreshed first (single-flight across
-    concurrent resolutions; `renewing`), with `renewal` (default: `default_renewal(registry)`), and the sealed
-    values it stores are read from its local store.
+    `renew_tokens` is the one switch for renewing, before the rows are read, the due tokens (past 80% of their
+    lifetime) this resolution is about to hand out: the member's own, else the organization's shared one it falls
+    back to (single-flight across concurrent resolutions; `renewing`), with `renewal` (default:
+    `default_renewal(registry)`; without a store key there is no sealed token to renew), and the client-credentials
+    tokens, through `client_credentials` when the caller passes the engine's. The sealed values it stores are read
+    from its local store. The CLI's `resolve` and `serve`'s endpoint renew by default; a library call only when
+    asked, since renewing sends requests to authorization servers.
 
     With `public_url` (where the connect service of `serve` is reachable: its `--public-url`), a server that waits on
     the member's own login (`needs_connection`, `needs_reauthorization`) carries a `connect_url`: a signed link,
@@ -84,11 +97,18 @@ def resolve(
         raise ValueError("show_secrets needs a secret source to read header values from")
     team_names = tuple(dict.fromkeys(teams))
     caller = Caller(agent=agent, user=user, teams=team_names)
-    if renew_tokens and user is not None:
-        renewal = renewal or default_renewal(registry)
-        _renew_member_tokens(
-            registry, tenant, template=template, caller=caller, renewal=renewal, secrets=secrets, now=now
-        )
+    if renew_tokens:
+        if client_credentials is not None and (found := registry.find_tenant(tenant)) is not None:
+            client_credentials(registry, found.slug)
+        if renewal is None:
+            try:
+                renewal = default_renewal(registry)
+            except SecretKeyProblem:
+                renewal = None  # no store key: no member token was ever sealed, so none is due
+        if renewal is not None:
+            _renew_member_tokens(
+                registry, tenant, template=template, caller=caller, renewal=renewal, secrets=secrets, now=now
+            )
     if renewal is not None and secrets is not None:
         secrets = MemberTokenValues(secrets, renewal.minted)
     inputs, decisions = fetch_decisions(
@@ -219,13 +239,15 @@ def _renew_member_tokens(
     secrets: SecretReader | None,
     now: dt.datetime | None,
 ) -> None:
-    """Refresh the caller's due tokens among the offered servers' before the rows are read for the decision."""
+    """Refresh the due tokens the caller would be handed among the offered servers' (the member's own, else the
+    organization's) before the rows are read for the decision."""
     inputs = registry.fetch_resolution_inputs(tenant, template=template, user=caller.user, teams=caller.teams)
     if inputs is None or not inputs.tokens:
         return
     servers = {row.server.name: row.server for row in inputs.bound}
+    handed_out = tokens_handed_out(inputs.tokens, user=caller.user)
     renew_due_tokens(
-        registry, inputs.tokens, servers, renewal=renewal, secrets=secrets, now=now or dt.datetime.now(dt.UTC)
+        registry, handed_out, servers, renewal=renewal, secrets=secrets, now=now or dt.datetime.now(dt.UTC)
     )
 
 

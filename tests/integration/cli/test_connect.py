@@ -239,7 +239,7 @@ def test_deleting_the_server_revokes_and_removes_its_members_tokens(
 def test_a_connected_members_token_is_refreshed_with_what_connect_stored(
     tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
 ) -> None:
-    """connect records the refresh token, client and issuer; `resolve --renew-tokens` refreshes with them."""
+    """connect records the refresh token, client and issuer; `resolve` refreshes with them (by default)."""
     folder = code_folder(tmp_path, oauth_servers.protected)
     assert run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)[0] == 0
     oauth_servers.main.token_lifetime = 2
@@ -252,9 +252,7 @@ def test_a_connected_members_token_is_refreshed_with_what_connect_stored(
     expired, _ = resolve_for(registry_url, "alice")
     assert expired["state"] != "ready", expired
     oauth_servers.main.token_lifetime = 3600  # the refreshed token stays valid however slow the machine is
-    renewed, text = resolve_for(
-        registry_url, "alice", "--renew-tokens", "--allow-private-networks", "--show-secrets", "-f", folder
-    )
+    renewed, text = resolve_for(registry_url, "alice", "--allow-private-networks", "--show-secrets", "-f", folder)
     assert renewed["state"] == "ready", (renewed, text)
     assert renewed["headers"]["Authorization"] not in first
     assert oauth_servers.main.grant_counts["refresh_token"] == 1
@@ -337,3 +335,111 @@ def test_deleting_a_connection_revokes_the_tokens_members_obtained_through_it(
         assert registry.count_user_tokens(tenants=["acme"]) == {}
         assert not [s for s in registry.fetch_local_secrets("acme") if s.name.startswith("member_")]
         assert registry.fetch_oauth_clients(tenant="acme", server="crm"), "the server and its client stay"
+
+
+PRESET_CLIENT_ID = "crm-app"
+PRESET_SECRET = "preset-client-secret-7f3a"
+PRESET_CONFIDENTIAL = {
+    "type": "oauthAuthorizationCode",
+    "pkce": "confidential",
+    "clientId": {"value": PRESET_CLIENT_ID},
+    "clientSecret": {"secretKeyRef": {"name": "creds", "key": "client-secret"}},
+}
+
+
+@pytest.mark.parametrize("issuer", ["main", "post_only"])
+def test_a_pre_registered_confidential_client_connects_and_refreshes_as_itself(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers, caplog: pytest.LogCaptureFixture, issuer: str
+) -> None:
+    """A client registered at the issuer by hand (spec.auth.clientId + clientSecret, never in `oauth_clients`)
+    authenticates with its secret, by the method the issuer advertises, both when the code is exchanged and when
+    the member's token is refreshed; a public-client refresh would be refused with invalid_client."""
+    server = getattr(oauth_servers, issuer)
+    url = oauth_servers.protected if issuer == "main" else oauth_servers.protected_post_only
+    method = "client_secret_basic" if issuer == "main" else "client_secret_post"
+    server.add_client(
+        PRESET_CLIENT_ID, PRESET_SECRET, method=method,
+        grant_types=("authorization_code", "refresh_token"), redirect_uris=("http://127.0.0.1/oauth/callback",),
+    )  # fmt: skip
+    folder = granted_folder(tmp_path, url, PRESET_CONFIDENTIAL, client_secret=PRESET_SECRET)
+    code, out, err = run("apply", "-f", folder, "--allow-private-networks", "--registry", registry_url)
+    assert code == 0, out + err
+    with open_registry(registry_url) as registry:
+        assert registry.fetch_oauth_clients(tenant="acme", server="crm") == [], "a pre-registered client is not kept"
+    server.token_lifetime = 2
+    running = Connecting(
+        "connect", "crm", "-n", "acme", "--member", "alice", "--timeout", str(BOUND_SECONDS),
+        "-f", folder, "--allow-private-networks", "--registry", registry_url,
+    )  # fmt: skip
+    page = httpx2.get(running.url(), follow_redirects=True, timeout=BOUND_SECONDS)
+    assert page.status_code == 200, page.text
+    code, printed = running.result()
+    assert code == 0, printed
+    assert server.grant_counts["authorization_code"] == 1
+    first = {f"Bearer {value}" for value in server.issued_values()}
+    time.sleep(2.5)
+    server.token_lifetime = 3600  # the refreshed token stays valid however slow the machine is
+
+    renewed, text = resolve_for(registry_url, "alice", "--allow-private-networks", "--show-secrets", "-f", folder)
+
+    assert renewed["state"] == "ready", (renewed, text)
+    assert server.grant_counts["refresh_token"] == 1
+    assert renewed["headers"]["Authorization"] not in first
+    assert probe(url, renewed["headers"]).ok
+    assert set(server.seen_client_ids) <= {PRESET_CLIENT_ID}
+    assert PRESET_SECRET not in printed + text + caplog.text
+    with open_registry(registry_url) as registry:
+        assert PRESET_SECRET not in json.dumps(registry.dump(), default=str)
+
+
+def test_a_member_connects_and_disconnects_through_a_per_member_connection(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers
+) -> None:
+    """`--connection NAME`: the login goes through the server's perMember MCPConnection, the token is kept for it,
+    and `disconnect --connection` revokes and clears exactly that one."""
+    folder = Path(code_folder(tmp_path, oauth_servers.protected))
+    objects = [
+        {
+            "apiVersion": "mcp.reconciler.dev/v1alpha1",
+            "kind": "MCPConnection",
+            "metadata": {"name": "crm-members", "namespace": "acme"},
+            "spec": {"serverRef": "crm", "scope": "platform", "credentialMode": "perMember"},
+        },
+        {
+            "apiVersion": "mcp.reconciler.dev/v1alpha1",
+            "kind": "MCPAccessGrant",
+            "metadata": {"name": "members", "namespace": "acme"},
+            "spec": {"target": {"connectionRef": "crm-members"}, "subjects": [{"kind": "Organization"}]},
+        },
+    ]
+    (folder / "connection.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    assert run("apply", "-f", str(folder), "--allow-private-networks", "--registry", registry_url)[0] == 0
+    code, _, err = run("connect", "crm", "-n", "acme", "--shared", "--connection", "crm-members",
+                       "--registry", registry_url)  # fmt: skip
+    assert code == 1 and "give --member with it" in err, err
+    code, _, err = run("connect", "crm", "-n", "acme", "--member", "alice", "--connection", "crm-gone",
+                       "--allow-private-networks", "--registry", registry_url)  # fmt: skip
+    assert code == 1 and "MCPConnection acme/crm-gone is not in registry" in err, err
+
+    running = Connecting(
+        "connect", "crm", "-n", "acme", "--member", "alice", "--connection", "crm-members",
+        "--timeout", str(BOUND_SECONDS), "--allow-private-networks", "--registry", registry_url,
+    )  # fmt: skip
+    assert httpx2.get(running.url(), follow_redirects=True, timeout=BOUND_SECONDS).status_code == 200
+    code, printed = running.result()
+    assert code == 0 and "Connected: member alice on acme/crm through connection crm-members" in printed, printed
+    alice, _ = resolve_for(registry_url, "alice", "--show-secrets", "-f", str(folder))
+    assert (alice["state"], alice["connection"]) == ("ready", "crm-members"), alice
+    token = alice["headers"]["Authorization"].removeprefix("Bearer ")
+    assert probe(oauth_servers.protected, alice["headers"]).ok
+
+    code, out, err = run("disconnect", "crm", "-n", "acme", "--member", "alice", "--connection", "crm-members",
+                         "--allow-private-networks", "--registry", registry_url)  # fmt: skip
+    assert code == 0 and "through connection crm-members" in out and "revoked at" in out, out + err
+    assert oauth_servers.main.revoked[:1] == ["refresh_token"]
+    assert not probe(oauth_servers.protected, {"Authorization": f"Bearer {token}"}).ok
+    after, _ = resolve_for(registry_url, "alice")
+    assert after["state"] == "needs_connection"
+    with open_registry(registry_url) as registry:
+        assert registry.count_user_tokens(tenants=["acme"]) == {}
+        assert not [s for s in registry.fetch_local_secrets("acme") if s.name.startswith("member_")]

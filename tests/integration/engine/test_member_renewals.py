@@ -27,10 +27,12 @@ from reconciler.credentials import (
     RenewalOutcome,
     renew_member_tokens_in_batches,
 )
+from reconciler.engine.inputs import StaticSecrets
 from reconciler.engine.renewing import renew_member_tokens
 from reconciler.probe import ProbeAuthServer, ProbeHttp, ProbeSettings
 from reconciler.records import OAuthClientRecord
 from reconciler.registry import Registry
+from reconciler.registry.records import ServerRecord, TenantRecord
 from reconciler.runtime import store_member_tokens
 from tests.fixtures.authorization_server import OAuthServers
 from tests.integration.runtime.test_token_renewal import (
@@ -46,6 +48,7 @@ from tests.integration.runtime.test_token_renewal import (
 
 LOCAL = ProbeSettings(allow_private_networks=True, total_timeout=10)
 RACERS = 4
+PRESET_ID = "crm-app"
 JOIN_SECONDS = 120
 _T = TypeVar("_T")
 
@@ -219,6 +222,52 @@ def test_a_refused_refresh_token_is_counted_and_forgotten(
     (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
     assert row.refresh_token_ref is None
     assert renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL).summary() is None
+
+
+def test_a_run_refreshes_as_the_servers_pre_registered_confidential_client(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spec's client (clientId + clientSecret, never in `oauth_clients`) authenticates the refresh with its
+    secret, read from the Secret the row references: as a public client the issuer refuses it (invalid_client)."""
+    caplog.set_level(logging.DEBUG)
+    secret = "preset-secret-9c1d"
+    main = oauth_servers.main
+    main.add_client(PRESET_ID, secret, grant_types=("authorization_code", "refresh_token"))
+    with registry.transaction() as tx:
+        tx.ensure_tenants([TenantRecord(slug=TENANT, namespace=f"{TENANT}-ns")])
+        tx.insert(
+            [
+                ServerRecord(
+                    tenant=TENANT,
+                    name=SERVER,
+                    url=oauth_servers.protected,
+                    auth_type="oauthAuthorizationCode",
+                    auth={"pkce": "confidential", "clientId": PRESET_ID, "clientSecretRef": "acme-ns/crm-app#secret"},
+                    allow_private=True,
+                )
+            ]
+        )
+    token = main.member_token_set(
+        PRESET_ID,
+        resource=oauth_servers.protected,
+        issued_at=dt.datetime.now(dt.UTC) - LIFETIME * 0.9,
+        lifetime=LIFETIME,
+    )
+    store_member_tokens(
+        registry, MintedSecretStore(registry, key), token, tenant=TENANT, server=SERVER, user="alice",
+        client_id=PRESET_ID, issuer=main.issuer,
+    )  # fmt: skip
+    secrets = StaticSecrets({("acme-ns", "crm-app"): {"secret": secret}})
+
+    without = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL)
+    renewed = renew_member_tokens(registry, tenants={TENANT}, settings=LOCAL, secrets=secrets)
+
+    assert without.outcomes == {RenewalOutcome.FAILED: 1}, "no secret to read: the client is not authenticated"
+    assert renewed.outcomes == {RenewalOutcome.RENEWED: 1}
+    assert main.grant_counts["refresh_token"] == 1
+    (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert row.client_id == PRESET_ID and row.issued_at is not None and row.issued_at > token.issued_at
+    assert secret not in caplog.text
 
 
 def test_without_the_local_stores_key_nothing_is_renewed(

@@ -6,21 +6,24 @@ Only the active instance sweeps (a paused peer sends nothing), and closing the r
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.credentials import KEY_ENV
+from reconciler.credentials import KEY_ENV, MintedSecretStore
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.reconciling import ObjectReconciler
 from reconciler.registry import Registry, open_registry
+from reconciler.registry.records import ServerRecord, TenantRecord
+from reconciler.runtime import store_member_tokens
 from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
 from tests.fixtures.operator_seams import FakeCluster, RecordingSink
 from tests.integration.engine.test_member_renewals import _alice
-from tests.integration.runtime.test_token_renewal import SERVER, TENANT
+from tests.integration.runtime.test_token_renewal import LIFETIME, SERVER, TENANT
 from tests.unit.operator.bodies import NOW, server
 from tests.unit.operator.test_reconciling import ClosedGate, StaticObjects, run_resyncs
 
@@ -92,3 +95,58 @@ def test_a_paused_instance_does_not_sweep(registry: Registry, oauth_servers: OAu
 
     assert gate.asked, "the sweep asked the gate"
     assert oauth_servers.main.token_requests == 0
+
+
+def test_the_sweep_reads_a_pre_registered_confidential_clients_secret_from_the_cluster(
+    registry: Registry, oauth_servers: OAuthServers, key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spec's client (clientId + clientSecret, no `oauth_clients` row) authenticates the sweep's refresh with
+    the value of its Secret, read through the cluster port on the operator's event loop."""
+    secret = "preset-secret-operator-51e2"
+    main = oauth_servers.main
+    main.add_client("crm-app", secret, grant_types=("authorization_code", "refresh_token"))
+    with registry.transaction() as tx:
+        tx.ensure_tenants([TenantRecord(slug=TENANT, namespace=f"{TENANT}-ns")])
+        tx.insert(
+            [
+                ServerRecord(
+                    tenant=TENANT,
+                    name=SERVER,
+                    url=oauth_servers.protected,
+                    auth_type="oauthAuthorizationCode",
+                    auth={
+                        "pkce": "confidential",
+                        "clientId": "crm-app",
+                        "clientSecretRef": f"{TENANT}-ns/crm-app#secret",
+                    },
+                    allow_private=True,
+                )
+            ]
+        )
+    issued_at = dt.datetime.now(dt.UTC) - LIFETIME * 0.9
+    token = main.member_token_set("crm-app", resource=oauth_servers.protected, issued_at=issued_at, lifetime=LIFETIME)
+    store_member_tokens(
+        registry, MintedSecretStore(registry, key), token, tenant=TENANT, server=SERVER, user="alice",
+        client_id="crm-app", issuer=main.issuer,
+    )  # fmt: skip
+    cluster = FakeCluster()
+    cluster.secrets["crm-app"] = ({"secret": secret}, True)
+    config = OperatorConfig(
+        resync_interval=3600, jitter=0.1, member_token_interval=0.05, allow_private_networks=True, probe=True
+    )
+    reconciler = ObjectReconciler(
+        registry=registry, cluster=cluster, events=RecordingSink(), metrics=OperatorMetrics(), config=config,
+        clock=lambda: NOW,
+    )  # fmt: skip
+
+    run_resyncs(
+        reconciler,
+        StaticObjects(_object_in_the_tenants_namespace()),
+        seconds=SWEEP_SECONDS,
+        until=lambda: main.grant_counts["refresh_token"] >= 1,
+    )
+
+    assert main.grant_counts["refresh_token"] == 1
+    (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert row.issued_at is not None and row.issued_at > issued_at
+    assert secret not in caplog.text

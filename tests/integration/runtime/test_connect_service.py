@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+import yaml
 
 from reconciler.demo.serving import ServerLoop
 from reconciler.engine.connecting import EngineConnector
@@ -130,3 +131,75 @@ def test_the_service_refuses_what_it_should(served: str, oauth_servers: OAuthSer
         assert page.status_code == 400 and "access_denied" in page.text
         status = http.get(str(started["statusUrl"]), headers=PLATFORM).json()
         assert status["status"] == "failed" and "access_denied" in status["error"]
+
+
+CONNECTION_OBJECTS = [
+    {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPConnection",
+        "metadata": {"name": "crm-members", "namespace": "acme"},
+        "spec": {"serverRef": "crm", "scope": "platform", "credentialMode": "perMember"},
+    },
+    {
+        "apiVersion": "mcp.reconciler.dev/v1alpha1",
+        "kind": "MCPAccessGrant",
+        "metadata": {"name": "members", "namespace": "acme"},
+        "spec": {"target": {"connectionRef": "crm-members"}, "subjects": [{"kind": "Organization"}]},
+    },
+]
+
+
+def test_a_platform_connects_and_disconnects_a_member_through_a_per_member_connection(
+    tmp_path: Path, registry_url: str, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    """`connection` in the body: the login goes through the server's perMember MCPConnection and the tokens are
+    kept for it; a DELETE on the server itself leaves them, one naming the connection revokes and clears them."""
+    folder = Path(
+        granted_folder(tmp_path, oauth_servers.protected, {"type": "oauthAuthorizationCode", "pkce": "public"})
+    )
+    (folder / "connection.yaml").write_text(yaml.safe_dump_all(CONNECTION_OBJECTS, sort_keys=False))
+    code, out, err = run("apply", "-f", str(folder), "--allow-private-networks", "--registry", registry_url)
+    assert code == 0, out + err
+    connector = EngineConnector(registry, secrets=StaticSecrets(), settings=LOCAL, public_url=None)
+    alice = {"namespace": "acme", "server": "crm", "member": "alice", "connection": "crm-members"}
+    with ServerLoop() as loop:
+        served = loop.serve_asgi(
+            lambda url: build_serving_app(registry, token=TOKEN, public_url=url, connector=connector)
+        )
+        with httpx2.Client(timeout=TIMEOUT) as http:
+            gone = http.post(f"{served}/oauth/connections", headers=PLATFORM, json={**alice, "connection": "crm-gone"})
+            assert gone.status_code == 400 and "MCPConnection acme/crm-gone is not in registry" in gone.text
+            shared = {"namespace": "acme", "server": "crm", "shared": True, "connection": "crm-members"}
+            both = http.post(f"{served}/oauth/connections", headers=PLATFORM, json=shared)
+            assert both.status_code == 400 and "perMember connection is for members" in both.text
+            assert (
+                http.post(f"{served}/oauth/connections", headers=PLATFORM, json={**alice, "connection": 7}).status_code
+                == 400
+            )
+
+            started = http.post(f"{served}/oauth/connections", headers=PLATFORM, json=alice)
+            assert started.status_code == 201, started.text
+            assert started.json()["connection"] == "crm-members"
+            page = http.get(started.json()["authorizationUrl"], follow_redirects=True)
+            assert page.status_code == 200 and "Connected" in page.text, page.text
+
+            (resolved,) = resolve(registry, "acme", user="alice", secrets=StaticSecrets(), show_secrets=True).servers
+            assert (resolved.state, resolved.connection) == ("ready", "crm-members"), resolved.reason
+            token = resolved.headers["Authorization"].removeprefix("Bearer ")
+            (row,) = registry.dump()["user_tokens"]
+            assert row["connection_id"] is not None, "kept for the connection"
+
+            on_server = {key: value for key, value in alice.items() if key != "connection"}
+            kept = http.request("DELETE", f"{served}/oauth/connections", headers=PLATFORM, json=on_server)
+            assert kept.status_code == 200 and "nothing to revoke" in kept.json()["revocation"], kept.text
+            assert len(registry.dump()["user_tokens"]) == 1, "the server's own disconnect leaves the connection's"
+
+            cleared = http.request("DELETE", f"{served}/oauth/connections", headers=PLATFORM, json=alice)
+            assert cleared.status_code == 200 and "revoked at" in cleared.json()["revocation"], cleared.text
+
+    assert oauth_servers.main.revoked[:1] == ["refresh_token"]
+    assert not probe(oauth_servers.protected, {"Authorization": f"Bearer {token}"}).ok
+    dumped = registry.dump()
+    assert dumped["user_tokens"] == [] and not [s for s in dumped["local_secrets"] if s["name"].startswith("member_")]
+    (after,) = resolve(registry, "acme", user="alice").servers
+    assert after.state == "needs_connection"

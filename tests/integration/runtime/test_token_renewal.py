@@ -1,5 +1,6 @@
-"""`resolve(..., renew_tokens=True)` refreshes a member's due token against the real fixture authorization server,
-on SQLite and PostgreSQL.
+"""`resolve(..., renew_tokens=True)` refreshes the due tokens it hands out (a member's own, else the organization's)
+against the real fixture authorization server, on SQLite and PostgreSQL; the CLI's `resolve` does so unless
+`--no-refresh`, and a library call only when asked.
 
 Twenty concurrent resolutions of one expiring token send exactly one request to the token endpoint, and all
 twenty hand out the rotated token; `invalid_grant` turns into `needs_reauthorization` once the token expires.
@@ -11,24 +12,30 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import pytest
 
 from reconciler.credentials import KEY_ENV, MintedSecretStore
+from reconciler.demo.serving import ServerLoop
 from reconciler.engine.inputs import StaticSecrets
+from reconciler.engine.refreshing import renew_client_credentials
 from reconciler.probe.settings import ProbeSettings
+from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.registry import Registry
 from reconciler.registry.records import GrantRecord, GrantSubjectRecord, ServerRecord, TenantRecord
-from reconciler.runtime import resolve
-from reconciler.runtime.renewing import TokenRenewal, store_member_tokens
+from reconciler.runtime import build_mcp_app, resolve
+from reconciler.runtime.renewing import OnDemandRenewal, TokenRenewal, store_member_tokens
 from reconciler.runtime.resolution import Resolution, ServerState
 from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
 from tests.integration.cli.test_commands import run
+from tests.integration.runtime.test_endpoint import _call, structured
 
 __all__ = ["oauth_servers", "oauth_servers_session"]
 
@@ -38,6 +45,8 @@ CLIENT_ID = "member-app"
 RESOLVERS = 20
 JOIN_SECONDS = 120
 LIFETIME = dt.timedelta(hours=1)
+LOCAL_PROBE = ProbeSettings(allow_private_networks=True, total_timeout=10)
+ENDPOINT_TOKEN = "endpoint-renewal-token"
 
 
 @pytest.fixture
@@ -217,12 +226,20 @@ def test_an_unreachable_authorization_server_keeps_the_token_and_releases_the_le
     assert row.refresh_token_ref is not None and row.refresh_lease_until is None
 
 
+@pytest.mark.parametrize(
+    ("flags", "renewed", "warned"),
+    [((), True, False), (("--no-refresh",), False, False), (("--renew-tokens",), True, True)],
+    ids=["by-default", "no-refresh", "deprecated-renew-tokens"],
+)
 def test_the_cli_resolve_renews_with_the_local_stores_key(
     registry: Registry,
     registry_url: str,
     oauth_servers: OAuthServers,
     monkeypatch: pytest.MonkeyPatch,
     logs: pytest.LogCaptureFixture,
+    flags: tuple[str, ...],
+    renewed: bool,
+    warned: bool,
 ) -> None:
     key = os.urandom(32)
     monkeypatch.setenv(KEY_ENV, base64.urlsafe_b64encode(key).decode())
@@ -232,20 +249,109 @@ def test_the_cli_resolve_renews_with_the_local_stores_key(
     old_access, old_refresh = _connect_alice(registry, oauth_servers, stored, issued_at=issued_at)
     command = ("resolve", "-n", TENANT, "--user", "alice", "-o", "json", "--registry", registry_url)
 
-    code, out, err = run(*command, "--renew-tokens", "--allow-private-networks")
-    again, _, _ = run(*command, "--renew-tokens", "--allow-private-networks")
+    code, out, err = run(*command, *flags, "--allow-private-networks")
+    again, _, _ = run(*command, *flags, "--allow-private-networks")
 
-    assert (code, again, err) == (0, 0, "")
-    assert oauth_servers.main.token_requests == 1, "the second run finds the token renewed"
+    assert (code, again) == (0, 0), err
+    assert ("--renew-tokens is deprecated and does nothing" in err) is warned, err
+    assert oauth_servers.main.token_requests == (1 if renewed else 0), "the second run finds the token renewed"
     (server,) = json.loads(out)["servers"]
     assert (server["state"], server["headers"]) == ("ready", {"Authorization": "Bearer ***"})
     (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
-    assert row.issued_at is not None and row.issued_at > issued_at
+    assert row.issued_at is not None and (row.issued_at > issued_at) is renewed
+    _assert_nowhere([old_access, old_refresh, *oauth_servers.main.refresh_tokens], registry, logs, out, err)
+
+
+def _connect_organization(registry: Registry, oauth_servers: OAuthServers, renewal: TokenRenewal) -> str:
+    """The organization's shared token set (what `connect --shared` stores), issued 90% of a lifetime ago."""
+    token = oauth_servers.main.member_token_set(
+        CLIENT_ID,
+        resource=oauth_servers.protected,
+        issued_at=dt.datetime.now(dt.UTC) - LIFETIME * 0.9,
+        lifetime=LIFETIME,
+    )
+    store_member_tokens(
+        registry, renewal.minted, token, tenant=TENANT, server=SERVER, user=ORGANIZATION_MEMBER,
+        client_id=CLIENT_ID, issuer=oauth_servers.main.issuer,
+    )  # fmt: skip
+    return token.access_token
+
+
+@pytest.mark.parametrize("user", ["bob", None], ids=["member-without-own", "no-member"])
+def test_resolve_renews_the_organizations_token_it_falls_back_to(
+    registry: Registry, oauth_servers: OAuthServers, renewal: TokenRenewal, user: str | None
+) -> None:
+    _member_server(registry, oauth_servers)
+    old_access = _connect_organization(registry, oauth_servers, renewal)
+
+    untouched = resolve(registry, TENANT, user=user, secrets=StaticSecrets(), show_secrets=True, renewal=renewal)
+    assert oauth_servers.main.token_requests == 0, "a library call renews only when asked"
+    assert untouched.server(SERVER).headers == {"Authorization": f"Bearer {old_access}"}
+
+    resolution = resolve(
+        registry, TENANT, user=user, secrets=StaticSecrets(), show_secrets=True, renew_tokens=True, renewal=renewal
+    )
+
+    assert oauth_servers.main.grant_counts["refresh_token"] == 1
+    resolved = resolution.server(SERVER)
+    assert resolved.state is ServerState.READY and resolved.scope == "platform", resolved
     (new_refresh,) = oauth_servers.main.refresh_tokens
-    _assert_nowhere([old_access, old_refresh, new_refresh], registry, logs, out)
+    assert resolved.headers == {"Authorization": f"Bearer {oauth_servers.main.refresh_tokens[new_refresh].token}"}
+
+
+def test_a_members_own_token_is_renewed_not_the_organizations_beside_it(
+    registry: Registry, oauth_servers: OAuthServers, renewal: TokenRenewal
+) -> None:
+    """Only what is handed out is renewed: alice has her own token, so the organization's stays as it is."""
+    _member_server(registry, oauth_servers)
+    _connect_organization(registry, oauth_servers, renewal)
+    _connect_alice(registry, oauth_servers, renewal, issued_at=dt.datetime.now(dt.UTC) - LIFETIME * 0.9)
+
+    resolution = _resolve(registry, renewal, now=dt.datetime.now(dt.UTC))
+
+    assert resolution.server(SERVER).scope == "user"
+    assert oauth_servers.main.grant_counts["refresh_token"] == 1
+    tokens = {row.user_id: row for row in registry.fetch_user_tokens(tenant=TENANT, server=SERVER)}
+    organization = tokens[ORGANIZATION_MEMBER]
+    assert organization.issued_at is not None and organization.issued_at < dt.datetime.now(dt.UTC) - LIFETIME * 0.8
 
 
 def _parts(reference: str) -> tuple[str, str, str]:
     head, _, key = reference.partition("#")
     namespace, _, name = head.partition("/")
     return namespace, name, key
+
+
+@pytest.mark.parametrize("renews", [True, False], ids=["serve-default", "serve-no-refresh"])
+def test_the_endpoints_resolve_template_renews_like_the_cli(
+    registry: Registry, oauth_servers: OAuthServers, monkeypatch: pytest.MonkeyPatch, renews: bool
+) -> None:
+    """`serve`'s MCP endpoint renews the due tokens it resolves (the member's, and through the engine's function the
+    tenant's client-credentials tokens) unless it runs with `--no-refresh`."""
+    key = os.urandom(32)
+    monkeypatch.setenv(KEY_ENV, base64.urlsafe_b64encode(key).decode())
+    _member_server(registry, oauth_servers)
+    stored = TokenRenewal(minted=MintedSecretStore(registry, key), fingerprint_key=registry.fingerprint_key())
+    issued_at = dt.datetime.now(dt.UTC) - LIFETIME * 0.9
+    _connect_alice(registry, oauth_servers, stored, issued_at=issued_at)
+    minting: list[str] = []
+
+    def client_credentials(registry: Registry, tenant: str) -> None:
+        minting.append(tenant)
+        renew_client_credentials(registry, StaticSecrets(), tenants=[tenant], settings=LOCAL_PROBE)
+
+    renewing = OnDemandRenewal(probe=LOCAL_PROBE, client_credentials=client_credentials) if renews else None
+    with ServerLoop() as loop:
+        base = loop.serve_asgi(lambda _url: build_mcp_app(registry, token=ENDPOINT_TOKEN, renewing=renewing))
+        _, result = anyio.run(
+            functools.partial(_call, token=ENDPOINT_TOKEN),
+            f"{base}/mcp",
+            [("resolve_template", {"tenant": TENANT, "user": "alice"})],
+        )
+
+    (server,) = structured(result)["servers"]
+    assert server["state"] == "ready"
+    assert oauth_servers.main.grant_counts["refresh_token"] == (1 if renews else 0)
+    assert minting == ([TENANT] if renews else [])
+    (row,) = registry.fetch_user_tokens(tenant=TENANT, server=SERVER)
+    assert row.issued_at is not None and (row.issued_at > issued_at) is renews

@@ -14,10 +14,20 @@ from reconciler.credentials import (
     member_token_secrets,
     renewal_due,
 )
-from reconciler.credentials.member_tokens import metadata_request, metadata_requests, token_endpoint_of
-from reconciler.credentials.tokens import MintedToken
-from reconciler.records import AuthServerAnswer
+from reconciler.credentials.member_tokens import (
+    PUBLIC_CLIENT,
+    IssuerTokenEndpoint,
+    RefreshClient,
+    issuer_token_endpoint,
+    metadata_request,
+    metadata_requests,
+    refresh_client,
+    token_endpoint_of,
+)
+from reconciler.credentials.tokens import MintedToken, secret_method
+from reconciler.records import AuthServerAnswer, OAuthClientRecord
 from reconciler.registry.records import UserTokenRecord
+from reconciler.runtime.renewing import tokens_handed_out
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -62,6 +72,100 @@ def test_only_the_issuers_own_metadata_names_the_token_endpoint() -> None:
         token_endpoint_of(other, issuer=issuer)
     with pytest.raises(OAuthRejected, match="no token_endpoint"):
         token_endpoint_of(none, issuer=issuer)
+
+
+def test_the_issuers_metadata_also_says_how_clients_authenticate() -> None:
+    issuer = "https://as.example.com"
+    document = {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
+    }
+
+    found = issuer_token_endpoint(AuthServerAnswer(status=200, document=document), issuer=issuer)
+
+    assert found == IssuerTokenEndpoint(url=f"{issuer}/token", auth_methods=("client_secret_post", "none"))
+
+
+@pytest.mark.parametrize(
+    ("declared", "advertised", "method"),
+    [
+        (None, (), "client_secret_basic"),
+        (None, ("client_secret_basic", "client_secret_post"), "client_secret_basic"),
+        (None, ("client_secret_post", "none"), "client_secret_post"),
+        ("client_secret_post", ("client_secret_basic",), "client_secret_post"),
+        ("client_secret_basic", ("client_secret_post",), "client_secret_basic"),
+        ("private_key_jwt", (), "client_secret_basic"),
+    ],
+)
+def test_a_client_secret_is_presented_as_declared_else_as_the_issuer_allows(
+    declared: str | None, advertised: tuple[str, ...], method: str
+) -> None:
+    assert secret_method(declared, advertised) == method
+
+
+ISSUER = "https://as.example.com"
+CONFIDENTIAL = {"pkce": "confidential", "clientId": "crm-app", "clientSecretRef": "acme/creds#client-secret"}
+REGISTERED = OAuthClientRecord(
+    tenant="acme",
+    server="crm",
+    issuer=ISSUER,
+    client_id="dcr-1",
+    client_secret_ref="local:acme/crm#client-secret",
+    token_endpoint_auth_method="client_secret_post",
+)
+
+
+@pytest.mark.parametrize(
+    ("client_id", "registered", "auth", "preset", "advertised", "expected"),
+    [
+        pytest.param(
+            "dcr-1", [REGISTERED], {}, None, (),
+            RefreshClient("local:acme/crm#client-secret", "client_secret_post"), id="registered-client",
+        ),
+        pytest.param(
+            "dcr-1", [OAuthClientRecord("acme", "crm", ISSUER, "dcr-1", token_endpoint_auth_method="none")], {},
+            None, (), PUBLIC_CLIENT, id="registered-public-client",
+        ),
+        pytest.param(
+            "crm-app", [], CONFIDENTIAL, "crm-app", (),
+            RefreshClient("acme/creds#client-secret", "client_secret_basic"), id="pre-registered-confidential",
+        ),
+        pytest.param(
+            "crm-app", [], CONFIDENTIAL, "crm-app", ("client_secret_post",),
+            RefreshClient("acme/creds#client-secret", "client_secret_post"), id="pre-registered-post-only-issuer",
+        ),
+        pytest.param(
+            "crm-app", [REGISTERED], CONFIDENTIAL, "crm-app", (),
+            RefreshClient("acme/creds#client-secret", "client_secret_basic"), id="pre-registered-beside-another",
+        ),
+        pytest.param(
+            "crm-app", [], {"pkce": "public", "clientId": "crm-app"}, "crm-app", (), PUBLIC_CLIENT,
+            id="pre-registered-public",
+        ),
+        pytest.param(
+            "old-app", [], CONFIDENTIAL, "crm-app", (), PUBLIC_CLIENT, id="token-of-another-client",
+        ),
+        pytest.param(
+            "crm-app", [], CONFIDENTIAL, None, (), PUBLIC_CLIENT, id="client-id-secret-unreadable",
+        ),
+    ],
+)  # fmt: skip
+def test_the_refresh_authenticates_as_the_client_the_token_was_obtained_with(
+    client_id: str,
+    registered: list[OAuthClientRecord],
+    auth: dict[str, str],
+    preset: str | None,
+    advertised: tuple[str, ...],
+    expected: RefreshClient,
+) -> None:
+    token = UserTokenRecord(
+        tenant="acme", server="crm", user_id="alice", secret_ref="local:x", client_id=client_id, issuer=ISSUER
+    )
+
+    chosen = refresh_client(token, registered, server_auth=auth, preset_client_id=preset, advertised=advertised)
+
+    assert chosen == expected
 
 
 def test_invalid_grant_is_the_member_reconnecting() -> None:
@@ -118,3 +222,29 @@ def test_a_member_token_set_is_sealed_apart_from_the_servers_own_values() -> Non
     assert refresh_ref == f"local:acme/{name}#oauth-refresh-token"
     assert [s.value for s in secrets] == ["at-value", "rt"]
     assert "at-value" not in repr(secrets) and all("rt" not in str(s.meta.values()) for s in secrets)
+
+
+def _token(user: str, server: str = "crm", connection: str | None = None) -> UserTokenRecord:
+    return UserTokenRecord(tenant="acme", server=server, user_id=user, secret_ref="local:x", connection=connection)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "user", "handed_out"),
+    [
+        ([_token("@organization"), _token("alice")], "alice", [_token("alice")]),
+        ([_token("alice"), _token("@organization")], "alice", [_token("alice")]),
+        ([_token("@organization")], "bob", [_token("@organization")]),
+        ([_token("@organization")], None, [_token("@organization")]),
+        ([_token("alice")], None, []),
+        (
+            [_token("alice", connection="members"), _token("@organization", server="docs")],
+            "alice",
+            [_token("alice", connection="members"), _token("@organization", server="docs")],
+        ),
+    ],
+    ids=["own-after-org", "own-before-org", "org-fallback", "no-member", "someone-elses", "per-server-and-connection"],
+)
+def test_a_resolution_renews_only_the_tokens_it_hands_out(
+    tokens: list[UserTokenRecord], user: str | None, handed_out: list[UserTokenRecord]
+) -> None:
+    assert tokens_handed_out(tokens, user=user) == handed_out
