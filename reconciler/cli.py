@@ -224,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--filename", type=Path, metavar="DIR", help="folder whose Secrets hold OAuth clients' secrets (connect)"
     )
     serve.add_argument(
+        "--secrets",
+        choices=["none", "kubernetes"],
+        default="none",
+        help="where pre-registered confidential OAuth clients' secrets are read for members' logins and refreshes: "
+        "`kubernetes` reads Secrets (get only) through --kubeconfig, else the pod's service account (default: none)",
+    )
+    serve.add_argument(
+        "--kubeconfig", type=Path, help="with --secrets kubernetes: kubeconfig file (default: $KUBECONFIG, in-cluster)"
+    )
+    serve.add_argument(
         "--no-refresh",
         action="store_true",
         help="the endpoint's resolve_template does not first renew the due tokens it hands out (as resolve does)",
@@ -619,6 +629,8 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
     token = os.environ.get(args.token_env, "")
     if len(token) < 16:
         raise PermanentError(f"set ${args.token_env} to a bearer token of at least 16 characters")
+    if args.secrets == "kubernetes" and args.filename is not None:
+        raise PermanentError("serve: give either --secrets kubernetes or -f/--filename, not both")
     public_url = _public_url(args)
 
     def load_manifests(text: str) -> DesiredInput:
@@ -626,53 +638,88 @@ def cmd_serve_mcp(args: argparse.Namespace, out: TextIO) -> int:
             (Path(folder) / "proposed.yaml").write_text(text)
             return load_folder(folder)
 
-    serve_mcp(
-        registry_url=args.registry,
-        token=token,
-        host=args.host,
-        port=args.port,
-        plan_manifests=DryRunPlanner(load_manifests, manager=args.manager),
-        manager=args.manager,
-        callers=caller_directory(token, callers_file=args.callers, anonymous=args.anonymous),
-        name_prefix=args.name_prefix,
-        platform_tenant=args.platform_namespace,
-        public_url=public_url,
-        connector_for=_connector_for(args, public_url),
-        renewing=None if args.no_refresh else _on_demand_renewal(args),
-    )
+    secrets, close_secrets = _serve_secrets(args)
+    try:
+        serve_mcp(
+            registry_url=args.registry,
+            token=token,
+            host=args.host,
+            port=args.port,
+            plan_manifests=DryRunPlanner(load_manifests, manager=args.manager),
+            manager=args.manager,
+            callers=caller_directory(token, callers_file=args.callers, anonymous=args.anonymous),
+            name_prefix=args.name_prefix,
+            platform_tenant=args.platform_namespace,
+            public_url=public_url,
+            connector_for=_connector_for(args, public_url, secrets=secrets),
+            renewing=None if args.no_refresh else _on_demand_renewal(args, secrets=secrets),
+        )
+    finally:
+        close_secrets()
     return EXIT_OK
 
 
-def _on_demand_renewal(args: argparse.Namespace) -> OnDemandRenewal:
+def _serve_secrets(args: argparse.Namespace) -> tuple[SecretReader | None, Callable[[], None]]:
+    """Where `serve` reads the Secrets behind references (pre-registered clients' secrets), and how to let go of
+    it: the cluster's with `--secrets kubernetes`, a folder's with `-f`, else none (None)."""
+    if args.secrets == "kubernetes":
+        from reconciler.operator.secret_reading import ServeSecretValues
+
+        values = ServeSecretValues.start(kubeconfig=args.kubeconfig)
+        return values, values.close
+    if args.filename:
+        from reconciler.manifests import load_folder
+
+        return load_folder(args.filename).secrets, lambda: None
+    return None, lambda: None
+
+
+def _on_demand_renewal(args: argparse.Namespace, *, secrets: SecretReader | None) -> OnDemandRenewal:
     """What `serve`'s endpoint renews before it resolves, as `resolve` does: members' and the organization's
-    tokens (the runtime's), and client-credentials tokens (the engine's, with the folder's Secrets when `-f`)."""
+    tokens (the runtime's; a pre-registered confidential client's secret read from `secrets`), and
+    client-credentials tokens (the engine's, their Secrets read from `secrets` too)."""
     from reconciler.engine.inputs import StaticSecrets
     from reconciler.engine.refreshing import renew_client_credentials
-    from reconciler.manifests import load_folder
     from reconciler.runtime.renewing import OnDemandRenewal
 
-    secrets = load_folder(args.filename).secrets if args.filename else StaticSecrets()
     settings = _probe_settings(args)
+    reader: SecretReader = secrets if secrets is not None else StaticSecrets()
 
     def client_credentials(registry: Registry, tenant: str) -> None:
-        renewal = renew_client_credentials(registry, secrets, tenants=[tenant], settings=settings)
+        renewal = renew_client_credentials(registry, reader, tenants=[tenant], settings=settings)
         for server, why in renewal.failed.items():
             log.warning("client-credentials token of %s not renewed: %s", server, why)
 
-    return OnDemandRenewal(probe=settings, client_credentials=client_credentials)
+    return OnDemandRenewal(probe=settings, client_credentials=client_credentials, client_secrets=secrets)
 
 
-def _connector_for(args: argparse.Namespace, public_url: str | None) -> Callable[[Registry], Connector] | None:
+class _SecretsNotServed:
+    """`serve` started without a Secret source: a login that needs a Secret's value (a pre-registered confidential
+    client's `clientSecret`) is refused saying what to configure, instead of reaching the token endpoint without
+    it."""
+
+    def read(self, namespace: str, name: str, key: str) -> str | None:
+        from reconciler.credentials.stores import split_local
+
+        if split_local(namespace) is not None:
+            return None  # the registry's own sealed values are read from its store, not here
+        raise PermanentError(
+            f"Secret {namespace}/{name} (key {key}) cannot be read: serve reads no Secrets unless started with "
+            "`--secrets kubernetes` (Helm: serve.secrets.read=true) or `-f DIR` (a folder's Secret manifests)"
+        )
+
+
+def _connector_for(
+    args: argparse.Namespace, public_url: str | None, *, secrets: SecretReader | None
+) -> Callable[[Registry], Connector] | None:
     """The engine's logins for `serve`'s connect service, which needs a public URL for its callback."""
     if public_url is None:
         return None
     from reconciler.engine.connecting import EngineConnector
-    from reconciler.engine.inputs import StaticSecrets
-    from reconciler.manifests import load_folder
 
-    secrets = load_folder(args.filename).secrets if args.filename else StaticSecrets()
+    reader: SecretReader = secrets if secrets is not None else _SecretsNotServed()
     settings = _probe_settings(args)
-    return lambda registry: EngineConnector(registry, secrets=secrets, settings=settings, public_url=public_url)
+    return lambda registry: EngineConnector(registry, secrets=reader, settings=settings, public_url=public_url)
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:

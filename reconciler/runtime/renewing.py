@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Coroutine, Sequence
@@ -62,6 +63,9 @@ class TokenRenewal:
     refresh_at: float = DEFAULT_REFRESH_AT
     wait: float = 20.0
     poll_interval: float = 0.05
+    client_secrets: SecretReader | None = None
+    """Where a pre-registered confidential client's `clientSecret` is read for a refresh when the resolution was
+    given no `secrets` of its own (`serve --secrets kubernetes`, which hands out no header values)."""
 
     @property
     def lease(self) -> dt.timedelta:
@@ -84,13 +88,17 @@ class OnDemandRenewal:
 
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     client_credentials: ClientCredentialsRenewal | None = None
+    client_secrets: SecretReader | None = None
+    """Where pre-registered confidential clients' secrets are read for members' refreshes (None: nowhere, so such
+    a refresh is sent without the secret and refused)."""
 
     def renewal(self, registry: Registry) -> TokenRenewal | None:
         """The member-token renewal over the store key; None while there is no key (nothing was ever sealed)."""
         try:
-            return default_renewal(registry, probe=self.probe)
+            renewal = default_renewal(registry, probe=self.probe)
         except SecretKeyProblem:
             return None
+        return dataclasses.replace(renewal, client_secrets=self.client_secrets)
 
 
 def tokens_handed_out(tokens: Sequence[UserTokenRecord], *, user: str | None) -> list[UserTokenRecord]:

@@ -247,7 +247,12 @@ def _renew_member_tokens(
     servers = {row.server.name: row.server for row in inputs.bound}
     handed_out = tokens_handed_out(inputs.tokens, user=caller.user)
     renew_due_tokens(
-        registry, handed_out, servers, renewal=renewal, secrets=secrets, now=now or dt.datetime.now(dt.UTC)
+        registry,
+        handed_out,
+        servers,
+        renewal=renewal,
+        secrets=secrets if secrets is not None else renewal.client_secrets,
+        now=now or dt.datetime.now(dt.UTC),
     )
 
 
