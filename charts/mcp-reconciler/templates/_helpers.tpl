@@ -173,3 +173,13 @@ the Role in each watched namespace (Namespaced mode), so both modes grant exactl
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/*
+What serve may do with `serve.secrets.read`: read one Secret by name (a client's secret a reference names). No
+list or watch: serve caches a value briefly and reads it again, and cannot enumerate Secrets.
+*/}}
+{{- define "mcp-reconciler.serveRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 
 from reconciler.cli import build_parser
-from tests.unit.chart.conftest import Notes, Render, find, one
+from tests.unit.chart.conftest import Notes, Render, find, one, rule_set
 from tests.unit.chart.test_render import EVERYTHING_ON, KUBERNETES_VERSION, NAMESPACED, NOT_IN_KUBERNETES_SCHEMAS
 
 PUBLIC_URL = "https://mcp.example.com"
@@ -37,6 +37,10 @@ INGRESS: dict[str, Any] = {
             "tls": [{"secretName": "mcp-example-tls", "hosts": ["mcp.example.com"]}],
         },
     },
+}
+SERVE_SECRETS: dict[str, Any] = {
+    "publicUrl": PUBLIC_URL,
+    "serve": {"enabled": True, "tokenSecret": {"name": "mcp-serve"}, "secrets": {"read": True}},
 }
 SERVE_NAME = "mcp-mcp-reconciler-serve"
 OPERATOR_NAME = "mcp-mcp-reconciler"
@@ -86,8 +90,24 @@ def test_serve_disabled_needs_no_token_secret(render: Render) -> None:
 # --------------------------------------------------------------------------------------- valid Kubernetes
 @pytest.mark.parametrize(
     "overrides",
-    [SERVE, SERVE_PUBLIC, INGRESS, {**EVERYTHING_ON, **INGRESS}, {**NAMESPACED, **SERVE_PUBLIC}],
-    ids=["serve", "serve-public-url", "ingress", "everything-on-ingress", "namespaced-serve"],
+    [
+        SERVE,
+        SERVE_PUBLIC,
+        INGRESS,
+        {**EVERYTHING_ON, **INGRESS},
+        {**NAMESPACED, **SERVE_PUBLIC},
+        {**NAMESPACED, **SERVE_SECRETS},
+        {**EVERYTHING_ON, **SERVE_SECRETS},
+    ],
+    ids=[
+        "serve",
+        "serve-public-url",
+        "ingress",
+        "everything-on-ingress",
+        "namespaced-serve",
+        "namespaced-secrets",
+        "everything-on-secrets",
+    ],
 )
 def test_every_object_is_valid_kubernetes(render: Render, overrides: dict[str, Any]) -> None:
     for manifest in render(overrides):
@@ -356,3 +376,57 @@ def test_without_callers_only_the_platform_token_is_known(render: Render) -> Non
     args = build_parser().parse_args(container["args"])
     assert args.callers is None and args.anonymous is False
     assert [mount["name"] for mount in container["volumeMounts"]] == ["tmp"]
+
+
+# --------------------------------------------------------------------------------------- serve.secrets.read
+SECRET_GET = {("", "secrets", "get")}
+
+
+def test_serve_reads_no_secrets_by_default(render: Render) -> None:
+    manifests = render(SERVE_PUBLIC)
+    assert "--secrets" not in serve_container(manifests)["args"]
+    assert not [m for m in manifests if m["kind"] in RBAC_KINDS and m["metadata"]["name"] == SERVE_NAME]
+    assert not find(manifests, "ServiceAccount", SERVE_NAME)
+
+
+def test_reading_secrets_runs_serve_as_its_own_account_with_a_token(render: Render) -> None:
+    manifests = render(SERVE_SECRETS)
+    pod = serve_deployment(manifests)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == SERVE_NAME != operator_pod(manifests)["spec"]["serviceAccountName"]
+    assert pod["automountServiceAccountToken"] is True
+    account = one(manifests, "ServiceAccount", SERVE_NAME)
+    assert account["automountServiceAccountToken"] is False, "only the serve pod mounts the token"
+    args = build_parser().parse_args(serve_container(manifests)["args"])
+    assert args.secrets == "kubernetes" and args.kubeconfig is None, "in-cluster: the pod's service account"
+
+
+def test_reading_secrets_in_cluster_mode_grants_exactly_get_on_secrets(render: Render) -> None:
+    manifests = render(SERVE_SECRETS)
+    role = one(manifests, "ClusterRole", SERVE_NAME)
+    assert rule_set(role) == SECRET_GET
+    binding = one(manifests, "ClusterRoleBinding", SERVE_NAME)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": SERVE_NAME}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVE_NAME, "namespace": "mcp-system"}]
+    assert not find(manifests, "Role", SERVE_NAME) and not find(manifests, "RoleBinding", SERVE_NAME)
+
+
+def test_reading_secrets_in_namespaced_mode_grants_get_in_each_watched_namespace_only(render: Render) -> None:
+    manifests = render({**NAMESPACED, **SERVE_SECRETS})
+    roles = find(manifests, "Role", SERVE_NAME)
+    assert sorted(role["metadata"]["namespace"] for role in roles) == ["team-a", "team-b"]
+    assert all(rule_set(role) == SECRET_GET for role in roles)
+    bindings = find(manifests, "RoleBinding", SERVE_NAME)
+    assert sorted(binding["metadata"]["namespace"] for binding in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["roleRef"]["name"] == SERVE_NAME
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVE_NAME, "namespace": "mcp-system"}]
+    assert not find(manifests, "ClusterRole", SERVE_NAME) and not find(manifests, "ClusterRoleBinding", SERVE_NAME)
+
+
+def test_reading_secrets_without_rbac_creates_the_account_only(render: Render) -> None:
+    manifests = render({**SERVE_SECRETS, "rbac": {"create": False}})
+    assert find(manifests, "ServiceAccount", SERVE_NAME)
+    assert not [m for m in manifests if m["kind"] in RBAC_KINDS and m["metadata"]["name"] == SERVE_NAME]
+
+
+RBAC_KINDS = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}

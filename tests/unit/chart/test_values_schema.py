@@ -102,6 +102,7 @@ def test_schema_and_values_declare_the_same_top_level_keys(schema: dict[str, Any
         ({"serve": {"replicas": 2}}, ("serve", "replicas")),
         ({"serve": {"tokenSecret": {"value": "s3cret-token-value"}}}, ("serve.tokenSecret", "value")),
         ({"serve": {"ingress": {"host": "mcp.example.com"}}}, ("serve.ingress", "host")),
+        ({"serve": {"secrets": {"reed": True}}}, ("serve.secrets", "reed")),
         (
             {"serve": {"ingress": {"hosts": [{"host": "a.example.com", "paths": [], "path": "/"}]}}},
             ("serve.ingress.hosts.0", "path"),
