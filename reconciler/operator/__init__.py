@@ -6,7 +6,8 @@
 binding's ConfigMap) and `objects` (what those share); `gathering` (cluster objects → engine input), `statuses`
 and `events` (what a pass reports), `cluster` (the operator's own API calls), `annotations` (the knobs users set
 on objects), `config` (settings and the kopf settings built from them), `resyncing` and `peering` (periodic
-passes, and which instance runs them), `metrics` and `serving` (`/metrics`, `/healthz`), `running` (start/stop).
+passes, and which instance runs them), `metrics` and `serving` (`/metrics`, `/healthz`), `running` (start/stop);
+and, for `serve` rather than the operator, `secret_reading` (the Secrets `serve --secrets kubernetes` reads).
 """
 
 from reconciler.operator.config import OperatorConfig
