@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -92,3 +93,22 @@ def test_serve_mcp_refuses_to_start_without_a_token(sqlite_url: str) -> None:
     os.environ.pop("MCP_RECONCILER_SERVE_TOKEN", None)
     code, _, err = run("serve-mcp", "--registry", sqlite_url)
     assert code == 1 and "MCP_RECONCILER_SERVE_TOKEN" in err
+
+
+def test_serve_reads_secrets_from_one_source_only(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_RECONCILER_SERVE_TOKEN", "a-platform-token-of-16+")
+    code, _, err = run("serve", "--registry", sqlite_url, "--secrets", "kubernetes", "-f", str(tmp_path))
+    assert code == 1 and "either --secrets kubernetes or -f/--filename" in err, err
+
+
+def test_serve_with_kubernetes_secrets_and_no_api_configuration_says_what_to_give(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No kubeconfig and no pod service account: refused before listening, naming what to give."""
+    monkeypatch.setenv("MCP_RECONCILER_SERVE_TOKEN", "a-platform-token-of-16+")
+    missing = tmp_path / "absent.kubeconfig"
+    code, _, err = run("serve", "--registry", sqlite_url, "--secrets", "kubernetes", "--kubeconfig", str(missing))
+    assert code == 1, err
+    assert "no Kubernetes API configuration" in err and "--kubeconfig" in err, err
