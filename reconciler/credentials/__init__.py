@@ -129,12 +129,7 @@ if TYPE_CHECKING:
         local_reference,
         require_reference,
     )
-    from reconciler.credentials.tokens import (
-        MintedToken,
-        TokenClient,
-        exchange_authorization_code,
-        refresh_access_token,
-    )
+    from reconciler.credentials.tokens import MintedToken, TokenClient
 
 __all__ = [
     "KEY_ENV",
@@ -199,7 +194,6 @@ __all__ = [
     "client_rotation_due",
     "default_key_path",
     "discovery_from_status",
-    "exchange_authorization_code",
     "fill_authorization_url",
     "fingerprint",
     "is_invalid_grant",
@@ -215,7 +209,6 @@ __all__ = [
     "plan_rotation",
     "public_jwk",
     "read_reference",
-    "refresh_access_token",
     "refresh_member_token",
     "renew_member_token",
     "renew_member_tokens_in_batches",
@@ -312,8 +305,6 @@ __getattr__ = lazy_exports(
         "tokens": [
             "MintedToken",
             "TokenClient",
-            "exchange_authorization_code",
-            "refresh_access_token",
         ],
     },
 )

@@ -30,19 +30,17 @@ from collections import Counter
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
 from reconciler.credentials.authserver import (
     AuthServerAccess,
-    AuthServerAnswer,
     AuthServerClient,
-    AuthServerRequest,
     rejection,
 )
 from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.headers import SecretReader, parse_reference
+from reconciler.credentials.issuers import IssuerTokenEndpoint, issuer_token_endpoint, metadata_requests
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
 from reconciler.credentials.storage import MemberTokenRegistry, MemberTokenStore
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference, split_local
@@ -51,8 +49,10 @@ from reconciler.credentials.tokens import (
     MintedToken,
     TokenAuthMethod,
     TokenClient,
-    refresh_access_token,
+    read_token_answer,
+    refresh_grant,
     secret_method,
+    token_request,
 )
 from reconciler.errors import ReconcilerError, RetryableError
 from reconciler.records import OAuthClientRecord, UserTokenRecord
@@ -60,8 +60,6 @@ from reconciler.records import OAuthClientRecord, UserTokenRecord
 logger = logging.getLogger(__name__)
 
 INVALID_GRANT = "invalid_grant"
-METADATA_PATH = "/.well-known/oauth-authorization-server"
-OIDC_METADATA_PATH = "/.well-known/openid-configuration"
 _METHODS: dict[str | None, TokenAuthMethod] = {
     "client_secret_basic": "client_secret_basic",
     "client_secret_post": "client_secret_post",
@@ -80,15 +78,6 @@ class RenewalOutcome(enum.StrEnum):
     """`invalid_grant`: the refresh token is forgotten and the member must reconnect."""
     FAILED = "failed"
     """Anything else (the server unreachable, the client refused, the lease lost): the token is as it was."""
-
-
-@dataclass(frozen=True)
-class IssuerTokenEndpoint:
-    """What a refresh needs from its issuer's own metadata: where to send it, and how clients may authenticate."""
-
-    url: str
-    auth_methods: tuple[str, ...] = ()
-    """`token_endpoint_auth_methods_supported` (empty when the metadata names none)."""
 
 
 @dataclass(frozen=True)
@@ -389,14 +378,37 @@ async def _refresh(
         client_secret=None if chosen.secret_ref is None else _read(chosen.secret_ref, renewal=renewal),
         method=chosen.method,
     )
-    return await refresh_access_token(
-        client=client,
-        refresh_token=refresh_token,
+    return await _refresh_grant(
+        client,
+        refresh_token,
         scopes=token.scopes,
         resource=server_url,
         access=access,
         fingerprint_key=renewal.fingerprint_key,
+        now=dt.datetime.now(dt.UTC),
     )
+
+
+async def _refresh_grant(
+    client: TokenClient,
+    refresh_token: str,
+    *,
+    scopes: Sequence[str],
+    resource: str | None,
+    access: AuthServerAccess,
+    fingerprint_key: bytes,
+    now: dt.datetime,
+) -> MintedToken:
+    """The refresh-token grant sent through the port; the refresh token spent is kept unless a new one came."""
+    request = token_request(
+        client,
+        refresh_grant(refresh_token, scopes=scopes, resource=resource),
+        purpose="the refresh request",
+        extra_secrets=(refresh_token,),
+    )
+    answer = await access.perform(request)
+    token = read_token_answer(answer, request=request, client=client, fingerprint_key=fingerprint_key, now=now)
+    return token if token.refresh_token else replace(token, refresh_token=refresh_token)
 
 
 def refresh_client(
@@ -500,48 +512,6 @@ async def _await_refresh(token: UserTokenRecord, *, renewal: MemberTokenRenewal)
     )
 
 
-def metadata_request(issuer: str) -> AuthServerRequest:
-    """The issuer's RFC 8414 metadata request (the well-known segment goes before the issuer's path). Pure."""
-    parts = urlsplit(issuer)
-    path = METADATA_PATH + (parts.path.rstrip("/") if parts.path not in ("", "/") else "")
-    url = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-    return AuthServerRequest(method="GET", url=url, purpose="the authorization server metadata request")
-
-
-def metadata_requests(issuer: str) -> tuple[AuthServerRequest, ...]:
-    """Where the issuer's metadata may be, in order: RFC 8414, then OpenID Connect Discovery (the well-known
-    segment after the issuer's path), which OpenID providers serve instead. Pure."""
-    oidc = issuer.rstrip("/") + OIDC_METADATA_PATH
-    return (
-        metadata_request(issuer),
-        AuthServerRequest(method="GET", url=oidc, purpose="the OpenID provider metadata request"),
-    )
-
-
-def token_endpoint_of(answer: AuthServerAnswer, *, issuer: str) -> str:
-    """The token endpoint the issuer's own metadata names (see `issuer_token_endpoint`). Pure."""
-    return issuer_token_endpoint(answer, issuer=issuer).url
-
-
-def issuer_token_endpoint(answer: AuthServerAnswer, *, issuer: str) -> IssuerTokenEndpoint:
-    """The token endpoint the issuer's own metadata names, and the client authentication methods it advertises;
-    `OAuthRejected` when the metadata is for another issuer or names no endpoint (a member token is never sent
-    anywhere else). Pure."""
-    document: Mapping[str, Any] = answer.document or {}
-    if not answer.ok or document.get("issuer") != issuer:
-        raise OAuthRejected(
-            f"{answer.endpoint} is not the metadata of issuer {issuer} (HTTP {answer.status}); "
-            "the member's token is bound to that issuer",
-            endpoint=answer.endpoint,
-        )
-    endpoint = document.get("token_endpoint")
-    if not isinstance(endpoint, str) or not endpoint:
-        raise OAuthRejected(f"issuer {issuer} advertises no token_endpoint", endpoint=answer.endpoint)
-    methods = document.get("token_endpoint_auth_methods_supported")
-    advertised = tuple(str(method) for method in methods) if isinstance(methods, list) else ()
-    return IssuerTokenEndpoint(url=endpoint, auth_methods=advertised)
-
-
 async def fetch_token_endpoint(
     issuer: str, *, access: AuthServerAccess, known: MutableMapping[str, IssuerTokenEndpoint] | None = None
 ) -> IssuerTokenEndpoint:
@@ -596,14 +566,14 @@ async def refresh_member_token(
         client_secret=client_secret,
         method=method,
     )
-    return await refresh_access_token(
-        client=client,
-        refresh_token=refresh_token,
+    return await _refresh_grant(
+        client,
+        refresh_token,
         scopes=scopes,
         resource=resource,
         access=access,
         fingerprint_key=fingerprint_key,
-        now=now,
+        now=now or dt.datetime.now(dt.UTC),
     )
 
 

@@ -83,7 +83,6 @@ from reconciler.credentials.registration import (
     rotation_abandoned,
     rotation_promoted,
     still_registered,
-    stored_clients,
 )
 from reconciler.credentials.rotation import ProbeOutcome, verdict
 from reconciler.credentials.storage import CredentialRegistry
@@ -97,6 +96,7 @@ from reconciler.credentials.stores import (
 from reconciler.credentials.tokens import (
     TokenClient,
 )
+from reconciler.engine.kept_clients import stored_clients
 from reconciler.engine.minting import MemoryTokenCache, StoredTokenCache, client_credentials_token
 from reconciler.errors import PermanentError, RetryableError
 from reconciler.records import AuthDiscovery
