@@ -14,8 +14,8 @@ The engine imports from here only (the submodules are the package's own layout):
   `tokens.py`; `CredentialContext` names the ports the engine passes, `PreparedCredentials` / `CredentialFailure`
   what the credentials step produced;
 - members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
-  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renew_member_tokens_in_batches` (the
-  same for the engine's bulk runs: a batch's leases claimed and stored together; `DueMemberToken`),
+  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports; the engine's bulk runs batch the same
+  refresh, `refresh_token_set`, in `engine/renewing.py`; `DueMemberToken`),
   `renewal_due`, `refresh_member_token` (the refresh itself, to the issuer the token came from),
   `is_invalid_grant`, `member_token_name` and `member_token_secrets` (where a member's token set is sealed);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
@@ -76,7 +76,6 @@ if TYPE_CHECKING:
         NewSecret,
     )
     from reconciler.credentials.member_tokens import (
-        RENEWAL_BATCH,
         DueMemberToken,
         MemberTokenRenewal,
         RenewalOutcome,
@@ -85,7 +84,6 @@ if TYPE_CHECKING:
         member_token_secrets,
         refresh_member_token,
         renew_member_token,
-        renew_member_tokens_in_batches,
         renewal_due,
         store_member_tokens,
     )
@@ -134,7 +132,6 @@ if TYPE_CHECKING:
 __all__ = [
     "KEY_ENV",
     "KEY_FILE_ENV",
-    "RENEWAL_BATCH",
     "AuthServerAccess",
     "AuthServerBlocked",
     "AuthServerChanged",
@@ -211,7 +208,6 @@ __all__ = [
     "read_reference",
     "refresh_member_token",
     "renew_member_token",
-    "renew_member_tokens_in_batches",
     "renewal_due",
     "require_reference",
     "step_up_scopes",
@@ -260,7 +256,6 @@ __getattr__ = lazy_exports(
             "NewSecret",
         ],
         "member_tokens": [
-            "RENEWAL_BATCH",
             "DueMemberToken",
             "MemberTokenRenewal",
             "RenewalOutcome",
@@ -269,7 +264,6 @@ __getattr__ = lazy_exports(
             "member_token_secrets",
             "refresh_member_token",
             "renew_member_token",
-            "renew_member_tokens_in_batches",
             "store_member_tokens",
             "renewal_due",
         ],

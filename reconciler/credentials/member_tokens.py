@@ -1,21 +1,24 @@
 """Refreshing a member's own token: behind `resolve(..., renew_tokens=True)` and the engine's pass.
 
-The runtime (`reconciler.runtime.renewing`) and the engine call `renew_member_token` for a member's token that is
-due (`renewal_due`: past `refresh_at` of its lifetime). It is single-flight across threads and processes: the
-registry's compare-and-set lease (the `MemberTokenRegistry` port) lets exactly one caller send the refresh-token
-grant; the others wait, bounded, until the row changes. The holder seals the new access token and the rotated
-refresh token and updates the row in one transaction. `invalid_grant` forgets the refresh token (row and sealed
-value together), so every later resolution decides `needs_reauthorization` once the token expires; any other
+The runtime (`reconciler.runtime.renewing`) calls `renew_member_token` for a member's token that is due
+(`renewal_due`: past `refresh_at` of its lifetime); the engine's bulk runs (`engine/renewing.py`) batch the same
+refresh, `refresh_token_set`, and store what `refreshed_token_rows` says. It is single-flight across threads and
+processes: the registry's compare-and-set lease (the `MemberTokenRegistry` port) lets exactly one caller send the
+refresh-token grant; the others wait, bounded, until the row changes. The holder seals the new access token and the
+rotated refresh token and updates the row in one transaction. `invalid_grant` forgets the refresh token (row and
+sealed value together), so every later resolution decides `needs_reauthorization` once the token expires; any other
 failure releases the lease and leaves the token as it was.
 
 A member token is bound to the issuer and client it was obtained with (SEP-2352): the token endpoint is read from
-that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per issuer and `MemberTokenRenewal`, so
-a bulk run does not double its requests), whose `issuer` must be the stored one, and the refresh names the stored
+that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per issuer and `MemberTokenRenewal`, so a
+bulk run does not double its requests), whose `issuer` must be the stored one, and the refresh names the stored
 client, authenticated as `refresh_client` decides: like the server's registered client for that issuer, else like
 the spec's pre-registered client when the token was obtained with it (its secret, presented as the code exchange
-presented it), else as a public client. What is decided is pure (`renewal_due`, `metadata_requests`,
-`issuer_token_endpoint`, `refresh_client`, `is_invalid_grant`, `member_token_name`, `member_token_secrets`); the
-requests go through the authorization-server port. Token values never reach a log line or an error.
+presented it), else as a public client. What is decided is pure (`renewal_due`, `refresh_client`,
+`is_invalid_grant`, `member_token_name`, `member_token_secrets`, `refreshed_token_rows`; the issuer's metadata:
+`issuers.py`); the requests go through the authorization-server port. The single-token flow stays here, awaiting the
+port and opening its transactions, because the runtime shares it and may not import the engine. Token values never
+reach a log line or an error.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import hashlib
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -154,8 +156,8 @@ async def renew_member_token(
     what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
     try:
         assert token.refresh_token_ref is not None
-        refresh_token = _read(token.refresh_token_ref, renewal=renewal)
-        refreshed = await _refresh(
+        refresh_token = read_value(token.refresh_token_ref, renewal=renewal)
+        refreshed = await refresh_token_set(
             token,
             refresh_token,
             server_url=server_url,
@@ -199,155 +201,7 @@ class DueMemberToken:
     """The server row's `auth`: names its pre-registered client, if it has one."""
 
 
-RENEWAL_BATCH = 100
-"""Tokens claimed, refreshed and stored together by `renew_member_tokens_in_batches`."""
-
-
-async def renew_member_tokens_in_batches(
-    due: Sequence[DueMemberToken], *, renewal: MemberTokenRenewal, batch_size: int = RENEWAL_BATCH
-) -> Counter[RenewalOutcome]:
-    """Renew many members' tokens, single-flight like `renew_member_token`, for a caller that hands no token out
-    (the engine's runs): a token someone else holds or just renewed is left to them without waiting (`WAITED`).
-
-    Per batch, three registry round trips instead of three per token: one claim of every lease (`lease`, as for
-    one token), one read of the refresh tokens, one transaction storing the renewed tokens and releasing the rest.
-    A lease is only unsafe if it can run out while its refresh token is being spent, so a batch sends refreshes
-    only during the first third of its lease: each one is bounded by a third (the port's request bound, which
-    `lease` is sized from), and the store has the last third. A refresh token is never spent after that; the
-    tokens left over are released for the next run. The store writes only rows whose lease is still this
-    batch's, so a token another caller took over keeps that caller's token set. Never raises for a failed
-    refresh."""
-    outcomes: Counter[RenewalOutcome] = Counter()
-    for start in range(0, len(due), batch_size):
-        outcomes.update(await _renew_batch(due[start : start + batch_size], renewal=renewal))
-    return +outcomes
-
-
-async def _renew_batch(batch: Sequence[DueMemberToken], *, renewal: MemberTokenRenewal) -> Counter[RenewalOutcome]:
-    holder = uuid.uuid4().hex
-    started = time.monotonic()
-    seen = {
-        item.token.row_id: item.token.expires_at
-        for item in batch
-        if item.token.row_id is not None and item.token.expires_at is not None
-    }
-    held = renewal.registry.claim_token_refreshes(seen, holder=holder, lease=renewal.lease)
-    spend_until = started + renewal.lease.total_seconds() / 3
-    outcomes = Counter({RenewalOutcome.WAITED: len(batch) - len(held)})
-    mine = [item for item in batch if item.token.row_id in held]
-    renewed: list[tuple[UserTokenRecord, MintedToken]] = []
-    released: list[int] = []
-    refused: list[UserTokenRecord] = []
-    try:
-        refresh_tokens = _read_many([item.token.refresh_token_ref for item in mine], renewal=renewal)
-        for item in mine:
-            token = item.token
-            assert token.row_id is not None
-            if time.monotonic() > spend_until:
-                released.append(token.row_id)
-                continue
-            what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
-            try:
-                refreshed = await _refresh(
-                    token,
-                    refresh_tokens.get(token.refresh_token_ref or ""),
-                    server_url=item.server_url,
-                    allow_private=item.allow_private,
-                    server_auth=item.server_auth,
-                    renewal=renewal,
-                )
-            except OAuthRejected as err:
-                if is_invalid_grant(err):
-                    logger.info("%s: the refresh token was refused (invalid_grant); the member must reconnect", what)
-                    refused.append(token)
-                else:
-                    logger.warning("%s was not refreshed: %s", what, err)
-                    released.append(token.row_id)
-                continue
-            except ReconcilerError as err:
-                logger.warning("%s was not refreshed: %s", what, err)
-                released.append(token.row_id)
-                continue
-            renewed.append((token, refreshed))
-    finally:
-        # Also on cancellation: the refresh tokens already spent are rotated, and only the store keeps the new ones.
-        done = {token.row_id for token, _ in renewed} | set(released) | {token.row_id for token in refused}
-        released += [row_id for row_id in held if row_id not in done]
-        outcomes.update(_store_batch(renewed, released=released, refused=refused, renewal=renewal, holder=holder))
-    return outcomes
-
-
-def _read_many(references: Sequence[str | None], *, renewal: MemberTokenRenewal) -> dict[str, str]:
-    """The refresh tokens behind `references`, the sealed ones in one read."""
-    wanted = [reference for reference in references if reference is not None]
-    found = renewal.minted.read_many(wanted)
-    for reference in wanted:
-        if reference not in found and (value := _read(reference, renewal=renewal)) is not None:
-            found[reference] = value
-    return found
-
-
-def _store_batch(
-    renewed: Sequence[tuple[UserTokenRecord, MintedToken]],
-    *,
-    released: Sequence[int],
-    refused: Sequence[UserTokenRecord],
-    renewal: MemberTokenRenewal,
-    holder: str,
-) -> Counter[RenewalOutcome]:
-    """One transaction: the renewed tokens whose lease is still `holder`'s, with their sealed values; the other
-    leases given back; refused refresh tokens forgotten."""
-    records: list[UserTokenRecord] = []
-    sealed: dict[int | None, list[NewSecret]] = {}
-    for token, refreshed in renewed:
-        assert token.issuer is not None and token.client_id is not None
-        name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
-        secrets, access_ref, refresh_ref = member_token_secrets(
-            refreshed, tenant=token.tenant, name=name, issuer=token.issuer, client_id=token.client_id
-        )
-        sealed[token.row_id] = secrets
-        records.append(
-            replace(
-                token,
-                secret_ref=access_ref,
-                expires_at=refreshed.expires_at,
-                issued_at=refreshed.issued_at,
-                refresh_token_ref=refresh_ref,
-                scopes=tuple((refreshed.scope or "").split()) or token.scopes,
-            )
-        )
-    try:
-        with renewal.registry.transaction() as transaction:
-            stored = transaction.store_refreshed_tokens(records, holder=holder)
-            renewal.minted.put_all(
-                [secret for row_id in sorted(stored) for secret in sealed[row_id]], transaction=transaction
-            )
-            transaction.release_token_refreshes(released, holder=holder)
-            for token in refused:
-                assert token.row_id is not None
-                if transaction.release_token_refresh(token.row_id, holder=holder, forget_refresh_token=True):
-                    name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
-                    renewal.minted.delete(token.tenant, name, [REFRESH_TOKEN], transaction=transaction)
-    except RetryableError as err:
-        logger.warning("%d renewed member tokens could not be stored: %s", len(renewed), err)
-        return Counter({RenewalOutcome.FAILED: len(renewed) + len(released), RenewalOutcome.REFUSED: len(refused)})
-    for token, refreshed in renewed:
-        what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
-        if token.row_id in stored:
-            logger.info("%s refreshed; it expires at %s", what, refreshed.expires_at)
-        else:
-            # The lease ran out mid-refresh and another caller took over: its token set stands, ours is discarded.
-            logger.warning("%s: the refresh outlived its lease", what)
-    return Counter(
-        {
-            RenewalOutcome.RENEWED: len(stored),
-            RenewalOutcome.FAILED: len(renewed) - len(stored) + len(released),
-            RenewalOutcome.REFUSED: len(refused),
-        }
-    )
-
-
-async def _refresh(
+async def refresh_token_set(
     token: UserTokenRecord,
     refresh_token: str | None,
     *,
@@ -375,7 +229,7 @@ async def _refresh(
     client = TokenClient(
         token_url=endpoint.url,
         client_id=token.client_id,
-        client_secret=None if chosen.secret_ref is None else _read(chosen.secret_ref, renewal=renewal),
+        client_secret=None if chosen.secret_ref is None else read_value(chosen.secret_ref, renewal=renewal),
         method=chosen.method,
     )
     return await _refresh_grant(
@@ -452,10 +306,11 @@ def _preset_client_id(server_auth: Mapping[str, Any], *, renewal: MemberTokenRen
     if isinstance(literal, str):
         return literal
     reference = server_auth.get("clientIdRef")
-    return _read(reference, renewal=renewal) if isinstance(reference, str) else None
+    return read_value(reference, renewal=renewal) if isinstance(reference, str) else None
 
 
-def _read(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
+def read_value(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
+    """The value behind a reference: a sealed one from the minted store, any other through `secrets`."""
     try:
         namespace, name, key = parse_reference(reference)
     except ValueError:
@@ -466,21 +321,18 @@ def _read(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
 
 
 def _store(token: UserTokenRecord, refreshed: MintedToken, *, renewal: MemberTokenRenewal, holder: str) -> None:
-    assert token.row_id is not None and token.issuer is not None and token.client_id is not None
-    name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
-    secrets, access_ref, refresh_ref = member_token_secrets(
-        refreshed, tenant=token.tenant, name=name, issuer=token.issuer, client_id=token.client_id
-    )
+    assert token.row_id is not None
+    record, secrets = refreshed_token_rows(token, refreshed)
     with renewal.registry.transaction() as transaction:
         renewal.minted.put_all(secrets, transaction=transaction)
         transaction.store_refreshed_token(
             token.row_id,
             holder=holder,
-            secret_ref=access_ref,
-            expires_at=refreshed.expires_at,
+            secret_ref=record.secret_ref,
+            expires_at=record.expires_at,
             issued_at=refreshed.issued_at,
-            refresh_token_ref=refresh_ref,
-            scopes=tuple((refreshed.scope or "").split()) or token.scopes,
+            refresh_token_ref=record.refresh_token_ref,
+            scopes=record.scopes,
         )
 
 
@@ -595,6 +447,24 @@ def member_token_secrets(
         secrets.append(NewSecret(tenant, name, REFRESH_TOKEN, token.refresh_token, {"issuer": issuer}))
         refresh_ref = local_reference(tenant, name, REFRESH_TOKEN)
     return secrets, local_reference(tenant, name, ACCESS_TOKEN), refresh_ref
+
+
+def refreshed_token_rows(token: UserTokenRecord, refreshed: MintedToken) -> tuple[UserTokenRecord, list[NewSecret]]:
+    """A member's row as its refresh leaves it, and what to seal for it. Pure."""
+    assert token.issuer is not None and token.client_id is not None
+    name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
+    secrets, access_ref, refresh_ref = member_token_secrets(
+        refreshed, tenant=token.tenant, name=name, issuer=token.issuer, client_id=token.client_id
+    )
+    record = replace(
+        token,
+        secret_ref=access_ref,
+        expires_at=refreshed.expires_at,
+        issued_at=refreshed.issued_at,
+        refresh_token_ref=refresh_ref,
+        scopes=tuple((refreshed.scope or "").split()) or token.scopes,
+    )
+    return record, secrets
 
 
 def store_member_tokens(

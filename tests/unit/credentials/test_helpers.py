@@ -183,12 +183,10 @@ def test_discovery_round_trips_through_status() -> None:
 
 PUBLIC = [
     "public_jwk",
-    "RENEWAL_BATCH",
     "DueMemberToken",
     "MemberTokenRenewal",
     "RenewalOutcome",
     "renew_member_token",
-    "renew_member_tokens_in_batches",
     "renewal_due",
     "MemberTokenRegistry",
     "MemberTokenTransaction",
