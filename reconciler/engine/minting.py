@@ -15,7 +15,7 @@ from typing import Protocol
 
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest
 from reconciler.credentials.errors import OAuthRejected
-from reconciler.credentials.local_store import MintedSecrets
+from reconciler.credentials.registration import CredentialStores
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN
 from reconciler.credentials.tokens import (
     DEFAULT_REFRESH_AT,
@@ -63,10 +63,11 @@ class MemoryTokenCache:
 
 class StoredTokenCache:
     """A server's token in the local encrypted store: read back by `tokens.stored_token`, written as
-    `tokens.token_rows` says."""
+    `tokens.token_rows` says, in one transaction."""
 
-    def __init__(self, minted: MintedSecrets, *, tenant: str, server: str) -> None:
-        self._minted = minted
+    def __init__(self, stores: CredentialStores, *, tenant: str, server: str) -> None:
+        self._registry = stores.registry
+        self._minted = stores.minted
         self._tenant = tenant
         self._server = server
 
@@ -82,9 +83,10 @@ class StoredTokenCache:
 
     def save(self, token: MintedToken, *, inputs: str) -> MintedToken:
         rows = token_rows(token, inputs=inputs, tenant=self._tenant, server=self._server)
-        self._minted.put_all(rows.seal)
-        if rows.unseal:
-            self._minted.delete(self._tenant, self._server, list(rows.unseal))
+        with self._registry.transaction() as transaction:
+            self._minted.put_all(rows.seal, transaction=transaction)
+            if rows.unseal:
+                self._minted.delete(self._tenant, self._server, list(rows.unseal), transaction=transaction)
         return replace(token, reference=rows.reference)
 
 

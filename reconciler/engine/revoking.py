@@ -71,6 +71,7 @@ async def forget_member_tokens(
             except ReconcilerError:
                 continue
     owners = sorted({name for name, _purpose, _hint in sealed})
-    for owner in owners:
-        stores.minted.delete(tenant, owner)
+    with stores.registry.transaction() as transaction:
+        for owner in owners:
+            stores.minted.delete(tenant, owner, transaction=transaction)
     return len(owners), revoked
