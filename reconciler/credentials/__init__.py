@@ -13,11 +13,11 @@ The engine imports from here only (the submodules are the package's own layout):
   `TokenClient`, `MintedToken`, `authorization_url_template`, and the rest of `planning.py`, `registration.py` and
   `tokens.py`; `CredentialContext` names the ports the engine passes, `PreparedCredentials` / `CredentialFailure`
   what the credentials step produced;
-- members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
-  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports; the engine's bulk runs batch the same
-  refresh, `refresh_token_set`, in `engine/renewing.py`; `DueMemberToken`),
-  `renewal_due`, `refresh_member_token` (the refresh itself, to the issuer the token came from),
-  `is_invalid_grant`, `member_token_name` and `member_token_secrets` (where a member's token set is sealed);
+- members' tokens: `renewal_due`, `is_invalid_grant`, `member_token_name`, `member_token_secrets` and
+  `member_tokens.member_token_rows` (where a member's token set is sealed), `RenewalOutcome`, `DueMemberToken`; the
+  one refresh the runtime's single-flight renewal (`runtime/renewing.py`) and the engine's batches
+  (`engine/renewing.py`) share, `member_tokens.refresh_token_set`, with the ports in `MemberTokenRenewal`;
+  `refresh_member_token` (the refresh itself, to the issuer the token came from);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
 - `private_key_jwt`: `public_jwk` (the public half of a client-assertion key, for a published JWKS);
 - step-up: `step_up_scopes` (pure; the scopes to re-authorize with after an `insufficient_scope` refusal);
@@ -83,9 +83,7 @@ if TYPE_CHECKING:
         member_token_name,
         member_token_secrets,
         refresh_member_token,
-        renew_member_token,
         renewal_due,
-        store_member_tokens,
     )
     from reconciler.credentials.planning import (
         CredentialContext,
@@ -207,11 +205,9 @@ __all__ = [
     "public_jwk",
     "read_reference",
     "refresh_member_token",
-    "renew_member_token",
     "renewal_due",
     "require_reference",
     "step_up_scopes",
-    "store_member_tokens",
     "verdict",
 ]
 
@@ -263,8 +259,6 @@ __getattr__ = lazy_exports(
             "member_token_name",
             "member_token_secrets",
             "refresh_member_token",
-            "renew_member_token",
-            "store_member_tokens",
             "renewal_due",
         ],
         "planning": [

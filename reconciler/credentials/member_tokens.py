@@ -1,13 +1,9 @@
-"""Refreshing a member's own token: behind `resolve(..., renew_tokens=True)` and the engine's pass.
+"""Refreshing a member's own token: what is decided, and the one refresh request the runtime and the engine share.
 
-The runtime (`reconciler.runtime.renewing`) calls `renew_member_token` for a member's token that is due
-(`renewal_due`: past `refresh_at` of its lifetime); the engine's bulk runs (`engine/renewing.py`) batch the same
-refresh, `refresh_token_set`, and store what `refreshed_token_rows` says. It is single-flight across threads and
-processes: the registry's compare-and-set lease (the `MemberTokenRegistry` port) lets exactly one caller send the
-refresh-token grant; the others wait, bounded, until the row changes. The holder seals the new access token and the
-rotated refresh token and updates the row in one transaction. `invalid_grant` forgets the refresh token (row and
-sealed value together), so every later resolution decides `needs_reauthorization` once the token expires; any other
-failure releases the lease and leaves the token as it was.
+The runtime (`runtime/renewing.py`, `renew_member_token`: behind `resolve(..., renew_tokens=True)`) and the engine's
+bulk runs (`engine/renewing.py`, `renew_member_tokens_in_batches`) renew a member's token that is due
+(`renewal_due`: past `refresh_at` of its lifetime), single-flight under the registry's compare-and-set lease, and
+store what `refreshed_token_rows` says; a connect flow keeps what `member_token_rows` says.
 
 A member token is bound to the issuer and client it was obtained with (SEP-2352): the token endpoint is read from
 that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per issuer and `MemberTokenRenewal`, so a
@@ -15,10 +11,11 @@ bulk run does not double its requests), whose `issuer` must be the stored one, a
 client, authenticated as `refresh_client` decides: like the server's registered client for that issuer, else like
 the spec's pre-registered client when the token was obtained with it (its secret, presented as the code exchange
 presented it), else as a public client. What is decided is pure (`renewal_due`, `refresh_client`,
-`is_invalid_grant`, `member_token_name`, `member_token_secrets`, `refreshed_token_rows`; the issuer's metadata:
-`issuers.py`); the requests go through the authorization-server port. The single-token flow stays here, awaiting the
-port and opening its transactions, because the runtime shares it and may not import the engine. Token values never
-reach a log line or an error.
+`is_invalid_grant`, `member_token_name`, `member_token_secrets`, `refreshed_token_rows`, `member_token_rows`; the
+issuer's metadata: `issuers.py`). What is left here awaits the authorization-server port and reads through the
+registry port: the one refresh (`refresh_token_set`, with `fetch_token_endpoint`, `read_value` and
+`refresh_member_token`). Both the runtime and the engine send it, and they may not import each other, so it lives
+below both. Token values never reach a log line or an error.
 """
 
 from __future__ import annotations
@@ -27,13 +24,9 @@ import datetime as dt
 import enum
 import hashlib
 import logging
-import time
-import uuid
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-import anyio
 
 from reconciler.credentials.authserver import (
     AuthServerAccess,
@@ -44,7 +37,7 @@ from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.headers import SecretReader, parse_reference
 from reconciler.credentials.issuers import IssuerTokenEndpoint, issuer_token_endpoint, metadata_requests
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
-from reconciler.credentials.storage import MemberTokenRegistry, MemberTokenStore
+from reconciler.credentials.storage import MemberTokenRegistry
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference, split_local
 from reconciler.credentials.tokens import (
     DEFAULT_REFRESH_AT,
@@ -56,7 +49,6 @@ from reconciler.credentials.tokens import (
     secret_method,
     token_request,
 )
-from reconciler.errors import ReconcilerError, RetryableError
 from reconciler.records import OAuthClientRecord, UserTokenRecord
 
 logger = logging.getLogger(__name__)
@@ -132,62 +124,6 @@ def renewal_due(token: UserTokenRecord, *, now: dt.datetime, refresh_at: float =
     if token.issued_at is None:
         return False
     return now >= token.issued_at + (token.expires_at - token.issued_at) * refresh_at
-
-
-async def renew_member_token(
-    token: UserTokenRecord,
-    *,
-    server_url: str,
-    allow_private: bool,
-    renewal: MemberTokenRenewal,
-    server_auth: Mapping[str, Any] | None = None,
-) -> RenewalOutcome:
-    """Refresh one member's token, single-flight (see the module docstring); never raises for a failed refresh,
-    whose cause is logged without any value. `server_auth` is the server row's `auth` (its pre-registered client,
-    if any)."""
-    assert token.row_id is not None
-    registry = renewal.registry
-    holder = uuid.uuid4().hex
-    if not registry.claim_token_refresh(
-        token.row_id, holder=holder, seen_expires_at=token.expires_at, lease=renewal.lease
-    ):
-        await _await_refresh(token, renewal=renewal)
-        return RenewalOutcome.WAITED
-    what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
-    try:
-        assert token.refresh_token_ref is not None
-        refresh_token = read_value(token.refresh_token_ref, renewal=renewal)
-        refreshed = await refresh_token_set(
-            token,
-            refresh_token,
-            server_url=server_url,
-            allow_private=allow_private,
-            server_auth=server_auth or {},
-            renewal=renewal,
-        )
-    except OAuthRejected as err:
-        refused = is_invalid_grant(err)
-        _release(token, renewal=renewal, holder=holder, forget=refused)
-        if refused:
-            logger.info("%s: the refresh token was refused (invalid_grant); the member must reconnect", what)
-            return RenewalOutcome.REFUSED
-        logger.warning("%s was not refreshed: %s", what, err)
-        return RenewalOutcome.FAILED
-    except ReconcilerError as err:
-        _release(token, renewal=renewal, holder=holder, forget=False)
-        logger.warning("%s was not refreshed: %s", what, err)
-        return RenewalOutcome.FAILED
-    except BaseException:
-        _release(token, renewal=renewal, holder=holder, forget=False)
-        raise
-    try:
-        _store(token, refreshed, renewal=renewal, holder=holder)
-    except RetryableError as err:
-        # The lease ran out mid-refresh and another caller took over: its token set stands, ours is discarded.
-        logger.warning("%s: the refresh outlived its lease (%s)", what, err)
-        return RenewalOutcome.FAILED
-    logger.info("%s refreshed; it expires at %s", what, refreshed.expires_at)
-    return RenewalOutcome.RENEWED
 
 
 @dataclass(frozen=True)
@@ -320,50 +256,6 @@ def read_value(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
     return None if renewal.secrets is None else renewal.secrets.read(namespace, name, key)
 
 
-def _store(token: UserTokenRecord, refreshed: MintedToken, *, renewal: MemberTokenRenewal, holder: str) -> None:
-    assert token.row_id is not None
-    record, secrets = refreshed_token_rows(token, refreshed)
-    with renewal.registry.transaction() as transaction:
-        renewal.minted.put_all(secrets, transaction=transaction)
-        transaction.store_refreshed_token(
-            token.row_id,
-            holder=holder,
-            secret_ref=record.secret_ref,
-            expires_at=record.expires_at,
-            issued_at=refreshed.issued_at,
-            refresh_token_ref=record.refresh_token_ref,
-            scopes=record.scopes,
-        )
-
-
-def _release(token: UserTokenRecord, *, renewal: MemberTokenRenewal, holder: str, forget: bool) -> None:
-    assert token.row_id is not None
-    with renewal.registry.transaction() as transaction:
-        if transaction.release_token_refresh(token.row_id, holder=holder, forget_refresh_token=forget) and forget:
-            name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
-            renewal.minted.delete(token.tenant, name, [REFRESH_TOKEN], transaction=transaction)
-
-
-async def _await_refresh(token: UserTokenRecord, *, renewal: MemberTokenRenewal) -> None:
-    """Wait, bounded, until another caller's refresh of `token` ended (the row changed or the lease is gone)."""
-    assert token.row_id is not None
-    if renewal.wait <= 0:
-        return
-    deadline = time.monotonic() + renewal.wait
-    while time.monotonic() < deadline:
-        found = renewal.registry.fetch_member_token(token.row_id)
-        if found is None or found.expires_at != token.expires_at or found.refresh_lease_until is None:
-            return
-        await anyio.sleep(renewal.poll_interval)
-    logger.warning(
-        "member %s's token for %s/%s: another refresh did not finish within %.0f s",
-        token.user_id,
-        token.tenant,
-        token.server,
-        renewal.wait,
-    )
-
-
 async def fetch_token_endpoint(
     issuer: str, *, access: AuthServerAccess, known: MutableMapping[str, IssuerTokenEndpoint] | None = None
 ) -> IssuerTokenEndpoint:
@@ -467,9 +359,19 @@ def refreshed_token_rows(token: UserTokenRecord, refreshed: MintedToken) -> tupl
     return record, secrets
 
 
-def store_member_tokens(
-    registry: MemberTokenStore,
-    minted: MintedSecrets,
+@dataclass(frozen=True)
+class MemberTokenRows:
+    """What keeping a member's new token set writes: the row, the values to seal, and whether an earlier refresh
+    token must go (the new set has none)."""
+
+    record: UserTokenRecord
+    seal: tuple[NewSecret, ...]
+    owner: str
+    """The local-store owner name of the sealed values (`member_token_name`)."""
+    drop_refresh_token: bool
+
+
+def member_token_rows(
     token: MintedToken,
     *,
     tenant: str,
@@ -479,9 +381,9 @@ def store_member_tokens(
     client_id: str,
     issuer: str,
     scopes: Sequence[str] = (),
-) -> int:
-    """Seal a member's access and refresh token and record the row that references them, in one transaction
-    (what a connect flow's callback does after the code exchange); returns the row id."""
+) -> MemberTokenRows:
+    """The row and sealed values of a member's token set after a code exchange (what a connect flow's callback
+    keeps). Pure."""
     name = member_token_name(server=server, connection=connection, user=user)
     secrets, access_ref, refresh_ref = member_token_secrets(
         token, tenant=tenant, name=name, issuer=issuer, client_id=client_id
@@ -499,8 +401,4 @@ def store_member_tokens(
         issuer=issuer,
         scopes=tuple(scopes) or tuple((token.scope or "").split()),
     )
-    with registry.transaction() as transaction:
-        minted.put_all(secrets, transaction=transaction)
-        if refresh_ref is None:
-            minted.delete(tenant, name, [REFRESH_TOKEN], transaction=transaction)
-        return transaction.put_member_token(record)
+    return MemberTokenRows(record=record, seal=tuple(secrets), owner=name, drop_refresh_token=refresh_ref is None)

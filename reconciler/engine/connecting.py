@@ -37,7 +37,7 @@ from reconciler.credentials.connecting import (
 )
 from reconciler.credentials.errors import IncompleteAuthSpec
 from reconciler.credentials.issuers import IssuerFacts
-from reconciler.credentials.member_tokens import member_token_name, store_member_tokens
+from reconciler.credentials.member_tokens import member_token_name, member_token_rows
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN
 from reconciler.credentials.tokens import MintedToken, TokenClient
 from reconciler.engine.authorizing import prepare_server_credentials
@@ -172,9 +172,7 @@ def finish_member_login(
 
     token = anyio.run(run)
     issuer = pending.login.issuer or _origin(pending.token_client.token_url)
-    store_member_tokens(
-        registry,
-        _minted(registry),
+    rows = member_token_rows(
         token,
         tenant=pending.tenant,
         server=pending.server,
@@ -183,6 +181,12 @@ def finish_member_login(
         client_id=pending.token_client.client_id,
         issuer=issuer,
     )
+    minted = _minted(registry)
+    with registry.transaction() as transaction:
+        minted.put_all(rows.seal, transaction=transaction)
+        if rows.drop_refresh_token:
+            minted.delete(pending.tenant, rows.owner, [REFRESH_TOKEN], transaction=transaction)
+        transaction.put_member_token(rows.record)
     return token
 
 
