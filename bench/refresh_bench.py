@@ -9,7 +9,7 @@ scratch PostgreSQL database, dropped at the end), then measures:
 
 - **bulk**: one `engine.renewing.renew_member_tokens` over the whole set (what `apply` and the operator sweep run);
 - **race**: `--racers` threads each running `renew_member_tokens` over the same (again due) set at once;
-- **baseline** for each: the same number of bare refresh-token grants (`credentials.tokens.refresh_access_token`
+- **baseline** for each: the same number of bare refresh-token grants (`engine.minting.refresh_access_token`
   through the same `ProbeAuthServer` / `ProbeHttp` client), with the same concurrency (one sender for the bulk run,
   `--racers` senders splitting the set for the race), on tokens issued for the purpose, run right before.
 
@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.credentials import KEY_ENV, MintedSecretStore, MintedToken, RenewalOutcome
 from reconciler.credentials.authserver import AuthServerAccess
-from reconciler.credentials.tokens import TokenClient, refresh_access_token
+from reconciler.credentials.tokens import TokenClient
+from reconciler.engine.minting import refresh_access_token
 from reconciler.engine.renewing import renew_member_tokens
 from reconciler.probe import ProbeAuthServer, ProbeHttp, ProbeSettings
 from reconciler.registry import Registry, open_registry

@@ -13,11 +13,11 @@ The engine imports from here only (the submodules are the package's own layout):
   `TokenClient`, `MintedToken`, `authorization_url_template`, and the rest of `planning.py`, `registration.py` and
   `tokens.py`; `CredentialContext` names the ports the engine passes, `PreparedCredentials` / `CredentialFailure`
   what the credentials step produced;
-- members' tokens: `renew_member_token` (single-flight under the registry's lease, through the
-  `MemberTokenRegistry` port; `MemberTokenRenewal` carries the ports), `renew_member_tokens_in_batches` (the
-  same for the engine's bulk runs: a batch's leases claimed and stored together; `DueMemberToken`),
-  `renewal_due`, `refresh_member_token` (the refresh itself, to the issuer the token came from),
-  `is_invalid_grant`, `member_token_name` and `member_token_secrets` (where a member's token set is sealed);
+- members' tokens: `renewal_due`, `is_invalid_grant`, `member_token_name`, `member_token_secrets` and
+  `member_tokens.member_token_rows` (where a member's token set is sealed), `RenewalOutcome`, `DueMemberToken`; the
+  one refresh the runtime's single-flight renewal (`runtime/renewing.py`) and the engine's batches
+  (`engine/renewing.py`) share, `member_tokens.refresh_token_set`, with the ports in `MemberTokenRenewal`;
+  `refresh_member_token` (the refresh itself, to the issuer the token came from);
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
 - `private_key_jwt`: `public_jwk` (the public half of a client-assertion key, for a published JWKS);
 - step-up: `step_up_scopes` (pure; the scopes to re-authorize with after an `insufficient_scope` refusal);
@@ -76,7 +76,6 @@ if TYPE_CHECKING:
         NewSecret,
     )
     from reconciler.credentials.member_tokens import (
-        RENEWAL_BATCH,
         DueMemberToken,
         MemberTokenRenewal,
         RenewalOutcome,
@@ -84,10 +83,7 @@ if TYPE_CHECKING:
         member_token_name,
         member_token_secrets,
         refresh_member_token,
-        renew_member_token,
-        renew_member_tokens_in_batches,
         renewal_due,
-        store_member_tokens,
     )
     from reconciler.credentials.planning import (
         CredentialContext,
@@ -129,17 +125,11 @@ if TYPE_CHECKING:
         local_reference,
         require_reference,
     )
-    from reconciler.credentials.tokens import (
-        MintedToken,
-        TokenClient,
-        exchange_authorization_code,
-        refresh_access_token,
-    )
+    from reconciler.credentials.tokens import MintedToken, TokenClient
 
 __all__ = [
     "KEY_ENV",
     "KEY_FILE_ENV",
-    "RENEWAL_BATCH",
     "AuthServerAccess",
     "AuthServerBlocked",
     "AuthServerChanged",
@@ -199,7 +189,6 @@ __all__ = [
     "client_rotation_due",
     "default_key_path",
     "discovery_from_status",
-    "exchange_authorization_code",
     "fill_authorization_url",
     "fingerprint",
     "is_invalid_grant",
@@ -215,14 +204,10 @@ __all__ = [
     "plan_rotation",
     "public_jwk",
     "read_reference",
-    "refresh_access_token",
     "refresh_member_token",
-    "renew_member_token",
-    "renew_member_tokens_in_batches",
     "renewal_due",
     "require_reference",
     "step_up_scopes",
-    "store_member_tokens",
     "verdict",
 ]
 
@@ -267,7 +252,6 @@ __getattr__ = lazy_exports(
             "NewSecret",
         ],
         "member_tokens": [
-            "RENEWAL_BATCH",
             "DueMemberToken",
             "MemberTokenRenewal",
             "RenewalOutcome",
@@ -275,9 +259,6 @@ __getattr__ = lazy_exports(
             "member_token_name",
             "member_token_secrets",
             "refresh_member_token",
-            "renew_member_token",
-            "renew_member_tokens_in_batches",
-            "store_member_tokens",
             "renewal_due",
         ],
         "planning": [
@@ -312,8 +293,6 @@ __getattr__ = lazy_exports(
         "tokens": [
             "MintedToken",
             "TokenClient",
-            "exchange_authorization_code",
-            "refresh_access_token",
         ],
     },
 )

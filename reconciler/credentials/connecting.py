@@ -4,8 +4,10 @@ reconciler drives for someone at a browser, and where the tokens it yields are k
 Pure. `begin_login` fills one login's URL, state and verifier into the authorization-URL template the
 credentials step publishes for the server; `code_from_callback` checks what reached the redirect URI (the state
 it sent, an error the authorization server reported, the RFC 9207 `iss` when the answer carries one) and
-returns the code; `member_token_secrets` is what to seal. The engine performs the exchange and the writes
-(`engine/connecting.py`); the CLI's `connect` is the driver with a loopback callback (RFC 8252).
+returns the code; `login_token_client` is who exchanges it; `revocation_request`, `revocation_client` and
+`sealed_member_values` are what a disconnect and a server's deletion ask the issuer and forget. The engine
+performs the exchange, the revocations and the writes (`engine/connecting.py`, `engine/revoking.py`); the CLI's
+`connect` is the driver with a loopback callback (RFC 8252).
 
 Tokens are sealed in the registry with the local store key (`local:<tenant>/<server>@<member>#…`) rather than
 written to Kubernetes Secrets: the same store already keeps every value the reconciler obtains, it works with
@@ -27,15 +29,16 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from reconciler.credentials.authorization import fill_authorization_url, new_pkce
-from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest
+from reconciler.credentials.authserver import AuthServerRequest
 from reconciler.credentials.errors import IncompleteAuthSpec, OAuthRejected
 from reconciler.credentials.headers import SecretReader
-from reconciler.credentials.member_tokens import metadata_request, metadata_requests
-from reconciler.credentials.registration import CredentialStores, RegisteredClient, stored_clients
+from reconciler.credentials.issuers import IssuerFacts as IssuerFacts
+from reconciler.credentials.issuers import metadata_url as metadata_url
+from reconciler.credentials.registration import RegisteredClient
 from reconciler.credentials.scopes import step_up_scopes
 from reconciler.credentials.stores import require_reference
 from reconciler.credentials.tokens import MintedToken, TokenAuthMethod, TokenClient, secret_method
-from reconciler.errors import ErrorClass, PermanentError, ReconcilerError
+from reconciler.errors import ErrorClass, PermanentError
 from reconciler.records import ORGANIZATION_MEMBER, UserTokenRecord
 
 MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,199}$")
@@ -165,44 +168,7 @@ def expires_in(token: MintedToken, now: dt.datetime | None = None) -> str:
     return f"expires in {minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"expires in {minutes}m"
 
 
-# -- through the authorization-server port ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IssuerFacts:
-    """What RFC 8414 metadata says that a login and a disconnect need."""
-
-    issuer: str | None = None
-    revocation_endpoint: str | None = None
-    iss_parameter_supported: bool = False
-    token_endpoint_auth_methods: tuple[str, ...] = ()
-    """How the issuer lets clients authenticate (`token_endpoint_auth_methods_supported`): a pre-registered
-    client's secret is presented the way it asks."""
-
-
-def metadata_url(issuer: str) -> str:
-    """RFC 8414 §3.1: the well-known path goes between the host and the issuer's path."""
-    return metadata_request(issuer).url
-
-
-async def issuer_facts(issuer: str, *, access: AuthServerAccess) -> IssuerFacts:
-    """The issuer's metadata, RFC 8414 else OpenID Connect Discovery (`metadata_requests`, as refreshing reads
-    it), bounded and SSRF-guarded like every request; empty facts when it serves neither."""
-    document: Mapping[str, Any] = {}
-    for request in metadata_requests(issuer):
-        answer = await access.perform(request)
-        if answer.ok and answer.document:
-            document = answer.document
-            break
-    revocation = document.get("revocation_endpoint")
-    named = document.get("issuer")
-    methods = document.get("token_endpoint_auth_methods_supported")
-    return IssuerFacts(
-        issuer=named if isinstance(named, str) else None,
-        revocation_endpoint=revocation if isinstance(revocation, str) else None,
-        iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
-        token_endpoint_auth_methods=tuple(str(m) for m in methods) if isinstance(methods, list) else (),
-    )
+# -- requests and what to forget --------------------------------------------------------------------------------
 
 
 def login_token_client(
@@ -255,24 +221,21 @@ def revocation_request(endpoint: str, token: str, *, hint: str, client: TokenCli
     )
 
 
-async def revoke(endpoint: str, token: str, *, hint: str, client: TokenClient, access: AuthServerAccess) -> bool:
-    """Ask the issuer to revoke one token; True when it said 200 (RFC 7009 §2.2: also for unknown tokens)."""
-    answer = await access.perform(revocation_request(endpoint, token, hint=hint, client=client))
-    return answer.ok
+def revocation_client(registered: RegisteredClient) -> TokenClient:
+    """Who asks the issuer to revoke a member's tokens (RFC 7009 §2.1): the server's kept client, authenticated as at
+    the token endpoint. Pure."""
+    return TokenClient(
+        token_url="",
+        client_id=registered.client_id,
+        client_secret=registered.client_secret,
+        method=_registered_method(registered.token_endpoint_auth_method),
+    )
 
 
-async def forget_member_tokens(
-    tenant: str,
-    server: str,
-    tokens: Sequence[UserTokenRecord],
-    *,
-    stores: CredentialStores,
-    access: AuthServerAccess,
-) -> tuple[int, int]:
-    """Before a server's rows go: revoke its members' tokens (`tokens`, their rows) where the issuer offers
-    revocation and a stored client can ask (RFC 7009), then delete their sealed values whatever it answered.
-    (members, tokens revoked)."""
-    sealed = sorted(
+def sealed_member_values(tenant: str, tokens: Sequence[UserTokenRecord]) -> list[tuple[str, str, str]]:
+    """The sealed values behind members' token rows of this tenant, as (owner name, purpose, token type hint),
+    refresh tokens first: revoking one may end its access tokens. Pure."""
+    return sorted(
         {
             (name, purpose, hint)
             for token in tokens
@@ -282,31 +245,6 @@ async def forget_member_tokens(
         },
         key=lambda item: (item[0], item[2] != "refresh_token"),
     )
-    if not sealed:
-        return 0, 0
-    clients = stored_clients(tenant=tenant, server=server, stores=stores)
-    client = clients[0] if clients else None
-    endpoint = None
-    if client is not None:
-        try:
-            endpoint = (await issuer_facts(client.issuer, access=access)).revocation_endpoint
-        except ReconcilerError:
-            endpoint = None  # unreachable or refused: the tokens are deleted all the same
-    revoked = 0
-    if client is not None and endpoint is not None:
-        asker = login_token_client({}, token_url="", registered=client, secrets=_NO_VALUES)
-        for name, purpose, hint in sealed:  # refresh tokens first: revoking one may end its access tokens
-            found = stores.minted.get(tenant, name, purpose)
-            if found is None:
-                continue
-            try:
-                revoked += await revoke(endpoint, found.value, hint=hint, client=asker, access=access)
-            except ReconcilerError:
-                continue
-    owners = sorted({name for name, _purpose, _hint in sealed})
-    for owner in owners:
-        stores.minted.delete(tenant, owner)
-    return len(owners), revoked
 
 
 def split_reference(reference: str, tenant: str) -> tuple[str, str] | None:
@@ -315,11 +253,3 @@ def split_reference(reference: str, tenant: str) -> tuple[str, str] | None:
         return None
     name, _, purpose = reference.removeprefix(f"local:{tenant}/").partition("#")
     return (name, purpose) if name and purpose else None
-
-
-class _NoValues:
-    def read(self, namespace: str, name: str, key: str) -> str | None:
-        return None
-
-
-_NO_VALUES = _NoValues()

@@ -36,7 +36,7 @@ class VerifiedValue:
 
 
 def pin_verified(
-    store: MintedSecretStore, values: Iterable[VerifiedValue], *, transaction: CredentialTransaction | None = None
+    store: MintedSecretStore, values: Iterable[VerifiedValue], *, transaction: CredentialTransaction
 ) -> None:
     """Keep encrypted copies of accepted values; unchanged copies are not rewritten."""
     wanted = [

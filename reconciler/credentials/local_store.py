@@ -9,8 +9,10 @@
   values above.
 - `MemoryMintedSecrets`: the same contract in memory, for dry runs and benchmarks that must not write.
 
-The registry is reached through the `storage.CredentialRegistry` port. The OAuth flows depend only on the
-`MintedSecrets` protocol. Values appear in no repr and no log line.
+The registry is reached through the `storage.CredentialRegistry` port: reads directly, writes only within the
+transaction the caller (the engine, or the runtime's member-token flow) opens, so a value and the row that points
+at it commit together. The OAuth flows depend only on the `MintedSecrets` protocol. Values appear in no repr and no
+log line.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ class MintedSecrets(Protocol):
 
     def get(self, tenant: str, name: str, purpose: str) -> LocalSecret | None: ...
 
-    def put_all(self, secrets: Iterable[NewSecret], *, transaction: CredentialTransaction | None = None) -> None: ...
+    def put_all(self, secrets: Iterable[NewSecret], *, transaction: CredentialTransaction) -> None:
+        """Seal `secrets` within the caller's registry transaction."""
+        ...
 
     def delete(
         self,
@@ -63,8 +67,10 @@ class MintedSecrets(Protocol):
         name: str,
         purposes: Collection[str] | None = None,
         *,
-        transaction: CredentialTransaction | None = None,
-    ) -> int: ...
+        transaction: CredentialTransaction,
+    ) -> int:
+        """Delete an owner's sealed values (`purposes`, else all) within the caller's registry transaction."""
+        ...
 
     def read(self, namespace: str, name: str, key: str) -> str | None: ...
 
@@ -73,7 +79,7 @@ class MintedSecrets(Protocol):
         ...
 
 
-def put_secret(store: MintedSecrets, secret: NewSecret, *, transaction: CredentialTransaction | None = None) -> str:
+def put_secret(store: MintedSecrets, secret: NewSecret, *, transaction: CredentialTransaction) -> str:
     """Store one value; returns its `local:` reference."""
     store.put_all([secret], transaction=transaction)
     return local_reference(secret.tenant, secret.name, secret.purpose)
@@ -100,15 +106,10 @@ class MintedSecretStore:
     def all_of(self, tenant: str, name: str | None = None) -> list[LocalSecret]:
         return [self._unseal(sealed) for sealed in self._registry.fetch_local_secrets(tenant, name)]
 
-    def put_all(self, secrets: Iterable[NewSecret], *, transaction: CredentialTransaction | None = None) -> None:
+    def put_all(self, secrets: Iterable[NewSecret], *, transaction: CredentialTransaction) -> None:
         sealed = [self._seal(secret) for secret in secrets]
-        if not sealed:
-            return
-        if transaction is not None:
+        if sealed:
             transaction.put_local_secrets(sealed)
-            return
-        with self._registry.transaction() as own:
-            own.put_local_secrets(sealed)
 
     def delete(
         self,
@@ -116,12 +117,9 @@ class MintedSecretStore:
         name: str,
         purposes: Collection[str] | None = None,
         *,
-        transaction: CredentialTransaction | None = None,
+        transaction: CredentialTransaction,
     ) -> int:
-        if transaction is not None:
-            return transaction.delete_local_secrets(tenant, name, purposes)
-        with self._registry.transaction() as own:
-            return own.delete_local_secrets(tenant, name, purposes)
+        return transaction.delete_local_secrets(tenant, name, purposes)
 
     def read(self, namespace: str, name: str, key: str) -> str | None:
         """`SecretReader` over `local:<tenant>` namespaces; None for anything else or an absent value."""

@@ -1,21 +1,21 @@
-"""Refreshing a member's own token: behind `resolve(..., renew_tokens=True)` and the engine's pass.
+"""Refreshing a member's own token: what is decided, and the one refresh request the runtime and the engine share.
 
-The runtime (`reconciler.runtime.renewing`) and the engine call `renew_member_token` for a member's token that is
-due (`renewal_due`: past `refresh_at` of its lifetime). It is single-flight across threads and processes: the
-registry's compare-and-set lease (the `MemberTokenRegistry` port) lets exactly one caller send the refresh-token
-grant; the others wait, bounded, until the row changes. The holder seals the new access token and the rotated
-refresh token and updates the row in one transaction. `invalid_grant` forgets the refresh token (row and sealed
-value together), so every later resolution decides `needs_reauthorization` once the token expires; any other
-failure releases the lease and leaves the token as it was.
+The runtime (`runtime/renewing.py`, `renew_member_token`: behind `resolve(..., renew_tokens=True)`) and the engine's
+bulk runs (`engine/renewing.py`, `renew_member_tokens_in_batches`) renew a member's token that is due
+(`renewal_due`: past `refresh_at` of its lifetime), single-flight under the registry's compare-and-set lease, and
+store what `refreshed_token_rows` says; a connect flow keeps what `member_token_rows` says.
 
 A member token is bound to the issuer and client it was obtained with (SEP-2352): the token endpoint is read from
-that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per issuer and `MemberTokenRenewal`, so
-a bulk run does not double its requests), whose `issuer` must be the stored one, and the refresh names the stored
+that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per issuer and `MemberTokenRenewal`, so a
+bulk run does not double its requests), whose `issuer` must be the stored one, and the refresh names the stored
 client, authenticated as `refresh_client` decides: like the server's registered client for that issuer, else like
 the spec's pre-registered client when the token was obtained with it (its secret, presented as the code exchange
-presented it), else as a public client. What is decided is pure (`renewal_due`, `metadata_requests`,
-`issuer_token_endpoint`, `refresh_client`, `is_invalid_grant`, `member_token_name`, `member_token_secrets`); the
-requests go through the authorization-server port. Token values never reach a log line or an error.
+presented it), else as a public client. What is decided is pure (`renewal_due`, `refresh_client`,
+`is_invalid_grant`, `member_token_name`, `member_token_secrets`, `refreshed_token_rows`, `member_token_rows`; the
+issuer's metadata: `issuers.py`). What is left here awaits the authorization-server port and reads through the
+registry port: the one refresh (`refresh_token_set`, with `fetch_token_endpoint`, `read_value` and
+`refresh_member_token`). Both the runtime and the engine send it, and they may not import each other, so it lives
+below both. Token values never reach a log line or an error.
 """
 
 from __future__ import annotations
@@ -24,44 +24,36 @@ import datetime as dt
 import enum
 import hashlib
 import logging
-import time
-import uuid
-from collections import Counter
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import anyio
 
 from reconciler.credentials.authserver import (
     AuthServerAccess,
-    AuthServerAnswer,
     AuthServerClient,
-    AuthServerRequest,
     rejection,
 )
 from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.headers import SecretReader, parse_reference
+from reconciler.credentials.issuers import IssuerTokenEndpoint, issuer_token_endpoint, metadata_requests
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
-from reconciler.credentials.storage import MemberTokenRegistry, MemberTokenStore
+from reconciler.credentials.storage import MemberTokenRegistry
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference, split_local
 from reconciler.credentials.tokens import (
     DEFAULT_REFRESH_AT,
     MintedToken,
     TokenAuthMethod,
     TokenClient,
-    refresh_access_token,
+    read_token_answer,
+    refresh_grant,
     secret_method,
+    token_request,
 )
-from reconciler.errors import ReconcilerError, RetryableError
 from reconciler.records import OAuthClientRecord, UserTokenRecord
 
 logger = logging.getLogger(__name__)
 
 INVALID_GRANT = "invalid_grant"
-METADATA_PATH = "/.well-known/oauth-authorization-server"
-OIDC_METADATA_PATH = "/.well-known/openid-configuration"
 _METHODS: dict[str | None, TokenAuthMethod] = {
     "client_secret_basic": "client_secret_basic",
     "client_secret_post": "client_secret_post",
@@ -80,15 +72,6 @@ class RenewalOutcome(enum.StrEnum):
     """`invalid_grant`: the refresh token is forgotten and the member must reconnect."""
     FAILED = "failed"
     """Anything else (the server unreachable, the client refused, the lease lost): the token is as it was."""
-
-
-@dataclass(frozen=True)
-class IssuerTokenEndpoint:
-    """What a refresh needs from its issuer's own metadata: where to send it, and how clients may authenticate."""
-
-    url: str
-    auth_methods: tuple[str, ...] = ()
-    """`token_endpoint_auth_methods_supported` (empty when the metadata names none)."""
 
 
 @dataclass(frozen=True)
@@ -143,62 +126,6 @@ def renewal_due(token: UserTokenRecord, *, now: dt.datetime, refresh_at: float =
     return now >= token.issued_at + (token.expires_at - token.issued_at) * refresh_at
 
 
-async def renew_member_token(
-    token: UserTokenRecord,
-    *,
-    server_url: str,
-    allow_private: bool,
-    renewal: MemberTokenRenewal,
-    server_auth: Mapping[str, Any] | None = None,
-) -> RenewalOutcome:
-    """Refresh one member's token, single-flight (see the module docstring); never raises for a failed refresh,
-    whose cause is logged without any value. `server_auth` is the server row's `auth` (its pre-registered client,
-    if any)."""
-    assert token.row_id is not None
-    registry = renewal.registry
-    holder = uuid.uuid4().hex
-    if not registry.claim_token_refresh(
-        token.row_id, holder=holder, seen_expires_at=token.expires_at, lease=renewal.lease
-    ):
-        await _await_refresh(token, renewal=renewal)
-        return RenewalOutcome.WAITED
-    what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
-    try:
-        assert token.refresh_token_ref is not None
-        refresh_token = _read(token.refresh_token_ref, renewal=renewal)
-        refreshed = await _refresh(
-            token,
-            refresh_token,
-            server_url=server_url,
-            allow_private=allow_private,
-            server_auth=server_auth or {},
-            renewal=renewal,
-        )
-    except OAuthRejected as err:
-        refused = is_invalid_grant(err)
-        _release(token, renewal=renewal, holder=holder, forget=refused)
-        if refused:
-            logger.info("%s: the refresh token was refused (invalid_grant); the member must reconnect", what)
-            return RenewalOutcome.REFUSED
-        logger.warning("%s was not refreshed: %s", what, err)
-        return RenewalOutcome.FAILED
-    except ReconcilerError as err:
-        _release(token, renewal=renewal, holder=holder, forget=False)
-        logger.warning("%s was not refreshed: %s", what, err)
-        return RenewalOutcome.FAILED
-    except BaseException:
-        _release(token, renewal=renewal, holder=holder, forget=False)
-        raise
-    try:
-        _store(token, refreshed, renewal=renewal, holder=holder)
-    except RetryableError as err:
-        # The lease ran out mid-refresh and another caller took over: its token set stands, ours is discarded.
-        logger.warning("%s: the refresh outlived its lease (%s)", what, err)
-        return RenewalOutcome.FAILED
-    logger.info("%s refreshed; it expires at %s", what, refreshed.expires_at)
-    return RenewalOutcome.RENEWED
-
-
 @dataclass(frozen=True)
 class DueMemberToken:
     """A member token to renew, with what its refresh needs from its server's row."""
@@ -210,155 +137,7 @@ class DueMemberToken:
     """The server row's `auth`: names its pre-registered client, if it has one."""
 
 
-RENEWAL_BATCH = 100
-"""Tokens claimed, refreshed and stored together by `renew_member_tokens_in_batches`."""
-
-
-async def renew_member_tokens_in_batches(
-    due: Sequence[DueMemberToken], *, renewal: MemberTokenRenewal, batch_size: int = RENEWAL_BATCH
-) -> Counter[RenewalOutcome]:
-    """Renew many members' tokens, single-flight like `renew_member_token`, for a caller that hands no token out
-    (the engine's runs): a token someone else holds or just renewed is left to them without waiting (`WAITED`).
-
-    Per batch, three registry round trips instead of three per token: one claim of every lease (`lease`, as for
-    one token), one read of the refresh tokens, one transaction storing the renewed tokens and releasing the rest.
-    A lease is only unsafe if it can run out while its refresh token is being spent, so a batch sends refreshes
-    only during the first third of its lease: each one is bounded by a third (the port's request bound, which
-    `lease` is sized from), and the store has the last third. A refresh token is never spent after that; the
-    tokens left over are released for the next run. The store writes only rows whose lease is still this
-    batch's, so a token another caller took over keeps that caller's token set. Never raises for a failed
-    refresh."""
-    outcomes: Counter[RenewalOutcome] = Counter()
-    for start in range(0, len(due), batch_size):
-        outcomes.update(await _renew_batch(due[start : start + batch_size], renewal=renewal))
-    return +outcomes
-
-
-async def _renew_batch(batch: Sequence[DueMemberToken], *, renewal: MemberTokenRenewal) -> Counter[RenewalOutcome]:
-    holder = uuid.uuid4().hex
-    started = time.monotonic()
-    seen = {
-        item.token.row_id: item.token.expires_at
-        for item in batch
-        if item.token.row_id is not None and item.token.expires_at is not None
-    }
-    held = renewal.registry.claim_token_refreshes(seen, holder=holder, lease=renewal.lease)
-    spend_until = started + renewal.lease.total_seconds() / 3
-    outcomes = Counter({RenewalOutcome.WAITED: len(batch) - len(held)})
-    mine = [item for item in batch if item.token.row_id in held]
-    renewed: list[tuple[UserTokenRecord, MintedToken]] = []
-    released: list[int] = []
-    refused: list[UserTokenRecord] = []
-    try:
-        refresh_tokens = _read_many([item.token.refresh_token_ref for item in mine], renewal=renewal)
-        for item in mine:
-            token = item.token
-            assert token.row_id is not None
-            if time.monotonic() > spend_until:
-                released.append(token.row_id)
-                continue
-            what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
-            try:
-                refreshed = await _refresh(
-                    token,
-                    refresh_tokens.get(token.refresh_token_ref or ""),
-                    server_url=item.server_url,
-                    allow_private=item.allow_private,
-                    server_auth=item.server_auth,
-                    renewal=renewal,
-                )
-            except OAuthRejected as err:
-                if is_invalid_grant(err):
-                    logger.info("%s: the refresh token was refused (invalid_grant); the member must reconnect", what)
-                    refused.append(token)
-                else:
-                    logger.warning("%s was not refreshed: %s", what, err)
-                    released.append(token.row_id)
-                continue
-            except ReconcilerError as err:
-                logger.warning("%s was not refreshed: %s", what, err)
-                released.append(token.row_id)
-                continue
-            renewed.append((token, refreshed))
-    finally:
-        # Also on cancellation: the refresh tokens already spent are rotated, and only the store keeps the new ones.
-        done = {token.row_id for token, _ in renewed} | set(released) | {token.row_id for token in refused}
-        released += [row_id for row_id in held if row_id not in done]
-        outcomes.update(_store_batch(renewed, released=released, refused=refused, renewal=renewal, holder=holder))
-    return outcomes
-
-
-def _read_many(references: Sequence[str | None], *, renewal: MemberTokenRenewal) -> dict[str, str]:
-    """The refresh tokens behind `references`, the sealed ones in one read."""
-    wanted = [reference for reference in references if reference is not None]
-    found = renewal.minted.read_many(wanted)
-    for reference in wanted:
-        if reference not in found and (value := _read(reference, renewal=renewal)) is not None:
-            found[reference] = value
-    return found
-
-
-def _store_batch(
-    renewed: Sequence[tuple[UserTokenRecord, MintedToken]],
-    *,
-    released: Sequence[int],
-    refused: Sequence[UserTokenRecord],
-    renewal: MemberTokenRenewal,
-    holder: str,
-) -> Counter[RenewalOutcome]:
-    """One transaction: the renewed tokens whose lease is still `holder`'s, with their sealed values; the other
-    leases given back; refused refresh tokens forgotten."""
-    records: list[UserTokenRecord] = []
-    sealed: dict[int | None, list[NewSecret]] = {}
-    for token, refreshed in renewed:
-        assert token.issuer is not None and token.client_id is not None
-        name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
-        secrets, access_ref, refresh_ref = member_token_secrets(
-            refreshed, tenant=token.tenant, name=name, issuer=token.issuer, client_id=token.client_id
-        )
-        sealed[token.row_id] = secrets
-        records.append(
-            replace(
-                token,
-                secret_ref=access_ref,
-                expires_at=refreshed.expires_at,
-                issued_at=refreshed.issued_at,
-                refresh_token_ref=refresh_ref,
-                scopes=tuple((refreshed.scope or "").split()) or token.scopes,
-            )
-        )
-    try:
-        with renewal.registry.transaction() as transaction:
-            stored = transaction.store_refreshed_tokens(records, holder=holder)
-            renewal.minted.put_all(
-                [secret for row_id in sorted(stored) for secret in sealed[row_id]], transaction=transaction
-            )
-            transaction.release_token_refreshes(released, holder=holder)
-            for token in refused:
-                assert token.row_id is not None
-                if transaction.release_token_refresh(token.row_id, holder=holder, forget_refresh_token=True):
-                    name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
-                    renewal.minted.delete(token.tenant, name, [REFRESH_TOKEN], transaction=transaction)
-    except RetryableError as err:
-        logger.warning("%d renewed member tokens could not be stored: %s", len(renewed), err)
-        return Counter({RenewalOutcome.FAILED: len(renewed) + len(released), RenewalOutcome.REFUSED: len(refused)})
-    for token, refreshed in renewed:
-        what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
-        if token.row_id in stored:
-            logger.info("%s refreshed; it expires at %s", what, refreshed.expires_at)
-        else:
-            # The lease ran out mid-refresh and another caller took over: its token set stands, ours is discarded.
-            logger.warning("%s: the refresh outlived its lease", what)
-    return Counter(
-        {
-            RenewalOutcome.RENEWED: len(stored),
-            RenewalOutcome.FAILED: len(renewed) - len(stored) + len(released),
-            RenewalOutcome.REFUSED: len(refused),
-        }
-    )
-
-
-async def _refresh(
+async def refresh_token_set(
     token: UserTokenRecord,
     refresh_token: str | None,
     *,
@@ -386,17 +165,40 @@ async def _refresh(
     client = TokenClient(
         token_url=endpoint.url,
         client_id=token.client_id,
-        client_secret=None if chosen.secret_ref is None else _read(chosen.secret_ref, renewal=renewal),
+        client_secret=None if chosen.secret_ref is None else read_value(chosen.secret_ref, renewal=renewal),
         method=chosen.method,
     )
-    return await refresh_access_token(
-        client=client,
-        refresh_token=refresh_token,
+    return await _refresh_grant(
+        client,
+        refresh_token,
         scopes=token.scopes,
         resource=server_url,
         access=access,
         fingerprint_key=renewal.fingerprint_key,
+        now=dt.datetime.now(dt.UTC),
     )
+
+
+async def _refresh_grant(
+    client: TokenClient,
+    refresh_token: str,
+    *,
+    scopes: Sequence[str],
+    resource: str | None,
+    access: AuthServerAccess,
+    fingerprint_key: bytes,
+    now: dt.datetime,
+) -> MintedToken:
+    """The refresh-token grant sent through the port; the refresh token spent is kept unless a new one came."""
+    request = token_request(
+        client,
+        refresh_grant(refresh_token, scopes=scopes, resource=resource),
+        purpose="the refresh request",
+        extra_secrets=(refresh_token,),
+    )
+    answer = await access.perform(request)
+    token = read_token_answer(answer, request=request, client=client, fingerprint_key=fingerprint_key, now=now)
+    return token if token.refresh_token else replace(token, refresh_token=refresh_token)
 
 
 def refresh_client(
@@ -440,10 +242,11 @@ def _preset_client_id(server_auth: Mapping[str, Any], *, renewal: MemberTokenRen
     if isinstance(literal, str):
         return literal
     reference = server_auth.get("clientIdRef")
-    return _read(reference, renewal=renewal) if isinstance(reference, str) else None
+    return read_value(reference, renewal=renewal) if isinstance(reference, str) else None
 
 
-def _read(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
+def read_value(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
+    """The value behind a reference: a sealed one from the minted store, any other through `secrets`."""
     try:
         namespace, name, key = parse_reference(reference)
     except ValueError:
@@ -451,95 +254,6 @@ def _read(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
     if split_local(namespace) is not None:
         return renewal.minted.read(namespace, name, key)
     return None if renewal.secrets is None else renewal.secrets.read(namespace, name, key)
-
-
-def _store(token: UserTokenRecord, refreshed: MintedToken, *, renewal: MemberTokenRenewal, holder: str) -> None:
-    assert token.row_id is not None and token.issuer is not None and token.client_id is not None
-    name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
-    secrets, access_ref, refresh_ref = member_token_secrets(
-        refreshed, tenant=token.tenant, name=name, issuer=token.issuer, client_id=token.client_id
-    )
-    with renewal.registry.transaction() as transaction:
-        renewal.minted.put_all(secrets, transaction=transaction)
-        transaction.store_refreshed_token(
-            token.row_id,
-            holder=holder,
-            secret_ref=access_ref,
-            expires_at=refreshed.expires_at,
-            issued_at=refreshed.issued_at,
-            refresh_token_ref=refresh_ref,
-            scopes=tuple((refreshed.scope or "").split()) or token.scopes,
-        )
-
-
-def _release(token: UserTokenRecord, *, renewal: MemberTokenRenewal, holder: str, forget: bool) -> None:
-    assert token.row_id is not None
-    with renewal.registry.transaction() as transaction:
-        if transaction.release_token_refresh(token.row_id, holder=holder, forget_refresh_token=forget) and forget:
-            name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
-            renewal.minted.delete(token.tenant, name, [REFRESH_TOKEN], transaction=transaction)
-
-
-async def _await_refresh(token: UserTokenRecord, *, renewal: MemberTokenRenewal) -> None:
-    """Wait, bounded, until another caller's refresh of `token` ended (the row changed or the lease is gone)."""
-    assert token.row_id is not None
-    if renewal.wait <= 0:
-        return
-    deadline = time.monotonic() + renewal.wait
-    while time.monotonic() < deadline:
-        found = renewal.registry.fetch_member_token(token.row_id)
-        if found is None or found.expires_at != token.expires_at or found.refresh_lease_until is None:
-            return
-        await anyio.sleep(renewal.poll_interval)
-    logger.warning(
-        "member %s's token for %s/%s: another refresh did not finish within %.0f s",
-        token.user_id,
-        token.tenant,
-        token.server,
-        renewal.wait,
-    )
-
-
-def metadata_request(issuer: str) -> AuthServerRequest:
-    """The issuer's RFC 8414 metadata request (the well-known segment goes before the issuer's path). Pure."""
-    parts = urlsplit(issuer)
-    path = METADATA_PATH + (parts.path.rstrip("/") if parts.path not in ("", "/") else "")
-    url = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-    return AuthServerRequest(method="GET", url=url, purpose="the authorization server metadata request")
-
-
-def metadata_requests(issuer: str) -> tuple[AuthServerRequest, ...]:
-    """Where the issuer's metadata may be, in order: RFC 8414, then OpenID Connect Discovery (the well-known
-    segment after the issuer's path), which OpenID providers serve instead. Pure."""
-    oidc = issuer.rstrip("/") + OIDC_METADATA_PATH
-    return (
-        metadata_request(issuer),
-        AuthServerRequest(method="GET", url=oidc, purpose="the OpenID provider metadata request"),
-    )
-
-
-def token_endpoint_of(answer: AuthServerAnswer, *, issuer: str) -> str:
-    """The token endpoint the issuer's own metadata names (see `issuer_token_endpoint`). Pure."""
-    return issuer_token_endpoint(answer, issuer=issuer).url
-
-
-def issuer_token_endpoint(answer: AuthServerAnswer, *, issuer: str) -> IssuerTokenEndpoint:
-    """The token endpoint the issuer's own metadata names, and the client authentication methods it advertises;
-    `OAuthRejected` when the metadata is for another issuer or names no endpoint (a member token is never sent
-    anywhere else). Pure."""
-    document: Mapping[str, Any] = answer.document or {}
-    if not answer.ok or document.get("issuer") != issuer:
-        raise OAuthRejected(
-            f"{answer.endpoint} is not the metadata of issuer {issuer} (HTTP {answer.status}); "
-            "the member's token is bound to that issuer",
-            endpoint=answer.endpoint,
-        )
-    endpoint = document.get("token_endpoint")
-    if not isinstance(endpoint, str) or not endpoint:
-        raise OAuthRejected(f"issuer {issuer} advertises no token_endpoint", endpoint=answer.endpoint)
-    methods = document.get("token_endpoint_auth_methods_supported")
-    advertised = tuple(str(method) for method in methods) if isinstance(methods, list) else ()
-    return IssuerTokenEndpoint(url=endpoint, auth_methods=advertised)
 
 
 async def fetch_token_endpoint(
@@ -596,14 +310,14 @@ async def refresh_member_token(
         client_secret=client_secret,
         method=method,
     )
-    return await refresh_access_token(
-        client=client,
-        refresh_token=refresh_token,
+    return await _refresh_grant(
+        client,
+        refresh_token,
         scopes=scopes,
         resource=resource,
         access=access,
         fingerprint_key=fingerprint_key,
-        now=now,
+        now=now or dt.datetime.now(dt.UTC),
     )
 
 
@@ -627,9 +341,37 @@ def member_token_secrets(
     return secrets, local_reference(tenant, name, ACCESS_TOKEN), refresh_ref
 
 
-def store_member_tokens(
-    registry: MemberTokenStore,
-    minted: MintedSecrets,
+def refreshed_token_rows(token: UserTokenRecord, refreshed: MintedToken) -> tuple[UserTokenRecord, list[NewSecret]]:
+    """A member's row as its refresh leaves it, and what to seal for it. Pure."""
+    assert token.issuer is not None and token.client_id is not None
+    name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
+    secrets, access_ref, refresh_ref = member_token_secrets(
+        refreshed, tenant=token.tenant, name=name, issuer=token.issuer, client_id=token.client_id
+    )
+    record = replace(
+        token,
+        secret_ref=access_ref,
+        expires_at=refreshed.expires_at,
+        issued_at=refreshed.issued_at,
+        refresh_token_ref=refresh_ref,
+        scopes=tuple((refreshed.scope or "").split()) or token.scopes,
+    )
+    return record, secrets
+
+
+@dataclass(frozen=True)
+class MemberTokenRows:
+    """What keeping a member's new token set writes: the row, the values to seal, and whether an earlier refresh
+    token must go (the new set has none)."""
+
+    record: UserTokenRecord
+    seal: tuple[NewSecret, ...]
+    owner: str
+    """The local-store owner name of the sealed values (`member_token_name`)."""
+    drop_refresh_token: bool
+
+
+def member_token_rows(
     token: MintedToken,
     *,
     tenant: str,
@@ -639,9 +381,9 @@ def store_member_tokens(
     client_id: str,
     issuer: str,
     scopes: Sequence[str] = (),
-) -> int:
-    """Seal a member's access and refresh token and record the row that references them, in one transaction
-    (what a connect flow's callback does after the code exchange); returns the row id."""
+) -> MemberTokenRows:
+    """The row and sealed values of a member's token set after a code exchange (what a connect flow's callback
+    keeps). Pure."""
     name = member_token_name(server=server, connection=connection, user=user)
     secrets, access_ref, refresh_ref = member_token_secrets(
         token, tenant=tenant, name=name, issuer=issuer, client_id=client_id
@@ -659,8 +401,4 @@ def store_member_tokens(
         issuer=issuer,
         scopes=tuple(scopes) or tuple((token.scope or "").split()),
     )
-    with registry.transaction() as transaction:
-        minted.put_all(secrets, transaction=transaction)
-        if refresh_ref is None:
-            minted.delete(tenant, name, [REFRESH_TOKEN], transaction=transaction)
-        return transaction.put_member_token(record)
+    return MemberTokenRows(record=record, seal=tuple(secrets), owner=name, drop_refresh_token=refresh_ref is None)

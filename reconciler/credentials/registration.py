@@ -300,20 +300,6 @@ def stored_client(
     )
 
 
-def stored_clients(*, tenant: str, server: str, stores: CredentialStores) -> list[RegisteredClient]:
-    """The server's kept clients with their secrets unsealed (reads only; the connect flow's way in)."""
-    return [
-        stored_client(
-            record,
-            secret=stores.minted.get(tenant, server, CLIENT_SECRET) if record.client_secret_ref else None,
-            token=stores.minted.get(tenant, server, REGISTRATION_TOKEN)
-            if record.registration_access_token_ref
-            else None,
-        )
-        for record in stores.registry.fetch_oauth_clients(tenant=tenant, server=server)
-    ]
-
-
 @dataclass(frozen=True)
 class ClientChoice:
     """Which kept client a server goes on with, and which to forget first (deregistered where RFC 7592 allows)."""

@@ -6,8 +6,9 @@ token back (`stored_token`, keyed by `request_inputs`, a fingerprint of everythi
 rotated client secret or new scopes mint afresh), asks `token_step` whether to reuse it, refresh it or mint anew
 (renewed once `refresh_at`, default 0.8, of its lifetime has passed), sends the `token_request` through the
 authorization-server port, reads the answer with `read_token_answer` and seals what `token_rows` says under
-`local:<tenant>/<server>#oauth-access-token`. These are pure. `exchange_authorization_code` and
-`refresh_access_token` send a member's grants themselves (the connect flow and members' token renewal call them).
+`local:<tenant>/<server>#oauth-access-token`. A member's grants are built here too (`refresh_grant`,
+`authorization_code_grant`) and sent by the engine (`engine/minting.py`: `refresh_access_token`,
+`exchange_authorization_code`). All of it is pure.
 Access and refresh tokens never appear in a repr, a log line or an error message.
 """
 
@@ -18,12 +19,12 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
 from reconciler.credentials.assertions import ASSERTION_TYPE, client_assertion
-from reconciler.credentials.authserver import AuthServerAccess, AuthServerAnswer, AuthServerRequest, rejection
+from reconciler.credentials.authserver import AuthServerAnswer, AuthServerRequest, rejection
 from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.fingerprints import fingerprint
 from reconciler.credentials.local_store import LocalSecret, NewSecret
@@ -196,52 +197,6 @@ def request_inputs(
     return fingerprint(fingerprint_key, canonical)
 
 
-async def refresh_access_token(
-    *,
-    client: TokenClient,
-    refresh_token: str,
-    scopes: Sequence[str] = (),
-    resource: str | None = None,
-    access: AuthServerAccess,
-    fingerprint_key: bytes,
-    now: dt.datetime | None = None,
-) -> MintedToken:
-    """The refresh-token grant (RFC 6749 section 6); a server that rotates refresh tokens returns a new one."""
-    request = token_request(
-        client,
-        refresh_grant(refresh_token, scopes=scopes, resource=resource),
-        purpose="the refresh request",
-        extra_secrets=(refresh_token,),
-    )
-    token = await _token_request(
-        request, client=client, access=access, fingerprint_key=fingerprint_key, now=now or dt.datetime.now(dt.UTC)
-    )
-    return token if token.refresh_token else replace(token, refresh_token=refresh_token)
-
-
-async def exchange_authorization_code(
-    *,
-    client: TokenClient,
-    code: str,
-    code_verifier: str,
-    redirect_uri: str,
-    resource: str | None = None,
-    access: AuthServerAccess,
-    fingerprint_key: bytes,
-    now: dt.datetime | None = None,
-) -> MintedToken:
-    """The authorization-code grant with PKCE (RFC 7636): what a runtime does after a member's consent."""
-    request = token_request(
-        client,
-        authorization_code_grant(code, code_verifier=code_verifier, redirect_uri=redirect_uri, resource=resource),
-        purpose="the authorization code exchange",
-        extra_secrets=(code, code_verifier),
-    )
-    return await _token_request(
-        request, client=client, access=access, fingerprint_key=fingerprint_key, now=now or dt.datetime.now(dt.UTC)
-    )
-
-
 Grant = Mapping[str, str | Sequence[str]]
 
 
@@ -301,18 +256,6 @@ def _assertion(client_fields: Mapping[str, str]) -> tuple[str, ...]:
     """A signed client assertion is a credential too: redacted like a secret."""
     assertion = client_fields.get("client_assertion")
     return (assertion,) if assertion else ()
-
-
-async def _token_request(
-    request: AuthServerRequest,
-    *,
-    client: TokenClient,
-    access: AuthServerAccess,
-    fingerprint_key: bytes,
-    now: dt.datetime,
-) -> MintedToken:
-    answer = await access.perform(request)
-    return read_token_answer(answer, request=request, client=client, fingerprint_key=fingerprint_key, now=now)
 
 
 def read_token_answer(

@@ -83,7 +83,6 @@ from reconciler.credentials.registration import (
     rotation_abandoned,
     rotation_promoted,
     still_registered,
-    stored_clients,
 )
 from reconciler.credentials.rotation import ProbeOutcome, verdict
 from reconciler.credentials.storage import CredentialRegistry
@@ -97,6 +96,7 @@ from reconciler.credentials.stores import (
 from reconciler.credentials.tokens import (
     TokenClient,
 )
+from reconciler.engine.kept_clients import stored_clients
 from reconciler.engine.minting import MemoryTokenCache, StoredTokenCache, client_credentials_token
 from reconciler.errors import PermanentError, RetryableError
 from reconciler.records import AuthDiscovery
@@ -166,7 +166,7 @@ async def _prepare_client_credentials(
         resource=token_resource(record, discovery),
         audience=record.auth.get("audience"),
         access=access,
-        cache=StoredTokenCache(context.stores.minted, tenant=record.tenant, server=record.name),
+        cache=StoredTokenCache(context.stores, tenant=record.tenant, server=record.name),
         fingerprint_key=context.fingerprint_key,
         now=now,
         refresh_at=context.settings.refresh_at,
@@ -409,7 +409,8 @@ def _bind_preset(
         stored, tenant=record.tenant, server=record.name, client_id=client_id, issuer=issuer
     )
     if binding is not None:
-        stores.minted.put_all([binding])
+        with stores.registry.transaction() as transaction:
+            stores.minted.put_all([binding], transaction=transaction)
 
 
 async def deregister_client(client: RegisteredClient, *, access: AuthServerAccess) -> DeregistrationResult:
@@ -468,7 +469,8 @@ async def release_server_credentials(
     clients = await forget_clients(
         tenant=tenant, server=server, stores=context.stores, access=context.access(allow_private=allow_private)
     )
-    deleted = context.stores.minted.delete(tenant, server)
+    with context.stores.registry.transaction() as transaction:
+        deleted = context.stores.minted.delete(tenant, server, transaction=transaction)
     return ReleasedCredentials(clients=clients, deleted_values=deleted)
 
 
@@ -486,8 +488,13 @@ async def _abandon_pending(
 ) -> DeregistrationResult:
     """Drop a pending client that failed verification (deregistered where possible); the old one stays."""
     result = await deregister_client(pending, access=access)
-    stores.minted.delete(tenant, server, list(PENDING_PURPOSES))
+    _forget_pending(tenant=tenant, server=server, stores=stores)
     return result
+
+
+def _forget_pending(*, tenant: str, server: str, stores: CredentialStores) -> None:
+    with stores.registry.transaction() as transaction:
+        stores.minted.delete(tenant, server, list(PENDING_PURPOSES), transaction=transaction)
 
 
 async def rotate_client(
@@ -509,12 +516,13 @@ async def rotate_client(
     pending = _pending_client(tenant=tenant, server=server, minted=stores.minted)
     if pending is None or needs_new_pending(pending, registration):
         pending = await register_client(registration, access=access, now=now)
-        stores.minted.put_all(pending_secrets(pending, tenant=tenant, server=server))
+        with stores.registry.transaction() as transaction:
+            stores.minted.put_all(pending_secrets(pending, tenant=tenant, server=server), transaction=transaction)
     if not await verify(pending):
         result = await _abandon_pending(pending, tenant=tenant, server=server, stores=stores, access=access)
         return rotation_abandoned(previous, pending, result)
     save_client(pending, tenant=tenant, server=server, stores=stores)
-    stores.minted.delete(tenant, server, list(PENDING_PURPOSES))
+    _forget_pending(tenant=tenant, server=server, stores=stores)
     return rotation_promoted(previous, pending, await deregister_client(previous, access=access))
 
 

@@ -1,7 +1,8 @@
 """Connect and disconnect a member's own account on an `oauthAuthorizationCode` server: the I/O half.
 
 `credentials.connecting` decides (the login's URL, state and verifier; whether a callback answers it; what to
-seal; the revocation request). This module performs: it prepares the server's client as a pass would (reusing a
+seal; the revocation request). This module performs, with `minting.py` (the code exchange) and `revoking.py`
+(the issuer's metadata, the revocations): it prepares the server's client as a pass would (reusing a
 registered one), reads the issuer's metadata, exchanges the code through the probe's SSRF-guarded client, and
 writes the sealed tokens and the member's `user_tokens` row in one registry transaction, so a reconnect replaces
 both or neither. A disconnect revokes (RFC 7009, where the issuer offers it) and then deletes both. Either may go
@@ -24,27 +25,26 @@ from reconciler.credentials import (
     MintedSecretStore,
     SecretReader,
     discovery_from_status,
-    exchange_authorization_code,
     load_store_key,
 )
 from reconciler.credentials.connecting import (
-    IssuerFacts,
     Login,
     begin_login,
     check_member_id,
     code_from_callback,
-    issuer_facts,
     login_token_client,
-    revoke,
     with_step_up,
 )
 from reconciler.credentials.errors import IncompleteAuthSpec
-from reconciler.credentials.member_tokens import member_token_name, store_member_tokens
+from reconciler.credentials.issuers import IssuerFacts
+from reconciler.credentials.member_tokens import member_token_name, member_token_rows
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN
 from reconciler.credentials.tokens import MintedToken, TokenClient
 from reconciler.engine.authorizing import prepare_server_credentials
 from reconciler.engine.crediting import credentials_context
 from reconciler.engine.inputs import StaticSecrets
+from reconciler.engine.minting import exchange_authorization_code
+from reconciler.engine.revoking import issuer_facts, revoke
 from reconciler.errors import PermanentError
 from reconciler.probe import ProbeHttp, ProbeSettings
 from reconciler.records import AuthDiscovery
@@ -172,9 +172,7 @@ def finish_member_login(
 
     token = anyio.run(run)
     issuer = pending.login.issuer or _origin(pending.token_client.token_url)
-    store_member_tokens(
-        registry,
-        _minted(registry),
+    rows = member_token_rows(
         token,
         tenant=pending.tenant,
         server=pending.server,
@@ -183,6 +181,12 @@ def finish_member_login(
         client_id=pending.token_client.client_id,
         issuer=issuer,
     )
+    minted = _minted(registry)
+    with registry.transaction() as transaction:
+        minted.put_all(rows.seal, transaction=transaction)
+        if rows.drop_refresh_token:
+            minted.delete(pending.tenant, rows.owner, [REFRESH_TOKEN], transaction=transaction)
+        transaction.put_member_token(rows.record)
     return token
 
 

@@ -46,11 +46,11 @@ from reconciler.credentials import (
     read_reference,
     verdict,
 )
-from reconciler.credentials.connecting import forget_member_tokens
 from reconciler.engine.authorizing import prepare_many, release_server_credentials, rotate_server_client
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
+from reconciler.engine.revoking import forget_member_tokens
 from reconciler.engine.statuses.reporting import Rotation
 from reconciler.errors import ReconcilerError
 from reconciler.probe import (

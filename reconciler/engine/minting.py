@@ -1,6 +1,8 @@
-"""Performs the client-credentials token exchanges the credentials package decides: the server's kept token read
-back, reused, refreshed or minted as `tokens.token_step` says, and sealed again as `tokens.token_rows` says. Called
-by `authorizing.py` when it prepares an `oauthClientCredentials` server or verifies a rotated client.
+"""Performs the token exchanges the credentials package decides: a server's client-credentials token read back,
+reused, refreshed or minted as `tokens.token_step` says and sealed again as `tokens.token_rows` says (called by
+`authorizing.py` when it prepares an `oauthClientCredentials` server or verifies a rotated client), and a member's
+grants: the authorization-code exchange (`connecting.py`) and the refresh-token grant. Each request is built by
+`tokens.token_request` and its answer read by `tokens.read_token_answer`; this module only sends it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Protocol
 
 from reconciler.credentials.authserver import AuthServerAccess, AuthServerRequest
 from reconciler.credentials.errors import OAuthRejected
-from reconciler.credentials.local_store import MintedSecrets
+from reconciler.credentials.registration import CredentialStores
 from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN
 from reconciler.credentials.tokens import (
     DEFAULT_REFRESH_AT,
     MintedToken,
     TokenClient,
+    authorization_code_grant,
     client_credentials_grant,
     read_token_answer,
     refresh_grant,
@@ -60,10 +63,11 @@ class MemoryTokenCache:
 
 class StoredTokenCache:
     """A server's token in the local encrypted store: read back by `tokens.stored_token`, written as
-    `tokens.token_rows` says."""
+    `tokens.token_rows` says, in one transaction."""
 
-    def __init__(self, minted: MintedSecrets, *, tenant: str, server: str) -> None:
-        self._minted = minted
+    def __init__(self, stores: CredentialStores, *, tenant: str, server: str) -> None:
+        self._registry = stores.registry
+        self._minted = stores.minted
         self._tenant = tenant
         self._server = server
 
@@ -79,9 +83,10 @@ class StoredTokenCache:
 
     def save(self, token: MintedToken, *, inputs: str) -> MintedToken:
         rows = token_rows(token, inputs=inputs, tenant=self._tenant, server=self._server)
-        self._minted.put_all(rows.seal)
-        if rows.unseal:
-            self._minted.delete(self._tenant, self._server, list(rows.unseal))
+        with self._registry.transaction() as transaction:
+            self._minted.put_all(rows.seal, transaction=transaction)
+            if rows.unseal:
+                self._minted.delete(self._tenant, self._server, list(rows.unseal), transaction=transaction)
         return replace(token, reference=rows.reference)
 
 
@@ -113,23 +118,70 @@ async def client_credentials_token(
         return cached
     token: MintedToken | None = None
     if step == "refresh" and cached is not None and cached.refresh_token:
-        request = token_request(
-            client,
-            refresh_grant(cached.refresh_token, scopes=scopes, resource=resource),
-            purpose="the refresh request",
-            extra_secrets=(cached.refresh_token,),
-        )
         try:
-            token = await _exchange(request, client=client, access=access, fingerprint_key=fingerprint_key, now=now)
+            token = await refresh_access_token(
+                client=client,
+                refresh_token=cached.refresh_token,
+                scopes=scopes,
+                resource=resource,
+                access=access,
+                fingerprint_key=fingerprint_key,
+                now=now,
+            )
         except OAuthRejected as err:
             logger.debug("refresh at %s refused (%s); minting a new token", err.endpoint, err)
-        else:
-            token = token if token.refresh_token else replace(token, refresh_token=cached.refresh_token)
     if token is None:
         grant = client_credentials_grant(scopes=scopes, resource=resource, audience=audience)
         request = token_request(client, grant)
         token = await _exchange(request, client=client, access=access, fingerprint_key=fingerprint_key, now=now)
     return cache.save(token, inputs=inputs)
+
+
+async def refresh_access_token(
+    *,
+    client: TokenClient,
+    refresh_token: str,
+    scopes: Sequence[str] = (),
+    resource: str | None = None,
+    access: AuthServerAccess,
+    fingerprint_key: bytes,
+    now: dt.datetime | None = None,
+) -> MintedToken:
+    """The refresh-token grant (RFC 6749 section 6); a server that rotates refresh tokens returns a new one, else the
+    one spent is kept."""
+    request = token_request(
+        client,
+        refresh_grant(refresh_token, scopes=scopes, resource=resource),
+        purpose="the refresh request",
+        extra_secrets=(refresh_token,),
+    )
+    token = await _exchange(
+        request, client=client, access=access, fingerprint_key=fingerprint_key, now=now or dt.datetime.now(dt.UTC)
+    )
+    return token if token.refresh_token else replace(token, refresh_token=refresh_token)
+
+
+async def exchange_authorization_code(
+    *,
+    client: TokenClient,
+    code: str,
+    code_verifier: str,
+    redirect_uri: str,
+    resource: str | None = None,
+    access: AuthServerAccess,
+    fingerprint_key: bytes,
+    now: dt.datetime | None = None,
+) -> MintedToken:
+    """The authorization-code grant with PKCE (RFC 7636): what follows a member's consent."""
+    request = token_request(
+        client,
+        authorization_code_grant(code, code_verifier=code_verifier, redirect_uri=redirect_uri, resource=resource),
+        purpose="the authorization code exchange",
+        extra_secrets=(code, code_verifier),
+    )
+    return await _exchange(
+        request, client=client, access=access, fingerprint_key=fingerprint_key, now=now or dt.datetime.now(dt.UTC)
+    )
 
 
 async def _exchange(

@@ -2,16 +2,18 @@
 
 Called by `resolving.resolve` when asked to `renew_tokens`, and by whatever completes a member's connect flow
 (`store_member_tokens`). A resolution renews only what it is about to hand out (`tokens_handed_out`: the member's
-own token for a server or connection, else the organization's it falls back to); client-credentials tokens are
-the engine's to mint, so a driver passes their renewal in (`ClientCredentialsRenewal`). A member token is due once
-`refresh_at` (0.8) of its lifetime has passed. The refresh
-itself, single-flight under the registry's lease, is the credentials package's `renew_member_token`; this module
-passes it the ports: the registry, the local store, and the probe's authorization-server adapter (SSRF-guarded,
-bounded), and runs it from the synchronous `resolve`.
+own token for a server or connection, else the organization's it falls back to); client-credentials tokens are the
+engine's to mint, so a driver passes their renewal in (`ClientCredentialsRenewal`). A member token is due once
+`refresh_at` (0.8) of its lifetime has passed. The refresh is single-flight (`renew_member_token`): the registry's
+compare-and-set lease lets exactly one caller send the refresh-token grant, the others wait, bounded, until the row
+changes; the holder seals the new token set and updates the row in one transaction, and `invalid_grant` forgets the
+refresh token. The refresh request itself is the credentials package's `refresh_token_set`, which the engine's
+batched runs share, sent through the probe's authorization-server adapter (SSRF-guarded, bounded); this module runs
+it from the synchronous `resolve`.
 
-Values live where the reconciler's minted values live: sealed in the registry's local store (`local:` references
-on the row), because the runtime both reads and rewrites them on every refresh and the registry is the store it
-already shares with every replica; a Kubernetes Secret would need write access to the cluster from every runtime.
+Values live where the reconciler's minted values live: sealed in the registry's local store (`local:` references on
+the row), because the runtime both reads and rewrites them on every refresh and the registry is the store it already
+shares with every replica; a Kubernetes Secret would need write access to the cluster from every runtime.
 """
 
 from __future__ import annotations
@@ -20,25 +22,39 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import logging
 import os
-from collections.abc import Coroutine, Sequence
+import time
+import uuid
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
+
+import anyio
 
 from reconciler.credentials import (
     MemberTokenRenewal,
     MintedSecretStore,
+    OAuthRejected,
+    RenewalOutcome,
     SecretKeyProblem,
     SecretReader,
+    is_invalid_grant,
     load_store_key,
-    renew_member_token,
+    member_token_name,
     renewal_due,
 )
-from reconciler.credentials import (
-    store_member_tokens as store_member_tokens,  # a runtime stores a member's tokens through this module
+from reconciler.credentials.local_store import MintedSecrets
+from reconciler.credentials.member_tokens import (
+    member_token_rows,
+    read_value,
+    refresh_token_set,
+    refreshed_token_rows,
 )
-from reconciler.credentials.stores import split_local
-from reconciler.credentials.tokens import DEFAULT_REFRESH_AT
+from reconciler.credentials.storage import MemberTokenStore
+from reconciler.credentials.stores import REFRESH_TOKEN, split_local
+from reconciler.credentials.tokens import DEFAULT_REFRESH_AT, MintedToken
+from reconciler.errors import ReconcilerError, RetryableError
 from reconciler.probe.authserver import ProbeAuthServer
 from reconciler.probe.settings import ProbeSettings
 from reconciler.probe.transports import ProbeHttp
@@ -47,6 +63,7 @@ from reconciler.registry import Registry
 from reconciler.registry.records import ServerRecord, UserTokenRecord
 
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,7 +150,7 @@ def renew_due_tokens(
     secrets: SecretReader | None,
     now: dt.datetime,
 ) -> None:
-    """Refresh each due token of `tokens` (one member's), single-flight (`credentials.renew_member_token`);
+    """Refresh each due token of `tokens` (one member's), single-flight (`renew_member_token`);
     failures are logged, never raised, so the resolution that follows reports the token's state instead."""
     due = [
         (token, servers[token.server])
@@ -173,6 +190,139 @@ async def _renew_all(
                 server_auth=server.auth,
                 renewal=ports,
             )
+
+
+async def renew_member_token(
+    token: UserTokenRecord,
+    *,
+    server_url: str,
+    allow_private: bool,
+    renewal: MemberTokenRenewal,
+    server_auth: Mapping[str, Any] | None = None,
+) -> RenewalOutcome:
+    """Refresh one member's token, single-flight (see the module docstring); never raises for a failed refresh,
+    whose cause is logged without any value. `server_auth` is the server row's `auth` (its pre-registered client,
+    if any)."""
+    assert token.row_id is not None
+    registry = renewal.registry
+    holder = uuid.uuid4().hex
+    if not registry.claim_token_refresh(
+        token.row_id, holder=holder, seen_expires_at=token.expires_at, lease=renewal.lease
+    ):
+        await _await_refresh(token, renewal=renewal)
+        return RenewalOutcome.WAITED
+    what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
+    try:
+        assert token.refresh_token_ref is not None
+        refresh_token = read_value(token.refresh_token_ref, renewal=renewal)
+        refreshed = await refresh_token_set(
+            token,
+            refresh_token,
+            server_url=server_url,
+            allow_private=allow_private,
+            server_auth=server_auth or {},
+            renewal=renewal,
+        )
+    except OAuthRejected as err:
+        refused = is_invalid_grant(err)
+        _release(token, renewal=renewal, holder=holder, forget=refused)
+        if refused:
+            logger.info("%s: the refresh token was refused (invalid_grant); the member must reconnect", what)
+            return RenewalOutcome.REFUSED
+        logger.warning("%s was not refreshed: %s", what, err)
+        return RenewalOutcome.FAILED
+    except ReconcilerError as err:
+        _release(token, renewal=renewal, holder=holder, forget=False)
+        logger.warning("%s was not refreshed: %s", what, err)
+        return RenewalOutcome.FAILED
+    except BaseException:
+        _release(token, renewal=renewal, holder=holder, forget=False)
+        raise
+    try:
+        _store(token, refreshed, renewal=renewal, holder=holder)
+    except RetryableError as err:
+        # The lease ran out mid-refresh and another caller took over: its token set stands, ours is discarded.
+        logger.warning("%s: the refresh outlived its lease (%s)", what, err)
+        return RenewalOutcome.FAILED
+    logger.info("%s refreshed; it expires at %s", what, refreshed.expires_at)
+    return RenewalOutcome.RENEWED
+
+
+def _store(token: UserTokenRecord, refreshed: MintedToken, *, renewal: MemberTokenRenewal, holder: str) -> None:
+    assert token.row_id is not None
+    record, secrets = refreshed_token_rows(token, refreshed)
+    with renewal.registry.transaction() as transaction:
+        renewal.minted.put_all(secrets, transaction=transaction)
+        transaction.store_refreshed_token(
+            token.row_id,
+            holder=holder,
+            secret_ref=record.secret_ref,
+            expires_at=record.expires_at,
+            issued_at=refreshed.issued_at,
+            refresh_token_ref=record.refresh_token_ref,
+            scopes=record.scopes,
+        )
+
+
+def _release(token: UserTokenRecord, *, renewal: MemberTokenRenewal, holder: str, forget: bool) -> None:
+    assert token.row_id is not None
+    with renewal.registry.transaction() as transaction:
+        if transaction.release_token_refresh(token.row_id, holder=holder, forget_refresh_token=forget) and forget:
+            name = member_token_name(server=token.server, connection=token.connection, user=token.user_id)
+            renewal.minted.delete(token.tenant, name, [REFRESH_TOKEN], transaction=transaction)
+
+
+async def _await_refresh(token: UserTokenRecord, *, renewal: MemberTokenRenewal) -> None:
+    """Wait, bounded, until another caller's refresh of `token` ended (the row changed or the lease is gone)."""
+    assert token.row_id is not None
+    if renewal.wait <= 0:
+        return
+    deadline = time.monotonic() + renewal.wait
+    while time.monotonic() < deadline:
+        found = renewal.registry.fetch_member_token(token.row_id)
+        if found is None or found.expires_at != token.expires_at or found.refresh_lease_until is None:
+            return
+        await anyio.sleep(renewal.poll_interval)
+    logger.warning(
+        "member %s's token for %s/%s: another refresh did not finish within %.0f s",
+        token.user_id,
+        token.tenant,
+        token.server,
+        renewal.wait,
+    )
+
+
+def store_member_tokens(
+    registry: MemberTokenStore,
+    minted: MintedSecrets,
+    token: MintedToken,
+    *,
+    tenant: str,
+    server: str,
+    user: str,
+    connection: str | None = None,
+    client_id: str,
+    issuer: str,
+    scopes: Sequence[str] = (),
+) -> int:
+    """Seal a member's access and refresh token and record the row that references them, in one transaction
+    (what a connect flow's callback does after the code exchange, as `member_token_rows` says); returns the row
+    id."""
+    rows = member_token_rows(
+        token,
+        tenant=tenant,
+        server=server,
+        user=user,
+        connection=connection,
+        client_id=client_id,
+        issuer=issuer,
+        scopes=scopes,
+    )
+    with registry.transaction() as transaction:
+        minted.put_all(rows.seal, transaction=transaction)
+        if rows.drop_refresh_token:
+            minted.delete(tenant, rows.owner, [REFRESH_TOKEN], transaction=transaction)
+        return transaction.put_member_token(rows.record)
 
 
 def _run(coroutine: Coroutine[Any, Any, _T], *, timeout: float) -> _T:

@@ -22,8 +22,9 @@ import pytest
 import yaml
 
 from reconciler.cli import main
-from reconciler.credentials import MintedSecretStore, load_store_key, store_member_tokens
+from reconciler.credentials import MintedSecretStore, load_store_key
 from reconciler.registry import open_registry
+from reconciler.runtime import store_member_tokens
 from tests.fixtures.authorization_server import OAuthServers
 from tests.integration.cli.test_commands import run
 from tests.integration.cli.test_connection_truth import folder_with, granted_folder

@@ -19,10 +19,8 @@ from reconciler.credentials import (
     RegistrationRefused,
     TokenClient,
     client_rotation_due,
-    exchange_authorization_code,
     fill_authorization_url,
     new_pkce,
-    refresh_access_token,
 )
 from reconciler.engine.authorizing import (
     connected_members,
@@ -30,6 +28,7 @@ from reconciler.engine.authorizing import (
     release_server_credentials,
     rotate_server_client,
 )
+from reconciler.engine.minting import exchange_authorization_code, refresh_access_token
 from reconciler.probe import credential_verifier
 from reconciler.registry.records import ServerRecord, UserTokenRecord
 from tests.fixtures.authorization_server import AuthorizationServer, OAuthServers

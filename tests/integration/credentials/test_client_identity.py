@@ -19,7 +19,6 @@ from reconciler.credentials import (
     MintedToken,
     PreparedCredentials,
     TokenClient,
-    exchange_authorization_code,
     fill_authorization_url,
     new_pkce,
 )
@@ -27,6 +26,7 @@ from reconciler.credentials.identity import DEFAULT_REDIRECT_URI, metadata_docum
 from reconciler.engine.authorizing import (
     prepare_server_credentials,
 )
+from reconciler.engine.minting import exchange_authorization_code
 from reconciler.probe import ProbeAuthServer, ProbeHttp
 from reconciler.records import AuthDiscovery
 from reconciler.registry.records import ServerRecord

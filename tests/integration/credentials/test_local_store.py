@@ -25,7 +25,10 @@ PLAIN = "Plaintext-Token-9b3e77aa"
 
 def test_only_ciphertext_is_stored(registry: Registry) -> None:
     minted = MintedSecretStore(registry, generate_key())
-    minted.put_all([NewSecret("acme", "crm", "oauth-access-token", PLAIN, {"issuedAt": "now"})])
+    with registry.transaction() as transaction:
+        minted.put_all(
+            [NewSecret("acme", "crm", "oauth-access-token", PLAIN, {"issuedAt": "now"})], transaction=transaction
+        )
 
     rows = registry.dump()["local_secrets"]
     assert len(rows) == 1
@@ -37,7 +40,10 @@ def test_only_ciphertext_is_stored(registry: Registry) -> None:
 
 
 def test_the_wrong_key_is_a_clear_error(registry: Registry) -> None:
-    MintedSecretStore(registry, generate_key()).put_all([NewSecret("acme", "crm", "dcr-client-secret", PLAIN)])
+    with registry.transaction() as transaction:
+        MintedSecretStore(registry, generate_key()).put_all(
+            [NewSecret("acme", "crm", "dcr-client-secret", PLAIN)], transaction=transaction
+        )
     other = MintedSecretStore(registry, generate_key())
 
     with pytest.raises(SecretKeyProblem, match=r"local:acme/crm#dcr-client-secret was encrypted with key") as caught:
@@ -47,18 +53,27 @@ def test_the_wrong_key_is_a_clear_error(registry: Registry) -> None:
 
 def test_replace_and_delete_by_owner(registry: Registry) -> None:
     minted = MintedSecretStore(registry, generate_key())
-    minted.put_all([NewSecret("acme", "crm", purpose, f"v-{purpose}") for purpose in ("a", "b", "c")])
-    minted.put_all([NewSecret("acme", "crm", "a", "v-a2"), NewSecret("acme", "other", "a", "keep")])
+    with registry.transaction() as transaction:
+        minted.put_all(
+            [NewSecret("acme", "crm", purpose, f"v-{purpose}") for purpose in ("a", "b", "c")], transaction=transaction
+        )
+    with registry.transaction() as transaction:
+        minted.put_all(
+            [NewSecret("acme", "crm", "a", "v-a2"), NewSecret("acme", "other", "a", "keep")], transaction=transaction
+        )
     assert [item.value for item in minted.all_of("acme", "crm")] == ["v-a2", "v-b", "v-c"]
 
-    assert minted.delete("acme", "crm", ["b"]) == 1
-    assert minted.delete("acme", "crm") == 2
+    with registry.transaction() as transaction:
+        assert minted.delete("acme", "crm", ["b"], transaction=transaction) == 1
+    with registry.transaction() as transaction:
+        assert minted.delete("acme", "crm", transaction=transaction) == 2
     assert minted.all_of("acme", "crm") == [] and minted.get("acme", "other", "a") is not None
 
 
 def test_cli_store_reads_folder_secrets_and_minted_values(registry: Registry) -> None:
     store = LocalSecretStore(StaticSecrets({("acme", "crm-token"): {"token": "from-folder"}}), registry, generate_key())
-    store.minted.put_all([NewSecret("acme", "crm", "oauth-access-token", "minted-value")])
+    with registry.transaction() as transaction:
+        store.minted.put_all([NewSecret("acme", "crm", "oauth-access-token", "minted-value")], transaction=transaction)
 
     assert read_reference(store, "acme/crm-token#token") == "from-folder"
     assert read_reference(store, "local:acme/crm#oauth-access-token") == "minted-value"

@@ -11,9 +11,10 @@ import logging
 
 import pytest
 
-from reconciler.credentials import MemberTokenRenewal, RenewalOutcome, renew_member_token
+from reconciler.credentials import MemberTokenRenewal, RenewalOutcome
 from reconciler.probe import ProbeAuthServer
 from reconciler.runtime import store_member_tokens
+from reconciler.runtime.renewing import renew_member_token
 from tests.fixtures.oidc_provider import OIDCProtectedMCP, oidc_protected_mcp, oidc_provider
 from tests.integration.credentials.support import LOCAL, TENANT, World, probe, run, world
 from tests.integration.credentials.test_oidc_provider import code_server, member_logs_in, prepare

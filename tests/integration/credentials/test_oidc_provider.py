@@ -32,10 +32,8 @@ from reconciler.credentials import (
     PreparedCredentials,
     TokenClient,
     authorization_url_template,
-    exchange_authorization_code,
     fill_authorization_url,
     new_pkce,
-    refresh_access_token,
 )
 from reconciler.credentials.tokens import TokenAuthMethod
 from reconciler.demo.serving import ServerLoop
@@ -48,6 +46,8 @@ from reconciler.engine.authorizing import (
 from reconciler.engine.minting import (
     MemoryTokenCache,
     client_credentials_token,
+    exchange_authorization_code,
+    refresh_access_token,
 )
 from reconciler.probe import ProbeAuthServer
 from reconciler.records import AuthDiscovery

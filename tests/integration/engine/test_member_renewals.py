@@ -20,15 +20,13 @@ import pytest
 
 from reconciler.credentials import (
     KEY_ENV,
-    RENEWAL_BATCH,
     DueMemberToken,
     MemberTokenRenewal,
     MintedSecretStore,
     RenewalOutcome,
-    renew_member_tokens_in_batches,
 )
 from reconciler.engine.inputs import StaticSecrets
-from reconciler.engine.renewing import renew_member_tokens
+from reconciler.engine.renewing import RENEWAL_BATCH, renew_member_tokens, renew_member_tokens_in_batches
 from reconciler.probe import ProbeAuthServer, ProbeHttp, ProbeSettings
 from reconciler.records import OAuthClientRecord
 from reconciler.registry import Registry

@@ -14,16 +14,14 @@ from reconciler.credentials import (
     member_token_secrets,
     renewal_due,
 )
-from reconciler.credentials.member_tokens import (
-    PUBLIC_CLIENT,
+from reconciler.credentials.issuers import (
     IssuerTokenEndpoint,
-    RefreshClient,
     issuer_token_endpoint,
     metadata_request,
     metadata_requests,
-    refresh_client,
     token_endpoint_of,
 )
+from reconciler.credentials.member_tokens import PUBLIC_CLIENT, RefreshClient, refresh_client
 from reconciler.credentials.tokens import MintedToken, secret_method
 from reconciler.records import AuthServerAnswer, OAuthClientRecord
 from reconciler.registry.records import UserTokenRecord
