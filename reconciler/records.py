@@ -145,6 +145,10 @@ class OAuthClientRecord:
     row_id: int | None = field(default=None, compare=False)
 
 
+SealedKey = tuple[str, str, str]
+"""A sealed value's (tenant, name, purpose) in the local secret store."""
+
+
 @dataclass(frozen=True)
 class SealedSecret:
     """One stored value, still encrypted. `meta` holds only non-secret facts (issued at, client id, ...)."""

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from reconciler.records import OAuthClientRecord, SealedSecret
+from reconciler.records import OAuthClientRecord, SealedKey, SealedSecret
 from reconciler.registry import catalog, lookups, member_tokens, reading, recording, secret_store, stamps, writing
 from reconciler.registry.connecting import (
     DEFAULT_REGISTRY_URL,
@@ -348,11 +348,8 @@ class Registry:
         """Every sealed value one owner (or a whole tenant) has in the local secret store."""
         return self._read(lambda connection: secret_store.read_sealed_of(connection, tenant=tenant, name=name))
 
-    def fetch_local_secrets_by_key(
-        self, keys: Collection[tuple[str, str, str]]
-    ) -> dict[tuple[str, str, str], SealedSecret]:
-        """Many sealed values by (tenant, name, purpose), in one query: a bulk renewal reads its batch's refresh
-        tokens at once."""
+    def fetch_local_secrets_by_key(self, keys: Collection[SealedKey]) -> dict[SealedKey, SealedSecret]:
+        """Many sealed values by (tenant, name, purpose), in one query: a bulk renewal reads its batch at once."""
         return self._read(lambda connection: secret_store.read_sealed_many(connection, keys))
 
     # -- members' tokens: the runtime's refresh (reconciler.runtime.renewing) -----------------------------------

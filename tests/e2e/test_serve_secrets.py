@@ -21,7 +21,8 @@ import httpx2
 import pytest
 import yaml
 
-from reconciler.cli import _connector_for, _on_demand_renewal, _serve_secrets, build_parser
+from reconciler.cli import _probe_settings, build_parser
+from reconciler.cli_serving import connector_for, on_demand_renewal, serve_secrets
 from reconciler.demo.serving import ServerLoop
 from reconciler.engine.inputs import StaticSecrets
 from reconciler.registry import Registry
@@ -108,7 +109,7 @@ def serve_with(registry: Registry, registry_url: str) -> Iterator[Callable[..., 
 
         def start(*flags: str) -> str:
             args = build_parser().parse_args(["serve", "--registry", registry_url, "--allow-private-networks", *flags])
-            secrets, close = _serve_secrets(args)
+            secrets, close = serve_secrets(args)
             closers.append(close)
 
             def app(url: str) -> Any:
@@ -116,8 +117,8 @@ def serve_with(registry: Registry, registry_url: str) -> Iterator[Callable[..., 
                     registry,
                     token=PLATFORM_TOKEN,
                     public_url=url,
-                    connector=_connector_for(args, url, secrets=secrets)(registry),  # type: ignore[misc]
-                    renewing=_on_demand_renewal(args, secrets=secrets),
+                    connector=connector_for(url, secrets=secrets, settings=_probe_settings(args))(registry),  # type: ignore[misc]
+                    renewing=on_demand_renewal(secrets=secrets, settings=_probe_settings(args)),
                 )
 
             return loop.serve_asgi(app)

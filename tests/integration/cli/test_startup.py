@@ -67,6 +67,7 @@ def test_help_imports_no_model_and_no_third_party_library() -> None:
         "reconciler.cli",
         "reconciler.cli_listing",
         "reconciler.cli_registries",
+        "reconciler.cli_serving",  # resolve's and serve's arguments (argparse only)
         "reconciler.errors",
         "reconciler.lazy_exports",
         "reconciler.records",  # the record types shared below the registry (dataclasses only)
