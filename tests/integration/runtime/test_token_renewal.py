@@ -136,9 +136,18 @@ def _assert_nowhere(values: list[str], registry: Registry, logs: pytest.LogCaptu
 
 
 def test_twenty_concurrent_resolutions_send_one_refresh(
-    registry: Registry, oauth_servers: OAuthServers, renewal: TokenRenewal, logs: pytest.LogCaptureFixture
+    registry: Registry,
+    oauth_servers: OAuthServers,
+    renewal: TokenRenewal,
+    logs: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _member_server(registry, oauth_servers)
+    # The resolutions judge at `due`, 51 minutes ahead of the real clock; the renewed token is issued by the real
+    # clock, so with the same lifetime it would be due again at `due`, and a resolver the machine's scheduler
+    # starts after the first refresh stored it would rightly renew it once more. A renewed token that outlives
+    # `due` by far keeps the test about concurrency, not about when each thread happens to run.
+    monkeypatch.setattr(oauth_servers.main, "token_lifetime", 10 * LIFETIME.total_seconds())
     issued_at = dt.datetime.now(dt.UTC)
     old_access, old_refresh = _connect_alice(registry, oauth_servers, renewal, issued_at=issued_at)
     due = issued_at + LIFETIME * 0.85  # past 80% of the lifetime, not yet expired
@@ -151,6 +160,7 @@ def test_twenty_concurrent_resolutions_send_one_refresh(
     with ThreadPoolExecutor(RESOLVERS) as pool:
         resolutions = list(pool.map(one, range(RESOLVERS), timeout=JOIN_SECONDS))
 
+    late = _resolve(registry, renewal, now=due)  # a resolver that starts after the refresh was stored
     main = oauth_servers.main
     assert main.token_requests == 1, "one refresh request reached the authorization server"
     assert main.grant_counts["refresh_token"] == 1
@@ -158,7 +168,7 @@ def test_twenty_concurrent_resolutions_send_one_refresh(
     new_access = main.refresh_tokens[new_refresh].token
     assert new_access != old_access and new_refresh != old_refresh
     assert main.verify(new_access, resource=oauth_servers.protected, audience=None) is not None
-    for resolution in resolutions:
+    for resolution in [*resolutions, late]:
         resolved = resolution.server(SERVER)
         assert resolved.state is ServerState.READY, resolved.reason
         assert resolved.headers == {"Authorization": f"Bearer {new_access}"}
