@@ -73,16 +73,22 @@ class ToolRecord:
     description: str | None = None
     input_schema: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
-    destructive: bool | None = field(default=None, compare=False)
-    """From the tool's annotations (MCP defaults applied); None when it had none. Not part of the fingerprint:
-    hints are advice from the server, and approving a snapshot should not depend on them."""
     annotations: ToolAnnotationHints = field(default_factory=ToolAnnotationHints, compare=False)
-    """The four MCP behaviour hints as the server sent them; compared by the tool-risk drift check instead."""
+    """The four MCP behaviour hints as the server sent them; compared by the tool-risk drift check instead. Not
+    part of the fingerprint: hints are advice from the server, and approving a snapshot should not depend on
+    them."""
 
     @property
     def read_only(self) -> bool:
         """The MCP default: a tool is read-only only when it says so."""
         return self.annotations.read_only_hint is True
+
+    @property
+    def destructive(self) -> bool:
+        """The MCP default: a tool that is not read-only is destructive unless it says otherwise. The one rule
+        for `plan`'s impact and the tool-risk policy, so a tool without annotations is flagged by both."""
+        hint = self.annotations.destructive_hint
+        return not self.read_only and (hint if hint is not None else True)
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,6 @@ def tool_record(tool: mcp_types.Tool) -> ToolRecord:
         description=tool.description,
         input_schema=schema,
         fingerprint=tool_fingerprint(tool.name, title, tool.description, schema),
-        destructive=_destructive(tool.annotations),
         annotations=_hints(tool.annotations),
     )
 
@@ -122,15 +121,6 @@ def _hints(annotations: mcp_types.ToolAnnotations | None) -> ToolAnnotationHints
         idempotent_hint=annotations.idempotent_hint,
         open_world_hint=annotations.open_world_hint,
     )
-
-
-def _destructive(annotations: mcp_types.ToolAnnotations | None) -> bool | None:
-    """The MCP defaults: a tool that is not read-only is destructive unless it says otherwise."""
-    if annotations is None:
-        return None
-    if annotations.read_only_hint:
-        return False
-    return annotations.destructive_hint if annotations.destructive_hint is not None else True
 
 
 async def fetch_all_tools(

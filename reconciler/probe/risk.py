@@ -8,8 +8,8 @@ the content hash an administrator approved still reads the same, or reads like h
 - a tool renamed with an identical description and input schema: the rug pull that defeats content-hash pinning
   by moving an approved definition under a new name, or a new definition under an approved one's.
 
-The MCP defaults apply: a tool is read-only only when it says so, and a tool that is not read-only is destructive
-unless it says otherwise. `destructiveHint` is meaningful only for tools that are not read-only, so it is compared
+The MCP defaults apply (`ToolRecord.read_only`, `ToolRecord.destructive`: the same rule `plan`'s impact uses).
+`destructiveHint` is meaningful only for tools that are not read-only, so it is compared
 only when the tool is writable before and after.
 """
 
@@ -19,13 +19,7 @@ from collections.abc import Sequence
 
 from reconciler.records import ToolRecord
 
-__all__ = ["diff_tool_risk", "is_destructive"]
-
-
-def is_destructive(tool: ToolRecord) -> bool:
-    """The MCP default applied: not read-only, and not saying it is non-destructive."""
-    hint = tool.annotations.destructive_hint
-    return not tool.read_only and (hint if hint is not None else True)
+__all__ = ["diff_tool_risk"]
 
 
 def _flag(value: bool) -> str:
@@ -50,8 +44,8 @@ def diff_tool_risk(old: Sequence[ToolRecord], new: Sequence[ToolRecord]) -> list
         was, now = before[name], after[name]
         if was.read_only != now.read_only:
             lines.append(f"readOnlyHint of {name}: {_flag(was.read_only)} → {_flag(now.read_only)}")
-        elif not now.read_only and is_destructive(was) != is_destructive(now):
-            lines.append(f"destructiveHint of {name}: {_flag(is_destructive(was))} → {_flag(is_destructive(now))}")
+        elif not now.read_only and was.destructive != now.destructive:
+            lines.append(f"destructiveHint of {name}: {_flag(was.destructive)} → {_flag(now.destructive)}")
     added = sorted(after.keys() - before.keys())
     for name in sorted(before.keys() - after.keys()):
         match = next((candidate for candidate in added if _same_definition(before[name], after[candidate])), None)

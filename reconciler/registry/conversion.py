@@ -10,7 +10,7 @@ connection's server, a grant's target...) are resolved to ids by the caller.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, cast
 
 from sqlalchemy import RowMapping
@@ -294,7 +294,6 @@ def tools_json(tools: Sequence[ToolRecord]) -> list[dict[str, Any]]:
             "description": tool.description,
             "input_schema": tool.input_schema,
             "fingerprint": tool.fingerprint,
-            **({} if tool.destructive is None else {"destructive": tool.destructive}),
             **({"annotations": hints} if (hints := tool.annotations.as_json()) else {}),
         }
         for tool in tools
@@ -309,11 +308,20 @@ def tools_of(stored: Any) -> tuple[ToolRecord, ...]:
             description=item.get("description"),
             input_schema=item.get("input_schema") or {},
             fingerprint=item.get("fingerprint", ""),
-            destructive=item.get("destructive"),
-            annotations=ToolAnnotationHints.from_json(item.get("annotations")),
+            annotations=_hints_of(item),
         )
         for item in stored or ()
     )
+
+
+def _hints_of(item: Mapping[str, Any]) -> ToolAnnotationHints:
+    """A stored tool's hints. Snapshots written before hints were stored kept only a `destructive` flag with the
+    defaults applied; a `false` there is the one thing the defaults would not restore, so it reads back as the
+    server's `destructiveHint: false`."""
+    hints = ToolAnnotationHints.from_json(item.get("annotations"))
+    if "annotations" not in item and item.get("destructive") is False:
+        return ToolAnnotationHints(destructive_hint=False)
+    return hints
 
 
 def snapshot_values(snapshot: ToolSnapshotRecord) -> Values:

@@ -33,7 +33,6 @@ def snap(server: str, *tools: str, destructive: tuple[str, ...] = ()) -> ToolSna
     records = tuple(
         ToolRecord(
             name=name,
-            destructive=name in destructive,
             annotations=ToolAnnotationHints(read_only_hint=name not in destructive),
         )
         for name in tools
@@ -175,15 +174,16 @@ def test_tools_gained_lost_and_unknown(
 @pytest.mark.parametrize(
     ("annotations", "destructive"),
     [
-        (None, None),
+        (None, True),
         (mcp_types.ToolAnnotations(read_only_hint=True), False),
+        (mcp_types.ToolAnnotations(read_only_hint=True, destructive_hint=True), False),
         (mcp_types.ToolAnnotations(destructive_hint=False), False),
         (mcp_types.ToolAnnotations(destructive_hint=True), True),
         (mcp_types.ToolAnnotations(idempotent_hint=True), True),
     ],
 )
 def test_the_destructive_flag_follows_the_mcp_defaults(
-    annotations: mcp_types.ToolAnnotations | None, destructive: bool | None
+    annotations: mcp_types.ToolAnnotations | None, destructive: bool
 ) -> None:
     tool = mcp_types.Tool(name="t", input_schema={"type": "object"}, annotations=annotations)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler.registry.conversion import tools_json, tools_of
 from reconciler.registry.records import BindingRecord, BoundServerRecord
 
 BOUND = (BoundServerRecord(server="crm"),)
@@ -21,3 +22,25 @@ def test_assigned_agents_are_content() -> None:
 
     assert tutor.content()["agents"] == ["tutor"]
     assert tutor.content_hash() != everyone.content_hash()
+
+
+def test_a_snapshot_stored_before_hints_keeps_its_destructive_verdict() -> None:
+    """Snapshots stored only a `destructive` flag (defaults applied) before the hints themselves were kept."""
+    stored = [
+        {"name": "delete_city", "input_schema": {}, "destructive": True},
+        {"name": "add_note", "input_schema": {}, "destructive": False},
+        {"name": "plain", "input_schema": {}},
+        {"name": "lookup", "input_schema": {}, "annotations": {"readOnlyHint": True}},
+    ]
+
+    tools = {tool.name: tool for tool in tools_of(stored)}
+
+    assert {name: tool.destructive for name, tool in tools.items()} == {
+        "delete_city": True,
+        "add_note": False,
+        "plain": True,
+        "lookup": False,
+    }
+    assert "destructive" not in tools_json(tuple(tools.values()))[0]
+    assert tools_of(tools_json(tuple(tools.values()))) == tuple(tools.values())
+    assert [tool.destructive for tool in tools_of(tools_json(tuple(tools.values())))] == [True, False, True, False]
