@@ -115,7 +115,7 @@ class OAuthClientCredentialsAuth(Model):
     with `clientAssertion`)."""
     client_assertion: ClientAssertion | None = None
     """Authenticate with a signed JWT (`private_key_jwt`, RFC 7523) instead of `clientSecret`. Without `clientId`
-    the client is the reconciler's CIMD client, `{public URL}/oauth/client-credentials-metadata.json`."""
+    the client is the tenant's CIMD client, `{public URL}/oauth/tenants/{tenant}/client-credentials-metadata.json`."""
 
     @model_validator(mode="after")
     def _client(self) -> OAuthClientCredentialsAuth:

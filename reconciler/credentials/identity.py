@@ -10,15 +10,18 @@ nothing is registered); else dynamic client registration (RFC 7591). A metadata 
 two kinds of client use CIMD: authorization-code servers with `pkce: public` (`client_metadata_document`, at
 `/oauth/client-metadata.json`, `token_endpoint_auth_method: none`), and client-credentials servers that sign
 `private_key_jwt` assertions (`spec.auth.clientAssertion` without `clientId`): their document
-(`client_credentials_metadata_document`, at `/oauth/client-credentials-metadata.json`) says
-`token_endpoint_auth_method: private_key_jwt` and names `jwks_uri` (`/oauth/jwks.json`), where `serve` publishes the
-public halves of their keys. One document describes one client with one authentication method, so the two are two
-documents, two client ids. Confidential code-flow clients and client-secret clients keep DCR. A serving route
-publishes the documents.
+(`client_credentials_metadata_document`, at `/oauth/tenants/{tenant}/client-credentials-metadata.json`) says
+`token_endpoint_auth_method: private_key_jwt` and names `jwks_uri` (`/oauth/tenants/{tenant}/jwks.json`), where
+`serve` publishes the public halves of that tenant's keys. That client is one per tenant: a key in its JWKS can sign
+for it, and each tenant supplies its own keys, so one shared client would let a tenant's key obtain tokens as every
+tenant's client. One document describes one client with one authentication method, so the code-flow and the
+client-credentials clients are two documents, two client ids. Confidential code-flow clients and client-secret
+clients keep DCR. A serving route publishes the documents.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -28,8 +31,12 @@ PresetBinding = Literal["bind", "keep", "changed"]
 
 CALLBACK_PATH = "/oauth/callback"
 CLIENT_METADATA_PATH = "/oauth/client-metadata.json"
-CLIENT_CREDENTIALS_METADATA_PATH = "/oauth/client-credentials-metadata.json"
-JWKS_PATH = "/oauth/jwks.json"
+TENANT_CLIENTS_PATH = "/oauth/tenants/"
+"""Under it, `{tenant}/client-credentials-metadata.json` and `{tenant}/jwks.json`: a tenant's CIMD
+client-credentials client and its keys."""
+CLIENT_CREDENTIALS_METADATA_FILE = "client-credentials-metadata.json"
+JWKS_FILE = "jwks.json"
+_TENANT = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 DEFAULT_REDIRECT_URI = "http://127.0.0.1/oauth/callback"
 """Without a public URL: the loopback callback every dynamically registered client was pinned to before."""
 
@@ -83,30 +90,43 @@ def client_metadata_document(
     }
 
 
-def client_credentials_metadata_url(public_url: str) -> str:
-    """The CIMD `client_id` of the reconciler's `private_key_jwt` client-credentials client. Pure."""
-    return f"{_base(public_url)}{CLIENT_CREDENTIALS_METADATA_PATH}"
+def client_credentials_metadata_url(public_url: str, *, tenant: str) -> str:
+    """The CIMD `client_id` of `tenant`'s `private_key_jwt` client-credentials client. Pure."""
+    return f"{_base(public_url)}{TENANT_CLIENTS_PATH}{tenant}/{CLIENT_CREDENTIALS_METADATA_FILE}"
 
 
-def jwks_url(public_url: str) -> str:
-    """Where the public keys of the `private_key_jwt` CIMD client are published (its `jwks_uri`). Pure."""
-    return f"{_base(public_url)}{JWKS_PATH}"
+def jwks_url(public_url: str, *, tenant: str) -> str:
+    """Where the public keys of `tenant`'s `private_key_jwt` CIMD client are published (its `jwks_uri`). Pure."""
+    return f"{_base(public_url)}{TENANT_CLIENTS_PATH}{tenant}/{JWKS_FILE}"
 
 
-def client_credentials_metadata_document(public_url: str, *, client_name: str = "mcp-reconciler") -> dict[str, Any]:
-    """The Client ID Metadata Document of the reconciler's client-credentials client. Pure.
+def client_credentials_metadata_document(
+    public_url: str, *, tenant: str, client_name: str = "mcp-reconciler"
+) -> dict[str, Any]:
+    """The Client ID Metadata Document of `tenant`'s client-credentials client. Pure.
 
     It authenticates with `private_key_jwt`, the draft's way for a CIMD client to be confidential: no secret in the
     document, the verification keys at `jwks_uri`. No redirect URIs: the client-credentials grant has no redirect.
     """
     return {
-        "client_id": client_credentials_metadata_url(public_url),
-        "client_name": client_name,
+        "client_id": client_credentials_metadata_url(public_url, tenant=tenant),
+        "client_name": f"{client_name} ({tenant})",
         "client_uri": _base(public_url),
         "grant_types": ["client_credentials"],
         "token_endpoint_auth_method": "private_key_jwt",
-        "jwks_uri": jwks_url(public_url),
+        "jwks_uri": jwks_url(public_url, tenant=tenant),
     }
+
+
+def tenant_client_path(path: str) -> tuple[str, str] | None:
+    """(tenant, file) of a request path under `TENANT_CLIENTS_PATH` naming one of a tenant's two documents, else
+    None. Pure: the serving route asks it before it reads anything."""
+    if not path.startswith(TENANT_CLIENTS_PATH):
+        return None
+    tenant, _, file = path[len(TENANT_CLIENTS_PATH) :].partition("/")
+    if file not in (CLIENT_CREDENTIALS_METADATA_FILE, JWKS_FILE) or not _TENANT.fullmatch(tenant):
+        return None
+    return tenant, file
 
 
 def preset_binding(bound: tuple[str, str] | None, *, client_id: str, issuer: str) -> PresetBinding:

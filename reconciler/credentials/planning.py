@@ -309,7 +309,7 @@ def metadata_assertion_client_id(
             f"server {record.tenant}/{record.name}: spec.auth.clientAssertion without clientId makes the reconciler a "
             f"Client ID Metadata Document client, which needs {need}; or set spec.auth.clientId"
         )
-    return client_credentials_metadata_url(public_url)
+    return client_credentials_metadata_url(public_url, tenant=record.tenant)
 
 
 def metadata_token_client(

@@ -206,11 +206,17 @@ def oauth_clients(connection: sa.Connection, *, tenant: str, server: str) -> lis
     return [_oauth_client_of(row, tenant=tenant, server=server) for row in _mappings(connection, query)]
 
 
-def published_client_keys(connection: sa.Connection) -> list[dict[str, Any]]:
-    """The public keys (JWKs) the engine recorded for CIMD client-credentials servers (`clientAssertionPublicKey`
-    in their auth), in server order: what `serve` publishes at the CIMD client's `jwks_uri`."""
+def published_client_keys(connection: sa.Connection, *, tenant: str) -> list[dict[str, Any]]:
+    """The public keys (JWKs) the engine recorded for `tenant`'s CIMD client-credentials servers
+    (`clientAssertionPublicKey` in their auth), in server order: what `serve` publishes at that tenant's CIMD
+    client's `jwks_uri`. Another tenant's keys are never in it: each signs for its own tenant's client only."""
     table = schema.servers
-    query = sa.select(table.c.auth).where(table.c.auth_type == "oauthClientCredentials").order_by(table.c.id)
+    query = (
+        sa.select(table.c.auth)
+        .join(schema.tenants, schema.tenants.c.id == table.c.tenant_id)
+        .where(table.c.auth_type == "oauthClientCredentials", schema.tenants.c.slug == tenant)
+        .order_by(table.c.id)
+    )
     return [
         dict(auth["clientAssertionPublicKey"])
         for auth in connection.execute(query).scalars()

@@ -271,10 +271,10 @@ class Registry:
         """Servers deleted or orphaned after `since`, from the audit log (the rows themselves are gone)."""
         return self._read(lambda connection: catalog.read_removed_servers(connection, since=since))
 
-    def fetch_published_client_keys(self) -> list[dict[str, Any]]:
-        """The public halves (JWKs) of the client-assertion keys of the servers that use the reconciler's CIMD
-        client: what `serve` publishes as its JWKS. Public keys only; the registry holds no private key."""
-        return self._read(reading.published_client_keys)
+    def fetch_published_client_keys(self, *, tenant: str) -> list[dict[str, Any]]:
+        """The public halves (JWKs) of the client-assertion keys of `tenant`'s servers that use its CIMD client:
+        what `serve` publishes as that client's JWKS. Public keys only; the registry holds no private key."""
+        return self._read(lambda connection: reading.published_client_keys(connection, tenant=tenant))
 
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table as plain dicts, in key order: for tests that look for leaked values."""

@@ -29,11 +29,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reconciler.credentials.assertions import PUBLIC_MEMBERS
 from reconciler.credentials.identity import (
-    CLIENT_CREDENTIALS_METADATA_PATH,
     CLIENT_METADATA_PATH,
-    JWKS_PATH,
+    JWKS_FILE,
     client_credentials_metadata_document,
     client_metadata_document,
+    tenant_client_path,
 )
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
@@ -212,38 +212,44 @@ class ClientMetadataRoute:
     servers fetch them anonymously; every other request goes on to `app`.
 
     `GET /oauth/client-metadata.json` describes the public authorization-code client;
-    `GET /oauth/client-credentials-metadata.json` the `private_key_jwt` client-credentials client, whose `jwks_uri`
-    is `GET /oauth/jwks.json`: the public halves of the keys of the servers that use it, read from the registry
-    (where the engine records them) on each request, so a rotated key is published as soon as it is applied. The
-    documents hold no secret (the draft forbids one), and each JWK is rebuilt from an allow-list of public members,
-    so no private parameter can be published."""
+    `GET /oauth/tenants/{tenant}/client-credentials-metadata.json` a tenant's `private_key_jwt` client-credentials
+    client, whose `jwks_uri` is `GET /oauth/tenants/{tenant}/jwks.json`: the public halves of the keys of that
+    tenant's servers that use it, read from the registry (where the engine records them) on each request, so a
+    rotated key is published as soon as it is applied. One client per tenant: a key in a client's JWKS signs for
+    that client, and tenants supply their own keys. The documents hold no secret (the draft forbids one), and each
+    JWK is rebuilt from an allow-list of public members, so no private parameter can be published."""
 
     def __init__(self, app: ASGIApp, *, public_url: str, registry: Registry | None = None) -> None:
         self._app = app
         self._registry = registry
-        self._documents = {
-            CLIENT_METADATA_PATH: client_metadata_document(public_url),
-            CLIENT_CREDENTIALS_METADATA_PATH: client_credentials_metadata_document(public_url),
-        }
+        self._public_url = public_url
+        self._client_metadata = client_metadata_document(public_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path")
-        if scope["type"] != "http" or (path not in self._documents and path != JWKS_PATH):
+        path = str(scope.get("path"))
+        tenant_file = tenant_client_path(path) if scope["type"] == "http" else None
+        if scope["type"] != "http" or (path != CLIENT_METADATA_PATH and tenant_file is None):
             await self._app(scope, receive, send)
             return
         response: Response
         if scope.get("method") not in ("GET", "HEAD"):
             response = Response(status_code=405, headers={"allow": "GET, HEAD"})
-        elif path == JWKS_PATH:
-            keys = (
-                []
-                if self._registry is None
-                else await anyio.to_thread.run_sync(self._registry.fetch_published_client_keys)
+        elif tenant_file is None:
+            response = JSONResponse(self._client_metadata, headers={"cache-control": "public, max-age=300"})
+        elif tenant_file[1] == JWKS_FILE:
+            response = JSONResponse(
+                published_jwks(await self._tenant_keys(tenant_file[0])), headers={"cache-control": "public, max-age=60"}
             )
-            response = JSONResponse(published_jwks(keys), headers={"cache-control": "public, max-age=60"})
         else:
-            response = JSONResponse(self._documents[str(path)], headers={"cache-control": "public, max-age=300"})
+            document = client_credentials_metadata_document(self._public_url, tenant=tenant_file[0])
+            response = JSONResponse(document, headers={"cache-control": "public, max-age=300"})
         await response(scope, receive, send)
+
+    async def _tenant_keys(self, tenant: str) -> list[dict[str, Any]]:
+        registry = self._registry
+        if registry is None:
+            return []
+        return await anyio.to_thread.run_sync(lambda: registry.fetch_published_client_keys(tenant=tenant))
 
 
 def published_jwks(keys: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

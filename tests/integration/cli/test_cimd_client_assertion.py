@@ -94,17 +94,17 @@ def test_a_cimd_client_signs_with_its_published_key_and_the_server_accepts_the_t
     assert document["tools"], "the protected MCP server accepted the token and listed its tools"
     assert status["credentials"]["clientIdentity"] == "cimd"
     cimd = oauth_servers.cimd
-    client_id = client_credentials_metadata_url(public_url)
-    assert client_id in cimd.metadata_fetches and jwks_url(public_url) in cimd.jwks_fetches
+    client_id = client_credentials_metadata_url(public_url, tenant="acme")
+    assert client_id in cimd.metadata_fetches and jwks_url(public_url, tenant="acme") in cimd.jwks_fetches
     assert cimd.grant_counts["client_credentials"] >= 1 and cimd.registrations == 0
     assert set(cimd.seen_client_ids) == {client_id}
-    published = httpx2.get(jwks_url(public_url), timeout=HTTP_TIMEOUT).json()
+    published = httpx2.get(jwks_url(public_url, tenant="acme"), timeout=HTTP_TIMEOUT).json()
     (key,) = published["keys"]
     assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RS256", "sig") and key["kid"]
     assert not set(PRIVATE_MEMBERS) & set(key), "the JWKS holds the public half only"
     document_answer = httpx2.get(client_id, timeout=HTTP_TIMEOUT).json()
     assert document_answer["token_endpoint_auth_method"] == "private_key_jwt"
-    assert document_answer["jwks_uri"] == jwks_url(public_url) and "client_secret" not in document_answer
+    assert document_answer["jwks_uri"] == jwks_url(public_url, tenant="acme") and "client_secret" not in document_answer
     body = pem.split("-----")[2].strip().splitlines()[1]
     with open_registry(registry_url) as registry:
         dumped = json.dumps(registry.dump(), default=str)
@@ -120,8 +120,8 @@ def test_an_assertion_signed_by_another_key_is_refused(
         folder_with_key(tmp_path, oauth_servers.protected_cimd, pem), registry_url, public_url
     )
     assert code == 0, document
-    (published,) = httpx2.get(jwks_url(public_url), timeout=HTTP_TIMEOUT).json()["keys"]
-    client_id = client_credentials_metadata_url(public_url)
+    (published,) = httpx2.get(jwks_url(public_url, tenant="acme"), timeout=HTTP_TIMEOUT).json()["keys"]
+    client_id = client_credentials_metadata_url(public_url, tenant="acme")
     token_url = f"{oauth_servers.cimd.issuer}/token"
 
     def token_request(key: rsa.RSAPrivateKey) -> httpx2.Response:

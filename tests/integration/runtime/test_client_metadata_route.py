@@ -1,6 +1,7 @@
 """`serve --public-url` publishes the reconciler's Client ID Metadata Documents at `/oauth/client-metadata.json` and
-`/oauth/client-credentials-metadata.json`, and at `/oauth/jwks.json` the public keys the registry records for the
-second (never a private member), without a token (authorization servers fetch them anonymously), while everything
+each tenant's `/oauth/tenants/{tenant}/client-credentials-metadata.json`, and at `/oauth/tenants/{tenant}/jwks.json`
+the public keys the registry records for that tenant's servers (never a private member, never another tenant's
+key), without a token (authorization servers fetch them anonymously), while everything
 else still needs one; and the fixture authorization server, speaking CIMD, accepts the served document as a client.
 uvicorn on 127.0.0.1, SQLite and PostgreSQL registries."""
 
@@ -96,30 +97,39 @@ def test_the_jwks_publishes_the_recorded_public_keys_and_never_a_private_member(
     # A row carrying more than a public key (written by hand, or by a bug) still publishes only the public members.
     tampered = {"kty": "RSA", "n": "bm4", "e": "AQAB", "d": "ZGQ", "p": "cHA", "q": "cXE", "dp": "ZHA", "dq": "ZHE",
                 "qi": "cWk", "kid": "k2", "alg": "RS256"}  # fmt: skip
+    other = {"kty": "EC", "crv": "P-256", "x": "b3g", "y": "b3k", "kid": "k3", "alg": "ES256", "use": "sig"}
     with registry.transaction() as tx:
-        tx.ensure_tenants([TenantRecord(slug="acme", namespace="acme")])
+        tx.ensure_tenants([TenantRecord(slug=slug, namespace=slug) for slug in ("acme", "globex")])
         tx.insert(
             [
                 ServerRecord(
-                    tenant="acme", name=name, url="https://mcp.example.com/mcp", auth_type=auth_type, auth=auth
+                    tenant=tenant, name=name, url="https://mcp.example.com/mcp", auth_type=auth_type, auth=auth
                 )
-                for name, auth_type, auth in (
-                    ("ec", "oauthClientCredentials", {"clientAssertionPublicKey": recorded}),
-                    ("rsa", "oauthClientCredentials", {"clientAssertionPublicKey": tampered}),
-                    ("again", "oauthClientCredentials", {"clientAssertionPublicKey": recorded}),
-                    ("secret", "oauthClientCredentials", {"clientId": "c"}),
-                    ("bearer", "bearer", {"secretRef": "acme/t#token"}),
+                for tenant, name, auth_type, auth in (
+                    ("acme", "ec", "oauthClientCredentials", {"clientAssertionPublicKey": recorded}),
+                    ("acme", "rsa", "oauthClientCredentials", {"clientAssertionPublicKey": tampered}),
+                    ("acme", "again", "oauthClientCredentials", {"clientAssertionPublicKey": recorded}),
+                    ("acme", "secret", "oauthClientCredentials", {"clientId": "c"}),
+                    ("acme", "bearer", "bearer", {"secretRef": "acme/t#token"}),
+                    ("globex", "ec", "oauthClientCredentials", {"clientAssertionPublicKey": other}),
                 )
             ]
         )
 
     with httpx2.Client(timeout=10.0) as http:
-        answer = http.get(jwks_url(served))
-        document = http.get(client_credentials_metadata_url(served))
+        answer = http.get(jwks_url(served, tenant="acme"))
+        document = http.get(client_credentials_metadata_url(served, tenant="acme"))
+        theirs = http.get(jwks_url(served, tenant="globex"))
+        nobody = http.get(jwks_url(served, tenant="initech"))
+        bad = [http.get(f"{served}/oauth/tenants/{path}") for path in ("Acme/jwks.json", "acme/other.json", "acme")]
+        shared = [http.get(f"{served}/oauth/{path}") for path in ("jwks.json", "client-credentials-metadata.json")]
 
     assert answer.status_code == 200 and document.status_code == 200
     assert answer.json() == {
         "keys": [recorded, {"kty": "RSA", "n": "bm4", "e": "AQAB", "kid": "k2", "alg": "RS256", "use": "sig"}]
     }
-    assert document.json() == client_credentials_metadata_document(served)
-    assert document.json()["jwks_uri"] == jwks_url(served)
+    assert document.json() == client_credentials_metadata_document(served, tenant="acme")
+    assert document.json()["jwks_uri"] == jwks_url(served, tenant="acme")
+    assert theirs.json() == {"keys": [other]} and nobody.json() == {"keys": []}
+    # Not a tenant's document: the request goes on to the token-gated app, which refuses it.
+    assert [answer.status_code for answer in (*bad, *shared)] == [401] * 5

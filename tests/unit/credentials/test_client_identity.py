@@ -16,6 +16,7 @@ from reconciler.credentials.identity import (
     preset_binding,
     public_url_problem,
     redirect_uri,
+    tenant_client_path,
 )
 
 PUBLIC = "https://reconciler.example.com"
@@ -142,14 +143,34 @@ def test_a_client_credentials_client_with_a_key_can_be_a_cimd_client(
 
 
 def test_the_client_credentials_document_names_its_keys_and_no_secret() -> None:
-    document = client_credentials_metadata_document(f"{PUBLIC}/")
+    document = client_credentials_metadata_document(f"{PUBLIC}/", tenant="acme")
     assert document == {
-        "client_id": f"{PUBLIC}/oauth/client-credentials-metadata.json",
-        "client_name": "mcp-reconciler",
+        "client_id": f"{PUBLIC}/oauth/tenants/acme/client-credentials-metadata.json",
+        "client_name": "mcp-reconciler (acme)",
         "client_uri": PUBLIC,
         "grant_types": ["client_credentials"],
         "token_endpoint_auth_method": "private_key_jwt",
-        "jwks_uri": f"{PUBLIC}/oauth/jwks.json",
+        "jwks_uri": f"{PUBLIC}/oauth/tenants/acme/jwks.json",
     }
-    assert document["client_id"] == client_credentials_metadata_url(PUBLIC) != metadata_document_url(PUBLIC)
-    assert document["jwks_uri"] == jwks_url(PUBLIC)
+    assert document["client_id"] == client_credentials_metadata_url(PUBLIC, tenant="acme")
+    assert document["client_id"] != metadata_document_url(PUBLIC)
+    assert document["client_id"] != client_credentials_metadata_url(PUBLIC, tenant="globex")
+    assert document["jwks_uri"] == jwks_url(PUBLIC, tenant="acme")
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/oauth/tenants/acme/jwks.json", ("acme", "jwks.json")),
+        ("/oauth/tenants/a-1/client-credentials-metadata.json", ("a-1", "client-credentials-metadata.json")),
+        ("/oauth/tenants/Acme/jwks.json", None),
+        ("/oauth/tenants/-acme/jwks.json", None),
+        ("/oauth/tenants/acme/../globex/jwks.json", None),
+        ("/oauth/tenants/acme/keys.json", None),
+        ("/oauth/tenants//jwks.json", None),
+        ("/oauth/jwks.json", None),
+        (f"/oauth/tenants/{'a' * 64}/jwks.json", None),
+    ],
+)
+def test_only_a_tenants_two_documents_are_tenant_paths(path: str, expected: tuple[str, str] | None) -> None:
+    assert tenant_client_path(path) == expected
