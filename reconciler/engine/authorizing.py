@@ -201,6 +201,7 @@ async def _token_client(
             server=record.name,
             issuer=client_issuer(discovery, fallback=discovery.token_url or record.url, origin=access.origin),
             client_id=metadata_id,
+            token_endpoint_auth_method="private_key_jwt",
             stores=context.stores,
             access=access,
             now=now,
@@ -346,14 +347,21 @@ async def ensure_metadata_client(
     stores: CredentialStores,
     access: AuthServerAccess,
     now: dt.datetime | None = None,
+    token_endpoint_auth_method: str = "none",
 ) -> RegisteredClient:
-    """The server's CIMD client: nothing is registered, but the client id is kept with the issuer it is used with,
-    as every client is; other clients of the server are deregistered where RFC 7592 allows and forgotten."""
+    """The server's CIMD client: nothing is registered, but the client id is kept with the issuer it is used with
+    (and how its document says it authenticates), as every client is; other clients of the server are deregistered
+    where RFC 7592 allows and forgotten."""
     kept = stored_clients(tenant=tenant, server=server, stores=stores)
     choice = choose_metadata_client(kept, issuer=issuer, client_id=client_id)
     current = await _forget_others(choice, tenant=tenant, server=server, stores=stores, access=access)
     if current is None:
-        current = metadata_client(issuer=issuer, client_id=client_id, now=now or dt.datetime.now(dt.UTC))
+        current = metadata_client(
+            issuer=issuer,
+            client_id=client_id,
+            now=now or dt.datetime.now(dt.UTC),
+            token_endpoint_auth_method=token_endpoint_auth_method,
+        )
         save_client(current, tenant=tenant, server=server, stores=stores)
         logger.info("using CIMD client %s for %s/%s with %s", client_id, tenant, server, issuer)
     return replace(current, replaced_issuer=choice.replaced_issuer)

@@ -108,6 +108,8 @@ def test_a_cimd_client_signs_with_its_published_key_and_the_server_accepts_the_t
     body = pem.split("-----")[2].strip().splitlines()[1]
     with open_registry(registry_url) as registry:
         dumped = json.dumps(registry.dump(), default=str)
+        (kept,) = registry.fetch_oauth_clients(tenant="acme", server="crm")
+    assert (kept.client_id, kept.token_endpoint_auth_method) == (client_id, "private_key_jwt")
     for text in (output, json.dumps(document), json.dumps(status), dumped):
         assert body not in text
 
