@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.api import MCPServer
 from reconciler.engine.crediting import CredentialStep, credential_facts, prepare_and_probe
@@ -117,19 +118,20 @@ def test_server(
         if item.audit is not None:
             tx.audit([item.audit])
         if stored:
-            status = reported_status(
-                StatusInputs(
+
+            def reported(previous: dict[str, Any]) -> dict[str, Any]:
+                inputs = StatusInputs(
                     obj=obj,
                     action=Action(Verb.NOOP, obj.key, source, desired=obj.record, observed=row),
                     generation=stored[0].generation,
                     registry_id=row.row_id,
-                    previous=stored[0].status,
+                    previous=previous,
                     now=now,
-                ),
-                probe=probe_sections(obj, item.state, snapshots, next_probe_at=next_probe_at(obj, item.state)),
-                rotation=None,
-            )
-            tx.put_status(source.kind, source.namespace, source.name, status)
+                )
+                probe = probe_sections(obj, item.state, snapshots, next_probe_at=next_probe_at(obj, item.state))
+                return reported_status(inputs, probe=probe, rotation=None)
+
+            tx.change_status(source.kind, source.namespace, source.name, reported)
     return ServerTest(obj, result, recorded=True)
 
 

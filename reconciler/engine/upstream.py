@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from reconciler.api.conditions import ConditionType
@@ -95,19 +96,15 @@ def kept_upstream(
 
 def record_findings(registry: Registry, findings: Sequence[UpstreamFinding], *, now: dt.datetime) -> int:
     """The CLI's half: each finding as the `Upstream` condition of the copy `apply` stored; returns how many copies
-    were written. A copy already saying the same is left alone, and a server `apply` never stored is skipped."""
+    were written. A copy already saying the same is left alone, and a server `apply` never stored is skipped. The
+    condition is merged into the status read in the same transaction, so an `apply` running meanwhile keeps what
+    it wrote."""
     written = 0
     for finding in findings:
         source = finding.ref.source
-        stored = registry.fetch_resources(kind=source.kind, namespace=source.namespace, name=source.name)
-        if not stored:
-            continue
-        status = with_upstream(stored[0].status, upstream_condition(finding), now=now)
-        if status == stored[0].status:
-            continue
+        change = partial(with_upstream, condition=upstream_condition(finding), now=now)
         with registry.transaction() as transaction:
-            transaction.put_status(source.kind, source.namespace, source.name, status)
-        written += 1
+            written += transaction.change_status(source.kind, source.namespace, source.name, change)
     return written
 
 

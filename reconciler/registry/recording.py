@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,15 +75,31 @@ def delete_resources(connection: sa.Connection, ids: Sequence[tuple[str, str, st
     )
 
 
-def put_status(
-    connection: sa.Connection, kind: str, namespace: str, name: str, status: dict[str, Any], *, now: dt.datetime
-) -> None:
+StatusChange = Callable[[dict[str, Any]], dict[str, Any]]
+"""A stored object's status → what it should become (a pure function of it)."""
+
+
+def change_status(
+    connection: sa.Connection,
+    kind: str,
+    namespace: str,
+    name: str,
+    change: StatusChange,
+    *,
+    now: dt.datetime,
+) -> bool:
+    """Read a stored object's status under the row's lock, and write `change`'s result when it differs."""
     table = schema.resources
-    connection.execute(
-        sa.update(table)
-        .where(table.c.kind == kind, table.c.namespace == namespace, table.c.name == name)
-        .values(status=status, updated_at=now)
-    )
+    where = (table.c.kind == kind, table.c.namespace == namespace, table.c.name == name)
+    row = connection.execute(sa.select(table.c.status).where(*where).with_for_update()).first()
+    if row is None:
+        return False
+    current = row.status or {}
+    changed = change(dict(current))
+    if changed == current:
+        return False
+    connection.execute(sa.update(table).where(*where).values(status=changed, updated_at=now))
+    return True
 
 
 def put_tool_snapshot(connection: sa.Connection, snapshot: ToolSnapshotRecord) -> None:

@@ -477,9 +477,10 @@ class RegistryTransaction:
         if ids:
             recording.delete_resources(self._live(), ids)
 
-    def put_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Replace a stored object's status; nothing happens when the object is not stored."""
-        recording.put_status(self._live(), kind, namespace, name, status, now=_now())
+    def change_status(self, kind: str, namespace: str, name: str, change: recording.StatusChange) -> bool:
+        """Rewrite a stored object's status as `change` (current status → new) says, read and written under the
+        row's lock, so a concurrent writer's status is never lost; False when unchanged or the object is absent."""
+        return recording.change_status(self._live(), kind, namespace, name, change, now=_now())
 
     def put_tool_snapshot(self, snapshot: ToolSnapshotRecord) -> None:
         """Record a server's tool list, keeping only it and the previous, different one.

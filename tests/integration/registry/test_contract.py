@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -668,8 +669,10 @@ def test_resources_upsert_by_kind_namespace_name(registry: Registry) -> None:
 
     with registry.transaction() as transaction:
         transaction.put_resources([changed])
-        transaction.put_status("MCPServer", "ns", "crm", {"conditions": [{"type": "Ready", "status": "True"}]})
-        transaction.put_status("MCPServer", "ns", "absent", {"ignored": True})
+        ready = {"conditions": [{"type": "Ready", "status": "True"}]}
+        assert transaction.change_status("MCPServer", "ns", "crm", lambda status: status | ready)
+        assert not transaction.change_status("MCPServer", "ns", "crm", lambda status: status | ready)
+        assert not transaction.change_status("MCPServer", "ns", "absent", lambda status: {"ignored": True})
 
     [stored] = registry.fetch_resources(kind="MCPServer", namespace="ns", name="crm")
     assert stored == dataclasses.replace(
@@ -684,6 +687,27 @@ def test_resources_upsert_by_kind_namespace_name(registry: Registry) -> None:
     assert registry.fetch_resources() == [
         dataclasses.replace(grant, created_at=registry.fetch_resources()[0].created_at)
     ]
+
+
+def test_status_changes_from_concurrent_writers_are_all_kept(registry: Registry) -> None:
+    """Each writer merges its part into the status it reads under the row's lock: none overwrites another's."""
+    resource = ResourceRecord(
+        kind="MCPServer", namespace="ns", name="crm", tenant="acme", generation=1, spec_hash="h", spec={}
+    )
+    with registry.transaction() as transaction:
+        transaction.put_resources([resource])
+
+    def write_parts(writer: int) -> None:
+        for part in range(10):
+            added = {f"{writer}-{part}": 1}
+            with registry.transaction() as transaction:
+                transaction.change_status("MCPServer", "ns", "crm", lambda status, added=added: status | added)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(write_parts, range(4)))
+
+    [stored] = registry.fetch_resources(kind="MCPServer")
+    assert stored.status == {f"{writer}-{part}": 1 for writer in range(4) for part in range(10)}
 
 
 # -- probe-owned and runtime-owned data ----------------------------------------------------------------------
