@@ -28,7 +28,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -120,6 +120,23 @@ class OnDemandRenewal:
         except SecretKeyProblem:
             return None
         return dataclasses.replace(renewal, client_secrets=self.client_secrets)
+
+    def kept_renewal(self, registry: Registry) -> Callable[[], TokenRenewal | None]:
+        """`renewal` for one registry, built by the first call that finds the store key and kept for every later
+        one, so an endpoint does not read the key file and build the store on each resolution. Calls before a key
+        exists keep looking (a connect flow or an `apply` may create it meanwhile). Once found, the key is kept as
+        the CLI and the operator keep theirs from start-up: values sealed under a key only open with that key
+        (`SecretSealer` names both key ids otherwise), so replacing it under a running server was never a way to
+        change it."""
+        kept: TokenRenewal | None = None
+
+        def current() -> TokenRenewal | None:
+            nonlocal kept
+            if kept is None:
+                kept = self.renewal(registry)  # a racing first call builds an equal one: either may be kept
+            return kept
+
+        return current
 
 
 def tokens_handed_out(tokens: Sequence[UserTokenRecord], *, user: str | None) -> list[UserTokenRecord]:
