@@ -13,11 +13,12 @@ The engine imports from here only (the submodules are the package's own layout):
   `TokenClient`, `MintedToken`, `authorization_url_template`, and the rest of `planning.py`, `registration.py` and
   `tokens.py`; `CredentialContext` names the ports the engine passes, `PreparedCredentials` / `CredentialFailure`
   what the credentials step produced;
-- members' tokens: `renewal_due`, `is_invalid_grant`, `member_token_name`, `member_token_secrets` and
+- members' tokens (pure): `renewal_due`, `is_invalid_grant`, `member_token_name`, `member_token_secrets` and
   `member_tokens.member_token_rows` (where a member's token set is sealed), `RenewalOutcome`, `DueMemberToken`; the
-  one refresh the runtime's single-flight renewal (`runtime/renewing.py`) and the engine's batches
-  (`engine/renewing.py`) share, `member_tokens.refresh_token_set`, with the ports in `MemberTokenRenewal`;
-  `refresh_member_token` (the refresh itself, to the issuer the token came from);
+  one refresh, to the issuer the token came from, as sans-IO steps, `member_refresh_steps` (each request and read
+  yielded, its answer sent back), which the runtime's single-flight renewal (`runtime/renewing.py`) and the engine's
+  batches (`engine/renewing.py`) both perform with `AuthServerAccess.run`, through the ports in
+  `MemberTokenRenewal`;
 - rotation: `plan_rotation` and `verdict` (pure; the verification probe itself is the probe's `verify_credential`);
 - `private_key_jwt`: `public_jwk` (the public half of a client-assertion key, for a published JWKS);
 - step-up: `step_up_scopes` (pure; the scopes to re-authorize with after an `insufficient_scope` refusal);
@@ -80,9 +81,9 @@ if TYPE_CHECKING:
         MemberTokenRenewal,
         RenewalOutcome,
         is_invalid_grant,
+        member_refresh_steps,
         member_token_name,
         member_token_secrets,
-        refresh_member_token,
         renewal_due,
     )
     from reconciler.credentials.planning import (
@@ -196,6 +197,7 @@ __all__ = [
     "last_good_value",
     "load_store_key",
     "local_reference",
+    "member_refresh_steps",
     "member_token_name",
     "member_token_secrets",
     "new_pkce",
@@ -204,7 +206,6 @@ __all__ = [
     "plan_rotation",
     "public_jwk",
     "read_reference",
-    "refresh_member_token",
     "renewal_due",
     "require_reference",
     "step_up_scopes",
@@ -256,9 +257,9 @@ __getattr__ = lazy_exports(
             "MemberTokenRenewal",
             "RenewalOutcome",
             "is_invalid_grant",
+            "member_refresh_steps",
             "member_token_name",
             "member_token_secrets",
-            "refresh_member_token",
             "renewal_due",
         ],
         "planning": [

@@ -7,14 +7,17 @@ reports into this package's errors: a refusal by the SSRF guard is `AuthServerBl
 `OAuthRejected`, the rest `AuthServerUnavailable`, each message redacted of the request's secret values.
 `tokens.py` and `registration.py` decide each request as a value (`AuthServerRequest`, built by pure functions:
 `token_request`, `registration_request`, ...) and `AuthServerAccess.perform` sends it; `rejection` and
-`failure_error` (pure) read what came back. The engine (`engine/authorizing.py`) calls `discover` and `origin`.
+`failure_error` (pure) read what came back. A decision that needs several answers in turn (an issuer's metadata,
+then its token endpoint) is written as pure steps, a generator that yields each request and is sent its answer
+(`tokens.refresh_grant_steps`, `member_tokens.member_refresh_steps`); `AuthServerAccess.run` is the one loop that
+performs them. The engine (`engine/authorizing.py`) calls `discover` and `origin`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.credentials.errors import (
@@ -32,12 +35,14 @@ __all__ = [
     "AuthServerAnswer",
     "AuthServerClient",
     "AuthServerRequest",
+    "AuthServerSteps",
     "IssuedClient",
     "failure_error",
     "rejection",
 ]
 
 MAX_DESCRIPTION = 200
+_T = TypeVar("_T")
 
 
 class AuthServerClient(Protocol):
@@ -83,6 +88,15 @@ class AuthServerRequest:
     json_body: Mapping[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     secrets: tuple[str | None, ...] = field(default=(), repr=False)
+
+
+AuthServerSteps = Generator[AuthServerRequest, AuthServerAnswer, _T]
+"""Pure steps that need only the authorization server: each request yielded is sent its answer; what they return
+is the decision (`AuthServerAccess.run` performs them)."""
+
+
+def _no_answer(step: object) -> object:
+    raise TypeError(f"no one answers {type(step).__name__} steps here")
 
 
 @dataclass(frozen=True)
@@ -134,6 +148,24 @@ class AuthServerAccess:
             headers=request.headers or None,
             secrets=request.secrets,
         )
+
+    async def run(self, steps: Generator[Any, Any, _T], *, answer: Callable[[Any], object] = _no_answer) -> _T:
+        """Perform pure steps (see `AuthServerSteps`): each `AuthServerRequest` they yield is sent through the port
+        and its answer sent back; any other step (a value they ask the caller for) is handed to `answer`, whose
+        result is sent back. Returns what the steps return; an error raised by either ends them.
+
+        The one driver loop, kept with the port, so the two callers that perform a member's refresh (the runtime
+        and the engine, which may not import each other) do not each carry one."""
+        sent: object = None
+        try:
+            while True:
+                step = steps.send(sent)
+                sent = await self.perform(step) if isinstance(step, AuthServerRequest) else answer(step)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+        finally:
+            steps.close()
 
     async def discover(self, *, server_url: str, transport: str) -> AuthDiscovery:
         """The probe's auth discovery for one server (challenge, RFC 9728, RFC 8414), errors as credential errors."""

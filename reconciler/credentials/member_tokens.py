@@ -1,4 +1,4 @@
-"""Refreshing a member's own token: what is decided, and the one refresh request the runtime and the engine share.
+"""Refreshing a member's own token: what is decided, as pure steps the runtime and the engine both perform.
 
 The runtime (`runtime/renewing.py`, `renew_member_token`: behind `resolve(..., renew_tokens=True)`) and the engine's
 bulk runs (`engine/renewing.py`, `renew_member_tokens_in_batches`) renew a member's token that is due
@@ -10,12 +10,13 @@ that issuer's own metadata (RFC 8414, else OpenID Connect Discovery; once per is
 bulk run does not double its requests), whose `issuer` must be the stored one, and the refresh names the stored
 client, authenticated as `refresh_client` decides: like the server's registered client for that issuer, else like
 the spec's pre-registered client when the token was obtained with it (its secret, presented as the code exchange
-presented it), else as a public client. What is decided is pure (`renewal_due`, `refresh_client`,
-`is_invalid_grant`, `member_token_name`, `member_token_secrets`, `refreshed_token_rows`, `member_token_rows`; the
-issuer's metadata: `issuers.py`). What is left here awaits the authorization-server port and reads through the
-registry port: the one refresh (`refresh_token_set`, with `fetch_token_endpoint`, `read_value` and
-`refresh_member_token`). Both the runtime and the engine send it, and they may not import each other, so it lives
-below both. Token values never reach a log line or an error.
+presented it), else as a public client. All of it is pure (`renewal_due`, `refresh_client`, `is_invalid_grant`,
+`member_token_name`, `member_token_secrets`, `refreshed_token_rows`, `member_token_rows`; the issuer's metadata:
+`issuers.py`; the grant itself: `tokens.refresh_grant_steps`). The refresh is sans-IO (`member_refresh_steps`, with
+`token_endpoint_steps`): a generator that yields each authorization-server request and each value it needs read (a
+server's registered clients, a client's id or secret), is sent the answers, and returns the new token set. The
+callers perform it with `AuthServerAccess.run`, answering the reads through the registry and their secret stores
+(`MemberTokenRenewal` holds those ports and the caches). Token values never reach a log line or an error.
 """
 
 from __future__ import annotations
@@ -23,35 +24,31 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-import logging
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Generator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.credentials.authserver import (
-    AuthServerAccess,
     AuthServerClient,
+    AuthServerRequest,
+    AuthServerSteps,
     rejection,
 )
 from reconciler.credentials.errors import OAuthRejected
-from reconciler.credentials.headers import SecretReader, parse_reference
+from reconciler.credentials.headers import SecretReader
 from reconciler.credentials.issuers import IssuerTokenEndpoint, issuer_token_endpoint, metadata_requests
 from reconciler.credentials.local_store import MintedSecrets, NewSecret
 from reconciler.credentials.storage import MemberTokenRegistry
-from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference, split_local
+from reconciler.credentials.stores import ACCESS_TOKEN, REFRESH_TOKEN, local_reference
 from reconciler.credentials.tokens import (
     DEFAULT_REFRESH_AT,
     MintedToken,
     TokenAuthMethod,
     TokenClient,
-    read_token_answer,
-    refresh_grant,
+    refresh_grant_steps,
     secret_method,
-    token_request,
 )
 from reconciler.records import OAuthClientRecord, UserTokenRecord
-
-logger = logging.getLogger(__name__)
 
 INVALID_GRANT = "invalid_grant"
 _METHODS: dict[str | None, TokenAuthMethod] = {
@@ -88,7 +85,9 @@ PUBLIC_CLIENT = RefreshClient(secret_ref=None, method="none")
 
 @dataclass(frozen=True)
 class MemberTokenRenewal:
-    """What renewing members' tokens needs: the ports and the bounds. `lease` outlives one refresh's own bound, so
+    """What renewing members' tokens needs: the ports its callers perform `member_refresh_steps` through (the
+    authorization server; the registry and the stores for what the steps ask to read), the bounds, and the caches
+    the steps consult. Credentials only names the ports. `lease` outlives one refresh's own bound, so
     a refresher that dies holds the others up for at most `lease`; `wait` bounds how long a caller waits for
     another's refresh (0: not at all, for a caller that hands no token out and only wants the token renewed by
     someone, as the engine's runs)."""
@@ -137,68 +136,89 @@ class DueMemberToken:
     """The server row's `auth`: names its pre-registered client, if it has one."""
 
 
-async def refresh_token_set(
+@dataclass(frozen=True)
+class ValueWanted:
+    """A step asks for the value behind a reference (the spec's `clientIdRef`, a client's secret): the caller reads
+    it (`stores.read_stored_value`: a sealed one from the minted store, any other from its secret reader) and sends
+    back the value, or None when there is none."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
+class ClientsWanted:
+    """A step asks for a server's registered OAuth clients: the caller reads them from the registry
+    (`fetch_oauth_clients`) and sends them back."""
+
+    tenant: str
+    server: str
+
+
+MemberRefreshStep = AuthServerRequest | ValueWanted | ClientsWanted
+MemberRefreshSteps = Generator[MemberRefreshStep, object, MintedToken]
+"""A member token's refresh as pure steps: each request yielded is sent its answer, each value or clients asked
+for is sent what the caller read; what they return is the new token set. `AuthServerAccess.run` performs them,
+with the caller's `answer` for what is not a request."""
+
+
+def member_refresh_steps(
     token: UserTokenRecord,
     refresh_token: str | None,
     *,
     server_url: str,
-    allow_private: bool,
     server_auth: Mapping[str, Any],
-    renewal: MemberTokenRenewal,
-) -> MintedToken:
+    fingerprint_key: bytes,
+    now: dt.datetime,
+    token_endpoints: MutableMapping[str, IssuerTokenEndpoint],
+    oauth_clients: MutableMapping[tuple[str, str], Sequence[OAuthClientRecord]],
+) -> MemberRefreshSteps:
+    """The refresh of one member's token set (see the module docstring), as steps in the order they were always
+    taken: the server's registered clients (unless `oauth_clients` has them), the issuer's token endpoint (unless
+    `token_endpoints` has it), the spec's client id when a Secret holds it, the client's secret when it has one,
+    then the refresh-token grant. `token_endpoints` and `oauth_clients` are the renewal's caches
+    (`MemberTokenRenewal`): they learn what was read. Raises `OAuthRejected` (`is_invalid_grant` when the refresh
+    token is gone or refused)."""
     assert token.issuer is not None and token.client_id is not None
     if refresh_token is None:
         raise OAuthRejected("the stored refresh token is gone", oauth_error=INVALID_GRANT)
-    clients = renewal.oauth_clients.get((token.tenant, token.server))
+    clients = oauth_clients.get((token.tenant, token.server))
     if clients is None:
-        clients = renewal.registry.fetch_oauth_clients(tenant=token.tenant, server=token.server)
-        renewal.oauth_clients[(token.tenant, token.server)] = clients
-    access = AuthServerAccess(client=renewal.authserver, allow_private=allow_private)
-    endpoint = await fetch_token_endpoint(token.issuer, access=access, known=renewal.token_endpoints)
+        clients = _clients((yield ClientsWanted(tenant=token.tenant, server=token.server)))
+        oauth_clients[(token.tenant, token.server)] = clients
+    endpoint = yield from token_endpoint_steps(token.issuer, known=token_endpoints)
+    preset_client_id = server_auth.get("clientId")
+    if not isinstance(preset_client_id, str):
+        reference = server_auth.get("clientIdRef")
+        preset_client_id = _value((yield ValueWanted(reference))) if isinstance(reference, str) else None
     chosen = refresh_client(
         token,
         clients,
         server_auth=server_auth,
-        preset_client_id=_preset_client_id(server_auth, renewal=renewal),
+        preset_client_id=preset_client_id,
         advertised=endpoint.auth_methods,
     )
     client = TokenClient(
         token_url=endpoint.url,
         client_id=token.client_id,
-        client_secret=None if chosen.secret_ref is None else read_value(chosen.secret_ref, renewal=renewal),
+        client_secret=None if chosen.secret_ref is None else _value((yield ValueWanted(chosen.secret_ref))),
         method=chosen.method,
     )
-    return await _refresh_grant(
-        client,
-        refresh_token,
-        scopes=token.scopes,
-        resource=server_url,
-        access=access,
-        fingerprint_key=renewal.fingerprint_key,
-        now=dt.datetime.now(dt.UTC),
+    grant = refresh_grant_steps(
+        client, refresh_token, scopes=token.scopes, resource=server_url, fingerprint_key=fingerprint_key, now=now
     )
+    return (yield from grant)
 
 
-async def _refresh_grant(
-    client: TokenClient,
-    refresh_token: str,
-    *,
-    scopes: Sequence[str],
-    resource: str | None,
-    access: AuthServerAccess,
-    fingerprint_key: bytes,
-    now: dt.datetime,
-) -> MintedToken:
-    """The refresh-token grant sent through the port; the refresh token spent is kept unless a new one came."""
-    request = token_request(
-        client,
-        refresh_grant(refresh_token, scopes=scopes, resource=resource),
-        purpose="the refresh request",
-        extra_secrets=(refresh_token,),
-    )
-    answer = await access.perform(request)
-    token = read_token_answer(answer, request=request, client=client, fingerprint_key=fingerprint_key, now=now)
-    return token if token.refresh_token else replace(token, refresh_token=refresh_token)
+def _value(sent: object) -> str | None:
+    if sent is not None and not isinstance(sent, str):
+        raise TypeError(f"a value asked for was answered with {type(sent).__name__}")
+    return sent
+
+
+def _clients(sent: object) -> Sequence[OAuthClientRecord]:
+    if not isinstance(sent, Sequence) or not all(isinstance(client, OAuthClientRecord) for client in sent):
+        raise TypeError(f"the OAuth clients asked for were answered with {type(sent).__name__}")
+    return sent
 
 
 def refresh_client(
@@ -236,43 +256,22 @@ def refresh_client(
     return PUBLIC_CLIENT
 
 
-def _preset_client_id(server_auth: Mapping[str, Any], *, renewal: MemberTokenRenewal) -> str | None:
-    """The spec's pre-registered client id: `clientId`, or the value of the Secret `clientIdRef` names."""
-    literal = server_auth.get("clientId")
-    if isinstance(literal, str):
-        return literal
-    reference = server_auth.get("clientIdRef")
-    return read_value(reference, renewal=renewal) if isinstance(reference, str) else None
-
-
-def read_value(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
-    """The value behind a reference: a sealed one from the minted store, any other through `secrets`."""
-    try:
-        namespace, name, key = parse_reference(reference)
-    except ValueError:
-        return None
-    if split_local(namespace) is not None:
-        return renewal.minted.read(namespace, name, key)
-    return None if renewal.secrets is None else renewal.secrets.read(namespace, name, key)
-
-
-async def fetch_token_endpoint(
-    issuer: str, *, access: AuthServerAccess, known: MutableMapping[str, IssuerTokenEndpoint] | None = None
-) -> IssuerTokenEndpoint:
-    """The issuer's token endpoint from its metadata (RFC 8414, else OpenID Connect Discovery); `known` (issuer →
-    endpoint) spares the requests for an issuer already read, and learns the one that was not."""
-    found = None if known is None else known.get(issuer)
+def token_endpoint_steps(
+    issuer: str, *, known: MutableMapping[str, IssuerTokenEndpoint]
+) -> AuthServerSteps[IssuerTokenEndpoint]:
+    """The issuer's token endpoint from its metadata (RFC 8414, else OpenID Connect Discovery), as pure steps;
+    `known` (issuer → endpoint) spares the requests for an issuer already read, and learns the one that was not."""
+    found = known.get(issuer)
     if found is not None:
         return found
     for request in metadata_requests(issuer):
-        answer = await access.perform(request)
+        answer = yield request
         if answer.status >= 500 or answer.status == 429:
             raise rejection(answer, url=request.url, purpose=request.purpose)
         if answer.ok:
             break
     found = issuer_token_endpoint(answer, issuer=issuer)
-    if known is not None:
-        known[issuer] = found
+    known[issuer] = found
     return found
 
 
@@ -280,45 +279,6 @@ def is_invalid_grant(error: OAuthRejected) -> bool:
     """Whether the server refused the refresh token itself (expired, revoked, already rotated): only the member
     can fix that, by connecting again."""
     return error.oauth_error == INVALID_GRANT
-
-
-async def refresh_member_token(
-    *,
-    issuer: str,
-    client_id: str,
-    client_secret: str | None,
-    method: TokenAuthMethod,
-    refresh_token: str,
-    scopes: Sequence[str] = (),
-    resource: str | None = None,
-    access: AuthServerAccess,
-    fingerprint_key: bytes,
-    now: dt.datetime | None = None,
-    token_endpoints: MutableMapping[str, IssuerTokenEndpoint] | None = None,
-) -> MintedToken:
-    """The member's next token set from the refresh-token grant at `issuer`'s token endpoint.
-
-    A server that rotates refresh tokens returns a new one, which the caller must store with the access token.
-    `token_endpoints` (issuer → endpoint) spares the metadata requests for an issuer already read, and learns the
-    endpoint of one that was not. Raises `OAuthRejected` (`is_invalid_grant` when the refresh token is refused),
-    `AuthServerUnavailable` and `AuthServerBlocked` like every request through the port.
-    """
-    endpoint = await fetch_token_endpoint(issuer, access=access, known=token_endpoints)
-    client = TokenClient(
-        token_url=endpoint.url,
-        client_id=client_id,
-        client_secret=client_secret,
-        method=method,
-    )
-    return await _refresh_grant(
-        client,
-        refresh_token,
-        scopes=scopes,
-        resource=resource,
-        access=access,
-        fingerprint_key=fingerprint_key,
-        now=now or dt.datetime.now(dt.UTC),
-    )
 
 
 def member_token_name(*, server: str, connection: str | None, user: str) -> str:

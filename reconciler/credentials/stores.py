@@ -69,6 +69,19 @@ def require_reference(secrets: SecretReader, reference: str, *, purpose: str | N
     return value
 
 
+def read_stored_value(reference: str, *, minted: SecretReader, secrets: SecretReader | None) -> str | None:
+    """The value behind a reference: a sealed one (`local:`) from the minted store, any other through `secrets`;
+    None when it is absent, when there is no `secrets`, or when `reference` is not a reference. What a member
+    token's refresh steps ask for (`member_tokens.ValueWanted`), read by the runtime and the engine alike."""
+    try:
+        namespace, name, key = parse_reference(reference)
+    except ValueError:
+        return None
+    if split_local(namespace) is not None:
+        return minted.read(namespace, name, key)
+    return None if secrets is None else secrets.read(namespace, name, key)
+
+
 async def arequire_reference(store: SecretStore, reference: str, *, purpose: str | None = None) -> str:
     """`require_reference` through the store's asynchronous read."""
     namespace, name, key = parse_reference(reference)

@@ -7,8 +7,10 @@ rotated client secret or new scopes mint afresh), asks `token_step` whether to r
 (renewed once `refresh_at`, default 0.8, of its lifetime has passed), sends the `token_request` through the
 authorization-server port, reads the answer with `read_token_answer` and seals what `token_rows` says under
 `local:<tenant>/<server>#oauth-access-token`. A member's grants are built here too (`refresh_grant`,
-`authorization_code_grant`) and sent by the engine (`engine/minting.py`: `refresh_access_token`,
-`exchange_authorization_code`). All of it is pure.
+`authorization_code_grant`); the refresh-token grant as pure steps, `refresh_grant_steps` (its request, and its
+answer read), which the engine's `engine/minting.refresh_access_token` and every member token's refresh
+(`member_tokens.member_refresh_steps`) share; the engine sends them (`engine/minting.py`, `engine/renewing.py`),
+as does the runtime for a member's token (`runtime/renewing.py`). All of it is pure.
 Access and refresh tokens never appear in a repr, a log line or an error message.
 """
 
@@ -19,12 +21,12 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
 from reconciler.credentials.assertions import ASSERTION_TYPE, client_assertion
-from reconciler.credentials.authserver import AuthServerAnswer, AuthServerRequest, rejection
+from reconciler.credentials.authserver import AuthServerAnswer, AuthServerRequest, AuthServerSteps, rejection
 from reconciler.credentials.errors import OAuthRejected
 from reconciler.credentials.fingerprints import fingerprint
 from reconciler.credentials.local_store import LocalSecret, NewSecret
@@ -250,6 +252,29 @@ def token_request(
         headers={**headers, "content-type": FORM_CONTENT},
         secrets=(client.client_secret, *_assertion(client_fields), *extra_secrets),
     )
+
+
+def refresh_grant_steps(
+    client: TokenClient,
+    refresh_token: str,
+    *,
+    scopes: Sequence[str] = (),
+    resource: str | None = None,
+    fingerprint_key: bytes,
+    now: dt.datetime,
+) -> AuthServerSteps[MintedToken]:
+    """The refresh-token grant (RFC 6749 section 6) as pure steps: the one request, then its answer read. A server
+    that rotates refresh tokens returns a new one, else the one spent is kept; the refresh token is redacted from
+    anything the server echoes back."""
+    request = token_request(
+        client,
+        refresh_grant(refresh_token, scopes=scopes, resource=resource),
+        purpose="the refresh request",
+        extra_secrets=(refresh_token,),
+    )
+    answer = yield request
+    token = read_token_answer(answer, request=request, client=client, fingerprint_key=fingerprint_key, now=now)
+    return token if token.refresh_token else replace(token, refresh_token=refresh_token)
 
 
 def _assertion(client_fields: Mapping[str, str]) -> tuple[str, ...]:

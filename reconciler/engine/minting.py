@@ -2,7 +2,8 @@
 reused, refreshed or minted as `tokens.token_step` says and sealed again as `tokens.token_rows` says (called by
 `authorizing.py` when it prepares an `oauthClientCredentials` server or verifies a rotated client), and a member's
 grants: the authorization-code exchange (`connecting.py`) and the refresh-token grant. Each request is built by
-`tokens.token_request` and its answer read by `tokens.read_token_answer`; this module only sends it.
+`tokens.token_request` and its answer read by `tokens.read_token_answer` (the refresh grant's both by
+`tokens.refresh_grant_steps`, which a member token's refresh shares); this module only sends them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from reconciler.credentials.tokens import (
     authorization_code_grant,
     client_credentials_grant,
     read_token_answer,
-    refresh_grant,
+    refresh_grant_steps,
     request_inputs,
     stored_token,
     token_request,
@@ -147,18 +148,17 @@ async def refresh_access_token(
     fingerprint_key: bytes,
     now: dt.datetime | None = None,
 ) -> MintedToken:
-    """The refresh-token grant (RFC 6749 section 6); a server that rotates refresh tokens returns a new one, else the
-    one spent is kept."""
-    request = token_request(
+    """The refresh-token grant (RFC 6749 section 6), as `tokens.refresh_grant_steps` decides it; a server that
+    rotates refresh tokens returns a new one, else the one spent is kept."""
+    steps = refresh_grant_steps(
         client,
-        refresh_grant(refresh_token, scopes=scopes, resource=resource),
-        purpose="the refresh request",
-        extra_secrets=(refresh_token,),
+        refresh_token,
+        scopes=scopes,
+        resource=resource,
+        fingerprint_key=fingerprint_key,
+        now=now or dt.datetime.now(dt.UTC),
     )
-    token = await _exchange(
-        request, client=client, access=access, fingerprint_key=fingerprint_key, now=now or dt.datetime.now(dt.UTC)
-    )
-    return token if token.refresh_token else replace(token, refresh_token=refresh_token)
+    return await access.run(steps)
 
 
 async def exchange_authorization_code(

@@ -5,8 +5,9 @@ periodic sweep (`operator.reconciling`, every `member_token_interval` over the n
 member tokens that have a refresh token (one query, of the run's tenants), keeps the due ones
 (`credentials.renewal_due`: past 80% of their lifetime) and renews them with the single-flight
 `renew_member_tokens_in_batches` (a batch's leases claimed, and its renewed tokens stored, together, here; each
-refresh is `credentials.member_tokens.refresh_token_set`, the step the runtime's single-token renewal shares),
-through the probe's authorization-server adapter; a runtime resolving at the same moment shares the registry's
+refresh is `credentials.member_tokens.member_refresh_steps`, the pure steps the runtime's single-token renewal
+performs too), sent through the probe's authorization-server adapter (`AuthServerAccess.run`), their reads answered
+from the registry and the stores here; a runtime resolving at the same moment shares the registry's
 lease, so one refresh request is sent either way. The lease is three of the port's request bounds, which is what
 lets a batch spend refresh tokens safely (see `renew_member_tokens_in_batches`). A token another caller is
 refreshing is left to it without waiting (a run hands no token out), so racing runs (operator replicas, an `apply`
@@ -18,6 +19,7 @@ logged here, never raised: a token that cannot be renewed shows up in the next r
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import time
@@ -41,8 +43,14 @@ from reconciler.credentials import (
     member_token_name,
     renewal_due,
 )
-from reconciler.credentials.member_tokens import read_value, refresh_token_set, refreshed_token_rows
-from reconciler.credentials.stores import REFRESH_TOKEN
+from reconciler.credentials.authserver import AuthServerAccess
+from reconciler.credentials.member_tokens import (
+    ClientsWanted,
+    ValueWanted,
+    member_refresh_steps,
+    refreshed_token_rows,
+)
+from reconciler.credentials.stores import REFRESH_TOKEN, read_stored_value
 from reconciler.credentials.tokens import MintedToken
 from reconciler.errors import ReconcilerError, RetryableError
 from reconciler.probe import ProbeAuthServer, ProbeHttp, ProbeSettings
@@ -167,15 +175,19 @@ async def _renew_batch(batch: Sequence[DueMemberToken], *, renewal: MemberTokenR
                 released.append(token.row_id)
                 continue
             what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
+            steps = member_refresh_steps(
+                token,
+                refresh_tokens.get(token.refresh_token_ref or ""),
+                server_url=item.server_url,
+                server_auth=item.server_auth,
+                fingerprint_key=renewal.fingerprint_key,
+                now=_now(),
+                token_endpoints=renewal.token_endpoints,
+                oauth_clients=renewal.oauth_clients,
+            )
+            access = AuthServerAccess(client=renewal.authserver, allow_private=item.allow_private)
             try:
-                refreshed = await refresh_token_set(
-                    token,
-                    refresh_tokens.get(token.refresh_token_ref or ""),
-                    server_url=item.server_url,
-                    allow_private=item.allow_private,
-                    server_auth=item.server_auth,
-                    renewal=renewal,
-                )
+                refreshed = await access.run(steps, answer=functools.partial(_read_for_refresh, renewal=renewal))
             except OAuthRejected as err:
                 if is_invalid_grant(err):
                     logger.info("%s: the refresh token was refused (invalid_grant); the member must reconnect", what)
@@ -202,9 +214,21 @@ def _read_many(references: Sequence[str | None], *, renewal: MemberTokenRenewal)
     wanted = [reference for reference in references if reference is not None]
     found = renewal.minted.read_many(wanted)
     for reference in wanted:
-        if reference not in found and (value := read_value(reference, renewal=renewal)) is not None:
+        if reference not in found and (value := _read(reference, renewal=renewal)) is not None:
             found[reference] = value
     return found
+
+
+def _read_for_refresh(wanted: ValueWanted | ClientsWanted, *, renewal: MemberTokenRenewal) -> object:
+    """What a member's refresh steps asked to read. The runtime answers them the same way (it may not import this
+    module, nor this module it: the few lines are kept in both)."""
+    if isinstance(wanted, ClientsWanted):
+        return renewal.registry.fetch_oauth_clients(tenant=wanted.tenant, server=wanted.server)
+    return _read(wanted.reference, renewal=renewal)
+
+
+def _read(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
+    return read_stored_value(reference, minted=renewal.minted, secrets=renewal.secrets)
 
 
 def _store_batch(

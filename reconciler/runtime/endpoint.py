@@ -137,6 +137,8 @@ def build_mcp_server(
         """One server's latest tool snapshot (with what changed since the previous one) and discovery result."""
         return describe_server(registry, tenant=tenant, server=server)
 
+    kept_renewal = renewing.kept_renewal(registry) if renewing is not None else None
+
     @server.tool(title="Resolve a template")
     def resolve_template(
         tenant: str,
@@ -160,7 +162,7 @@ def build_mcp_server(
             platform_tenant=platform_tenant,
             public_url=public_url,
             renew_tokens=renewing is not None,
-            renewal=renewing.renewal(registry) if renewing is not None else None,
+            renewal=kept_renewal() if kept_renewal is not None else None,
             client_credentials=renewing.client_credentials if renewing is not None else None,
         )
         return resolution.to_json()

@@ -7,9 +7,10 @@ engine's to mint, so a driver passes their renewal in (`ClientCredentialsRenewal
 `refresh_at` (0.8) of its lifetime has passed. The refresh is single-flight (`renew_member_token`): the registry's
 compare-and-set lease lets exactly one caller send the refresh-token grant, the others wait, bounded, until the row
 changes; the holder seals the new token set and updates the row in one transaction, and `invalid_grant` forgets the
-refresh token. The refresh request itself is the credentials package's `refresh_token_set`, which the engine's
-batched runs share, sent through the probe's authorization-server adapter (SSRF-guarded, bounded); this module runs
-it from the synchronous `resolve`.
+refresh token. The refresh itself is the credentials package's pure `member_refresh_steps`, which the engine's
+batched runs perform too: this module sends its requests through the probe's authorization-server adapter
+(SSRF-guarded, bounded; `AuthServerAccess.run`) and answers its reads from the registry and the stores, from the
+synchronous `resolve`.
 
 Values live where the reconciler's minted values live: sealed in the registry's local store (`local:` references on
 the row), because the runtime both reads and rewrites them on every refresh and the registry is the store it already
@@ -22,11 +23,12 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import time
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -44,15 +46,17 @@ from reconciler.credentials import (
     member_token_name,
     renewal_due,
 )
+from reconciler.credentials.authserver import AuthServerAccess
 from reconciler.credentials.local_store import MintedSecrets
 from reconciler.credentials.member_tokens import (
+    ClientsWanted,
+    ValueWanted,
+    member_refresh_steps,
     member_token_rows,
-    read_value,
-    refresh_token_set,
     refreshed_token_rows,
 )
 from reconciler.credentials.storage import MemberTokenStore
-from reconciler.credentials.stores import REFRESH_TOKEN, split_local
+from reconciler.credentials.stores import REFRESH_TOKEN, read_stored_value, split_local
 from reconciler.credentials.tokens import DEFAULT_REFRESH_AT, MintedToken
 from reconciler.errors import ReconcilerError, RetryableError
 from reconciler.probe.authserver import ProbeAuthServer
@@ -116,6 +120,23 @@ class OnDemandRenewal:
         except SecretKeyProblem:
             return None
         return dataclasses.replace(renewal, client_secrets=self.client_secrets)
+
+    def kept_renewal(self, registry: Registry) -> Callable[[], TokenRenewal | None]:
+        """`renewal` for one registry, built by the first call that finds the store key and kept for every later
+        one, so an endpoint does not read the key file and build the store on each resolution. Calls before a key
+        exists keep looking (a connect flow or an `apply` may create it meanwhile). Once found, the key is kept as
+        the CLI and the operator keep theirs from start-up: values sealed under a key only open with that key
+        (`SecretSealer` names both key ids otherwise), so replacing it under a running server was never a way to
+        change it."""
+        kept: TokenRenewal | None = None
+
+        def current() -> TokenRenewal | None:
+            nonlocal kept
+            if kept is None:
+                kept = self.renewal(registry)  # a racing first call builds an equal one: either may be kept
+            return kept
+
+        return current
 
 
 def tokens_handed_out(tokens: Sequence[UserTokenRecord], *, user: str | None) -> list[UserTokenRecord]:
@@ -214,15 +235,18 @@ async def renew_member_token(
     what = f"member {token.user_id}'s token for {token.tenant}/{token.server}"
     try:
         assert token.refresh_token_ref is not None
-        refresh_token = read_value(token.refresh_token_ref, renewal=renewal)
-        refreshed = await refresh_token_set(
+        steps = member_refresh_steps(
             token,
-            refresh_token,
+            _read(token.refresh_token_ref, renewal=renewal),
             server_url=server_url,
-            allow_private=allow_private,
             server_auth=server_auth or {},
-            renewal=renewal,
+            fingerprint_key=renewal.fingerprint_key,
+            now=dt.datetime.now(dt.UTC),
+            token_endpoints=renewal.token_endpoints,
+            oauth_clients=renewal.oauth_clients,
         )
+        access = AuthServerAccess(client=renewal.authserver, allow_private=allow_private)
+        refreshed = await access.run(steps, answer=functools.partial(_read_for_refresh, renewal=renewal))
     except OAuthRejected as err:
         refused = is_invalid_grant(err)
         _release(token, renewal=renewal, holder=holder, forget=refused)
@@ -246,6 +270,18 @@ async def renew_member_token(
         return RenewalOutcome.FAILED
     logger.info("%s refreshed; it expires at %s", what, refreshed.expires_at)
     return RenewalOutcome.RENEWED
+
+
+def _read_for_refresh(wanted: ValueWanted | ClientsWanted, *, renewal: MemberTokenRenewal) -> object:
+    """What a member's refresh steps asked to read. The engine's batches answer them the same way (it may not
+    import this module, nor this module it: the few lines are kept in both)."""
+    if isinstance(wanted, ClientsWanted):
+        return renewal.registry.fetch_oauth_clients(tenant=wanted.tenant, server=wanted.server)
+    return _read(wanted.reference, renewal=renewal)
+
+
+def _read(reference: str, *, renewal: MemberTokenRenewal) -> str | None:
+    return read_stored_value(reference, minted=renewal.minted, secrets=renewal.secrets)
 
 
 def _store(token: UserTokenRecord, refreshed: MintedToken, *, renewal: MemberTokenRenewal, holder: str) -> None:

@@ -18,11 +18,12 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import anyio
 import pytest
 
-from reconciler.credentials import KEY_ENV, MintedSecretStore
+from reconciler.credentials import KEY_ENV, KEY_FILE_ENV, MintedSecretStore, load_store_key
 from reconciler.demo.serving import ServerLoop
 from reconciler.engine.inputs import StaticSecrets
 from reconciler.engine.refreshing import renew_client_credentials
@@ -330,6 +331,24 @@ def _parts(reference: str) -> tuple[str, str, str]:
     head, _, key = reference.partition("#")
     namespace, _, name = head.partition("/")
     return namespace, name, key
+
+
+def test_the_endpoints_renewal_is_built_once_the_store_key_exists(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve`'s endpoint keeps its member-token renewal instead of reading the key file on every resolution; until
+    a key exists (a connect flow or an `apply` creates it) each resolution looks again."""
+    key_file = tmp_path / "store.key"
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    kept = OnDemandRenewal(probe=LOCAL_PROBE).kept_renewal(registry)
+
+    assert kept() is None, "no key yet: nothing was ever sealed"
+    key = load_store_key(environ={}, key_file=key_file)
+    first = kept()
+
+    assert first is not None and first.minted.key_id == MintedSecretStore(registry, key).key_id
+    assert kept() is first
 
 
 @pytest.mark.parametrize("renews", [True, False], ids=["serve-default", "serve-no-refresh"])

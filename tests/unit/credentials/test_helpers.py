@@ -192,7 +192,7 @@ PUBLIC = [
     "is_invalid_grant",
     "member_token_name",
     "member_token_secrets",
-    "refresh_member_token",
+    "member_refresh_steps",
     "AuthServerAccess",
     "AuthServerBlocked",
     "AuthServerChanged",
