@@ -336,13 +336,11 @@ def _choice(stored: Sequence[RegisteredClient], issuer: str, fits: Callable[[Reg
     return ClientChoice(keep=keep, forget=tuple(forget), replaced_issuer=replaced)
 
 
-def metadata_client(
-    *, issuer: str, client_id: str, now: dt.datetime, token_endpoint_auth_method: str = "none"
-) -> RegisteredClient:
+def metadata_client(*, issuer: str, client_id: str, now: dt.datetime, auth_method: str = "none") -> RegisteredClient:
     """The CIMD client to record: its id is the metadata document's URL, nothing is registered; it authenticates
     as its document says (`none`, or `private_key_jwt` for the client-credentials client). Pure."""
     return RegisteredClient(
-        issuer=issuer, client_id=client_id, token_endpoint_auth_method=token_endpoint_auth_method, registered_at=now
+        issuer=issuer, client_id=client_id, token_endpoint_auth_method=auth_method, registered_at=now
     )
 
 

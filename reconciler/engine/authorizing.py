@@ -356,12 +356,8 @@ async def ensure_metadata_client(
     choice = choose_metadata_client(kept, issuer=issuer, client_id=client_id)
     current = await _forget_others(choice, tenant=tenant, server=server, stores=stores, access=access)
     if current is None:
-        current = metadata_client(
-            issuer=issuer,
-            client_id=client_id,
-            now=now or dt.datetime.now(dt.UTC),
-            token_endpoint_auth_method=token_endpoint_auth_method,
-        )
+        at = now or dt.datetime.now(dt.UTC)
+        current = metadata_client(issuer=issuer, client_id=client_id, now=at, auth_method=token_endpoint_auth_method)
         save_client(current, tenant=tenant, server=server, stores=stores)
         logger.info("using CIMD client %s for %s/%s with %s", client_id, tenant, server, issuer)
     return replace(current, replaced_issuer=choice.replaced_issuer)
