@@ -12,25 +12,43 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-
-import anyio
+from typing import TYPE_CHECKING
 
 from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.planning import Plan
-from reconciler.engine.probing import ProbeJob, ProbeOptions, progress_reporter
-from reconciler.engine.removing import remove_object
-from reconciler.engine.server_testing import ServerTest, test_server
-from reconciler.engine.steps.apply import apply_pass
-from reconciler.engine.steps.credentials import check_credentials, prepare_pass
 from reconciler.engine.steps.observe import observe
 from reconciler.engine.steps.passing import EngineSettings, ObjectResult, Pass, ReconcileReport, Scope
 from reconciler.engine.steps.plan import plan
-from reconciler.engine.steps.probe import probe_pass
-from reconciler.engine.steps.report import report_pass
 from reconciler.engine.steps.scopes import CONCURRENT_ATTEMPTS, WHOLE_SOURCE, ObjectScope, WholeSource
-from reconciler.probe import ProbeResult
+from reconciler.lazy_exports import lazy_exports
 from reconciler.registry import Registry
 from reconciler.registry.errors import ConcurrentChange
+
+if TYPE_CHECKING:
+    from reconciler.engine.probing import ProbeJob, ProbeOptions
+    from reconciler.engine.removing import remove_object
+    from reconciler.engine.server_testing import ServerTest, test_server
+    from reconciler.engine.steps.apply import apply_pass
+    from reconciler.engine.steps.credentials import check_credentials, prepare_pass
+    from reconciler.engine.steps.probe import probe_pass
+    from reconciler.engine.steps.report import report_pass
+    from reconciler.probe import ProbeResult
+
+# The steps after plan (credentials, apply, probe, report) bring the mcp SDK, the HTTP client and the credential
+# stores with them. A dry run (`plan`) ends after plan, so they are imported when first used: by `run_pass`, or
+# by the operator through these names.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "removing": ["remove_object"],
+        "server_testing": ["ServerTest", "test_server"],
+        "steps.apply": ["apply_pass"],
+        "steps.credentials": ["check_credentials", "prepare_pass"],
+        "steps.probe": ["probe_pass"],
+        "steps.report": ["report_pass"],
+    },
+    relative_to="reconciler.engine",
+)
 
 EnginePass = Pass
 """The name the operator knows a pass by."""
@@ -118,6 +136,14 @@ def run_pass(current: Pass, registry: Registry) -> ReconcileReport:
     """The rest of the steps in order, on this thread; the report of a pass that is done already as it is."""
     if current.done:
         return current.report
+    import anyio
+
+    from reconciler.engine.probing import progress_reporter
+    from reconciler.engine.steps.apply import apply_pass
+    from reconciler.engine.steps.credentials import check_credentials, prepare_pass
+    from reconciler.engine.steps.probe import probe_pass
+    from reconciler.engine.steps.report import report_pass
+
     check_credentials(current, registry)
     apply_pass(current, registry)
     prepare_pass(current, registry)
