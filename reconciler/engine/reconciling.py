@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import sys
 from typing import TYPE_CHECKING
 
 from reconciler.engine.inputs import DesiredInput
@@ -37,18 +38,25 @@ if TYPE_CHECKING:
 # The steps after plan (credentials, apply, probe, report) bring the mcp SDK, the HTTP client and the credential
 # stores with them. A dry run (`plan`) ends after plan, so they are imported when first used: by `run_pass`, or
 # by the operator through these names.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        "removing": ["remove_object"],
-        "server_testing": ["ServerTest", "test_server"],
-        "steps.apply": ["apply_pass"],
-        "steps.credentials": ["check_credentials", "prepare_pass"],
-        "steps.probe": ["probe_pass"],
-        "steps.report": ["report_pass"],
-    },
-    relative_to="reconciler.engine",
-)
+_LATER_STEPS = {
+    "removing": ["remove_object"],
+    "server_testing": ["ServerTest", "test_server"],
+    "steps.apply": ["apply_pass"],
+    "steps.credentials": ["check_credentials", "prepare_pass"],
+    "steps.probe": ["probe_pass"],
+    "steps.report": ["report_pass"],
+}
+__getattr__ = lazy_exports(__name__, _LATER_STEPS, relative_to="reconciler.engine")
+
+
+def _bind_later_steps() -> None:
+    """Import the steps after plan and bind their names in this module, where `run_pass` reads them; a name already
+    bound (first use done, or a test's stand-in) is kept."""
+    module = sys.modules[__name__]
+    for names in _LATER_STEPS.values():
+        for name in names:
+            getattr(module, name)
+
 
 EnginePass = Pass
 """The name the operator knows a pass by."""
@@ -139,11 +147,8 @@ def run_pass(current: Pass, registry: Registry) -> ReconcileReport:
     import anyio
 
     from reconciler.engine.probing import progress_reporter
-    from reconciler.engine.steps.apply import apply_pass
-    from reconciler.engine.steps.credentials import check_credentials, prepare_pass
-    from reconciler.engine.steps.probe import probe_pass
-    from reconciler.engine.steps.report import report_pass
 
+    _bind_later_steps()
     check_credentials(current, registry)
     apply_pass(current, registry)
     prepare_pass(current, registry)
