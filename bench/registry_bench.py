@@ -2,11 +2,13 @@
 
 Prints, for SQLite and PostgreSQL: cold apply time, no-op re-apply time, statements issued, the ratio of
 cold apply to a raw bulk insert of the same rows measured in the same run (every row the apply wrote:
-registry rows plus their audit and resource/status rows, one executemany per table), and peak RSS. Targets: cold
-apply ≤ 3x raw bulk insert; no-op re-apply issues zero INSERT/UPDATE/DELETE and takes ≤ 10% of cold
-apply; peak RSS ≤ 300 MB. Then two resyncs after 1% of the rows were edited behind the reconciler's back: all in
-one tenant (target ≤ 10% of cold apply: only that tenant is read) and spread over every tenant (every tenant is
-read). Each backend runs in a child process so its peak RSS is its own.
+registry rows plus their audit and resource/status rows, one executemany per table), that ratio again in this
+process's CPU time (a loaded machine disturbs it less; for SQLite it is nearly all the work, for PostgreSQL the
+server's share is not in it), and peak RSS. Targets: cold apply ≤ 1.5x raw bulk insert (issue 14); no-op
+re-apply issues zero INSERT/UPDATE/DELETE and takes ≤ 10% of cold apply; peak RSS ≤ 300 MB. Then two resyncs
+after 1% of the rows were edited behind the reconciler's back: all in one tenant (target ≤ 10% of cold apply: only
+that tenant is read) and spread over every tenant (every tenant is read). Each backend runs in a child process so
+its peak RSS is its own.
 
     python bench/registry_bench.py [--objects 10000] [--tenants 50] [--backend sqlite|postgresql]
 """
@@ -232,9 +234,10 @@ def run_backend(backend: str, objects: int, tenants: int) -> dict[str, Any]:
         registry = open_registry(url)
         try:
             registry.reset_statement_counts()
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             first = reconcile(desired, registry, settings=settings)
             cold_seconds = time.perf_counter() - started
+            cold_cpu = time.process_time() - started_cpu
             cold_statements = dict(registry.statement_counts)
             registry.reset_statement_counts()
             started = time.perf_counter()
@@ -281,13 +284,14 @@ def run_backend(backend: str, objects: int, tenants: int) -> dict[str, Any]:
             {TenantRecord(slug=t.slug, namespace=t.namespace) for t in desired.tenants.values()}, key=lambda t: t.slug
         )
         engine = create_registry_engine(raw_url)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         with engine.begin() as connection:
             insert_raw(connection, tenant_records, records)
             registry_rows_seconds = time.perf_counter() - started
             connection.execute(sa.insert(schema.audit_log), extra_rows["audit_log"])
             connection.execute(sa.insert(schema.resources), extra_rows["resources"])
         raw_seconds = time.perf_counter() - started
+        raw_cpu = time.process_time() - started_cpu
         engine.dispose()
         if raw_handle:
             _drop_postgres(raw_handle)
@@ -299,6 +303,8 @@ def run_backend(backend: str, objects: int, tenants: int) -> dict[str, Any]:
         "raw_registry_rows_s": registry_rows_seconds,
         "rows_written": len(records) + sum(len(rows) for rows in extra_rows.values()),
         "cold_apply_s": cold_seconds,
+        "raw_insert_cpu_s": raw_cpu,
+        "cold_apply_cpu_s": cold_cpu,
         "noop_apply_s": noop_seconds,
         "cold_statements": cold_statements,
         "noop_statements": noop_statements,
@@ -349,7 +355,13 @@ def report(result: dict[str, Any]) -> None:
         f"  raw bulk insert (baseline) {result['raw_insert_s']:8.3f} s   the same {result['rows_written']} rows "
         f"(registry rows alone: {result['raw_registry_rows_s']:.3f} s)"
     )
-    print(f"  cold apply                 {result['cold_apply_s']:8.3f} s   ratio {ratio:5.2f}x   (target <= 3x)")
+    print(f"  cold apply                 {result['cold_apply_s']:8.3f} s   ratio {ratio:5.2f}x   (target <= 1.5x)")
+    cpu_ratio = result["cold_apply_cpu_s"] / result["raw_insert_cpu_s"]
+    print(
+        f"  the same in this process's CPU time: cold apply {result['cold_apply_cpu_s']:.3f} s, raw insert "
+        f"{result['raw_insert_cpu_s']:.3f} s, ratio {cpu_ratio:5.2f}x (steadier on a loaded machine; PostgreSQL's "
+        "own work is not in it)"
+    )
     print(f"  no-op re-apply             {result['noop_apply_s']:8.3f} s   {noop_share:6.1%} of cold (target <= 10%)")
     print(f"  statements, cold apply     {result['cold_statements']}")
     print(f"  statements, no-op apply    {result['noop_statements']}   writes: {writes} (target 0)")

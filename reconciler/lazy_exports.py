@@ -14,10 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
-def lazy_exports(package: str, modules: Mapping[str, Iterable[str]]) -> Callable[[str], Any]:
-    """A module-level `__getattr__` for `package`: `modules` maps a submodule (relative to `package`) to the
-    names it exports. A name is imported once and then cached in the package's namespace."""
-    origin = {name: f"{package}.{module}" for module, names in modules.items() for name in names}
+def lazy_exports(
+    package: str, modules: Mapping[str, Iterable[str]], *, relative_to: str | None = None
+) -> Callable[[str], Any]:
+    """A module-level `__getattr__` for `package`: `modules` maps a submodule (relative to `package`, or to
+    `relative_to` for a plain module re-exporting its siblings) to the names it exports. A name is imported once
+    and then cached in the namespace of `package`."""
+    base = relative_to or package
+    origin = {name: f"{base}.{module}" for module, names in modules.items() for name in names}
     namespace = importlib.import_module(package).__dict__
 
     def __getattr__(name: str) -> Any:

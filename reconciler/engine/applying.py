@@ -6,7 +6,6 @@ construction: the plan was computed against the rows it now changes, and a rerun
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,7 +27,7 @@ def apply_plan(
     rewrites: list[Record] = []
     for action in plan.actions:
         if action.verb in (Verb.UPDATE, Verb.REPAIR, Verb.ADOPT) and action.desired and action.observed:
-            rewrites.append(dataclasses.replace(action.desired, row_id=action.observed.row_id))
+            rewrites.append(action.desired.with_row_id(action.observed.row_id))
     row_ids = tx.insert(creates) if creates else {}
     if rewrites:
         tx.update(rewrites)

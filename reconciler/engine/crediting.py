@@ -24,7 +24,6 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import anyio
 
@@ -52,6 +51,8 @@ from reconciler.engine.planning import Action, Plan, Verb
 from reconciler.engine.probing import ProbeJob, ProbeOptions, build_target, credential_outcome
 from reconciler.engine.revoking import forget_member_tokens
 from reconciler.engine.statuses.reporting import Rotation
+from reconciler.engine.steps.passing import CredentialStep as CredentialStep  # re-exported: its home before
+from reconciler.engine.steps.passing import RotationCheck
 from reconciler.errors import ReconcilerError
 from reconciler.probe import (
     ProbeAuthServer,
@@ -84,23 +85,6 @@ def is_rotation(action: Action) -> bool:
         and all(change.path.rsplit(".", 1)[-1] in FINGERPRINT_FIELDS for change in action.changes)
         and action.key[0] in ("servers", "connections")
     )
-
-
-@dataclass(frozen=True)
-class RotationCheck:
-    action: Action
-    outcome: str
-    """`verified`, `rejected` or `inconclusive` (server unreachable: no evidence either way)."""
-    message: str
-
-
-@dataclass
-class CredentialStep:
-    """What the credentials step found, for status and audit."""
-
-    rotations: dict[RowKey, RotationCheck] = field(default_factory=dict)
-    client_rotations: dict[tuple[str, str], str] = field(default_factory=dict)
-    """Dynamically registered clients replaced this run: (tenant, server) → what happened."""
 
 
 def credentials_context(

@@ -328,9 +328,8 @@ def build_desired(desired: DesiredInput, *, fingerprint_key: bytes, manager: str
             if marked:
                 record = dataclasses.replace(record, discovery_connection=marked[0].metadata.name)
         deletion_policy = resource.spec.deletion_policy if isinstance(resource, MCPServer) else "Delete"
-        record = dataclasses.replace(
-            record,
-            ownership=builder.ownership(record.content_hash(), deletion_policy=deletion_policy, manager=manager),
+        record = record.owned(
+            builder.ownership(record.content_hash(), deletion_policy=deletion_policy, manager=manager)
         )
         problems.extend(builder.problems)
         objects.append(
@@ -373,7 +372,7 @@ def with_stored_fingerprints(objects: list[DesiredObject], observed: ObservedSta
             carried.append(obj)
             continue
         ownership = dataclasses.replace(obj.record.ownership, spec_hash=record.content_hash())
-        carried.append(dataclasses.replace(obj, record=dataclasses.replace(record, ownership=ownership)))
+        carried.append(dataclasses.replace(obj, record=record.owned(ownership)))
     return carried
 
 

@@ -17,7 +17,7 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.api import MCPConnection, MCPServer
 from reconciler.api.times import format_time, parse_time
@@ -34,17 +34,8 @@ from reconciler.engine.desired import DesiredObject
 from reconciler.engine.inputs import SecretSource
 from reconciler.engine.planning import Action, Verb
 from reconciler.engine.statuses.probes import changes_text
-from reconciler.probe import (
-    HINTS,
-    ErrorClass,
-    ProbeResult,
-    ProbeSettings,
-    ProbeTarget,
-    diff_tool_risk,
-    diff_tools,
-    fill_auth_fields,
-)
-from reconciler.probe.classification import one_line
+from reconciler.errors import ErrorClass, one_line
+from reconciler.probe import HINTS, ProbeSettings, ProbeTarget, diff_tool_risk, diff_tools
 from reconciler.registry.records import (
     AuditEntry,
     ConnectionRecord,
@@ -53,6 +44,9 @@ from reconciler.registry.records import (
     SourceRef,
     ToolSnapshotRecord,
 )
+
+if TYPE_CHECKING:
+    from reconciler.probe import ProbeResult
 
 logger = logging.getLogger(__name__)
 
@@ -314,6 +308,10 @@ def _record_probe(
         tool_risk = tuple(risk)
     discovery: dict[str, Any] | None = None
     if result.discovery is not None:
+        # Only a probe's result gets here: the fast path and a dry run, which import this module for what is due,
+        # do not pay for the discovery module's mcp SDK and HTTP client.
+        from reconciler.probe import fill_auth_fields
+
         discovery = dict(result.discovery.as_status())
         auth_spec = obj.resource.spec.auth.model_dump(mode="json", by_alias=True, exclude_none=True)
         _, filled = fill_auth_fields(auth_spec, result.discovery)

@@ -12,25 +12,51 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-
-import anyio
+import sys
+from typing import TYPE_CHECKING
 
 from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.planning import Plan
-from reconciler.engine.probing import ProbeJob, ProbeOptions, progress_reporter
-from reconciler.engine.removing import remove_object
-from reconciler.engine.server_testing import ServerTest, test_server
-from reconciler.engine.steps.apply import apply_pass
-from reconciler.engine.steps.credentials import check_credentials, prepare_pass
 from reconciler.engine.steps.observe import observe
 from reconciler.engine.steps.passing import EngineSettings, ObjectResult, Pass, ReconcileReport, Scope
 from reconciler.engine.steps.plan import plan
-from reconciler.engine.steps.probe import probe_pass
-from reconciler.engine.steps.report import report_pass
 from reconciler.engine.steps.scopes import CONCURRENT_ATTEMPTS, WHOLE_SOURCE, ObjectScope, WholeSource
-from reconciler.probe import ProbeResult
+from reconciler.lazy_exports import lazy_exports
 from reconciler.registry import Registry
 from reconciler.registry.errors import ConcurrentChange
+
+if TYPE_CHECKING:
+    from reconciler.engine.probing import ProbeJob, ProbeOptions
+    from reconciler.engine.removing import remove_object
+    from reconciler.engine.server_testing import ServerTest, test_server
+    from reconciler.engine.steps.apply import apply_pass
+    from reconciler.engine.steps.credentials import check_credentials, prepare_pass
+    from reconciler.engine.steps.probe import probe_pass
+    from reconciler.engine.steps.report import report_pass
+    from reconciler.probe import ProbeResult
+
+# The steps after plan (credentials, apply, probe, report) bring the mcp SDK, the HTTP client and the credential
+# stores with them. A dry run (`plan`) ends after plan, so they are imported when first used: by `run_pass`, or
+# by the operator through these names.
+_LATER_STEPS = {
+    "removing": ["remove_object"],
+    "server_testing": ["ServerTest", "test_server"],
+    "steps.apply": ["apply_pass"],
+    "steps.credentials": ["check_credentials", "prepare_pass"],
+    "steps.probe": ["probe_pass"],
+    "steps.report": ["report_pass"],
+}
+__getattr__ = lazy_exports(__name__, _LATER_STEPS, relative_to="reconciler.engine")
+
+
+def _bind_later_steps() -> None:
+    """Import the steps after plan and bind their names in this module, where `run_pass` reads them; a name already
+    bound (first use done, or a test's stand-in) is kept."""
+    module = sys.modules[__name__]
+    for names in _LATER_STEPS.values():
+        for name in names:
+            getattr(module, name)
+
 
 EnginePass = Pass
 """The name the operator knows a pass by."""
@@ -118,6 +144,11 @@ def run_pass(current: Pass, registry: Registry) -> ReconcileReport:
     """The rest of the steps in order, on this thread; the report of a pass that is done already as it is."""
     if current.done:
         return current.report
+    import anyio
+
+    from reconciler.engine.probing import progress_reporter
+
+    _bind_later_steps()
     check_credentials(current, registry)
     apply_pass(current, registry)
     prepare_pass(current, registry)

@@ -17,13 +17,14 @@ from reconciler.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from reconciler.probe.authserver import ProbeAuthServer
-    from reconciler.probe.classification import HINTS, ErrorClass
+    from reconciler.probe.classification import ErrorClass
     from reconciler.probe.discovery import AuthDiscovery, fill_auth_fields
-    from reconciler.probe.listing import diff_tools, filter_tool_names, snapshot_hash, tool_fingerprint
+    from reconciler.probe.hints import HINTS
     from reconciler.probe.probing import ProbeResult, probe_many, probe_many_sync, probe_server
     from reconciler.probe.risk import diff_tool_risk
     from reconciler.probe.settings import ProbeSettings, ProbeTarget, Transport
     from reconciler.probe.ssrf import BlockedDestination, Resolver, address_problem, system_resolver
+    from reconciler.probe.tool_lists import diff_tools, filter_tool_names, snapshot_hash, tool_fingerprint
     from reconciler.probe.transports import ProbeHttp
     from reconciler.probe.verifying import credential_verifier, verify_credential
 
@@ -58,9 +59,10 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "authserver": ["ProbeAuthServer"],
-        "classification": ["HINTS", "ErrorClass"],
+        "classification": ["ErrorClass"],
+        "hints": ["HINTS"],
         "discovery": ["AuthDiscovery", "fill_auth_fields"],
-        "listing": ["diff_tools", "filter_tool_names", "snapshot_hash", "tool_fingerprint"],
+        "tool_lists": ["diff_tools", "filter_tool_names", "snapshot_hash", "tool_fingerprint"],
         "risk": ["diff_tool_risk"],
         "probing": ["ProbeResult", "probe_many", "probe_many_sync", "probe_server"],
         "settings": ["ProbeSettings", "ProbeTarget", "Transport"],

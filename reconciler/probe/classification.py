@@ -26,7 +26,7 @@ import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import TypeVar
 
 import anyio
 import httpx2
@@ -39,22 +39,9 @@ from mcp.shared.exceptions import MCPError
 from reconciler.errors import ErrorClass as ErrorClass  # re-exported: its home before it moved down
 from reconciler.errors import one_line as one_line
 from reconciler.probe.challenges import MalformedChallenge, challenged_scopes, parse_challenges
+from reconciler.probe.hints import HINTS as HINTS  # re-exported: its home before it moved
 from reconciler.probe.ssrf import BlockedDestination
 from reconciler.probe.tracing import HttpExchange, HttpTrace
-
-HINTS: Final[dict[str, str]] = {
-    "transport": "check the URL, the transport and that the server is reachable",
-    "tls": "check the server's certificate, and that the URL's scheme matches the port (https vs http)",
-    "auth": "check the credentials and the auth type; the discovery result shows what the server expects",
-    "insufficient_scope": (
-        "the token lacks scopes the server named: have it issued with them; for OAuth, add them to spec.auth.scopes"
-    ),
-    "downstream": "the server is reachable but failed the request; check the server's own logs",
-    "timeout": "the server did not answer in time; check that it is up and not overloaded",
-    "protocol": "the URL answers, but not as an MCP server; check the path and the transport",
-    "blocked": "private and internal addresses need spec.network.allowPrivate and --allow-private-networks",
-    "internal": "a fault in the reconciler itself; other servers were probed normally; please report this message",
-}
 
 _Found = TypeVar("_Found", bound=BaseException)
 _NOISE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, GeneratorExit)

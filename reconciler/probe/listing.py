@@ -1,26 +1,25 @@
 """Tool snapshots: walking every `tools/list` page within bounds, and the pure helpers that fingerprint, hash,
 diff and filter tool lists.
 
-`probing.py` calls `fetch_all_tools` during a probe; the engine calls the pure helpers (`snapshot_hash`,
-`diff_tools`, `filter_tool_names`) when it records snapshots, applies tool policies and reports what changed.
-A changed description or input schema counts as a change: that is how tool poisoning shows up. The listing also
+`probing.py` calls `fetch_all_tools` during a probe; the pure helpers the engine calls (`snapshot_hash`,
+`diff_tools`, `filter_tool_names`) live in `tool_lists.py`, which needs no mcp SDK. The listing also
 keeps the freshness hints a 2026-07-28 server attaches to every page (`ttlMs`, `cacheScope`), which the engine uses
 to schedule the next probe and to say whose view the snapshot is.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import mcp_types
 
-from reconciler.api.server import ToolChanges
 from reconciler.probe.classification import ProbeFailure
+from reconciler.probe.tool_lists import diff_tools as diff_tools  # re-exported: their home before they moved
+from reconciler.probe.tool_lists import filter_tool_names as filter_tool_names
+from reconciler.probe.tool_lists import snapshot_hash as snapshot_hash
+from reconciler.probe.tool_lists import tool_fingerprint
 from reconciler.records import ToolAnnotationHints, ToolRecord
 
 PageFetcher = Callable[[str | None], Awaitable[mcp_types.ListToolsResult]]
@@ -52,50 +51,6 @@ def _merge_scope(current: CacheScope | None, page: mcp_types.ListToolsResult) ->
     if "cache_scope" not in page.model_fields_set:
         return current
     return "private" if "private" in (current, page.cache_scope) else "public"
-
-
-def _canonical_json(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _sha256(data: Any) -> str:
-    return "sha256:" + hashlib.sha256(_canonical_json(data)).hexdigest()
-
-
-def tool_fingerprint(name: str, title: str | None, description: str | None, input_schema: Any) -> str:
-    """`sha256:<hex>` over the parts of a tool definition an agent acts on."""
-    return _sha256({"name": name, "title": title, "description": description, "inputSchema": input_schema})
-
-
-def _fingerprint_of(tool: ToolRecord) -> str:
-    return tool.fingerprint or tool_fingerprint(tool.name, tool.title, tool.description, tool.input_schema)
-
-
-def snapshot_hash(tools: Iterable[ToolRecord]) -> str:
-    """`sha256:<hex>` of a tool list, independent of the order the server listed it in."""
-    entries = sorted((tool.name, _fingerprint_of(tool)) for tool in tools)
-    return _sha256([[name, fingerprint] for name, fingerprint in entries])
-
-
-def diff_tools(old: Sequence[ToolRecord], new: Sequence[ToolRecord]) -> ToolChanges:
-    """Names added, removed and changed (any change to title, description or schema), each sorted."""
-    before = {tool.name: _fingerprint_of(tool) for tool in old}
-    after = {tool.name: _fingerprint_of(tool) for tool in new}
-    return ToolChanges(
-        added=sorted(after.keys() - before.keys()),
-        removed=sorted(before.keys() - after.keys()),
-        changed=sorted(name for name in before.keys() & after.keys() if before[name] != after[name]),
-    )
-
-
-def filter_tool_names(names: Iterable[str], *, allow: Sequence[str], deny: Sequence[str]) -> list[str]:
-    """Names an agent may see, in input order: matching an allow glob (all, when none are given) and no deny glob."""
-    return [
-        name
-        for name in names
-        if (not allow or any(fnmatch.fnmatchcase(name, pattern) for pattern in allow))
-        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in deny)
-    ]
 
 
 def tool_record(tool: mcp_types.Tool) -> ToolRecord:

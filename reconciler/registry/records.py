@@ -14,7 +14,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import orjson
 
@@ -83,15 +83,41 @@ class RecordBase:
     row_id: int | None = field(default=None, compare=False)
 
     def content(self) -> dict[str, Any]:
-        """The spec-derived columns, as plain JSON-able data (what planning compares and hashes)."""
-        return {name: _plain(getattr(self, name)) for name in _content_fields(self.__class__.__name__, type(self))}
+        """The spec-derived columns, as plain JSON-able data (what planning compares and hashes).
+
+        Built once per record and shared by the hash, planning and the audit row: read it, never change it.
+        """
+        return self._content
 
     def content_hash(self) -> str:
         return self._hash
 
+    def owned(self, ownership: Ownership) -> Self:
+        """The same row under `ownership`; its content and hash, which ownership is no part of, carry over."""
+        return self._carrying_content(dataclasses.replace(self, ownership=ownership))
+
+    def with_row_id(self, row_id: int | None) -> Self:
+        """The same row with the id of the row it rewrites; its content and hash carry over."""
+        return self._carrying_content(dataclasses.replace(self, row_id=row_id))
+
+    def _carrying_content(self, copy: Self) -> Self:
+        for cached in ("_content", "_hash"):
+            if cached in self.__dict__:
+                copy.__dict__[cached] = self.__dict__[cached]
+        return copy
+
+    def _build_content(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in _content_fields(self.__class__.__name__, type(self))}
+
+    @functools.cached_property
+    def _content(self) -> dict[str, Any]:
+        # Records are immutable, so their content is built once per instance: a cold apply of 10,000 rows would
+        # otherwise build it twice, once to hash and once for the audit row.
+        return self._build_content()
+
     @functools.cached_property
     def _hash(self) -> str:
-        # Records are immutable, so the hash is computed once per instance (10,000 rows per resync).
+        # Likewise the hash (10,000 rows per resync).
         return content_hash(self.content())
 
 
@@ -114,8 +140,13 @@ def _field_names(record_type: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(record_type))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """JSON-able copy of a value: nested records become dicts, tuples become lists (no deep copies)."""
+    if type(value) in _SCALARS:  # most values: one set lookup instead of the isinstance chain below
+        return value
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     if isinstance(value, tuple | list):
@@ -167,9 +198,9 @@ class ConnectionRecord(RecordBase):
     member_headers: tuple[MemberHeaderRecord, ...] = ()
     """Per-member connections: headers whose values are each member's stored values (by key)."""
 
-    def content(self) -> dict[str, Any]:
+    def _build_content(self) -> dict[str, Any]:
         # Without member headers a connection hashes as it did before they existed, so upgrading rewrites none.
-        content = super().content()
+        content = super()._build_content()
         if not self.member_headers:
             del content["member_headers"]
         return content
@@ -205,9 +236,9 @@ class BindingRecord(RecordBase):
     agents: tuple[str, ...] = ()
     """The template's agents the servers are assigned to; empty: every agent of the template."""
 
-    def content(self) -> dict[str, Any]:
+    def _build_content(self) -> dict[str, Any]:
         # A binding for every agent hashes as it did before bindings could name agents, so upgrading rewrites none.
-        content = super().content()
+        content = super()._build_content()
         if not self.agents:
             del content["agents"]
         # Likewise a server entry without readOnly hashes as it did before readOnly existed.

@@ -251,9 +251,12 @@ def merge_conditions(
         old = before.get(item["type"])
         transition = old["lastTransitionTime"] if old is not None and old.get("status") == item["status"] else None
         merged.append({**item, "observedGeneration": generation, "lastTransitionTime": transition or stamp})
-    order = {str(kind): index for index, kind in enumerate(ConditionType)}
-    merged.sort(key=lambda item: order.get(item["type"], len(order)))
+    merged.sort(key=lambda item: _CONDITION_ORDER.get(item["type"], len(_CONDITION_ORDER)))
     return merged
+
+
+_CONDITION_ORDER = {str(kind): index for index, kind in enumerate(ConditionType)}
+"""Where each condition type sorts; built once, not per merge (10,000 statuses in a cold apply)."""
 
 
 def bare(item: Mapping[str, Any]) -> ConditionDict:

@@ -13,17 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from reconciler.api.server import OAuthHealth
-from reconciler.credentials import CredentialFailure, PreparedCredentials
-from reconciler.engine.crediting import CredentialStep
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.planning import Action, Plan, Verb
-from reconciler.engine.probing import ProbeJob, ProbeOptions
 from reconciler.errors import MissingReference
-from reconciler.probe import ProbeResult, ProbeSettings
+from reconciler.probe import ProbeSettings
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.errors import ConcurrentChange
 from reconciler.registry.records import (
@@ -34,6 +31,30 @@ from reconciler.registry.records import (
     SourceRef,
     ToolSnapshotRecord,
 )
+
+if TYPE_CHECKING:
+    # Types of the fields the credentials and probe steps fill in: a dry run (`plan`) never imports those steps,
+    # nor the mcp SDK and the HTTP client behind them.
+    from reconciler.credentials import CredentialFailure, PreparedCredentials
+    from reconciler.engine.probing import ProbeJob, ProbeOptions
+    from reconciler.probe import ProbeResult
+
+
+@dataclass(frozen=True)
+class RotationCheck:
+    action: Action
+    outcome: str
+    """`verified`, `rejected` or `inconclusive` (server unreachable: no evidence either way)."""
+    message: str
+
+
+@dataclass
+class CredentialStep:
+    """What the credentials step found, for status and audit."""
+
+    rotations: dict[RowKey, RotationCheck] = field(default_factory=dict)
+    client_rotations: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Dynamically registered clients replaced this run: (tenant, server) → what happened."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Verb
 from reconciler.engine.statuses.lifecycle import rotation_held_back
 from reconciler.engine.steps.passing import ObjectResult, Pass
-from reconciler.engine.steps.report import build_statuses
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.records import ResourceRecord, SourceRef
 
@@ -124,6 +123,9 @@ class RegistryCopies:
 
     def write_with_rows(self, transaction: RegistryTransaction, current: Pass) -> None:
         """Every status with the rows, and the copies of removed objects deleted."""
+        # The report step brings the credentials step with it; a dry run never writes, so never imports them.
+        from reconciler.engine.steps.report import build_statuses
+
         current.report.results = build_statuses(
             current, chosen=frozenset(obj.source for obj in current.objects), probed_now=frozenset()
         )

@@ -42,7 +42,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 """
 
 
-def imported_modules(*args: str) -> set[str]:
+def imported_modules(*args: str, exit_codes: tuple[int | None, ...] = (0, None)) -> set[str]:
     """Run the CLI with `args` in a fresh interpreter; the modules it imported."""
     done = subprocess.run(
         [sys.executable, "-c", RUN_AND_LIST_MODULES, *args],
@@ -52,7 +52,7 @@ def imported_modules(*args: str) -> set[str]:
         check=False,
     )
     report = json.loads(done.stderr.strip().splitlines()[-1])
-    assert report["code"] in (0, None), done.stderr
+    assert report["code"] in exit_codes, done.stderr
     return set(report["modules"])
 
 
@@ -91,8 +91,30 @@ def test_get_does_not_import_the_mcp_sdk_or_the_endpoint(tmp_path: Path) -> None
     assert "reconciler.runtime.membership" in modules and "reconciler.runtime.endpoint" not in modules
 
 
+def test_plan_imports_neither_the_probe_nor_the_credentials_steps(tmp_path: Path) -> None:
+    """`plan` is a dry run: it observes and plans, and never probes, mints or writes."""
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    modules = imported_modules("plan", "-f", str(EXAMPLES), "--registry", registry, exit_codes=(2,))
+    assert not top_level(modules) & {"mcp", "mcp_types", "httpx2", "httpcore2", "anyio", "kopf", "kubernetes"}
+    assert not top_level(modules) & {"starlette", "uvicorn", "websockets"}
+    assert {"reconciler.engine.reconciling", "reconciler.engine.impact", "sqlalchemy"} <= modules
+    assert not modules & {
+        "reconciler.probe.probing",
+        "reconciler.engine.steps.credentials",
+        "reconciler.engine.steps.probe",
+        "reconciler.engine.steps.report",
+    }
+
+
 @pytest.mark.parametrize(
-    "package", ["reconciler.registry", "reconciler.credentials", "reconciler.probe", "reconciler.runtime"]
+    "package",
+    [
+        "reconciler.registry",
+        "reconciler.credentials",
+        "reconciler.probe",
+        "reconciler.runtime",
+        "reconciler.engine.reconciling",
+    ],
 )
 def test_lazy_packages_export_every_name_from_its_module(package: str) -> None:
     module = importlib.import_module(package)
