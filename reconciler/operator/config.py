@@ -63,7 +63,7 @@ class OperatorConfig:
     worker_limit: int | None = None
     """kopf's cap on concurrent per-object workers. Keep None: with indexes, kopf holds every worker until all
     existing objects are indexed, so a cap below the object count deadlocks the start-up (seen with 120
-    objects and a cap of 64). Registry load is bounded anyway: passes are batched per namespace."""
+    objects and a cap of 64). Registry load is bounded anyway: passes are batched (`batching.py`)."""
     max_concurrent_passes: int = 32
     """Passes in flight at once (each holds API connections and parsed objects while it waits for the engine)."""
     member_token_interval: float = 60.0

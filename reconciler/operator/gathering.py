@@ -169,14 +169,15 @@ def _discovery_connections(
 def build_input(
     resources: Iterable[Resource],
     *,
-    tenant: Tenant,
-    secrets: Mapping[str, Mapping[str, str]],
+    tenants: Iterable[Tenant],
+    secrets: Mapping[tuple[str, str], Mapping[str, str]],
 ) -> DesiredInput:
-    """The engine's input for one namespace: resources, their tenant, and the Secret values they read."""
+    """The engine's input for the namespaces of one batch: resources, their tenants, and the Secret values they
+    read by (namespace, name)."""
     return DesiredInput(
         resources=list(resources),
-        tenants={tenant.namespace: tenant},
-        secrets=StaticSecrets(values={(tenant.namespace, name): dict(data) for name, data in secrets.items()}),
+        tenants={tenant.namespace: tenant for tenant in tenants},
+        secrets=StaticSecrets(values={key: dict(data) for key, data in secrets.items()}),
     )
 
 

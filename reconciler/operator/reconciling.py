@@ -3,7 +3,7 @@
 Called by the kopf handlers in `handlers.py` (create/update/resume, the Secret watch, and the finalizer) and by
 its own periodic passes (`resyncing.ResyncScheduler`, one loop for all objects, gated by `peering.py` so that a
 paused instance stays idle). `ObjectReconciler` holds the order of a pass and composes the parts that do the work:
-`batching.py` gathers what the engine needs and runs it (batched per namespace, probes on the event loop),
+`batching.py` gathers what the engine needs and runs it (batched across namespaces, probes on the event loop),
 `recording.py` writes the status subresource only when it changed, posts Events only for real changes and counts
 metrics, and `exports.py` writes a binding's exported ConfigMap. Beside the passes, one sweep renews members' due
 tokens in the namespaces served (`engine.renewing`). Domain errors are recorded in status and re-raised
@@ -28,7 +28,7 @@ from reconciler.engine.upstream import with_upstream
 from reconciler.errors import PermanentError, ReconcilerError, RetryableError
 from reconciler.operator import statuses
 from reconciler.operator.annotations import is_paused, jittered, poll_interval, reconcile_request
-from reconciler.operator.batching import NamespaceBatches
+from reconciler.operator.batching import EngineBatches
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.events import EventSink
 from reconciler.operator.exports import BindingExports
@@ -76,7 +76,7 @@ class ObjectReconciler:
         self._config = config
         self._registry = registry
         threads = RegistryThreads(registry_threads)
-        self._batching = NamespaceBatches(
+        self._batching = EngineBatches(
             registry=registry, cluster=cluster, config=config, registry_threads=threads, clock=clock
         )
         self._recording = StatusRecorder(cluster=cluster, events=events, metrics=metrics, clock=clock)
