@@ -89,6 +89,9 @@ class OperatorConfig:
     watch_client_timeout: int = 330
     request_timeout: float = 60.0
     """Bound on every non-watch API request."""
+    tenant_cache_seconds: float = 5.0
+    """Passes within this many seconds of a namespace's tenant read (its label and ConfigMap `mcp-tenant`) reuse it.
+    Nothing watches tenants: a change reaches the objects at their next pass either way, at most this much later."""
     platform_namespace: str | None = None
     """The platform tenant whose featured servers every exported document offers last (None: no platform)."""
     export_debounce: float = 0.5
