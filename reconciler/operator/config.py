@@ -66,6 +66,9 @@ class OperatorConfig:
     objects and a cap of 64). Registry load is bounded anyway: passes are batched (`batching.py`)."""
     max_concurrent_passes: int = 32
     """Passes in flight at once (each holds API connections and parsed objects while it waits for the engine)."""
+    max_concurrent_resyncs: int = 8
+    """Periodic passes in flight at once, among those `max_concurrent_passes`: the passes watch events start queue
+    beside at most this many drift checks, so a burst of new objects is not served behind them."""
     member_token_interval: float = 60.0
     """Seconds between sweeps renewing members' due tokens in the namespaces served (with `probe` only: the same
     network permission); 0 disables them."""
