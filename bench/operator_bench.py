@@ -132,8 +132,17 @@ class Watcher(threading.Thread):
         self.status_writes: Counter[str] = Counter()
         self._last_status: dict[str, str] = {}
         self.marks: list[tuple[float, int, int]] = []
+        self.ended: str | None = None
+        """Why the stream ended early (the API server drops a watcher that falls behind a burst), else None."""
 
     def run(self) -> None:
+        try:
+            self._stream()
+            self.ended = "the API server ended the watch"
+        except Exception as error:  # reported in the results, never silently
+            self.ended = f"{type(error).__name__}: {error}"
+
+    def _stream(self) -> None:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -145,6 +154,8 @@ class Watcher(threading.Thread):
                 if not line.strip():
                     continue
                 event = json.loads(line)
+                if event["type"] == "ERROR":
+                    raise RuntimeError(str(event.get("object", {}).get("message")))
                 if event["type"] not in ("ADDED", "MODIFIED"):
                     continue
                 obj = event["object"]
@@ -781,11 +792,13 @@ def _measure_operator(
                 last, quiet_since = current, time.monotonic()
         writes_at_convergence, status_writes_at_convergence = watcher.snapshot()
         per_object_writes, per_object_status = watcher.per_object()
+        listed_at_convergence = _versions(http, fleet)
         _dump(operator, dump_path)
 
         time.sleep(idle_window)
         _dump(operator, dump_path)
         writes_after_idle, status_writes_after_idle = watcher.snapshot()
+        listed_after_idle = _versions(http, fleet)
         rss = _peak_rss_mb(operator.pid)
         sampler.stop()
         return {
@@ -806,6 +819,20 @@ def _measure_operator(
             "idle_window_s": round(idle_window, 1),
             "status_writes_during_idle_resyncs": status_writes_after_idle - status_writes_at_convergence,
             "all_writes_during_idle_resyncs": writes_after_idle - writes_at_convergence,
+            "watch_ended_early": watcher.ended,
+            "objects_written_during_idle_by_listing": {
+                "any_write": sum(
+                    1
+                    for key, (version, _) in listed_after_idle.items()
+                    if listed_at_convergence.get(key, ("",))[0] != version
+                ),
+                "status_changed": sum(
+                    1
+                    for key, (_, status) in listed_after_idle.items()
+                    if listed_at_convergence.get(key, ("", ""))[1] != status
+                ),
+                "note": "two listings, at convergence and after the idle window: holds even when the watch ended early",
+            },
             "operator_peak_rss_mb": round(rss, 1),
             "operator_peak_open_sockets": sampler.peak_sockets(),
             "operator_rss_timeline_s_mb": sampler.timeline(),
@@ -813,6 +840,18 @@ def _measure_operator(
         }
     finally:
         _stop(operator)
+
+
+def _versions(http: KubeHttp, fleet: Fleet) -> dict[str, tuple[str, str]]:
+    """namespace/name → (resourceVersion, status as JSON) of every object of the fleet, in one listing."""
+    items = http.get(fleet.collection(), timeout=300)["items"]
+    return {
+        f"{item['metadata']['namespace']}/{item['metadata']['name']}": (
+            str(item["metadata"].get("resourceVersion")),
+            json.dumps(item.get("status") or {}, sort_keys=True),
+        )
+        for item in items
+    }
 
 
 def _reported(obj: dict[str, Any]) -> bool:

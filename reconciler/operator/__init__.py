@@ -2,7 +2,7 @@
 
 `mcp-reconciler run` calls `run_operator`; tests and benchmarks embed `Operator`. Modules, by activity:
 `handlers` (every kopf decorator, thin shells), `reconciling` (one pass per object around the engine), composed of
-`batching` (the engine's runs, batched per namespace), `recording` (status, Events, metrics), `exports` (a
+`batching` (the engine's runs, batched across namespaces), `recording` (status, Events, metrics), `exports` (a
 binding's ConfigMap) and `objects` (what those share); `gathering` (cluster objects → engine input), `statuses`
 and `events` (what a pass reports), `cluster` (the operator's own API calls), `annotations` (the knobs users set
 on objects), `config` (settings and the kopf settings built from them), `resyncing` and `peering` (periodic

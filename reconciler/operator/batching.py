@@ -1,11 +1,14 @@
-"""The engine's runs for the operator: passes batched per namespace, registry steps on the registry threads,
+"""The engine's runs for the operator: passes batched across namespaces, registry steps on the registry threads,
 probes on the event loop.
 
-`reconciling.ObjectReconciler` hands each pass to `NamespaceBatches.run` (after gathering what the object
-references) and each finalizer to `NamespaceBatches.remove`. Passes of one namespace that arrive while the engine
-is busy are handed to it together (one registry transaction for many objects), which keeps a burst of thousands of
-new objects cheap; a permanent error in such a batch is retried object by object, so one bad object never fails
-its neighbours. Each batch's probes run under their own bound on the event loop, so a server that never answers
+`reconciling.ObjectReconciler` hands each pass to `EngineBatches.run` (after gathering what the object references)
+and each finalizer to `EngineBatches.remove`. Passes that arrive while the engine is busy are handed to it together
+(one registry transaction for many objects, whatever their namespaces), which keeps a burst of thousands of new
+objects cheap: batching per namespace gave batches of one object when a fleet spreads over a hundred namespaces,
+and each object then paid a transaction and a read of its tenant's rows of its own. Each namespace always goes to
+the same lane (one lane per registry thread), so two engine runs never write one tenant at once. A permanent error
+in a batch is retried namespace by namespace and then object by object, so one bad object never fails its
+neighbours. Each batch's probes run under their own bound on the event loop, so a server that never answers
 holds no registry thread, and each object's status is reported as soon as its probe result is in.
 
 Every call into the engine's pass steps is in the section "the engine's steps" at the end of the class.
@@ -54,7 +57,7 @@ from reconciler.registry.records import SourceRef
 
 @dataclass
 class _Request:
-    """One object's pass waiting for its namespace's engine run."""
+    """One object's pass waiting for its lane's next engine run."""
 
     view: ObjectView
     target: Resource
@@ -67,14 +70,18 @@ class _Request:
     done: asyncio.Future[ObjectResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+_Outcome = tuple[list[_Request], EnginePass | BaseException]
+"""Requests that ran the engine together, and their pass (or the error that ended it)."""
+
+
 @dataclass
 class _Batch:
     pending: list[_Request] = field(default_factory=list)
     worker: asyncio.Task[None] | None = None
 
 
-class NamespaceBatches:
-    """The engine runs of one operator process, one worker per namespace with passes queued."""
+class EngineBatches:
+    """The engine runs of one operator process: one worker per lane with passes queued."""
 
     def __init__(
         self,
@@ -111,7 +118,9 @@ class NamespaceBatches:
         """The probe steps of those batches."""
         self._registry_threads = registry_threads
         self._clock = clock
-        self._batches: dict[str, _Batch] = {}
+        self._batches: dict[int, _Batch] = {}
+        """By lane: a namespace's passes always queue in the same one."""
+        self._lanes = max(1, config.registry_threads)
 
     async def run(
         self,
@@ -120,7 +129,7 @@ class NamespaceBatches:
         *,
         peers: Iterable[Mapping[str, Any]],
     ) -> tuple[ObjectResult, frozenset[str]]:
-        """Gather the engine's input for one object and queue it for its namespace's next engine run; returns its
+        """Gather the engine's input for one object and queue it for its lane's next engine run; returns its
         result and the names of the Secrets it reads that lack the credential label."""
         target = parse_resource(view.body)
         selection = select([target], peers)
@@ -137,10 +146,11 @@ class NamespaceBatches:
             previous=previous,
             forced=token is not None and token != (previous or {}).get("lastHandledReconcileAt"),
         )
-        batch = self._batches.setdefault(namespace, _Batch())
+        lane = hash(namespace) % self._lanes
+        batch = self._batches.setdefault(lane, _Batch())
         batch.pending.append(request)
         if batch.worker is None or batch.worker.done():
-            batch.worker = asyncio.create_task(self._drain(batch), name=f"engine:{namespace}")
+            batch.worker = asyncio.create_task(self._drain(batch), name=f"engine:{lane}")
         result = await asyncio.shield(request.done)
         return result, frozenset(secret_names([target]) & secrets.unlabelled)
 
@@ -158,10 +168,10 @@ class NamespaceBatches:
         await self._exit.aclose()
 
     async def _drain(self, batch: _Batch) -> None:
-        """Run the registry steps for everything queued in one namespace, again and again until nothing is left.
+        """Run the registry steps for everything queued in one lane, again and again until nothing is left.
 
-        Each batch's probes and report go on in a task of their own (`_finish`), so the namespace's next batch
-        never waits for a server that is slow to answer."""
+        Each batch's probes and report go on in a task of their own (`_finish`), so the lane's next batch never
+        waits for a server that is slow to answer."""
         while batch.pending:
             requests, batch.pending = batch.pending, []
             try:
@@ -176,14 +186,30 @@ class NamespaceBatches:
                 self._finishing.add(task)
                 task.add_done_callback(self._finishing.discard)
 
-    async def _apply_batch(self, requests: list[_Request]) -> list[tuple[list[_Request], EnginePass | BaseException]]:
-        """Plan and apply the whole batch at once; on an error of one object, object by object."""
+    async def _apply_batch(self, requests: list[_Request]) -> list[_Outcome]:
+        """Plan and apply the whole batch at once; on an error of one object, namespace by namespace, and in the
+        namespace at fault object by object."""
+        by_namespace: dict[str, list[_Request]] = {}
+        for request in requests:
+            by_namespace.setdefault(request.view.source.namespace, []).append(request)
+        if len(by_namespace) > 1:
+            try:
+                return [(requests, await self._apply(requests))]
+            except (PermanentError, DependencyPending):
+                pass  # one object's problem: find out whose, and let the other namespaces through
+        outcomes: list[_Outcome] = []
+        for group in by_namespace.values():
+            outcomes.extend(await self._apply_namespace(group))
+        return outcomes
+
+    async def _apply_namespace(self, requests: list[_Request]) -> list[_Outcome]:
+        """One namespace's passes at once; on an error of one object, object by object."""
         if len(requests) > 1:
             try:
                 return [(requests, await self._apply(requests))]
             except (PermanentError, DependencyPending):
                 pass  # one object's problem: find out whose, and let the others through
-        outcomes: list[tuple[list[_Request], EnginePass | BaseException]] = []
+        outcomes: list[_Outcome] = []
         for request in requests:
             try:
                 outcomes.append(([request], await self._apply([request])))
@@ -259,14 +285,16 @@ class NamespaceBatches:
 
     def _plan(self, requests: list[_Request]) -> EnginePass:
         """In a registry thread: the engine's input for the batch, and its plan."""
-        resources: dict[tuple[str, str], Resource] = {}
-        secrets: dict[str, dict[str, str]] = {}
+        resources: dict[tuple[str, str, str], Resource] = {}
+        secrets: dict[tuple[str, str], dict[str, str]] = {}
+        tenants: dict[str, Tenant] = {}
         for request in requests:
+            namespace = request.view.source.namespace
             for resource in request.resources:
-                resources[(resource.kind, resource.metadata.name)] = resource
-            secrets.update(request.secrets.values)
-        tenant = requests[-1].tenant
-        desired = build_input(resources.values(), tenant=tenant, secrets=secrets)
+                resources[(resource.kind, namespace, resource.metadata.name)] = resource
+            secrets.update(((namespace, name), data) for name, data in request.secrets.values.items())
+            tenants[namespace] = request.tenant  # the latest read of each namespace
+        desired = build_input(resources.values(), tenants=tenants.values(), secrets=secrets)
         scope = ObjectScope(
             targets=frozenset(request.view.source for request in requests),
             generations={request.view.source: request.view.generation for request in requests},

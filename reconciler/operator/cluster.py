@@ -182,9 +182,14 @@ def _core_path(namespace: str, plural: str | None = None, name: str | None = Non
 class Cluster:
     """Reads and writes the operator does itself. One per process; the API client is closed by `close`."""
 
-    def __init__(self, api_client: aclient.ApiClient, *, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_client: aclient.ApiClient, *, request_timeout: float = 30.0, tenant_cache_seconds: float = 0.0
+    ) -> None:
         self._api_client = api_client
         self._core = CoreObjects(api_client, request_timeout=request_timeout)
+        self._tenant_cache_seconds = tenant_cache_seconds
+        self._tenants: dict[str, tuple[float, asyncio.Future[Tenant]]] = {}
+        """Per namespace: when its read started, and the read (shared by every pass that asks meanwhile)."""
         self._custom = aclient.CustomObjectsApi(api_client)
         self.secrets = KubernetesSecretStore(self._core, request_timeout=request_timeout)
         """Secret values, cached while the credential watch keeps them current (`observe_secret`)."""
@@ -193,7 +198,32 @@ class Cluster:
         await self._api_client.close()  # type: ignore[no-untyped-call]
 
     async def fetch_tenant(self, namespace: str) -> Tenant:
-        """The namespace as a tenant: slug from its label (else its name), vars from ConfigMap `mcp-tenant`."""
+        """The namespace as a tenant: slug from its label (else its name), vars from ConfigMap `mcp-tenant`.
+
+        Passes asking for one namespace while its read is in flight, or within `tenant_cache_seconds` of its start,
+        share that read: a burst of a hundred new objects in a namespace costs two GETs, not two hundred. A failed
+        read is not kept."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        known = self._tenants.get(namespace)
+        if known is not None:
+            started, read = known
+            fresh = not read.done() or (
+                not read.cancelled() and read.exception() is None and now - started < self._tenant_cache_seconds
+            )
+            if fresh:
+                return await asyncio.shield(read)
+        read = asyncio.ensure_future(self._read_tenant(namespace))
+        self._tenants[namespace] = (now, read)
+        read.add_done_callback(lambda done: self._forget_failed_read(namespace, done))
+        return await asyncio.shield(read)
+
+    def _forget_failed_read(self, namespace: str, read: asyncio.Future[Tenant]) -> None:
+        known = self._tenants.get(namespace)
+        if known is not None and known[1] is read and (read.cancelled() or read.exception() is not None):
+            del self._tenants[namespace]
+
+    async def _read_tenant(self, namespace: str) -> Tenant:
         labels: dict[str, str] = {}
         try:
             async with _request(f"read namespace {namespace}"):

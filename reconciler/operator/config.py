@@ -63,9 +63,12 @@ class OperatorConfig:
     worker_limit: int | None = None
     """kopf's cap on concurrent per-object workers. Keep None: with indexes, kopf holds every worker until all
     existing objects are indexed, so a cap below the object count deadlocks the start-up (seen with 120
-    objects and a cap of 64). Registry load is bounded anyway: passes are batched per namespace."""
+    objects and a cap of 64). Registry load is bounded anyway: passes are batched (`batching.py`)."""
     max_concurrent_passes: int = 32
     """Passes in flight at once (each holds API connections and parsed objects while it waits for the engine)."""
+    max_concurrent_resyncs: int = 8
+    """Periodic passes in flight at once, among those `max_concurrent_passes`: the passes watch events start queue
+    beside at most this many drift checks, so a burst of new objects is not served behind them."""
     member_token_interval: float = 60.0
     """Seconds between sweeps renewing members' due tokens in the namespaces served (with `probe` only: the same
     network permission); 0 disables them."""
@@ -89,6 +92,9 @@ class OperatorConfig:
     watch_client_timeout: int = 330
     request_timeout: float = 60.0
     """Bound on every non-watch API request."""
+    tenant_cache_seconds: float = 5.0
+    """Passes within this many seconds of a namespace's tenant read (its label and ConfigMap `mcp-tenant`) reuse it.
+    Nothing watches tenants: a change reaches the objects at their next pass either way, at most this much later."""
     platform_namespace: str | None = None
     """The platform tenant whose featured servers every exported document offers last (None: no platform)."""
     export_debounce: float = 0.5

@@ -118,22 +118,29 @@ def select(targets: Iterable[Resource], peers: Iterable[Mapping[str, Any]]) -> S
     """Targets plus the transitive closure of their references among `peers` (bodies of the same namespace).
 
     A referenced object that is missing, or whose spec does not parse, is left out: the engine then reports
-    the reference as missing, which is what the target's author needs to fix or wait for.
+    the reference as missing, which is what the target's author needs to fix or wait for. Runs once per pass over
+    a namespace's every object, so a server that references nothing costs one look at each peer's kind, not a key
+    built per peer (that made a burst of passes quadratic in the namespace's size).
     """
     chosen = tuple(targets)
-    by_key: dict[tuple[str, str, str], Mapping[str, Any]] = {}
-    for body in peers:
-        source = source_of(body)
-        by_key[(source.kind, source.namespace, source.name)] = body
+    bodies = list(peers)
+    connections = [body for body in bodies if body.get("kind") == "MCPConnection"]
+    by_key: dict[tuple[str, str, str], Mapping[str, Any]] | None = None
     included: dict[tuple[str, str, str], Resource] = {
         (r.kind, r.metadata.namespace, r.metadata.name): r for r in chosen
     }
     queue = list(chosen)
     while queue:
         resource = queue.pop()
-        for kind, name in [*references_of(resource), *_discovery_connections(resource, by_key)]:
+        wanted = [*references_of(resource), *_discovery_connections(resource, connections)]
+        if wanted and by_key is None:
+            by_key = {}
+            for body in bodies:
+                source = source_of(body)
+                by_key[(source.kind, source.namespace, source.name)] = body
+        for kind, name in wanted:
             key = (kind, resource.metadata.namespace, name)
-            if key in included or key not in by_key:
+            if key in included or by_key is None or key not in by_key:
                 continue
             try:
                 referenced = parse_resource(by_key[key])
@@ -144,39 +151,38 @@ def select(targets: Iterable[Resource], peers: Iterable[Mapping[str, Any]]) -> S
     return Selection(targets=chosen, resources=tuple(included.values()))
 
 
-def _discovery_connections(
-    resource: Resource, peers: Mapping[tuple[str, str, str], Mapping[str, Any]]
-) -> list[tuple[str, str]]:
+def _discovery_connections(resource: Resource, connections: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """A server's pass needs the connections marked `useForDiscovery` for it (they point at the server, not the
     other way round): the engine picks its discovery credential from them."""
     if not isinstance(resource, MCPServer):
         return []
     namespace, name = resource.metadata.namespace, resource.metadata.name
     found = []
-    for (kind, peer_namespace, peer_name), body in peers.items():
+    for body in connections:
+        metadata = body.get("metadata") or {}
         spec = body.get("spec")
         if (
-            kind == "MCPConnection"
-            and peer_namespace == namespace
+            metadata.get("namespace") == namespace
             and isinstance(spec, Mapping)
             and spec.get("serverRef") == name
             and spec.get("useForDiscovery") is True
         ):
-            found.append(("MCPConnection", peer_name))
+            found.append(("MCPConnection", str(metadata.get("name"))))
     return found
 
 
 def build_input(
     resources: Iterable[Resource],
     *,
-    tenant: Tenant,
-    secrets: Mapping[str, Mapping[str, str]],
+    tenants: Iterable[Tenant],
+    secrets: Mapping[tuple[str, str], Mapping[str, str]],
 ) -> DesiredInput:
-    """The engine's input for one namespace: resources, their tenant, and the Secret values they read."""
+    """The engine's input for the namespaces of one batch: resources, their tenants, and the Secret values they
+    read by (namespace, name)."""
     return DesiredInput(
         resources=list(resources),
-        tenants={tenant.namespace: tenant},
-        secrets=StaticSecrets(values={(tenant.namespace, name): dict(data) for name, data in secrets.items()}),
+        tenants={tenant.namespace: tenant for tenant in tenants},
+        secrets=StaticSecrets(values={key: dict(data) for key, data in secrets.items()}),
     )
 
 

@@ -3,7 +3,7 @@
 Called by the kopf handlers in `handlers.py` (create/update/resume, the Secret watch, and the finalizer) and by
 its own periodic passes (`resyncing.ResyncScheduler`, one loop for all objects, gated by `peering.py` so that a
 paused instance stays idle). `ObjectReconciler` holds the order of a pass and composes the parts that do the work:
-`batching.py` gathers what the engine needs and runs it (batched per namespace, probes on the event loop),
+`batching.py` gathers what the engine needs and runs it (batched across namespaces, probes on the event loop),
 `recording.py` writes the status subresource only when it changed, posts Events only for real changes and counts
 metrics, and `exports.py` writes a binding's exported ConfigMap. Beside the passes, one sweep renews members' due
 tokens in the namespaces served (`engine.renewing`). Domain errors are recorded in status and re-raised
@@ -28,7 +28,7 @@ from reconciler.engine.upstream import with_upstream
 from reconciler.errors import PermanentError, ReconcilerError, RetryableError
 from reconciler.operator import statuses
 from reconciler.operator.annotations import is_paused, jittered, poll_interval, reconcile_request
-from reconciler.operator.batching import NamespaceBatches
+from reconciler.operator.batching import EngineBatches
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.events import EventSink
 from reconciler.operator.exports import BindingExports
@@ -76,7 +76,7 @@ class ObjectReconciler:
         self._config = config
         self._registry = registry
         threads = RegistryThreads(registry_threads)
-        self._batching = NamespaceBatches(
+        self._batching = EngineBatches(
             registry=registry, cluster=cluster, config=config, registry_threads=threads, clock=clock
         )
         self._recording = StatusRecorder(cluster=cluster, events=events, metrics=metrics, clock=clock)
@@ -97,7 +97,7 @@ class ObjectReconciler:
         """Uids whose finalizer has run, oldest first (bounded): a pass that queued behind the finalizer (a
         debounced export refresh, a Secret's change, a kopf update) carries a body from before the deletion and
         must neither recreate rows nor write a ConfigMap nor post an Event for an object that is gone."""
-        self._resyncs = ResyncScheduler(self.resync_pass, concurrency=config.max_concurrent_passes)
+        self._resyncs = ResyncScheduler(self.resync_pass, concurrency=config.max_concurrent_resyncs)
         self._resync_retries: dict[str, int] = {}
         """Per object backing off (transient errors, a rotation held back): how many periodic passes in a row."""
         self._objects: IndexedObjects | None = None
@@ -126,6 +126,7 @@ class ObjectReconciler:
         """
         view = ObjectView.of(body)
         recording = self._recording
+        self._postpone_resync(view)
         async with self._lock(view), self._passes:
             if self._is_gone(view) or (still_wanted is not None and not still_wanted()):
                 return
@@ -154,10 +155,13 @@ class ObjectReconciler:
             await recording.record(view, previous, status, action=result.action)
             if view.source.kind != BINDING_KIND and (result.action.writes or previous != recording.previous(view)):
                 self._exports.schedule(view.source.namespace, peers)
-            if statuses.rotation_held_back(status) and not statuses.rotation_held_back(previous):
-                # The periodic passes take over the re-checks, soon and then backing off.
-                self._resync_retries[view.key] = 1
-                self._resyncs.hurry(view.key, min(self._interval(view.body), self.retry_delay(0)))
+            if statuses.rotation_held_back(status):
+                if not statuses.rotation_held_back(previous):
+                    # The periodic passes take over the re-checks, soon and then backing off.
+                    self._resync_retries[view.key] = 1
+                    self._resyncs.hurry(view.key, min(self._interval(view.body), self.retry_delay(0)))
+            else:
+                self._postpone_resync(view)
             recording.count_outcome(view, "changed" if result.action.writes else "noop")
 
     async def record_upstream(self, body: Mapping[str, Any], condition: cond.ConditionDict) -> None:
@@ -353,6 +357,14 @@ class ObjectReconciler:
         self._recording.forget(view)
         self._exports.forget(view)
         self._locks.pop(view.key, None)
+
+    def _postpone_resync(self, view: ObjectView) -> None:
+        """A pass other than the periodic one is checking the object (when it starts, and again when it ends): its
+        drift check is due an interval from now, not sooner. During a burst of new objects this spares each a
+        second pass, queued behind the first before the first has been reported."""
+        if self._resyncs.waiting(view.key):
+            delay = jittered(self._interval(view.body), fraction=self._config.jitter, rng=self._rng)
+            self._resyncs.postpone(view.key, delay)
 
     def _interval(self, body: Mapping[str, Any]) -> float:
         annotations = (body.get("metadata") or {}).get("annotations") or {}

@@ -68,6 +68,18 @@ class ResyncScheduler:
         elif at < due:
             self._schedule(key, at)
 
+    def postpone(self, key: str, delay: float) -> None:
+        """A pass of `key` just ran outside the schedule (a watch event, a Secret's change): its next periodic pass
+        comes no sooner than `delay` from now. A pass in flight keeps the delay it will return."""
+        due = self._due.get(key)
+        at = self._now() + delay
+        if due is not None and due < at:
+            self._schedule(key, at)
+
+    def waiting(self, key: str) -> bool:
+        """`key` is scheduled and its periodic pass is not running."""
+        return self._due.get(key) is not None
+
     def forget(self, key: str) -> None:
         """No more passes for `key`; one in flight finishes (the caller guards against acting on a gone object)."""
         self._due.pop(key, None)

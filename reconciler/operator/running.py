@@ -94,7 +94,11 @@ class Operator:
                 kubeconfig=config.kubeconfig, context=config.kube_context, environ=self._environ
             )
             configuration.connection_pool_maxsize = config.api_connections
-            cluster = Cluster(aclient.ApiClient(configuration), request_timeout=config.request_timeout)
+            cluster = Cluster(
+                aclient.ApiClient(configuration),
+                request_timeout=config.request_timeout,
+                tenant_cache_seconds=config.tenant_cache_seconds,
+            )
             identity = own_identity(self._environ)
             gate: ResyncGate = AlwaysOpen()
             if not config.standalone:

@@ -120,7 +120,7 @@ def test_secret_users() -> None:
 
 def test_build_input() -> None:
     tenant = Tenant(namespace="ns", slug="acme", vars={"region": "eu"})
-    desired = build_input([parse_resource(SERVER)], tenant=tenant, secrets={"crm-token": {"token": "v"}})
+    desired = build_input([parse_resource(SERVER)], tenants=[tenant], secrets={("ns", "crm-token"): {"token": "v"}})
     assert desired.tenant_for("ns").slug == "acme"
     assert desired.secrets.read("ns", "crm-token", "token") == "v"
     assert desired.secrets.read("other", "crm-token", "token") is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
@@ -220,6 +221,30 @@ def test_resync_passes_repeat_without_writing(registry: Registry, cluster: FakeC
     run_resyncs(fast(registry, cluster, sink), StaticObjects(server()), seconds=10, until=lambda: len(passes) >= 5)
     assert len(passes) >= 5
     assert len(cluster.patches) == 2, "first sight and the result; every later pass wrote nothing"
+
+
+def test_a_pass_from_a_watch_event_puts_the_drift_check_an_interval_later(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    """A new object's first drift check would come at a random point of its first interval (here 12 ms in, by the
+    seed): the pass its creation starts has just checked it, so the next check waits a whole interval."""
+    reconciler = ObjectReconciler(
+        registry=registry,
+        cluster=cluster,
+        events=sink,
+        metrics=OperatorMetrics(),
+        config=OperatorConfig(resync_interval=1.0, min_poll_interval=0.01, jitter=0.1, probe=False),
+        clock=lambda: NOW,
+        rng=random.Random(31),
+    )
+    passes = counting_passes(cluster)
+    body = server()
+
+    async def created() -> None:
+        await reconciler.reconcile(body, peers=[body])
+
+    run_resyncs(reconciler, StaticObjects(body), seconds=0.5, meanwhile=created)
+    assert len(passes) == 1, "only the pass the creation started; its drift check is about 1 s away"
 
 
 def test_resync_backs_off_on_transient_errors(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> None:

@@ -117,6 +117,38 @@ def test_hurry_brings_a_pass_forward_and_during_a_pass_shortens_the_next_delay()
     assert times[1] - times[0] < 5
 
 
+def test_postpone_pushes_a_waiting_pass_back_and_leaves_a_running_one_alone() -> None:
+    ran: list[str] = []
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def one_pass(key: str) -> float | None:
+            ran.append(key)
+            await release.wait()
+            return 60.0
+
+        scheduler = ResyncScheduler(one_pass, concurrency=2)
+        scheduler.track("checked", 0.05)
+        scheduler.track("running", 0.0)
+        scheduler.start()
+        await until(lambda: ran == ["running"])
+        assert scheduler.waiting("checked") and not scheduler.waiting("running")
+        scheduler.postpone("checked", 60.0)  # a watch event's pass just checked it
+        scheduler.postpone("running", 0.0)  # in flight: keeps the delay its pass returns
+        scheduler.postpone("unknown", 0.0)
+        await asyncio.sleep(0.2)
+        assert ran == ["running"], "the postponed pass did not run at its old due time"
+        assert "unknown" not in scheduler
+        release.set()
+        await until(lambda: scheduler.waiting("running"))
+        await asyncio.sleep(0.05)
+        await scheduler.stop()
+
+    run(scenario)
+    assert ran == ["running"]
+
+
 def test_a_forgotten_key_is_not_rescheduled_even_mid_pass() -> None:
     ran: list[str] = []
 
