@@ -88,6 +88,8 @@ class OperatorMetrics:
             )
             for state, (key, meaning) in MEMBER_TOKEN_STATES.items()
         }
+        self._with_oauth: set[tuple[str, str]] = set()
+        """Servers whose member-token series exist: removing absent ones raised (and cost) on every status write."""
 
     def observe_oauth(self, *, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """The member-token gauges of one server from its status (every time it is recorded, so a restarted
@@ -96,6 +98,7 @@ class OperatorMetrics:
         if not isinstance(rollup, Mapping):
             self._forget_oauth(namespace, name)
             return
+        self._with_oauth.add((namespace, name))
         for state, (key, _) in MEMBER_TOKEN_STATES.items():
             value = rollup.get(key, 0)
             self.member_tokens[state].labels(namespace, name).set(value if isinstance(value, int) else 0)
@@ -119,6 +122,9 @@ class OperatorMetrics:
         self._forget_oauth(namespace, name)
 
     def _forget_oauth(self, namespace: str, name: str) -> None:
+        if (namespace, name) not in self._with_oauth:
+            return
+        self._with_oauth.discard((namespace, name))
         for gauge in self.member_tokens.values():
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name)

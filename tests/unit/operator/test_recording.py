@@ -93,5 +93,11 @@ def test_member_token_gauges_follow_status_oauth_even_without_a_write(
     run(recording.record(view, status, {**status, "oauth": {**oauth, "connected": 4, "needsReauthorization": 0}}))
     assert gauges()["connected"] == 4 and gauges()["needs_reauthorization"] == 0
 
+    plain = statuses.first_sight(generation=1, now=NOW)
+    run(recording.record(view, status, plain))
+    assert b'server="crm"' not in metrics.render(), "a status without oauth drops the server's series"
+    run(recording.record(view, plain, status))
+    assert gauges()["connected"] == 3
+
     recording.forget(view)
     assert b'server="crm"' not in metrics.render()
