@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 import yaml
 
@@ -23,7 +24,7 @@ from reconciler.runtime.registry_api import CallerDirectory, RegistryCaller
 from tests.fixtures.authorization_server import OAuthServers, oauth_servers, oauth_servers_session
 from tests.integration.cli.test_commands import run
 from tests.integration.cli.test_connection_truth import granted_folder
-from tests.integration.runtime.test_connect_links import LOCAL, key_file, open_link
+from tests.integration.runtime.test_connect_links import LOCAL, TIMEOUT, key_file, open_link
 from tests.integration.runtime.test_endpoint import TOKEN
 
 __all__ = ["key_file", "oauth_servers", "oauth_servers_session"]
@@ -83,3 +84,11 @@ def test_a_connect_link_stores_the_login_in_the_tenant_it_was_issued_for(served:
     assert page.status_code == 200 and "Connected" in page.text, page.text
     assert _state(aliased, "acme-corp") == "ready", "alice's login belongs to the tenant that issued her link"
     assert _state(aliased, "intruder") == "needs_connection", "and never to the tenant whose slug is `acme`"
+
+
+def test_a_callers_tenant_name_opens_one_tenant_only(served: str) -> None:
+    with httpx2.Client(timeout=TIMEOUT) as http:
+        answer = http.get(f"{served}/v0.1/servers", headers={"Authorization": f"Bearer {MEMBER_TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    names = sorted(entry["server"]["name"] for entry in answer.json()["servers"])
+    assert len(names) == 1 and names[0].endswith(".acme/crm"), names
