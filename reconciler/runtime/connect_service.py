@@ -15,7 +15,8 @@ The three `/oauth/connections` routes take the platform's bearer token; the call
 the `state` it carries: signed by this process (HMAC, a key of its own), expiring (`LOGIN_SECONDS`) and single
 use (the login is forgotten when its callback arrives). `/oauth/connect` takes no token either: its `link` is a
 connect link (`credentials/connect_links.py`) signed with a key derived from the registry's store key, which names
-the namespace, server and member and expires; each opening begins a new login with its own state and PKCE pair.
+the namespace, server and member and expires; each opening begins a new login with its own state and PKCE pair,
+and gives the browser a cookie its callback must bring back (`login_cookie`).
 Pending logins live in this process's memory, bounded (`MAX_PENDING`): run one `serve` replica, or route the
 callback to the one that started the login. The logins
 themselves are the engine's (`engine/connecting.py`), handed in as a `Connector`, since the runtime does not
@@ -25,6 +26,8 @@ import the engine; they block, so they run on worker threads.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import html
 import json
 import secrets
@@ -96,6 +99,8 @@ class Connection:
     status: Status = "pending"
     error: str | None = None
     connection: str | None = None
+    browser: str | None = field(default=None, repr=False)
+    """The nonce the opening browser holds in a cookie (`login_cookie`), for logins begun by a connect link."""
 
     def document(self) -> dict[str, Any]:
         document = {
@@ -203,21 +208,38 @@ class ConnectService:
             target = read_link(self._link_key, request.query_params.get("link", ""), now=now)
         except LinkRefused as err:
             return _page(400, "Not connected", str(err))
+        browser = secrets.token_urlsafe(32)
         connection = await self._begin(
-            namespace=target.namespace, server=target.server, member=target.member, through=target.connection
+            namespace=target.namespace,
+            server=target.server,
+            member=target.member,
+            through=target.connection,
+            browser=browser,
         )
         if isinstance(connection, _Refusal):
             return _page(connection.status, "Not connected", connection.message)
         assert connection.pending is not None
         # The link is a capability: keep it out of the Referer the authorization server would see.
-        return RedirectResponse(
+        response = RedirectResponse(
             connection.pending.authorization_url,
             302,
             headers={"cache-control": "no-store", "referrer-policy": "no-referrer"},
         )
+        # Only the browser that opened the link may finish its login: otherwise a member could hand someone else
+        # the authorization URL and have that person's account stored as their own.
+        response.set_cookie(
+            login_cookie(connection.state),
+            browser,
+            max_age=LOGIN_SECONDS,
+            path=CALLBACK_PATH,
+            secure=self._public_url.startswith("https://"),
+            httponly=True,
+            samesite="lax",
+        )
+        return response
 
     async def _begin(
-        self, *, namespace: str, server: str, member: str, through: str | None = None
+        self, *, namespace: str, server: str, member: str, through: str | None = None, browser: str | None = None
     ) -> Connection | _Refusal:
         """A login begun through the connector (on the server, or `through` one of its perMember connections) and
         remembered under its signed state until its callback."""
@@ -249,6 +271,7 @@ class ConnectService:
             expires_at=now + LOGIN_SECONDS,
             pending=pending,
             connection=through,
+            browser=browser,
         )
         with self._lock:
             self._by_id[connection.id] = connection
@@ -263,6 +286,12 @@ class ConnectService:
             connection = self._by_state.pop(state, None) if state_holds(self._key, state, now=now) else None
         if connection is None or connection.pending is None:
             return _page(400, "Not connected", "This login link is unknown, already used or expired: start again.")
+        presented = request.cookies.get(login_cookie(state), "")
+        if connection.browser is not None and not hmac.compare_digest(presented, connection.browser):
+            connection.pending, connection.status = None, "failed"
+            connection.error = "the login was finished in another browser than the one that opened the connect link"
+            refused = "This login was started in another browser: open your connect link again, in this browser."
+            return _page(400, "Not connected", refused)
         pending, connection.pending = connection.pending, None
         try:
             await anyio.to_thread.run_sync(lambda: self._connector.finish(pending, params))
@@ -355,6 +384,12 @@ def _fields(body: dict[str, Any], *names: str) -> tuple[str, ...] | Response:
     if missing:
         return JSONResponse({"error": f"missing or not a string: {', '.join(missing)}"}, 400)
     return tuple(str(body[name]) for name in names)
+
+
+def login_cookie(state: str) -> str:
+    """The cookie holding the browser nonce of the login with this state: one per login, so a member may open
+    several links at once."""
+    return f"mcp_reconciler_login_{hashlib.sha256(state.encode()).hexdigest()[:16]}"
 
 
 def _not_allowed(allow: str) -> Response:

@@ -164,8 +164,11 @@ def _granted(
     left out. A platform server is keyed by the platform tenant, the row it is published from."""
     wanted: Iterable[str] = tenants
     if caller.tenants is not None:
-        named = set(caller.tenants)
-        wanted = [slug for slug, namespace in tenants.items() if slug in named or namespace in named]
+        # Each name means one tenant, found as `resolve` finds it (slug first): a namespace can be another tenant's
+        # slug, and matching either would open both tenants to the caller.
+        found = (registry.find_tenant(name) for name in dict.fromkeys(caller.tenants))
+        named = {tenant.slug for tenant in found if tenant is not None}
+        wanted = [slug for slug in tenants if slug in named]
     granted: set[tuple[str, str]] = set()
     who = Caller(user=caller.member, teams=tuple(dict.fromkeys(caller.teams)))
     for slug in wanted:

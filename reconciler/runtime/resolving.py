@@ -141,7 +141,7 @@ def resolve(
             decisions.servers,
             registry=registry,
             public_url=public_url,
-            namespace=inputs.tenant.namespace,
+            tenant=inputs.tenant.slug,
             now=now or dt.datetime.now(dt.UTC),
         )
     return Resolution(
@@ -164,11 +164,12 @@ def _with_connect_links(
     *,
     registry: Registry,
     public_url: str,
-    namespace: str,
+    tenant: str,
     now: dt.datetime,
 ) -> tuple[ResolvedServer, ...]:
     """Each server waiting on the member's own login with the link that starts it (or, without a store key to sign
-    with, an action that says why there is none)."""
+    with, an action that says why there is none). The link names `tenant` by its slug: the connect service looks it
+    up slug first, and a namespace can be another tenant's slug (a tenant label chooses slugs freely)."""
     logins = {decision.server.name: decision for decision in decisions if decision.connect_member is not None}
     links: ConnectLinks | str | None = None
     linked: list[ResolvedServer] = []
@@ -182,7 +183,7 @@ def _with_connect_links(
             linked.append(dataclasses.replace(server, action=f"{server.action} (no connect link: {links})"))
             continue
         target = LinkTarget(
-            namespace=namespace,
+            namespace=tenant,
             server=server.name,
             member=decision.connect_member,
             connection=decision.connect_connection,

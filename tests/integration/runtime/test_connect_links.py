@@ -133,6 +133,23 @@ def test_the_mcp_endpoint_hands_out_links_the_service_opens(
     assert_ready_for(applied, oauth_servers, "carol")
 
 
+def test_only_the_browser_that_opened_a_link_finishes_its_login(
+    served: str, applied: Registry, oauth_servers: OAuthServers
+) -> None:
+    """alice opens her link but hands the authorization URL to someone else: their login must not be stored as
+    alice's (the callback wants the cookie her browser got from the link)."""
+    link = waiting(applied, served).connect_url
+    assert link is not None
+    with httpx2.Client(timeout=TIMEOUT) as alices_browser:
+        hop = alices_browser.get(link)
+    assert hop.status_code == 302
+    with httpx2.Client(timeout=TIMEOUT) as another_browser:
+        page = another_browser.get(hop.headers["location"], follow_redirects=True)
+    assert page.status_code == 400 and "started in another browser" in page.text, page.text
+    assert stored_tokens(applied) == ([], [])
+    assert waiting(applied, served).state == "needs_connection"
+
+
 def _forged_for_bob(link: str) -> str:
     """Alice's link with its payload edited to name bob, its MAC kept."""
     token = parse_qs(urlsplit(link).query)["link"][0]
