@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from reconciler.errors import MissingReference, Problem
+from reconciler.errors import InvalidInput, MissingReference, Problem
 from reconciler.records import OAuthClientRecord
 from reconciler.registry import conversion, row_ids, schema
 from reconciler.registry.reading import FINGERPRINT_KEY_NAME, read_fingerprint_key
@@ -38,10 +38,43 @@ def ensure_tenants(connection: sa.Connection, tenants: Iterable[TenantRecord], *
     existing = row_ids.tenants(connection, wanted)
     missing = [tenant for slug, tenant in wanted.items() if slug not in existing]
     if missing:
+        _refuse_aliases(connection, missing)
         connection.execute(
             sa.insert(schema.tenants),
             [{"slug": tenant.slug, "namespace": tenant.namespace, "created_at": now} for tenant in missing],
         )
+
+
+SLUG_FIELD = "metadata.labels['mcp.reconciler.dev/tenant']"
+"""Where a namespace sets its tenant slug (`engine.inputs.TENANT_LABEL`, which the registry may not import)."""
+
+
+def _refuse_aliases(connection: sa.Connection, new: Sequence[TenantRecord]) -> None:
+    """Refuse a new tenant whose slug is another tenant's namespace, or whose namespace is another's slug.
+
+    Runtimes, connect links and `serve`'s callers name a tenant by slug or by namespace, slug first; either alias
+    would make one tenant's name open another tenant (its servers, its members' logins)."""
+    table = schema.tenants
+    names = {tenant.slug for tenant in new} | {tenant.namespace for tenant in new}
+    query = sa.select(table.c.slug, table.c.namespace).where(
+        sa.or_(table.c.slug.in_(sorted(names)), table.c.namespace.in_(sorted(names)))
+    )
+    known = [TenantRecord(slug=row.slug, namespace=row.namespace) for row in connection.execute(query)]
+    problems: list[Problem] = []
+    for tenant in new:
+        for other in (*known, *new):
+            if other.slug == tenant.slug:
+                continue
+            if other.namespace == tenant.slug:
+                clash, alias = f"its tenant slug {tenant.slug!r} is the namespace of tenant {other.slug!r}", tenant.slug
+            elif other.slug == tenant.namespace:
+                clash, alias = f"its name is the tenant slug of namespace {other.namespace!r}", tenant.namespace
+            else:
+                continue
+            message = f"{clash}: a runtime naming {alias!r} would reach the wrong tenant; choose another tenant slug"
+            problems.append(Problem(message, kind="Namespace", name=tenant.namespace, field=SLUG_FIELD))
+    if problems:
+        raise InvalidInput(problems)
 
 
 def audit(connection: sa.Connection, entries: Sequence[AuditEntry], *, now: dt.datetime) -> None:

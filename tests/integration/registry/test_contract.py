@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.errors import MissingReference, PermanentError, RetryableError
+from reconciler.errors import InvalidInput, MissingReference, PermanentError, RetryableError
 from reconciler.records import ToolAnnotationHints
 from reconciler.registry import (
     AuditLogRow,
@@ -963,7 +963,32 @@ def test_statement_counts_read_the_same_on_every_backend(registry: Registry) -> 
     with registry.transaction() as transaction:
         transaction.ensure_tenants([tenant("a")])
 
-    assert registry.statement_counts == {"SELECT": 8, "INSERT": 1}
+    # fetch_state's reads, the existing tenants, the aliases a new tenant would create, and its insert.
+    assert registry.statement_counts == {"SELECT": 9, "INSERT": 1}
+
+
+def test_a_tenant_that_would_alias_another_is_refused_and_nothing_is_written(registry: Registry) -> None:
+    """A slug that is another tenant's namespace (or a namespace that is another's slug) would let one tenant's
+    name open the other wherever tenants are named by slug or namespace."""
+    with registry.transaction() as transaction:
+        transaction.ensure_tenants([TenantRecord(slug="acme-corp", namespace="acme"), tenant("beta")])
+
+    for new in (
+        [TenantRecord(slug="acme", namespace="intruder")],
+        [TenantRecord(slug="gamma", namespace="acme-corp")],
+        [TenantRecord(slug="x", namespace="y"), TenantRecord(slug="y", namespace="z")],
+    ):
+        with pytest.raises(InvalidInput) as refused, registry.transaction() as transaction:
+            transaction.ensure_tenants(new)
+        assert refused.value.problems[0].kind == "Namespace"
+
+    with registry.transaction() as transaction:
+        transaction.ensure_tenants([TenantRecord(slug="acme-corp", namespace="acme-eu"), tenant("delta")])
+    assert {(t.slug, t.namespace) for t in registry.fetch_state().tenants.values()} == {
+        ("acme-corp", "acme"),
+        ("beta", "ns-beta"),
+        ("delta", "ns-delta"),
+    }
 
 
 def test_every_write_stamps_the_tenants_it_touched_with_the_new_change_stamp(registry: Registry) -> None:

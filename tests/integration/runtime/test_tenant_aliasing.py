@@ -1,5 +1,7 @@
-"""A tenant's slug may be another tenant's namespace (`mcp.reconciler.dev/tenant` labels the `acme` namespace
-`acme-corp`, and labels `intruder` `acme`). `serve` must still keep each tenant to itself: a connect link issued for
+"""A tenant's slug that is another tenant's namespace (`mcp.reconciler.dev/tenant` labels the `acme` namespace
+`acme-corp`, and labels `intruder` `acme`) is refused when it is applied, and nothing is written. A registry that
+holds such a pair already (written before the refusal existed; the fixture makes one by renaming a slug in SQL)
+must still keep each tenant to itself in `serve`: a connect link issued for
 a member of the `acme` namespace starts and stores that member's login there, never in the tenant whose slug is
 `acme`; a Registry API caller whose callers entry names `acme` is scoped to one tenant, the one `resolve` reads
 `acme` as (slug first), never to both. uvicorn on 127.0.0.1, the
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from reconciler.demo.serving import ServerLoop
@@ -36,23 +39,65 @@ def _namespace(name: str, slug: str) -> dict[str, object]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {TENANT_LABEL: slug}}}
 
 
-@pytest.fixture
-def aliased(tmp_path: Path, registry_url: str, registry: Registry, oauth_servers: OAuthServers) -> Registry:
-    """`crm` (authorization code, granted to the organization) in namespace `acme` (slug `acme-corp`) and the same
-    in namespace `intruder`, whose slug is `acme`."""
+def _tenants(tmp_path: Path, oauth_servers: OAuthServers, slugs: dict[str, str]) -> Path:
+    """`crm` (authorization code, granted to the organization) in each namespace of `slugs`, labelled with its
+    slug."""
+    tmp_path.mkdir(exist_ok=True)
     folder = Path(
         granted_folder(tmp_path, oauth_servers.protected, {"type": "oauthAuthorizationCode", "pkce": "public"})
     )
-    intruder = [
-        {**document, "metadata": {**document["metadata"], "namespace": "intruder"}}
-        for path in sorted(folder.glob("*.yaml"))
-        for document in yaml.safe_load_all(path.read_text())
+    documents = [
+        document for path in sorted(folder.glob("*.yaml")) for document in yaml.safe_load_all(path.read_text())
     ]
-    (folder / "intruder.yaml").write_text(yaml.safe_dump_all(intruder, sort_keys=False))
-    namespaces = [_namespace("acme", "acme-corp"), _namespace("intruder", "acme")]
-    (folder / "namespaces.yaml").write_text(yaml.safe_dump_all(namespaces, sort_keys=False))
-    code, out, err = run("apply", "-f", str(folder), "--allow-private-networks", "--registry", registry_url)
+    for path in folder.glob("*.yaml"):
+        path.unlink()
+    for namespace, slug in slugs.items():
+        copies = [{**document, "metadata": {**document["metadata"], "namespace": namespace}} for document in documents]
+        text = yaml.safe_dump_all([_namespace(namespace, slug), *copies], sort_keys=False)
+        (folder / f"{namespace}.yaml").write_text(text)
+    return folder
+
+
+def _apply(folder: Path, registry_url: str) -> tuple[int, str, str]:
+    return run("apply", "-f", str(folder), "--allow-private-networks", "--registry", registry_url)
+
+
+def test_a_slug_that_is_another_tenants_namespace_is_refused(
+    tmp_path: Path, registry_url: str, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    code, out, err = _apply(_tenants(tmp_path, oauth_servers, {"acme": "acme-corp", "intruder": "acme"}), registry_url)
+
+    assert code == 1, out + err
+    assert "Namespace intruder: field metadata.labels['mcp.reconciler.dev/tenant']" in err, err
+    assert "tenant slug 'acme' is the namespace of tenant 'acme-corp'" in err, err
+    assert registry.fetch_state().tenants == {} and registry.fetch_resources() == []
+
+
+def test_a_namespace_named_like_another_tenants_slug_is_refused(
+    tmp_path: Path, registry_url: str, registry: Registry, oauth_servers: OAuthServers
+) -> None:
+    code, out, err = _apply(_tenants(tmp_path / "a", oauth_servers, {"acme": "acme-corp"}), registry_url)
     assert code == 0, out + err
+
+    code, out, err = _apply(_tenants(tmp_path / "b", oauth_servers, {"acme-corp": "beta"}), registry_url)
+
+    assert code == 1, out + err
+    assert "Namespace acme-corp" in err and "its name is the tenant slug of namespace 'acme'" in err, err
+    assert {tenant.slug for tenant in registry.fetch_state().tenants.values()} == {"acme-corp"}
+
+
+@pytest.fixture
+def aliased(tmp_path: Path, registry_url: str, registry: Registry, oauth_servers: OAuthServers) -> Registry:
+    """The two tenants, `intruder`'s slug renamed to `acme` behind the reconciler's back."""
+    folder = _tenants(tmp_path, oauth_servers, {"acme": "acme-corp", "intruder": "intruder"})
+    code, out, err = _apply(folder, registry_url)
+    assert code == 0, out + err
+    engine = sa.create_engine(registry_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE tenants SET slug = 'acme' WHERE namespace = 'intruder'"))
+    finally:
+        engine.dispose()
     assert {(t.slug, t.namespace) for t in registry.fetch_state().tenants.values()} == {
         ("acme-corp", "acme"),
         ("acme", "intruder"),
