@@ -65,7 +65,10 @@ def _refuse_aliases(connection: sa.Connection, new: Sequence[TenantRecord]) -> N
         for other in (*known, *new):
             if other.slug == tenant.slug:
                 continue
-            if other.namespace == tenant.slug:
+            if other.namespace == tenant.namespace:
+                clash = f"it is already tenant {other.slug!r}, and a tenant's slug cannot change to {tenant.slug!r}"
+                alias = tenant.namespace
+            elif other.namespace == tenant.slug:
                 clash, alias = f"its tenant slug {tenant.slug!r} is the namespace of tenant {other.slug!r}", tenant.slug
             elif other.slug == tenant.namespace:
                 clash, alias = f"its name is the tenant slug of namespace {other.namespace!r}", tenant.namespace

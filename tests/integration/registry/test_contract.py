@@ -977,10 +977,12 @@ def test_a_tenant_that_would_alias_another_is_refused_and_nothing_is_written(reg
         [TenantRecord(slug="acme", namespace="intruder")],
         [TenantRecord(slug="gamma", namespace="acme-corp")],
         [TenantRecord(slug="x", namespace="y"), TenantRecord(slug="y", namespace="z")],
+        [TenantRecord(slug="beta-corp", namespace="ns-beta")],
     ):
         with pytest.raises(InvalidInput) as refused, registry.transaction() as transaction:
             transaction.ensure_tenants(new)
         assert refused.value.problems[0].kind == "Namespace"
+    assert "it is already tenant 'beta'" in str(refused.value), "a relabelled namespace is told why"
 
     with registry.transaction() as transaction:
         transaction.ensure_tenants([TenantRecord(slug="acme-corp", namespace="acme-eu"), tenant("delta")])
