@@ -31,7 +31,7 @@ from reconciler.api.server import (
     OAuthAuthorizationCodeAuth,
     OAuthClientCredentialsAuth,
 )
-from reconciler.credentials import fingerprint, public_jwk
+from reconciler.credentials import fingerprint
 from reconciler.engine.inputs import ADOPT_ANNOTATION, DesiredInput, Tenant
 from reconciler.engine.rendering import TemplateError, render_template
 from reconciler.engine.validation import discovery_candidates, validate
@@ -141,6 +141,10 @@ class _Builder:
         value = self.desired.secrets.read(self.namespace, ref.name, ref.key)
         if value is None:
             return None
+        # Imported here: PyJWT and cryptography's key types cost `validate` and `plan` 40 ms, and only servers
+        # that sign client assertions need them.
+        from reconciler.credentials.assertions import public_jwk
+
         try:
             return public_jwk(value, key_id=key_id, algorithm=algorithm)
         except ReconcilerError as err:
