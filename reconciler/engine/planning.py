@@ -155,6 +155,7 @@ def plan_changes(
     desired = list(desired)
     wanted: set[RowKey] = {key_of(record) for record, _ in desired}
     managed = _managed_servers(desired, observed, wanted=wanted, options=options)
+    published = _published_keys(desired, observed, wanted=wanted, options=options)
     for record, source in desired:
         key = key_of(record)
         action = _plan_one(record, source, observed.get(key), key=key, options=options)
@@ -170,6 +171,20 @@ def plan_changes(
                     message=f"url {record.url} is the URL of server {duplicated.name} (owned by "
                     f"{duplicated.owner_kind} {duplicated.owner_name}); an app-owned server is repaired, never "
                     f"duplicated: change {duplicated.name} instead or give this server another URL",
+                )
+        if isinstance(record, ServerRecord) and action.verb is not Verb.CONFLICT:
+            claimed = _key_id_claimed_by(record, observed.get(key), published)
+            if claimed is not None:
+                kid, claimant = claimed
+                action = Action(
+                    Verb.CONFLICT,
+                    key,
+                    source,
+                    desired=record,
+                    observed=action.observed,
+                    message=f"clientAssertion keyId {kid!r} already names another key in "
+                    f"tenant {record.tenant}'s JWKS (server {claimant}); an authorization server picks the key by "
+                    f"keyId, so give this key another keyId",
                 )
         actions.append(action)
         if isinstance(record, ServerRecord) and record.owner_kind is not None:
@@ -313,3 +328,49 @@ def _duplicates_of_managed(record: ServerRecord, observed: ObservedState) -> lis
                 f"the duplicate"
             )
     return found
+
+
+def _published_key(record: Record | None) -> tuple[str, Any] | None:
+    """The (`kid`, JWK) a server publishes in its tenant's CIMD JWKS, if it signs client assertions."""
+    if not isinstance(record, ServerRecord):
+        return None
+    jwk = record.auth.get("clientAssertionPublicKey")
+    if record.auth_type != "oauthClientCredentials" or not isinstance(jwk, Mapping):
+        return None
+    kid = jwk.get("kid")
+    return (kid, dict(jwk)) if isinstance(kid, str) else None
+
+
+def _published_keys(
+    desired: Iterable[tuple[Record, SourceRef]], observed: ObservedState, *, wanted: set[RowKey], options: PlanOptions
+) -> dict[tuple[str, str], list[tuple[str, Any]]]:
+    """Every key the tenants' JWKS would list after this plan, by (tenant, kid): (server, JWK) pairs from the
+    declared servers and from the rows that stay (hand-made, another manager's, or ours not pruned here)."""
+    found: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    for record, _ in desired:
+        published = _published_key(record)
+        if published is not None:
+            found.setdefault((record.tenant, published[0]), []).append((record.name, published[1]))
+    for key, row in observed.rows.items():
+        published = _published_key(row)
+        if key in wanted or published is None:
+            continue
+        ours = row.ownership.manager == options.manager
+        pruned = ours and options.prune and (options.prune_tenants is None or key[1] in options.prune_tenants)
+        if not pruned:
+            found.setdefault((key[1], published[0]), []).append((key[2], published[1]))
+    return found
+
+
+def _key_id_claimed_by(
+    record: ServerRecord, row: Record | None, published: Mapping[tuple[str, str], list[tuple[str, Any]]]
+) -> tuple[str, str] | None:
+    """The `kid` and the other server whose published key has the `kid` this server's key has, but is another key: an
+    authorization server verifying an assertion picks the key by `kid`, so one would sign as the other (or fail).
+    A server whose row already publishes this very key keeps it; the newcomer is the conflict."""
+    claim = _published_key(record)
+    if claim is None or _published_key(row) == claim:
+        return None
+    kid, jwk = claim
+    claimant = next((name for name, other in published.get((record.tenant, kid), ()) if other != jwk), None)
+    return None if claimant is None else (kid, claimant)

@@ -181,3 +181,43 @@ def test_a_key_that_cannot_sign_is_refused_before_anything_is_written(
     with open_registry(registry_url) as registry:
         assert registry.fetch_resources(kind="MCPServer") == []
     assert oauth_servers.cimd.token_requests == 0
+
+
+def test_a_second_key_under_a_published_key_id_is_a_conflict_and_the_first_keeps_signing(
+    tmp_path: Path, registry_url: str, oauth_servers: OAuthServers, public_url: str
+) -> None:
+    """An authorization server picks the key by `kid`: a second server of the tenant publishing another key under the
+    first one's `keyId` would make one sign as the other, or break it. The newcomer is refused; nothing of it is
+    published or written, and the incumbent's token still comes."""
+    first = private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    second = private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    folder = Path(folder_with_key(tmp_path, oauth_servers.protected_cimd, first))
+    docs = list(yaml.safe_load_all((folder / "objects.yaml").read_text()))
+    docs[0]["spec"]["auth"]["clientAssertion"]["keyId"] = "platform-key"
+    (folder / "objects.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    common = ("-f", str(folder), "--allow-private-networks", "--registry", registry_url, "--public-url", public_url)
+    code, _, err = run("apply", *common)
+    assert code == 0, err
+    (published,) = httpx2.get(jwks_url(public_url, tenant="acme"), timeout=HTTP_TIMEOUT).json()["keys"]
+
+    newcomer = json.loads(json.dumps(docs[0]))
+    newcomer["metadata"]["name"] = "billing"
+    newcomer["spec"]["url"] = oauth_servers.protected_cimd + "?billing"
+    newcomer["spec"]["auth"]["clientAssertion"]["privateKey"]["name"] = "billing-creds"
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "billing-creds", "namespace": "acme"},
+              "stringData": {"private-key": second}}  # fmt: skip
+    (folder / "billing.yaml").write_text(yaml.safe_dump_all([newcomer, secret], sort_keys=False))
+    code, out, err = run("apply", *common)
+
+    assert code == 1 and "conflicts left unresolved" in err, out + err
+    assert "! MCPServer acme/billing: conflict" in out, out
+    assert "keyId 'platform-key' already names another key in tenant acme's JWKS (server crm)" in out, out
+    assert httpx2.get(jwks_url(public_url, tenant="acme"), timeout=HTTP_TIMEOUT).json()["keys"] == [published]
+    with open_registry(registry_url) as registry:
+        assert [row["name"] for row in registry.dump()["servers"]] == ["crm"]
+        (refused,) = registry.fetch_resources(kind="MCPServer", name="billing")
+    assert {"type": "Ready", "status": "False"}.items() <= refused.status["conditions"][0].items(), refused.status
+    code, tested, err = run("test", "crm", "-o", "json", *common)
+    assert code == 0 and json.loads(tested)["ok"] is True, tested + err
+    for pem in (first, second):
+        assert pem.split("-----")[2].strip().splitlines()[1] not in out + err + tested

@@ -278,3 +278,58 @@ def test_servers_sharing_a_url_without_an_owner_are_not_duplicates() -> None:
     second, second_src = desired_server("b")
     plan = plan_changes([(first, first_src), (second, second_src)], observed(), options=PlanOptions(manager=ME))
     assert verbs(plan) == [("create", "servers", "a"), ("create", "servers", "b")]
+
+
+def signing_server(name: str, *, key: str, kid: str = "k1", url: str | None = None) -> tuple[Record, SourceRef]:
+    """A CIMD client-credentials server publishing the public key `key` (its `x`) under `kid`."""
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": key, "kid": kid, "alg": "EdDSA", "use": "sig"}
+    return desired_server(
+        name,
+        url=url or f"https://{name}.example/mcp",
+        auth_type="oauthClientCredentials",
+        auth={"clientAssertion": {"keyId": kid}, "clientAssertionPublicKey": jwk},
+    )
+
+
+def test_a_key_id_naming_another_servers_key_in_the_tenant_is_a_conflict_for_the_newcomer() -> None:
+    incumbent, incumbent_src = signing_server("billing", key="AAAA")
+    newcomer, newcomer_src = signing_server("crm", key="BBBB")
+    plan = plan_changes(
+        [(incumbent, incumbent_src), (newcomer, newcomer_src)],
+        observed(written(incumbent)),
+        options=PlanOptions(manager=ME),
+    )
+    assert verbs(plan) == [("noop", "servers", "billing"), ("conflict", "servers", "crm")]
+    assert "keyId 'k1' already names another key in tenant acme's JWKS (server billing)" in plan.conflicts[0].message
+    # Operator scope: only the newcomer is planned, the incumbent's row stays and still claims the kid.
+    plan = plan_changes(
+        [(newcomer, newcomer_src)], observed(written(incumbent)), options=PlanOptions(manager=ME, prune=False)
+    )
+    assert verbs(plan) == [("conflict", "servers", "crm")]
+    # Two newcomers claiming one kid with two keys: neither is published.
+    plan = plan_changes(
+        [(incumbent, incumbent_src), (newcomer, newcomer_src)], observed(), options=PlanOptions(manager=ME)
+    )
+    assert verbs(plan) == [("conflict", "servers", "billing"), ("conflict", "servers", "crm")]
+
+
+def test_one_key_shared_under_one_kid_or_kids_in_other_tenants_are_not_conflicts() -> None:
+    first, first_src = signing_server("billing", key="AAAA")
+    same_key, same_key_src = signing_server("crm", key="AAAA")
+    plan = plan_changes([(first, first_src), (same_key, same_key_src)], observed(), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("create", "servers", "billing"), ("create", "servers", "crm")]
+    elsewhere = dataclasses.replace(signing_server("crm", key="BBBB")[0], tenant="globex")
+    plan = plan_changes(
+        [(first, first_src)], observed(written(elsewhere)), options=PlanOptions(manager=ME, prune=False)
+    )
+    assert verbs(plan) == [("create", "servers", "billing")]
+
+
+def test_a_pruned_servers_kid_is_free_and_a_server_may_change_its_own_key() -> None:
+    incumbent, _ = signing_server("billing", key="AAAA")
+    newcomer, newcomer_src = signing_server("crm", key="BBBB")
+    plan = plan_changes([(newcomer, newcomer_src)], observed(written(incumbent)), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("create", "servers", "crm"), ("delete", "servers", "billing")]
+    rotated, rotated_src = signing_server("billing", key="CCCC")
+    plan = plan_changes([(rotated, rotated_src)], observed(written(incumbent)), options=PlanOptions(manager=ME))
+    assert verbs(plan) == [("update", "servers", "billing")]
