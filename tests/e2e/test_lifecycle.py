@@ -6,6 +6,7 @@ by policy."""
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -319,3 +320,31 @@ def test_an_unmanaged_row_is_a_conflict_not_an_overwrite(
     wait_ready(kube, taken)
     adopted = _server_row(sqlite_url, namespace, "taken")
     assert adopted is not None and adopted.ownership.manager == "mcp-reconciler" and adopted.row_id == row.row_id
+
+
+def test_a_namespace_whose_tenant_label_aliases_another_tenant_is_refused_and_the_others_go_on(
+    kube: KubeHttp, new_namespace: NewNamespace, sqlite_url: str, start_operator: Start
+) -> None:
+    """A Namespace labelled with another tenant's namespace as its slug would let a runtime naming that namespace
+    reach the wrong tenant. Its objects are refused (`InvalidSpec`, nothing written), once; the batch pass that
+    carried them still writes the other namespaces' objects."""
+    first = new_namespace(labels={"mcp.reconciler.dev/tenant": f"acme-{secrets.token_hex(3)}"})
+    aliasing = new_namespace(labels={"mcp.reconciler.dev/tenant": first})
+    bystander = new_namespace()
+    start_operator([first, aliasing, bystander], sqlite_url)
+    wait_ready(kube, create(kube, server(first, "crm")))
+
+    refused = create(kube, server(aliasing, "crm"))
+    unaffected = create(kube, server(bystander, "crm"))
+
+    obj = wait_condition(kube, refused, type_="Synced", status="False", reason="InvalidSpec")
+    message = condition(obj, "Synced")["message"]
+    assert f"its tenant slug {first!r} is the namespace of tenant" in message, message
+    assert "mcp.reconciler.dev/tenant" in message, message
+    wait_ready(kube, unaffected)
+    assert _server_row(sqlite_url, first, "crm") is None, "nothing written under the alias"
+    assert _server_row(sqlite_url, bystander, "crm") is not None
+    version = settled_versions(kube, [refused], quiet=5.0)[refused]
+    sleep_through(2 * RESYNC * 1.1 + 1)
+    assert resource_version(kube, refused) == version, "refused once, not retried in a loop"
+    assert len(events(kube, aliasing, name="crm", reason="InvalidSpec")) == 1
