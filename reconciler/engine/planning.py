@@ -159,33 +159,10 @@ def plan_changes(
     for record, source in desired:
         key = key_of(record)
         action = _plan_one(record, source, observed.get(key), key=key, options=options)
-        if isinstance(record, ServerRecord):
-            duplicated = _declared_duplicate_of(record, managed)
-            if duplicated is not None and action.verb is not Verb.CONFLICT:
-                action = Action(
-                    Verb.CONFLICT,
-                    key,
-                    source,
-                    desired=record,
-                    observed=action.observed,
-                    message=f"url {record.url} is the URL of server {duplicated.name} (owned by "
-                    f"{duplicated.owner_kind} {duplicated.owner_name}); an app-owned server is repaired, never "
-                    f"duplicated: change {duplicated.name} instead or give this server another URL",
-                )
         if isinstance(record, ServerRecord) and action.verb is not Verb.CONFLICT:
-            claimed = _key_id_claimed_by(record, observed.get(key), published)
-            if claimed is not None:
-                kid, claimant = claimed
-                action = Action(
-                    Verb.CONFLICT,
-                    key,
-                    source,
-                    desired=record,
-                    observed=action.observed,
-                    message=f"clientAssertion keyId {kid!r} already names another key in "
-                    f"tenant {record.tenant}'s JWKS (server {claimant}); an authorization server picks the key by "
-                    f"keyId, so give this key another keyId",
-                )
+            refusal = _server_refusal(record, observed.get(key), managed=managed, published=published)
+            if refusal:
+                action = Action(Verb.CONFLICT, key, source, desired=record, observed=action.observed, message=refusal)
         actions.append(action)
         if isinstance(record, ServerRecord) and record.owner_kind is not None:
             warnings.extend(_duplicates_of_managed(record, observed))
@@ -301,11 +278,40 @@ def _managed_servers(
     for key, row in observed.rows.items():
         if key in wanted or not isinstance(row, ServerRecord) or row.owner_kind is None:
             continue
-        ours = row.ownership.manager == options.manager
-        pruned = ours and options.prune and (options.prune_tenants is None or key[1] in options.prune_tenants)
-        if row.ownership.manager is not None and not pruned:
+        if row.ownership.manager is not None and not _pruned(key, row, options):
             found.setdefault((row.tenant, row.url), []).append(row)
     return found
+
+
+def _pruned(key: RowKey, row: Record, options: PlanOptions) -> bool:
+    """Would this plan prune the row if nothing declares it (ours, pruning on, in a pruned tenant)?"""
+    in_scope = options.prune_tenants is None or key[1] in options.prune_tenants
+    return row.ownership.manager == options.manager and options.prune and in_scope
+
+
+def _server_refusal(
+    record: ServerRecord,
+    row: Record | None,
+    *,
+    managed: Mapping[tuple[str, str], list[ServerRecord]],
+    published: Mapping[tuple[str, str], list[tuple[str, Any]]],
+) -> str:
+    """Why a declared server cannot be written beside the tenant's other servers ("" when it can)."""
+    duplicated = _declared_duplicate_of(record, managed)
+    if duplicated is not None:
+        return (
+            f"url {record.url} is the URL of server {duplicated.name} (owned by {duplicated.owner_kind} "
+            f"{duplicated.owner_name}); an app-owned server is repaired, never duplicated: change {duplicated.name} "
+            f"instead or give this server another URL"
+        )
+    claimed = _key_id_claimed_by(record, row, published)
+    if claimed is not None:
+        kid, claimant = claimed
+        return (
+            f"clientAssertion keyId {kid!r} already names another key in tenant {record.tenant}'s JWKS (server "
+            f"{claimant}); an authorization server picks the key by keyId, so give this key another keyId"
+        )
+    return ""
 
 
 def _declared_duplicate_of(
@@ -355,9 +361,7 @@ def _published_keys(
         published = _published_key(row)
         if key in wanted or published is None:
             continue
-        ours = row.ownership.manager == options.manager
-        pruned = ours and options.prune and (options.prune_tenants is None or key[1] in options.prune_tenants)
-        if not pruned:
+        if not _pruned(key, row, options):
             found.setdefault((key[1], published[0]), []).append((key[2], published[1]))
     return found
 
