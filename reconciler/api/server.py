@@ -494,7 +494,8 @@ class MCPServer(Model):
 
 
 def auth_secret_refs(spec: MCPServerSpec) -> list[tuple[str, SecretKeyRef]]:
-    """Every Secret key a server spec references, with the field path that references it."""
+    """Every Secret key a server spec references, with the field path that references it: the operator reads (and
+    watches) exactly these Secrets for the object, so one missing here is a Secret the engine never sees."""
     found: list[tuple[str, SecretKeyRef]] = []
     for index, header in enumerate(spec.headers):
         if header.value_from is not None:
@@ -508,4 +509,6 @@ def auth_secret_refs(spec: MCPServerSpec) -> list[tuple[str, SecretKeyRef]]:
             if value is not None and value.secret_key_ref is not None:
                 camel = "clientId" if field == "client_id" else "clientSecret"
                 found.append((f"spec.auth.{camel}.secretKeyRef", value.secret_key_ref))
+    if isinstance(auth, OAuthClientCredentialsAuth) and auth.client_assertion is not None:
+        found.append(("spec.auth.clientAssertion.privateKey", auth.client_assertion.private_key))
     return found

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from reconciler.registry.records import ServerRecord, TenantRecord
 from tests.e2e.kube import KubeHttp, wait_for
@@ -348,3 +350,36 @@ def test_a_namespace_whose_tenant_label_aliases_another_tenant_is_refused_and_th
     sleep_through(2 * RESYNC * 1.1 + 1)
     assert resource_version(kube, refused) == version, "refused once, not retried in a loop"
     assert len(events(kube, aliasing, name="crm", reason="InvalidSpec")) == 1
+
+
+def test_a_signing_key_is_read_from_its_secret_and_rotated_through_the_secret_watch(
+    kube: KubeHttp, new_namespace: NewNamespace, sqlite_url: str, start_operator: Start
+) -> None:
+    """`clientAssertion.privateKey` is a Secret the operator reads and watches like any other: it was never read
+    (every `private_key_jwt` server was SecretNotFound) and its rotation went unseen."""
+    namespace = new_namespace()
+    start_operator([namespace], sqlite_url, resync_interval=300.0)
+    pems = [
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        .decode()
+        for _ in range(2)
+    ]
+    kube.post(f"/api/v1/namespaces/{namespace}/secrets", secret(namespace, "signing", {"pem": pems[0]}))
+    assertion = {"keyId": "k1", "privateKey": {"name": "signing", "key": "pem"}}
+    auth = {"type": "oauthClientCredentials", "clientId": {"value": "crm-agent"}, "clientAssertion": assertion,
+            "tokenUrl": "https://auth.example.com/token"}  # fmt: skip
+    signing = create(kube, server(namespace, "signing", auth=auth))
+
+    def key_print(changed_from: str | None = None) -> str | None:
+        row = _server_row(sqlite_url, namespace, "signing")
+        found = row.auth.get("clientAssertionKeyFingerprint") if row is not None else None
+        return found if found and found != changed_from else None
+
+    first = wait_for(key_print, timeout=30, what="the signing key's fingerprint in the registry")
+    kube.patch(f"/api/v1/namespaces/{namespace}/secrets/signing", {"stringData": {"pem": pems[1]}})
+    wait_for(lambda: key_print(first), timeout=20, what="the rotated key's fingerprint (the Secret watch)")
+    obj = get(kube, signing)
+    assert obj is not None and "SecretNotFound" not in str(obj.get("status"))
+    body = pems[1].split("-----")[2].strip().splitlines()[1]
+    assert body not in str(obj) + str(events(kube, namespace)), "the key never reaches status or Events"

@@ -9,12 +9,15 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, cast
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.reconciling import ObjectReconciler
 from reconciler.registry import Registry
 from tests.fixtures.operator_seams import FakeCluster, RecordingSink
-from tests.unit.operator.bodies import obj, run, server
+from tests.unit.operator.bodies import conditions, obj, run, server
 
 
 def test_a_batch_with_one_broken_object_still_reconciles_the_others(
@@ -110,3 +113,29 @@ def test_a_broken_object_sends_only_its_own_namespace_object_by_object(
     outcomes = _all_at_once(_one_lane(registry, cluster, sink), peers)
     assert [type(o).__name__ for o in outcomes] == ["NoneType"] * 3 + ["MissingReference"] + ["NoneType"] * 9
     assert len(registry.fetch_state().rows) == 12
+
+
+def test_a_key_id_published_from_another_namespace_of_the_tenant_is_a_conflict(
+    reconciler: ObjectReconciler, cluster: FakeCluster, registry: Registry
+) -> None:
+    """Two namespaces labelled with one tenant share its JWKS, but each pass plans only its own namespace's objects:
+    the incumbent's key must still be seen, from the registry."""
+    cluster.tenant_label = "acme"
+    for name in ("crm-key", "billing-key"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+        cluster.secrets[name] = ({"pem": pem}, True)
+
+    def signing(namespace: str, name: str) -> dict[str, Any]:
+        assertion = {"keyId": "platform-key", "privateKey": {"name": f"{name}-key", "key": "pem"}}
+        return _in(namespace, server(name, auth={"type": "oauthClientCredentials", "clientAssertion": assertion}))
+
+    incumbent, newcomer = signing("team-a", "crm"), signing("team-b", "billing")
+    run(reconciler.reconcile(incumbent, peers=[incumbent]))
+    run(reconciler.reconcile(newcomer, peers=[newcomer]))
+
+    assert conditions(cluster.statuses[("MCPServer", "team-a", "crm")])["Synced"] == ("True", "ReconcileSuccess")
+    refused = cluster.statuses[("MCPServer", "team-b", "billing")]
+    assert conditions(refused)["Synced"] == ("False", "Conflict")
+    assert "keyId 'platform-key' already names another key in tenant acme's JWKS (server crm)" in str(refused)
+    assert [name for _, _, name in registry.fetch_state().rows] == ["crm"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
 
 from reconciler.api import MCPServer
-from reconciler.engine.inputs import Tenant
+from reconciler.engine.desired import build_desired
+from reconciler.engine.inputs import DesiredInput, StaticSecrets, Tenant
 from reconciler.errors import InvalidInput
 from reconciler.operator.gathering import (
     build_input,
@@ -139,3 +141,54 @@ def test_a_server_pass_includes_the_connections_marked_for_its_discovery() -> No
     selection = select([parse_resource(server)], [server, marked, unmarked, elsewhere])
     assert names(selection.resources) == {("MCPServer", "drive"), ("MCPConnection", "drive-platform")}
     assert {r.metadata.namespace for r in selection.resources} == {"ns"}
+
+
+class RecordingSecrets(StaticSecrets):
+    """Every Secret the desired builder reads, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_names: set[str] = set()
+
+    def read(self, namespace: str, name: str, key: str) -> str | None:
+        self.read_names.add(name)
+        return None
+
+
+SECRET = {"secretKeyRef": {"name": "client-secret", "key": "v"}}
+CLIENT_ID = {"secretKeyRef": {"name": "client-id", "key": "v"}}
+AUTH_SHAPES = {
+    "bearer": {"type": "bearer", "secretKeyRef": {"name": "token", "key": "t"}},
+    "apiKey": {"type": "apiKey", "secretKeyRef": {"name": "api-key", "key": "k"}},
+    "clientCredentials": {"type": "oauthClientCredentials", "clientId": CLIENT_ID, "clientSecret": SECRET},
+    "clientAssertion": {
+        "type": "oauthClientCredentials",
+        "clientId": CLIENT_ID,
+        "clientAssertion": {"privateKey": {"name": "signing-key", "key": "pem"}},
+    },
+    "cimdAssertion": {
+        "type": "oauthClientCredentials",
+        "clientAssertion": {"privateKey": {"name": "cimd-key", "key": "pem"}},
+    },
+    "confidentialCode": {
+        "type": "oauthAuthorizationCode",
+        "pkce": "confidential",
+        "clientId": CLIENT_ID,
+        "clientSecret": SECRET,
+    },
+}
+
+
+@pytest.mark.parametrize("auth", AUTH_SHAPES.values(), ids=AUTH_SHAPES.keys())
+def test_secret_names_are_every_secret_the_engine_reads(auth: dict[str, Any]) -> None:
+    """The operator hands the engine (and watches) only the Secrets `secret_names` lists: one the engine reads but the
+    list lacks is never found (a `clientAssertion` key was missing: every such server was SecretNotFound)."""
+    headers = [{"name": "x-extra", "valueFrom": {"secretKeyRef": {"name": "extra-header", "key": "h"}}}]
+    server = parse_resource(
+        body("MCPServer", "crm", {"url": "https://crm.example.com/mcp", "auth": auth, "headers": headers})
+    )
+    secrets = RecordingSecrets()
+    desired = DesiredInput(resources=[server], secrets=secrets)
+    with contextlib.suppress(InvalidInput):
+        build_desired(desired, fingerprint_key=b"k" * 32, manager="mcp-reconciler")
+    assert secrets.read_names and secret_names([server]) == secrets.read_names
