@@ -23,7 +23,7 @@ from reconciler.cli_registries import REGISTRY_COMMANDS, add_registry_commands
 from reconciler.cli_serving import add_resolve_arguments, add_serve_arguments
 from reconciler.cli_serving import print_warnings as _print_warnings
 from reconciler.errors import PermanentError, ReconcilerError
-from reconciler.registry.records import DEFAULT_MANAGER
+from reconciler.registry.managers import DEFAULT_MANAGER
 
 if TYPE_CHECKING:
     from reconciler.probe import ProbeSettings

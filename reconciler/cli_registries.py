@@ -11,14 +11,13 @@ or deleted upstream, 1 on an error. Like every command, they import what they us
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from reconciler.registry.records import DEFAULT_MANAGER
+from reconciler.registry.managers import DEFAULT_MANAGER
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -103,6 +102,7 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_upstream(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio  # here, not at the top: asyncio (and ssl with it) costs every other command's start
     import datetime as dt
 
     from reconciler.engine.upstream import UpstreamReason, UpstreamWatcher, record_findings, upstream_refs

@@ -36,8 +36,8 @@ from reconciler.engine.inputs import ADOPT_ANNOTATION, DesiredInput, Tenant
 from reconciler.engine.rendering import TemplateError, render_template
 from reconciler.engine.validation import discovery_candidates, validate
 from reconciler.errors import InvalidInput, Problem, ReconcilerError
+from reconciler.registry.managers import DEFAULT_MANAGER
 from reconciler.registry.records import (
-    DEFAULT_MANAGER,
     BindingRecord,
     BoundServerRecord,
     ConnectionRecord,

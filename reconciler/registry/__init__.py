@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         RegistryRejected,
         RegistryUnavailable,
     )
-    from reconciler.registry.records import DEFAULT_MANAGER
+    from reconciler.registry.managers import DEFAULT_MANAGER
     from reconciler.registry.rows import AuditLogRow, OAuthClientRecord
     from reconciler.registry.store import Registry, RegistryTransaction, open_registry, open_registry_if_present
 
@@ -54,7 +54,7 @@ __getattr__ = lazy_exports(
             "RegistryRejected",
             "RegistryUnavailable",
         ],
-        "records": ["DEFAULT_MANAGER"],
+        "managers": ["DEFAULT_MANAGER"],
         "rows": ["AuditLogRow", "OAuthClientRecord"],
         "store": ["Registry", "RegistryTransaction", "open_registry", "open_registry_if_present"],
     },

@@ -24,8 +24,6 @@ from reconciler.records import UserTokenRecord as UserTokenRecord  # re-exported
 FINGERPRINT_KEY_BYTES = 32
 """Length of the random key that fingerprints secrets (stored hex-encoded in `registry_meta`)."""
 
-DEFAULT_MANAGER = "mcp-reconciler"
-
 Table = Literal["servers", "connections", "grants", "bindings"]
 TABLES: tuple[Table, ...] = ("servers", "connections", "grants", "bindings")
 # Kind of the resource that produces rows in each table.

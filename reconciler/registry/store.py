@@ -39,9 +39,9 @@ from reconciler.registry.connecting import (
     translated_errors,
 )
 from reconciler.registry.errors import ConcurrentChange
+from reconciler.registry.managers import DEFAULT_MANAGER
 from reconciler.registry.migrating import stored_revision, upgrade_registry
 from reconciler.registry.records import (
-    DEFAULT_MANAGER,
     AuditEntry,
     MemberTokenTally,
     ObservedState,

@@ -18,7 +18,7 @@ from reconciler.credentials import SecretKeyProblem, SecretReader
 from reconciler.errors import PermanentError
 from reconciler.probe.settings import ProbeSettings
 from reconciler.registry import open_registry
-from reconciler.registry.records import DEFAULT_MANAGER
+from reconciler.registry.managers import DEFAULT_MANAGER
 from reconciler.runtime.presenting import render_mcp_config, resolution_json, resolution_text
 from reconciler.runtime.registry_api import CallerDirectory, load_callers
 from reconciler.runtime.renewing import default_renewal

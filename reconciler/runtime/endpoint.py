@@ -37,7 +37,8 @@ from reconciler.credentials.identity import (
 )
 from reconciler.probe import diff_tools, filter_tool_names
 from reconciler.registry import Registry, open_registry
-from reconciler.registry.records import DEFAULT_MANAGER, ServerRecord, ToolSnapshotRecord
+from reconciler.registry.managers import DEFAULT_MANAGER
+from reconciler.registry.records import ServerRecord, ToolSnapshotRecord
 from reconciler.runtime.connect_service import Connector, ConnectRoutes, ConnectService
 from reconciler.runtime.linking import registry_link_key
 from reconciler.runtime.membership import MemberCoverage, plan_member_coverage

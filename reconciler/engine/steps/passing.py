@@ -23,8 +23,8 @@ from reconciler.errors import MissingReference
 from reconciler.probe import ProbeSettings
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.errors import ConcurrentChange
+from reconciler.registry.managers import DEFAULT_MANAGER
 from reconciler.registry.records import (
-    DEFAULT_MANAGER,
     ObservedState,
     ProbeStateRecord,
     RowKey,

@@ -21,7 +21,7 @@ from reconciler.engine.inputs import DesiredInput
 from reconciler.engine.proposing import DryRunPlanner
 from reconciler.manifests import load_folder
 from reconciler.registry import Registry
-from reconciler.registry.records import DEFAULT_MANAGER
+from reconciler.registry.managers import DEFAULT_MANAGER
 from reconciler.runtime import build_mcp_app
 from tests.integration.runtime.world import APPROVED, NAMESPACE, SECRET_VALUES, TEMPLATE, TENANT, write_manifests
 
