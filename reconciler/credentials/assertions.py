@@ -17,13 +17,15 @@ import hashlib
 import json
 import secrets
 from collections.abc import Sequence
-from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from typing import TYPE_CHECKING, Any
 
 from reconciler.credentials.errors import IncompleteAuthSpec
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+# PyJWT and cryptography are imported inside the functions that read or sign a key: modules that only need the
+# constants below (the runtime's JWKS endpoint, the token client) then start without them.
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_SECONDS = 60
@@ -36,6 +38,9 @@ _EC_BY_CURVE = {"secp256r1": ("ES256",), "secp384r1": ("ES384",), "secp521r1": (
 
 
 def _key(pem: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     try:
         key = load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):
@@ -47,6 +52,8 @@ def _key(pem: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.E
 
 def algorithms_for(pem: str) -> tuple[str, ...]:
     """The JWS algorithms a key can sign with, its usual one first."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     key = _key(pem)
     if isinstance(key, rsa.RSAPrivateKey):
         return _RSA
@@ -74,6 +81,8 @@ def client_assertion(
     *, client_id: str, audience: str, pem: str, algorithm: str, key_id: str | None, now: dt.datetime | None = None
 ) -> str:
     """A signed, single-use client assertion for one token request."""
+    import jwt
+
     issued = now or dt.datetime.now(dt.UTC)
     claims = {
         "iss": client_id,
@@ -91,6 +100,9 @@ def public_jwk(pem: str, *, key_id: str | None, algorithm: str | None) -> dict[s
     """The public half of the key as a JWK for a published JWKS: the public parameters only, `kid` (`key_id`, else
     the RFC 7638 thumbprint), `alg` (`algorithm` checked against the key, else the key's usual one) and
     `use: sig`. Pure; `IncompleteAuthSpec` for a key that cannot sign assertions."""
+    import jwt.algorithms
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     key = _key(pem)
     algorithm = signing_algorithm(pem, declared=algorithm, advertised=())
     exported: dict[str, Any]

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler.api.server import immutable_message
 from reconciler.registry.records import TABLES, ObservedState, Record, RowKey, ServerRecord, SourceRef, key_of
 
@@ -111,6 +109,9 @@ class PlanOptions:
 
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[FieldChange, ...]:
     """Field-level differences as dotted paths (`headers[0].value`), sorted for stable output."""
+    # Imported here: deepdiff costs every `plan` and resync start-up, and only rows that differ are diffed.
+    from deepdiff import DeepDiff
+
     diff = DeepDiff(before, after, ignore_order=False, view="tree", verbose_level=2)
     changes: dict[str, FieldChange] = {}
     for report in diff.values():

@@ -102,6 +102,7 @@ def test_plan_imports_neither_the_probe_nor_the_credentials_steps(tmp_path: Path
     modules = imported_modules("plan", "-f", str(EXAMPLES), "--registry", registry, exit_codes=(2,))
     assert not top_level(modules) & {"mcp", "mcp_types", "httpx2", "httpcore2", "anyio", "kopf", "kubernetes"}
     assert not top_level(modules) & {"starlette", "uvicorn", "websockets"}
+    assert "deepdiff" not in top_level(modules), "only rows that differ are diffed, and every row here is new"
     assert {"reconciler.engine.reconciling", "reconciler.engine.impact", "sqlalchemy"} <= modules
     assert not modules & {
         "reconciler.probe.probing",
