@@ -1,6 +1,7 @@
 """Building blocks shared by the four kinds: strict model base, references, headers, metadata, conditions.
 
-Every kind module imports these; the CRD generator reads their docstrings as `kubectl explain` text.
+Every kind module imports these; the CRD generator reads their docstrings as `kubectl explain` text
+(`describing.py`, only when it generates: the models themselves are built without them).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ ToolGlob = Annotated[str, Field(min_length=1, max_length=256, pattern=GLOB_PATTE
 
 
 class Model(BaseModel):
-    """Strict base: unknown fields are errors, camelCase on the wire, docstrings become descriptions. Validators
+    """Strict base: unknown fields are errors, camelCase on the wire, docstrings become CRD descriptions. Validators
     are built on first use (`defer_build`), once per process: a command pays only for the kinds it validates, and
     a nested model's own validator is never built when only its parent validates it."""
 
@@ -43,7 +44,6 @@ class Model(BaseModel):
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
-        use_attribute_docstrings=True,
         validate_default=True,
         strict=True,
         hide_input_in_errors=True,
@@ -120,7 +120,6 @@ class ObjectMeta(Model):
         extra="ignore",
         alias_generator=to_camel,
         populate_by_name=True,
-        use_attribute_docstrings=True,
         hide_input_in_errors=True,
     )
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from reconciler.api.binding import AGENTS_WITHOUT_EXPORT
 from reconciler.api.common import API_GROUP, API_VERSION, CATEGORY
 from reconciler.api.connection import MEMBER_HEADERS_NEED_PER_MEMBER, MCPConnectionSpec
+from reconciler.api.describing import DescribingJsonSchema
 from reconciler.api.durations import MAX_DURATION
 from reconciler.api.grant import GrantSubject
 from reconciler.api.kinds import KINDS, KindInfo
@@ -471,7 +472,7 @@ def _guarded_member_rules(discriminator: str, members: Mapping[str, tuple[str, S
 
 
 def _model_schema(model: type[BaseModel]) -> Schema:
-    raw = model.model_json_schema(by_alias=True)
+    raw = model.model_json_schema(by_alias=True, schema_generator=DescribingJsonSchema)
     defs = raw.pop("$defs", {})
     return _convert(raw, defs, model_name=model.__name__)
 

@@ -15,6 +15,7 @@ import re2
 
 from reconciler.api import crds
 from reconciler.api.crds import build_crd, build_crds
+from reconciler.api.describing import DescribingJsonSchema
 from reconciler.api.kinds import KINDS, KindInfo
 from reconciler.api.printing import PRINTER_COLUMNS
 
@@ -88,7 +89,8 @@ def test_fallback_descriptions_are_all_still_needed() -> None:
     used = set()
     for info in KINDS:
         for model in (info.spec_model, info.status_model):
-            for name, sub in model.model_json_schema(by_alias=True).get("$defs", {}).items():
+            schema = model.model_json_schema(by_alias=True, schema_generator=DescribingJsonSchema)
+            for name, sub in schema.get("$defs", {}).items():
                 for field, prop in sub.get("properties", {}).items():
                     if "description" not in prop and "$ref" not in prop and not _ref_in_any_of(prop):
                         used.add((name, field))
