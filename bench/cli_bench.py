@@ -1,4 +1,4 @@
-"""CLI start-up benchmark: wall time of fresh `mcp-reconciler` processes against a bare-imports baseline.
+"""CLI start-up benchmark: wall and CPU time of fresh `mcp-reconciler` processes against a bare-imports baseline.
 
     python bench/cli_bench.py [--runs 5]
 
@@ -8,7 +8,8 @@ fills the bytecode cache), and its median is printed with its ratio to the basel
 `--help`, `validate -f examples/`, `plan -f examples/` and `get`, both on a SQLite registry the examples were
 applied to (`--no-probe`) before timing. Next to wall time it prints CPU time (the child's user + sys, from
 `getrusage(RUSAGE_CHILDREN)` deltas): on a busy machine wall time mostly measures the neighbours, CPU time what
-the command costs. It prints numbers and asserts nothing. Targets: `--help` <= 1.5x, `validate` <= 3x.
+the command costs. The cases and the baseline take turns, one process each per round, so load that comes and
+goes falls on all of them alike. It prints numbers and asserts nothing. Targets: `--help` <= 1.5x, `validate` <= 3x.
 """
 
 from __future__ import annotations
@@ -55,16 +56,24 @@ def run_once(command: Sequence[str]) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def median_seconds(command: Sequence[str], runs: int) -> tuple[float, float]:
-    """Median wall and median CPU seconds over `runs` fresh processes, after one untimed warm-up."""
-    run_once(command)
-    walls, cpus = zip(*(run_once(command) for _ in range(runs)), strict=True)
-    return statistics.median(walls), statistics.median(cpus)
+def interleaved_medians(commands: dict[str, Sequence[str]], runs: int) -> dict[str, tuple[float, float]]:
+    """Median wall and median CPU seconds of each command over `runs` rounds, after one untimed warm-up each.
+    Every round runs every command once, so a change in the machine's load falls on all of them alike."""
+    for command in commands.values():
+        run_once(command)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            samples[name].append(run_once(command))
+    return {
+        name: (statistics.median(wall for wall, _ in taken), statistics.median(cpu for _, cpu in taken))
+        for name, taken in samples.items()
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5, help="fresh processes per case (median printed)")
+    parser.add_argument("--runs", type=int, default=5, help="rounds of fresh processes (medians printed)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         registry = f"sqlite:///{Path(scratch) / 'registry.db'}"
@@ -76,18 +85,15 @@ def main() -> None:
             "plan": cli("plan", "-f", str(EXAMPLES), "--registry", registry),
             "get": cli("get", "--registry", registry),
         }
-        print(f"load average {os.getloadavg()[0]:.2f}; median of {args.runs} fresh processes per case", flush=True)
-        base, base_cpu = median_seconds(BASELINE, args.runs)
-        print(f"{'case':<40} {'wall':>7}  {'ratio':>6}   {'cpu':>7}  {'ratio':>6}", flush=True)
-        print(f"{'baseline (import pydantic, yaml, jinja2)':<40} {base:6.3f} s          {base_cpu:6.3f} s", flush=True)
-        for name, command in cases.items():
-            seconds, cpu = median_seconds(command, args.runs)
+        print(f"load average {os.getloadavg()[0]:.2f}; median of {args.runs} rounds, one process per case each")
+        medians = interleaved_medians({"baseline": BASELINE, **cases}, args.runs)
+        base, base_cpu = medians.pop("baseline")
+        print(f"{'case':<40} {'wall':>7}  {'ratio':>6}   {'cpu':>7}  {'ratio':>6}")
+        print(f"{'baseline (import pydantic, yaml, jinja2)':<40} {base:6.3f} s          {base_cpu:6.3f} s")
+        for name, (seconds, cpu) in medians.items():
             target = f"   (target <= {TARGETS[name]:.2f}x)" if name in TARGETS else ""
-            print(
-                f"{name:<40} {seconds:6.3f} s  {seconds / base:5.2f}x   {cpu:6.3f} s  {cpu / base_cpu:5.2f}x{target}",
-                flush=True,
-            )
-        print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
+            print(f"{name:<40} {seconds:6.3f} s  {seconds / base:5.2f}x   {cpu:6.3f} s  {cpu / base_cpu:5.2f}x{target}")
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":
