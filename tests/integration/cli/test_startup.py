@@ -1,7 +1,8 @@
 """The CLI starts at once: `--help` and `validate` run in a fresh interpreter and must not import the heavy
-libraries other commands need (the registry's SQLAlchemy, the probe's mcp SDK and httpx2, the operator's kopf and
-kubernetes client). The set of imported modules is asserted, not the time, so the test holds on a loaded machine;
-`bench/cli_bench.py` prints the times. Also pins that the lazy package `__init__`s still export every name.
+libraries other commands need (the registry's SQLAlchemy, the probe's mcp SDK, httpx2 and asyncio, the operator's
+kopf and kubernetes client, PyJWT and cryptography for client assertions, deepdiff for a plan's field diffs). The
+set of imported modules is asserted, not the time, so the test holds on a loaded machine; `bench/cli_bench.py`
+prints the times. Also pins that the lazy package `__init__`s still export every name.
 """
 
 from __future__ import annotations
