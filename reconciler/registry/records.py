@@ -20,6 +20,7 @@ import orjson
 
 from reconciler.records import ToolRecord as ToolRecord  # re-exported: its home before it moved down
 from reconciler.records import UserTokenRecord as UserTokenRecord  # re-exported: the credentials package refreshes
+from reconciler.registry.managers import DEFAULT_MANAGER as DEFAULT_MANAGER  # re-exported: its home before managers.py
 
 FINGERPRINT_KEY_BYTES = 32
 """Length of the random key that fingerprints secrets (stored hex-encoded in `registry_meta`)."""
