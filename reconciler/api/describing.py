@@ -47,26 +47,26 @@ def attribute_docstrings(cls: type[Any]) -> dict[str, str]:
 
 
 def _class_node(cls: type[Any]) -> ast.ClassDef | None:
-    """The class's definition, found by qualified name in its module's source (a class defined in a function: in
-    its own source lines); None when there is no source to read."""
+    """The class's definition, found by qualified name in its module's parsed source (a class defined in a function:
+    in its own source lines); None when there is no source to read."""
     try:
         if "<locals>" in cls.__qualname__:
-            return _defined_class(textwrap.dedent(inspect.getsource(cls)), [cls.__name__])
-        return _defined_class(_module_source(cls.__module__), cls.__qualname__.split("."))
+            source = textwrap.dedent(inspect.getsource(cls))
+            if source.startswith((" ", "\t")):  # a string literal less indented than the class: wrap the class
+                return _find_class(ast.parse("def wrapper():\n" + source).body, ["wrapper", cls.__name__])
+            return _find_class(ast.parse(source).body, [cls.__name__])
+        return _find_class(_module_tree(cls.__module__).body, cls.__qualname__.split("."))
     except (OSError, TypeError, SyntaxError):
         return None
 
 
 @functools.cache
-def _module_source(module: str) -> str:
-    return inspect.getsource(sys.modules[module])
+def _module_tree(module: str) -> ast.Module:
+    """A module's source, parsed once per process: every model class of the module is looked up in it."""
+    return ast.parse(inspect.getsource(sys.modules[module]))
 
 
-def _defined_class(source: str, path: list[str]) -> ast.ClassDef | None:
-    if source.startswith((" ", "\t")):  # a string literal less indented than the class: parse it inside a function
-        source = "def wrapper():\n" + source
-        path = ["wrapper", *path]
-    scope: list[ast.stmt] = ast.parse(source).body
+def _find_class(scope: list[ast.stmt], path: list[str]) -> ast.ClassDef | None:
     found: ast.stmt | None = None
     for name in path:
         found = next((s for s in scope if isinstance(s, ast.ClassDef | ast.FunctionDef) and s.name == name), None)
@@ -82,7 +82,6 @@ class DescribingJsonSchema(GenerateJsonSchema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._models: list[type[BaseModel]] = []
-        self._docstrings: dict[type[Any], Mapping[str, str]] = {}
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         self._models.append(schema["cls"])
@@ -113,7 +112,11 @@ class DescribingJsonSchema(GenerateJsonSchema):
         """The docstring of `name` in the nearest class of `model`'s hierarchy that annotates it."""
         for cls in model.__mro__:
             if name in inspect.get_annotations(cls):
-                if cls not in self._docstrings:
-                    self._docstrings[cls] = attribute_docstrings(cls)
-                return self._docstrings[cls].get(name)
+                return _class_docstrings(cls).get(name)
         return None
+
+
+@functools.cache
+def _class_docstrings(cls: type[Any]) -> Mapping[str, str]:
+    """`attribute_docstrings`, once per class and process: the tests build the CRDs many times."""
+    return attribute_docstrings(cls)
