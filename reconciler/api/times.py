@@ -7,6 +7,7 @@ same wherever it is shown. `Timestamp` is the model field type that serialises t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
@@ -20,7 +21,16 @@ def format_time(moment: dt.datetime) -> str:
     """`moment` in UTC, to the second; a naive time is taken to be UTC already (as the registry returns it)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif moment.tzinfo is not dt.UTC:
+        moment = moment.astimezone(dt.UTC)
+    return _format_utc(moment)
+
+
+@functools.lru_cache(maxsize=64)
+def _format_utc(moment: dt.datetime) -> str:
+    # Cached: a pass stamps every status it builds with the same `now` (twice per object, 20,000 times in a cold
+    # apply of 10,000 objects). Keyed by UTC times only, where equal means the same instant.
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: Any) -> dt.datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -114,6 +115,16 @@ def test_not_probed_says_why(enabled: bool, reason: str, message: str) -> None:
 def test_one_time_format(moment: dt.datetime, text: str) -> None:
     assert format_time(moment) == text
     assert parse_time(text) == moment.replace(microsecond=0, tzinfo=moment.tzinfo or dt.UTC)
+
+
+def test_times_that_compare_equal_but_are_different_instants_format_apart() -> None:
+    """`format_time` caches its text; 01:30 on the night New York's clocks go back is two instants that compare
+    equal (same zone, only `fold` differs), and each keeps its own text."""
+    first = dt.datetime(2026, 11, 1, 1, 30, tzinfo=zoneinfo.ZoneInfo("America/New_York"))
+    second = first.replace(fold=1)
+    assert first == second
+    assert (format_time(first), format_time(second)) == ("2026-11-01T05:30:00Z", "2026-11-01T06:30:00Z")
+    assert format_time(first) == "2026-11-01T05:30:00Z"
 
 
 @pytest.mark.parametrize(
