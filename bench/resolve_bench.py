@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
 import re
@@ -42,12 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.registry import Registry, open_registry, schema
 from reconciler.registry.connecting import create_registry_engine
 from reconciler.registry.records import (
@@ -78,14 +80,29 @@ SCAN_RESOLVES = 400
 WARM_UP = 200
 
 
-SERVER_FACTS = """s.id, s.name, s.url, s.transport, s.enabled, s.featured, s.headers, s.auth_type, s.auth,
-    s.tool_policy, s.approved_hash, s.tools_allow, s.tools_deny,
+# Every column that can change a resolution's answer (`reconciler.runtime.deciding` and `choosing` read them):
+# leaving one out would make the floor a lower bound no real resolution could reach.
+SERVER_FACTS = """s.id, s.name, s.display_name, s.url, s.transport, s.enabled, s.featured, s.headers, s.auth_type,
+    s.auth, s.tool_policy, s.approved_hash, s.tools_allow, s.tools_deny,
     (SELECT p.blocked_reason FROM server_probe_state p WHERE p.server_id = s.id) AS blocked_reason,
+    (SELECT p.tool_risk FROM server_probe_state p WHERE p.server_id = s.id) AS tool_risk,
     t.hash AS snapshot_hash, t.tools AS snapshot_tools"""
 LATEST_SNAPSHOT = """LEFT JOIN tool_snapshots t ON t.id = (SELECT id FROM tool_snapshots WHERE server_id = s.id
     ORDER BY taken_at DESC, id DESC LIMIT 1)"""
 JSON_COLUMNS = frozenset(
-    {"headers", "auth", "tools_allow", "tools_deny", "bound_allow", "bound_deny", "snapshot_tools"}
+    {
+        "headers",
+        "auth",
+        "tools_allow",
+        "tools_deny",
+        "tool_risk",
+        "snapshot_tools",
+        "binding_agents",
+        "bound_allow",
+        "bound_deny",
+        "member_headers",
+        "value_keys",
+    }
 )
 
 
@@ -93,8 +110,9 @@ class FloorResolver:
     """The same-run floor: what a hand-written resolution of one invocation must read, as plain SQL on the
     database driver (no SQLAlchemy, no records, no decision). Five statements, like the product's.
 
-    SQLite hands JSON back as text, so the columns a resolution reads as JSON are decoded here too; psycopg
-    decodes `json` itself."""
+    It reads every column that can change the answer (not only the obvious ones), and decodes JSON with orjson
+    as the registry does (`connecting.load_json`): on SQLite the text columns listed in `JSON_COLUMNS`, on
+    PostgreSQL through psycopg's `json` loader set to orjson."""
 
     def __init__(self, url: str) -> None:
         parsed = sa.make_url(url)
@@ -105,6 +123,7 @@ class FloorResolver:
         else:
             plain = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
             self.connection = psycopg.connect(plain, autocommit=True, row_factory=dict_row)
+            set_json_loads(orjson.loads, self.connection)
         self.statements = 0
 
     def close(self) -> None:
@@ -117,7 +136,7 @@ class FloorResolver:
             for row in rows:
                 for column in JSON_COLUMNS.intersection(row):
                     if row[column] is not None:
-                        row[column] = json.loads(row[column])
+                        row[column] = orjson.loads(row[column])
             return rows
         return list(self.connection.execute(_pyformat(sql), params))
 
@@ -141,10 +160,12 @@ class FloorResolver:
         tenant_id = found[0]["id"]
         if template is not None:
             servers = self._rows(
-                f"""SELECT {SERVER_FACTS}, b.name AS binding, bs.tools_allow AS bound_allow,
-                    bs.tools_deny AS bound_deny, pc.name AS pinned_connection
+                f"""SELECT {SERVER_FACTS}, b.name AS binding, b.agents AS binding_agents,
+                    bs.tools_allow AS bound_allow, bs.tools_deny AS bound_deny, bs.tools_read_only AS bound_read_only,
+                    pc.name AS pinned_connection, ps.name AS pinned_connection_server
                 FROM template_binding_servers bs JOIN template_bindings b ON b.id = bs.binding_id
                 JOIN servers s ON s.id = bs.server_id LEFT JOIN connections pc ON pc.id = bs.connection_id
+                LEFT JOIN servers ps ON ps.id = pc.server_id
                 {LATEST_SNAPSHOT}
                 WHERE b.tenant_id = :tenant_id AND b.template = :template ORDER BY b.name, bs.position, bs.id""",
                 {"tenant_id": tenant_id, "template": template},
@@ -159,8 +180,9 @@ class FloorResolver:
         params: dict[str, Any] = {"tenant_id": tenant_id}
         offered = self._in("servers", server_ids, params)
         connections = self._rows(
-            "SELECT id, name, server_id, scope, subject, credential_mode, secret_ref, authorization_scheme, headers,"
-            f" active FROM connections WHERE tenant_id = :tenant_id AND server_id {offered}"
+            "SELECT id, name, server_id, scope, subject, credential_mode, secret_ref, fingerprint,"
+            " authorization_scheme, headers, active, member_headers"
+            f" FROM connections WHERE tenant_id = :tenant_id AND server_id {offered}"
             " ORDER BY id",
             params,
         )
@@ -180,15 +202,15 @@ class FloorResolver:
             WHERE g.tenant_id = :tenant_id AND g.target_connection_id {on_connections} AND ({names_caller})""",
             params,
         )
-        tokens: list[dict[str, Any]] = []
-        if user is not None:
-            params = {"tenant_id": tenant_id, "user": user}
-            offered = self._in("servers", server_ids, params)
-            tokens = self._rows(
-                "SELECT id, server_id, connection_id, secret_ref, expires_at FROM user_tokens"
-                f" WHERE tenant_id = :tenant_id AND user_id = :user AND server_id {offered}",
-                params,
-            )
+        # The caller's tokens and the organization's: an organization-level connection serves members without one.
+        params = {"tenant_id": tenant_id, "user": user or ORGANIZATION_MEMBER, "organization": ORGANIZATION_MEMBER}
+        offered = self._in("servers", server_ids, params)
+        tokens = self._rows(
+            "SELECT id, server_id, connection_id, user_id, secret_ref, value_keys, refresh_token_ref, expires_at"
+            " FROM user_tokens WHERE tenant_id = :tenant_id AND user_id IN (:user, :organization)"
+            f" AND server_id {offered}",
+            params,
+        )
         return len(servers) + len(connections) + len(grants) + len(tokens)
 
 
