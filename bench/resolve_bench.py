@@ -16,7 +16,9 @@ both see the same load. Targets: template p99 <= 2x the floor's, whole-tenant p9
 Latency on a small shared machine is mostly scheduling noise when other work runs, so resolves are timed in
 several rounds, each printed with the load average it ran under, and the check uses the best round. On
 PostgreSQL the rows read by sequential scans per resolve are printed too (from `pg_stat_user_tables`): server
-work that does not depend on load, and that must not grow with the registry.
+work that does not depend on load, and that must not grow with the registry. Each round also prints the mean
+CPU time per resolve and per floor in this process: on SQLite (in-process) that is all the work and barely moves
+with load, so its ratio is the steadiest figure on a busy machine; on PostgreSQL it is the client side only.
 
     python bench/resolve_bench.py [--tenants 100] [--servers 10000] [--resolves 2000] [--rounds 3]
                                   [--backend sqlite|postgresql]
@@ -424,34 +426,46 @@ def invocation(rng: random.Random, tenants: int, *, template: bool = True) -> di
     }
 
 
+@dataclass
+class Timings:
+    """Wall-clock and CPU milliseconds per call. CPU time is this process's: on SQLite that is all the work (the
+    database runs in-process) and it hardly moves with the machine's load; on PostgreSQL it leaves out the
+    server's share."""
+
+    wall: list[float]
+    cpu: list[float]
+
+
 def measure(
     registry: Registry, calls: list[dict[str, Any]], floor: FloorResolver | None = None
-) -> tuple[list[float], list[float], list[int], Counter[str]]:
-    """Latencies of `resolve` and, when given, of the floor on the same invocations; statements per resolve."""
-    latencies: list[float] = []
-    floor_latencies: list[float] = []
+) -> tuple[Timings, Timings, list[int], Counter[str]]:
+    """Timings of `resolve` and, when given, of the floor on the same invocations; statements per resolve."""
+    ours = Timings([], [])
+    floors = Timings([], [])
     statements: list[int] = []
     states: Counter[str] = Counter()
     for index, call in enumerate(calls):
         arguments = dict(call)
         tenant = arguments.pop("tenant")
         if floor is not None and index % 2:
-            floor_latencies.append(timed_floor(floor, tenant, arguments))
+            timed_floor(floor, tenant, arguments, floors)
         registry.reset_statement_counts()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         resolution = resolve(registry, tenant, **arguments)
-        latencies.append((time.perf_counter() - started) * 1000)
+        ours.cpu.append((time.process_time() - cpu_started) * 1000)
+        ours.wall.append((time.perf_counter() - started) * 1000)
         statements.append(sum(registry.statement_counts.values()))
         states.update(str(server.state) for server in resolution.servers)
         if floor is not None and not index % 2:
-            floor_latencies.append(timed_floor(floor, tenant, arguments))
-    return latencies, floor_latencies, statements, states
+            timed_floor(floor, tenant, arguments, floors)
+    return ours, floors, statements, states
 
 
-def timed_floor(floor: FloorResolver, tenant: str, arguments: dict[str, Any]) -> float:
-    started = time.perf_counter()
+def timed_floor(floor: FloorResolver, tenant: str, arguments: dict[str, Any], timings: Timings) -> None:
+    started, cpu_started = time.perf_counter(), time.process_time()
     floor.resolve(tenant, **arguments)
-    return (time.perf_counter() - started) * 1000
+    timings.cpu.append((time.process_time() - cpu_started) * 1000)
+    timings.wall.append((time.perf_counter() - started) * 1000)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -463,10 +477,23 @@ def percentile(values: list[float], share: float) -> float:
 class Round:
     """One timed batch of resolves, with the 1-minute load average before and after it."""
 
-    latencies: list[float]
-    floor: list[float]
+    ours: Timings
+    floors: Timings
     load_before: float
     load_after: float
+
+    @property
+    def latencies(self) -> list[float]:
+        return self.ours.wall
+
+    @property
+    def floor(self) -> list[float]:
+        return self.floors.wall
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Mean CPU time per resolve against the floor's, in the same round: steadier than p99 under load."""
+        return statistics.fmean(self.ours.cpu) / statistics.fmean(self.floors.cpu)
 
     @property
     def p50(self) -> float:
@@ -486,9 +513,11 @@ class Round:
         return self.p99 / self.floor_p99
 
     def describe(self) -> str:
+        cpu, floor_cpu = statistics.fmean(self.ours.cpu), statistics.fmean(self.floors.cpu)
         return (
             f"p50 {self.p50:6.2f} ms   p99 {self.p99:6.2f} ms   floor p50 {percentile(self.floor, 0.5):6.2f} ms"
             f"   p99 {self.floor_p99:6.2f} ms   p99 ratio {self.ratio:4.2f}x"
+            f"   cpu {cpu:5.2f} ms, floor {floor_cpu:5.2f} ms, ratio {self.cpu_ratio:4.2f}x"
             f"   (n={len(self.latencies)}, load {self.load_before:.2f}->{self.load_after:.2f})"
         )
 
@@ -497,8 +526,8 @@ def timed_round(
     registry: Registry, floor: FloorResolver, calls: list[dict[str, Any]]
 ) -> tuple[Round, list[int], Counter[str]]:
     load_before = os.getloadavg()[0]
-    latencies, floor_latencies, statements, states = measure(registry, calls, floor)
-    return Round(latencies, floor_latencies, load_before, os.getloadavg()[0]), statements, states
+    ours, floors, statements, states = measure(registry, calls, floor)
+    return Round(ours, floors, load_before, os.getloadavg()[0]), statements, states
 
 
 def sequential_scans(url: str) -> dict[str, tuple[int, int]]:
@@ -603,6 +632,12 @@ def run_backend(backend: str, *, tenants: int, servers: int, resolves: int, roun
         f" whole tenant {whole_ratio:.2f}x (target <= {WHOLE_FLOOR_RATIO:.0f}x:"
         f" {'met' if whole_ratio <= WHOLE_FLOOR_RATIO else 'MISSED'});"
         f" statements {'constant' if constant else 'NOT constant'}; {cores} cores"
+    )
+    cpu_ratio = statistics.median(timed.cpu_ratio for timed in template_rounds)
+    whole_cpu_ratio = statistics.median(timed.cpu_ratio for timed in whole_rounds)
+    print(
+        f"  cpu: template {cpu_ratio:.2f}x the floor's mean CPU time per resolve, whole tenant {whole_cpu_ratio:.2f}x"
+        f" (median of {rounds} rounds; {'all the work' if backend == 'sqlite' else 'client side only'})"
     )
 
 

@@ -181,7 +181,9 @@ def _headers(text: str | None) -> tuple[HeaderRecord, ...]:
 
 
 def _auth(text: str | None) -> dict[str, Any]:
-    auth = _json(text)
+    if text is None or text == "{}":  # a server without auth settings: a fresh dict, as records may not share one
+        return {}
+    auth = load_json(text)
     return auth if auth is not None else {}
 
 
