@@ -16,7 +16,9 @@ both see the same load. Targets: template p99 <= 2x the floor's, whole-tenant p9
 Latency on a small shared machine is mostly scheduling noise when other work runs, so resolves are timed in
 several rounds, each printed with the load average it ran under, and the check uses the best round. On
 PostgreSQL the rows read by sequential scans per resolve are printed too (from `pg_stat_user_tables`): server
-work that does not depend on load, and that must not grow with the registry.
+work that does not depend on load, and that must not grow with the registry. Each round also prints the mean
+CPU time per resolve and per floor in this process: on SQLite (in-process) that is all the work and barely moves
+with load, so its ratio is the steadiest figure on a busy machine; on PostgreSQL it is the client side only.
 
     python bench/resolve_bench.py [--tenants 100] [--servers 10000] [--resolves 2000] [--rounds 3]
                                   [--backend sqlite|postgresql]
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
 import re
@@ -42,12 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reconciler.records import ORGANIZATION_MEMBER
 from reconciler.registry import Registry, open_registry, schema
 from reconciler.registry.connecting import create_registry_engine
 from reconciler.registry.records import (
@@ -78,14 +82,29 @@ SCAN_RESOLVES = 400
 WARM_UP = 200
 
 
-SERVER_FACTS = """s.id, s.name, s.url, s.transport, s.enabled, s.featured, s.headers, s.auth_type, s.auth,
-    s.tool_policy, s.approved_hash, s.tools_allow, s.tools_deny,
+# Every column that can change a resolution's answer (`reconciler.runtime.deciding` and `choosing` read them):
+# leaving one out would make the floor a lower bound no real resolution could reach.
+SERVER_FACTS = """s.id, s.name, s.display_name, s.url, s.transport, s.enabled, s.featured, s.headers, s.auth_type,
+    s.auth, s.tool_policy, s.approved_hash, s.tools_allow, s.tools_deny,
     (SELECT p.blocked_reason FROM server_probe_state p WHERE p.server_id = s.id) AS blocked_reason,
+    (SELECT p.tool_risk FROM server_probe_state p WHERE p.server_id = s.id) AS tool_risk,
     t.hash AS snapshot_hash, t.tools AS snapshot_tools"""
 LATEST_SNAPSHOT = """LEFT JOIN tool_snapshots t ON t.id = (SELECT id FROM tool_snapshots WHERE server_id = s.id
     ORDER BY taken_at DESC, id DESC LIMIT 1)"""
 JSON_COLUMNS = frozenset(
-    {"headers", "auth", "tools_allow", "tools_deny", "bound_allow", "bound_deny", "snapshot_tools"}
+    {
+        "headers",
+        "auth",
+        "tools_allow",
+        "tools_deny",
+        "tool_risk",
+        "snapshot_tools",
+        "binding_agents",
+        "bound_allow",
+        "bound_deny",
+        "member_headers",
+        "value_keys",
+    }
 )
 
 
@@ -93,8 +112,9 @@ class FloorResolver:
     """The same-run floor: what a hand-written resolution of one invocation must read, as plain SQL on the
     database driver (no SQLAlchemy, no records, no decision). Five statements, like the product's.
 
-    SQLite hands JSON back as text, so the columns a resolution reads as JSON are decoded here too; psycopg
-    decodes `json` itself."""
+    It reads every column that can change the answer (not only the obvious ones), and decodes JSON with orjson
+    as the registry does (`connecting.load_json`): on SQLite the text columns listed in `JSON_COLUMNS`, on
+    PostgreSQL through psycopg's `json` loader set to orjson."""
 
     def __init__(self, url: str) -> None:
         parsed = sa.make_url(url)
@@ -105,6 +125,7 @@ class FloorResolver:
         else:
             plain = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
             self.connection = psycopg.connect(plain, autocommit=True, row_factory=dict_row)
+            set_json_loads(orjson.loads, self.connection)
         self.statements = 0
 
     def close(self) -> None:
@@ -117,7 +138,7 @@ class FloorResolver:
             for row in rows:
                 for column in JSON_COLUMNS.intersection(row):
                     if row[column] is not None:
-                        row[column] = json.loads(row[column])
+                        row[column] = orjson.loads(row[column])
             return rows
         return list(self.connection.execute(_pyformat(sql), params))
 
@@ -141,10 +162,12 @@ class FloorResolver:
         tenant_id = found[0]["id"]
         if template is not None:
             servers = self._rows(
-                f"""SELECT {SERVER_FACTS}, b.name AS binding, bs.tools_allow AS bound_allow,
-                    bs.tools_deny AS bound_deny, pc.name AS pinned_connection
+                f"""SELECT {SERVER_FACTS}, b.name AS binding, b.agents AS binding_agents,
+                    bs.tools_allow AS bound_allow, bs.tools_deny AS bound_deny, bs.tools_read_only AS bound_read_only,
+                    pc.name AS pinned_connection, ps.name AS pinned_connection_server
                 FROM template_binding_servers bs JOIN template_bindings b ON b.id = bs.binding_id
                 JOIN servers s ON s.id = bs.server_id LEFT JOIN connections pc ON pc.id = bs.connection_id
+                LEFT JOIN servers ps ON ps.id = pc.server_id
                 {LATEST_SNAPSHOT}
                 WHERE b.tenant_id = :tenant_id AND b.template = :template ORDER BY b.name, bs.position, bs.id""",
                 {"tenant_id": tenant_id, "template": template},
@@ -159,8 +182,9 @@ class FloorResolver:
         params: dict[str, Any] = {"tenant_id": tenant_id}
         offered = self._in("servers", server_ids, params)
         connections = self._rows(
-            "SELECT id, name, server_id, scope, subject, credential_mode, secret_ref, authorization_scheme, headers,"
-            f" active FROM connections WHERE tenant_id = :tenant_id AND server_id {offered}"
+            "SELECT id, name, server_id, scope, subject, credential_mode, secret_ref, fingerprint,"
+            " authorization_scheme, headers, active, member_headers"
+            f" FROM connections WHERE tenant_id = :tenant_id AND server_id {offered}"
             " ORDER BY id",
             params,
         )
@@ -180,15 +204,15 @@ class FloorResolver:
             WHERE g.tenant_id = :tenant_id AND g.target_connection_id {on_connections} AND ({names_caller})""",
             params,
         )
-        tokens: list[dict[str, Any]] = []
-        if user is not None:
-            params = {"tenant_id": tenant_id, "user": user}
-            offered = self._in("servers", server_ids, params)
-            tokens = self._rows(
-                "SELECT id, server_id, connection_id, secret_ref, expires_at FROM user_tokens"
-                f" WHERE tenant_id = :tenant_id AND user_id = :user AND server_id {offered}",
-                params,
-            )
+        # The caller's tokens and the organization's: an organization-level connection serves members without one.
+        params = {"tenant_id": tenant_id, "user": user or ORGANIZATION_MEMBER, "organization": ORGANIZATION_MEMBER}
+        offered = self._in("servers", server_ids, params)
+        tokens = self._rows(
+            "SELECT id, server_id, connection_id, user_id, secret_ref, value_keys, refresh_token_ref, expires_at"
+            " FROM user_tokens WHERE tenant_id = :tenant_id AND user_id IN (:user, :organization)"
+            f" AND server_id {offered}",
+            params,
+        )
         return len(servers) + len(connections) + len(grants) + len(tokens)
 
 
@@ -402,34 +426,46 @@ def invocation(rng: random.Random, tenants: int, *, template: bool = True) -> di
     }
 
 
+@dataclass
+class Timings:
+    """Wall-clock and CPU milliseconds per call. CPU time is this process's: on SQLite that is all the work (the
+    database runs in-process) and it hardly moves with the machine's load; on PostgreSQL it leaves out the
+    server's share."""
+
+    wall: list[float]
+    cpu: list[float]
+
+
 def measure(
     registry: Registry, calls: list[dict[str, Any]], floor: FloorResolver | None = None
-) -> tuple[list[float], list[float], list[int], Counter[str]]:
-    """Latencies of `resolve` and, when given, of the floor on the same invocations; statements per resolve."""
-    latencies: list[float] = []
-    floor_latencies: list[float] = []
+) -> tuple[Timings, Timings, list[int], Counter[str]]:
+    """Timings of `resolve` and, when given, of the floor on the same invocations; statements per resolve."""
+    ours = Timings([], [])
+    floors = Timings([], [])
     statements: list[int] = []
     states: Counter[str] = Counter()
     for index, call in enumerate(calls):
         arguments = dict(call)
         tenant = arguments.pop("tenant")
         if floor is not None and index % 2:
-            floor_latencies.append(timed_floor(floor, tenant, arguments))
+            timed_floor(floor, tenant, arguments, floors)
         registry.reset_statement_counts()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         resolution = resolve(registry, tenant, **arguments)
-        latencies.append((time.perf_counter() - started) * 1000)
+        ours.cpu.append((time.process_time() - cpu_started) * 1000)
+        ours.wall.append((time.perf_counter() - started) * 1000)
         statements.append(sum(registry.statement_counts.values()))
         states.update(str(server.state) for server in resolution.servers)
         if floor is not None and not index % 2:
-            floor_latencies.append(timed_floor(floor, tenant, arguments))
-    return latencies, floor_latencies, statements, states
+            timed_floor(floor, tenant, arguments, floors)
+    return ours, floors, statements, states
 
 
-def timed_floor(floor: FloorResolver, tenant: str, arguments: dict[str, Any]) -> float:
-    started = time.perf_counter()
+def timed_floor(floor: FloorResolver, tenant: str, arguments: dict[str, Any], timings: Timings) -> None:
+    started, cpu_started = time.perf_counter(), time.process_time()
     floor.resolve(tenant, **arguments)
-    return (time.perf_counter() - started) * 1000
+    timings.cpu.append((time.process_time() - cpu_started) * 1000)
+    timings.wall.append((time.perf_counter() - started) * 1000)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -441,10 +477,23 @@ def percentile(values: list[float], share: float) -> float:
 class Round:
     """One timed batch of resolves, with the 1-minute load average before and after it."""
 
-    latencies: list[float]
-    floor: list[float]
+    ours: Timings
+    floors: Timings
     load_before: float
     load_after: float
+
+    @property
+    def latencies(self) -> list[float]:
+        return self.ours.wall
+
+    @property
+    def floor(self) -> list[float]:
+        return self.floors.wall
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Mean CPU time per resolve against the floor's, in the same round: steadier than p99 under load."""
+        return statistics.fmean(self.ours.cpu) / statistics.fmean(self.floors.cpu)
 
     @property
     def p50(self) -> float:
@@ -464,9 +513,11 @@ class Round:
         return self.p99 / self.floor_p99
 
     def describe(self) -> str:
+        cpu, floor_cpu = statistics.fmean(self.ours.cpu), statistics.fmean(self.floors.cpu)
         return (
             f"p50 {self.p50:6.2f} ms   p99 {self.p99:6.2f} ms   floor p50 {percentile(self.floor, 0.5):6.2f} ms"
             f"   p99 {self.floor_p99:6.2f} ms   p99 ratio {self.ratio:4.2f}x"
+            f"   cpu {cpu:5.2f} ms, floor {floor_cpu:5.2f} ms, ratio {self.cpu_ratio:4.2f}x"
             f"   (n={len(self.latencies)}, load {self.load_before:.2f}->{self.load_after:.2f})"
         )
 
@@ -475,8 +526,8 @@ def timed_round(
     registry: Registry, floor: FloorResolver, calls: list[dict[str, Any]]
 ) -> tuple[Round, list[int], Counter[str]]:
     load_before = os.getloadavg()[0]
-    latencies, floor_latencies, statements, states = measure(registry, calls, floor)
-    return Round(latencies, floor_latencies, load_before, os.getloadavg()[0]), statements, states
+    ours, floors, statements, states = measure(registry, calls, floor)
+    return Round(ours, floors, load_before, os.getloadavg()[0]), statements, states
 
 
 def sequential_scans(url: str) -> dict[str, tuple[int, int]]:
@@ -581,6 +632,12 @@ def run_backend(backend: str, *, tenants: int, servers: int, resolves: int, roun
         f" whole tenant {whole_ratio:.2f}x (target <= {WHOLE_FLOOR_RATIO:.0f}x:"
         f" {'met' if whole_ratio <= WHOLE_FLOOR_RATIO else 'MISSED'});"
         f" statements {'constant' if constant else 'NOT constant'}; {cores} cores"
+    )
+    cpu_ratio = statistics.median(timed.cpu_ratio for timed in template_rounds)
+    whole_cpu_ratio = statistics.median(timed.cpu_ratio for timed in whole_rounds)
+    print(
+        f"  cpu: template {cpu_ratio:.2f}x the floor's mean CPU time per resolve, whole tenant {whole_cpu_ratio:.2f}x"
+        f" (median of {rounds} rounds; {'all the work' if backend == 'sqlite' else 'client side only'})"
     )
 
 

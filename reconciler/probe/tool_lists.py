@@ -9,9 +9,11 @@ neither the mcp SDK nor the HTTP client, so a dry run that only reads snapshots 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from reconciler.api.server import ToolChanges
@@ -54,9 +56,17 @@ def diff_tools(old: Sequence[ToolRecord], new: Sequence[ToolRecord]) -> ToolChan
 
 def filter_tool_names(names: Iterable[str], *, allow: Sequence[str], deny: Sequence[str]) -> list[str]:
     """Names an agent may see, in input order: matching an allow glob (all, when none are given) and no deny glob."""
+    allowed = _any_glob(tuple(allow)) if allow else None
+    denied = _any_glob(tuple(deny)) if deny else None
     return [
         name
         for name in names
-        if (not allow or any(fnmatch.fnmatchcase(name, pattern) for pattern in allow))
-        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in deny)
+        if (allowed is None or allowed(name) is not None) and (denied is None or denied(name) is None)
     ]
+
+
+@functools.lru_cache(maxsize=1024)
+def _any_glob(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled expression matching what any of `patterns` matches (`fnmatch.fnmatchcase` semantics), kept
+    across calls: a resolve filters every offered server's tools through the same few lists of globs."""
+    return re.compile("|".join(fnmatch.translate(pattern) for pattern in patterns)).match

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 from hypothesis import given
@@ -77,3 +78,23 @@ def test_filter_globs_deny_wins_and_empty_allow_means_all() -> None:
     assert filter_tool_names(names, allow=["files.*", "search"], deny=["files.*"]) == ["search"]
     assert filter_tool_names(names, allow=[], deny=["admin_*", "files.[dw]*"]) == ["files.read", "search"]
     assert filter_tool_names(names, allow=["Search"], deny=[]) == [], "globs are case-sensitive"
+
+
+GLOB_PARTS = st.sampled_from(["*", "?", "[a-c]", "[!x]", "a", "b", ".", "|", "(", "\n", "[", "\\"])
+
+
+@given(
+    names=st.lists(st.text(alphabet="abcx.|(\n[\\A", max_size=6), max_size=8),
+    allow=st.lists(st.lists(GLOB_PARTS, max_size=5).map("".join), max_size=3),
+    deny=st.lists(st.lists(GLOB_PARTS, max_size=5).map("".join), max_size=3),
+)
+def test_filter_globs_match_fnmatchcase_glob_by_glob(names: list[str], allow: list[str], deny: list[str]) -> None:
+    """The filter joins each list of globs into one cached expression; it must match exactly what testing the
+    globs one by one with `fnmatchcase` matches, metacharacters and newlines included."""
+    expected = [
+        name
+        for name in names
+        if (not allow or any(fnmatch.fnmatchcase(name, pattern) for pattern in allow))
+        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in deny)
+    ]
+    assert filter_tool_names(names, allow=allow, deny=deny) == expected
