@@ -325,7 +325,8 @@ def _holders(objects):
     by_task = []
     for task in tasks:  # each task's share, largest first (what an earlier task reached is not counted again)
         coro = task.get_coro()
-        by_task.append((_deep([task], seen, into_tasks=True), f"{task.get_name()} {getattr(coro, '__qualname__', coro)}"))
+        name = f"{task.get_name()} {getattr(coro, '__qualname__', coro)}"
+        by_task.append((_deep([task], seen, into_tasks=True), name))
     lines.append(
         f"  pending tasks (coroutines, frames and what only they reach): {sum(size for size, _ in by_task) / mb:.2f}"
         f" in {len(tasks)}"
