@@ -204,12 +204,9 @@ class Registry:
                     transaction.closed = True
 
     def fetch_state(self, *, tenants: Collection[str] | None = None, only: RowSelection | None = None) -> ObservedState:
-        """Every row of the four managed tables (owned or not), as records with `row_id` and `ownership` set.
-
-        A fixed number of queries however many rows there are. `tenants` limits the read to those slugs; `only` to
-        the rows a pass over a few objects consults (`RowSelection`), so that pass costs what it touches, not the
-        size of its tenants.
-        """
+        """Every row of the four managed tables (owned or not), as records with `row_id` and `ownership` set. A fixed
+        number of queries however many rows there are. `tenants` limits the read to those slugs; `only` to the rows
+        a pass over a few objects consults (`RowSelection`), so it costs what it touches, not its tenants' size."""
         return self._read(lambda connection: reading.read_state(connection, tenants, only))
 
     def fetch_resources(
