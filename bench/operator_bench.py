@@ -322,10 +322,16 @@ def _holders(objects):
         raw = [getattr(body, "_src", body) for body in bodies]
         lines.append(f"  kopf live bodies (daemons' view): {_deep(raw, seen) / mb:.2f} in {len(raw)}")
         lines.append(f"  kopf resource memories (rest, tasks excluded): {_deep(items, seen) / mb:.2f} in {len(items)}")
+    by_task = []
+    for task in tasks:  # each task's share, largest first (what an earlier task reached is not counted again)
+        coro = task.get_coro()
+        name = f"{task.get_name()} {getattr(coro, '__qualname__', coro)}"
+        by_task.append((_deep([task], seen, into_tasks=True), name))
     lines.append(
-        f"  pending tasks (coroutines, frames and what only they reach): {_deep(tasks, seen, into_tasks=True) / mb:.2f}"
+        f"  pending tasks (coroutines, frames and what only they reach): {sum(size for size, _ in by_task) / mb:.2f}"
         f" in {len(tasks)}"
     )
+    lines.extend(f"    {size / mb:.2f} {name}" for size, name in sorted(by_task, reverse=True)[:8])
     lines.append(f"  everything else gc-tracked: {_deep(objects, seen, into_tasks=True) / mb:.2f}")
     return lines
 

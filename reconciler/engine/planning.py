@@ -13,7 +13,17 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.api.server import immutable_message
-from reconciler.registry.records import TABLES, ObservedState, Record, RowKey, ServerRecord, SourceRef, key_of
+from reconciler.registry.records import (
+    TABLES,
+    BindingRecord,
+    ObservedState,
+    Record,
+    RowKey,
+    RowSelection,
+    ServerRecord,
+    SourceRef,
+    key_of,
+)
 
 # Record column of each immutable spec path; a test keeps it covering `IMMUTABLE_SERVER_FIELDS`.
 IMMUTABLE_COLUMNS: dict[str, str] = {"transport": "transport", "auth.type": "auth_type"}
@@ -337,12 +347,38 @@ def _duplicates_of_managed(record: ServerRecord, observed: ObservedState) -> lis
     return found
 
 
+KEY_PUBLISHING_AUTH = "oauthClientCredentials"
+"""The auth type of the servers that may publish a client-assertion key in their tenant's JWKS."""
+
+
+def rows_consulted(records: Iterable[Record]) -> RowSelection:
+    """The observed rows a plan of `records` that prunes nothing consults (`plan_changes`), and the server rows their
+    bindings name (the report step reads those): each record's own row, the tenant's server rows at each declared
+    server's URL (the app-owned duplicate refusal and the hand-made duplicate warning), and, when a declared server
+    publishes a client-assertion key, every row of its tenant that may publish one (the keyId-conflict check)."""
+    keys: set[RowKey] = set()
+    urls: set[tuple[str, str]] = set()
+    publishes = False
+    for record in records:
+        keys.add(key_of(record))
+        if isinstance(record, ServerRecord):
+            urls.add((record.tenant, record.url))
+            publishes = publishes or _published_key(record) is not None
+        elif isinstance(record, BindingRecord):
+            keys.update(("servers", record.tenant, bound.server) for bound in record.servers)
+    return RowSelection(
+        keys=frozenset(keys),
+        server_urls=frozenset(urls),
+        server_auth_types=frozenset({KEY_PUBLISHING_AUTH}) if publishes else frozenset(),
+    )
+
+
 def _published_key(record: Record | None) -> tuple[str, Any] | None:
     """The (`kid`, JWK) a server publishes in its tenant's CIMD JWKS, if it signs client assertions."""
     if not isinstance(record, ServerRecord):
         return None
     jwk = record.auth.get("clientAssertionPublicKey")
-    if record.auth_type != "oauthClientCredentials" or not isinstance(jwk, Mapping):
+    if record.auth_type != KEY_PUBLISHING_AUTH or not isinstance(jwk, Mapping):
         return None
     kid = jwk.get("kid")
     return (kid, dict(jwk)) if isinstance(kid, str) else None

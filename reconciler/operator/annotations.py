@@ -20,6 +20,10 @@ POLL_INTERVAL_ANNOTATION = f"{API_GROUP}/poll-interval"
 RECONCILE_REQUEST_ANNOTATION = f"{API_GROUP}/reconcile-requested-at"
 CREDENTIAL_LABEL = f"{API_GROUP}/credential"
 """Secrets carrying this label (any value) are watched, so a change reconciles the objects using them at once."""
+KOPF_PREFIX = f"kopf.{API_GROUP}"
+"""kopf's bookkeeping annotations live under a sub-domain of our group, not the group itself: kopf leaves
+every annotation under its storage prefix out of change detection, and users' own annotations
+(`mcp.reconciler.dev/paused`, `.../reconcile-requested-at`, `.../poll-interval`) must trigger a pass."""
 
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")

@@ -15,15 +15,10 @@ from pathlib import Path
 
 import kopf
 
-from reconciler.api import API_GROUP
-from reconciler.operator.annotations import CREDENTIAL_LABEL, FINALIZER
+from reconciler.operator.annotations import CREDENTIAL_LABEL, FINALIZER, KOPF_PREFIX
 from reconciler.registry import DEFAULT_MANAGER
 
 DEFAULT_PEERING_NAME = "mcp-reconciler"
-KOPF_PREFIX = f"kopf.{API_GROUP}"
-"""kopf's bookkeeping annotations live under a sub-domain of our group, not the group itself: kopf leaves
-every annotation under its storage prefix out of change detection, and users' own annotations
-(`mcp.reconciler.dev/paused`, `.../reconcile-requested-at`, `.../poll-interval`) must trigger a pass."""
 REPORTING_COMPONENT = "mcp-reconciler"
 
 

@@ -28,9 +28,11 @@ from reconciler.api.invalid_fields import describe_field_error
 from reconciler.api.server import auth_secret_refs
 from reconciler.engine.inputs import DesiredInput, StaticSecrets, Tenant
 from reconciler.errors import InvalidInput, Problem
+from reconciler.operator.annotations import KOPF_PREFIX
 from reconciler.registry.records import SourceRef
 
 KIND_NAMES = frozenset(info.kind for info in KINDS)
+_KOPF_ANNOTATIONS = f"{KOPF_PREFIX}/"
 _KEPT_METADATA = ("name", "namespace", "labels", "annotations", "generation", "uid", "resourceVersion")
 
 
@@ -188,8 +190,14 @@ def build_input(
 
 def index_entry(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the operator's object index keeps per object: the slim body plus its status and deletion mark (for
-    Secret-triggered and periodic passes, which start from the index rather than from a watch event)."""
+    Secret-triggered and periodic passes, which start from the index rather than from a watch event). kopf's own
+    annotations are left out: no pass reads them, and its last-handled configuration is a second copy of the spec."""
     entry = slim_body(body)
+    annotations = entry["metadata"].get("annotations")
+    if annotations and any(key.startswith(_KOPF_ANNOTATIONS) for key in annotations):
+        entry["metadata"]["annotations"] = {
+            key: value for key, value in annotations.items() if not key.startswith(_KOPF_ANNOTATIONS)
+        }
     deleting = (body.get("metadata") or {}).get("deletionTimestamp")
     if deleting:
         entry["metadata"]["deletionTimestamp"] = deleting

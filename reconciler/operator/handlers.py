@@ -4,7 +4,8 @@
 global registry, so two operators can run in one process (tests do). Per kind: two indexes (the objects, by
 namespace and by uid, and which objects read which Secret), create/update/resume → one pass, delete → the
 finalizer. Periodic passes are not kopf daemons (one per object would cost ~40 KB each): indexing an object
-schedules it in the reconciler's one resync loop, which the first indexed object starts.
+schedules it in the reconciler's one resync loop, which the first indexed object starts, and an imported MCPServer
+in the upstream checker's loop (no kopf timer either: kopf would keep every MCPServer's full body for it).
 One more watch, on Secrets labelled `mcp.reconciler.dev/credential` (filtered server-side through
 `settings.watching.label_selectors`, see `config.py`), reconciles exactly the objects that read a changed
 Secret. Index handlers are async too: kopf runs sync handlers in threads, and the scheduling indexing does
@@ -21,7 +22,6 @@ from typing import Any, cast
 import kopf
 
 from reconciler.api import API_GROUP, API_VERSION, KINDS
-from reconciler.engine.upstream import UPSTREAM_REGISTRY
 from reconciler.errors import PermanentError, RetryableError
 from reconciler.operator.annotations import CREDENTIAL_LABEL
 from reconciler.operator.cluster import KubeAccess
@@ -71,23 +71,9 @@ def build_handlers(
     *, reconciler: ObjectReconciler, access: KubeAccess, upstream: UpstreamChecker | None = None
 ) -> kopf.OperatorRegistry:
     """A kopf registry with all handlers, bound to `reconciler`; `access` answers kopf's login. With `upstream`,
-    imported MCPServers are checked against their registry every `upstream_interval` seconds."""
+    the object index hands it the imported MCPServers to check against their registry (its own schedule, not a
+    kopf timer: see `upstream.py`)."""
     registry = kopf.OperatorRegistry()
-
-    if upstream is not None:
-        checker = upstream
-
-        @kopf.timer(
-            API_GROUP,
-            API_VERSION,
-            "mcpservers",
-            id="upstream",
-            interval=checker.interval,
-            annotations={UPSTREAM_REGISTRY: kopf.PRESENT},
-            registry=registry,
-        )
-        async def check_upstream(*, body: kopf.Body, **_: Any) -> None:
-            await checker.check(body)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -119,6 +105,10 @@ def build_handlers(
                 # kopf.event finds its queue through context variables set there.
                 reconciler.start_resyncs(KopfIndexedObjects(cast(ObjectsIndex, kwargs[OBJECTS_INDEX])))
             reconciler.track(entry)  # its periodic passes (idempotent: a known object keeps its schedule)
+            if upstream is not None:
+                if not upstream.started:
+                    upstream.start(KopfIndexedObjects(cast(ObjectsIndex, kwargs[OBJECTS_INDEX])))
+                upstream.track(entry)  # imported servers only: checked now, then every upstream interval
             keys: list[Hashable] = [namespace or ""] + ([_uid_key(uid)] if uid else [])
             return dict.fromkeys(keys, entry)
 

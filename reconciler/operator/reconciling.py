@@ -202,12 +202,15 @@ class ObjectReconciler:
 
     def track(self, body: Mapping[str, Any]) -> None:
         """Every object the watch reports gets periodic passes; the first comes at a random point of its first
-        interval, so a restart does not resync every object at once (the resume handler has just seen them)."""
+        interval, so a restart does not resync every object at once (the resume handler has just seen them).
+        `body` is the object's index entry: it shares the status we last wrote when the watch reports that one."""
         metadata = body.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
             return
         view = ObjectView.of(body)
         key = view.key
+        if isinstance(body, dict):
+            self._recording.share(body, key)
         self._namespaces.add(view.source.namespace)
         if key not in self._resyncs:  # every watch event lands here: a known object keeps its schedule
             self._resyncs.track(key, self._rng.uniform(0, self._interval(body)))

@@ -43,6 +43,13 @@ class StatusRecorder:
     def previous(self, view: ObjectView) -> Mapping[str, Any] | None:
         return self._written.get(view.key, view.status)
 
+    def share(self, entry: dict[str, Any], key: str) -> None:
+        """An index entry whose status is the one we last wrote holds our copy rather than an equal one of its own:
+        one status per object in memory, not two (nothing changes either copy in place)."""
+        written = self._written.get(key)
+        if written is not None and entry.get("status") == written:
+            entry["status"] = written
+
     def forget(self, view: ObjectView) -> None:
         self._written.pop(view.key, None)
         if view.source.kind == "MCPServer":

@@ -89,6 +89,7 @@ class Operator:
         watcher: asyncio.Task[None] | None = None
         cluster: Cluster | None = None
         reconciler: ObjectReconciler | None = None
+        upstream: UpstreamChecker | None = None
         try:
             configuration, in_cluster = await load_client_configuration(
                 kubeconfig=config.kubeconfig, context=config.kube_context, environ=self._environ
@@ -133,16 +134,18 @@ class Operator:
                 health = RegistryHealth(registry.ping, cache_seconds=config.health_cache_seconds, executor=threads)
                 app = build_app(metrics=self.metrics, health=health, peering=lambda: self.peering)
                 runner, self.port = await start_server(app, host=config.listen_host, port=config.port)
+            upstream = UpstreamChecker(
+                record=reconciler.record_upstream,
+                allow_private=config.allow_private_networks,
+                interval=config.upstream_interval,
+                token=config.upstream_token,
+                gate=gate,
+            )
             await kopf.operator(
                 registry=build_handlers(
                     reconciler=reconciler,
                     access=access_of(configuration, in_cluster=in_cluster),
-                    upstream=UpstreamChecker(
-                        record=reconciler.record_upstream,
-                        allow_private=config.allow_private_networks,
-                        interval=config.upstream_interval,
-                        token=config.upstream_token,
-                    ),
+                    upstream=upstream,
                 ),
                 settings=build_kopf_settings(config),
                 namespaces=list(config.namespaces),
@@ -155,6 +158,8 @@ class Operator:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if upstream is not None:
+                await upstream.close()
             if reconciler is not None:
                 await reconciler.close()
             if runner is not None:

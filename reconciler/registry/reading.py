@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +27,9 @@ from reconciler.registry.records import (
     ProbeStateRecord,
     Record,
     ResourceRecord,
+    RowSelection,
     SourceRef,
+    Table,
     TenantRecord,
     ToolSnapshotRecord,
     UserTokenRecord,
@@ -245,42 +247,83 @@ def _tenant_scope(table: sa.Table, tenants: Collection[str] | None) -> list[sa.C
     return [table.c.tenant_id.in_(sa.select(schema.tenants.c.id).where(*_slug_filter(tenants)))]
 
 
-def read_state(connection: sa.Connection, tenants: Collection[str] | None) -> ObservedState:
-    """Seven queries: tenants, the four tables, grant subjects and bound servers (children in stored order)."""
+MAX_SELECTED_KEYS = 2_000
+"""Above this many keys a row selection reads its tenants whole: one statement's bound parameters stay far below
+the backends' limits, and a pass that large covers much of its tenants anyway."""
+
+
+def read_state(
+    connection: sa.Connection, tenants: Collection[str] | None, only: RowSelection | None = None
+) -> ObservedState:
+    """Seven queries: tenants, the four tables, grant subjects and bound servers (children in stored order); with
+    `only`, just the selected rows of those (two more for the names of rows they reference but that were not read)."""
+    if only is not None and len(only.keys) > MAX_SELECTED_KEYS:
+        tenants, only = (only.tenants if tenants is None else set(tenants) & only.tenants), None
+    elif only is not None:
+        tenants = only.tenants if tenants is None else set(tenants) & only.tenants
     tenant_rows = _mappings(connection, sa.select(schema.tenants).where(*_slug_filter(tenants)))
     slug_of = {row["id"]: row["slug"] for row in tenant_rows}
     state = ObservedState(tenants={row["slug"]: TenantRecord(row["slug"], row["namespace"]) for row in tenant_rows})
+    id_of = {slug: row_id for row_id, slug in slug_of.items()}
 
-    def rows_of(table: sa.Table) -> Sequence[sa.RowMapping]:
-        return _mappings(connection, sa.select(table).where(*_tenant_scope(table, tenants)).order_by(table.c.id))
+    def rows_of(table: sa.Table, selected: Table) -> Sequence[sa.RowMapping]:
+        scope = _tenant_scope(table, tenants) if only is None else [_selected(table, selected, only, id_of)]
+        return _mappings(connection, sa.select(table).where(*scope).order_by(table.c.id))
 
-    server_rows = rows_of(schema.servers)
-    connection_rows = rows_of(schema.connections)
-    grant_rows = rows_of(schema.access_grants)
-    binding_rows = rows_of(schema.template_bindings)
+    server_rows = rows_of(schema.servers, "servers")
+    connection_rows = rows_of(schema.connections, "connections")
+    grant_rows = rows_of(schema.access_grants, "grants")
+    binding_rows = rows_of(schema.template_bindings, "bindings")
     server_names = {row["id"]: row["name"] for row in server_rows}
     connection_names = {row["id"]: row["name"] for row in connection_rows}
 
     subjects = schema.access_grant_subjects
     subjects_of: dict[int, list[GrantSubjectRecord]] = defaultdict(list)
-    subject_query = (
-        sa.select(subjects)
-        .join(schema.access_grants, schema.access_grants.c.id == subjects.c.grant_id)
-        .where(*_tenant_scope(schema.access_grants, tenants))
-        .order_by(subjects.c.grant_id, subjects.c.position, subjects.c.id)
-    )
-    for row in _mappings(connection, subject_query):
+    subject_query = sa.select(subjects).order_by(subjects.c.grant_id, subjects.c.position, subjects.c.id)
+    if only is None:
+        subject_query = subject_query.join(
+            schema.access_grants, schema.access_grants.c.id == subjects.c.grant_id
+        ).where(*_tenant_scope(schema.access_grants, tenants))
+    else:
+        subject_query = subject_query.where(subjects.c.grant_id.in_([row["id"] for row in grant_rows]))
+    for row in _mappings(connection, subject_query) if only is None or grant_rows else ():
         subjects_of[row["grant_id"]].append(conversion.subject_of(row))
 
     bound = schema.template_binding_servers
+    bound_rows: Sequence[sa.RowMapping] = ()
+    bound_query = sa.select(bound).order_by(bound.c.binding_id, bound.c.position, bound.c.id)
+    if only is None:
+        bound_query = bound_query.join(
+            schema.template_bindings, schema.template_bindings.c.id == bound.c.binding_id
+        ).where(*_tenant_scope(schema.template_bindings, tenants))
+        bound_rows = _mappings(connection, bound_query)
+    elif binding_rows:
+        bound_rows = _mappings(
+            connection, bound_query.where(bound.c.binding_id.in_([row["id"] for row in binding_rows]))
+        )
+    if only is not None:  # rows read name rows that were not read: their names, by id
+        server_names.update(
+            _names(
+                connection,
+                schema.servers,
+                [row["server_id"] for row in connection_rows]
+                + [row["target_server_id"] for row in grant_rows]
+                + [row["server_id"] for row in bound_rows],
+                known=server_names,
+            )
+        )
+        connection_names.update(
+            _names(
+                connection,
+                schema.connections,
+                [row["discovery_connection_id"] for row in server_rows]
+                + [row["target_connection_id"] for row in grant_rows]
+                + [row["connection_id"] for row in bound_rows],
+                known=connection_names,
+            )
+        )
     bound_of: dict[int, list[BoundServerRecord]] = defaultdict(list)
-    bound_query = (
-        sa.select(bound)
-        .join(schema.template_bindings, schema.template_bindings.c.id == bound.c.binding_id)
-        .where(*_tenant_scope(schema.template_bindings, tenants))
-        .order_by(bound.c.binding_id, bound.c.position, bound.c.id)
-    )
-    for row in _mappings(connection, bound_query):
+    for row in bound_rows:
         bound_of[row["binding_id"]].append(
             conversion.bound_server_of(
                 row,
@@ -326,6 +369,47 @@ def read_state(connection: sa.Connection, tenants: Collection[str] | None) -> Ob
     )
     state.rows = {key_of(record): record for record in records}
     return state
+
+
+def _selected(
+    table: sa.Table, selected: Table, only: RowSelection, tenant_ids: Mapping[str, int]
+) -> sa.ColumnElement[bool]:
+    """The rows of `table` (rows of `selected` in `only`'s keys) that `only` selects (see `RowSelection`), among
+    tenants that exist."""
+    names: dict[int, set[str]] = defaultdict(set)
+    for row_table, tenant, name in only.keys:
+        if row_table == selected and tenant in tenant_ids:
+            names[tenant_ids[tenant]].add(name)
+    chosen = [
+        sa.and_(table.c.tenant_id == tenant_id, table.c.name.in_(sorted(wanted)))
+        for tenant_id, wanted in sorted(names.items())
+    ]
+    if table is schema.servers:
+        urls: dict[int, set[str]] = defaultdict(set)
+        for tenant, url in only.server_urls:
+            if tenant in tenant_ids:
+                urls[tenant_ids[tenant]].add(url)
+        chosen.extend(
+            sa.and_(table.c.tenant_id == tenant_id, table.c.url.in_(sorted(wanted)))
+            for tenant_id, wanted in sorted(urls.items())
+        )
+        key_tenants = sorted({tenant_ids[tenant] for _, tenant, _ in only.keys if tenant in tenant_ids})
+        if only.server_auth_types and key_tenants:
+            chosen.append(
+                sa.and_(table.c.tenant_id.in_(key_tenants), table.c.auth_type.in_(sorted(only.server_auth_types)))
+            )
+    return sa.or_(*chosen) if chosen else sa.false()
+
+
+def _names(
+    connection: sa.Connection, table: sa.Table, ids: Iterable[int | None], *, known: Mapping[int, str]
+) -> dict[int, str]:
+    """Names of the rows of `table` with these ids, for those not `known` yet (none: no query)."""
+    missing = sorted({row_id for row_id in ids if row_id is not None and row_id not in known})
+    if not missing:
+        return {}
+    query = sa.select(table.c.id, table.c.name).where(table.c.id.in_(missing))
+    return {row_id: name for row_id, name in connection.execute(query).all()}
 
 
 def read_fingerprint_key(connection: sa.Connection) -> str | None:

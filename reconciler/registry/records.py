@@ -302,6 +302,26 @@ class ObservedState:
 
 
 @dataclass(frozen=True)
+class RowSelection:
+    """The rows a pass over a few objects reads, instead of every row of their tenants (`Registry.fetch_state`).
+
+    The rows of `keys` (what the pass writes and what that references), every server row of a tenant with one of
+    `server_urls` (planning refuses a second app-owned server at one URL and warns of hand-made duplicates), and
+    every server row of the keys' tenants whose auth type is one of `server_auth_types` (the keyId-conflict check
+    looks at every key the tenant's JWKS publishes). The engine builds it (`engine.planning.rows_consulted`), so
+    what is read follows what planning consults; the registry only reads it."""
+
+    keys: frozenset[RowKey]
+    server_urls: frozenset[tuple[str, str]] = frozenset()
+    """(tenant, url)."""
+    server_auth_types: frozenset[str] = frozenset()
+
+    @property
+    def tenants(self) -> frozenset[str]:
+        return frozenset(tenant for _, tenant, _ in self.keys) | frozenset(tenant for tenant, _ in self.server_urls)
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """One audit-log row. `diff` is already masked by the caller: secret parts appear as references only."""
 

@@ -50,6 +50,7 @@ from reconciler.registry.records import (
     RefreshableMemberToken,
     ResourceRecord,
     RowKey,
+    RowSelection,
     TenantRecord,
     ToolSnapshotRecord,
     UserTokenRecord,
@@ -202,12 +203,11 @@ class Registry:
                 finally:
                     transaction.closed = True
 
-    def fetch_state(self, *, tenants: Collection[str] | None = None) -> ObservedState:
-        """Every row of the four managed tables (owned or not), as records with `row_id` and `ownership` set.
-
-        A fixed number of queries however many rows there are. `tenants` limits the read to those slugs.
-        """
-        return self._read(lambda connection: reading.read_state(connection, tenants))
+    def fetch_state(self, *, tenants: Collection[str] | None = None, only: RowSelection | None = None) -> ObservedState:
+        """Every row of the four managed tables (owned or not), as records with `row_id` and `ownership` set. A fixed
+        number of queries however many rows there are. `tenants` limits the read to those slugs; `only` to the rows
+        a pass over a few objects consults (`RowSelection`), so it costs what it touches, not its tenants' size."""
+        return self._read(lambda connection: reading.read_state(connection, tenants, only))
 
     def fetch_resources(
         self,
@@ -425,9 +425,9 @@ class RegistryTransaction:
         self._connection = connection
         self.closed = False
 
-    def fetch_state(self, *, tenants: Collection[str] | None = None) -> ObservedState:
+    def fetch_state(self, *, tenants: Collection[str] | None = None, only: RowSelection | None = None) -> ObservedState:
         """`Registry.fetch_state`, seeing this transaction's own writes."""
-        return reading.read_state(self._live(), tenants)
+        return reading.read_state(self._live(), tenants, only)
 
     def ensure_tenants(self, tenants: Iterable[TenantRecord]) -> None:
         """Insert the tenants the registry does not have yet; existing ones are left as they are."""

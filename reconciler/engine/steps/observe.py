@@ -31,7 +31,7 @@ def observe(current: Pass, registry: Registry) -> None:
         first if first is not None else desired_objects(current.desired, registry, manager=current.settings.manager)
     )
     current.objects, current.read_tenants = current.scope.select(everything, tenants=current.read_tenants)
-    current.observed = registry.fetch_state(tenants=current.read_tenants)
+    current.observed = registry.fetch_state(tenants=current.read_tenants, only=current.scope.rows(everything))
     current.written = current.objects + discovery_companions(current.objects, everything, current.observed)
     current.probe_states = dict(registry.fetch_probe_states(tenants=current.read_tenants))
     servers = {obj.key[1:] for obj in current.objects if obj.key[0] == "servers"}

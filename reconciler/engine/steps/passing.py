@@ -28,6 +28,7 @@ from reconciler.registry.records import (
     ObservedState,
     ProbeStateRecord,
     RowKey,
+    RowSelection,
     SourceRef,
     ToolSnapshotRecord,
 )
@@ -125,6 +126,9 @@ class Scope(Protocol):
         self, objects: Sequence[DesiredObject], *, tenants: frozenset[str] | None
     ) -> tuple[list[DesiredObject], frozenset[str] | None]:
         """The objects this pass reconciles, and the tenants whose rows it reads (None: all)."""
+
+    def rows(self, everything: Sequence[DesiredObject]) -> RowSelection | None:
+        """Which rows of those tenants the pass reads for its input `everything` (None: all of them)."""
 
     def prunes(self, settings: EngineSettings) -> bool:
         """Whether rows of objects missing from the pass's input are deleted or orphaned."""

@@ -18,13 +18,13 @@ from typing import Any, NoReturn
 
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.fastpath import desired_tenants, input_digest, probes_due, restrict_to_tenants, tenants_to_read
-from reconciler.engine.planning import Plan
+from reconciler.engine.planning import Plan, rows_consulted
 from reconciler.engine.steps.passing import EngineSettings, Pass, ReconcileReport
 from reconciler.engine.steps.sinks import ClusterStatuses, RegistryCopies
 from reconciler.errors import DependencyPending, MissingReference
 from reconciler.registry import Registry, RegistryTransaction
 from reconciler.registry.errors import ConcurrentChange, RegistryBusy
-from reconciler.registry.records import SourceRef
+from reconciler.registry.records import RowSelection, SourceRef
 
 CONCURRENT_ATTEMPTS = 3
 """Passes a whole-source reconcile tries when another writer keeps changing the registry under it, before
@@ -66,6 +66,10 @@ class WholeSource:
         self, objects: Sequence[DesiredObject], *, tenants: frozenset[str] | None
     ) -> tuple[list[DesiredObject], frozenset[str] | None]:
         return list(objects), tenants
+
+    def rows(self, everything: Sequence[DesiredObject]) -> RowSelection | None:
+        """Every row of the tenants read: the pass plans them all (and may prune)."""
+        return None
 
     def prunes(self, settings: EngineSettings) -> bool:
         return settings.prune
@@ -126,6 +130,12 @@ class ObjectScope:
         is pruned, so rows of other tenants cannot matter and are not read."""
         targets = [obj for obj in objects if obj.source in self.targets]
         return targets, frozenset(obj.tenant.slug for obj in targets)
+
+    def rows(self, everything: Sequence[DesiredObject]) -> RowSelection | None:
+        """Only the rows planning consults for the input (targets, companions and what they reference): with
+        nothing pruned, a pass over a few objects never needs the rest of their tenants' rows, and reading them made
+        each pass of a big fleet cost the fleet's size."""
+        return rows_consulted(obj.record for obj in everything)
 
     def prunes(self, settings: EngineSettings) -> bool:
         return False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 from typing import Any
 
 import pytest
@@ -110,6 +112,20 @@ def test_index_entries_are_slim() -> None:
     entry = index_entry(SERVER)
     assert "managedFields" not in entry["metadata"] and entry["status"] == {"observedGeneration": 1}
     assert "status" not in slim_body(SERVER)
+
+
+def test_index_entries_leave_kopf_bookkeeping_out_and_keep_what_users_annotate() -> None:
+    annotated = copy.deepcopy(SERVER)
+    annotated["metadata"]["annotations"] = {
+        "kopf.mcp.reconciler.dev/last-handled-configuration": json.dumps({"spec": SERVER["spec"]}),
+        "kopf.mcp.reconciler.dev/reconcile": '{"started": "now"}',
+        "mcp.reconciler.dev/paused": "true",
+        "example.com/owner": "team-a",
+    }
+    entry = index_entry(annotated)
+    assert entry["metadata"]["annotations"] == {"mcp.reconciler.dev/paused": "true", "example.com/owner": "team-a"}
+    assert len(annotated["metadata"]["annotations"]) == 4, "the watch's body is left as it is"
+    assert parse_resource(entry).spec == parse_resource(annotated).spec
 
 
 def test_secret_users() -> None:

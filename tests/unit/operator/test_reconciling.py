@@ -5,6 +5,7 @@ Batching is in `test_batching.py`, binding exports in `test_exports.py`."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import itertools
 import random
@@ -18,6 +19,7 @@ from reconciler.engine.statuses import conditions as cond
 from reconciler.errors import MissingReference, RetryableError
 from reconciler.operator.cluster import SecretsRead
 from reconciler.operator.config import OperatorConfig
+from reconciler.operator.gathering import index_entry
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.reconciling import ObjectReconciler, ObjectView
 from reconciler.registry import Registry, RegistryUnavailable
@@ -42,6 +44,28 @@ def test_first_pass_writes_unknown_then_the_result_and_a_second_pass_writes_noth
     run(reconciler.reconcile(body, peers=[body]))
     assert len(cluster.patches) == 2, "nothing changed: nothing written"
     assert sink.reasons("crm") == ["Created"]
+
+
+def test_an_index_entry_reporting_the_status_written_holds_the_operators_copy_and_passes_stay_quiet(
+    reconciler: ObjectReconciler, cluster: FakeCluster
+) -> None:
+    """One status per object in memory: the watch's equal copy gives way to the one the operator wrote."""
+    body = server()
+    run(reconciler.reconcile(body, peers=[body]))
+    written = reconciler._recording.previous(ObjectView.of(body))
+    entry = index_entry({**body, "status": copy.deepcopy(cluster.statuses[("MCPServer", "ns", "crm")])})
+    other = index_entry({**server("other"), "status": {"observedGeneration": 1}})
+    assert entry["status"] == written and entry["status"] is not written
+
+    async def indexed() -> None:  # as the index handler does, on the event loop
+        reconciler.track(entry)
+        reconciler.track(other)
+
+    run(indexed())
+    assert entry["status"] is written
+    assert other["status"] == {"observedGeneration": 1}, "another object's status is its own"
+    run(reconciler.reconcile(entry, peers=[entry]))
+    assert len(cluster.patches) == 2, "nothing changed: nothing written"
 
 
 def test_a_restarted_operator_writes_nothing_for_a_converged_object(
