@@ -2,11 +2,12 @@
 
 Starts the control plane the e2e suite uses (building it once if needed, see `.ci/kube-assets.sh`), runs the
 operator as a child process through `run_operator` (so its peak RSS is its own), creates the objects and prints:
-time until all are Ready/Synced, status writes per object (and all writes, kopf's bookkeeping included) until
-convergence and then during three idle resync periods, counted from a watch, and the operator's peak RSS and
-open sockets. The registry is migrated first with `mcp-reconciler migrate`, as the chart's init container does.
-Targets: ≤ 2 status writes per object to converge, none while idle, peak RSS ≤ 250 MB. Prints numbers; asserts
-nothing.
+time until all are Ready/Synced and the operator's CPU seconds over that time (on a busy machine the time is
+mostly other processes' doing; the CPU is the operator's own), status writes per object (and all writes, kopf's
+bookkeeping included) until convergence and then during three idle resync periods, counted from a watch, and the
+operator's peak RSS and open sockets. The registry is migrated first with `mcp-reconciler migrate`, as the
+chart's init container does. Targets: ≤ 2 status writes per object to converge, none while idle, peak RSS ≤ 250
+MB. Prints numbers; asserts nothing.
 
 Two modes, printed as `mode`: by default the servers have example.com URLs and discovery disabled, so nothing is
 contacted (the operator still runs with probing on, as shipped). `--probe` serves the shipped demo MCP servers
@@ -15,9 +16,9 @@ addresses allowed, so every object is discovered and its tools listed.
 
 Baselines, measured in the same run on the same control plane and printed as ratios (`--no-baselines` skips
 them): the RSS of a bare `import kopf, kubernetes.aio.client` and of `import reconciler.operator`; a bare kopf
-operator with one no-op handler on the same number of new objects (its peak RSS and time until kopf has handled
-all of them); and the cheapest possible controller, the bench itself writing one Ready status per object right
-after creating it (its time until all are Ready).
+operator with one no-op handler on the same number of new objects (its peak RSS, and its time and CPU seconds
+until kopf has handled all of them); and the cheapest possible controller, the bench itself writing one Ready
+status per object right after creating it (its time until all are Ready).
 
 Diagnostics, for finding where memory goes (they inflate the peak; never compare such a run's numbers):
 `MCPR_BENCH_DIAGNOSTICS=1` makes the operator dump RSS, glibc malloc and pymalloc totals, the largest object
@@ -237,6 +238,13 @@ def _open_sockets(pid: int) -> int:
 
 def _peak_rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmHWM")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used so far (`/proc/<pid>/stat`): on a busy machine the time to
+    Ready is mostly other processes' doing, the CPU the operator spent is its own."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _registry_url(backend: str, workdir: Path) -> tuple[str, Any]:
@@ -649,6 +657,7 @@ def _kopf_noop_baseline(
         log.close()
     try:
         _wait_started(process, watches=1)
+        cpu_before = _cpu_s(process.pid)
         started = time.monotonic()
         _create_all(http, fleet, objects, demo=None)
 
@@ -657,12 +666,17 @@ def _kopf_noop_baseline(
             return "kopf.zalando.org/last-handled-configuration" in annotations
 
         elapsed, count = _wait_all(http, fleet, objects, handled, started=started)
+        cpu = _cpu_s(process.pid) - cpu_before
         time.sleep(5)  # let it settle as the operator's run does, so both peaks cover the same phases
         rss = _peak_rss_mb(process.pid)
     finally:
         _stop(process)
     _delete_all(http, fleet)
-    return {"peak_rss_mb": round(rss, 1), "all_handled_s": round(elapsed, 1) if count == objects else None}
+    return {
+        "peak_rss_mb": round(rss, 1),
+        "all_handled_s": round(elapsed, 1) if count == objects else None,
+        "cpu_to_all_handled_s": round(cpu, 2),
+    }
 
 
 def _import_rss_mb(statement: str) -> float:
@@ -746,6 +760,9 @@ def run(objects: int, resync: float, backend: str, *, spread: int, probe: bool, 
                 "all_ready_s / kopf_noop_all_handled_s": _ratio(
                     result["all_ready_s"], measured["kopf_noop_operator"]["all_handled_s"]
                 ),
+                "operator_cpu_to_ready / kopf_noop_cpu_to_all_handled": _ratio(
+                    result["operator_cpu_to_ready_s"], measured["kopf_noop_operator"]["cpu_to_all_handled_s"]
+                ),
             }
         return result
 
@@ -782,10 +799,12 @@ def _measure_operator(
         watcher.start()
         time.sleep(0.5)
 
+        cpu_before = _cpu_s(operator.pid)
         started = time.monotonic()
         _create_all(http, fleet, objects, demo=demo)
         created = time.monotonic() - started
         converged, ready = _wait_all(http, fleet, objects, _ready, started=started)
+        cpu_to_ready = _cpu_s(operator.pid) - cpu_before
         # kopf's own bookkeeping patch (last-handled-configuration) may land after the status: wait until the
         # stream has been quiet for a few seconds, so the idle window measures only idle resyncs.
         settle_deadline = time.monotonic() + 120
@@ -812,6 +831,7 @@ def _measure_operator(
             "resync_interval_s": resync,
             "create_s": round(created, 1),
             "all_ready_s": round(converged, 1) if ready == objects else None,
+            "operator_cpu_to_ready_s": round(cpu_to_ready, 2),
             "ready": ready,
             "status_writes_per_object_to_converge": {
                 "mean": round(status_writes_at_convergence / objects, 2),
