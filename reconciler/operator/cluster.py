@@ -125,7 +125,8 @@ async def _request(what: str) -> AsyncIterator[None]:
 
 
 class CoreObjects:
-    """Core (`/api/v1`) objects as plain JSON, through the kubernetes client's own `ApiClient`.
+    """Core (`/api/v1`) objects, and our objects' status subresource, as plain JSON through the kubernetes
+    client's own `ApiClient`.
 
     The generated `CoreV1Api` imports a pydantic model for every core type on first use, about 24 MB that stays
     resident; the operator reads and writes four kinds and wants their JSON anyway. Same client, same auth,
@@ -168,6 +169,10 @@ class CoreObjects:
         """The Secret as JSON (the `SecretsApi` the credentials store reads through)."""
         timeout = _request_timeout if isinstance(_request_timeout, int | float) else None
         return await self.request("GET", _core_path(namespace, "secrets", name), request_timeout=timeout)
+
+
+def _custom_path(namespace: str, plural: str, name: str) -> str:
+    return f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
 
 
 def _core_path(namespace: str, plural: str | None = None, name: str | None = None) -> str:
@@ -324,23 +329,18 @@ class Cluster:
         return status if isinstance(status, dict) else {}
 
     async def patch_status(self, source: SourceRef, patch: Mapping[str, Any]) -> str | None:
-        """Merge-patch the status subresource; returns the new resourceVersion (None when the object is gone)."""
+        """Merge-patch the status subresource; returns the new resourceVersion (None when the object is gone).
+
+        Sent as plain JSON like the core objects: the generated `CustomObjectsApi` method validates its arguments
+        with pydantic on every call, a cost paid once per status write (the operator's most frequent request)."""
         plural = kind_for(source.kind).plural
+        path = _custom_path(source.namespace, plural, source.name) + "/status"
         try:
             async with _request(f"write the status of {source.kind} {source.namespace}/{source.name}"):
-                result = await self._custom.patch_namespaced_custom_object_status(
-                    API_GROUP,
-                    API_VERSION,
-                    source.namespace,
-                    plural,
-                    source.name,
-                    dict(patch),
-                    _content_type=MERGE_PATCH,
-                )
+                result = await self._core.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
         except _NotFound:
             return None
-        metadata = result.get("metadata", {}) if isinstance(result, dict) else {}
-        version = metadata.get("resourceVersion")
+        version = _metadata(result).get("resourceVersion")
         return str(version) if version is not None else None
 
 

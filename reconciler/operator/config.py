@@ -94,10 +94,14 @@ class OperatorConfig:
     """The platform tenant whose featured servers every exported document offers last (None: no platform)."""
     export_debounce: float = 0.5
     """Seconds a namespace's exported ConfigMaps wait after a change they depend on (one refresh per burst)."""
+    first_status_delay: float = 2.0
+    """Seconds a new object's first pass may take before its status shows Ready and Synced `Unknown` meanwhile; a
+    pass done sooner writes its outcome as the first status (the Argo CD health check reads a missing status as
+    Progressing, as it reads `Unknown`)."""
     health_cache_seconds: float = 5.0
+    """`/healthz` pings the registry at most this often."""
     peering_check_seconds: float = 10.0
     """How often a mandatory-peering instance re-checks that its peering object exists (for the log and `/healthz`)."""
-    """`/healthz` pings the registry at most this often."""
     public_url: str | None = None
     """Where the reconciler is reachable (`--public-url`, the chart's `publicUrl`): the OAuth callback
     `{public URL}/oauth/callback`, and the CIMD client id `{public URL}/oauth/client-metadata.json`."""

@@ -30,19 +30,62 @@ from tests.unit.operator.bodies import NOW, conditions, obj, run, server
 HOUR = dt.timedelta(hours=1)
 
 
-def test_first_pass_writes_unknown_then_the_result_and_a_second_pass_writes_nothing(
+def test_a_quick_first_pass_writes_its_result_as_the_first_status_and_a_second_pass_writes_nothing(
     reconciler: ObjectReconciler, cluster: FakeCluster, sink: RecordingSink
 ) -> None:
     body = server()
     run(reconciler.reconcile(body, peers=[body]))
-    first, second = (patch["status"] for _, _, patch in cluster.patches)
-    assert conditions(first) == {"Ready": ("Unknown", "Creating"), "Synced": ("Unknown", "Creating")}
-    assert conditions(second)["Ready"] == ("True", "Available") and conditions(second)["Synced"][0] == "True"
+    [(_, _, patch)] = cluster.patches
+    first = patch["status"]
+    assert conditions(first)["Ready"] == ("True", "Available") and conditions(first)["Synced"][0] == "True"
+    assert first["observedGeneration"] == 1
     assert sink.reasons("crm") == ["Created"]
 
     body["status"] = cluster.statuses[("MCPServer", "ns", "crm")]
     run(reconciler.reconcile(body, peers=[body]))
-    assert len(cluster.patches) == 2, "nothing changed: nothing written"
+    assert len(cluster.patches) == 1, "nothing changed: nothing written"
+    assert sink.reasons("crm") == ["Created"]
+
+
+def test_a_slow_first_pass_shows_unknown_while_it_runs_then_its_result(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    """Past `first_status_delay`, a new object says it is being worked on (Ready and Synced Unknown) before the
+    pass ends; the result then replaces it."""
+    release = asyncio.Event()
+    written_while_running: list[int] = []
+    original = cluster.fetch_tenant
+
+    async def slow(namespace: str) -> Tenant:
+        await release.wait()
+        written_while_running.append(len(cluster.patches))
+        return await original(namespace)
+
+    cluster.fetch_tenant = slow  # type: ignore[method-assign]
+    reconciler = ObjectReconciler(
+        registry=registry,
+        cluster=cluster,
+        events=sink,
+        metrics=OperatorMetrics(),
+        config=OperatorConfig(probe=False, first_status_delay=0.05),
+        clock=lambda: NOW,
+    )
+    body = server()
+
+    async def scenario() -> None:
+        pass_ = asyncio.ensure_future(reconciler.reconcile(body, peers=[body]))
+        for _ in range(200):  # bounded: 2 s at most
+            if cluster.patches:
+                break
+            await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.wait_for(pass_, timeout=30)
+
+    run(scenario())
+    assert written_while_running == [1], "Unknown was written while the pass was still waiting"
+    first, second = (patch["status"] for _, _, patch in cluster.patches)
+    assert conditions(first) == {"Ready": ("Unknown", "Creating"), "Synced": ("Unknown", "Creating")}
+    assert conditions(second)["Ready"] == ("True", "Available") and conditions(second)["Synced"][0] == "True"
     assert sink.reasons("crm") == ["Created"]
 
 
@@ -65,7 +108,7 @@ def test_an_index_entry_reporting_the_status_written_holds_the_operators_copy_an
     assert entry["status"] is written
     assert other["status"] == {"observedGeneration": 1}, "another object's status is its own"
     run(reconciler.reconcile(entry, peers=[entry]))
-    assert len(cluster.patches) == 2, "nothing changed: nothing written"
+    assert len(cluster.patches) == 1, "nothing changed: nothing written"
 
 
 def test_a_restarted_operator_writes_nothing_for_a_converged_object(
@@ -83,7 +126,7 @@ def test_a_restarted_operator_writes_nothing_for_a_converged_object(
         clock=lambda: NOW + dt.timedelta(hours=1),
     )
     run(fresh.reconcile(body, peers=[body]))
-    assert len(cluster.patches) == 2
+    assert len(cluster.patches) == 1
 
 
 def test_pause_writes_the_paused_condition_once_and_leaves_the_registry_alone(
@@ -110,7 +153,7 @@ def test_terminal_errors_are_recorded_and_raised(
     connection["status"] = status
     with pytest.raises(MissingReference):
         run(reconciler.reconcile(connection, peers=[connection]))
-    assert len(cluster.patches) == 2 and sink.reasons("orphan") == ["MissingReference"], "reported once"
+    assert len(cluster.patches) == 1 and sink.reasons("orphan") == ["MissingReference"], "reported once"
 
 
 def test_transient_errors_are_recorded_and_raised(reconciler: ObjectReconciler, cluster: FakeCluster) -> None:
@@ -190,7 +233,12 @@ class ClosedGate:
 def fast(registry: Registry, cluster: FakeCluster, sink: RecordingSink, **kwargs: Any) -> ObjectReconciler:
     """A reconciler whose resync and back-off run in milliseconds."""
     config = OperatorConfig(
-        resync_interval=0.05, min_poll_interval=0.01, jitter=0.1, retry_base_delay=0.02, retry_max_delay=0.16
+        resync_interval=0.05,
+        min_poll_interval=0.01,
+        jitter=0.1,
+        retry_base_delay=0.02,
+        retry_max_delay=0.16,
+        first_status_delay=0.05,
     )
     return ObjectReconciler(
         registry=registry,
@@ -244,7 +292,7 @@ def test_resync_passes_repeat_without_writing(registry: Registry, cluster: FakeC
     passes = counting_passes(cluster)
     run_resyncs(fast(registry, cluster, sink), StaticObjects(server()), seconds=10, until=lambda: len(passes) >= 5)
     assert len(passes) >= 5
-    assert len(cluster.patches) == 2, "first sight and the result; every later pass wrote nothing"
+    assert len(cluster.patches) == 1, "the first pass's result; every later pass wrote nothing"
 
 
 def test_a_pass_from_a_watch_event_puts_the_drift_check_an_interval_later(
@@ -387,7 +435,7 @@ def test_an_authorization_code_server_reports_its_members_tokens_when_they_move(
     assert status["oauth"]["summary"] == "not connected" and status["oauth"]["membersExpected"] is True
     body["status"] = status
     run(reconciler.reconcile(body, peers=[body]))
-    assert len(cluster.patches) == 2, "the same tally: nothing written"
+    assert len(cluster.patches) == 1, "the same tally: nothing written"
 
     tenant = next(iter(registry.fetch_state().tenants))
     with registry.transaction() as tx:
@@ -397,7 +445,7 @@ def test_an_authorization_code_server_reports_its_members_tokens_when_they_move(
             )
         )
     run(reconciler.reconcile(body, peers=[body]))
-    assert len(cluster.patches) == 3
+    assert len(cluster.patches) == 2
     oauth = cluster.statuses[("MCPServer", "ns", "crm")]["oauth"]
     assert oauth["summary"] == "1 connected, 1 expiring"
     assert oauth["withoutRefreshToken"] == 1 and oauth["needsReauthorization"] == 0
