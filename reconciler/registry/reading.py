@@ -83,8 +83,14 @@ def tool_snapshots(connection: sa.Connection, *, tenant: str, server: str) -> li
 
 
 def probe_states(
-    connection: sa.Connection, *, tenants: Collection[str] | None
+    connection: sa.Connection,
+    *,
+    tenants: Collection[str] | None,
+    servers: Collection[tuple[str, str]] | None = None,
 ) -> dict[tuple[str, str], ProbeStateRecord]:
+    """Probe states by (tenant, server) of `tenants` (None: all), or of just `servers` among them."""
+    if servers is not None and len(servers) > MAX_SELECTED_KEYS:
+        servers = None
     table = schema.server_probe_state
     query = (
         sa.select(table, schema.tenants.c.slug.label("tenant_slug"), schema.servers.c.name.label("server_name"))
@@ -92,12 +98,20 @@ def probe_states(
         .join(schema.tenants, schema.tenants.c.id == schema.servers.c.tenant_id)
         .where(*_slug_filter(tenants))
     )
-    return {
+    if servers is not None:
+        if not servers:
+            return {}
+        query = query.where(schema.servers.c.name.in_(sorted({name for _, name in servers})))
+    found = {
         (row["tenant_slug"], row["server_name"]): conversion.probe_state_of(
             row, tenant=row["tenant_slug"], server=row["server_name"]
         )
         for row in _mappings(connection, query)
     }
+    if servers is not None:
+        wanted = set(servers)
+        found = {key: state for key, state in found.items() if key in wanted}
+    return found
 
 
 def user_tokens(connection: sa.Connection, *, tenant: str, server: str) -> list[UserTokenRecord]:

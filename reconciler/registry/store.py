@@ -230,9 +230,12 @@ class Registry:
         """The latest snapshot and the one before it (when there is one), newest first."""
         return self._read(lambda connection: reading.tool_snapshots(connection, tenant=tenant, server=server))
 
-    def fetch_probe_states(self, *, tenants: Collection[str] | None = None) -> dict[tuple[str, str], ProbeStateRecord]:
-        """Probe state by (tenant, server)."""
-        return self._read(lambda connection: reading.probe_states(connection, tenants=tenants))
+    def fetch_probe_states(
+        self, *, tenants: Collection[str] | None = None, servers: Collection[tuple[str, str]] | None = None
+    ) -> dict[tuple[str, str], ProbeStateRecord]:
+        """Probe state by (tenant, server): of `tenants` (None: all), or only of `servers` among them (a pass over
+        a few objects of a big tenant)."""
+        return self._read(lambda connection: reading.probe_states(connection, tenants=tenants, servers=servers))
 
     def fetch_user_tokens(self, *, tenant: str, server: str) -> list[UserTokenRecord]:
         """Members' own tokens for one server, oldest first."""

@@ -31,9 +31,12 @@ def observe(current: Pass, registry: Registry) -> None:
         first if first is not None else desired_objects(current.desired, registry, manager=current.settings.manager)
     )
     current.objects, current.read_tenants = current.scope.select(everything, tenants=current.read_tenants)
-    current.observed = registry.fetch_state(tenants=current.read_tenants, only=current.scope.rows(everything))
+    selection = current.scope.rows(everything)
+    current.observed = registry.fetch_state(tenants=current.read_tenants, only=selection)
     current.written = current.objects + discovery_companions(current.objects, everything, current.observed)
-    current.probe_states = dict(registry.fetch_probe_states(tenants=current.read_tenants))
+    # A narrowed pass needs the probe states of the servers it read (its own and those it references) only.
+    read_servers = None if selection is None else {key[1:] for key in current.observed.rows if key[0] == "servers"}
+    current.probe_states = dict(registry.fetch_probe_states(tenants=current.read_tenants, servers=read_servers))
     servers = {obj.key[1:] for obj in current.objects if obj.key[0] == "servers"}
     current.snapshots = {key: registry.fetch_tool_snapshots(*key) for key in current.probe_states if key in servers}
     current.oauth = member_oauth(current.objects, everything, registry, now=current.now)

@@ -13,6 +13,7 @@ import pytest
 
 from reconciler.engine.planning import PlanOptions, plan_changes, rows_consulted
 from reconciler.registry import Registry
+from reconciler.registry.reading import MAX_SELECTED_KEYS
 from reconciler.registry.records import (
     DEFAULT_MANAGER,
     BindingRecord,
@@ -21,6 +22,7 @@ from reconciler.registry.records import (
     GrantRecord,
     GrantSubjectRecord,
     Ownership,
+    ProbeStateRecord,
     Record,
     RowKey,
     RowSelection,
@@ -167,6 +169,33 @@ def test_rows_named_by_rows_read_keep_their_names(registry: Registry) -> None:
     assert set(narrowed.rows) == set(keys)
     for key in keys:
         assert narrowed.rows[key] == next(record for record in stored if key_of(record) == key)
+
+
+def test_a_narrowed_probe_state_read_gives_the_states_of_the_servers_asked_for_as_the_full_read_does(
+    registry: Registry,
+) -> None:
+    """A pass over a few objects reads the probe states of the servers it read, not of their whole tenants."""
+    stored = [*full_tenant("acme"), *full_tenant("globex")]
+    with registry.transaction() as transaction:
+        transaction.ensure_tenants([tenant("acme"), tenant("globex")])
+        transaction.insert(stored)
+        for slug in ("acme", "globex"):
+            for server in ("crm", "wiki"):
+                transaction.put_probe_state(
+                    ProbeStateRecord(tenant=slug, server=server, last_test={"ok": server == "crm", "of": slug})
+                )
+    full = registry.fetch_probe_states(tenants=["acme", "globex"])
+    assert len(full) == 4
+
+    asked = {("acme", "crm"), ("globex", "wiki"), ("acme", "absent")}
+    narrowed = registry.fetch_probe_states(tenants=["acme", "globex"], servers=asked)
+    assert narrowed == {key: full[key] for key in asked if key in full}, "the same name in another tenant stays out"
+    assert registry.fetch_probe_states(tenants=["acme"], servers={("globex", "wiki")}) == {}, "tenants still bound"
+    assert registry.fetch_probe_states(tenants=["acme"], servers=set()) == {}
+    many = {("acme", f"s{index}") for index in range(MAX_SELECTED_KEYS)} | {("acme", "crm")}
+    assert registry.fetch_probe_states(tenants=["acme"], servers=many) == {
+        key: state for key, state in full.items() if key[0] == "acme"
+    }, "past the bound a read takes the tenants whole (one statement's parameters stay small)"
 
 
 def _source(record: Record) -> SourceRef:
