@@ -122,7 +122,26 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[
     # Imported here: deepdiff costs every `plan` and resync start-up, and only rows that differ are diffed.
     from deepdiff import DeepDiff
 
-    diff = DeepDiff(before, after, ignore_order=False, view="tree", verbose_level=2)
+    # Rows differ in a field or two of some twenty: only those are handed to DeepDiff, whose cost is per value
+    # visited. A field left out is the same on both sides, types included, so it would have reported nothing. Equal
+    # fields are added back only as needed to keep the share of keys both sides have above DeepDiff's threshold,
+    # under which it reports the whole mapping as one change: it then decides as it would over the whole rows.
+    fields = list({**before, **after})
+    equal = [key for key in fields if _same(before.get(key, _ABSENT), after.get(key, _ABSENT))]
+    differing = [key for key in fields if key not in equal]
+    shared = sum(1 for key in differing if key in before and key in after)
+    ballast = 0
+    while ballast < len(equal) and not _diffs_deeper(shared + ballast, len(differing) + ballast):
+        ballast += 1
+    compared = differing + equal[:ballast]
+    diff = DeepDiff(
+        {key: before[key] for key in compared if key in before},
+        {key: after[key] for key in compared if key in after},
+        ignore_order=False,
+        view="tree",
+        verbose_level=2,
+        threshold_to_diff_deeper=DIFF_DEEPER_THRESHOLD,
+    )
     changes: dict[str, FieldChange] = {}
     for report in diff.values():
         for level in report:
@@ -131,6 +150,28 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[
             after_value = None if _missing(level.t2) else level.t2
             changes[path] = FieldChange(path, before_value, after_value)
     return tuple(changes[path] for path in sorted(changes))
+
+
+_ABSENT = object()
+DIFF_DEEPER_THRESHOLD = 0.33
+"""DeepDiff's `threshold_to_diff_deeper` (its default, stated): mappings sharing a smaller share of their keys are
+reported as one change of the whole, not key by key."""
+
+
+def _diffs_deeper(shared_keys: int, all_keys: int) -> bool:
+    """DeepDiff's own test, for mappings with `all_keys` keys in all of which `shared_keys` are in both."""
+    return all_keys <= 1 or shared_keys / all_keys >= DIFF_DEEPER_THRESHOLD
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal and of the same types all the way down (`1 == 1.0 == True` for Python, not for DeepDiff)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(_same(value, right[key]) for key, value in left.items())
+    if isinstance(left, list | tuple):
+        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right, strict=True))
+    return bool(left == right)
 
 
 def _missing(value: Any) -> bool:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
+from deepdiff import DeepDiff
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.engine.planning import PlanOptions, Verb, field_changes, plan_changes
 from reconciler.registry.records import (
@@ -213,6 +217,51 @@ def test_field_changes_name_nested_paths() -> None:
         ("auth.scopes[1]", None, "b"),
         ("headers[0].value", "1", "2"),
     ]
+
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.0, 1.0, 2.5]), st.text("ab", max_size=2)
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text("xy", max_size=2), inner, max_size=3),
+    max_leaves=8,
+)
+ROWS = st.dictionaries(st.sampled_from(["name", "url", "auth", "headers", "tools", "enabled"]), VALUES, max_size=6)
+
+
+def _whole_row_diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """DeepDiff over the whole rows, as `field_changes` did before it handed over only the differing fields."""
+    diff = DeepDiff(before, after, ignore_order=False, view="tree", verbose_level=2, threshold_to_diff_deeper=0.33)
+    found: dict[str, tuple[str, Any, Any]] = {}
+    for report in diff.values():
+        for level in report:
+            path = ""
+            for part in level.path(output_format="list"):
+                path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+            absent = [type(value).__name__ == "NotPresent" for value in (level.t1, level.t2)]
+            found[path] = (path, None if absent[0] else level.t1, None if absent[1] else level.t2)
+    return [found[path] for path in sorted(found)]
+
+
+@given(before=ROWS, after=ROWS, shared=st.sets(st.sampled_from(["name", "url", "auth", "headers", "tools"])))
+def test_field_changes_report_what_deepdiff_reports_over_the_whole_rows(
+    before: dict[str, Any], after: dict[str, Any], shared: set[str]
+) -> None:
+    """Fields equal on both sides (here: `shared` copied over, as most of a repaired row is) are left out of the
+    diff; `1`, `1.0` and `True` are equal to Python but not to DeepDiff, so they still count as changes."""
+    after = {**after, **{key: before[key] for key in shared if key in before}}
+    assert [(c.path, c.before, c.after) for c in field_changes(before, after)] == _whole_row_diff(before, after)
+
+
+def test_field_changes_see_a_type_change_python_calls_equal() -> None:
+    changes = field_changes({"port": 1, "name": "a"}, {"port": 1.0, "name": "a"})
+    assert [(c.path, c.before, c.after) for c in changes] == [("port", 1, 1.0)]
+
+
+def test_field_changes_name_fields_removed_beside_equal_ones() -> None:
+    changes = field_changes({"name": "a", "url": "u", "auth": None}, {"name": "a"})
+    assert [(c.path, c.before, c.after) for c in changes] == [("auth", None, None), ("url", "u", None)]
 
 
 def test_secret_change_shows_only_fingerprints() -> None:
