@@ -94,14 +94,14 @@ def _parse_ipv4(host: str) -> str:
 
 
 def _check_domain(host: str) -> None:
-    if any(char in FORBIDDEN_IN_DOMAIN or not char.isprintable() for char in host):
+    if not FORBIDDEN_IN_DOMAIN.isdisjoint(host) or not host.isprintable():
         raise InvalidHost(f"{host!r} contains a character no host name may contain")
     labels = host.rstrip(".").split(".")
     if len(host.rstrip(".")) > MAX_DOMAIN:
         raise InvalidHost(f"{host[:40]!r}… is longer than {MAX_DOMAIN} characters")
-    if any(not label for label in labels):
+    if "" in labels:
         raise InvalidHost(f"{host!r} has an empty label")
-    if any(len(label) > MAX_LABEL for label in labels):
+    if max(map(len, labels)) > MAX_LABEL:
         raise InvalidHost(f"{host!r} has a label longer than {MAX_LABEL} characters")
 
 

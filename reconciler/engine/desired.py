@@ -215,7 +215,8 @@ def _check_url(builder: _Builder, url: str, field: str = "spec.url") -> None:
     except ValueError:
         builder.problem(field, f"rendered URL {url!r} cannot be parsed")
         return
-    if parts.scheme not in ("http", "https") or not hostname or any(ch.isspace() for ch in url):
+    # `split()` cuts at exactly the characters `str.isspace` names: a URL holding none comes back whole.
+    if parts.scheme not in ("http", "https") or not hostname or url.split() != [url]:
         builder.problem(field, f"rendered URL {url!r} is not a valid http(s) URL")
         return
     # The same reading of the host as the model's and the SSRF guard's (`api.hosts`), now that templates are filled.

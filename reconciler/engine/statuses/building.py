@@ -26,6 +26,7 @@ from reconciler.api import (
 )
 from reconciler.api.common import Model, StatusBase
 from reconciler.api.conditions import ConditionType, Reason
+from reconciler.api.documents import plain_document
 from reconciler.api.kinds import Resource
 from reconciler.api.server import OAuthAuthorizationCodeAuth
 from reconciler.api.times import format_time
@@ -136,6 +137,12 @@ def _combine(base: list[cond.ConditionDict], extra: Sequence[cond.ConditionDict]
 
 def build_status_model(inputs: StatusInputs) -> StatusBase:
     """The typed status, keeping transition and sync times when nothing really changed."""
+    status_type, fields = _status_fields(inputs)
+    return status_type.model_validate(fields)
+
+
+def _status_fields(inputs: StatusInputs) -> tuple[type[StatusBase], dict[str, Any]]:
+    """The status model of the object's kind and its fields by name, as `build_status_model` validates them."""
     previous = dict(inputs.previous or {})
     current = _combine(base_conditions(inputs.obj, inputs.action), inputs.extra_conditions)
     current += kept_upstream(previous, inputs.obj.resource.metadata.annotations)
@@ -166,7 +173,7 @@ def build_status_model(inputs: StatusInputs) -> StatusBase:
     for key in KEPT_FROM_PREVIOUS:
         if key in previous and names[key] not in fields:
             fields[names[key]] = previous[key]
-    return status_type.model_validate(fields)
+    return status_type, fields
 
 
 @functools.cache
@@ -178,5 +185,11 @@ def _field_names(model: type[StatusBase]) -> dict[str, str]:
 
 
 def build_status(inputs: StatusInputs) -> dict[str, Any]:
-    """The full status document (camelCase) of `build_status_model`."""
-    return dump_status(build_status_model(inputs))
+    """The full status document (camelCase) of `build_status_model`.
+
+    Written straight from the fields when the model would hand them back unchanged (`plain_document`: what the
+    builders hand over nearly always is); otherwise through the model, which also raises on a field it refuses.
+    """
+    status_type, fields = _status_fields(inputs)
+    document = plain_document(status_type, fields)
+    return document if document is not None else dump_status(status_type.model_validate(fields))
