@@ -44,6 +44,7 @@ STATUS_TYPES: dict[type[Resource], type[StatusBase]] = {
     MCPAccessGrant: MCPAccessGrantStatus,
     MCPTemplateBinding: MCPTemplateBindingStatus,
 }
+_READY = str(ConditionType.READY)
 KEPT_FROM_PREVIOUS = ("lastHandledReconcileAt",)
 """Set by the operator alone; a pass that does not set it again keeps it."""
 
@@ -90,7 +91,7 @@ def base_conditions(obj: DesiredObject, action: Action) -> list[cond.ConditionDi
             found.append(cond.no_registry_row())
     else:
         found.append(cond.synced(SYNC_MESSAGES.get(action.verb, "registry row matches the spec")))
-    has_ready = any(item["type"] == str(ConditionType.READY) for item in found)
+    has_ready = any(item["type"] == _READY for item in found)
     resource = obj.resource
     if isinstance(resource, MCPServer | MCPConnection):
         credential = _credentials_condition(obj)
@@ -129,7 +130,7 @@ def _combine(base: list[cond.ConditionDict], extra: Sequence[cond.ConditionDict]
     combined = {item["type"]: item for item in base}
     for item in extra:
         current = combined.get(item["type"])
-        if current is not None and item["type"] == str(ConditionType.READY) and current["status"] != "True":
+        if current is not None and item["type"] == _READY and current["status"] != "True":
             continue
         combined[item["type"]] = item
     return list(combined.values())
@@ -137,14 +138,17 @@ def _combine(base: list[cond.ConditionDict], extra: Sequence[cond.ConditionDict]
 
 def build_status_model(inputs: StatusInputs) -> StatusBase:
     """The typed status, keeping transition and sync times when nothing really changed."""
-    status_type, fields = _status_fields(inputs)
+    status_type, fields = _status_fields(inputs, inputs.extra, inputs.extra_conditions)
     return status_type.model_validate(fields)
 
 
-def _status_fields(inputs: StatusInputs) -> tuple[type[StatusBase], dict[str, Any]]:
-    """The status model of the object's kind and its fields by name, as `build_status_model` validates them."""
+def _status_fields(
+    inputs: StatusInputs, extra: Mapping[str, Any] | None, extra_conditions: Sequence[cond.ConditionDict]
+) -> tuple[type[StatusBase], dict[str, Any]]:
+    """The status model of the object's kind and its fields by name, as `build_status_model` validates them, with
+    `extra` and `extra_conditions` in place of the inputs' own."""
     previous = dict(inputs.previous or {})
-    current = _combine(base_conditions(inputs.obj, inputs.action), inputs.extra_conditions)
+    current = _combine(base_conditions(inputs.obj, inputs.action), extra_conditions)
     current += kept_upstream(previous, inputs.obj.resource.metadata.annotations)
     merged = cond.merge_conditions(previous.get("conditions"), current, generation=inputs.generation, now=inputs.now)
     fields: dict[str, Any] = {
@@ -164,7 +168,7 @@ def _status_fields(inputs: StatusInputs) -> tuple[type[StatusBase], dict[str, An
         fields.update(transport=spec.transport, auth_type=spec.auth.type, enabled=spec.enabled)
     status_type = STATUS_TYPES[type(resource)]
     names = _field_names(status_type)
-    for key, value in (inputs.extra or {}).items():
+    for key, value in (extra or {}).items():
         if value is None:
             continue
         if key not in names:
@@ -190,6 +194,14 @@ def build_status(inputs: StatusInputs) -> dict[str, Any]:
     Written straight from the fields when the model would hand them back unchanged (`plain_document`: what the
     builders hand over nearly always is); otherwise through the model, which also raises on a field it refuses.
     """
-    status_type, fields = _status_fields(inputs)
+    return build_status_with(inputs, extra=inputs.extra, extra_conditions=inputs.extra_conditions)
+
+
+def build_status_with(
+    inputs: StatusInputs, *, extra: Mapping[str, Any] | None, extra_conditions: Sequence[cond.ConditionDict]
+) -> dict[str, Any]:
+    """`build_status` of `inputs` with `extra` and `extra_conditions` in place of its own: what it gives the inputs
+    `dataclasses.replace` would make, without copying them (the report step builds one per object of a pass)."""
+    status_type, fields = _status_fields(inputs, extra, extra_conditions)
     document = plain_document(status_type, fields)
     return document if document is not None else dump_status(status_type.model_validate(fields))
