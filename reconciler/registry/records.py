@@ -289,7 +289,10 @@ RowKey = tuple[Table, str, str]
 
 
 def key_of(record: RecordBase) -> RowKey:
-    return (table_of(record), record.tenant, record.name)
+    table = _TABLE_OF_TYPE.get(type(record))  # `table_of`, inlined: called for every row several times a pass
+    if table is None:
+        raise TypeError(f"not a registry record: {type(record).__name__}")
+    return (table, record.tenant, record.name)
 
 
 def content_hash(data: Any) -> str:
