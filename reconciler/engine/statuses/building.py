@@ -91,7 +91,9 @@ def base_conditions(obj: DesiredObject, action: Action) -> list[cond.ConditionDi
             found.append(cond.no_registry_row())
     else:
         found.append(cond.synced(SYNC_MESSAGES.get(action.verb, "registry row matches the spec")))
-    has_ready = any(item["type"] == _READY for item in found)
+    has_ready = False
+    for item in found:  # a loop, not `any` over a generator: once per object of a pass
+        has_ready = has_ready or item["type"] == _READY
     resource = obj.resource
     if isinstance(resource, MCPServer | MCPConnection):
         credential = _credentials_condition(obj)
@@ -147,7 +149,7 @@ def _status_fields(
 ) -> tuple[type[StatusBase], dict[str, Any]]:
     """The status model of the object's kind and its fields by name, as `build_status_model` validates them, with
     `extra` and `extra_conditions` in place of the inputs' own."""
-    previous = dict(inputs.previous or {})
+    previous: Mapping[str, Any] = inputs.previous or {}  # read only
     current = _combine(base_conditions(inputs.obj, inputs.action), extra_conditions)
     current += kept_upstream(previous, inputs.obj.resource.metadata.annotations)
     merged = cond.merge_conditions(previous.get("conditions"), current, generation=inputs.generation, now=inputs.now)
