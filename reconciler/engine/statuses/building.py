@@ -26,7 +26,6 @@ from reconciler.api import (
 )
 from reconciler.api.common import Model, StatusBase
 from reconciler.api.conditions import ConditionType, Reason
-from reconciler.api.documents import plain_document
 from reconciler.api.kinds import Resource
 from reconciler.api.server import OAuthAuthorizationCodeAuth
 from reconciler.api.times import format_time
@@ -191,11 +190,7 @@ def _field_names(model: type[StatusBase]) -> dict[str, str]:
 
 
 def build_status(inputs: StatusInputs) -> dict[str, Any]:
-    """The full status document (camelCase) of `build_status_model`.
-
-    Written straight from the fields when the model would hand them back unchanged (`plain_document`: what the
-    builders hand over nearly always is); otherwise through the model, which also raises on a field it refuses.
-    """
+    """The full status document (camelCase) of `build_status_model`."""
     return build_status_with(inputs, extra=inputs.extra, extra_conditions=inputs.extra_conditions)
 
 
@@ -205,5 +200,4 @@ def build_status_with(
     """`build_status` of `inputs` with `extra` and `extra_conditions` in place of its own: what it gives the inputs
     `dataclasses.replace` would make, without copying them (the report step builds one per object of a pass)."""
     status_type, fields = _status_fields(inputs, extra, extra_conditions)
-    document = plain_document(status_type, fields)
-    return document if document is not None else dump_status(status_type.model_validate(fields))
+    return dump_status(status_type.model_validate(fields))
