@@ -5,6 +5,7 @@ Used by the models (validation), the CLI (printing ages) and the engine (interva
 
 from __future__ import annotations
 
+import functools
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -16,11 +17,13 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 
+@functools.lru_cache(maxsize=256)
 def parse_duration(text: str, *, bounded: bool = True) -> float:
     """Return seconds for a Go-style duration; raise ValueError naming the bad text.
 
     Durations longer than `MAX_DURATION` are refused unless `bounded` is false (the models check the bound
-    themselves, to name the field in their message).
+    themselves, to name the field in their message). Remembered: a fleet spells its few intervals thousands of
+    times (every server's row and every resync's probe schedule read one).
     """
     if not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"invalid duration {text!r}: use the Kubernetes form, e.g. 30s, 10m, 1h")

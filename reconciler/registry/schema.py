@@ -11,6 +11,7 @@ OAuth clients) hang off servers with ON DELETE CASCADE.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +49,27 @@ class UtcDateTime(sa.TypeDecorator[dt.datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[dt.datetime | None], Any] | None:
+        """The processing `TypeDecorator` composes (ours, then the dialect's), remembering its last answer: a write
+        binds one time (the transaction's) into every row it inserts, 50,000 times in a cold apply of 10,000
+        objects. Known by identity, which the remembered pair keeps alive; a datetime is immutable, and the pair
+        is replaced whole, so threads sharing the processor never read one value's answer for another."""
+        process = super().bind_processor(dialect)
+        if process is None:
+            return None
+        composed = process
+        last: list[tuple[Any, Any]] = [(None, None)]
+
+        def remembering(value: dt.datetime | None) -> Any:
+            seen, answer = last[0]
+            if value is seen and value is not None:
+                return answer
+            answer = composed(value)
+            last[0] = (value, answer)
+            return answer
+
+        return remembering
 
 
 def json_type() -> sa.JSON:

@@ -43,6 +43,7 @@ STATUS_TYPES: dict[type[Resource], type[StatusBase]] = {
     MCPAccessGrant: MCPAccessGrantStatus,
     MCPTemplateBinding: MCPTemplateBindingStatus,
 }
+_READY = str(ConditionType.READY)
 KEPT_FROM_PREVIOUS = ("lastHandledReconcileAt",)
 """Set by the operator alone; a pass that does not set it again keeps it."""
 
@@ -89,7 +90,9 @@ def base_conditions(obj: DesiredObject, action: Action) -> list[cond.ConditionDi
             found.append(cond.no_registry_row())
     else:
         found.append(cond.synced(SYNC_MESSAGES.get(action.verb, "registry row matches the spec")))
-    has_ready = any(item["type"] == str(ConditionType.READY) for item in found)
+    has_ready = False
+    for item in found:  # a loop, not `any` over a generator: once per object of a pass
+        has_ready = has_ready or item["type"] == _READY
     resource = obj.resource
     if isinstance(resource, MCPServer | MCPConnection):
         credential = _credentials_condition(obj)
@@ -128,7 +131,7 @@ def _combine(base: list[cond.ConditionDict], extra: Sequence[cond.ConditionDict]
     combined = {item["type"]: item for item in base}
     for item in extra:
         current = combined.get(item["type"])
-        if current is not None and item["type"] == str(ConditionType.READY) and current["status"] != "True":
+        if current is not None and item["type"] == _READY and current["status"] != "True":
             continue
         combined[item["type"]] = item
     return list(combined.values())
@@ -136,8 +139,17 @@ def _combine(base: list[cond.ConditionDict], extra: Sequence[cond.ConditionDict]
 
 def build_status_model(inputs: StatusInputs) -> StatusBase:
     """The typed status, keeping transition and sync times when nothing really changed."""
-    previous = dict(inputs.previous or {})
-    current = _combine(base_conditions(inputs.obj, inputs.action), inputs.extra_conditions)
+    status_type, fields = _status_fields(inputs, inputs.extra, inputs.extra_conditions)
+    return status_type.model_validate(fields)
+
+
+def _status_fields(
+    inputs: StatusInputs, extra: Mapping[str, Any] | None, extra_conditions: Sequence[cond.ConditionDict]
+) -> tuple[type[StatusBase], dict[str, Any]]:
+    """The status model of the object's kind and its fields by name, as `build_status_model` validates them, with
+    `extra` and `extra_conditions` in place of the inputs' own."""
+    previous: Mapping[str, Any] = inputs.previous or {}  # read only
+    current = _combine(base_conditions(inputs.obj, inputs.action), extra_conditions)
     current += kept_upstream(previous, inputs.obj.resource.metadata.annotations)
     merged = cond.merge_conditions(previous.get("conditions"), current, generation=inputs.generation, now=inputs.now)
     fields: dict[str, Any] = {
@@ -157,7 +169,7 @@ def build_status_model(inputs: StatusInputs) -> StatusBase:
         fields.update(transport=spec.transport, auth_type=spec.auth.type, enabled=spec.enabled)
     status_type = STATUS_TYPES[type(resource)]
     names = _field_names(status_type)
-    for key, value in (inputs.extra or {}).items():
+    for key, value in (extra or {}).items():
         if value is None:
             continue
         if key not in names:
@@ -166,7 +178,7 @@ def build_status_model(inputs: StatusInputs) -> StatusBase:
     for key in KEPT_FROM_PREVIOUS:
         if key in previous and names[key] not in fields:
             fields[names[key]] = previous[key]
-    return status_type.model_validate(fields)
+    return status_type, fields
 
 
 @functools.cache
@@ -179,4 +191,13 @@ def _field_names(model: type[StatusBase]) -> dict[str, str]:
 
 def build_status(inputs: StatusInputs) -> dict[str, Any]:
     """The full status document (camelCase) of `build_status_model`."""
-    return dump_status(build_status_model(inputs))
+    return build_status_with(inputs, extra=inputs.extra, extra_conditions=inputs.extra_conditions)
+
+
+def build_status_with(
+    inputs: StatusInputs, *, extra: Mapping[str, Any] | None, extra_conditions: Sequence[cond.ConditionDict]
+) -> dict[str, Any]:
+    """`build_status` of `inputs` with `extra` and `extra_conditions` in place of its own: what it gives the inputs
+    `dataclasses.replace` would make, without copying them (the report step builds one per object of a pass)."""
+    status_type, fields = _status_fields(inputs, extra, extra_conditions)
+    return dump_status(status_type.model_validate(fields))

@@ -8,7 +8,6 @@ so both write the same document for the same facts.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ from reconciler.api import MCPConnection, MCPServer
 from reconciler.api.server import ApiKeyAuth, BearerAuth, OAuthAuthorizationCodeAuth, OAuthHealth
 from reconciler.engine.desired import DesiredObject
 from reconciler.engine.planning import Action, Verb
-from reconciler.engine.statuses.building import StatusInputs, build_status
+from reconciler.engine.statuses.building import StatusInputs, build_status_with
 from reconciler.engine.statuses.credentials import rotation_sections
 from reconciler.engine.statuses.probes import ProbeSections
 from reconciler.registry.records import Record, ServerRecord
@@ -94,4 +93,4 @@ def reported_status(
         )
         extra.update(rotation_extra)
         conditions += rotation_conditions
-    return build_status(dataclasses.replace(inputs, extra=extra, extra_conditions=conditions))
+    return build_status_with(inputs, extra=extra, extra_conditions=conditions)

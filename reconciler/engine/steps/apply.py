@@ -19,7 +19,9 @@ from reconciler.registry.records import TenantRecord
 
 def apply_pass(current: Pass, registry: Registry) -> None:
     current.actions = {action.source: action for action in current.plan.actions if action.source is not None}
-    tenants = {TenantRecord(slug=obj.tenant.slug, namespace=obj.tenant.namespace) for obj in current.objects}
+    # Distinct pairs first: one record per tenant, not one per object hashed into a set.
+    pairs = {(obj.tenant.slug, obj.tenant.namespace) for obj in current.objects}
+    tenants = {TenantRecord(slug=slug, namespace=namespace) for slug, namespace in pairs}
     try:
         with registry.transaction() as tx:
             current.stamp_locked = tx.lock_change_stamp()

@@ -121,11 +121,13 @@ def build_statuses(current: Pass, *, chosen: frozenset[SourceRef], probed_now: f
     """Pure but for the sink's notes: the status of each chosen object, in the pass's order."""
     sink = current.sink
     results: list[ObjectResult] = []
+    reported, actions = current.reported, current.actions
     for obj in current.objects:
-        if obj.source not in chosen:
+        source = obj.source
+        if source not in chosen:
             continue
-        current.reported.add(obj.source)
-        action = current.actions[obj.source]
+        reported.add(source)
+        action = actions[source]
         # The desired row's hash stands for the spec: it changes exactly when what the spec renders to does.
         spec_hash = obj.record.ownership.spec_hash or obj.record.content_hash()
         # A stored status stands only while its members' tokens tally the same (they move without the rows).
