@@ -6,11 +6,13 @@ namespace and by uid, and which objects read which Secret), create/update/resume
 finalizer. Periodic passes are not kopf daemons (one per object would cost ~40 KB each): indexing an object
 schedules it in the reconciler's one resync loop, which the first indexed object starts, and an imported MCPServer
 in the upstream checker's loop (no kopf timer either: kopf would keep every MCPServer's full body for it).
+create/update/resume only queue the pass (`ObjectReconciler.request_pass`), which the reconciler runs from the index
+with its own back-off: a handler waiting for its pass held kopf's worker and the event's copies meanwhile.
 One more watch, on Secrets labelled `mcp.reconciler.dev/credential` (filtered server-side through
 `settings.watching.label_selectors`, see `config.py`), reconciles exactly the objects that read a changed
 Secret. Index handlers are async too: kopf runs sync handlers in threads, and the scheduling indexing does
-belongs on the event loop. Handlers return None (status is written by the pass itself) and translate the
-domain's two error roots into kopf's: PermanentError → kopf.PermanentError (no retries until the spec
+belongs on the event loop. Handlers return None (status is written by the pass itself); the finalizer translates
+the domain's two error roots into kopf's: PermanentError → kopf.PermanentError (no retries until the spec
 changes), RetryableError → kopf.TemporaryError with exponential back-off.
 """
 
@@ -119,9 +121,8 @@ def build_handlers(
         @kopf.on.resume(*resource, id="reconcile", registry=registry)
         @kopf.on.create(*resource, id="reconcile", registry=registry)
         @kopf.on.update(*resource, id="reconcile", registry=registry)
-        async def reconcile_object(*, body: kopf.Body, namespace: str | None, retry: int, **kwargs: Any) -> None:
-            work = reconciler.reconcile(body, peers=objects_of(kwargs, namespace))
-            await _translated(work, reconciler=reconciler, retry=retry)
+        async def reconcile_object(*, body: kopf.Body, **_: Any) -> None:
+            reconciler.request_pass(body)  # run from the index by the reconciler; kopf's worker is free at once
 
         @kopf.on.delete(*resource, id="finalize", registry=registry)
         async def finalize_object(*, body: kopf.Body, retry: int, **_: Any) -> None:

@@ -98,6 +98,10 @@ class ObjectReconciler:
         debounced export refresh, a Secret's change, a kopf update) carries a body from before the deletion and
         must neither recreate rows nor write a ConfigMap nor post an Event for an object that is gone."""
         self._resyncs = ResyncScheduler(self.resync_pass, concurrency=config.max_concurrent_resyncs)
+        self._changes = ResyncScheduler(self.change_pass, concurrency=config.max_concurrent_passes)
+        """Passes watch events asked for (`request_pass`), run from the object index; one per object at a time."""
+        self._change_retries: dict[str, int] = {}
+        """Per object whose requested pass failed transiently: how many times in a row (its back-off)."""
         self._resync_retries: dict[str, int] = {}
         """Per object backing off (transient errors, a rotation held back): how many periodic passes in a row."""
         self._objects: IndexedObjects | None = None
@@ -238,12 +242,49 @@ class ObjectReconciler:
         return self._objects is not None
 
     def start_resyncs(self, objects: IndexedObjects) -> None:
-        """Start the periodic passes over `objects` (once; later calls change nothing)."""
+        """Start the periodic passes over `objects`, and the passes watch events request (once; later calls change
+        nothing)."""
         if self._objects is None:
             self._objects = objects
             self._resyncs.start()
+            self._changes.start()
             if self._config.probe and self._config.member_token_interval > 0:
                 self._member_renewals = asyncio.create_task(self._renew_member_tokens())
+
+    def request_pass(self, body: Mapping[str, Any]) -> None:
+        """A watch event (creation, a change of spec, labels or annotations, the operator's start) asks for a pass
+        over the object: queued, and run from the object index as soon as a slot is free. The kopf handler returns at
+        once instead of waiting for it: in a burst of thousands of new objects, a waiting handler kept kopf's worker
+        for the object, the event's body, its diff and their copies alive until the pass ran (most of the
+        operator's peak memory). A pass requested while one runs runs again after it, on the index's newer body."""
+        key = ObjectView.of(body).key
+        if not self._changes.track(key, 0.0):
+            self._changes.hurry(key, 0.0)
+
+    async def change_pass(self, key: str) -> float | None:
+        """The pass `request_pass` queued; returns the delay of a retry after a transient error, None when done
+        (succeeded, refused for good, gone): the periodic passes keep their own pace either way."""
+        body = self._objects.body(key) if self._objects is not None else None
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            self._change_retries.pop(key, None)
+            return None
+        namespace = source_of(body).namespace
+        if not await self._gate.allows(namespace):
+            self._change_retries.pop(key, None)
+            return None  # a peer is the active instance; the periodic passes resume when this one is
+        retry = self._change_retries.pop(key, 0)
+        peers = self._objects.peers(namespace) if self._objects is not None else ()
+        try:
+            await self.reconcile(body, peers=peers, still_wanted=lambda: key in self._changes)
+        except RetryableError:
+            self._change_retries[key] = retry + 1
+            return self.retry_delay(retry)
+        except PermanentError:
+            pass  # recorded in status and Events; the spec must change, which requests another pass
+        except Exception:  # a bug must not end this object's passes: log it, the periodic pass comes as usual
+            source = source_of(body)
+            log.exception("pass of %s %s/%s failed", source.kind, source.namespace, source.name)
+        return None
 
     async def resync_pass(self, key: str) -> float | None:
         """One periodic pass (drift repair, unwatched Secrets, expiring state); returns the delay until the next,
@@ -310,6 +351,7 @@ class ObjectReconciler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._member_renewals
         await self._resyncs.stop()
+        await self._changes.stop()
         self._exports.cancel()
         await self._batching.close()
 
@@ -375,6 +417,8 @@ class ObjectReconciler:
     def _forget(self, view: ObjectView) -> None:
         self._resyncs.forget(view.key)
         self._resync_retries.pop(view.key, None)
+        self._changes.forget(view.key)
+        self._change_retries.pop(view.key, None)
         self._recording.forget(view)
         self._exports.forget(view)
         self._locks.pop(view.key, None)

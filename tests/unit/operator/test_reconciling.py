@@ -230,15 +230,18 @@ class ClosedGate:
         return False
 
 
-def fast(registry: Registry, cluster: FakeCluster, sink: RecordingSink, **kwargs: Any) -> ObjectReconciler:
-    """A reconciler whose resync and back-off run in milliseconds."""
+def fast(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink, *, first_status_delay: float = 60.0, **kwargs: Any
+) -> ObjectReconciler:
+    """A reconciler whose resync and back-off run in milliseconds (a first pass writes one status however slow the
+    machine, unless `first_status_delay` says otherwise)."""
     config = OperatorConfig(
         resync_interval=0.05,
         min_poll_interval=0.01,
         jitter=0.1,
         retry_base_delay=0.02,
         retry_max_delay=0.16,
-        first_status_delay=0.05,
+        first_status_delay=first_status_delay,
     )
     return ObjectReconciler(
         registry=registry,
@@ -319,6 +322,110 @@ def test_a_pass_from_a_watch_event_puts_the_drift_check_an_interval_later(
     assert len(passes) == 1, "only the pass the creation started; its drift check is about 1 s away"
 
 
+def patient(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
+    """A reconciler whose periodic passes are far off (300 s): only requested passes run, backing off in ms."""
+    config = OperatorConfig(
+        resync_interval=300.0, retry_base_delay=0.02, retry_max_delay=0.16, probe=False, first_status_delay=60.0
+    )
+    return ObjectReconciler(
+        registry=registry, cluster=cluster, events=sink, metrics=OperatorMetrics(), config=config, clock=lambda: NOW
+    )
+
+
+def test_a_requested_pass_runs_from_the_index_and_a_burst_of_requests_makes_one_pass(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    """A watch event only queues the pass (kopf's worker returns at once); the reconciler runs it from the index,
+    and requests arriving before it starts are one pass."""
+    passes = counting_passes(cluster)
+    body = server()
+    reconciler = patient(registry, cluster, sink)
+
+    async def requested() -> None:
+        for _ in range(5):
+            reconciler.request_pass(body)
+
+    def ready() -> bool:
+        return conditions(cluster.statuses.get(("MCPServer", "ns", "crm"), {"conditions": []})).get("Ready") == (
+            "True",
+            "Available",
+        )
+
+    run_resyncs(reconciler, StaticObjects(body), seconds=10, until=ready, meanwhile=requested)
+    assert ready()
+    assert len(passes) == 1 and len(cluster.patches) == 1
+    assert registry.fetch_state().rows.keys() == {("servers", "ns", "crm")}
+
+
+def test_a_requested_pass_that_fails_transiently_asks_for_retries_backing_off_until_it_succeeds(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    """The delays the change scheduler is given (the loop's timing aside): base · 2^retry, then done."""
+    attempts: list[int] = []
+    cluster.unavailable = True
+    original = cluster.fetch_secrets
+
+    async def flaky(namespace: str, names: Collection[str]) -> SecretsRead:
+        attempts.append(len(attempts))
+        if len(attempts) >= 4:
+            cluster.unavailable = False
+        return await original(namespace, names)
+
+    cluster.fetch_secrets = flaky  # type: ignore[method-assign]
+    body = server(auth={"type": "bearer", "secretKeyRef": {"name": "token", "key": "t"}})
+    cluster.secrets["token"] = ({"t": "s3cr3t-value"}, True)
+    reconciler = patient(registry, cluster, sink)
+    delays: list[float] = []
+    backing_off = reconciler.retry_delay
+
+    def recorded(retry: int) -> float:
+        delays.append(backing_off(retry))
+        return delays[-1]
+
+    reconciler.retry_delay = recorded  # type: ignore[method-assign]
+
+    async def requested() -> None:
+        reconciler.request_pass(body)
+
+    def ready() -> bool:
+        return bool(cluster.statuses) and conditions(cluster.statuses[("MCPServer", "ns", "crm")])["Ready"][0] == "True"
+
+    run_resyncs(reconciler, StaticObjects(body), seconds=10, until=ready, meanwhile=requested)
+    assert ready() and len(attempts) == 4
+    assert delays == [0.02, 0.04, 0.08], "base · 2^retry after each failure, none after the success"
+
+
+def test_a_requested_pass_refused_for_good_is_not_retried(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    passes = counting_passes(cluster)
+    connection = obj("MCPConnection", "orphan", {"serverRef": "missing", "scope": "platform"})
+    reconciler = patient(registry, cluster, sink)
+
+    async def requested() -> None:
+        reconciler.request_pass(connection)
+
+    run_resyncs(reconciler, StaticObjects(connection), seconds=0.5, meanwhile=requested)
+    assert len(passes) == 1
+    assert conditions(cluster.statuses[("MCPConnection", "ns", "orphan")])["Synced"] == ("False", "MissingReference")
+
+
+def test_a_requested_pass_of_an_object_gone_from_the_index_does_nothing(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink
+) -> None:
+    passes = counting_passes(cluster)
+    body = server()
+    objects = StaticObjects(body)
+    reconciler = patient(registry, cluster, sink)
+
+    async def requested_then_deleted() -> None:
+        reconciler.request_pass(body)
+        del objects.bodies[body["metadata"]["uid"]]
+
+    run_resyncs(reconciler, objects, seconds=0.3, meanwhile=requested_then_deleted)
+    assert passes == [] and cluster.patches == []
+
+
 def test_resync_backs_off_on_transient_errors(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> None:
     attempts: list[float] = []
     cluster.unavailable = True
@@ -347,7 +454,7 @@ def test_closing_abandons_a_pass_in_flight_at_once(
         return await original(namespace)
 
     cluster.fetch_tenant = hanging  # type: ignore[method-assign]
-    run_resyncs(fast(registry, cluster, sink), StaticObjects(server()), seconds=0.3)
+    run_resyncs(fast(registry, cluster, sink, first_status_delay=0.05), StaticObjects(server()), seconds=0.3)
     assert len(cluster.patches) == 1, "only the first-sight status; the abandoned pass wrote nothing else"
 
 
