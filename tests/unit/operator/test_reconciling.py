@@ -323,12 +323,19 @@ def test_a_pass_from_a_watch_event_puts_the_drift_check_an_interval_later(
 
 
 def patient(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
-    """A reconciler whose periodic passes are far off (300 s): only requested passes run, backing off in ms."""
+    """A reconciler whose periodic passes are far off (the first at 253 s, by the seed): only requested passes run,
+    backing off in ms."""
     config = OperatorConfig(
         resync_interval=300.0, retry_base_delay=0.02, retry_max_delay=0.16, probe=False, first_status_delay=60.0
     )
     return ObjectReconciler(
-        registry=registry, cluster=cluster, events=sink, metrics=OperatorMetrics(), config=config, clock=lambda: NOW
+        registry=registry,
+        cluster=cluster,
+        events=sink,
+        metrics=OperatorMetrics(),
+        config=config,
+        clock=lambda: NOW,
+        rng=random.Random(0),
     )
 
 
