@@ -36,7 +36,8 @@ def sink() -> RecordingSink:
 
 @pytest.fixture
 def reconciler(registry: Registry, cluster: FakeCluster, sink: RecordingSink) -> ObjectReconciler:
-    config = OperatorConfig(retry_base_delay=2.0, retry_max_delay=60.0, probe=False)
+    # A first pass writes one status however busy the machine (the slow path has its own test).
+    config = OperatorConfig(retry_base_delay=2.0, retry_max_delay=60.0, probe=False, first_status_delay=60.0)
     return ObjectReconciler(
         registry=registry,
         cluster=cluster,

@@ -230,15 +230,18 @@ class ClosedGate:
         return False
 
 
-def fast(registry: Registry, cluster: FakeCluster, sink: RecordingSink, **kwargs: Any) -> ObjectReconciler:
-    """A reconciler whose resync and back-off run in milliseconds."""
+def fast(
+    registry: Registry, cluster: FakeCluster, sink: RecordingSink, *, first_status_delay: float = 60.0, **kwargs: Any
+) -> ObjectReconciler:
+    """A reconciler whose resync and back-off run in milliseconds (a first pass writes one status however slow the
+    machine, unless `first_status_delay` says otherwise)."""
     config = OperatorConfig(
         resync_interval=0.05,
         min_poll_interval=0.01,
         jitter=0.1,
         retry_base_delay=0.02,
         retry_max_delay=0.16,
-        first_status_delay=0.05,
+        first_status_delay=first_status_delay,
     )
     return ObjectReconciler(
         registry=registry,
@@ -347,7 +350,7 @@ def test_closing_abandons_a_pass_in_flight_at_once(
         return await original(namespace)
 
     cluster.fetch_tenant = hanging  # type: ignore[method-assign]
-    run_resyncs(fast(registry, cluster, sink), StaticObjects(server()), seconds=0.3)
+    run_resyncs(fast(registry, cluster, sink, first_status_delay=0.05), StaticObjects(server()), seconds=0.3)
     assert len(cluster.patches) == 1, "only the first-sight status; the abandoned pass wrote nothing else"
 
 
