@@ -2,13 +2,12 @@
 
 The engine (apply, observe), the probe (snapshots, probe state), the credentials package (OAuth clients), the
 runtime resolution API and the CLI call this module; nothing else in the product speaks SQL. It is a facade:
-`Registry` and `RegistryTransaction` keep the public methods, their transactions and error translation, and
-hand the SQL to modules split by concern: `reading.py` (state and per-server reads), `writing.py` (the one
-table-spec-driven write path of the managed tables), `recording.py` (tenants, audit, stored objects, per-server
-rows), `lookups.py` (the runtime's reads), `secret_store.py` and `stamps.py`. Reads return the record types of
-`records.py` with names, never ids; writes take records and resolve names to ids themselves, batched per table,
-so the cost of a call grows with the rows it touches, never with one query per row. Driver errors surface as
-the domain errors of `errors.py`.
+`Registry` and `RegistryTransaction` keep the public methods, their transactions and error translation, and hand the
+SQL to modules split by concern: `reading.py` (state and per-server reads), `writing.py` (the one table-spec-driven
+write path of the managed tables), `recording.py` (tenants, audit, stored objects, per-server rows), `lookups.py` (the
+runtime's reads), `secret_store.py` and `stamps.py`. Reads return the record types of `records.py` with names, never
+ids; writes take records and resolve names to ids themselves, batched per table, so the cost of a call grows with the
+rows it touches, never with one query per row. Driver errors surface as the domain errors of `errors.py`.
 """
 
 from __future__ import annotations
@@ -204,9 +203,8 @@ class Registry:
                     transaction.closed = True
 
     def fetch_state(self, *, tenants: Collection[str] | None = None, only: RowSelection | None = None) -> ObservedState:
-        """Every row of the four managed tables (owned or not), as records with `row_id` and `ownership` set. A fixed
-        number of queries however many rows there are. `tenants` limits the read to those slugs; `only` to the rows
-        a pass over a few objects consults (`RowSelection`), so it costs what it touches, not its tenants' size."""
+        """Every row of the four managed tables (owned or not) as records with `row_id` and `ownership`, in a fixed
+        number of queries; of `tenants` only, or only the rows a few objects' pass consults (`only`: `RowSelection`)."""
         return self._read(lambda connection: reading.read_state(connection, tenants, only))
 
     def fetch_resources(
@@ -233,8 +231,7 @@ class Registry:
     def fetch_probe_states(
         self, *, tenants: Collection[str] | None = None, servers: Collection[tuple[str, str]] | None = None
     ) -> dict[tuple[str, str], ProbeStateRecord]:
-        """Probe state by (tenant, server): of `tenants` (None: all), or only of `servers` among them (a pass over
-        a few objects of a big tenant)."""
+        """Probe state by (tenant, server) of `tenants` (None: all), or of just `servers` among them."""
         return self._read(lambda connection: reading.probe_states(connection, tenants=tenants, servers=servers))
 
     def fetch_user_tokens(self, *, tenant: str, server: str) -> list[UserTokenRecord]:
