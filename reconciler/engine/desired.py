@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, Self, TypeVar, overload
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from reconciler.api import (
@@ -50,10 +50,9 @@ from reconciler.registry.records import (
     RowKey,
     ServerRecord,
     SourceRef,
+    computed_once,
     key_of,
 )
-
-T = TypeVar("T")
 
 FINGERPRINT_SUFFIX = "Fingerprint"
 """Auth columns holding a secret part's fingerprint end in this; the reference sits in `<part>Ref`."""
@@ -67,30 +66,6 @@ class MissingSecret:
     reference: str
 
 
-class _computed_once(Generic[T]):
-    """`functools.cached_property` without the lock its first read takes on Python 3.11 (a cold apply reads two of
-    them on each of 10,000 objects): the value goes into the instance's `__dict__`, where later reads find it
-    before this descriptor. Computing it twice in a race is harmless for the pure properties it serves."""
-
-    def __init__(self, compute: Callable[[Any], T]) -> None:
-        self.compute = compute
-        self.name = compute.__name__
-        self.__doc__ = compute.__doc__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
-    @overload
-    def __get__(self, instance: object, owner: type | None = None) -> T: ...
-    def __get__(self, instance: object | None, owner: type | None = None) -> T | Self:
-        if instance is None:
-            return self
-        value = instance.__dict__[self.name] = self.compute(instance)
-        return value
-
-
 @dataclass(frozen=True)
 class DesiredObject:
     """One resource and the row it should produce."""
@@ -100,12 +75,12 @@ class DesiredObject:
     record: Record
     missing_secrets: tuple[MissingSecret, ...] = ()
 
-    @_computed_once
+    @computed_once
     def key(self) -> RowKey:
         # Cached (the object is immutable): a pass looks each object up by key and source many times over.
         return key_of(self.record)
 
-    @_computed_once
+    @computed_once
     def source(self) -> SourceRef:
         return SourceRef(self.resource.kind, self.resource.metadata.namespace, self.resource.metadata.name)
 

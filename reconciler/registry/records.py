@@ -13,8 +13,9 @@ import datetime as dt
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Generic, Literal, Self, TypeVar, overload
 
 import orjson
 
@@ -74,6 +75,34 @@ class MemberHeaderRecord:
     key: str
 
 
+T = TypeVar("T")
+
+
+class computed_once(Generic[T]):
+    """`functools.cached_property` without the lock its first read takes on Python 3.11 (a cold apply reads several
+    on each of 10,000 objects): the value goes into the instance's `__dict__` (also of a frozen dataclass), where
+    later reads find it before this descriptor. Computing it twice in a race is harmless for the pure values it
+    serves."""
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+    def __get__(self, instance: object | None, owner: type | None = None) -> T | Self:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
+
+
 @dataclass(frozen=True)
 class RecordBase:
     tenant: str
@@ -86,24 +115,10 @@ class RecordBase:
 
         Built once per record and shared by the hash, planning and the audit row: read it, never change it.
         """
-        # Kept in the instance's `__dict__` (records are immutable): a cold apply of 10,000 rows would otherwise
-        # build it twice, once to hash and once for the audit row. Not a `functools.cached_property`, whose first
-        # read takes a lock on Python 3.11 (20,000 reads in a cold apply).
-        cached = self.__dict__
-        try:
-            return cached["_content"]  # type: ignore[no-any-return]
-        except KeyError:
-            built = cached["_content"] = self._build_content()
-            return built
+        return self._content
 
     def content_hash(self) -> str:
-        cached = self.__dict__
-        try:
-            return cached["_hash"]  # type: ignore[no-any-return]
-        except KeyError:
-            # Likewise the hash (10,000 rows per resync).
-            built = cached["_hash"] = content_hash(self.content())
-            return built
+        return self._hash
 
     def owned(self, ownership: Ownership) -> Self:
         """The same row under `ownership`; its content and hash, which ownership is no part of, carry over."""
@@ -124,6 +139,17 @@ class RecordBase:
         attributes.update(self.__dict__)
         attributes[name] = value
         return copy
+
+    @computed_once
+    def _content(self) -> dict[str, Any]:
+        # Records are immutable, so their content is built once per instance: a cold apply of 10,000 rows would
+        # otherwise build it twice, once to hash and once for the audit row.
+        return self._build_content()
+
+    @computed_once
+    def _hash(self) -> str:
+        # Likewise the hash (10,000 rows per resync).
+        return content_hash(self.content())
 
     def _build_content(self) -> dict[str, Any]:
         values = self.__dict__  # every field sits there (frozen dataclasses without slots)
@@ -289,10 +315,7 @@ RowKey = tuple[Table, str, str]
 
 
 def key_of(record: RecordBase) -> RowKey:
-    table = _TABLE_OF_TYPE.get(type(record))  # `table_of`, inlined: called for every row several times a pass
-    if table is None:
-        raise TypeError(f"not a registry record: {type(record).__name__}")
-    return (table, record.tenant, record.name)
+    return (table_of(record), record.tenant, record.name)
 
 
 def content_hash(data: Any) -> str:
