@@ -2,13 +2,13 @@
 
 Starts the control plane the e2e suite uses (building it once if needed, see `.ci/kube-assets.sh`), runs the
 operator as a child process through `run_operator` (so its peak RSS is its own), creates the objects and prints:
-time until all are Ready/Synced and the operator's CPU seconds over that time (on a busy machine the time is
-mostly other processes' doing; the CPU is the operator's own), the CPU seconds etcd and kube-apiserver spent
-meanwhile (the same for each baseline: the writes and watches a controller causes cost the control plane, which
-shares this machine's cores), status writes per object (and all writes, kopf's
-bookkeeping included) until convergence and then during three idle resync periods, counted from a watch, and the
-operator's peak RSS and open sockets. The registry is migrated first with `mcp-reconciler migrate`, as the
-chart's init container does. Targets: 1 status write per object to converge (its first pass ends within
+time until all are Ready/Synced and the operator's CPU seconds over that time (on a busy machine the time is mostly
+other processes' doing; the CPU is the operator's own), the CPU seconds etcd and kube-apiserver spent meanwhile (the
+same for each baseline: the writes and watches a controller causes cost the control plane, which shares this
+machine's cores) and the requests it served, by verb and resource (its own metrics), status writes per object (and
+all writes, kopf's finalizer included) until convergence and then during three idle resync periods, counted from a
+watch, and the operator's peak RSS and open sockets. The registry is migrated first with `mcp-reconciler migrate`,
+as the chart's init container does. Targets: 1 status write per object to converge (its first pass ends within
 `first_status_delay`), none while idle, peak RSS ≤ 250 MB. Prints numbers; asserts nothing.
 
 Two modes, printed as `mode`: by default the servers have example.com URLs and discovery disabled, so nothing is
@@ -50,6 +50,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -253,6 +254,29 @@ def _plane_cpu_s(plane: ControlPlane) -> float:
     """CPU seconds etcd and kube-apiserver have used so far: what each controller's writes and watches cost the
     control plane, which shares this machine's cores with it."""
     return sum(_cpu_s(process.pid) for process in plane.processes if process.poll() is None)
+
+
+def _api_requests(http: KubeHttp) -> Counter[str]:
+    """kube-apiserver's own count of the requests it has served so far, by verb and resource (leases, lists and
+    watches left out: the bench polls by listing): the difference over a run says which writes and reads a
+    controller causes."""
+    counts: Counter[str] = Counter()
+    text = str(http.request("GET", "/metrics", accept="text/plain", timeout=30, raw=True))
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line[: line.rindex("}")]))
+        if labels.get("resource") in (None, "", "leases") or labels.get("verb") in ("WATCH", "LIST"):
+            continue
+        what = labels["resource"] + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+        counts[f"{labels['verb']} {what}"] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def _requests_since(http: KubeHttp, before: Counter[str]) -> dict[str, int]:
+    after = _api_requests(http)
+    after.subtract(before)
+    return {what: count for what, count in sorted(after.items()) if count > 0}
 
 
 def _registry_url(backend: str, workdir: Path) -> tuple[str, Any]:
@@ -610,7 +634,7 @@ def _direct_baseline(
     it (same objects and namespaces, same 8 client threads, same readiness poll as the operator's measurement)."""
     fleet = Fleet(f"{NAMESPACE}-direct", spread)
     _create_namespaces(http, fleet)
-    plane_before = _plane_cpu_s(plane)
+    plane_before, requests_before = _plane_cpu_s(plane), _api_requests(http)
     started = time.monotonic()
 
     def patch_status(namespace: str, name: str) -> None:
@@ -619,11 +643,13 @@ def _direct_baseline(
     _create_all(http, fleet, objects, demo=demo, then=patch_status)
     elapsed, ready = _wait_all(http, fleet, objects, _ready, started=started)
     plane_cpu = _plane_cpu_s(plane) - plane_before
+    requests = _requests_since(http, requests_before)
     _delete_all(http, fleet)
     return {
         "all_ready_s": round(elapsed, 1) if ready == objects else None,
         "ready": ready,
         "control_plane_cpu_s": round(plane_cpu, 2),
+        "api_requests": requests,
     }
 
 
@@ -673,7 +699,7 @@ def _kopf_noop_baseline(
         log.close()
     try:
         _wait_started(process, watches=1)
-        cpu_before, plane_before = _cpu_s(process.pid), _plane_cpu_s(plane)
+        cpu_before, plane_before, requests_before = _cpu_s(process.pid), _plane_cpu_s(plane), _api_requests(http)
         started = time.monotonic()
         _create_all(http, fleet, objects, demo=None)
 
@@ -683,6 +709,7 @@ def _kopf_noop_baseline(
 
         elapsed, count = _wait_all(http, fleet, objects, handled, started=started)
         cpu, plane_cpu = _cpu_s(process.pid) - cpu_before, _plane_cpu_s(plane) - plane_before
+        requests = _requests_since(http, requests_before)
         time.sleep(5)  # let it settle as the operator's run does, so both peaks cover the same phases
         rss = _peak_rss_mb(process.pid)
     finally:
@@ -693,6 +720,7 @@ def _kopf_noop_baseline(
         "all_handled_s": round(elapsed, 1) if count == objects else None,
         "cpu_to_all_handled_s": round(cpu, 2),
         "control_plane_cpu_s": round(plane_cpu, 2),
+        "api_requests": requests,
     }
 
 
@@ -823,15 +851,16 @@ def _measure_operator(
         watcher.start()
         time.sleep(0.5)
 
-        cpu_before, plane_before = _cpu_s(operator.pid), _plane_cpu_s(plane)
+        cpu_before, plane_before, requests_before = _cpu_s(operator.pid), _plane_cpu_s(plane), _api_requests(http)
         started = time.monotonic()
         _create_all(http, fleet, objects, demo=demo)
         created = time.monotonic() - started
         converged, ready = _wait_all(http, fleet, objects, _ready, started=started)
         cpu_to_ready = _cpu_s(operator.pid) - cpu_before
         plane_cpu_to_ready = _plane_cpu_s(plane) - plane_before
-        # kopf's own bookkeeping patch (last-handled-configuration) may land after the status: wait until the
-        # stream has been quiet for a few seconds, so the idle window measures only idle resyncs.
+        requests_to_ready = _requests_since(http, requests_before)
+        # Writes may still land after the last status (a pass requested twice): wait until the stream has been
+        # quiet for a few seconds, so the idle window measures only idle resyncs.
         settle_deadline = time.monotonic() + 120
         last = watcher.snapshot()
         quiet_since = time.monotonic()
@@ -858,6 +887,7 @@ def _measure_operator(
             "all_ready_s": round(converged, 1) if ready == objects else None,
             "operator_cpu_to_ready_s": round(cpu_to_ready, 2),
             "control_plane_cpu_to_ready_s": round(plane_cpu_to_ready, 2),
+            "api_requests_to_ready": requests_to_ready,
             "ready": ready,
             "status_writes_per_object_to_converge": {
                 "mean": round(status_writes_at_convergence / objects, 2),
@@ -866,7 +896,7 @@ def _measure_operator(
             "all_writes_per_object_until_quiet": {
                 "mean": round(writes_at_convergence / objects, 2),
                 "max": max(per_object_writes.values(), default=0),
-                "note": "includes kopf's finalizer and last-handled-configuration patches",
+                "note": "includes kopf's finalizer patch",
             },
             "idle_window_s": round(idle_window, 1),
             "status_writes_during_idle_resyncs": status_writes_after_idle - status_writes_at_convergence,

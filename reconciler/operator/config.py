@@ -16,6 +16,7 @@ from pathlib import Path
 import kopf
 
 from reconciler.operator.annotations import CREDENTIAL_LABEL, FINALIZER, KOPF_PREFIX
+from reconciler.operator.handled import HandledSpecs
 from reconciler.registry import DEFAULT_MANAGER
 
 DEFAULT_PEERING_NAME = "mcp-reconciler"
@@ -115,18 +116,21 @@ class OperatorConfig:
         return not self.namespaces
 
 
-def build_kopf_settings(config: OperatorConfig, settings: kopf.OperatorSettings | None = None) -> kopf.OperatorSettings:
+def build_kopf_settings(
+    config: OperatorConfig, settings: kopf.OperatorSettings | None = None, *, handled: HandledSpecs | None = None
+) -> kopf.OperatorSettings:
     """Fill kopf's settings (a fresh object, or the one kopf passes to the startup handler) from `config`.
 
-    Storage: progress and the diff base live in annotations under `kopf.<our group>`, never in `status` (the CRD's
-    structural schema would prune `status.kopf`), and kopf writes them only when a change handler runs, so
-    an idle object is never patched by kopf; the periodic passes are our own loop, which kopf does not persist.
+    Storage: the diff base is `handled` (in memory, see `handled.py`: no annotation write per new or changed
+    object). Progress lives in annotations under `kopf.<our group>`, never in `status` (the CRD's structural schema
+    would prune `status.kopf`); kopf writes it only while a handler is being retried (the finalizer's), so an idle
+    object is never patched by kopf. The periodic passes are our own loop, which kopf does not persist.
     """
     settings = settings if settings is not None else kopf.OperatorSettings()
     persistence = settings.persistence
     persistence.finalizer = FINALIZER
     persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX, key="last-handled-configuration")
+    persistence.diffbase_storage = handled if handled is not None else HandledSpecs()
 
     settings.posting.enabled = True
     settings.posting.level = logging.WARNING

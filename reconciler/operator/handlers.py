@@ -1,19 +1,19 @@
 """Every kopf decorator of the operator, in one place: thin shells over `ObjectReconciler`.
 
-`running.py` calls `build_handlers` once per operator with its collaborators; nothing registers into kopf's
-global registry, so two operators can run in one process (tests do). Per kind: two indexes (the objects, by
-namespace and by uid, and which objects read which Secret), create/update/resume → one pass, delete → the
-finalizer. Periodic passes are not kopf daemons (one per object would cost ~40 KB each): indexing an object
-schedules it in the reconciler's one resync loop, which the first indexed object starts, and an imported MCPServer
-in the upstream checker's loop (no kopf timer either: kopf would keep every MCPServer's full body for it).
-create/update/resume only queue the pass (`ObjectReconciler.request_pass`), which the reconciler runs from the index
-with its own back-off: a handler waiting for its pass held kopf's worker and the event's copies meanwhile.
+`running.py` calls `build_handlers` once per operator with its collaborators; nothing registers into kopf's global
+registry, so two operators can run in one process (tests do). Per kind: two indexes (the objects, by namespace and
+by uid, and which objects read which Secret), create/update/resume → one pass (kopf's diff base is kept in memory,
+`handled.py`), delete → the finalizer. Periodic passes are not kopf daemons (one per object would cost ~40 KB each):
+indexing an object schedules it in the reconciler's one resync loop, which the first indexed object starts, and an
+imported MCPServer in the upstream checker's loop (no kopf timer either: kopf would keep every MCPServer's full body
+for it). create/update/resume only queue the pass (`ObjectReconciler.request_pass`), which the reconciler runs from
+the index with its own back-off: a handler waiting for its pass held kopf's worker and the event's copies meanwhile.
 One more watch, on Secrets labelled `mcp.reconciler.dev/credential` (filtered server-side through
-`settings.watching.label_selectors`, see `config.py`), reconciles exactly the objects that read a changed
-Secret. Index handlers are async too: kopf runs sync handlers in threads, and the scheduling indexing does
-belongs on the event loop. Handlers return None (status is written by the pass itself); the finalizer translates
-the domain's two error roots into kopf's: PermanentError → kopf.PermanentError (no retries until the spec
-changes), RetryableError → kopf.TemporaryError with exponential back-off.
+`settings.watching.label_selectors`, see `config.py`), reconciles exactly the objects that read a changed Secret.
+Index handlers are async too: kopf runs sync handlers in threads, and the scheduling indexing does belongs on the
+event loop. Handlers return None (status is written by the pass itself); the finalizer translates the domain's two
+error roots into kopf's: PermanentError → kopf.PermanentError (no retries until the spec changes), RetryableError →
+kopf.TemporaryError with exponential back-off.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from reconciler.errors import PermanentError, RetryableError
 from reconciler.operator.annotations import CREDENTIAL_LABEL
 from reconciler.operator.cluster import KubeAccess
 from reconciler.operator.gathering import index_entry, secret_users
+from reconciler.operator.handled import HandledSpecs
 from reconciler.operator.reconciling import ObjectReconciler
 from reconciler.operator.upstream import UpstreamChecker
 
@@ -70,11 +71,16 @@ async def _translated(work: Awaitable[None], *, reconciler: ObjectReconciler, re
 
 
 def build_handlers(
-    *, reconciler: ObjectReconciler, access: KubeAccess, upstream: UpstreamChecker | None = None
+    *,
+    reconciler: ObjectReconciler,
+    access: KubeAccess,
+    upstream: UpstreamChecker | None = None,
+    handled: HandledSpecs | None = None,
 ) -> kopf.OperatorRegistry:
     """A kopf registry with all handlers, bound to `reconciler`; `access` answers kopf's login. With `upstream`,
     the object index hands it the imported MCPServers to check against their registry (its own schedule, not a
-    kopf timer: see `upstream.py`)."""
+    kopf timer: see `upstream.py`). `handled` is kopf's diff base (the same object as in its settings): a finalized
+    object's entry is dropped there."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -127,6 +133,8 @@ def build_handlers(
         @kopf.on.delete(*resource, id="finalize", registry=registry)
         async def finalize_object(*, body: kopf.Body, retry: int, **_: Any) -> None:
             await _translated(reconciler.remove(body), reconciler=reconciler, retry=retry)
+            if handled is not None:
+                handled.forget(body.metadata.uid)
 
     @kopf.on.event("v1", "secrets", labels={CREDENTIAL_LABEL: kopf.PRESENT}, id="credential", registry=registry)
     async def credential_changed(

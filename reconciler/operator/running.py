@@ -23,6 +23,7 @@ from kubernetes.aio import client as aclient
 from reconciler.operator.cluster import Cluster, access_of, load_client_configuration
 from reconciler.operator.config import DEFAULT_PEERING_NAME, OperatorConfig, build_kopf_settings
 from reconciler.operator.events import EventSink, KopfEventSink
+from reconciler.operator.handled import HandledSpecs
 from reconciler.operator.handlers import build_handlers
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.peering import (
@@ -134,6 +135,7 @@ class Operator:
                 health = RegistryHealth(registry.ping, cache_seconds=config.health_cache_seconds, executor=threads)
                 app = build_app(metrics=self.metrics, health=health, peering=lambda: self.peering)
                 runner, self.port = await start_server(app, host=config.listen_host, port=config.port)
+            handled = HandledSpecs()  # kopf's diff base, shared by its settings and the finalizer
             upstream = UpstreamChecker(
                 record=reconciler.record_upstream,
                 allow_private=config.allow_private_networks,
@@ -146,8 +148,9 @@ class Operator:
                     reconciler=reconciler,
                     access=access_of(configuration, in_cluster=in_cluster),
                     upstream=upstream,
+                    handled=handled,
                 ),
-                settings=build_kopf_settings(config),
+                settings=build_kopf_settings(config, handled=handled),
                 namespaces=list(config.namespaces),
                 clusterwide=config.clusterwide,
                 stop_flag=stop_flag,

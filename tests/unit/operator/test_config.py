@@ -8,6 +8,7 @@ import kopf
 
 import reconciler.operator
 from reconciler.operator.config import OperatorConfig, build_kopf_settings
+from reconciler.operator.handled import HandledSpecs
 
 
 def test_kopf_settings_are_explicit() -> None:
@@ -16,8 +17,7 @@ def test_kopf_settings_are_explicit() -> None:
     assert settings.persistence.finalizer == "mcp.reconciler.dev/finalizer"
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert settings.persistence.progress_storage.prefix == "kopf.mcp.reconciler.dev"
-    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
-    assert settings.persistence.diffbase_storage.prefix == "kopf.mcp.reconciler.dev"
+    assert isinstance(settings.persistence.diffbase_storage, HandledSpecs), "no annotation write per change"
     assert settings.posting.level == logging.WARNING
     assert settings.posting.reporting_component == "mcp-reconciler"
     assert settings.queueing.worker_limit == 8
