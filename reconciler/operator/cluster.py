@@ -72,9 +72,12 @@ async def load_client_configuration(
     """A client configuration from `kubeconfig`, else `$KUBECONFIG`/`~/.kube/config`, else the service account.
 
     Returns the configuration and whether it is the in-cluster one (kopf then logs in with the service
-    account itself, re-reading the rotating token).
+    account itself, re-reading the rotating token). Its client reaches the API server as kopf's does: through the
+    kubeconfig's `proxy-url` if any, never a proxy from the environment or a `.netrc` (looking those up cost two
+    thread hops per request, and reading `.netrc` from disk each time).
     """
     configuration = aclient.Configuration()
+    configuration.client_session_kwargs = {"trust_env": False}
     candidates = [kubeconfig] if kubeconfig else [Path(p) for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
     if not candidates:
         default = Path("~/.kube/config").expanduser()

@@ -61,3 +61,30 @@ def test_passes_share_a_tenant_read_until_it_is_stale(
     assert together == ["eu"] * 20, "twenty passes at once share one read"
     assert after == [later]
     assert sent == gets, "a namespace GET and a ConfigMap GET per read"
+
+
+def test_the_api_server_is_reached_directly_whatever_the_proxy_environment_says(
+    control_plane: ControlPlane,
+    kube: KubeHttp,
+    new_namespace: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As kopf's own client: no proxy from the environment and no `.netrc` lookup (each was a thread hop per
+    request); a kubeconfig's `proxy-url` is still the client configuration's `proxy`."""
+    namespace = new_namespace("direct", labels={TENANT_LABEL: "direct"})
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # the discard port: nothing listens there
+
+    async def read() -> str:
+        configuration, _ = await load_client_configuration(
+            kubeconfig=control_plane.kubeconfig, context=None, environ={}
+        )
+        cluster = Cluster(aclient.ApiClient(configuration), request_timeout=30, tenant_cache_seconds=0)
+        try:
+            return (await cluster.fetch_tenant(namespace)).slug
+        finally:
+            await cluster.close()
+
+    assert asyncio.run(read()) == "direct"
