@@ -1,15 +1,18 @@
 """Operator benchmark against a real kube-apiserver + etcd: 1,000 MCPServer objects from creation to Ready.
 
 Starts the control plane the e2e suite uses (building it once if needed, see `.ci/kube-assets.sh`), runs the
-operator as a child process through `run_operator` (so its peak RSS is its own), creates the objects and prints:
-time until all are Ready/Synced and the operator's CPU seconds over that time (on a busy machine the time is mostly
-other processes' doing; the CPU is the operator's own), the CPU seconds etcd and kube-apiserver spent meanwhile (the
-same for each baseline: the writes and watches a controller causes cost the control plane, which shares this
-machine's cores) and the requests it served, by verb and resource (its own metrics), status writes per object (and
-all writes, kopf's finalizer included) until convergence and then during three idle resync periods, counted from a
-watch, and the operator's peak RSS and open sockets. The registry is migrated first with `mcp-reconciler migrate`,
-as the chart's init container does. Targets: 1 status write per object to converge (its first pass ends within
-`first_status_delay`), none while idle, peak RSS ≤ 250 MB. Prints numbers; asserts nothing.
+operator as a child process (so its peak RSS is its own), creates the objects and prints:
+time until all are Ready/Synced (with the shipped resync interval of 300 s, `--converge-resync`: at 10 s, 10,000
+objects would each get a dozen drift checks while they converge) and the operator's CPU seconds over that time (on a
+busy machine the time is mostly other processes' doing; the CPU is the operator's own), the CPU seconds etcd and
+kube-apiserver spent meanwhile (the same for each baseline: the writes and watches a controller causes cost the
+control plane, which shares this machine's cores) and the requests it served, by verb and resource (its own
+metrics), status writes per object (and all writes, kopf's finalizer included) until convergence, counted from a
+watch, and then while the operator, restarted with `--resync` (10 s), gives every object the pass its start asks for
+and three periodic ones (counted by its own metrics), also checked by listing; and the operator's peak RSS and open
+sockets. The registry is migrated first with `mcp-reconciler migrate`, as the chart's init container does. Targets:
+1 status write per object to converge (its first pass ends within `first_status_delay`), none while idle, peak RSS ≤
+250 MB. Prints numbers; asserts nothing.
 
 Two modes, printed as `mode`: by default the servers have example.com URLs and discovery disabled, so nothing is
 contacted (the operator still runs with probing on, as shipped). `--probe` serves the shipped demo MCP servers
@@ -23,12 +26,12 @@ until kopf has handled all of them); and the cheapest possible controller, the b
 status per object right after creating it (its time until all are Ready).
 
 Diagnostics, for finding where memory goes (they inflate the peak; never compare such a run's numbers):
-`MCPR_BENCH_DIAGNOSTICS=1` makes the operator dump RSS, glibc malloc and pymalloc totals, the largest object
-types and the deep sizes of kopf's and our per-object structures at start, at convergence and after the idle
-window (path printed as `diagnostics`); add `MCPR_BENCH_TRACEMALLOC=<frames>` for the top allocations made
-since start, `MCPR_BENCH_TRIM=1` to see what `gc.collect()` and `malloc_trim` give back, and
-`MCPR_BENCH_PRELUDE=<python>` to run an experiment (a monkeypatch, a setting) in the operator before it starts.
-Environment variables such as `MALLOC_ARENA_MAX` reach the operator unchanged.
+`MCPR_BENCH_DIAGNOSTICS=1` makes the operator dump RSS, glibc malloc and pymalloc totals, the largest object types
+and the deep sizes of kopf's and our per-object structures at start and at convergence (path printed as
+`diagnostics`); add `MCPR_BENCH_TRACEMALLOC=<frames>` for the top allocations made since start, `MCPR_BENCH_TRIM=1`
+to see what `gc.collect()` and `malloc_trim` give back, and `MCPR_BENCH_PRELUDE=<python>` to run an experiment (a
+monkeypatch, a setting) in the operator before it starts. Environment variables such as `MALLOC_ARENA_MAX` reach the
+operator unchanged.
 
 `--black-holes N` measures something else: `--objects` healthy servers (the demo tools server) created in one
 namespace, and the same number created among N black holes (listeners on 127.0.0.1 that accept TCP and never
@@ -53,6 +56,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -84,6 +88,9 @@ from tests.e2e.kube import (  # noqa: E402
 NAMESPACE = "bench"
 POSTGRES_ADMIN = os.environ.get("MCP_RECONCILER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CONVERGE_TIMEOUT_SECONDS = 1800
+IDLE_TIMEOUT_SECONDS = 1800
+SHIPPED_RESYNC_SECONDS = 300.0
+"""`OperatorConfig.resync_interval`'s default: what a burst of new objects meets in a real deployment."""
 LABEL = "bench.mcp.reconciler.dev/fleet"
 
 
@@ -474,14 +481,16 @@ def _start_operator(
     log_path: Path,
     dump_path: Path | None,
     namespaces: tuple[str, ...] = (NAMESPACE,),
+    metrics_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
     code = (
-        "import sys; from pathlib import Path; "
+        "import asyncio, sys; from pathlib import Path; "
         f"sys.path.insert(0, {str(REPO)!r}); "
-        "from reconciler.operator import run_operator; "
-        f"run_operator({list(namespaces)!r}, registry_url={registry_url!r}, standalone=True, port=None, "
-        f"resync_interval={resync!r}, kubeconfig=Path({str(plane.kubeconfig)!r}), "
-        f"allow_private_networks={probe!r})"
+        "from reconciler.operator.config import OperatorConfig; "
+        "from reconciler.operator.running import Operator; "
+        f"asyncio.run(Operator(OperatorConfig(namespaces={tuple(namespaces)!r}, registry_url={registry_url!r}, "
+        f"standalone=True, port={metrics_port!r}, listen_host='127.0.0.1', resync_interval={resync!r}, "
+        f"kubeconfig=Path({str(plane.kubeconfig)!r}), allow_private_networks={probe!r})).run())"
     )
     env = dict(os.environ)
     prelude = os.environ.get("MCPR_BENCH_PRELUDE")
@@ -743,7 +752,16 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 2)
 
 
-def run(objects: int, resync: float, backend: str, *, spread: int, probe: bool, baselines: bool) -> dict[str, Any]:
+def run(
+    objects: int,
+    resync: float,
+    backend: str,
+    *,
+    spread: int,
+    probe: bool,
+    baselines: bool,
+    converge_resync: float = SHIPPED_RESYNC_SECONDS,
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
     with contextlib.ExitStack() as stack:
         demo = stack.enter_context(start_demo_servers()) if probe else None
@@ -775,6 +793,7 @@ def run(objects: int, resync: float, backend: str, *, spread: int, probe: bool, 
             Fleet(NAMESPACE, spread),
             objects,
             resync=resync,
+            converge_resync=converge_resync,
             registry_url=registry_url,
             demo=demo,
             workdir=workdir,
@@ -826,16 +845,20 @@ def _measure_operator(
     objects: int,
     *,
     resync: float,
+    converge_resync: float,
     registry_url: str,
     demo: DemoServers | None,
     workdir: Path,
 ) -> dict[str, Any]:
+    """Convergence with the shipped resync interval (`converge_resync`), then the idle check: the operator is
+    restarted with `resync` and left until its passes show every object checked four times (the pass its start
+    asks for and three periodic ones), counting every write meanwhile."""
     _create_namespaces(http, fleet)
     dump_path = workdir / "diagnostics.txt" if os.environ.get("MCPR_BENCH_DIAGNOSTICS") else None
     operator = _start_operator(
         plane,
         registry_url=registry_url,
-        resync=resync,
+        resync=converge_resync,
         probe=demo is not None,
         log_path=workdir / "operator.log",
         dump_path=dump_path,
@@ -846,8 +869,7 @@ def _measure_operator(
         _dump(operator, dump_path)
         sampler = RssSampler(operator.pid)
         sampler.start()
-        idle_window = 3 * resync * 1.2 + 5
-        watcher = Watcher(plane, fleet, seconds=int(CONVERGE_TIMEOUT_SECONDS + idle_window + 180))
+        watcher = Watcher(plane, fleet, seconds=int(CONVERGE_TIMEOUT_SECONDS + IDLE_TIMEOUT_SECONDS + 180))
         watcher.start()
         time.sleep(0.5)
 
@@ -859,69 +881,124 @@ def _measure_operator(
         cpu_to_ready = _cpu_s(operator.pid) - cpu_before
         plane_cpu_to_ready = _plane_cpu_s(plane) - plane_before
         requests_to_ready = _requests_since(http, requests_before)
-        # Writes may still land after the last status (a pass requested twice): wait until the stream has been
-        # quiet for a few seconds, so the idle window measures only idle resyncs.
-        settle_deadline = time.monotonic() + 120
-        last = watcher.snapshot()
-        quiet_since = time.monotonic()
-        while time.monotonic() < settle_deadline and time.monotonic() - quiet_since < 5:
-            time.sleep(0.5)
-            current = watcher.snapshot()
-            if current != last:
-                last, quiet_since = current, time.monotonic()
+        _wait_quiet(watcher)  # a write may land after the last Ready (a pass requested twice)
         writes_at_convergence, status_writes_at_convergence = watcher.snapshot()
         per_object_writes, per_object_status = watcher.per_object()
         listed_at_convergence = _versions(http, fleet)
         _dump(operator, dump_path)
-
-        time.sleep(idle_window)
-        _dump(operator, dump_path)
-        writes_after_idle, status_writes_after_idle = watcher.snapshot()
-        listed_after_idle = _versions(http, fleet)
         rss = _peak_rss_mb(operator.pid)
         sampler.stop()
-        return {
-            "objects": objects,
-            "resync_interval_s": resync,
-            "create_s": round(created, 1),
-            "all_ready_s": round(converged, 1) if ready == objects else None,
-            "operator_cpu_to_ready_s": round(cpu_to_ready, 2),
-            "control_plane_cpu_to_ready_s": round(plane_cpu_to_ready, 2),
-            "api_requests_to_ready": requests_to_ready,
-            "ready": ready,
-            "status_writes_per_object_to_converge": {
-                "mean": round(status_writes_at_convergence / objects, 2),
-                "max": max(per_object_status.values(), default=0),
-            },
-            "all_writes_per_object_until_quiet": {
-                "mean": round(writes_at_convergence / objects, 2),
-                "max": max(per_object_writes.values(), default=0),
-                "note": "includes kopf's finalizer patch",
-            },
-            "idle_window_s": round(idle_window, 1),
-            "status_writes_during_idle_resyncs": status_writes_after_idle - status_writes_at_convergence,
-            "all_writes_during_idle_resyncs": writes_after_idle - writes_at_convergence,
-            "watch_ended_early": watcher.ended,
-            "objects_written_during_idle_by_listing": {
-                "any_write": sum(
-                    1
-                    for key, (version, _) in listed_after_idle.items()
-                    if listed_at_convergence.get(key, ("",))[0] != version
-                ),
-                "status_changed": sum(
-                    1
-                    for key, (_, status) in listed_after_idle.items()
-                    if listed_at_convergence.get(key, ("", ""))[1] != status
-                ),
-                "note": "two listings, at convergence and after the idle window: holds even when the watch ended early",
-            },
-            "operator_peak_rss_mb": round(rss, 1),
-            "operator_peak_open_sockets": sampler.peak_sockets(),
-            "operator_rss_timeline_s_mb": sampler.timeline(),
-            "diagnostics": str(dump_path) if dump_path is not None else None,
-        }
     finally:
         _stop(operator)
+
+    metrics_port = _free_loopback_port()
+    operator = _start_operator(
+        plane,
+        registry_url=registry_url,
+        resync=resync,
+        probe=demo is not None,
+        log_path=workdir / "operator-idle.log",
+        dump_path=None,
+        namespaces=fleet.operator_namespaces,
+        metrics_port=metrics_port,
+    )
+    try:
+        _wait_started(operator)
+        idle_started = time.monotonic()
+        passes = _wait_passes(metrics_port, 4 * objects, timeout=IDLE_TIMEOUT_SECONDS)
+        idle_s = time.monotonic() - idle_started
+        _wait_quiet(watcher)
+        writes_after_idle, status_writes_after_idle = watcher.snapshot()
+        listed_after_idle = _versions(http, fleet)
+    finally:
+        _stop(operator)
+    return {
+        "objects": objects,
+        "resync_interval_s": {"to_converge": converge_resync, "idle_check": resync},
+        "create_s": round(created, 1),
+        "all_ready_s": round(converged, 1) if ready == objects else None,
+        "operator_cpu_to_ready_s": round(cpu_to_ready, 2),
+        "control_plane_cpu_to_ready_s": round(plane_cpu_to_ready, 2),
+        "api_requests_to_ready": requests_to_ready,
+        "ready": ready,
+        "status_writes_per_object_to_converge": {
+            "mean": round(status_writes_at_convergence / objects, 2),
+            "max": max(per_object_status.values(), default=0),
+        },
+        "all_writes_per_object_until_quiet": {
+            "mean": round(writes_at_convergence / objects, 2),
+            "max": max(per_object_writes.values(), default=0),
+            "note": "includes kopf's finalizer patch",
+        },
+        "idle_check": {
+            "what": "the operator restarted (every object gets a pass), then three resync periods",
+            "seconds": round(idle_s, 1),
+            "passes": passes,
+            "passes_wanted": 4 * objects,
+        },
+        "status_writes_during_idle_resyncs": status_writes_after_idle - status_writes_at_convergence,
+        "all_writes_during_idle_resyncs": writes_after_idle - writes_at_convergence,
+        "watch_ended_early": watcher.ended,
+        "objects_written_during_idle_by_listing": {
+            "any_write": sum(
+                1
+                for key, (version, _) in listed_after_idle.items()
+                if listed_at_convergence.get(key, ("",))[0] != version
+            ),
+            "status_changed": sum(
+                1
+                for key, (_, status) in listed_after_idle.items()
+                if listed_at_convergence.get(key, ("", ""))[1] != status
+            ),
+            "note": "two listings, at convergence and after the idle check: holds even when the watch ended early",
+        },
+        "operator_peak_rss_mb": round(rss, 1),
+        "operator_peak_open_sockets": sampler.peak_sockets(),
+        "operator_rss_timeline_s_mb": sampler.timeline(),
+        "diagnostics": str(dump_path) if dump_path is not None else None,
+    }
+
+
+def _wait_quiet(watcher: Watcher, *, quiet: float = 5.0, timeout: float = 120.0) -> None:
+    """Until the watch stream has shown no write for `quiet` seconds (bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    last = watcher.snapshot()
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet:
+        time.sleep(0.5)
+        current = watcher.snapshot()
+        if current != last:
+            last, quiet_since = current, time.monotonic()
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_passes(port: int, wanted: int, *, timeout: float) -> int:
+    """Until the operator's `mcp_reconciler_reconciles_total` (every pass, by kind and outcome) reaches `wanted`,
+    bounded by `timeout`, polling its metrics on 127.0.0.1 once a second; returns the last count read."""
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                text = response.read().decode()
+        except OSError:
+            text = ""  # not listening yet
+        count = int(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("mcp_reconciler_reconciles_total{")
+            )
+        )
+        if count >= wanted:
+            break
+        time.sleep(1)
+    return count
 
 
 def _versions(http: KubeHttp, fleet: Fleet) -> dict[str, tuple[str, str]]:
@@ -1068,7 +1145,15 @@ def main() -> None:
     parser.add_argument(
         "--namespaces", type=int, default=1, help="spread the objects over this many namespaces (cluster-wide operator)"
     )
-    parser.add_argument("--resync", type=float, default=10.0, help="resync interval in seconds (minimum 10)")
+    parser.add_argument(
+        "--resync", type=float, default=10.0, help="resync interval of the idle check, in seconds (minimum 10)"
+    )
+    parser.add_argument(
+        "--converge-resync",
+        type=float,
+        default=SHIPPED_RESYNC_SECONDS,
+        help="resync interval while the objects converge (default: the shipped one)",
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
         "--probe",
@@ -1090,7 +1175,13 @@ def main() -> None:
         print(json.dumps(run_black_holes(args.objects, args.black_holes, args.backend), indent=2))
         return
     result = run(
-        args.objects, args.resync, args.backend, spread=args.namespaces, probe=args.probe, baselines=args.baselines
+        args.objects,
+        args.resync,
+        args.backend,
+        spread=args.namespaces,
+        probe=args.probe,
+        baselines=args.baselines,
+        converge_resync=args.converge_resync,
     )
     timeline = result.pop("operator_rss_timeline_s_mb")
     print(json.dumps(result, indent=2))
