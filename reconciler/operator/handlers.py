@@ -1,25 +1,26 @@
 """Every kopf decorator of the operator, in one place: thin shells over `ObjectReconciler`.
 
 `running.py` calls `build_handlers` once per operator with its collaborators; nothing registers into kopf's global
-registry, so two operators can run in one process (tests do). Per kind: two indexes (the objects, by namespace and
-by uid, and which objects read which Secret), create/update/resume → one pass (kopf's diff base is kept in memory,
-`handled.py`), delete → the finalizer. Periodic passes are not kopf daemons (one per object would cost ~40 KB each):
-indexing an object schedules it in the reconciler's one resync loop, which the first indexed object starts, and an
-imported MCPServer in the upstream checker's loop (no kopf timer either: kopf would keep every MCPServer's full body
-for it). create/update/resume only queue the pass (`ObjectReconciler.request_pass`), which the reconciler runs from
-the index with its own back-off: a handler waiting for its pass held kopf's worker and the event's copies meanwhile.
-One more watch, on Secrets labelled `mcp.reconciler.dev/credential` (filtered server-side through
-`settings.watching.label_selectors`, see `config.py`), reconciles exactly the objects that read a changed Secret.
-Index handlers are async too: kopf runs sync handlers in threads, and the scheduling indexing does belongs on the
-event loop. Handlers return None (status is written by the pass itself); the finalizer translates the domain's two
-error roots into kopf's: PermanentError → kopf.PermanentError (no retries until the spec changes), RetryableError →
-kopf.TemporaryError with exponential back-off.
+registry, so two operators can run in one process (tests do). Per kind: a watch-event handler keeping the object
+index (by namespace and by uid, and which objects read which Secret; ours, not kopf's indexes: see `indexing.py`),
+create/update/resume → one pass (kopf's diff base is kept in memory, `handled.py`), delete → the finalizer. Periodic
+passes are not kopf daemons (one per object would cost ~40 KB each): indexing an object schedules it in the
+reconciler's one resync loop, which the first indexed object starts, and an imported MCPServer in the upstream
+checker's loop (no kopf timer either: kopf would keep every MCPServer's full body for it). create/update/resume only
+queue the pass (`ObjectReconciler.request_pass`), which the reconciler runs from the index with its own back-off: a
+handler waiting for its pass held kopf's worker and the event's copies meanwhile. One more watch, on Secrets
+labelled `mcp.reconciler.dev/credential` (filtered server-side through `settings.watching.label_selectors`, see
+`config.py`), reconciles exactly the objects that read a changed Secret. Handlers are async: kopf runs sync handlers
+in threads, and the scheduling indexing does belongs on the event loop. Handlers return None (status is written by
+the pass itself); the finalizer translates the domain's two error roots into kopf's: PermanentError →
+kopf.PermanentError (no retries until the spec changes), RetryableError → kopf.TemporaryError with exponential
+back-off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Hashable, Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Awaitable
+from typing import Any
 
 import kopf
 
@@ -29,36 +30,12 @@ from reconciler.operator.annotations import CREDENTIAL_LABEL
 from reconciler.operator.cluster import KubeAccess
 from reconciler.operator.gathering import index_entry, secret_users
 from reconciler.operator.handled import HandledSpecs
+from reconciler.operator.indexing import ObjectIndex
 from reconciler.operator.reconciling import ObjectReconciler
 from reconciler.operator.upstream import UpstreamChecker
 
-OBJECTS_INDEX = "mcp_objects"
-"""namespace → index entries of our objects there, and ("uid", uid) → that object's entry (kwarg name in
-handlers). One index, one entry object per object under both keys."""
-SECRET_USERS_INDEX = "mcp_secret_users"
-"""(namespace, Secret name) → (kind, name) of the objects reading it (kwarg name in handlers)."""
 SECRET_EVENTS = ("ADDED", "MODIFIED", "DELETED")
 """Watch event types that mean a Secret changed (None marks the initial listing, covered by resume)."""
-
-ObjectsIndex = Mapping[Hashable, Iterable[Mapping[str, Any]]]
-UsersIndex = Mapping[tuple[str, str], Iterable[tuple[str, str]]]
-
-
-class KopfIndexedObjects:
-    """kopf's live indexes in the shape the periodic passes read (`objects.IndexedObjects`)."""
-
-    def __init__(self, index: ObjectsIndex) -> None:
-        self._index = index
-
-    def body(self, key: str) -> Mapping[str, Any] | None:
-        return next(iter(self._index.get(_uid_key(key), ())), None)
-
-    def peers(self, namespace: str) -> Iterable[Mapping[str, Any]]:
-        return list(self._index.get(namespace, ()))
-
-
-def _uid_key(uid: str) -> Hashable:
-    return ("uid", uid)
 
 
 async def _translated(work: Awaitable[None], *, reconciler: ObjectReconciler, retry: int) -> None:
@@ -82,6 +59,7 @@ def build_handlers(
     kopf timer: see `upstream.py`). `handled` is kopf's diff base (the same object as in its settings): a finalized
     object's entry is dropped there."""
     registry = kopf.OperatorRegistry()
+    objects = ObjectIndex()  # filled from the watch events of our kinds
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -96,33 +74,29 @@ def build_handlers(
             private_key_path=access.private_key_path,
         )
 
-    def objects_of(kwargs: Mapping[str, Any], namespace: str | None) -> Iterable[Mapping[str, Any]]:
-        index = cast(ObjectsIndex, kwargs[OBJECTS_INDEX])
-        return index.get(namespace or "", ())
-
     for info in KINDS:
         resource = (API_GROUP, API_VERSION, info.plural)
 
-        @kopf.index(*resource, id=OBJECTS_INDEX, registry=registry)
+        @kopf.on.event(*resource, id="index", registry=registry)
         async def index_object(
-            *, body: kopf.Body, namespace: str | None, uid: str | None, **kwargs: Any
-        ) -> dict[Hashable, Any]:
+            *, type: str | None, body: kopf.Body, namespace: str | None, uid: str | None, **_: Any
+        ) -> None:
+            if not uid:
+                return
+            if type == "DELETED":
+                objects.remove(uid)
+                return
             entry = index_entry(body)
+            objects.put(uid, namespace or "", entry, secret_users(body))
             if not reconciler.resyncing:
                 # Started from inside kopf's event processing, so that the loop's passes inherit kopf's context:
                 # kopf.event finds its queue through context variables set there.
-                reconciler.start_resyncs(KopfIndexedObjects(cast(ObjectsIndex, kwargs[OBJECTS_INDEX])))
+                reconciler.start_resyncs(objects)
             reconciler.track(entry)  # its periodic passes (idempotent: a known object keeps its schedule)
             if upstream is not None:
                 if not upstream.started:
-                    upstream.start(KopfIndexedObjects(cast(ObjectsIndex, kwargs[OBJECTS_INDEX])))
+                    upstream.start(objects)
                 upstream.track(entry)  # imported servers only: checked now, then every upstream interval
-            keys: list[Hashable] = [namespace or ""] + ([_uid_key(uid)] if uid else [])
-            return dict.fromkeys(keys, entry)
-
-        @kopf.index(*resource, id=SECRET_USERS_INDEX, registry=registry)
-        async def index_secret_users(*, body: kopf.Body, **_: Any) -> dict[tuple[str, str], tuple[str, str]]:
-            return secret_users(body)
 
         @kopf.on.resume(*resource, id="reconcile", registry=registry)
         @kopf.on.create(*resource, id="reconcile", registry=registry)
@@ -145,8 +119,8 @@ def build_handlers(
         reconciler.secret_observed(body, gone=type == "DELETED")
         if type not in SECRET_EVENTS:
             return
-        users = list(cast(UsersIndex, kwargs[SECRET_USERS_INDEX]).get((namespace, name), ()))
+        users = objects.readers(namespace, name)
         if users:
-            await reconciler.reconcile_users(users, namespace=namespace, peers=objects_of(kwargs, namespace))
+            await reconciler.reconcile_users(users, namespace=namespace, peers=objects.peers(namespace))
 
     return registry
