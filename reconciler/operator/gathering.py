@@ -3,7 +3,7 @@
 Called by the operator's reconcile loop. The engine validates everything it is given, so a pass hands it the
 targets plus only what they reference (transitively, same namespace): one broken object elsewhere in the
 namespace cannot fail its neighbours, and a pass costs the same however big the namespace is. Pure: bodies
-come from the kopf index, tenants and Secret values from `cluster.py`.
+come from the object index (`indexing.py`), tenants and Secret values from `cluster.py`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _KEPT_METADATA = ("name", "namespace", "labels", "annotations", "generation", "u
 
 
 def slim_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of an object a pass reads (what the kopf index keeps per object; managedFields are dropped)."""
+    """The parts of an object a pass reads (what the object index keeps per object; managedFields are dropped)."""
     metadata = body.get("metadata") or {}
     return {
         "apiVersion": body.get("apiVersion"),

@@ -3,9 +3,9 @@
 `reconciling.ObjectReconciler` builds an `ObjectView` at the start of each pass and hands it to the parts it
 composes: `batching.py` (the engine runs), `recording.py` (status, Events, metrics) and `exports.py` (a binding's
 ConfigMap). They reach the API server through `ClusterPort` (implemented by `cluster.Cluster`, faked in tests at
-this seam), the watch's view of all objects through `IndexedObjects` (`handlers.py` adapts kopf's indexes), and the
-registry through `RegistryThreads`, so no registry call ever runs on the event loop. `ClusterSecretValues` lends the
-cluster's Secrets to engine work on a worker thread.
+this seam), the watch's view of all objects through `IndexedObjects` (`indexing.ObjectIndex`, kept by
+`handlers.py`), and the registry through `RegistryThreads`, so no registry call ever runs on the event loop.
+`ClusterSecretValues` lends the cluster's Secrets to engine work on a worker thread.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class ClusterPort(Protocol):
 
 
 class IndexedObjects(Protocol):
-    """kopf's indexes as the periodic passes read them (`handlers.py` adapts kopf's `Index` objects)."""
+    """The object index as the passes read it (`indexing.ObjectIndex`, kept from the watch events)."""
 
     def body(self, key: str) -> Mapping[str, Any] | None:
         """The object with this uid as last seen by the watch (its index entry); None once it is gone."""
