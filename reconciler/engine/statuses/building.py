@@ -24,7 +24,7 @@ from reconciler.api import (
     MCPTemplateBinding,
     MCPTemplateBindingStatus,
 )
-from reconciler.api.common import Model, StatusBase
+from reconciler.api.common import Condition, Model, StatusBase
 from reconciler.api.conditions import ConditionType, Reason
 from reconciler.api.kinds import Resource
 from reconciler.api.server import OAuthAuthorizationCodeAuth
@@ -200,4 +200,29 @@ def build_status_with(
     """`build_status` of `inputs` with `extra` and `extra_conditions` in place of its own: what it gives the inputs
     `dataclasses.replace` would make, without copying them (the report step builds one per object of a pass)."""
     status_type, fields = _status_fields(inputs, extra, extra_conditions)
-    return dump_status(status_type.model_validate(fields))
+    conditions = fields["conditions"]
+    fields["conditions"] = []  # set, so that the document keeps its place for them
+    document = dump_status(status_type.model_validate(fields))
+    document["conditions"] = [dict(_written_condition(item)) for item in conditions]
+    return document
+
+
+def _written_condition(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """One condition validated and dumped as the status model does it, remembered by content: a pass states the
+    same few conditions (Synced, Ready at the same time and generation) for thousands of objects, and checking
+    and dumping them was most of the cost of a status. Callers copy the result before handing it out."""
+    try:
+        key = tuple(item.items())
+        hash(key)
+    except TypeError:  # not hashable: not one of ours, so checked the long way
+        return _validated_condition(item)
+    return _cached_condition(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_condition(items: tuple[tuple[str, Any], ...]) -> Mapping[str, Any]:
+    return _validated_condition(dict(items))
+
+
+def _validated_condition(item: Mapping[str, Any]) -> dict[str, Any]:
+    return Condition.model_validate(item).model_dump(mode="json", by_alias=True, exclude_unset=True)
