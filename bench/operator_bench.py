@@ -320,7 +320,7 @@ class _MallInfo2(ctypes.Structure):
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def _deep(roots, seen, *, into_tasks=False):
+def _deep(roots, seen, *, into_tasks=False, sizes_by_type=None):
     # Bytes reachable from `roots` (sys.getsizeof), not counting `seen`, code, classes, modules or loops, and
     # unless `into_tasks`, not following futures, tasks, coroutines and frames either.
     import asyncio, threading, types
@@ -336,7 +336,10 @@ def _deep(roots, seen, *, into_tasks=False):
         if id(obj) in seen or isinstance(obj, stop):
             continue
         seen.add(id(obj))
-        total += sys.getsizeof(obj)
+        size = sys.getsizeof(obj)
+        total += size
+        if sizes_by_type is not None:
+            sizes_by_type[type(obj).__qualname__] += size
         stack.extend(gc.get_referents(obj))
     return total
 
@@ -344,7 +347,10 @@ def _deep(roots, seen, *, into_tasks=False):
 def _holders(objects):
     # Deep sizes of the per-object structures that grow with the object count (kopf's and ours).
     by_type = collections.defaultdict(list)
-    wanted = {"ResourceMemories", "OperatorIndexers", "ObjectReconciler", "OperatorMetrics", "ApiClient"}
+    wanted = {
+        "ResourceMemories", "OperatorIndexers", "ObjectReconciler", "OperatorMetrics", "ApiClient", "ObjectIndex",
+        "HandledSpecs",
+    }
     for obj in objects:
         if type(obj).__name__ in wanted:
             by_type[type(obj).__name__].append(obj)
@@ -356,6 +362,10 @@ def _holders(objects):
             value = functools.reduce(lambda holder, part: getattr(holder, part, None), name.split("."), reconciler)
             if value is not None:
                 lines.append(f"  ObjectReconciler.{name}: {_deep([value], seen) / mb:.2f} in {len(value)}")
+    for index in by_type["ObjectIndex"]:
+        lines.append(f"  ObjectIndex: {_deep([index], seen) / mb:.2f} in {len(index)}")
+    for handled in by_type["HandledSpecs"]:
+        lines.append(f"  HandledSpecs: {_deep([handled], seen) / mb:.2f} in {len(handled)}")
     for metrics in by_type["OperatorMetrics"]:
         lines.append(f"  OperatorMetrics: {_deep([metrics.registry], seen) / mb:.2f}")
     for indexers in by_type["OperatorIndexers"]:
@@ -371,17 +381,30 @@ def _holders(objects):
         lines.append(f"  kopf live bodies (daemons' view): {_deep(raw, seen) / mb:.2f} in {len(raw)}")
         lines.append(f"  kopf resource memories (rest, tasks excluded): {_deep(items, seen) / mb:.2f} in {len(items)}")
     by_task = []
+    task_types = collections.Counter()
     for task in tasks:  # each task's share, largest first (what an earlier task reached is not counted again)
         coro = task.get_coro()
         name = f"{task.get_name()} {getattr(coro, '__qualname__', coro)}"
-        by_task.append((_deep([task], seen, into_tasks=True), name))
+        by_task.append((_deep([task], seen, into_tasks=True, sizes_by_type=task_types), name))
     lines.append(
         f"  pending tasks (coroutines, frames and what only they reach): {sum(size for size, _ in by_task) / mb:.2f}"
         f" in {len(tasks)}"
     )
     lines.extend(f"    {size / mb:.2f} {name}" for size, name in sorted(by_task, reverse=True)[:8])
+    lines.append("  what the tasks reach, by type (MB):")
+    lines.extend(f"    {size / mb:.2f} {name}" for name, size in task_types.most_common(12))
     lines.append(f"  everything else gc-tracked: {_deep(objects, seen, into_tasks=True) / mb:.2f}")
     return lines
+
+
+def _large_buffers(objects):
+    # asyncio keeps a read buffer per TLS connection (`SSLProtocol._ssl_buffer`, 256 KiB in CPython 3.11).
+    import asyncio.sslproto
+
+    protocols = [obj for obj in objects if isinstance(obj, asyncio.sslproto.SSLProtocol)]
+    buffered = sum(len(getattr(protocol, "_ssl_buffer", b"")) for protocol in protocols)
+    open_ = sum(1 for protocol in protocols if protocol._transport is not None)
+    return [f"TLS protocols: {len(protocols)} ({open_} open), their read buffers {buffered / (1 << 20):.2f} MB"]
 
 
 def _dump(signum, frame):
@@ -443,6 +466,7 @@ def _write_dump():
     lines.append(f"gc-tracked objects: {len(objects)} (gc.freeze count {gc.get_freeze_count()})")
     if not _FRAMES:  # the deep walk is too slow with every allocation traced
         lines.extend(_holders(objects))
+        lines.extend(_large_buffers(objects))
     for name, size in sizes.most_common(30):
         lines.append(f"  {size / (1 << 20):7.1f} MB {counts[name]:8d}  {name}")
     del objects
