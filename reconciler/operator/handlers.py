@@ -19,9 +19,11 @@ back-off.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable
 from typing import Any
 
+import aiohttp
 import kopf
 
 from reconciler.api import API_GROUP, API_VERSION, KINDS
@@ -36,6 +38,28 @@ from reconciler.operator.upstream import UpstreamChecker
 
 SECRET_EVENTS = ("ADDED", "MODIFIED", "DELETED")
 """Watch event types that mean a Secret changed (None marks the initial listing, covered by resume)."""
+
+
+def bounded_session(info: kopf.ConnectionInfo, *, limit: int | None) -> kopf.AiohttpSession:
+    """The session kopf builds from `info` for itself, with at most `limit` connections (None: no bound, as kopf's
+    own). The session is made on the event loop, as aiohttp requires; kopf closes it when it logs in again."""
+    with warnings.catch_warnings():  # kopf's own deprecation notice for basic auth, as kopf silences it
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="kopf")
+        auth = info.as_aiohttp_basic_auth()
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit or 0, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        auth=auth,
+        proxy=info.proxy_url,
+        trust_env=False,
+    )
+    return kopf.AiohttpSession(
+        aiohttp_session=session,
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        priority=info.priority,
+    )
 
 
 async def _translated(work: Awaitable[None], *, reconciler: ObjectReconciler, retry: int) -> None:
@@ -53,8 +77,10 @@ def build_handlers(
     access: KubeAccess,
     upstream: UpstreamChecker | None = None,
     handled: HandledSpecs | None = None,
+    connection_limit: int | None = None,
 ) -> kopf.OperatorRegistry:
-    """A kopf registry with all handlers, bound to `reconciler`; `access` answers kopf's login. With `upstream`,
+    """A kopf registry with all handlers, bound to `reconciler`; `access` answers kopf's login, with a session of at
+    most `connection_limit` connections (`config.kopf_connection_limit`; None: no bound). With `upstream`,
     the object index hands it the imported MCPServers to check against their registry (its own schedule, not a
     kopf timer: see `upstream.py`). `handled` is kopf's diff base (the same object as in its settings): a finalized
     object's entry is dropped there."""
@@ -62,17 +88,19 @@ def build_handlers(
     objects = ObjectIndex()  # filled from the watch events of our kinds
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
         if access.in_cluster:
-            return kopf.login_with_service_account(**kwargs)
-        return kopf.ConnectionInfo(
-            server=access.server,
-            token=access.token,
-            ca_path=access.ca_path,
-            insecure=access.insecure,
-            certificate_path=access.certificate_path,
-            private_key_path=access.private_key_path,
-        )
+            info = kopf.login_with_service_account(**kwargs)
+        else:
+            info = kopf.ConnectionInfo(
+                server=access.server,
+                token=access.token,
+                ca_path=access.ca_path,
+                insecure=access.insecure,
+                certificate_path=access.certificate_path,
+                private_key_path=access.private_key_path,
+            )
+        return bounded_session(info, limit=connection_limit) if info is not None else None
 
     for info in KINDS:
         resource = (API_GROUP, API_VERSION, info.plural)

@@ -21,7 +21,12 @@ import kopf
 from kubernetes.aio import client as aclient
 
 from reconciler.operator.cluster import Cluster, access_of, load_client_configuration
-from reconciler.operator.config import DEFAULT_PEERING_NAME, OperatorConfig, build_kopf_settings
+from reconciler.operator.config import (
+    DEFAULT_PEERING_NAME,
+    OperatorConfig,
+    build_kopf_settings,
+    kopf_connection_limit,
+)
 from reconciler.operator.events import EventSink, KopfEventSink
 from reconciler.operator.handled import HandledSpecs
 from reconciler.operator.handlers import build_handlers
@@ -149,6 +154,7 @@ class Operator:
                     access=access_of(configuration, in_cluster=in_cluster),
                     upstream=upstream,
                     handled=handled,
+                    connection_limit=kopf_connection_limit(config),
                 ),
                 settings=build_kopf_settings(config, handled=handled),
                 namespaces=list(config.namespaces),

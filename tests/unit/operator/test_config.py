@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import kopf
+import pytest
 
 import reconciler.operator
-from reconciler.operator.config import OperatorConfig, build_kopf_settings
+from reconciler.operator.config import OperatorConfig, build_kopf_settings, kopf_connection_limit
 from reconciler.operator.handled import HandledSpecs
+from reconciler.operator.handlers import bounded_session
 
 
 def test_kopf_settings_are_explicit() -> None:
@@ -36,6 +39,40 @@ def test_standalone_and_clusterwide() -> None:
     settings = build_kopf_settings(OperatorConfig(standalone=True))
     assert settings.peering.standalone and not settings.peering.mandatory
     assert settings.peering.clusterwide
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "limit"),
+    [
+        ((), 6 + 2 + 16),  # the whole cluster: one watch stream per kind, Secrets, peering; CRDs, Namespaces
+        (("a", "b"), 6 * 2 + 2 + 16),  # each namespace its own streams
+        (("a", "team-*"), None),  # a pattern matches namespaces known only at run time: no bound
+        (("a,b",), None),
+        (("!c",), None),
+    ],
+)
+def test_kopf_connections_count_its_watch_streams(namespaces: tuple[str, ...], limit: int | None) -> None:
+    assert kopf_connection_limit(OperatorConfig(namespaces=namespaces)) == limit
+
+
+def test_kopf_session_is_bounded_and_authenticates_as_kopf_would() -> None:
+    info = kopf.ConnectionInfo(server="https://k:6443", token="t0ken", insecure=True, default_namespace="ns")
+
+    async def built() -> tuple[int | None, str, tuple[str, str | None], bool]:
+        bounded = bounded_session(info, limit=24)  # aiohttp makes sessions on a running loop only
+        session = bounded.aiohttp_session
+        try:
+            connector = session.connector
+            return (
+                connector.limit if connector is not None else None,
+                session.headers["Authorization"],
+                (bounded.server, bounded.default_namespace),
+                session.trust_env,
+            )
+        finally:
+            await session.close()
+
+    assert asyncio.run(built()) == (24, "Bearer t0ken", ("https://k:6443", "ns"), False)
 
 
 def test_public_names() -> None:
