@@ -840,6 +840,14 @@ def run(
                 "operator_peak_rss / kopf_noop_peak_rss": _ratio(
                     result["operator_peak_rss_mb"], measured["kopf_noop_operator"]["peak_rss_mb"]
                 ),
+                # Our imports plus what a no-op kopf operator adds over its own imports (kopf's memory per object):
+                # the least peak RSS any operator importing ours can have, before any state of its own.
+                "rss_floor_of_our_imports / kopf_noop_peak_rss": _ratio(
+                    measured["operator_import_rss_mb"]
+                    + measured["kopf_noop_operator"]["peak_rss_mb"]
+                    - measured["bare_import_rss_mb"],
+                    measured["kopf_noop_operator"]["peak_rss_mb"],
+                ),
                 "operator_peak_rss / bare_import_rss": _ratio(
                     result["operator_peak_rss_mb"], measured["bare_import_rss_mb"]
                 ),
