@@ -281,7 +281,13 @@ def read_state(
     id_of = {slug: row_id for row_id, slug in slug_of.items()}
 
     def rows_of(table: sa.Table, selected: Table) -> Sequence[sa.RowMapping]:
-        scope = _tenant_scope(table, tenants) if only is None else [_selected(table, selected, only, id_of)]
+        if only is None:
+            scope = _tenant_scope(table, tenants)
+        else:
+            chosen = _selected(table, selected, only, id_of)
+            if chosen is None:  # nothing of this table is selected: no statement (a pass over servers alone)
+                return ()
+            scope = [chosen]
         return _mappings(connection, sa.select(table).where(*scope).order_by(table.c.id))
 
     server_rows = rows_of(schema.servers, "servers")
@@ -387,9 +393,9 @@ def read_state(
 
 def _selected(
     table: sa.Table, selected: Table, only: RowSelection, tenant_ids: Mapping[str, int]
-) -> sa.ColumnElement[bool]:
+) -> sa.ColumnElement[bool] | None:
     """The rows of `table` (rows of `selected` in `only`'s keys) that `only` selects (see `RowSelection`), among
-    tenants that exist."""
+    tenants that exist; None when it selects none."""
     names: dict[int, set[str]] = defaultdict(set)
     for row_table, tenant, name in only.keys:
         if row_table == selected and tenant in tenant_ids:
@@ -412,7 +418,7 @@ def _selected(
             chosen.append(
                 sa.and_(table.c.tenant_id.in_(key_tenants), table.c.auth_type.in_(sorted(only.server_auth_types)))
             )
-    return sa.or_(*chosen) if chosen else sa.false()
+    return sa.or_(*chosen) if chosen else None
 
 
 def _names(

@@ -171,6 +171,23 @@ def test_rows_named_by_rows_read_keep_their_names(registry: Registry) -> None:
         assert narrowed.rows[key] == next(record for record in stored if key_of(record) == key)
 
 
+def test_a_narrowed_read_queries_only_the_tables_it_selects_from(registry: Registry) -> None:
+    """A pass over servers alone reads the tenants and the servers: two statements, not one per table (and one more
+    for the name of a discovery connection it names)."""
+    stored = full_tenant("acme")
+    with registry.transaction() as transaction:
+        transaction.ensure_tenants([tenant("acme")])
+        transaction.insert(stored)
+    for name, statements in (("wiki", 2), ("crm", 3)):
+        server = next(record for record in stored if key_of(record) == ("servers", "acme", name))
+        registry.reset_statement_counts()
+
+        narrowed = registry.fetch_state(only=rows_consulted([server]))
+
+        assert narrowed.get(key_of(server)) == server
+        assert dict(registry.statement_counts) == {"SELECT": statements}, name
+
+
 def test_a_narrowed_probe_state_read_gives_the_states_of_the_servers_asked_for_as_the_full_read_does(
     registry: Registry,
 ) -> None:
